@@ -1,0 +1,135 @@
+/* ir.h - the IR: SSA values with static shapes, one node per value.
+ *
+ * A function (IrFunc) is an ordered list of nodes; node i defines value %i.
+ * Inputs, parameters and constants are nodes too.  Every op is declared once
+ * in ops.def, from which the enum, the names, the flags, and the shape,
+ * kernel and gradient dispatch tables are generated.
+ *
+ * Shapes are full and concrete: a value that carries the batch has it as
+ * dim 0 (type.batched = 1), and the IR is built for one batch size.
+ */
+#ifndef RA_IR_H
+#define RA_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lang/arena.h"
+#include "../lang/diag.h"
+
+#define IR_MAX_RANK 8
+#define IR_MAX_IN 8
+
+typedef enum { IR_F32, IR_I32 } IrDtype;
+
+typedef struct IrType {
+  uint8_t dtype;    /* IrDtype */
+  uint8_t rank;     /* 0 = scalar */
+  uint8_t batched;  /* dim[0] is the batch */
+  int64_t dim[IR_MAX_RANK];
+} IrType;
+
+enum {
+  OPF_LEAF = 1 << 0,    /* no inputs; storage provided from outside */
+  OPF_EW = 1 << 1,      /* elementwise */
+  OPF_BCAST = 1 << 2,   /* NumPy broadcasting between inputs */
+  OPF_COMMUTE = 1 << 3, /* inputs may be swapped (CSE canonical order) */
+  OPF_VIEW = 1 << 4,    /* output may share its input's storage */
+  OPF_LOSS = 1 << 5,    /* yields a rank-0 loss */
+};
+
+typedef enum {
+#define OP(U, l, a, f, g) OP_##U,
+#include "ops.def"
+#undef OP
+  OP_COUNT
+} IrOp;
+
+typedef struct IrOpInfo {
+  const char *name;
+  int arity;   /* -1 variadic */
+  unsigned flags;
+  bool has_grad;
+} IrOpInfo;
+
+extern const IrOpInfo ir_op_info[OP_COUNT];  /* constant table, not state */
+
+typedef struct IrAttr {
+  int64_t i[IR_MAX_RANK];
+  double f[2];
+} IrAttr;
+
+typedef struct IrNode {
+  uint16_t op;
+  uint8_t nin;
+  int32_t in[IR_MAX_IN];
+  IrType type;
+  IrAttr attr;
+  const char *name;   /* INPUT: input name; PARAM: path; else NULL */
+  const float *data;  /* CONST tensor data (numel floats), or NULL */
+  Span span;          /* the .ra expression the node comes from */
+} IrNode;
+
+/* What a function hands back, by role. */
+typedef enum {
+  OUT_LOSS,    /* the rank-0 training loss */
+  OUT_OUTPUT,  /* `output name = expr` */
+  OUT_PRED,    /* logits fed to cross_entropy (for accuracy); index = target */
+  OUT_HEADS,   /* per-head outputs of a head group [B, H, ...]; index = group */
+  OUT_GRAD,    /* d loss / d param; index = param index */
+} IrOutRole;
+
+typedef struct IrOutput {
+  const char *name;
+  int32_t value;
+  uint8_t role;
+  int32_t index;
+} IrOutput;
+
+typedef struct IrFunc {
+  Arena *arena;
+  const char *name;
+  int64_t batch;
+  IrNode *nodes;
+  int n, cap;
+  IrOutput *outs;
+  int nout, outcap;
+} IrFunc;
+
+/* ---- construction ---- */
+IrFunc *ir_func_new(Arena *arena, const char *name, int64_t batch);
+/* Appends a node as given (type and attributes already set); returns its id.
+ * No checks: passes and autodiff use ir_emit. */
+int32_t ir_append(IrFunc *f, const IrNode *node);
+/* Builds node (op, inputs, attributes, span; for ops whose result type is
+ * given - RESHAPE, BROADCAST, SUM_TO, SCATTER_ADD, SLICE, CONST, INPUT,
+ * PARAM - also node->type), runs the op's shape rule and appends it.
+ * Returns the id, or -1 with a message in err (e.g. "cannot add f32[4, 8]
+ * and f32[4, 9]") when the shapes do not fit; nothing is appended then. */
+int32_t ir_emit(IrFunc *f, IrNode *node, char *err, size_t errlen);
+int ir_add_output(IrFunc *f, const char *name, int32_t value, IrOutRole role,
+                  int32_t index);
+/* First output with this role (and index, or any index if index < 0). */
+const IrOutput *ir_find_output(const IrFunc *f, IrOutRole role, int32_t index);
+
+/* ---- types ---- */
+int64_t ir_numel(const IrType *t);
+size_t ir_bytes(const IrType *t);
+bool ir_type_eq(const IrType *a, const IrType *b);
+/* "f32[32, 48, 64]" into buf */
+const char *ir_type_str(const IrType *t, char *buf, size_t n);
+IrType ir_type_make(IrDtype dt, int rank, const int64_t *dims, bool batched);
+
+/* ---- shape rules (compiler/shape.c), one per op via ops.def ---- */
+/* Computes n->type from f's input types and n->attr; for ops with a given
+ * result type, validates it.  0 or -1 with a message. */
+typedef int (*IrShapeFn)(const IrFunc *f, IrNode *n, char *err, size_t errlen);
+extern const IrShapeFn ir_shape_fns[OP_COUNT];
+
+/* ---- text form (compiler/print.c) ---- */
+/* Stable text form: one node per line, outputs at the end.  with_spans adds
+ * "; line:col" comments. */
+char *ir_print(Arena *arena, const IrFunc *f, const SrcSet *src, bool with_spans);
+
+#endif

@@ -1,0 +1,242 @@
+/* program.h - what the compiler makes of a .ra file, and the pass pipeline.
+ *
+ * sema (sema.c, clauses.c) resolves `use`, consts, data, train and extern
+ * items into plain structs; lower (lower.c) turns a model into an IR
+ * function for a given batch size, recording its parameters, inputs,
+ * targets, outputs and head groups (attention/attnpool layers with their
+ * repulsion settings).  autodiff.c, passes.c and plan.c then work on IR.
+ */
+#ifndef RA_PROGRAM_H
+#define RA_PROGRAM_H
+
+#include "../lang/ast.h"
+#include "ir.h"
+
+/* ---- parameters ---- */
+typedef enum {
+  INIT_ZEROS,
+  INIT_ONES,
+  INIT_NORMAL,    /* normal(0, scale) */
+  INIT_UNIFORM,   /* uniform(-scale, scale) */
+} InitKind;
+
+typedef struct ParamInfo {
+  const char *path;   /* "classifier.r1.a.wq" */
+  IrType type;        /* unbatched */
+  InitKind init;
+  double scale;
+  Span span;          /* the layer call that owns it */
+  int64_t offset;     /* in floats, in the model's one parameter buffer */
+} ParamInfo;
+
+/* ---- repulsion (language.md §6) ---- */
+typedef enum { REP_NONE, REP_SVGD, REP_SPOS } RepKind;
+typedef enum { GROUP_EACH, GROUP_JOINT } RepGroup;
+enum { PART_Q = 1, PART_K = 2, PART_V = 4, PART_O = 8 };
+
+typedef struct Repulsion {
+  RepKind kind;
+  RepGroup group;      /* default each */
+  unsigned particles;  /* PART_* mask, default q|k|v */
+  int64_t every;       /* default 1 */
+  bool bw_median;      /* default true */
+  double bandwidth;    /* h when !bw_median */
+  double alpha;        /* default 1 */
+  double stepsize;     /* default 1 */
+  double beta;         /* default 1 (spos) */
+  Span span;
+} Repulsion;
+
+/* An attention or attnpool layer: its heads are the particles. */
+typedef struct HeadGroup {
+  const char *path;    /* "classifier.r0.a" */
+  Span span;
+  bool attnpool;
+  int64_t heads, head_dim, dim;
+  bool causal;
+  /* parameter indices, -1 when absent.  Attention: wq wk wv [dim, H*hd],
+   * wo [H*hd, dim]; head i owns columns (rows for wo) [i*hd, (i+1)*hd).
+   * attnpool: w2 [hidden, H], head i owns column i. */
+  int32_t wq, wk, wv, wo, w2;
+  Repulsion rep;
+} HeadGroup;
+
+typedef struct ModelVar {
+  const char *name;
+  Span span;
+  IrType type;         /* per example (unbatched) */
+  int64_t classes;     /* class(K): K; else 0 */
+} ModelVar;
+
+/* A model lowered for one batch size. */
+typedef struct Model {
+  const char *name;
+  Span span;
+  const AstItem *item;
+  IrFunc *fwd;         /* forward: loss, outputs, preds, heads */
+  ParamInfo *params;
+  int nparams;
+  int64_t nweights;    /* total floats */
+  ModelVar *inputs, *targets;
+  int ninputs, ntargets;
+  HeadGroup *groups;
+  int ngroups;
+  int ndropout;        /* dropout streams used */
+} Model;
+
+/* ---- data (language.md §8) ---- */
+typedef enum { LOADER_TSV, LOADER_CSV, LOADER_TEXT, LOADER_SYNTHETIC } LoaderKind;
+typedef enum { TOK_NONE, TOK_CHARS, TOK_WORDS } TokKind;
+typedef enum { FIELD_TEXT, FIELD_FEATURES, FIELD_LABEL } FieldRole;
+typedef enum { SYN_COPY, SYN_REVERSE, SYN_RECALL } SynTask;
+
+typedef struct DataField {
+  FieldRole role;
+  Span span;
+  int64_t column;        /* 0-based index, or -1 when named */
+  const char *column_name;
+  int64_t col_lo, col_hi;   /* features: columns lo..hi inclusive */
+  const char *col_lo_name, *col_hi_name;
+  IrType shape;          /* features: per-example shape; text: int[maxlen] */
+  TokKind tokenize;
+  int64_t vocab;         /* cap, specials included */
+  int64_t maxlen;
+} DataField;
+
+typedef struct DataDecl {
+  const char *name;
+  Span span;
+  LoaderKind loader;
+  const char *path;      /* as written; NULL for synthetic */
+  Span path_span;
+  const char *spec_dir;  /* folder of the .ra file, for relative paths */
+  DataField fields[8];
+  int nfields;
+  bool header;           /* tsv/csv: first line is a header */
+  double split[3];       /* train valid test fractions */
+  uint64_t seed;
+  /* text loader */
+  TokKind tokenize;
+  int64_t window;
+  int64_t vocab;
+  /* synthetic */
+  SynTask task;
+  int64_t length;        /* sequence length */
+  int64_t examples;      /* how many to generate */
+} DataDecl;
+
+/* ---- train (language.md §8) ---- */
+typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
+typedef enum { SCHED_CONSTANT, SCHED_WARMUP_CONSTANT, SCHED_WARMUP_LINEAR,
+               SCHED_WARMUP_COSINE } SchedKind;
+enum { MET_ACCURACY = 1, MET_LOSS = 2, MET_PERPLEXITY = 4, MET_HEAD_DIVERSITY = 8 };
+typedef enum { SPLIT_TRAIN, SPLIT_VALID, SPLIT_TEST } SplitKind;
+
+typedef struct TrainDecl {
+  const char *model, *data;
+  Span span, model_span, data_span;
+  OptKind opt;
+  double lr, momentum, beta1, beta2, eps, weight_decay;
+  SchedKind sched;
+  int64_t warmup;
+  int64_t batch;
+  int64_t epochs, steps;   /* exactly one is > 0 */
+  double clip;             /* 0 = off */
+  uint64_t seed;
+  SplitKind eval_split;
+  bool eval_on;
+  int64_t eval_every_steps; /* 0 = every epoch */
+  unsigned metrics;         /* MET_* */
+  const char *save, *log;
+  int64_t threads;          /* 0 = default */
+  bool has_repulsion_override;
+  RepKind repulsion_override;
+} TrainDecl;
+
+/* ---- extern functions (language.md §9) ---- */
+typedef struct ExternDecl {
+  const char *name;
+  Span span;
+  const char *lib;         /* NULL: from host */
+  Span lib_span;
+  const char *grad;        /* NULL: not differentiable */
+  Span grad_span;
+  bool array_form;         /* f(x: f32[], n: int) */
+  const char *spec_dir;
+} ExternDecl;
+
+/* ---- consts ---- */
+typedef struct ConstVal {
+  const char *name;
+  Span span;
+  int64_t value;           /* consts are integers (language.md §3) */
+} ConstVal;
+
+/* ---- the whole program ---- */
+typedef struct Program {
+  Arena *arena;
+  SrcSet *src;
+  DiagList *diags;
+  AstFile **files;          /* main file first, then modules */
+  int nfiles;
+  const AstItem **models;   /* model items, by name lookup */
+  int nmodels;
+  const AstItem **blocks;
+  int nblocks;
+  DataDecl *data;
+  int ndata;
+  TrainDecl *trains;
+  int ntrains;
+  ExternDecl *externs;
+  int nexterns;
+  ConstVal *consts;
+  int nconsts;
+} Program;
+
+typedef struct CompileOptions {
+  const char *stdlib_dir;   /* where `use "std/..."` looks first */
+  const char *ra_path;      /* RA_PATH value (colon separated), or NULL */
+} CompileOptions;
+
+/* sema.c: parses file (already in src) and everything it uses, checks all
+ * items (models are lowered once with batch 1 to check them).  Returns the
+ * program; errors are in diags (check diags->nerrors). */
+Program *sema_program(Arena *arena, SrcSet *src, DiagList *diags, int file,
+                      const CompileOptions *opt);
+/* Applies `--set key=value` to a train block ("epochs", "lr", "batch", ...).
+ * Returns 0 or -1 with a message in err. */
+int sema_train_set(Program *p, TrainDecl *t, const char *key,
+                   const char *value, char *err, size_t errlen);
+const AstItem *sema_find_model(const Program *p, const char *name);
+
+/* lower.c: the model's forward IR for a batch size, with all metadata.
+ * NULL on error (diagnostics in p->diags). */
+Model *lower_model(Program *p, const AstItem *model, int64_t batch);
+
+/* autodiff.c: appends the backward pass to a copy of m->fwd: the result
+ * computes the loss and one OUT_GRAD output per parameter.  NULL on error
+ * (a located diagnostic: no loss, no parameter, an op without a rule). */
+IrFunc *autodiff(Arena *arena, const Model *m, DiagList *diags);
+
+/* passes.c: dead-code elimination, common subexpressions, constant folding;
+ * each returns a new function (outputs kept). */
+IrFunc *pass_dce(Arena *arena, const IrFunc *f);
+IrFunc *pass_cse(Arena *arena, const IrFunc *f);
+IrFunc *pass_fold(Arena *arena, const IrFunc *f);
+IrFunc *pass_optimize(Arena *arena, const IrFunc *f); /* the pipeline */
+
+/* plan.c: where each value lives. */
+typedef enum { STORE_ARENA, STORE_PARAM, STORE_INPUT, STORE_CONST, STORE_VIEW } StoreKind;
+typedef struct MemPlan {
+  uint8_t *kind;        /* StoreKind per value */
+  int64_t *offset;      /* bytes in the arena (ARENA), or in the const
+                           buffer (CONST); VIEW: the value whose storage it
+                           shares */
+  int32_t *last_use;    /* node index of the last reader (or n: output) */
+  size_t arena_bytes;   /* peak: the size of the one arena */
+  size_t const_bytes;
+} MemPlan;
+
+MemPlan *plan_memory(Arena *arena, const IrFunc *f);
+
+#endif

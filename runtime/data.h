@@ -1,0 +1,50 @@
+/* data.h - data sets: loaders (tsv, csv, text, synthetic), tokenizers
+ * (chars, words with a vocabulary cap, <pad> = 0 and <unk> = 1), splits,
+ * shuffling and batches, all deterministic from the seed. */
+#ifndef RA_DATA_H
+#define RA_DATA_H
+
+#include <stdint.h>
+
+#include "../compiler/program.h"
+
+typedef struct Vocab {
+  char **words;     /* id -> token (UTF-8); 0 "<pad>", 1 "<unk>" */
+  int64_t n;
+  /* hash table, owned */
+  int64_t *slots;
+  int64_t nslots;
+} Vocab;
+
+/* One example field: int tokens, float features, or a class / token target. */
+typedef struct DataSet {
+  RaAlloc alloc;
+  const DataDecl *decl;
+  int64_t n;              /* examples */
+  int nin;                /* input fields */
+  IrType in_type[8];      /* per example */
+  IrType tgt_type;        /* per example: rank 0 class, or int[T] */
+  int64_t classes;        /* labels: number of distinct labels (K) */
+  char **label_names;     /* id -> label text (tsv/csv) */
+  Vocab vocab;            /* text fields and text loader */
+  void *in_data[8];       /* [n][numel(in_type[k])] f32 or i32 */
+  int32_t *tgt_data;      /* [n][numel(tgt_type)] */
+  int64_t *split_idx[3];  /* example indices of train / valid / test */
+  int64_t split_n[3];
+} DataSet;
+
+/* Loads and tokenizes; err gets "path:line: message" on failure.
+ * Returns NULL on error. */
+DataSet *data_load(RaAlloc alloc, const DataDecl *d, char *err, size_t errlen);
+void data_free(DataSet *ds);
+/* Encodes raw text as the data set's text field does (for predict). */
+int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *out);
+/* Fills batch inputs/targets with examples order[start .. start+bs) of a
+ * split (order from data_shuffle, or NULL for split order).  Short final
+ * batches are padded by repeating examples; returns the real count. */
+int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t start,
+                   int64_t bs, void **inputs, int32_t *targets);
+/* A permutation of a split for an epoch, from (seed, epoch). */
+void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, int64_t *order);
+
+#endif

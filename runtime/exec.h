@@ -1,0 +1,35 @@
+/* exec.h - the IR interpreter: runs an IrFunc on its memory plan.
+ *
+ * An Exec binds a function and its plan to storage: one arena of
+ * plan->arena_bytes for every intermediate, a constant buffer filled once,
+ * the model's parameter buffer, and caller-owned input buffers.  Running it
+ * calls each node's kernel in order.
+ */
+#ifndef RA_EXEC_H
+#define RA_EXEC_H
+
+#include "../compiler/program.h"
+#include "kernels.h"
+
+typedef struct Exec {
+  RaAlloc alloc;
+  const IrFunc *f;
+  const MemPlan *plan;
+  char *arena;          /* plan->arena_bytes */
+  char *consts;         /* plan->const_bytes, filled at exec_new */
+  float *params;        /* the model's parameter buffer (not owned) */
+  const int64_t *param_offset; /* floats, by param index (not owned) */
+  void **inputs;        /* by input index (not owned), set before running */
+  int ninputs;
+} Exec;
+
+/* NULL when out of memory. */
+Exec *exec_new(RaAlloc alloc, const IrFunc *f, const MemPlan *plan, float *params,
+               const int64_t *param_offset, int ninputs);
+void exec_free(Exec *ex);
+/* Runs every node; 0 or -1 with kc->err set. */
+int exec_run(Exec *ex, KernelCtx *kc);
+/* Where value v lives after a run. */
+void *exec_ptr(const Exec *ex, int32_t v);
+
+#endif

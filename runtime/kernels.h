@@ -1,0 +1,44 @@
+/* kernels.h - the forward kernel of every IR op, dispatched from ops.def.
+ *
+ * A kernel computes one node: out = op(in...), with shapes read from the
+ * node's type and its inputs' types in f.  Kernels use up to kc->threads
+ * threads (OpenMP, static schedule: results do not depend on timing) and
+ * GEMM from BLAS.  A kernel returns 0, or -1 with a message in kc->err for
+ * run-time errors (an index out of range, a failing native function).
+ */
+#ifndef RA_KERNELS_H
+#define RA_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../compiler/ir.h"
+
+typedef struct ExternFn ExternFn;   /* runtime/ffi.c */
+
+typedef struct KernelCtx {
+  int threads;
+  uint64_t seed;        /* the run's seed (dropout masks) */
+  int64_t step;         /* the training step (dropout masks) */
+  bool training;        /* dropout active */
+  ExternFn *const *externs;  /* by extern index (EXTERN, EXTERN_GRAD) */
+  int nexterns;
+  char err[512];
+} KernelCtx;
+
+typedef int (*KernelFn)(KernelCtx *kc, const IrFunc *f, const IrNode *n,
+                        void *out, void *const *in);
+
+#define OP(U, l, a, fl, g) int k_##l(KernelCtx *, const IrFunc *, const IrNode *, void *, void *const *);
+#include "../compiler/ops.def"
+#undef OP
+
+extern const KernelFn kernel_table[OP_COUNT];
+
+/* GEMM on row-major matrices: C = alpha op(A) op(B) + beta C (sgemm). */
+void k_gemm(int threads, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+            float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+            float beta, float *c, int64_t ldc);
+
+#endif

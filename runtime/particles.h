@@ -1,0 +1,41 @@
+/* particles.h - repulsive particle updates (language.md §6): svgd, spos.
+ *
+ * A particle set is M particles of D floats laid out [M][D] (theta) with the
+ * loss gradients g laid out the same way.  particles_update replaces g by
+ * the svgd or spos direction G, in place.  gather/scatter move the heads'
+ * slices of a layer's weights between the parameter buffer and [M][D].
+ */
+#ifndef RA_PARTICLES_H
+#define RA_PARTICLES_H
+
+#include <stdint.h>
+
+#include "../compiler/program.h"
+
+typedef struct ParticleStats {
+  double h2;        /* the bandwidth used, h^2 */
+  double med;       /* median of D (0 if fixed bandwidth) */
+  double med_abs_g; /* spos: median |g| */
+} ParticleStats;
+
+/* theta, g: [M][D].  g is overwritten with G.  work: scratch of at least
+ * particles_work_floats(M, D) floats.  seed/stream/step pick the spos noise
+ * (counter RNG: stream identifies the particle set, step the update).
+ * Returns 0, or -1 if M < 1 or D < 1. */
+int particles_update(const Repulsion *rep, int64_t M, int64_t D, const float *theta,
+                     float *g, float *work, uint64_t seed, uint64_t stream, int64_t step,
+                     ParticleStats *stats);
+int64_t particles_work_floats(int64_t M, int64_t D);
+
+/* The particle sets of a head group: how many, and the particle size of
+ * each (group each: one set per chosen matrix; joint: one set). */
+int particles_nsets(const HeadGroup *g);
+int64_t particles_dim(const HeadGroup *g, const ParamInfo *params, int set);
+/* Copies head slices of the set's matrices from buf (params or grads, laid
+ * out by ParamInfo.offset) into out [M][D], or back (scatter). */
+void particles_gather(const HeadGroup *g, const ParamInfo *params, int set,
+                      const float *buf, float *out);
+void particles_scatter(const HeadGroup *g, const ParamInfo *params, int set,
+                       const float *in, float *buf);
+
+#endif

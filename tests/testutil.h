@@ -1,0 +1,70 @@
+/* testutil.h - small helpers shared by the Criterion suites.
+ *
+ * Tests run from the repository root (tests/run.sh cds there).  Golden files
+ * are compared byte for byte; RA_UPDATE_GOLDEN=1 rewrites them instead (then
+ * review the diff before committing).
+ */
+#ifndef RA_TESTUTIL_H
+#define RA_TESTUTIL_H
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Reads a whole file (NUL-terminated, malloc'd) or NULL. */
+static inline char *tu_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  if (!buf) { fclose(f); return NULL; }
+  size_t got = fread(buf, 1, (size_t)n, f);
+  fclose(f);
+  buf[got] = 0;
+  if (len) *len = got;
+  return buf;
+}
+
+static inline int tu_write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return -1;
+  fputs(text, f);
+  return fclose(f);
+}
+
+/* Compares text with the golden file (or rewrites it). */
+static inline void tu_golden(const char *path, const char *text) {
+  const char *upd = getenv("RA_UPDATE_GOLDEN");
+  if (upd && *upd == '1') {
+    cr_assert(tu_write_file(path, text) == 0, "cannot write %s", path);
+    return;
+  }
+  char *want = tu_read_file(path, NULL);
+  cr_assert(want != NULL, "missing golden file %s (run with RA_UPDATE_GOLDEN=1)", path);
+  if (strcmp(want, text) != 0) {
+    cr_log_error("golden mismatch for %s\n--- expected\n%s\n--- got\n%s", path, want, text);
+    free(want);
+    cr_assert_fail("golden mismatch: %s", path);
+  }
+  free(want);
+}
+
+/* |a - b| <= atol + rtol |b| for every element; reports the worst index. */
+static inline void tu_allclose(const float *a, const float *b, long n, double rtol, double atol,
+                               const char *what) {
+  long worst = -1;
+  double wd = 0;
+  for (long i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - (double)b[i]);
+    double tol = atol + rtol * fabs((double)b[i]);
+    if (!(d <= tol) && (worst < 0 || d > wd)) { worst = i; wd = d; }
+  }
+  cr_assert(worst < 0, "%s: element %ld differs: got %.9g want %.9g", what, worst,
+            worst >= 0 ? a[worst] : 0.0, worst >= 0 ? b[worst] : 0.0);
+}
+
+#endif

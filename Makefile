@@ -27,7 +27,7 @@ endif
 
 WARN     := -Wall -Wextra -Wno-unused-parameter
 CFLAGS_ALL := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fPIC -fopenmp $(CFLAGS)
-LIBCFLAGS := $(CFLAGS_ALL) -fvisibility=hidden -DRA_BUILDING_LIB -I$(B)/lang -Iinclude
+LIBCFLAGS := $(CFLAGS_ALL) -fvisibility=hidden -DRA_BUILDING_LIB -DRA_STDLIB_DIR=\"$(PREFIX)/share/rac/stdlib\" -I$(B)/lang -Iinclude
 LIBS     := -lopenblas -lffi -ljansson -ldl -lm -fopenmp $(LDSAN)
 
 LANG_SRC := $(wildcard lang/*.c)

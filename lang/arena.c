@@ -35,7 +35,7 @@ void *ra_malloc(const RaAlloc *a, size_t n) {
 void *ra_calloc(const RaAlloc *a, size_t count, size_t n) {
   if (n && count > SIZE_MAX / n) return NULL;
   void *p = ra_malloc(a, count * n);
-  if (p) memset(p, 0, count * n ? count * n : 1);
+  if (p) memset(p, 0, (count * n) ? count * n : 1);
   return p;
 }
 

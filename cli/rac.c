@@ -1,0 +1,234 @@
+/* rac.c - the command line, over ra.h only: argument parsing and printing.
+ *
+ *   rac run FILE [--train NAME] [--set key=value]... [--repulsion none|svgd|spos]
+ *                [--threads N] [--seed N] [--jit] [--resume CKPT] [--allow-extern]
+ *                [--log FILE.jsonl] [--quiet]
+ *   rac check FILE | ir FILE [--grad] [--opt] [--plan] | params FILE
+ *   rac eval FILE --ckpt CKPT [--split test] | predict FILE --ckpt CKPT [--input TEXT | --file F]
+ *   rac bench FILE [--steps N]
+ *
+ * Exit status: 0 success, 1 an error in the user's files or data, 2 usage.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ra.h"
+
+static const char *usage_text =
+    "usage: rac <command> FILE [options]\n"
+    "\n"
+    "commands:\n"
+    "  run FILE      compile and train (the first train block, or --train NAME)\n"
+    "  check FILE    parse and type-check; diagnostics only (reads no data)\n"
+    "  ir FILE       print the IR [--grad] [--opt] [--plan] [--model NAME]\n"
+    "  params FILE   parameter paths, shapes and counts [--model NAME]\n"
+    "  eval FILE     evaluate a checkpoint: --ckpt CKPT [--split train|valid|test]\n"
+    "  predict FILE  predict with a checkpoint: --ckpt CKPT (--input TEXT | --file F)\n"
+    "  bench FILE    time training steps [--steps N]: steps/s, samples/s, GFLOP/s, memory\n"
+    "\n"
+    "options of run, eval, predict and bench:\n"
+    "  --train NAME          the train block (its model's name, or model:data)\n"
+    "  --set KEY=VALUE       override a train clause (epochs=2, lr=1e-3, batch=16, ...)\n"
+    "  --repulsion KIND      none, svgd or spos for every attention layer\n"
+    "  --threads N           worker threads (default: the train block's, else all cores up to 8)\n"
+    "  --seed N              the run's seed (default: the train block's)\n"
+    "  --resume CKPT         continue training from a checkpoint (weights, optimizer, step)\n"
+    "  --allow-extern        allow extern functions to load native code\n"
+    "  --log FILE.jsonl      write metrics as JSON Lines\n"
+    "  --quiet               print only the final result\n"
+    "  --jit                 use the LLVM JIT (when built with it)\n"
+    "\n"
+    "rac --help | --version\n";
+
+static int usage(const char *fmt, const char *arg) {
+  fprintf(stderr, "rac: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\nTry 'rac --help'.\n");
+  return 2;
+}
+
+typedef struct Args {
+  const char *cmd, *file, *train, *model, *ckpt, *split, *input, *infile;
+  long long steps;
+  int grad, opt, plan;
+} Args;
+
+/* The stdlib folder: next to the binary (in-tree: build/../stdlib;
+ * installed: bin/../share/rac/stdlib). */
+static void find_stdlib(ra_ctx *ctx) {
+  if (getenv("RA_STDLIB")) {
+    ra_set_option(ctx, "stdlib", getenv("RA_STDLIB"));
+    return;
+  }
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return;
+  exe[n] = 0;
+  char *slash = strrchr(exe, '/');
+  if (!slash) return;
+  *slash = 0;
+  const char *cands[] = {"/../stdlib", "/../share/rac/stdlib"};
+  for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
+    char dir[PATH_MAX + 32], probe[PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s%s", exe, cands[i]);
+    snprintf(probe, sizeof probe, "%s/std", dir);
+    if (access(probe, R_OK) == 0) {
+      ra_set_option(ctx, "stdlib", dir);
+      return;
+    }
+  }
+}
+
+static void log_line(void *ud, const char *line) {
+  (void)ud;
+  if (line[0] == '\r') {
+    fputs(line, stderr);
+    fflush(stderr);
+  } else {
+    fputs(line, stderr);
+    fputc('\n', stderr);
+  }
+}
+
+static int fail(ra_ctx *ctx) {
+  const char *e = ra_error(ctx);
+  size_t n = strlen(e);
+  fputs(e, stderr);
+  if (n && e[n - 1] != '\n') fputc('\n', stderr);
+  int code = ra_errcode(ctx);
+  return code == RA_EUSAGE ? 2 : 1;
+}
+
+static int set_opt(ra_ctx *ctx, const char *k, const char *v) {
+  if (ra_set_option(ctx, k, v) != 0) {
+    fprintf(stderr, "rac: %s\n", ra_error(ctx));
+    return 2;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(usage_text, stderr);
+    return 2;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    fputs(usage_text, stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("rac %s (library %s)\n", RA_VERSION_STRING, ra_version_string());
+    return 0;
+  }
+  if (ra_version() / 100 != RA_VERSION_NUM / 100) {
+    fprintf(stderr, "rac: library version %s does not match rac %s\n", ra_version_string(), RA_VERSION_STRING);
+    return 1;
+  }
+  Args a = {0};
+  a.cmd = argv[1];
+  const char *cmds[] = {"run", "check", "ir", "params", "eval", "predict", "bench"};
+  int known = 0;
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) known |= !strcmp(a.cmd, cmds[i]);
+  if (!known) return usage("unknown command '%s'", a.cmd);
+
+  ra_ctx *ctx = ra_new();
+  if (!ctx) {
+    fprintf(stderr, "rac: out of memory\n");
+    return 1;
+  }
+  ra_set_option(ctx, "color", isatty(2) ? "1" : "0");
+  find_stdlib(ctx);
+  int rc = 0;
+  for (int i = 2; i < argc && rc == 0; i++) {
+    const char *s = argv[i];
+    const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_VALUE()                                          \
+  do {                                                        \
+    if (!next) { rc = usage("option %s needs a value", s); break; } \
+    i++;                                                      \
+  } while (0)
+    if (s[0] != '-') {
+      if (a.file) { rc = usage("unexpected argument '%s'", s); break; }
+      a.file = s;
+    } else if (!strcmp(s, "--train")) { NEED_VALUE(); a.train = next; }
+    else if (!strcmp(s, "--model")) { NEED_VALUE(); a.model = next; }
+    else if (!strcmp(s, "--ckpt")) { NEED_VALUE(); a.ckpt = next; }
+    else if (!strcmp(s, "--split")) { NEED_VALUE(); a.split = next; }
+    else if (!strcmp(s, "--input")) { NEED_VALUE(); a.input = next; }
+    else if (!strcmp(s, "--file")) { NEED_VALUE(); a.infile = next; }
+    else if (!strcmp(s, "--grad")) a.grad = 1;
+    else if (!strcmp(s, "--opt")) a.opt = 1;
+    else if (!strcmp(s, "--plan")) a.plan = 1;
+    else if (!strcmp(s, "--quiet")) rc = set_opt(ctx, "quiet", "1");
+    else if (!strcmp(s, "--allow-extern")) rc = set_opt(ctx, "allow_extern", "1");
+    else if (!strcmp(s, "--jit")) rc = set_opt(ctx, "jit", "1");
+    else if (!strcmp(s, "--steps")) {
+      NEED_VALUE();
+      char *end;
+      errno = 0;
+      a.steps = strtoll(next, &end, 10);
+      if (errno || *end || a.steps < 1) rc = usage("--steps needs a positive integer, got '%s'", next);
+    } else if (!strcmp(s, "--threads")) { NEED_VALUE(); rc = set_opt(ctx, "threads", next); }
+    else if (!strcmp(s, "--seed")) { NEED_VALUE(); rc = set_opt(ctx, "seed", next); }
+    else if (!strcmp(s, "--repulsion")) { NEED_VALUE(); rc = set_opt(ctx, "repulsion", next); }
+    else if (!strcmp(s, "--resume")) { NEED_VALUE(); rc = set_opt(ctx, "resume", next); }
+    else if (!strcmp(s, "--log")) { NEED_VALUE(); rc = set_opt(ctx, "log", next); }
+    else if (!strcmp(s, "--set")) {
+      NEED_VALUE();
+      const char *eq = strchr(next, '=');
+      if (!eq || eq == next) { rc = usage("--set needs KEY=VALUE, got '%s'", next); break; }
+      char key[256];
+      snprintf(key, sizeof key, "set.%.*s", (int)(eq - next), next);
+      rc = set_opt(ctx, key, eq + 1);
+    } else rc = usage("unknown option '%s'", s);
+#undef NEED_VALUE
+  }
+  if (rc == 0 && !a.file) rc = usage("'%s' needs a FILE", a.cmd);
+  if (rc) {
+    ra_free(ctx);
+    return rc;
+  }
+  if (ra_load_file(ctx, a.file) != 0) {
+    rc = fail(ctx);
+    ra_free(ctx);
+    return rc;
+  }
+  const char *warn = ra_diagnostics(ctx);
+  if (warn && *warn) fputs(warn, stderr);
+  ra_set_log(ctx, log_line, NULL);
+  if (isatty(2)) ra_set_option(ctx, "progress", "1");
+
+  const char *text = NULL;
+  if (!strcmp(a.cmd, "check")) {
+    /* loading checked everything */
+  } else if (!strcmp(a.cmd, "ir") || !strcmp(a.cmd, "params")) {
+    const char *what = !strcmp(a.cmd, "params") ? "params"
+                       : a.plan                  ? "plan"
+                       : a.grad && a.opt         ? "grad+opt"
+                       : a.grad                  ? "grad"
+                       : a.opt                   ? "opt"
+                                                 : "ir";
+    if (ra_dump(ctx, a.model, what, &text) != 0) rc = fail(ctx);
+    else fputs(text, stdout);
+  } else if (!strcmp(a.cmd, "run")) {
+    if (ra_train(ctx, a.train, NULL, NULL) != 0) rc = fail(ctx);
+  } else if (!strcmp(a.cmd, "eval")) {
+    if (!a.ckpt) rc = usage("eval needs --ckpt CKPT%s", "");
+    else if (ra_eval(ctx, a.train, a.ckpt, a.split, &text) != 0) rc = fail(ctx);
+    else printf("%s\n", text);
+  } else if (!strcmp(a.cmd, "predict")) {
+    if (!a.ckpt) rc = usage("predict needs --ckpt CKPT%s", "");
+    else if (!a.input && !a.infile) rc = usage("predict needs --input TEXT or --file F%s", "");
+    else if (ra_predict(ctx, a.train, a.ckpt, a.input, a.infile, &text) != 0) rc = fail(ctx);
+    else fputs(text, stdout);
+  } else if (!strcmp(a.cmd, "bench")) {
+    if (ra_bench(ctx, a.train, a.steps ? a.steps : 20, &text) != 0) rc = fail(ctx);
+    else fputs(text, stdout);
+  }
+  ra_free(ctx);
+  return rc;
+}

@@ -1,0 +1,723 @@
+/* api.c - the public API of ra.h: contexts, options, loading specs, models,
+ * training, forward passes, parameters, checkpoints and dumps.  Every entry
+ * point checks its arguments and returns a status; messages are kept on the
+ * context (ra_error).  Nothing here is global. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../include/ra.h"
+#include "../compiler/program.h"
+#include "api_int.h"
+#include "exec.h"
+#include "train.h"
+
+/* ---- errors ---- */
+
+int api_fail(ra_ctx *ctx, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) n = 0;
+  size_t need = (size_t)n + 1;
+  if (need > ctx->errcap) {
+    char *p = ra_realloc(&ctx->alloc, ctx->err, ctx->errcap, need);
+    if (p) {
+      ctx->err = p;
+      ctx->errcap = need;
+    }
+  }
+  if (ctx->err && ctx->errcap) {
+    va_start(ap, fmt);
+    vsnprintf(ctx->err, ctx->errcap, fmt, ap);
+    va_end(ap);
+  }
+  ctx->code = code;
+  return code;
+}
+
+static int ok(ra_ctx *ctx) {
+  ctx->code = RA_OK;
+  if (ctx->err && ctx->errcap) ctx->err[0] = 0;
+  return RA_OK;
+}
+
+char *api_strdup(ra_ctx *ctx, const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = ra_malloc(&ctx->alloc, n);
+  if (p) memcpy(p, s, n);
+  return p;
+}
+
+static void api_strfree(ra_ctx *ctx, char *s) {
+  if (s) ra_free_mem(&ctx->alloc, s, strlen(s) + 1);
+}
+
+/* Text returned to the caller (dumps, summaries), owned by ctx. */
+const char *api_set_text(ra_ctx *ctx, const char *s) {
+  api_strfree(ctx, ctx->text);
+  ctx->text = api_strdup(ctx, s ? s : "");
+  return ctx->text ? ctx->text : "";
+}
+
+/* ---- version ---- */
+
+int ra_version(void) { return RA_VERSION_NUM; }
+const char *ra_version_string(void) { return RA_VERSION_STRING; }
+
+/* ---- contexts ---- */
+
+ra_ctx *ra_new_with_alloc(void *(*alloc)(void *, void *, size_t, size_t), void *ud) {
+  RaAlloc a = {alloc, ud};
+  if (!alloc) a = ra_alloc_default();
+  ra_ctx *ctx = ra_calloc(&a, 1, sizeof *ctx);
+  if (!ctx) return NULL;
+  ctx->alloc = a;
+  ctx->seed = 0;
+  ctx->threads = 0;
+  arena_init(&ctx->arena, a);
+  return ctx;
+}
+
+ra_ctx *ra_new(void) { return ra_new_with_alloc(NULL, NULL); }
+
+static void model_free(ra_model *m);
+
+static void unload(ra_ctx *ctx) {
+  ra_model *m = ctx->models;
+  while (m) {
+    ra_model *next = m->next;
+    model_free(m);
+    m = next;
+  }
+  ctx->models = NULL;
+  ctx->prog = NULL;
+  arena_free(&ctx->arena);
+  arena_init(&ctx->arena, ctx->alloc);
+  api_strfree(ctx, ctx->diag_text);
+  ctx->diag_text = NULL;
+  ffi_unload(ctx);
+}
+
+void ra_free(ra_ctx *ctx) {
+  if (!ctx) return;
+  unload(ctx);
+  RaAlloc a = ctx->alloc;
+  for (int i = 0; i < ctx->nsets; i++) {
+    api_strfree(ctx, ctx->sets[i].key);
+    api_strfree(ctx, ctx->sets[i].value);
+  }
+  api_strfree(ctx, ctx->stdlib);
+  api_strfree(ctx, ctx->ra_path);
+  api_strfree(ctx, ctx->text);
+  ffi_host_free(ctx);
+  ra_free_mem(&a, ctx->err, ctx->errcap);
+  ra_free_mem(&a, ctx, sizeof *ctx);
+}
+
+const char *ra_error(ra_ctx *ctx) {
+  if (!ctx) return "ra_error: the context is NULL (ra_new failed?)";
+  return ctx->err && ctx->code ? ctx->err : "";
+}
+
+int ra_errcode(ra_ctx *ctx) { return ctx ? ctx->code : RA_EUSAGE; }
+
+void ra_set_log(ra_ctx *ctx, void (*log)(void *, const char *), void *ud) {
+  if (!ctx) return;
+  ctx->log = log;
+  ctx->log_ud = ud;
+}
+
+/* ---- options ---- */
+
+static int parse_int(const char *s, long long lo, long long hi, long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_bool(const char *s, bool *out) {
+  if (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on")) {
+    *out = true;
+    return 0;
+  }
+  if (!strcmp(s, "0") || !strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off")) {
+    *out = false;
+    return 0;
+  }
+  return -1;
+}
+
+int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
+  if (!ctx) return RA_EUSAGE;
+  if (!key || !value) return api_fail(ctx, RA_EUSAGE, "ra_set_option: key and value must not be NULL");
+  long long v;
+  bool b;
+  if (!strcmp(key, "threads")) {
+    if (parse_int(value, 1, 256, &v)) return api_fail(ctx, RA_EUSAGE, "option threads: expected an integer from 1 to 256, got '%s'", value);
+    ctx->threads = (int)v;
+  } else if (!strcmp(key, "seed")) {
+    if (parse_int(value, 0, INT64_MAX, &v)) return api_fail(ctx, RA_EUSAGE, "option seed: expected a non-negative integer, got '%s'", value);
+    ctx->seed = (uint64_t)v;
+    ctx->has_seed = true;
+  } else if (!strcmp(key, "allow_extern")) {
+    if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option allow_extern: expected 0 or 1, got '%s'", value);
+    ctx->allow_extern = b;
+  } else if (!strcmp(key, "jit")) {
+    if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option jit: expected 0 or 1, got '%s'", value);
+    if (b) return api_fail(ctx, RA_EUSAGE, "option jit: this build of rac has no LLVM JIT; the interpreter is used");
+  } else if (!strcmp(key, "repulsion")) {
+    if (!strcmp(value, "none")) ctx->rep_override = REP_NONE;
+    else if (!strcmp(value, "svgd")) ctx->rep_override = REP_SVGD;
+    else if (!strcmp(value, "spos")) ctx->rep_override = REP_SPOS;
+    else return api_fail(ctx, RA_EUSAGE, "option repulsion: expected none, svgd or spos, got '%s'", value);
+    ctx->has_rep_override = true;
+  } else if (!strcmp(key, "stdlib") || !strcmp(key, "ra_path")) {
+    char **slot = !strcmp(key, "stdlib") ? &ctx->stdlib : &ctx->ra_path;
+    char *s = api_strdup(ctx, value);
+    if (!s) return api_fail(ctx, RA_ENOMEM, "out of memory");
+    api_strfree(ctx, *slot);
+    *slot = s;
+  } else if (!strcmp(key, "color")) {
+    if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option color: expected 0 or 1, got '%s'", value);
+    ctx->color = b;
+  } else if (!strcmp(key, "progress")) {
+    if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option progress: expected 0 or 1, got '%s'", value);
+    ctx->progress = b;
+  } else if (!strcmp(key, "quiet")) {
+    if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option quiet: expected 0 or 1, got '%s'", value);
+    ctx->quiet = b;
+  } else if (!strcmp(key, "log")) {
+    api_strfree(ctx, ctx->log_path);
+    ctx->log_path = value[0] ? api_strdup(ctx, value) : NULL;
+  } else if (!strcmp(key, "resume")) {
+    api_strfree(ctx, ctx->resume);
+    ctx->resume = value[0] ? api_strdup(ctx, value) : NULL;
+  } else if (!strncmp(key, "set.", 4) && key[4]) {
+    if (ctx->nsets == (int)(sizeof ctx->sets / sizeof ctx->sets[0]))
+      return api_fail(ctx, RA_EUSAGE, "too many set.* options (at most %d)", ctx->nsets);
+    char *k = api_strdup(ctx, key + 4), *val = api_strdup(ctx, value);
+    if (!k || !val) {
+      api_strfree(ctx, k);
+      api_strfree(ctx, val);
+      return api_fail(ctx, RA_ENOMEM, "out of memory");
+    }
+    ctx->sets[ctx->nsets].key = k;
+    ctx->sets[ctx->nsets].value = val;
+    ctx->nsets++;
+  } else {
+    return api_fail(ctx, RA_EUSAGE,
+                    "unknown option '%s' (options: threads, seed, allow_extern, jit, repulsion, "
+                    "stdlib, ra_path, color, progress, quiet, log, resume, set.KEY)",
+                    key);
+  }
+  return ok(ctx);
+}
+
+/* ---- loading ---- */
+
+static uint64_t fnv1a(uint64_t h, const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+static int load_source(ra_ctx *ctx, const char *name, const char *text, size_t len) {
+  unload(ctx);
+  jmp_buf jb;
+  ctx->arena.oom_jmp = &jb;
+  if (setjmp(jb)) {
+    ctx->arena.oom_jmp = NULL;
+    unload(ctx);
+    return api_fail(ctx, RA_ENOMEM, "out of memory while compiling '%s'", name);
+  }
+  src_init(&ctx->src, &ctx->arena);
+  diag_init(&ctx->diags, &ctx->arena, &ctx->src);
+  int file = src_add(&ctx->src, name, text, len);
+  CompileOptions co = {ctx->stdlib ? ctx->stdlib : RA_STDLIB_DIR,
+                       ctx->ra_path ? ctx->ra_path : getenv("RA_PATH")};
+  Program *p = sema_program(&ctx->arena, &ctx->src, &ctx->diags, file, &co);
+  ctx->arena.oom_jmp = NULL;
+  char *rendered = diag_render(&ctx->diags, ctx->color);
+  ctx->diag_text = api_strdup(ctx, rendered ? rendered : "");
+  if (!p || ctx->diags.nerrors > 0) {
+    ctx->prog = NULL;
+    int code = api_fail(ctx, RA_ESPEC, "%s", rendered && *rendered ? rendered : "the spec has errors\n");
+    return code;
+  }
+  ctx->prog = p;
+  uint64_t h = 1469598103934665603ULL;
+  for (int i = 0; i < ctx->src.n; i++) h = fnv1a(h, ctx->src.files[i].text, ctx->src.files[i].len);
+  ctx->spec_hash = h;
+  return ok(ctx);
+}
+
+int ra_load_string(ra_ctx *ctx, const char *name, const char *source) {
+  if (!ctx) return RA_EUSAGE;
+  if (!source) return api_fail(ctx, RA_EUSAGE, "ra_load_string: source is NULL");
+  return load_source(ctx, name ? name : "<string>", source, strlen(source));
+}
+
+int ra_load_file(ra_ctx *ctx, const char *path) {
+  if (!ctx) return RA_EUSAGE;
+  if (!path) return api_fail(ctx, RA_EUSAGE, "ra_load_file: path is NULL");
+  FILE *f = fopen(path, "rb");
+  if (!f) return api_fail(ctx, RA_EIO, "%s: cannot open: %s", path, strerror(errno));
+  size_t cap = 1 << 16, len = 0;
+  char *buf = ra_malloc(&ctx->alloc, cap);
+  while (buf) {
+    size_t got = fread(buf + len, 1, cap - len, f);
+    len += got;
+    if (len < cap) break;
+    char *nb = ra_realloc(&ctx->alloc, buf, cap, cap * 2);
+    if (!nb) {
+      ra_free_mem(&ctx->alloc, buf, cap);
+      buf = NULL;
+      break;
+    }
+    buf = nb;
+    cap *= 2;
+  }
+  int rerr = ferror(f);
+  fclose(f);
+  if (!buf) return api_fail(ctx, RA_ENOMEM, "%s: out of memory reading the file", path);
+  if (rerr) {
+    ra_free_mem(&ctx->alloc, buf, cap);
+    return api_fail(ctx, RA_EIO, "%s: read error", path);
+  }
+  int rc = load_source(ctx, path, buf, len);
+  ra_free_mem(&ctx->alloc, buf, cap);
+  return rc;
+}
+
+const char *ra_diagnostics(ra_ctx *ctx) {
+  if (!ctx) return "";
+  return ctx->diag_text ? ctx->diag_text : "";
+}
+
+static int need_program(ra_ctx *ctx, const char *fn) {
+  if (!ctx->prog)
+    return api_fail(ctx, RA_EUSAGE, "%s: no spec is loaded (call ra_load_file first%s)", fn,
+                    ctx->diag_text && *ctx->diag_text ? "; the last one had errors" : "");
+  return 0;
+}
+
+/* ---- models ---- */
+
+static void fwd_free(ra_model *m) {
+  RaAlloc a = m->ctx->alloc;
+  if (m->fex) exec_free(m->fex);
+  m->fex = NULL;
+  for (int i = 0; i < 16; i++) {
+    ra_free_mem(&a, m->fin[i], m->fin_bytes[i]);
+    m->fin[i] = NULL;
+    m->fin_bytes[i] = 0;
+  }
+  for (int i = 0; i < 16; i++) {
+    ra_free_mem(&a, m->fout[i], m->fout_bytes[i]);
+    m->fout[i] = NULL;
+    m->fout_bytes[i] = 0;
+  }
+  m->fwd_batch = 0;
+}
+
+static void model_free(ra_model *m) {
+  fwd_free(m);
+  mstate_free(&m->ms);
+  RaAlloc a = m->ctx->alloc;
+  ra_free_mem(&a, m, sizeof *m);
+}
+
+static uint64_t default_seed(ra_ctx *ctx, const char *model) {
+  if (ctx->has_seed) return ctx->seed;
+  for (int i = 0; ctx->prog && i < ctx->prog->ntrains; i++)
+    if (!strcmp(ctx->prog->trains[i].model, model)) return ctx->prog->trains[i].seed;
+  return 1;
+}
+
+ra_model *api_model(ra_ctx *ctx, const char *name) {
+  for (ra_model *m = ctx->models; m; m = m->next)
+    if (!strcmp(m->name, name)) return m;
+  const AstItem *item = sema_find_model(ctx->prog, name);
+  if (!item) {
+    const char *cands[64];
+    int n = 0;
+    for (int i = 0; i < ctx->prog->nmodels && n < 64; i++) cands[n++] = ctx->prog->models[i]->name;
+    const char *s = diag_suggest(name, cands, n);
+    api_fail(ctx, RA_ENOTFOUND, "no model named '%s'%s%s%s", name, s ? "; did you mean '" : "",
+             s ? s : "", s ? "'?" : "");
+    return NULL;
+  }
+  Model *meta = lower_model(ctx->prog, item, 1);
+  if (!meta) {
+    api_fail(ctx, RA_ESPEC, "model '%s' does not compile:\n%s", name, diag_render(&ctx->diags, 0));
+    return NULL;
+  }
+  ra_model *m = ra_calloc(&ctx->alloc, 1, sizeof *m);
+  if (!m) {
+    api_fail(ctx, RA_ENOMEM, "out of memory");
+    return NULL;
+  }
+  m->ctx = ctx;
+  m->item = item;
+  m->name = item->name;
+  m->meta = meta;
+  if (mstate_init(&m->ms, ctx->alloc, meta, default_seed(ctx, name)) != 0) {
+    ra_free_mem(&ctx->alloc, m, sizeof *m);
+    api_fail(ctx, RA_ENOMEM, "out of memory for the parameters of '%s' (%lld floats)", name,
+             (long long)meta->nweights);
+    return NULL;
+  }
+  m->next = ctx->models;
+  ctx->models = m;
+  return m;
+}
+
+ra_model *ra_model_get(ra_ctx *ctx, const char *model_name) {
+  if (!ctx) return NULL;
+  if (!model_name) {
+    api_fail(ctx, RA_EUSAGE, "ra_model_get: model_name is NULL");
+    return NULL;
+  }
+  if (need_program(ctx, "ra_model_get")) return NULL;
+  ra_model *m = api_model(ctx, model_name);
+  if (m) ok(ctx);
+  return m;
+}
+
+int ra_model_n_params(ra_model *m) { return m ? m->ms.nparams : -1; }
+const char *ra_model_param_name(ra_model *m, int i) {
+  if (!m || i < 0 || i >= m->ms.nparams) return NULL;
+  return m->ms.params[i].path;
+}
+int ra_model_n_inputs(ra_model *m) { return m ? m->meta->ninputs : -1; }
+
+static int count_outputs(const Model *meta) {
+  int n = 0;
+  for (int i = 0; i < meta->fwd->nout; i++) n += meta->fwd->outs[i].role == OUT_OUTPUT;
+  return n;
+}
+
+static const IrOutput *nth_output(const IrFunc *f, int k) {
+  for (int i = 0; i < f->nout; i++)
+    if (f->outs[i].role == OUT_OUTPUT && k-- == 0) return &f->outs[i];
+  return NULL;
+}
+
+int ra_model_n_outputs(ra_model *m) { return m ? count_outputs(m->meta) : -1; }
+const char *ra_model_output_name(ra_model *m, int i) {
+  if (!m) return NULL;
+  const IrOutput *o = nth_output(m->meta->fwd, i);
+  return o ? o->name : NULL;
+}
+
+/* ---- training ---- */
+
+const TrainDecl *api_find_train(ra_ctx *ctx, const char *name) {
+  Program *p = ctx->prog;
+  if (p->ntrains == 0) {
+    api_fail(ctx, RA_ENOTFOUND, "the spec has no train block");
+    return NULL;
+  }
+  if (!name) return &p->trains[0];
+  for (int i = 0; i < p->ntrains; i++) {
+    const TrainDecl *t = &p->trains[i];
+    char both[512];
+    snprintf(both, sizeof both, "%s:%s", t->model, t->data);
+    if (!strcmp(t->model, name) || !strcmp(both, name)) return t;
+  }
+  const char *cands[64];
+  int n = 0;
+  for (int i = 0; i < p->ntrains && n < 64; i++) cands[n++] = p->trains[i].model;
+  const char *s = diag_suggest(name, cands, n);
+  api_fail(ctx, RA_ENOTFOUND, "no train block for '%s'%s%s%s", name, s ? "; did you mean '" : "",
+           s ? s : "", s ? "'?" : "");
+  return NULL;
+}
+
+/* A copy of a train block with the context's overrides applied. */
+int api_train_decl(ra_ctx *ctx, const char *name, TrainDecl *out) {
+  const TrainDecl *t = api_find_train(ctx, name);
+  if (!t) return ctx->code;
+  *out = *t;
+  for (int i = 0; i < ctx->nsets; i++) {
+    char err[512];
+    if (sema_train_set(ctx->prog, out, ctx->sets[i].key, ctx->sets[i].value, err, sizeof err))
+      return api_fail(ctx, RA_EUSAGE, "--set %s=%s: %s", ctx->sets[i].key, ctx->sets[i].value, err);
+  }
+  if (ctx->has_rep_override) {
+    out->has_repulsion_override = true;
+    out->repulsion_override = ctx->rep_override;
+  }
+  return 0;
+}
+
+void api_run_options(ra_ctx *ctx, RunOptions *o) {
+  memset(o, 0, sizeof *o);
+  long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+  o->threads = ctx->threads > 0 ? ctx->threads : 0;
+  o->default_threads = nproc > 0 ? (int)(nproc < 8 ? nproc : 8) : 1;
+  o->seed = ctx->seed;
+  o->has_seed = ctx->has_seed;
+  o->progress = ctx->progress;
+  o->quiet = ctx->quiet;
+  o->log_path = ctx->log_path;
+  o->resume = ctx->resume;
+  o->spec_hash = ctx->spec_hash;
+  o->log = ctx->log;
+  o->log_ud = ctx->log_ud;
+  o->externs = ctx->externs;
+  o->nexterns = ctx->nexterns;
+}
+
+int ra_train(ra_ctx *ctx, const char *train_name,
+             int (*on_step)(void *ud, int64_t step, double loss), void *ud) {
+  if (!ctx) return RA_EUSAGE;
+  if (need_program(ctx, "ra_train")) return ctx->code;
+  TrainDecl t;
+  if (api_train_decl(ctx, train_name, &t)) return ctx->code;
+  ra_model *m = api_model(ctx, t.model);
+  if (!m) return ctx->code;
+  if (ffi_prepare(ctx)) return ctx->code;
+  fwd_free(m);
+  if (!ctx->resume) {
+    /* a fresh run: the schedule and the optimizer start over */
+    mstate_free(&m->ms);
+    if (mstate_init(&m->ms, ctx->alloc, m->meta, ctx->has_seed ? ctx->seed : t.seed))
+      return api_fail(ctx, RA_ENOMEM, "out of memory for parameters");
+  }
+  RunOptions o;
+  api_run_options(ctx, &o);
+  o.on_step = on_step;
+  o.step_ud = ud;
+  char err[2048] = "";
+  int rc = train_run(ctx->prog, &t, &m->ms, &o, err, sizeof err);
+  if (rc) {
+    if (rc == RA_ESPEC && ctx->diags.nerrors)
+      return api_fail(ctx, rc, "%s", diag_render(&ctx->diags, ctx->color));
+    return api_fail(ctx, rc, "%s", err);
+  }
+  return ok(ctx);
+}
+
+/* ---- forward ---- */
+
+static int fwd_prepare(ra_model *m, int64_t batch) {
+  ra_ctx *ctx = m->ctx;
+  if (m->fex && m->fwd_batch == batch) return 0;
+  fwd_free(m);
+  Model *lm = lower_model(ctx->prog, m->item, batch);
+  if (!lm) return api_fail(ctx, RA_ESPEC, "model '%s' does not compile for batch %lld", m->name, (long long)batch);
+  /* keep only the named outputs, so the loss and targets drop out */
+  IrFunc view = *lm->fwd;
+  IrOutput *outs = arena_alloc(ctx->prog->arena, sizeof *outs * (size_t)(view.nout + 1));
+  int k = 0;
+  for (int i = 0; i < view.nout; i++)
+    if (view.outs[i].role == OUT_OUTPUT) outs[k++] = view.outs[i];
+  view.outs = outs;
+  view.nout = view.outcap = k;
+  IrFunc *f = pass_optimize(ctx->prog->arena, &view);
+  MemPlan *plan = f ? plan_memory(ctx->prog->arena, f) : NULL;
+  if (!plan) return api_fail(ctx, RA_ENOMEM, "out of memory preparing '%s'", m->name);
+  int64_t *offs = arena_alloc(ctx->prog->arena, sizeof(int64_t) * (size_t)(m->ms.nparams + 1));
+  for (int i = 0; i < m->ms.nparams; i++) offs[i] = m->ms.params[i].offset;
+  int nin = lm->ninputs + lm->ntargets;
+  m->fex = exec_new(ctx->alloc, f, plan, m->ms.w, offs, nin);
+  if (!m->fex) return api_fail(ctx, RA_ENOMEM, "out of memory: the forward pass needs %zu bytes", plan->arena_bytes);
+  for (int i = 0; i < nin && i < 16; i++) {
+    const ModelVar *v = i < lm->ninputs ? &lm->inputs[i] : &lm->targets[i - lm->ninputs];
+    m->fin_bytes[i] = (size_t)batch * ir_bytes(&v->type);
+    m->fin[i] = ra_calloc(&ctx->alloc, 1, m->fin_bytes[i]);
+    if (!m->fin[i]) return api_fail(ctx, RA_ENOMEM, "out of memory");
+    m->fex->inputs[i] = m->fin[i];
+  }
+  m->ff = f;
+  m->flm = lm;
+  m->fwd_batch = batch;
+  return 0;
+}
+
+static void shape_text(const ra_tensor *t, char *buf, size_t n) {
+  size_t k = (size_t)snprintf(buf, n, "%s[", t->dtype == RA_F32 ? "f32" : t->dtype == RA_I32 ? "i32" : "?");
+  for (int d = 0; d < t->ndim && d < 8 && k < n; d++)
+    k += (size_t)snprintf(buf + k, n - k, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+  if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+int ra_forward(ra_model *m, const ra_tensor *inputs, int n_inputs, ra_tensor *outputs,
+               int n_outputs) {
+  if (!m) return RA_EUSAGE;
+  ra_ctx *ctx = m->ctx;
+  const Model *meta = m->meta;
+  if (n_inputs != meta->ninputs)
+    return api_fail(ctx, RA_EUSAGE, "ra_forward: model '%s' takes %d inputs, got %d", m->name, meta->ninputs, n_inputs);
+  int nout = count_outputs(meta);
+  if (n_outputs < 0 || n_outputs > nout)
+    return api_fail(ctx, RA_EUSAGE, "ra_forward: model '%s' has %d outputs, asked for %d", m->name, nout, n_outputs);
+  if (nout == 0) return api_fail(ctx, RA_EUSAGE, "ra_forward: model '%s' has no `output`", m->name);
+  if (!inputs || (n_outputs && !outputs)) return api_fail(ctx, RA_EUSAGE, "ra_forward: inputs or outputs is NULL");
+  int64_t batch = -1;
+  for (int i = 0; i < n_inputs; i++) {
+    const ra_tensor *t = &inputs[i];
+    const ModelVar *v = &meta->inputs[i];
+    int want_dt = v->type.dtype == IR_F32 ? RA_F32 : RA_I32;
+    bool okshape = t->data && t->dtype == want_dt && t->ndim == v->type.rank + 1 && t->ndim <= 8 && t->shape[0] > 0;
+    for (int d = 0; okshape && d < v->type.rank; d++) okshape = t->shape[d + 1] == v->type.dim[d];
+    if (okshape && batch >= 0 && t->shape[0] != batch) okshape = false;
+    if (!okshape) {
+      char got[128], want[128];
+      shape_text(t, got, sizeof got);
+      ir_type_str(&v->type, want, sizeof want);
+      return api_fail(ctx, RA_ESHAPE, "ra_forward: input %d ('%s') is %s%s; expected [batch] + %s%s", i, v->name, got,
+                      t->data ? "" : " with NULL data", want, batch >= 0 ? " with the same batch as input 0" : "");
+    }
+    batch = t->shape[0];
+  }
+  if (fwd_prepare(m, batch)) return ctx->code;
+  for (int i = 0; i < n_inputs; i++) {
+    memcpy(m->fin[i], inputs[i].data, m->fin_bytes[i]);
+    if (meta->inputs[i].classes > 0 || meta->inputs[i].type.dtype == IR_I32) {
+      /* indices are range-checked by the kernels */
+    }
+  }
+  KernelCtx kc;
+  memset(&kc, 0, sizeof kc);
+  RunOptions o;
+  api_run_options(ctx, &o);
+  kc.threads = o.threads > 0 ? o.threads : o.default_threads;
+  kc.training = false;
+  kc.externs = ctx->externs;
+  kc.nexterns = ctx->nexterns;
+  if (exec_run(m->fex, &kc)) return api_fail(ctx, RA_ERUNTIME, "ra_forward: %s", kc.err);
+  for (int k = 0; k < n_outputs; k++) {
+    const IrOutput *oo = nth_output(m->ff, k);
+    const IrType *ty = &m->ff->nodes[oo->value].type;
+    size_t bytes = ir_bytes(ty);
+    ra_tensor *t = &outputs[k];
+    if (!t->data) {
+      if (m->fout_bytes[k] != bytes) {
+        ra_free_mem(&ctx->alloc, m->fout[k], m->fout_bytes[k]);
+        m->fout[k] = ra_malloc(&ctx->alloc, bytes);
+        m->fout_bytes[k] = m->fout[k] ? bytes : 0;
+        if (!m->fout[k]) return api_fail(ctx, RA_ENOMEM, "out of memory for outputs");
+      }
+      t->dtype = ty->dtype == IR_F32 ? RA_F32 : RA_I32;
+      t->ndim = ty->rank;
+      for (int d = 0; d < ty->rank; d++) t->shape[d] = ty->dim[d];
+      memcpy(m->fout[k], exec_ptr(m->fex, oo->value), bytes);
+      t->data = m->fout[k];
+    } else {
+      bool okshape = t->ndim == ty->rank && t->dtype == (ty->dtype == IR_F32 ? RA_F32 : RA_I32);
+      for (int d = 0; okshape && d < ty->rank; d++) okshape = t->shape[d] == ty->dim[d];
+      if (!okshape) {
+        char got[128], want[128];
+        shape_text(t, got, sizeof got);
+        ir_type_str(ty, want, sizeof want);
+        return api_fail(ctx, RA_ESHAPE, "ra_forward: output %d ('%s') buffer is %s; the output is %s", k, oo->name, got, want);
+      }
+      memcpy(t->data, exec_ptr(m->fex, oo->value), bytes);
+    }
+  }
+  return ok(ctx);
+}
+
+/* ---- parameters and checkpoints ---- */
+
+int ra_param(ra_model *m, const char *path, ra_tensor *out) {
+  if (!m) return RA_EUSAGE;
+  ra_ctx *ctx = m->ctx;
+  if (!path || !out) return api_fail(ctx, RA_EUSAGE, "ra_param: path and out must not be NULL");
+  for (int i = 0; i < m->ms.nparams; i++) {
+    const ParamInfo *pi = &m->ms.params[i];
+    if (strcmp(pi->path, path)) continue;
+    out->dtype = RA_F32;
+    out->ndim = pi->type.rank;
+    for (int d = 0; d < 8; d++) out->shape[d] = d < pi->type.rank ? pi->type.dim[d] : 0;
+    out->data = m->ms.w + pi->offset;
+    return ok(ctx);
+  }
+  const char *cands[4096];
+  int n = 0;
+  for (int i = 0; i < m->ms.nparams && n < 4096; i++) cands[n++] = m->ms.params[i].path;
+  const char *s = diag_suggest(path, cands, n);
+  return api_fail(ctx, RA_ENOTFOUND, "model '%s' has no parameter '%s'%s%s%s", m->name, path,
+                  s ? "; did you mean '" : "", s ? s : "", s ? "'?" : "");
+}
+
+int ra_save(ra_model *m, const char *path) {
+  if (!m) return RA_EUSAGE;
+  if (!path) return api_fail(m->ctx, RA_EUSAGE, "ra_save: path is NULL");
+  char err[1024];
+  int rc = mstate_save(&m->ms, path, m->ctx->spec_hash, err, sizeof err);
+  return rc ? api_fail(m->ctx, rc, "%s", err) : ok(m->ctx);
+}
+
+int ra_load(ra_model *m, const char *path) {
+  if (!m) return RA_EUSAGE;
+  if (!path) return api_fail(m->ctx, RA_EUSAGE, "ra_load: path is NULL");
+  char err[1024];
+  int rc = mstate_load(&m->ms, path, m->ctx->spec_hash, false, err, sizeof err);
+  return rc ? api_fail(m->ctx, rc, "%s", err) : ok(m->ctx);
+}
+
+/* ---- eval, bench ---- */
+
+int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *split,
+            const char **summary) {
+  if (!ctx) return RA_EUSAGE;
+  if (need_program(ctx, "ra_eval")) return ctx->code;
+  int sp = !split || !strcmp(split, "test") ? SPLIT_TEST : !strcmp(split, "valid") ? SPLIT_VALID
+           : !strcmp(split, "train") ? SPLIT_TRAIN : -1;
+  if (sp < 0) return api_fail(ctx, RA_EUSAGE, "unknown split '%s' (train, valid or test)", split);
+  TrainDecl t;
+  if (api_train_decl(ctx, train_name, &t)) return ctx->code;
+  ra_model *m = api_model(ctx, t.model);
+  if (!m) return ctx->code;
+  if (ffi_prepare(ctx)) return ctx->code;
+  char err[2048] = "";
+  if (ckpt) {
+    int rc = mstate_load(&m->ms, ckpt, ctx->spec_hash, false, err, sizeof err);
+    if (rc) return api_fail(ctx, rc, "%s", err);
+  }
+  RunOptions o;
+  api_run_options(ctx, &o);
+  EvalResult r;
+  int rc = train_eval(ctx->prog, &t, &m->ms, &o, sp, &r, err, sizeof err);
+  if (rc) return api_fail(ctx, rc, "%s", err);
+  char buf[1024];
+  int k = snprintf(buf, sizeof buf, "%s: %lld examples  loss %.4f", split ? split : "test",
+                   (long long)r.examples, r.loss);
+  if (r.accuracy >= 0) k += snprintf(buf + k, sizeof buf - (size_t)k, "  accuracy %.4f", r.accuracy);
+  k += snprintf(buf + k, sizeof buf - (size_t)k, "  perplexity %.3f", r.perplexity);
+  for (int g = 0; g < r.ngroups && k < (int)sizeof buf - 64; g++)
+    k += snprintf(buf + k, sizeof buf - (size_t)k, "\n  head_diversity %s %.4f", m->meta->groups[g].path, r.diversity[g]);
+  if (summary) *summary = api_set_text(ctx, buf);
+  return ok(ctx);
+}
+
+int ra_bench(ra_ctx *ctx, const char *train_name, int64_t steps, const char **report) {
+  if (!ctx) return RA_EUSAGE;
+  if (need_program(ctx, "ra_bench")) return ctx->code;
+  if (steps < 1) return api_fail(ctx, RA_EUSAGE, "ra_bench: steps must be at least 1");
+  TrainDecl t;
+  if (api_train_decl(ctx, train_name, &t)) return ctx->code;
+  ra_model *m = api_model(ctx, t.model);
+  if (!m) return ctx->code;
+  if (ffi_prepare(ctx)) return ctx->code;
+  RunOptions o;
+  api_run_options(ctx, &o);
+  char err[2048] = "", rep[2048] = "";
+  int rc = train_bench(ctx->prog, &t, &m->ms, &o, steps, rep, sizeof rep, err, sizeof err);
+  if (rc) return api_fail(ctx, rc, "%s", err);
+  if (report) *report = api_set_text(ctx, rep);
+  return ok(ctx);
+}

@@ -1,0 +1,95 @@
+/* api_int.h - the insides of ra_ctx and ra_model, shared by the files that
+ * implement ra.h (api.c, api_tools.c, ffi.c).  Not installed. */
+#ifndef RA_API_INT_H
+#define RA_API_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../compiler/program.h"
+#include "../include/ra.h"
+#include "exec.h"
+#include "train.h"
+
+#ifndef RA_STDLIB_DIR
+#define RA_STDLIB_DIR "/usr/local/share/rac/stdlib"
+#endif
+
+typedef struct HostFn {
+  char *name;
+  char *signature;
+  void (*fn)(void);
+} HostFn;
+
+struct ra_model {
+  ra_ctx *ctx;
+  const AstItem *item;
+  const char *name;
+  Model *meta;              /* lowered for batch 1: parameters, inputs, outputs */
+  ModelState ms;
+  /* the forward pass for the last batch size used by ra_forward */
+  int64_t fwd_batch;
+  Model *flm;
+  IrFunc *ff;
+  Exec *fex;
+  void *fin[16];
+  size_t fin_bytes[16];
+  void *fout[16];
+  size_t fout_bytes[16];
+  ra_model *next;
+};
+
+struct ra_ctx {
+  RaAlloc alloc;
+  /* the last error */
+  int code;
+  char *err;
+  size_t errcap;
+  /* options */
+  int threads;
+  uint64_t seed;
+  bool has_seed;
+  bool allow_extern;
+  bool has_rep_override;
+  RepKind rep_override;
+  char *stdlib, *ra_path;
+  bool color, progress, quiet;
+  char *log_path, *resume;
+  struct { char *key, *value; } sets[64];
+  int nsets;
+  void (*log)(void *ud, const char *line);
+  void *log_ud;
+  /* the loaded spec */
+  Arena arena;
+  SrcSet src;
+  DiagList diags;
+  Program *prog;
+  uint64_t spec_hash;
+  char *diag_text;
+  ra_model *models;
+  /* native functions */
+  HostFn *host;
+  int nhost, hostcap;
+  ExternFn **externs;       /* by extern index, after ffi_prepare */
+  int nexterns;
+  void *ffi_state;
+  /* text handed to the caller */
+  char *text;
+};
+
+int api_fail(ra_ctx *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+char *api_strdup(ra_ctx *ctx, const char *s);
+const char *api_set_text(ra_ctx *ctx, const char *s);
+ra_model *api_model(ra_ctx *ctx, const char *name);
+const TrainDecl *api_find_train(ra_ctx *ctx, const char *name);
+int api_train_decl(ra_ctx *ctx, const char *name, TrainDecl *out);
+void api_run_options(ra_ctx *ctx, RunOptions *o);
+
+/* ffi.c: resolves the program's extern functions (dlopen/dlsym or host
+ * registrations) into ctx->externs; refuses unless allow_extern.  Called
+ * before running anything; cheap when already done. */
+int ffi_prepare(ra_ctx *ctx);
+void ffi_unload(ra_ctx *ctx);     /* closes libraries, frees ctx->externs */
+void ffi_host_free(ra_ctx *ctx);  /* frees the host registrations */
+
+#endif

@@ -1,0 +1,104 @@
+/* api_tools.c - the tooling half of ra.h: text dumps of every compiler
+ * stage (`rac ir`, `rac params`, --dump=ast) and prediction on raw text. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../compiler/autodiff.h"
+#include "api_int.h"
+#include "data.h"
+
+/* A growable text buffer in the program arena. */
+typedef struct Buf {
+  Arena *a;
+  char *s;
+  size_t n, cap;
+} Buf;
+
+static void bputs(Buf *b, const char *s) {
+  size_t k = strlen(s);
+  if (b->n + k + 1 > b->cap) {
+    size_t cap = (b->cap ? b->cap * 2 : 1024);
+    while (cap < b->n + k + 1) cap *= 2;
+    char *ns = arena_alloc(b->a, cap);
+    if (!ns) return;
+    if (b->n) memcpy(ns, b->s, b->n);
+    b->s = ns;
+    b->cap = cap;
+  }
+  memcpy(b->s + b->n, s, k + 1);
+  b->n += k;
+}
+
+static int64_t dump_batch(ra_ctx *ctx, const char *model) {
+  for (int i = 0; i < ctx->prog->ntrains; i++)
+    if (!strcmp(ctx->prog->trains[i].model, model)) return ctx->prog->trains[i].batch;
+  return 1;
+}
+
+static const char *params_table(ra_ctx *ctx, const Model *m) {
+  Buf b = {ctx->prog->arena, NULL, 0, 0};
+  char line[512], ty[128];
+  size_t w = 4;
+  for (int i = 0; i < m->nparams; i++) {
+    size_t k = strlen(m->params[i].path);
+    if (k > w) w = k;
+  }
+  snprintf(line, sizeof line, "%-*s  %-16s %10s\n", (int)w, "path", "shape", "count");
+  bputs(&b, line);
+  for (int i = 0; i < m->nparams; i++) {
+    const ParamInfo *pi = &m->params[i];
+    ir_type_str(&pi->type, ty, sizeof ty);
+    snprintf(line, sizeof line, "%-*s  %-16s %10lld\n", (int)w, pi->path, ty,
+             (long long)ir_numel(&pi->type));
+    bputs(&b, line);
+  }
+  snprintf(line, sizeof line, "total: %lld parameters in %d tensors (%.2f MiB as f32)\n",
+           (long long)m->nweights, m->nparams, (double)m->nweights * 4.0 / 1048576.0);
+  bputs(&b, line);
+  return b.s ? b.s : "";
+}
+
+int ra_dump(ra_ctx *ctx, const char *model_name, const char *what, const char **text) {
+  if (!ctx) return RA_EUSAGE;
+  if (!what || !text) return api_fail(ctx, RA_EUSAGE, "ra_dump: what and text must not be NULL");
+  *text = "";
+  if (!ctx->prog) return api_fail(ctx, RA_EUSAGE, "ra_dump: no spec is loaded");
+  if (!strcmp(what, "ast")) {
+    *text = api_set_text(ctx, ast_dump(ctx->prog->arena, ctx->prog->files[0]));
+    return 0;
+  }
+  const char *name = model_name;
+  if (!name) {
+    if (ctx->prog->nmodels == 0) return api_fail(ctx, RA_ENOTFOUND, "the spec has no model");
+    name = ctx->prog->models[0]->name;
+  }
+  const AstItem *item = sema_find_model(ctx->prog, name);
+  if (!item) return api_fail(ctx, RA_ENOTFOUND, "no model named '%s'", name);
+  bool grad = strstr(what, "grad") != NULL, opt = strstr(what, "opt") != NULL;
+  bool plan = strstr(what, "plan") != NULL, params = !strcmp(what, "params");
+  if (!grad && !opt && !plan && !params && strcmp(what, "ir"))
+    return api_fail(ctx, RA_EUSAGE, "ra_dump: unknown dump '%s' (ast, ir, grad, opt, grad+opt, plan, params)", what);
+  Model *m = lower_model(ctx->prog, item, dump_batch(ctx, name));
+  if (!m) return api_fail(ctx, RA_ESPEC, "%s", diag_render(&ctx->diags, ctx->color));
+  if (params) {
+    *text = api_set_text(ctx, params_table(ctx, m));
+    return 0;
+  }
+  IrFunc *f = m->fwd;
+  if (grad || plan) {
+    f = autodiff(ctx->prog->arena, m, &ctx->diags);
+    if (!f) return api_fail(ctx, RA_ESPEC, "%s", diag_render(&ctx->diags, ctx->color));
+  }
+  if (opt || plan) f = pass_optimize(ctx->prog->arena, f);
+  if (!f) return api_fail(ctx, RA_ENOMEM, "out of memory");
+  if (plan) {
+    MemPlan *mp = plan_memory(ctx->prog->arena, f);
+    if (!mp) return api_fail(ctx, RA_ENOMEM, "out of memory");
+    *text = api_set_text(ctx, plan_print(ctx->prog->arena, f, mp));
+    return 0;
+  }
+  *text = api_set_text(ctx, ir_print(ctx->prog->arena, f, &ctx->src, true));
+  return 0;
+}

@@ -1,0 +1,133 @@
+/* state.c - a ModelState to and from a .safetensors checkpoint: parameters
+ * by path, optimizer moments as "optim.m/<path>" and "optim.v/<path>", and
+ * metadata (format, version, model, spec hash, step, epoch). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../include/ra.h"
+#include "ckpt.h"
+#include "train.h"
+
+#define CKPT_FORMAT "rac-checkpoint"
+#define CKPT_VERSION "1"
+
+int mstate_save(const ModelState *ms, const char *path, uint64_t spec_hash, char *err,
+                size_t errlen) {
+  int nt = ms->nparams * (ms->opt_m ? 3 : 1);
+  RaAlloc a = ms->alloc;
+  CkptTensor *t = ra_calloc(&a, (size_t)(nt ? nt : 1), sizeof *t);
+  char **names = ra_calloc(&a, (size_t)(nt ? nt : 1), sizeof *names);
+  if (!t || !names) {
+    ra_free_mem(&a, t, sizeof *t * (size_t)(nt ? nt : 1));
+    ra_free_mem(&a, names, sizeof *names * (size_t)(nt ? nt : 1));
+    snprintf(err, errlen, "out of memory saving '%s'", path);
+    return RA_ENOMEM;
+  }
+  int k = 0, rc = 0;
+  for (int pass = 0; pass < (ms->opt_m ? 3 : 1) && rc == 0; pass++) {
+    for (int i = 0; i < ms->nparams; i++) {
+      const ParamInfo *pi = &ms->params[i];
+      const float *base = pass == 0 ? ms->w : pass == 1 ? ms->opt_m : ms->opt_v;
+      size_t len = strlen(pi->path) + 16;
+      names[k] = ra_malloc(&a, len);
+      if (!names[k]) { rc = RA_ENOMEM; break; }
+      snprintf(names[k], len, "%s%s", pass == 0 ? "" : pass == 1 ? "optim.m/" : "optim.v/",
+               pi->path);
+      t[k].name = names[k];
+      t[k].dtype = 0;
+      t[k].ndim = pi->type.rank;
+      for (int d = 0; d < pi->type.rank; d++) t[k].shape[d] = pi->type.dim[d];
+      t[k].data = (void *)(base + pi->offset);
+      k++;
+    }
+  }
+  if (rc == 0) {
+    char hash[32], step[32], epoch[32];
+    snprintf(hash, sizeof hash, "%016" PRIx64, spec_hash);
+    snprintf(step, sizeof step, "%" PRId64, ms->step);
+    snprintf(epoch, sizeof epoch, "%" PRId64, ms->epoch);
+    CkptMeta meta[] = {{"format", CKPT_FORMAT}, {"version", CKPT_VERSION},
+                       {"model", ms->name},     {"spec_hash", hash},
+                       {"step", step},          {"epoch", epoch}};
+    if (ckpt_write(path, t, k, meta, (int)(sizeof meta / sizeof meta[0]), err, errlen) != 0)
+      rc = RA_EIO;
+  } else {
+    snprintf(err, errlen, "out of memory saving '%s'", path);
+  }
+  for (int i = 0; i < k; i++) ra_free_mem(&a, names[i], strlen(names[i]) + 1);
+  ra_free_mem(&a, t, sizeof *t * (size_t)(nt ? nt : 1));
+  ra_free_mem(&a, names, sizeof *names * (size_t)(nt ? nt : 1));
+  return rc;
+}
+
+static int load_into(const Ckpt *c, const char *path, const char *name, const ParamInfo *pi,
+                     float *dst, char *err, size_t errlen) {
+  const CkptTensor *t = ckpt_find(c, name);
+  if (!t) {
+    snprintf(err, errlen, "%s: no tensor '%s' (the checkpoint is of another model?)", path, name);
+    return RA_ECKPT;
+  }
+  bool ok = t->dtype == 0 && t->ndim == pi->type.rank;
+  for (int d = 0; ok && d < t->ndim; d++) ok = t->shape[d] == pi->type.dim[d];
+  if (!ok) {
+    char want[96];
+    ir_type_str(&pi->type, want, sizeof want);
+    char got[160];
+    int n = snprintf(got, sizeof got, "%s[", t->dtype == 0 ? "f32" : "i32");
+    for (int d = 0; d < t->ndim && n < (int)sizeof got - 24; d++)
+      n += snprintf(got + n, sizeof got - (size_t)n, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+    snprintf(got + n, sizeof got - (size_t)n, "]");
+    snprintf(err, errlen, "%s: tensor '%s' is %s but the model expects %s", path, name, got, want);
+    return RA_ECKPT;
+  }
+  memcpy(dst + pi->offset, t->data, (size_t)ir_numel(&pi->type) * sizeof(float));
+  return 0;
+}
+
+int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_optim,
+                char *err, size_t errlen) {
+  Ckpt *c = ckpt_read(ms->alloc, path, err, errlen);
+  if (!c) return RA_ECKPT;
+  int rc = 0;
+  const char *fmt = ckpt_meta(c, "format");
+  if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0) {
+    snprintf(err, errlen, "%s: not a rac checkpoint (metadata 'format' is %s%s%s)", path,
+             fmt ? "'" : "", fmt ? fmt : "missing", fmt ? "'" : "");
+    rc = RA_ECKPT;
+  }
+  const char *ver = ckpt_meta(c, "version");
+  if (rc == 0 && (!ver || strcmp(ver, CKPT_VERSION) != 0)) {
+    snprintf(err, errlen, "%s: checkpoint version %s; this rac reads version %s", path,
+             ver ? ver : "(missing)", CKPT_VERSION);
+    rc = RA_ECKPT;
+  }
+  (void)spec_hash; /* a different spec with the same parameters may load its weights */
+  for (int i = 0; rc == 0 && i < ms->nparams; i++)
+    rc = load_into(c, path, ms->params[i].path, &ms->params[i], ms->w, err, errlen);
+  if (rc == 0 && need_optim) {
+    size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
+    if (!ms->opt_m) ms->opt_m = ra_calloc(&ms->alloc, nw, sizeof(float));
+    if (!ms->opt_v) ms->opt_v = ra_calloc(&ms->alloc, nw, sizeof(float));
+    if (!ms->opt_m || !ms->opt_v) {
+      snprintf(err, errlen, "out of memory loading '%s'", path);
+      rc = RA_ENOMEM;
+    }
+    for (int i = 0; rc == 0 && i < ms->nparams; i++) {
+      char name[512];
+      snprintf(name, sizeof name, "optim.m/%s", ms->params[i].path);
+      rc = load_into(c, path, name, &ms->params[i], ms->opt_m, err, errlen);
+      snprintf(name, sizeof name, "optim.v/%s", ms->params[i].path);
+      if (rc == 0) rc = load_into(c, path, name, &ms->params[i], ms->opt_v, err, errlen);
+    }
+    const char *st = ckpt_meta(c, "step"), *ep = ckpt_meta(c, "epoch");
+    if (rc == 0) {
+      ms->step = st ? strtoll(st, NULL, 10) : 0;
+      ms->epoch = ep ? strtoll(ep, NULL, 10) : 0;
+    }
+  }
+  if (rc == 0) ms->initialized = true;
+  ckpt_free(c);
+  return rc;
+}

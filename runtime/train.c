@@ -1,0 +1,664 @@
+/* train.c - the training loop, evaluation and benchmark over the IR
+ * interpreter.  One step: batch -> step IR (forward, loss, gradients) ->
+ * particle updates -> clipping -> optimizer; then progress, evaluation,
+ * logs and checkpoints.  Everything is deterministic for a given seed and
+ * thread count. */
+#include "train.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "../include/ra.h"
+#include "exec.h"
+#include "optim.h"
+#include "particles.h"
+#include "rng.h"
+
+/* ---- small helpers ---- */
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void emit(const RunOptions *o, const char *fmt, ...) {
+  if (!o->log) return;
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  o->log(o->log_ud, line);
+}
+
+/* ---- model state ---- */
+
+int mstate_init(ModelState *ms, RaAlloc alloc, const Model *m, uint64_t seed) {
+  memset(ms, 0, sizeof *ms);
+  ms->alloc = alloc;
+  ms->name = m->name;
+  ms->params = m->params;
+  ms->nparams = m->nparams;
+  ms->nweights = m->nweights;
+  ms->w = ra_calloc(&alloc, (size_t)(m->nweights ? m->nweights : 1), sizeof(float));
+  if (!ms->w) return RA_ENOMEM;
+  for (int i = 0; i < m->nparams; i++) {
+    const ParamInfo *pi = &m->params[i];
+    float *x = ms->w + pi->offset;
+    int64_t n = ir_numel(&pi->type);
+    switch (pi->init) {
+    case INIT_ZEROS: break;
+    case INIT_ONES:
+      for (int64_t k = 0; k < n; k++) x[k] = 1.0f;
+      break;
+    case INIT_NORMAL:
+      rng_fill_normal(seed, RNG_STREAM_INIT + (uint64_t)i, x, n, 0.0f, (float)pi->scale);
+      break;
+    case INIT_UNIFORM:
+      rng_fill_uniform(seed, RNG_STREAM_INIT + (uint64_t)i, x, n, -(float)pi->scale,
+                       (float)pi->scale);
+      break;
+    }
+  }
+  ms->initialized = true;
+  return 0;
+}
+
+void mstate_free(ModelState *ms) {
+  size_t n = (size_t)(ms->nweights ? ms->nweights : 1) * sizeof(float);
+  ra_free_mem(&ms->alloc, ms->w, n);
+  ra_free_mem(&ms->alloc, ms->opt_m, n);
+  ra_free_mem(&ms->alloc, ms->opt_v, n);
+  memset(ms, 0, sizeof *ms);
+}
+
+/* ---- a compiled function bound to storage ---- */
+
+typedef struct Bound {
+  RaAlloc alloc;
+  Model *m;
+  IrFunc *f;
+  MemPlan *plan;
+  Exec *ex;
+  int nin;               /* inputs + targets */
+  void *in[16];
+  size_t in_bytes[16];
+} Bound;
+
+static void bound_free(Bound *b) {
+  if (b->ex) exec_free(b->ex);
+  for (int i = 0; i < b->nin; i++) ra_free_mem(&b->alloc, b->in[i], b->in_bytes[i]);
+  memset(b, 0, sizeof *b);
+}
+
+/* The per-example type of model input k (targets follow inputs). */
+static const ModelVar *model_var(const Model *m, int k) {
+  return k < m->ninputs ? &m->inputs[k] : &m->targets[k - m->ninputs];
+}
+
+static int bound_make(Bound *b, RaAlloc alloc, Program *p, const AstItem *item, int64_t batch,
+                      bool with_grad, ModelState *ms, char *err, size_t errlen) {
+  memset(b, 0, sizeof *b);
+  b->alloc = alloc;
+  b->m = lower_model(p, item, batch);
+  if (!b->m) return fail(err, errlen, RA_ESPEC, "model '%s' does not compile", item->name);
+  if (b->m->nweights != ms->nweights)
+    return fail(err, errlen, RA_ESPEC, "model '%s' changed its parameters", item->name);
+  IrFunc *f = b->m->fwd;
+  if (with_grad) {
+    f = autodiff(p->arena, b->m, p->diags);
+    if (!f) return fail(err, errlen, RA_ESPEC, "model '%s' cannot be differentiated", item->name);
+  }
+  b->f = pass_optimize(p->arena, f);
+  if (!b->f) return fail(err, errlen, RA_ENOMEM, "out of memory optimizing '%s'", item->name);
+  b->plan = plan_memory(p->arena, b->f);
+  if (!b->plan) return fail(err, errlen, RA_ENOMEM, "out of memory planning '%s'", item->name);
+  b->nin = b->m->ninputs + b->m->ntargets;
+  if (b->nin > 16) return fail(err, errlen, RA_ESPEC, "model '%s' has more than 16 inputs", item->name);
+  for (int k = 0; k < b->nin; k++) {
+    IrType t = model_var(b->m, k)->type;
+    b->in_bytes[k] = (size_t)batch * ir_bytes(&t);
+    b->in[k] = ra_calloc(&alloc, 1, b->in_bytes[k]);
+    if (!b->in[k]) return fail(err, errlen, RA_ENOMEM, "out of memory for batch inputs");
+  }
+  int64_t *offs = ra_calloc(&alloc, (size_t)(ms->nparams ? ms->nparams : 1), sizeof(int64_t));
+  if (!offs) return fail(err, errlen, RA_ENOMEM, "out of memory");
+  for (int i = 0; i < ms->nparams; i++) offs[i] = ms->params[i].offset;
+  /* the offsets live as long as the program arena: copy them there */
+  int64_t *poffs = arena_alloc(p->arena, sizeof(int64_t) * (size_t)(ms->nparams + 1));
+  if (poffs) memcpy(poffs, offs, sizeof(int64_t) * (size_t)ms->nparams);
+  ra_free_mem(&alloc, offs, sizeof(int64_t) * (size_t)(ms->nparams ? ms->nparams : 1));
+  if (!poffs) return fail(err, errlen, RA_ENOMEM, "out of memory");
+  b->ex = exec_new(alloc, b->f, b->plan, ms->w, poffs, b->nin);
+  if (!b->ex) return fail(err, errlen, RA_ENOMEM, "out of memory: the step needs %zu bytes",
+                          b->plan->arena_bytes);
+  for (int k = 0; k < b->nin; k++) b->ex->inputs[k] = b->in[k];
+  return 0;
+}
+
+static int bound_run(Bound *b, KernelCtx *kc, char *err, size_t errlen) {
+  if (exec_run(b->ex, kc) != 0) return fail(err, errlen, RA_ERUNTIME, "%s", kc->err);
+  return 0;
+}
+
+/* Fills the bound inputs from a batch of the data set. */
+static int64_t bound_fill(Bound *b, const DataSet *ds, int split, const int64_t *order,
+                          int64_t start, int64_t bs) {
+  void *ins[8] = {0};
+  for (int k = 0; k < ds->nin && k < 8; k++) ins[k] = b->in[k];
+  int32_t *tg = b->m->ntargets > 0 ? (int32_t *)b->in[b->m->ninputs] : NULL;
+  return data_batch(ds, split, order, start, bs, ins, tg);
+}
+
+/* ---- data against the model ---- */
+
+static int check_data(const Model *m, const DataSet *ds, const TrainDecl *t, char *err,
+                      size_t errlen) {
+  if (ds->nin != m->ninputs)
+    return fail(err, errlen, RA_EDATA, "data '%s' gives %d inputs but model '%s' takes %d", t->data,
+                ds->nin, m->name, m->ninputs);
+  /* vocabulary against embed's vocab: every GATHER indexed by an input */
+  for (int i = 0; i < m->fwd->n; i++) {
+    const IrNode *n = &m->fwd->nodes[i];
+    if (n->op != OP_GATHER) continue;
+    const IrNode *idx = &m->fwd->nodes[n->in[1]];
+    const IrNode *tab = &m->fwd->nodes[n->in[0]];
+    if (idx->op != OP_INPUT || idx->attr.i[0] >= m->ninputs) continue;
+    int64_t rows = tab->type.dim[0];
+    if (ds->vocab.n > rows)
+      return fail(err, errlen, RA_EDATA,
+                  "data '%s' has a vocabulary of %lld tokens but the embedding of input '%s' has "
+                  "vocab %lld (line %d): raise vocab in the model or lower it in the data",
+                  t->data, (long long)ds->vocab.n, m->inputs[idx->attr.i[0]].name, (long long)rows,
+                  n->span.line);
+  }
+  if (m->ntargets > 0) {
+    const ModelVar *tv = &m->targets[0];
+    int64_t need = ds->decl->loader == LOADER_TSV || ds->decl->loader == LOADER_CSV
+                       ? ds->classes
+                       : ds->vocab.n;
+    if (tv->classes > 0 && need > tv->classes)
+      return fail(err, errlen, RA_EDATA,
+                  "data '%s' has %lld classes but target '%s' is class(%lld) (line %d)", t->data,
+                  (long long)need, tv->name, (long long)tv->classes, tv->span.line);
+  }
+  for (int s = 0; s < 3; s++) {
+    if (s == SPLIT_TRAIN && ds->split_n[s] == 0)
+      return fail(err, errlen, RA_EDATA, "data '%s' has no training examples after the split",
+                  t->data);
+  }
+  return 0;
+}
+
+/* ---- evaluation ---- */
+
+static void eval_accumulate(const Bound *b, int64_t real, double *loss_sum, int64_t *npos,
+                            int64_t *correct, double *div_sum, int ngroups) {
+  const IrOutput *po = ir_find_output(b->f, OUT_PRED, -1);
+  if (po && b->m->ntargets > 0) {
+    const IrType *lt = &b->f->nodes[po->value].type;
+    const float *logits = exec_ptr(b->ex, po->value);
+    const int32_t *tg = b->in[b->m->ninputs + po->index];
+    int64_t K = lt->dim[lt->rank - 1];
+    int64_t per = ir_numel(lt) / (lt->dim[0] * K);
+    for (int64_t r = 0; r < real * per; r++) {
+      const float *x = logits + r * K;
+      int64_t arg = 0;
+      float mx = x[0];
+      for (int64_t k = 1; k < K; k++)
+        if (x[k] > mx) { mx = x[k]; arg = k; }
+      double se = 0;
+      for (int64_t k = 0; k < K; k++) se += exp((double)x[k] - mx);
+      int32_t y = tg[r];
+      if (y < 0 || y >= K) continue;
+      *loss_sum += log(se) + mx - x[y];
+      *correct += arg == y;
+      (*npos)++;
+    }
+  } else {
+    const IrOutput *lo = ir_find_output(b->f, OUT_LOSS, -1);
+    if (lo) {
+      *loss_sum += *(const float *)exec_ptr(b->ex, lo->value) * (double)real;
+      *npos += real;
+    }
+  }
+  for (int g = 0; g < ngroups && g < 64; g++) {
+    const IrOutput *ho = ir_find_output(b->f, OUT_HEADS, g);
+    if (!ho) continue;
+    const IrType *ht = &b->f->nodes[ho->value].type;
+    const float *h = exec_ptr(b->ex, ho->value);
+    int64_t H = ht->dim[1], L = ir_numel(ht) / (ht->dim[0] * H);
+    if (H < 2) { div_sum[g] += (double)real; continue; }
+    for (int64_t e = 0; e < real; e++) {
+      const float *v = h + e * H * L;
+      double acc = 0;
+      int pairs = 0;
+      for (int64_t i = 0; i < H; i++)
+        for (int64_t j = i + 1; j < H; j++) {
+          double dot = 0, ni = 0, nj = 0;
+          for (int64_t k = 0; k < L; k++) {
+            dot += (double)v[i * L + k] * v[j * L + k];
+            ni += (double)v[i * L + k] * v[i * L + k];
+            nj += (double)v[j * L + k] * v[j * L + k];
+          }
+          acc += (ni > 0 && nj > 0) ? fabs(dot) / sqrt(ni * nj) : 1.0;
+          pairs++;
+        }
+      div_sum[g] += 1.0 - acc / pairs;
+    }
+  }
+}
+
+static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int ngroups,
+                    EvalResult *r, char *err, size_t errlen) {
+  memset(r, 0, sizeof *r);
+  r->accuracy = -1;
+  r->ngroups = ngroups < 64 ? ngroups : 64;
+  int64_t bs = b->f->batch, n = ds->split_n[split];
+  double loss_sum = 0, div_sum[64] = {0};
+  int64_t npos = 0, correct = 0;
+  bool was = kc->training;
+  kc->training = false;
+  for (int64_t s = 0; s < n; s += bs) {
+    int64_t real = bound_fill(b, ds, split, NULL, s, bs);
+    int rc = bound_run(b, kc, err, errlen);
+    if (rc) { kc->training = was; return rc; }
+    eval_accumulate(b, real, &loss_sum, &npos, &correct, div_sum, r->ngroups);
+  }
+  kc->training = was;
+  r->examples = n;
+  r->loss = npos ? loss_sum / (double)npos : 0;
+  r->perplexity = exp(r->loss);
+  if (ir_find_output(b->f, OUT_PRED, -1) && npos) r->accuracy = (double)correct / (double)npos;
+  for (int g = 0; g < r->ngroups; g++) r->diversity[g] = n ? div_sum[g] / (double)n : 0;
+  return 0;
+}
+
+static const char *split_name(int s) {
+  return s == SPLIT_TRAIN ? "train" : s == SPLIT_VALID ? "valid" : "test";
+}
+
+/* "valid loss 0.41 acc 0.873 ppl 1.51 div 0.42/0.45" */
+static void eval_text(const EvalResult *r, int split, unsigned metrics, char *buf, size_t n) {
+  size_t k = (size_t)snprintf(buf, n, "%s loss %.4f", split_name(split), r->loss);
+  if (r->accuracy >= 0 && (metrics & MET_ACCURACY) && k < n)
+    k += (size_t)snprintf(buf + k, n - k, " acc %.4f", r->accuracy);
+  if ((metrics & MET_PERPLEXITY) && k < n)
+    k += (size_t)snprintf(buf + k, n - k, " ppl %.3f", r->perplexity);
+  if ((metrics & MET_HEAD_DIVERSITY) && r->ngroups && k < n) {
+    k += (size_t)snprintf(buf + k, n - k, " div");
+    for (int g = 0; g < r->ngroups && k < n; g++)
+      k += (size_t)snprintf(buf + k, n - k, "%s%.3f", g ? "/" : " ", r->diversity[g]);
+  }
+}
+
+static void eval_json(FILE *lf, const EvalResult *r, int split, int64_t step, int64_t epoch,
+                      const Model *m) {
+  if (!lf) return;
+  fprintf(lf, "{\"event\":\"eval\",\"split\":\"%s\",\"step\":%lld,\"epoch\":%lld,\"loss\":%.6g",
+          split_name(split), (long long)step, (long long)epoch, r->loss);
+  if (r->accuracy >= 0) fprintf(lf, ",\"accuracy\":%.6g", r->accuracy);
+  fprintf(lf, ",\"perplexity\":%.6g", r->perplexity);
+  if (r->ngroups) {
+    fprintf(lf, ",\"head_diversity\":{");
+    for (int g = 0; g < r->ngroups; g++)
+      fprintf(lf, "%s\"%s\":%.6g", g ? "," : "", m->groups[g].path, r->diversity[g]);
+    fprintf(lf, "}");
+  }
+  fprintf(lf, "}\n");
+  fflush(lf);
+}
+
+/* ---- the loop ---- */
+
+typedef struct Loop {
+  Program *p;
+  const TrainDecl *t;
+  ModelState *ms;
+  const RunOptions *o;
+  const AstItem *item;
+  DataSet *ds;
+  Bound step, eval;
+  bool have_eval;
+  KernelCtx kc;
+  float *g;
+  float *pwork, *ptheta, *pgrad;
+  int64_t pwork_n, pbuf_n;
+  Optim opt;
+  FILE *lf;
+  uint64_t seed;
+} Loop;
+
+static void loop_free(Loop *L) {
+  RaAlloc a = L->ms->alloc;
+  bound_free(&L->step);
+  if (L->have_eval) bound_free(&L->eval);
+  if (L->ds) data_free(L->ds);
+  size_t nw = (size_t)(L->ms->nweights ? L->ms->nweights : 1) * sizeof(float);
+  ra_free_mem(&a, L->g, nw);
+  ra_free_mem(&a, L->pwork, (size_t)L->pwork_n * sizeof(float));
+  ra_free_mem(&a, L->ptheta, (size_t)L->pbuf_n * sizeof(float));
+  ra_free_mem(&a, L->pgrad, (size_t)L->pbuf_n * sizeof(float));
+  if (L->lf) fclose(L->lf);
+}
+
+static RepKind group_kind(const Loop *L, const HeadGroup *hg) {
+  return L->t->has_repulsion_override ? L->t->repulsion_override : hg->rep.kind;
+}
+
+static int loop_setup(Loop *L, bool need_eval, char *err, size_t errlen) {
+  const TrainDecl *t = L->t;
+  RaAlloc a = L->ms->alloc;
+  L->item = sema_find_model(L->p, t->model);
+  if (!L->item) return fail(err, errlen, RA_ENOTFOUND, "no model '%s'", t->model);
+  const DataDecl *dd = NULL;
+  for (int i = 0; i < L->p->ndata; i++)
+    if (strcmp(L->p->data[i].name, t->data) == 0) dd = &L->p->data[i];
+  if (!dd) return fail(err, errlen, RA_ENOTFOUND, "no data set '%s'", t->data);
+  L->seed = L->o->has_seed ? L->o->seed : t->seed;
+  L->ds = data_load(a, dd, err, errlen);
+  if (!L->ds) return RA_EDATA;
+  int rc = bound_make(&L->step, a, L->p, L->item, t->batch, true, L->ms, err, errlen);
+  if (rc) return rc;
+  rc = check_data(L->step.m, L->ds, t, err, errlen);
+  if (rc) return rc;
+  if (need_eval) {
+    rc = bound_make(&L->eval, a, L->p, L->item, t->batch, false, L->ms, err, errlen);
+    if (rc) return rc;
+    L->have_eval = true;
+  }
+  int threads = L->o->threads > 0 ? L->o->threads : t->threads > 0 ? (int)t->threads
+                                        : (L->o->default_threads > 0 ? L->o->default_threads : 1);
+  memset(&L->kc, 0, sizeof L->kc);
+  L->kc.threads = threads;
+  L->kc.seed = L->seed;
+  L->kc.training = true;
+  L->kc.externs = L->o->externs;
+  L->kc.nexterns = L->o->nexterns;
+  size_t nw = (size_t)(L->ms->nweights ? L->ms->nweights : 1);
+  L->g = ra_calloc(&a, nw, sizeof(float));
+  if (!L->g) return fail(err, errlen, RA_ENOMEM, "out of memory for gradients");
+  /* particle buffers: the largest set */
+  const Model *m = L->step.m;
+  for (int gi = 0; gi < m->ngroups; gi++) {
+    const HeadGroup *hg = &m->groups[gi];
+    for (int s = 0; s < particles_nsets(hg); s++) {
+      int64_t D = particles_dim(hg, m->params, s), M = hg->heads;
+      if (M * D > L->pbuf_n) L->pbuf_n = M * D;
+      int64_t w = particles_work_floats(M, D);
+      if (w > L->pwork_n) L->pwork_n = w;
+    }
+  }
+  if (L->pbuf_n) {
+    L->ptheta = ra_calloc(&a, (size_t)L->pbuf_n, sizeof(float));
+    L->pgrad = ra_calloc(&a, (size_t)L->pbuf_n, sizeof(float));
+    L->pwork = ra_calloc(&a, (size_t)(L->pwork_n ? L->pwork_n : 1), sizeof(float));
+    if (!L->ptheta || !L->pgrad || !L->pwork)
+      return fail(err, errlen, RA_ENOMEM, "out of memory for particles");
+  }
+  return 0;
+}
+
+/* Repulsive particle updates on the gradient buffer (language.md §6). */
+static void loop_particles(Loop *L, int64_t step) {
+  const Model *m = L->step.m;
+  for (int gi = 0; gi < m->ngroups; gi++) {
+    const HeadGroup *hg = &m->groups[gi];
+    Repulsion rep = hg->rep;
+    rep.kind = group_kind(L, hg);
+    if (rep.kind == REP_NONE) continue;
+    if (rep.every > 1 && step % rep.every != 0) continue;
+    for (int s = 0; s < particles_nsets(hg); s++) {
+      int64_t D = particles_dim(hg, m->params, s);
+      particles_gather(hg, m->params, s, L->ms->w, L->ptheta);
+      particles_gather(hg, m->params, s, L->g, L->pgrad);
+      particles_update(&rep, hg->heads, D, L->ptheta, L->pgrad, L->pwork, L->seed,
+                       RNG_STREAM_SPOS + (uint64_t)gi * 16 + (uint64_t)s, step, NULL);
+      particles_scatter(hg, m->params, s, L->pgrad, L->g);
+    }
+  }
+}
+
+/* One optimizer step on the current batch; returns the loss through *loss. */
+static int loop_step(Loop *L, int64_t step, int64_t total, double *loss, char *err,
+                     size_t errlen) {
+  L->kc.step = step;
+  int rc = bound_run(&L->step, &L->kc, err, errlen);
+  if (rc) return rc;
+  const IrOutput *lo = ir_find_output(L->step.f, OUT_LOSS, -1);
+  *loss = *(const float *)exec_ptr(L->step.ex, lo->value);
+  if (!isfinite(*loss))
+    return fail(err, errlen, RA_ERUNTIME,
+                "the loss became %s at step %lld: lower the learning rate or add clip",
+                isnan(*loss) ? "NaN" : "infinite", (long long)step);
+  const IrFunc *f = L->step.f;
+  for (int i = 0; i < f->nout; i++) {
+    const IrOutput *o = &f->outs[i];
+    if (o->role != OUT_GRAD) continue;
+    const ParamInfo *pi = &L->ms->params[o->index];
+    memcpy(L->g + pi->offset, exec_ptr(L->step.ex, o->value),
+           (size_t)ir_numel(&pi->type) * sizeof(float));
+  }
+  loop_particles(L, step);
+  if (L->t->clip > 0) clip_global_norm(L->g, L->ms->nweights, L->t->clip);
+  optim_step(&L->opt, L->ms->w, L->g, sched_lr(L->t, step, total), NULL);
+  return 0;
+}
+
+static void progress_line(Loop *L, int64_t step, int64_t total, double loss, double rate) {
+  const RunOptions *o = L->o;
+  if (o->quiet || !o->log) return;
+  double eta = rate > 0 ? (double)(total - step) / rate : 0;
+  int width = 24, fill = total ? (int)((double)width * (double)step / (double)total) : width;
+  char bar[32];
+  for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+  bar[width] = 0;
+  emit(o, "\rstep %lld/%lld [%s] loss %.4f  %.1f steps/s  ETA %d:%02d", (long long)step,
+       (long long)total, bar, loss, rate, (int)(eta / 60), (int)eta % 60);
+}
+
+int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, char *err,
+              size_t errlen) {
+  Loop L;
+  memset(&L, 0, sizeof L);
+  L.p = p;
+  L.t = t;
+  L.ms = ms;
+  L.o = o;
+  bool need_eval = t->eval_on || (t->metrics != 0);
+  int rc = loop_setup(&L, true, err, errlen);
+  (void)need_eval;
+  if (rc) { loop_free(&L); return rc; }
+  RaAlloc a = ms->alloc;
+  size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
+  if (o->resume) {
+    rc = mstate_load(ms, o->resume, o->spec_hash, true, err, errlen);
+    if (rc) { loop_free(&L); return rc; }
+  }
+  if (!ms->opt_m) ms->opt_m = ra_calloc(&a, nw, sizeof(float));
+  if (!ms->opt_v) ms->opt_v = ra_calloc(&a, nw, sizeof(float));
+  if (!ms->opt_m || !ms->opt_v) { loop_free(&L); return fail(err, errlen, RA_ENOMEM, "out of memory for optimizer state"); }
+  L.opt = (Optim){.kind = t->opt, .lr = t->lr, .momentum = t->momentum, .beta1 = t->beta1,
+                  .beta2 = t->beta2, .eps = t->eps, .weight_decay = t->weight_decay,
+                  .n = ms->nweights, .m = ms->opt_m, .v = ms->opt_v, .t = ms->step};
+  const char *log_path = o->log_path ? o->log_path : t->log;
+  if (log_path) {
+    L.lf = fopen(log_path, o->resume ? "a" : "w");
+    if (!L.lf) { loop_free(&L); return fail(err, errlen, RA_EIO, "cannot write the log '%s'", log_path); }
+  }
+  int64_t ntrain = L.ds->split_n[SPLIT_TRAIN];
+  int64_t spe = (ntrain + t->batch - 1) / t->batch;
+  int64_t total = t->steps > 0 ? t->steps : t->epochs * spe;
+  int64_t *order = ra_calloc(&a, (size_t)(ntrain ? ntrain : 1), sizeof(int64_t));
+  if (!order) { loop_free(&L); return fail(err, errlen, RA_ENOMEM, "out of memory"); }
+  const Model *m = L.step.m;
+  emit(o, "training %s on %s: %lld parameters, %lld train / %lld valid / %lld test examples, "
+          "%lld steps, batch %lld, %d threads",
+       m->name, t->data, (long long)ms->nweights, (long long)ntrain,
+       (long long)L.ds->split_n[SPLIT_VALID], (long long)L.ds->split_n[SPLIT_TEST],
+       (long long)total, (long long)t->batch, L.kc.threads);
+  double t0 = now_seconds(), last_print = 0, loss_sum = 0;
+  int64_t loss_n = 0, cur_epoch = -1;
+  rc = 0;
+  for (int64_t step = ms->step; step < total; step++) {
+    int64_t epoch = step / spe, in_epoch = step % spe;
+    if (epoch != cur_epoch) {
+      data_shuffle(L.ds, SPLIT_TRAIN, L.seed, epoch, order);
+      cur_epoch = epoch;
+    }
+    bound_fill(&L.step, L.ds, SPLIT_TRAIN, order, in_epoch * t->batch, t->batch);
+    double loss;
+    rc = loop_step(&L, step, total, &loss, err, errlen);
+    if (rc) break;
+    ms->step = step + 1;
+    ms->epoch = (step + 1) / spe;
+    L.opt.t = ms->step;
+    loss_sum += loss;
+    loss_n++;
+    if (L.lf)
+      fprintf(L.lf, "{\"event\":\"step\",\"step\":%lld,\"loss\":%.6g,\"lr\":%.6g}\n",
+              (long long)(step + 1), loss, sched_lr(t, step, total));
+    if (o->on_step && o->on_step(o->step_ud, step + 1, loss) != 0) {
+      rc = fail(err, errlen, RA_ESTOPPED, "training stopped by the callback at step %lld",
+                (long long)(step + 1));
+      break;
+    }
+    double el = now_seconds() - t0;
+    double rate = (double)(step + 1 - 0) / (el > 1e-9 ? el : 1e-9);
+    if (o->progress && el - last_print > 0.1) {
+      progress_line(&L, step + 1, total, loss_sum / (double)loss_n, rate);
+      last_print = el;
+    }
+    bool end_epoch = (step + 1) % spe == 0 || step + 1 == total;
+    bool do_eval = t->eval_on && (t->eval_every_steps > 0 ? (step + 1) % t->eval_every_steps == 0
+                                                          : end_epoch);
+    if (end_epoch || do_eval) {
+      char line[512] = "";
+      if (do_eval && L.ds->split_n[t->eval_split] > 0) {
+        EvalResult r;
+        rc = run_eval(&L.eval, L.ds, t->eval_split, &L.kc, m->ngroups, &r, err, errlen);
+        if (rc) break;
+        eval_text(&r, t->eval_split, t->metrics | MET_LOSS, line, sizeof line);
+        eval_json(L.lf, &r, t->eval_split, step + 1, ms->epoch, m);
+      }
+      if (!o->quiet)
+        emit(o, "%sepoch %lld step %lld/%lld  train loss %.4f  %s  (%.1f steps/s)",
+             o->progress ? "\r\x1b[K" : "", (long long)(epoch + 1), (long long)(step + 1),
+             (long long)total, loss_sum / (double)(loss_n ? loss_n : 1), line, rate);
+      loss_sum = 0;
+      loss_n = 0;
+      if (t->save) {
+        rc = mstate_save(ms, t->save, o->spec_hash, err, errlen);
+        if (rc) break;
+      }
+    }
+  }
+  ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(int64_t));
+  if (rc == 0 && L.ds->split_n[SPLIT_TEST] > 0) {
+    EvalResult r;
+    rc = run_eval(&L.eval, L.ds, SPLIT_TEST, &L.kc, m->ngroups, &r, err, errlen);
+    if (rc == 0) {
+      char line[512];
+      eval_text(&r, SPLIT_TEST, t->metrics | MET_LOSS, line, sizeof line);
+      emit(o, "%s", line);
+      eval_json(L.lf, &r, SPLIT_TEST, ms->step, ms->epoch, m);
+      if (t->save) emit(o, "saved %s", t->save);
+    }
+  }
+  loop_free(&L);
+  return rc;
+}
+
+int train_eval(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, int split,
+               EvalResult *r, char *err, size_t errlen) {
+  Loop L;
+  memset(&L, 0, sizeof L);
+  L.p = p;
+  L.t = t;
+  L.ms = ms;
+  L.o = o;
+  int rc = loop_setup(&L, true, err, errlen);
+  if (rc == 0) {
+    if (L.ds->split_n[split] == 0)
+      rc = fail(err, errlen, RA_EDATA, "the %s split of '%s' is empty", split_name(split), t->data);
+    else
+      rc = run_eval(&L.eval, L.ds, split, &L.kc, L.step.m->ngroups, r, err, errlen);
+  }
+  loop_free(&L);
+  return rc;
+}
+
+static double step_flops(const IrFunc *f) {
+  double fl = 0;
+  for (int i = 0; i < f->n; i++) {
+    const IrNode *n = &f->nodes[i];
+    if (n->op != OP_MATMUL) continue;
+    const IrType *a = &f->nodes[n->in[0]].type;
+    int64_t k = n->attr.i[0] ? a->dim[a->rank - 2] : a->dim[a->rank - 1];
+    fl += 2.0 * (double)ir_numel(&n->type) * (double)k;
+  }
+  return fl;
+}
+
+int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
+                int64_t steps, char *report, size_t replen, char *err, size_t errlen) {
+  Loop L;
+  memset(&L, 0, sizeof L);
+  L.p = p;
+  L.t = t;
+  L.ms = ms;
+  L.o = o;
+  int rc = loop_setup(&L, false, err, errlen);
+  RaAlloc a = ms->alloc;
+  size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
+  float *m1 = NULL, *v1 = NULL;
+  if (rc == 0) {
+    m1 = ra_calloc(&a, nw, sizeof(float));
+    v1 = ra_calloc(&a, nw, sizeof(float));
+    if (!m1 || !v1) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
+  }
+  if (rc == 0) {
+    L.opt = (Optim){.kind = t->opt, .lr = t->lr, .momentum = t->momentum, .beta1 = t->beta1,
+                    .beta2 = t->beta2, .eps = t->eps, .weight_decay = t->weight_decay,
+                    .n = ms->nweights, .m = m1, .v = v1};
+    int64_t ntrain = L.ds->split_n[SPLIT_TRAIN];
+    double loss = 0, t0 = 0;
+    for (int64_t s = 0; s <= steps && rc == 0; s++) {
+      if (s == 1) t0 = now_seconds(); /* step 0 warms up */
+      bound_fill(&L.step, L.ds, SPLIT_TRAIN, NULL, (s * t->batch) % (ntrain ? ntrain : 1),
+                 t->batch);
+      rc = loop_step(&L, s, steps + 1, &loss, err, errlen);
+    }
+    if (rc == 0) {
+      double el = now_seconds() - t0;
+      double sps = (double)steps / el;
+      double flops = step_flops(L.step.f);
+      size_t peak = L.step.plan->arena_bytes + L.step.plan->const_bytes +
+                    (size_t)ms->nweights * sizeof(float) * 4;
+      for (int k = 0; k < L.step.nin; k++) peak += L.step.in_bytes[k];
+      snprintf(report, replen,
+               "model %s  batch %lld  threads %d  steps %lld\n"
+               "steps/s %.3f\nsamples/s %.1f\nms/step %.2f\nGFLOP/step %.3f\nGFLOP/s %.2f\n"
+               "peak memory %.1f MiB (arena %.1f MiB)\nloss %.4f\n",
+               L.step.m->name, (long long)t->batch, L.kc.threads, (long long)steps, sps,
+               sps * (double)t->batch, 1000.0 / sps, flops * 1e-9, flops * 1e-9 * sps,
+               (double)peak / 1048576.0, (double)L.step.plan->arena_bytes / 1048576.0, loss);
+    }
+  }
+  ra_free_mem(&a, m1, nw * sizeof(float));
+  ra_free_mem(&a, v1, nw * sizeof(float));
+  loop_free(&L);
+  return rc;
+}

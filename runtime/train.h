@@ -1,0 +1,83 @@
+/* train.h - model state, the training loop, evaluation and benchmarking.
+ *
+ * A ModelState is what a trained model is: its parameters (one buffer, laid
+ * out by ParamInfo.offset), optimizer moments and progress counters.  The
+ * loop is: batch -> step IR (forward, loss, gradients) -> particle updates
+ * (svgd/spos, language.md §6) -> clipping -> optimizer -> metrics, progress,
+ * evaluation, checkpoint.
+ */
+#ifndef RA_TRAIN_H
+#define RA_TRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../compiler/program.h"
+#include "data.h"
+#include "kernels.h"
+
+typedef struct ModelState {
+  RaAlloc alloc;
+  const char *name;
+  ParamInfo *params;        /* copy of the lowered model's (paths in arena) */
+  int nparams;
+  int64_t nweights;
+  float *w;                 /* parameters */
+  float *opt_m, *opt_v;     /* optimizer moments (NULL until training) */
+  int64_t step;             /* optimizer steps taken */
+  int64_t epoch;
+  bool initialized;
+} ModelState;
+
+typedef struct RunOptions {
+  int threads;              /* 0: the train block's, else default_threads */
+  int default_threads;
+  uint64_t seed;            /* used when has_seed */
+  bool has_seed;
+  bool progress;            /* one-line progress bar (a terminal) */
+  bool quiet;
+  const char *log_path;     /* overrides the train block's */
+  const char *resume;       /* checkpoint to resume from */
+  ExternFn *const *externs;
+  int nexterns;
+  uint64_t spec_hash;
+  /* sinks */
+  void (*log)(void *ud, const char *line);   /* lines; '\r'-led = progress */
+  void *log_ud;
+  int (*on_step)(void *ud, int64_t step, double loss);
+  void *step_ud;
+} RunOptions;
+
+/* Results of an evaluation pass. */
+typedef struct EvalResult {
+  int64_t examples;
+  double loss;              /* mean per predicted position */
+  double accuracy;          /* -1 when the model has no classification */
+  double perplexity;
+  int ngroups;
+  double diversity[64];     /* per head group */
+} EvalResult;
+
+int mstate_init(ModelState *ms, RaAlloc alloc, const Model *m, uint64_t seed);
+void mstate_free(ModelState *ms);
+
+/* Trains; returns 0, RA_ESTOPPED (callback) or another RA_E* code with a
+ * message in err. */
+int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
+              char *err, size_t errlen);
+/* Evaluates on a split; fills *r. */
+int train_eval(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
+               int split, EvalResult *r, char *err, size_t errlen);
+/* Times `steps` training steps (after one warm-up step); fills a text report. */
+int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
+                int64_t steps, char *report, size_t replen, char *err, size_t errlen);
+
+/* Checkpoints (ckpt.h) of a ModelState: parameters by path, optimizer
+ * moments as "optim.m/<path>", "optim.v/<path>", metadata with format,
+ * version, model, spec hash, step and epoch. */
+int mstate_save(const ModelState *ms, const char *path, uint64_t spec_hash, char *err,
+                size_t errlen);
+int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_optim,
+                char *err, size_t errlen);
+
+#endif

@@ -44,4 +44,21 @@ int clauses_attention(Program *p, const AstClauses *c, Span call, bool attnpool,
 /* Defaults for a Repulsion. */
 void repulsion_defaults(Repulsion *r);
 
+/* ---- used by sema.c (and open to lower.c) ---- */
+/* Evaluates every const of the program (consts.c), in file order; each
+ * error is reported once.  0 or -1. */
+int sema_eval_consts(Program *p);
+/* The source text of a span (shortened to ~40 bytes), for messages. */
+const char *sema_span_text(const Program *p, Span s);
+/* "a string", "a list", "a call", ... for "found ..." messages. */
+const char *sema_expr_kind(const AstExpr *e);
+/* Reads a `data` item (loader call, kwargs, clause block) into d; spec_dir
+ * is the folder of the file that holds it.  0 or -1 (diagnosed). */
+int clauses_data(Program *p, const AstItem *it, const char *spec_dir, DataDecl *d);
+/* Reads a `train` item's clause block into t (names and spans too; the model
+ * and data are checked by sema).  0 or -1 (diagnosed). */
+int clauses_train(Program *p, const AstItem *it, TrainDecl *t);
+/* Defaults of an optimizer's settings (lr, momentum, betas, eps, decay). */
+void train_opt_defaults(TrainDecl *t, OptKind k);
+
 #endif

@@ -170,6 +170,7 @@ typedef struct ConstVal {
   const char *name;
   Span span;
   int64_t value;           /* consts are integers (language.md §3) */
+  bool failed;             /* its definition had an error: uses fail quietly */
 } ConstVal;
 
 /* ---- the whole program ---- */

@@ -34,8 +34,9 @@ void *ra_malloc(const RaAlloc *a, size_t n) {
 
 void *ra_calloc(const RaAlloc *a, size_t count, size_t n) {
   if (n && count > SIZE_MAX / n) return NULL;
-  void *p = ra_malloc(a, count * n);
-  if (p) memset(p, 0, (count * n) ? count * n : 1);
+  size_t bytes = count * n;
+  void *p = ra_malloc(a, bytes);
+  if (p) memset(p, 0, bytes > 0 ? bytes : 1);
   return p;
 }
 

@@ -37,14 +37,38 @@ typedef struct DataSet {
  * Returns NULL on error. */
 DataSet *data_load(RaAlloc alloc, const DataDecl *d, char *err, size_t errlen);
 void data_free(DataSet *ds);
-/* Encodes raw text as the data set's text field does (for predict). */
+/* Encodes raw text as the data set's text field does (for predict).  field
+ * is the input index (0 .. nin-1); out gets numel(in_type[field]) ids,
+ * padded with <pad>.  Returns the number of real tokens, or -1 when the
+ * input is not text or the text is not valid UTF-8. */
 int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *out);
 /* Fills batch inputs/targets with examples order[start .. start+bs) of a
  * split (order from data_shuffle, or NULL for split order).  Short final
  * batches are padded by repeating examples; returns the real count. */
 int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t start,
                    int64_t bs, void **inputs, int32_t *targets);
-/* A permutation of a split for an epoch, from (seed, epoch). */
+/* A permutation of a split for an epoch, from (seed, epoch): order gets
+ * split_n[split] positions within the split (0 .. split_n-1). */
 void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, int64_t *order);
+
+/* ---- tokenize.c: tokenizers and vocabularies ----
+ * chars: one token per Unicode code point.  words: runs of letters, digits,
+ * '_' and non-ASCII code points, ASCII letters lowercased; each punctuation
+ * character is a token of its own; whitespace separates. */
+typedef int (*TokEmitFn)(void *ud, const char *tok, size_t len);
+/* Calls emit for each token of s[0..n); stops early when emit returns
+ * non-zero (and returns that).  Returns -1 on invalid UTF-8 or a NUL byte,
+ * with *bad = its byte offset. */
+int tok_split(TokKind kind, const char *s, size_t n, TokEmitFn emit, void *ud, size_t *bad);
+/* Interns a token (words: ASCII-lowercased when fold) into v, growing it in
+ * arena a; returns its id, or -1 when out of memory. */
+int64_t vocab_intern(Arena *a, Vocab *v, const char *tok, size_t len, int fold);
+/* The id of a token, or -1 when absent. */
+int64_t vocab_lookup(const Vocab *v, const char *tok, size_t len, int fold);
+/* A vocabulary with the specials and the cap - 2 most frequent tokens of
+ * full (counts[i] for token i; ties by bytes); remap[i] gets each full id's
+ * new id (1 = <unk> when cut).  Returns 0, or -1 when out of memory. */
+int vocab_build(Arena *a, Vocab *out, const Vocab *full, const int64_t *counts, int64_t cap,
+                int32_t *remap);
 
 #endif

@@ -26,6 +26,13 @@ int particles_update(const Repulsion *rep, int64_t M, int64_t D, const float *th
                      float *g, float *work, uint64_t seed, uint64_t stream, int64_t step,
                      ParticleStats *stats);
 int64_t particles_work_floats(int64_t M, int64_t D);
+/* The same update with the spos noise given explicitly: xi [M][D] standard
+ * normal draws, or NULL for none (the noise-free part).  particles_update
+ * fills xi from rng_normal(seed, stream, step*M*D + i*D + d) and calls this.
+ * work as above.  Returns 0, or -1 if M < 1, D < 1 or a setting is invalid
+ * (fixed bandwidth <= 0, spos with stepsize <= 0 or beta < 0). */
+int particles_update_noise(const Repulsion *rep, int64_t M, int64_t D, const float *theta,
+                           float *g, float *work, const float *xi, ParticleStats *stats);
 
 /* The particle sets of a head group: how many, and the particle size of
  * each (group each: one set per chosen matrix; joint: one set). */

@@ -38,7 +38,7 @@ LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(LANG_SRC) $(COMP_SRC) $(RT_SRC)) \
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 
-.PHONY: all test check-examples clean install data fuzz bench
+.PHONY: all test test-unit clean install data fuzz bench
 all: $(B)/libra.a $(B)/libra.so $(B)/rac
 
 $(B)/lang/parser.c $(B)/lang/parser.h: lang/parser.y
@@ -76,6 +76,10 @@ $(B)/tests/%: tests/%.c tests/testutil.h $(B)/libra.a
 
 test: all $(TEST_BIN)
 	@bash tests/run.sh $(B)
+
+# Every suite but the end-to-end example runs (for sanitizer builds).
+test-unit: all $(TEST_BIN)
+	@bash tests/run.sh $(B) test_examples
 
 data:
 	@bash tools/make_data.sh

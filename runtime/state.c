@@ -6,9 +6,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <sys/stat.h>
+
 #include "../include/ra.h"
 #include "ckpt.h"
 #include "train.h"
+
+/* mkdir -p of the folder that will hold path ("runs/x.safetensors"). */
+void make_parent_dirs(const char *path) {
+  char buf[4096];
+  size_t n = strlen(path);
+  if (n >= sizeof buf) return;
+  memcpy(buf, path, n + 1);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return;
+    *p = '/';
+  }
+}
 
 #define CKPT_FORMAT "rac-checkpoint"
 #define CKPT_VERSION "1"
@@ -44,6 +61,7 @@ int mstate_save(const ModelState *ms, const char *path, uint64_t spec_hash, char
     }
   }
   if (rc == 0) {
+    make_parent_dirs(path);
     char hash[32], step[32], epoch[32];
     snprintf(hash, sizeof hash, "%016" PRIx64, spec_hash);
     snprintf(step, sizeof step, "%" PRId64, ms->step);

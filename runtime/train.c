@@ -495,6 +495,7 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
                   .n = ms->nweights, .m = ms->opt_m, .v = ms->opt_v, .t = ms->step};
   const char *log_path = o->log_path ? o->log_path : t->log;
   if (log_path) {
+    make_parent_dirs(log_path);
     L.lf = fopen(log_path, o->resume ? "a" : "w");
     if (!L.lf) { loop_free(&L); return fail(err, errlen, RA_EIO, "cannot write the log '%s'", log_path); }
   }

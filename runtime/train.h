@@ -80,4 +80,7 @@ int mstate_save(const ModelState *ms, const char *path, uint64_t spec_hash, char
 int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_optim,
                 char *err, size_t errlen);
 
+/* Creates the folders that will hold path (mkdir -p of its parent). */
+void make_parent_dirs(const char *path);
+
 #endif

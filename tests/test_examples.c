@@ -1,0 +1,71 @@
+/* test_examples.c - every example trains end to end on a reduced budget
+ * and must beat a stated floor on its test split.  Needs `make data`. */
+#include <string.h>
+#include <unistd.h>
+
+#include "ra.h"
+#include "testutil.h"
+
+typedef struct Case {
+  const char *spec;
+  const char *data;       /* a file `make data` builds, or NULL */
+  const char *sets[4];    /* "key=value" budget overrides */
+  const char *metric;     /* "accuracy" or "perplexity" */
+  double floor;           /* accuracy at least / perplexity at most */
+} Case;
+
+static double metric_of(const char *summary, const char *metric) {
+  const char *p = strstr(summary, metric);
+  cr_assert(p, "no %s in '%s'", metric, summary);
+  return atof(p + strlen(metric));
+}
+
+static void run_case(const Case *k) {
+  if (k->data)
+    cr_assert(access(k->data, R_OK) == 0, "%s is missing: run `make data` first", k->data);
+  ra_ctx *c = ra_new();
+  ra_set_option(c, "quiet", "1");
+  ra_set_option(c, "threads", "2");
+  for (int i = 0; i < 4 && k->sets[i]; i++) {
+    char key[64];
+    const char *eq = strchr(k->sets[i], '=');
+    snprintf(key, sizeof key, "set.%.*s", (int)(eq - k->sets[i]), k->sets[i]);
+    cr_assert_eq(ra_set_option(c, key, eq + 1), 0, "%s", ra_error(c));
+  }
+  char ckpt[256];
+  snprintf(ckpt, sizeof ckpt, "/tmp/rac_example_%d.safetensors", (int)getpid());
+  char key[] = "set.save";
+  ra_set_option(c, key, ckpt);
+  cr_assert_eq(ra_load_file(c, k->spec), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_train(c, NULL, NULL, NULL), 0, "%s", ra_error(c));
+  const char *summary = NULL;
+  cr_assert_eq(ra_eval(c, NULL, ckpt, "test", &summary), 0, "%s", ra_error(c));
+  double v = metric_of(summary, k->metric);
+  cr_log_info("%s: %s", k->spec, summary);
+  if (!strcmp(k->metric, "perplexity"))
+    cr_assert(v <= k->floor, "%s: perplexity %.3f above the floor %.3f", k->spec, v, k->floor);
+  else
+    cr_assert(v >= k->floor, "%s: %s %.4f below the floor %.4f", k->spec, k->metric, v, k->floor);
+  unlink(ckpt);
+  ra_free(c);
+}
+
+Test(examples, fortunes, .timeout = 600) {
+  Case k = {"examples/fortunes.ra", "data/fortunes.tsv", {"epochs=2"}, "accuracy", 0.30};
+  run_case(&k);
+}
+
+Test(examples, licenses, .timeout = 600) {
+  Case k = {"examples/licenses.ra", "data/licenses.tsv", {"epochs=2"}, "accuracy", 0.40};
+  run_case(&k);
+}
+
+Test(examples, charlm, .timeout = 600) {
+  Case k = {"examples/charlm.ra", "data/corpus.txt", {"steps=150", "eval=none"}, "perplexity", 20.0};
+  run_case(&k);
+}
+
+Test(examples, reverse, .timeout = 600) {
+  Case k = {"examples/reverse.ra", NULL, {"epochs=4"}, "accuracy", 0.30};
+  run_case(&k);
+}

@@ -11,7 +11,8 @@ pkgs=(
   libcriterion-dev             # the test suites
   clang libclang-rt-14-dev     # the fuzz target (libFuzzer)
   valgrind                     # leak checks of the embedding example
-  fortunes fortunes-min        # data: fortunes.tsv and the character corpus
+  fortunes fortunes-min        # data: fortunes.tsv
+  bible-kjv                    # data: the character corpus (KJV text)
 )
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -1,0 +1,1041 @@
+/* data.c - data sets (language.md §8): the tsv, csv, text and synthetic
+ * loaders, text fields through the vocabulary (tokenize.c), labels to class
+ * ids, deterministic splits and shuffles from Philox streams, and batches.
+ *
+ * Everything a DataSet owns lives in one arena freed by data_free; loading
+ * works in a second, scratch arena.  Every malformed input is an error that
+ * names the file and the line (docs/data.md lists them). */
+#include "data.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rng.h"
+
+/* The DataSet and the arena that holds everything it owns. */
+typedef struct DataBox {
+  DataSet ds;
+  Arena keep;
+} DataBox;
+
+/* A field of a table record: bytes (not NUL-terminated). */
+typedef struct Cell {
+  const char *p;
+  size_t n;
+} Cell;
+
+typedef struct Rec {
+  int64_t line;    /* where the record starts */
+  int64_t first;   /* index of its first cell */
+  int64_t ncells;
+} Rec;
+
+/* A growable array over the RaAlloc. */
+typedef struct Vec {
+  void *p;
+  size_t n, cap, esz;
+} Vec;
+
+typedef struct Loader {
+  RaAlloc alloc;
+  const DataDecl *d;
+  DataSet *ds;
+  Arena *keep;
+  Arena tmp;
+  const char *path;      /* as opened (for messages) */
+  char *buf;             /* the file, NUL-terminated */
+  size_t len, buf_size;
+  Vec recs, cells;       /* tables */
+  bool *is_train;        /* per example */
+  char *err;
+  size_t errlen;
+} Loader;
+
+/* ---- small helpers ---- */
+
+static void *vec_push(Loader *L, Vec *v) {
+  if (v->n == v->cap) {
+    size_t cap = v->cap ? v->cap * 2 : 256;
+    if (cap > SIZE_MAX / v->esz) return NULL;
+    void *p = ra_realloc(&L->alloc, v->p, v->cap * v->esz, cap * v->esz);
+    if (!p) return NULL;
+    v->p = p;
+    v->cap = cap;
+  }
+  return (char *)v->p + v->esz * v->n++;
+}
+
+static void vec_free(Loader *L, Vec *v) {
+  if (v->p) ra_free_mem(&L->alloc, v->p, v->cap * v->esz);
+  v->p = NULL;
+  v->n = v->cap = 0;
+}
+
+static int fail(Loader *L, int64_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "path:line: message" (or "path: message" for line 0). */
+static int fail(Loader *L, int64_t line, const char *fmt, ...) {
+  if (!L->err || !L->errlen) return -1;
+  int k;
+  if (L->path && line > 0)
+    k = snprintf(L->err, L->errlen, "%s:%lld: ", L->path, (long long)line);
+  else if (L->path)
+    k = snprintf(L->err, L->errlen, "%s: ", L->path);
+  else
+    k = snprintf(L->err, L->errlen, "data '%s': ", L->d->name ? L->d->name : "?");
+  if (k < 0) k = 0;
+  if ((size_t)k < L->errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(L->err + k, L->errlen - (size_t)k, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+static int oom(Loader *L) { return fail(L, 0, "out of memory while loading the data"); }
+
+/* A printable excerpt of a cell for messages. */
+static const char *excerpt(const char *p, size_t n, char *out, size_t outlen) {
+  size_t k = 0, i = 0;
+  for (; i < n && k + 4 < outlen; i++) {
+    unsigned char c = (unsigned char)p[i];
+    out[k++] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
+  }
+  if (i < n) {
+    memcpy(out + k, "...", 3);
+    k += 3;
+  }
+  out[k] = 0;
+  return out;
+}
+
+static Cell trim(Cell c) {
+  while (c.n && (c.p[0] == ' ' || c.p[0] == '\t')) c.p++, c.n--;
+  while (c.n && (c.p[c.n - 1] == ' ' || c.p[c.n - 1] == '\t')) c.n--;
+  return c;
+}
+
+static bool mul_ok(int64_t a, int64_t b, int64_t *out) {
+  if (a < 0 || b < 0 || (b && a > INT64_MAX / 4 / b)) return false;
+  *out = a * b;
+  return true;
+}
+
+static int64_t numel(const IrType *t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->rank; i++) n *= t->dim[i];
+  return n;
+}
+
+static IrType int_vec(int64_t n) {
+  IrType t;
+  memset(&t, 0, sizeof t);
+  t.dtype = IR_I32;
+  t.rank = 1;
+  t.dim[0] = n;
+  return t;
+}
+
+/* ---- files ---- */
+
+static int file_exists(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0;
+}
+
+/* Resolves the path (relative to the spec's folder first, then to the
+ * working directory) and reads the file. */
+static int read_file(Loader *L) {
+  const char *p = L->d->path;
+  if (!p || !*p) return fail(L, 0, "no file name given");
+  const char *path = p;
+  if (p[0] != '/' && L->d->spec_dir && *L->d->spec_dir && strcmp(L->d->spec_dir, ".") != 0) {
+    const char *joined = arena_printf(&L->tmp, "%s/%s", L->d->spec_dir, p);
+    if (!joined) return oom(L);
+    if (file_exists(joined) || !file_exists(p)) path = joined;
+  }
+  L->path = path;
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) {
+    if (path != p)
+      return fail(L, 0, "cannot open the data file: %s (also looked for '%s')", strerror(errno), p);
+    return fail(L, 0, "cannot open the data file: %s", strerror(errno));
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return fail(L, 0, "not a regular file");
+  }
+  size_t size = (size_t)st.st_size;
+  if ((uint64_t)st.st_size >= ((uint64_t)1 << 40)) {
+    close(fd);
+    return fail(L, 0, "the file is too large (%lld bytes)", (long long)st.st_size);
+  }
+  L->buf = ra_malloc(&L->alloc, size + 1);
+  if (!L->buf) {
+    close(fd);
+    return fail(L, 0, "out of memory reading the file (%zu bytes)", size);
+  }
+  L->buf_size = size + 1;
+  size_t got = 0;
+  while (got < size) {
+    ssize_t r = read(fd, L->buf + got, size - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  if (got != size) return fail(L, 0, "cannot read the file (got %zu of %zu bytes)", got, size);
+  L->buf[size] = 0;
+  L->len = size;
+  /* a UTF-8 byte order mark is not data */
+  if (L->len >= 3 && memcmp(L->buf, "\xEF\xBB\xBF", 3) == 0) {
+    memmove(L->buf, L->buf + 3, L->len - 2);
+    L->len -= 3;
+  }
+  if (L->len == 0) return fail(L, 0, "the file is empty");
+  return 0;
+}
+
+/* ---- tables (tsv, csv) ---- */
+
+static int push_cell(Loader *L, const char *p, size_t n) {
+  Cell *c = vec_push(L, &L->cells);
+  if (!c) return oom(L);
+  c->p = p;
+  c->n = n;
+  return 0;
+}
+
+static int push_rec(Loader *L, int64_t line, int64_t first) {
+  Rec *r = vec_push(L, &L->recs);
+  if (!r) return oom(L);
+  r->line = line;
+  r->first = first;
+  r->ncells = (int64_t)L->cells.n - first;
+  return 0;
+}
+
+static bool blank(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') return false;
+  return true;
+}
+
+static int parse_tsv(Loader *L) {
+  const char *b = L->buf;
+  size_t pos = 0;
+  int64_t line = 0;
+  while (pos < L->len) {
+    line++;
+    const char *nl = memchr(b + pos, '\n', L->len - pos);
+    size_t end = nl ? (size_t)(nl - b) : L->len;
+    size_t e = end;
+    if (e > pos && b[e - 1] == '\r') e--;
+    const char *nul = memchr(b + pos, 0, e - pos);
+    if (nul) return fail(L, line, "NUL byte at column %zu of the line", (size_t)(nul - (b + pos)) + 1);
+    if (!blank(b + pos, e - pos)) {
+      int64_t first = (int64_t)L->cells.n;
+      size_t s = pos;
+      for (;;) {
+        const char *tab = memchr(b + s, '\t', e - s);
+        size_t f = tab ? (size_t)(tab - b) : e;
+        if (push_cell(L, b + s, f - s)) return -1;
+        if (!tab) break;
+        s = f + 1;
+      }
+      if (push_rec(L, line, first)) return -1;
+    }
+    pos = end + 1;
+  }
+  return 0;
+}
+
+/* RFC 4180: fields separated by commas, records by (CR)LF; a field in
+ * double quotes may hold commas, line breaks and "" for a quote. */
+static int parse_csv(Loader *L) {
+  const char *b = L->buf;
+  size_t pos = 0, n = L->len;
+  int64_t line = 1;
+  while (pos < n) {
+    int64_t rec_line = line;
+    int64_t first = (int64_t)L->cells.n;
+    bool rec_blank = true;
+    for (;;) { /* one field */
+      if (pos < n && b[pos] == '"') {
+        int64_t open_line = line;
+        size_t s = ++pos, quotes = 0;
+        for (;;) {
+          if (pos >= n) return fail(L, open_line, "a quoted field opened here is never closed");
+          if (b[pos] == 0) return fail(L, line, "NUL byte in a quoted field");
+          if (b[pos] == '\n') line++;
+          if (b[pos] == '"') {
+            if (pos + 1 < n && b[pos + 1] == '"') {
+              quotes++;
+              pos += 2;
+              continue;
+            }
+            break;
+          }
+          pos++;
+        }
+        size_t e = pos++; /* past the closing quote */
+        const char *cp = b + s;
+        size_t cn = e - s;
+        if (quotes) {
+          char *u = arena_alloc(&L->tmp, cn + 1);
+          if (!u) return oom(L);
+          size_t k = 0;
+          for (size_t i = s; i < e; i++) {
+            u[k++] = b[i];
+            if (b[i] == '"') i++;
+          }
+          cp = u;
+          cn = k;
+        }
+        if (push_cell(L, cp, cn)) return -1;
+        rec_blank = false;
+        if (pos < n && b[pos] == '\r' && pos + 1 < n && b[pos + 1] == '\n') pos++;
+        if (pos < n && b[pos] != ',' && b[pos] != '\n') {
+          char c = b[pos];
+          return fail(L, line, "unexpected character '%c' after a closing quote (expected ',' or the end of the line)",
+                      (c >= 0x20 && c < 0x7F) ? c : '?');
+        }
+      } else {
+        size_t s = pos;
+        while (pos < n && b[pos] != ',' && b[pos] != '\n') {
+          if (b[pos] == 0) return fail(L, line, "NUL byte at byte %zu of the record", pos - s + 1);
+          pos++;
+        }
+        size_t e = pos;
+        if (e > s && b[e - 1] == '\r' && (pos >= n || b[pos] == '\n')) e--;
+        if (push_cell(L, b + s, e - s)) return -1;
+        if (!blank(b + s, e - s) || (pos < n && b[pos] == ',')) rec_blank = false;
+      }
+      if (pos < n && b[pos] == ',') {
+        pos++;
+        continue;
+      }
+      break; /* end of line or of file */
+    }
+    if (pos < n && b[pos] == '\n') {
+      pos++;
+      line++;
+    }
+    if (rec_blank) {
+      L->cells.n = (size_t)first; /* an empty line */
+      continue;
+    }
+    if (push_rec(L, rec_line, first)) return -1;
+  }
+  return 0;
+}
+
+/* Column of a named header cell; lists the header's names when absent. */
+static int find_column(Loader *L, const char *name, int64_t *col) {
+  Rec *h = (Rec *)L->recs.p;
+  Cell *cells = (Cell *)L->cells.p + h->first;
+  size_t nlen = strlen(name);
+  for (int64_t i = 0; i < h->ncells; i++) {
+    Cell c = trim(cells[i]);
+    if (c.n == nlen && memcmp(c.p, name, nlen) == 0) {
+      *col = i;
+      return 0;
+    }
+  }
+  char list[512];
+  size_t k = 0;
+  list[0] = 0;
+  for (int64_t i = 0; i < h->ncells && k + 8 < sizeof list; i++) {
+    char ex[64];
+    Cell c = trim(cells[i]);
+    int w = snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", excerpt(c.p, c.n, ex, sizeof ex));
+    if (w < 0) break;
+    k += (size_t)w;
+    if (k >= sizeof list) k = sizeof list - 1;
+  }
+  return fail(L, h->line, "no column named '%s' in the header (columns: %s)", name, list);
+}
+
+/* ---- splits ---- */
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static int make_split(Loader *L) {
+  DataSet *ds = L->ds;
+  const DataDecl *d = L->d;
+  int64_t n = ds->n;
+  double f[3] = {d->split[0], d->split[1], d->split[2]};
+  static const char *const names[3] = {"train", "valid", "test"};
+  double sum = 0;
+  for (int s = 0; s < 3; s++) {
+    if (!(f[s] >= 0 && f[s] <= 1))
+      return fail(L, 0, "split fraction %s %g is not between 0 and 1", names[s], f[s]);
+    sum += f[s];
+  }
+  if (sum > 1 + 1e-6) return fail(L, 0, "split fractions add up to %g, more than 1", sum);
+  if (sum == 0) {
+    f[0] = 1;
+    sum = 1;
+  }
+  int64_t *perm = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)n);
+  L->is_train = arena_alloc(&L->tmp, sizeof(bool) * (size_t)n);
+  if (!perm || !L->is_train) return oom(L);
+  for (int64_t i = 0; i < n; i++) perm[i] = i;
+  for (int64_t i = n - 1; i > 0; i--) {
+    int64_t j = (int64_t)rng_below(d->seed, RNG_STREAM_SPLIT, (uint64_t)i, (uint64_t)i + 1);
+    int64_t t = perm[i];
+    perm[i] = perm[j];
+    perm[j] = t;
+  }
+  int64_t cut[4];
+  double acc = 0;
+  cut[0] = 0;
+  for (int s = 0; s < 3; s++) {
+    acc += f[s];
+    cut[s + 1] = (s == 2 && sum > 1 - 1e-6) ? n : (int64_t)floor((double)n * acc + 0.5);
+    if (cut[s + 1] > n) cut[s + 1] = n;
+    if (cut[s + 1] < cut[s]) cut[s + 1] = cut[s];
+  }
+  for (int s = 0; s < 3; s++) {
+    int64_t m = cut[s + 1] - cut[s];
+    if (m == 0 && f[s] > 0)
+      return fail(L, 0, "the %s split is empty (%lld examples, %s fraction %g); use more data or change the split",
+                  names[s], (long long)n, names[s], f[s]);
+    ds->split_n[s] = m;
+    ds->split_idx[s] = arena_alloc(L->keep, sizeof(int64_t) * (size_t)(m ? m : 1));
+    if (!ds->split_idx[s]) return oom(L);
+    memcpy(ds->split_idx[s], perm + cut[s], sizeof(int64_t) * (size_t)m);
+    qsort(ds->split_idx[s], (size_t)m, sizeof(int64_t), cmp_i64);
+    if (s == 0)
+      for (int64_t i = 0; i < m; i++) L->is_train[ds->split_idx[0][i]] = true;
+  }
+  return 0;
+}
+
+/* ---- tokens ---- */
+
+/* One text source per example: its tokens as ids of a full dictionary. */
+typedef struct TokSeq {
+  Vec ids;            /* int32 */
+  int64_t *off;       /* [n + 1] */
+} TokSeq;
+
+typedef struct TokCtx {
+  Loader *L;
+  Vocab *full;
+  Vec *ids;
+  int fold;
+} TokCtx;
+
+static int tok_collect(void *ud, const char *tok, size_t len) {
+  TokCtx *c = ud;
+  int64_t id = vocab_intern(&c->L->tmp, c->full, tok, len, c->fold);
+  if (id < 0 || id > INT32_MAX) return 1;
+  int32_t *slot = vec_push(c->L, c->ids);
+  if (!slot) return 1;
+  *slot = (int32_t)id;
+  return 0;
+}
+
+/* Line number of byte off of the file. */
+static int64_t line_of(const Loader *L, size_t off) {
+  int64_t line = 1;
+  for (size_t i = 0; i < off && i < L->len; i++) line += L->buf[i] == '\n';
+  return line;
+}
+
+/* Tokenizes s into seq; errors name the line (and column when given). */
+static int tokenize_into(Loader *L, Vocab *full, Vec *ids, TokKind kind, const char *s, size_t n,
+                         int64_t line, int64_t column) {
+  TokCtx c = {L, full, ids, kind == TOK_WORDS};
+  size_t bad = 0;
+  int r = tok_split(kind == TOK_WORDS ? TOK_WORDS : TOK_CHARS, s, n, tok_collect, &c, &bad);
+  if (r == 0) return 0;
+  if (r > 0) return oom(L);
+  if (line == 0) line = line_of(L, (size_t)(s - L->buf) + bad);
+  const char *what = s[bad] == 0 ? "NUL byte" : "invalid UTF-8";
+  if (column >= 0)
+    return fail(L, line, "%s in column %lld (byte %zu of the field)", what, (long long)column, bad + 1);
+  return fail(L, line, "%s (byte 0x%02x)", what, (unsigned)(unsigned char)s[bad]);
+}
+
+/* Builds ds->vocab from the train examples' tokens of every sequence. */
+static int build_vocab(Loader *L, Vocab *full, TokSeq *seqs, int nseq, int64_t cap,
+                       int32_t **remap_out) {
+  DataSet *ds = L->ds;
+  int64_t *counts = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(full->n ? full->n : 1));
+  int32_t *remap = arena_alloc(&L->tmp, sizeof(int32_t) * (size_t)(full->n ? full->n : 1));
+  if (!counts || !remap) return oom(L);
+  for (int q = 0; q < nseq; q++) {
+    const int32_t *ids = seqs[q].ids.p;
+    for (int64_t i = 0; i < ds->n; i++) {
+      if (!L->is_train[i]) continue;
+      for (int64_t k = seqs[q].off[i]; k < seqs[q].off[i + 1]; k++) counts[ids[k]]++;
+    }
+  }
+  if (vocab_build(L->keep, &ds->vocab, full, counts, cap, remap) != 0) return oom(L);
+  *remap_out = remap;
+  return 0;
+}
+
+/* ---- tsv / csv ---- */
+
+static int table_text_field(Loader *L, const DataField *f, int64_t col, Vocab *full, TokSeq *seq) {
+  DataSet *ds = L->ds;
+  const Rec *recs = (const Rec *)L->recs.p + (L->d->header ? 1 : 0);
+  const Cell *cells = L->cells.p;
+  seq->ids.esz = sizeof(int32_t);
+  seq->off = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(ds->n + 1));
+  if (!seq->off) return oom(L);
+  for (int64_t i = 0; i < ds->n; i++) {
+    seq->off[i] = (int64_t)seq->ids.n;
+    Cell c = cells[recs[i].first + col];
+    if (tokenize_into(L, full, &seq->ids, f->tokenize, c.p, c.n, recs[i].line, col)) return -1;
+  }
+  seq->off[ds->n] = (int64_t)seq->ids.n;
+  return 0;
+}
+
+static int table_features(Loader *L, int k, const DataField *f, int64_t lo, int64_t hi) {
+  DataSet *ds = L->ds;
+  const Rec *recs = (const Rec *)L->recs.p + (L->d->header ? 1 : 0);
+  const Cell *cells = L->cells.p;
+  int64_t m = hi - lo + 1;
+  IrType t = f->shape;
+  t.dtype = IR_F32;
+  t.batched = 0;
+  if (t.rank == 0) {
+    t.rank = 1;
+    t.dim[0] = m;
+  }
+  if (numel(&t) != m)
+    return fail(L, 0, "features columns %lld..%lld give %lld values per example, but the shape has %lld",
+                (long long)lo, (long long)hi, (long long)m, (long long)numel(&t));
+  ds->in_type[k] = t;
+  int64_t total;
+  if (!mul_ok(ds->n, m, &total)) return oom(L);
+  float *out = arena_alloc(L->keep, sizeof(float) * (size_t)(total ? total : 1));
+  if (!out) return oom(L);
+  ds->in_data[k] = out;
+  for (int64_t i = 0; i < ds->n; i++) {
+    for (int64_t j = 0; j < m; j++) {
+      Cell c = trim(cells[recs[i].first + lo + j]);
+      char num[128], ex[48];
+      char *end = NULL;
+      double v = 0;
+      bool ok = c.n > 0 && c.n < sizeof num;
+      if (ok) {
+        memcpy(num, c.p, c.n);
+        num[c.n] = 0;
+        errno = 0;
+        v = strtod(num, &end);
+        ok = end == num + c.n && isfinite(v) && fabs(v) <= 3.4e38;
+      }
+      if (!ok) {
+        if (c.n == 0)
+          return fail(L, recs[i].line, "column %lld: expected a number, found an empty field",
+                      (long long)(lo + j));
+        return fail(L, recs[i].line, "column %lld: expected a number, found '%s'", (long long)(lo + j),
+                    excerpt(c.p, c.n, ex, sizeof ex));
+      }
+      out[i * m + j] = (float)v;
+    }
+  }
+  return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int table_labels(Loader *L, int64_t col) {
+  DataSet *ds = L->ds;
+  const Rec *recs = (const Rec *)L->recs.p + (L->d->header ? 1 : 0);
+  const Cell *cells = L->cells.p;
+  ds->tgt_type = (IrType){0};
+  ds->tgt_type.dtype = IR_I32;
+  ds->tgt_data = arena_alloc(L->keep, sizeof(int32_t) * (size_t)ds->n);
+  if (!ds->tgt_data) return oom(L);
+  /* integer labels when every label is a small non-negative integer */
+  bool ints = true;
+  int64_t maxv = -1;
+  for (int64_t i = 0; i < ds->n; i++) {
+    Cell c = trim(cells[recs[i].first + col]);
+    if (c.n == 0) return fail(L, recs[i].line, "column %lld: empty label", (long long)col);
+    const char *nul = memchr(c.p, 0, c.n);
+    if (nul) return fail(L, recs[i].line, "column %lld: NUL byte in the label", (long long)col);
+    if (ints) {
+      int64_t v = 0;
+      for (size_t j = 0; j < c.n && ints; j++) {
+        if (c.p[j] < '0' || c.p[j] > '9' || j >= 6) ints = false;
+        else v = v * 10 + (c.p[j] - '0');
+      }
+      if (ints && v >= 65536) ints = false;
+      if (ints && v > maxv) maxv = v;
+    }
+  }
+  if (ints) {
+    ds->classes = maxv + 1;
+    ds->label_names = arena_alloc(L->keep, sizeof(char *) * (size_t)ds->classes);
+    if (!ds->label_names) return oom(L);
+    for (int64_t k = 0; k < ds->classes; k++) {
+      ds->label_names[k] = arena_printf(L->keep, "%lld", (long long)k);
+      if (!ds->label_names[k]) return oom(L);
+    }
+    for (int64_t i = 0; i < ds->n; i++) {
+      Cell c = trim(cells[recs[i].first + col]);
+      int32_t v = 0;
+      for (size_t j = 0; j < c.n; j++) v = v * 10 + (c.p[j] - '0');
+      ds->tgt_data[i] = v;
+    }
+    return 0;
+  }
+  /* text labels: sorted by bytes, so ids do not depend on the file order */
+  Vocab names;
+  memset(&names, 0, sizeof names);
+  int32_t *tmp_id = arena_alloc(&L->tmp, sizeof(int32_t) * (size_t)ds->n);
+  if (!tmp_id) return oom(L);
+  for (int64_t i = 0; i < ds->n; i++) {
+    Cell c = trim(cells[recs[i].first + col]);
+    int64_t id = vocab_intern(&L->tmp, &names, c.p, c.n, 0);
+    if (id < 0) return oom(L);
+    tmp_id[i] = (int32_t)id;
+  }
+  char **sorted = arena_alloc(L->keep, sizeof(char *) * (size_t)names.n);
+  int32_t *rank = arena_alloc(&L->tmp, sizeof(int32_t) * (size_t)names.n);
+  if (!sorted || !rank) return oom(L);
+  for (int64_t k = 0; k < names.n; k++) {
+    sorted[k] = arena_strdup(L->keep, names.words[k]);
+    if (!sorted[k]) return oom(L);
+  }
+  qsort(sorted, (size_t)names.n, sizeof(char *), cmp_str);
+  for (int64_t k = 0; k < names.n; k++) {
+    int64_t id = vocab_lookup(&names, sorted[k], strlen(sorted[k]), 0);
+    rank[id] = (int32_t)k;
+  }
+  for (int64_t i = 0; i < ds->n; i++) ds->tgt_data[i] = rank[tmp_id[i]];
+  ds->classes = names.n;
+  ds->label_names = sorted;
+  return 0;
+}
+
+static int load_table(Loader *L) {
+  const DataDecl *d = L->d;
+  DataSet *ds = L->ds;
+  bool csv = d->loader == LOADER_CSV;
+  L->recs.esz = sizeof(Rec);
+  L->cells.esz = sizeof(Cell);
+  if (read_file(L)) return -1;
+  if ((csv ? parse_csv(L) : parse_tsv(L)) != 0) return -1;
+  int64_t nrec = (int64_t)L->recs.n;
+  if (nrec == 0) return fail(L, 0, "no data (the file has only empty lines)");
+  if (d->header && nrec == 1) return fail(L, 0, "no examples after the header line");
+  ds->n = nrec - (d->header ? 1 : 0);
+
+  /* resolve the columns */
+  int64_t cols[8][2];
+  int64_t need = 0;
+  int nlabel = 0;
+  for (int i = 0; i < d->nfields; i++) {
+    const DataField *f = &d->fields[i];
+    int64_t lo = f->role == FIELD_FEATURES ? f->col_lo : f->column;
+    int64_t hi = f->role == FIELD_FEATURES ? f->col_hi : f->column;
+    const char *lon = f->role == FIELD_FEATURES ? f->col_lo_name : f->column_name;
+    const char *hin = f->role == FIELD_FEATURES ? f->col_hi_name : f->column_name;
+    if ((lon && lo < 0) || (hin && hi < 0)) {
+      if (!d->header)
+        return fail(L, 0, "column '%s' is named, but the data has no header line (add 'header')",
+                    lon && lo < 0 ? lon : hin);
+      if (lon && lo < 0 && find_column(L, lon, &lo)) return -1;
+      if (hin && hi < 0 && find_column(L, hin, &hi)) return -1;
+    }
+    if (lo < 0 || hi < 0) return fail(L, 0, "field %d has no column", i + 1);
+    if (hi < lo)
+      return fail(L, 0, "features columns %lld..%lld are in the wrong order", (long long)lo, (long long)hi);
+    cols[i][0] = lo;
+    cols[i][1] = hi;
+    if (hi + 1 > need) need = hi + 1;
+    if (f->role == FIELD_LABEL) nlabel++;
+  }
+  if (nlabel > 1) return fail(L, 0, "more than one label field");
+  const Rec *recs = L->recs.p;
+  for (int64_t r = 0; r < nrec; r++) {
+    if (recs[r].ncells < need)
+      return fail(L, recs[r].line, "expected at least %lld %s columns, found %lld", (long long)need,
+                  csv ? "comma-separated" : "tab-separated", (long long)recs[r].ncells);
+  }
+  if (make_split(L)) return -1;
+
+  /* inputs, in field order */
+  Vocab full;
+  memset(&full, 0, sizeof full);
+  TokSeq seqs[8];
+  int text_k[8], ntext = 0;
+  int64_t cap = 0;
+  memset(seqs, 0, sizeof seqs);
+  int k = 0;
+  int rc = 0;
+  for (int i = 0; i < d->nfields && rc == 0; i++) {
+    const DataField *f = &d->fields[i];
+    if (f->role == FIELD_LABEL) {
+      rc = table_labels(L, cols[i][0]);
+      continue;
+    }
+    if (k >= 8) {
+      rc = fail(L, 0, "more than 8 input fields");
+      break;
+    }
+    if (f->role == FIELD_FEATURES) {
+      rc = table_features(L, k, f, cols[i][0], cols[i][1]);
+    } else {
+      if (f->maxlen <= 0) {
+        rc = fail(L, 0, "text column %lld needs a maxlen above 0", (long long)cols[i][0]);
+        break;
+      }
+      ds->in_type[k] = int_vec(f->maxlen);
+      if (f->vocab > cap) cap = f->vocab;
+      if (f->vocab <= 0) cap = INT64_MAX;
+      rc = table_text_field(L, f, cols[i][0], &full, &seqs[ntext]);
+      text_k[ntext++] = k;
+    }
+    k++;
+  }
+  ds->nin = k;
+  int32_t *remap = NULL;
+  if (rc == 0 && ntext > 0) rc = build_vocab(L, &full, seqs, ntext, cap == INT64_MAX ? 0 : cap, &remap);
+  for (int q = 0; q < ntext && rc == 0; q++) {
+    int64_t T = ds->in_type[text_k[q]].dim[0], total;
+    if (!mul_ok(ds->n, T, &total)) {
+      rc = oom(L);
+      break;
+    }
+    int32_t *out = arena_alloc(L->keep, sizeof(int32_t) * (size_t)(total ? total : 1));
+    if (!out) {
+      rc = oom(L);
+      break;
+    }
+    const int32_t *ids = seqs[q].ids.p;
+    for (int64_t i = 0; i < ds->n; i++) {
+      int64_t s = seqs[q].off[i], e = seqs[q].off[i + 1];
+      if (e - s > T) e = s + T;
+      for (int64_t j = s; j < e; j++) out[i * T + (j - s)] = remap[ids[j]];
+    }
+    ds->in_data[text_k[q]] = out;
+  }
+  for (int q = 0; q < ntext; q++) vec_free(L, &seqs[q].ids);
+  return rc;
+}
+
+/* ---- text(path): language modelling windows ---- */
+
+static int load_text(Loader *L) {
+  const DataDecl *d = L->d;
+  DataSet *ds = L->ds;
+  if (d->window <= 0) return fail(L, 0, "the text loader needs a window above 0");
+  if (read_file(L)) return -1;
+  /* CRLF -> LF */
+  size_t w = 0;
+  for (size_t i = 0; i < L->len; i++) {
+    if (L->buf[i] == '\r' && i + 1 < L->len && L->buf[i + 1] == '\n') continue;
+    L->buf[w++] = L->buf[i];
+  }
+  L->len = w;
+  L->buf[w] = 0;
+  Vocab full;
+  memset(&full, 0, sizeof full);
+  TokSeq seq;
+  memset(&seq, 0, sizeof seq);
+  seq.ids.esz = sizeof(int32_t);
+  TokKind kind = d->tokenize == TOK_WORDS ? TOK_WORDS : TOK_CHARS;
+  if (tokenize_into(L, &full, &seq.ids, kind, L->buf, L->len, 0, -1)) {
+    vec_free(L, &seq.ids);
+    return -1;
+  }
+  int64_t N = d->window, ntok = (int64_t)seq.ids.n;
+  int rc = 0;
+  if (ntok < N + 1) {
+    rc = fail(L, 0, "the text has %lld tokens, fewer than one window of %lld plus 1", (long long)ntok,
+              (long long)N);
+    goto done;
+  }
+  ds->n = (ntok - 1) / N;
+  ds->nin = 1;
+  ds->in_type[0] = int_vec(N);
+  ds->tgt_type = int_vec(N);
+  if ((rc = make_split(L)) != 0) goto done;
+  /* window i reads tokens [i*N, i*N + N] */
+  seq.off = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(ds->n + 1));
+  if (!seq.off) {
+    rc = oom(L);
+    goto done;
+  }
+  int32_t *remap = NULL;
+  {
+    /* count each train window's N + 1 tokens: offsets overlap by one */
+    int64_t *counts = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(full.n ? full.n : 1));
+    remap = arena_alloc(&L->tmp, sizeof(int32_t) * (size_t)(full.n ? full.n : 1));
+    if (!counts || !remap) {
+      rc = oom(L);
+      goto done;
+    }
+    const int32_t *ids = seq.ids.p;
+    for (int64_t i = 0; i < ds->n; i++)
+      if (L->is_train[i])
+        for (int64_t j = i * N; j <= i * N + N; j++) counts[ids[j]]++;
+    if (vocab_build(L->keep, &ds->vocab, &full, counts, d->vocab, remap) != 0) {
+      rc = oom(L);
+      goto done;
+    }
+  }
+  int64_t total;
+  if (!mul_ok(ds->n, N, &total)) {
+    rc = oom(L);
+    goto done;
+  }
+  int32_t *in = arena_alloc(L->keep, sizeof(int32_t) * (size_t)total);
+  int32_t *tg = arena_alloc(L->keep, sizeof(int32_t) * (size_t)total);
+  if (!in || !tg) {
+    rc = oom(L);
+    goto done;
+  }
+  const int32_t *ids = seq.ids.p;
+  for (int64_t i = 0; i < ds->n; i++)
+    for (int64_t j = 0; j < N; j++) {
+      in[i * N + j] = remap[ids[i * N + j]];
+      tg[i * N + j] = remap[ids[i * N + j + 1]];
+    }
+  ds->in_data[0] = in;
+  ds->tgt_data = tg;
+  ds->classes = ds->vocab.n;
+done:
+  vec_free(L, &seq.ids);
+  return rc;
+}
+
+/* ---- synthetic(task, length, vocab, examples) ---- */
+
+static int load_synthetic(Loader *L) {
+  const DataDecl *d = L->d;
+  DataSet *ds = L->ds;
+  int64_t V = d->vocab, T = d->length, E = d->examples;
+  static const char *const tasks[3] = {"copy", "reverse", "recall"};
+  const char *task = (unsigned)d->task < 3 ? tasks[d->task] : "?";
+  if (V < 4 || V > 1000000) return fail(L, 0, "synthetic %s needs a vocab between 4 and 1000000, not %lld", task, (long long)V);
+  if (T < 1 || T > 100000) return fail(L, 0, "synthetic %s needs a length between 1 and 100000, not %lld", task, (long long)T);
+  if (E < 1 || E > 10000000) return fail(L, 0, "synthetic %s needs examples between 1 and 10000000, not %lld", task, (long long)E);
+  int64_t nkeys = (V - 2) / 2, pairs = (T - 1) / 2;
+  if (d->task == SYN_RECALL) {
+    if (pairs < 1) return fail(L, 0, "synthetic recall needs a length of at least 3 (a key, a value, the query)");
+    if (pairs > nkeys)
+      return fail(L, 0, "synthetic recall with length %lld has %lld distinct keys, but vocab %lld gives only %lld",
+                  (long long)T, (long long)pairs, (long long)V, (long long)nkeys);
+  }
+  int64_t total;
+  if (!mul_ok(E, T, &total)) return oom(L);
+  ds->n = E;
+  ds->nin = 1;
+  ds->in_type[0] = int_vec(T);
+  ds->classes = V;
+  int32_t *in = arena_alloc(L->keep, sizeof(int32_t) * (size_t)total);
+  int32_t *tg = arena_alloc(L->keep, sizeof(int32_t) * (size_t)(d->task == SYN_RECALL ? E : total));
+  if (!in || !tg) return oom(L);
+  ds->in_data[0] = in;
+  ds->tgt_data = tg;
+  uint64_t stride = (uint64_t)(2 * T + 2);
+  int64_t *keys = NULL;
+  if (d->task == SYN_RECALL) {
+    keys = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)nkeys);
+    if (!keys) return oom(L);
+  }
+  for (int64_t i = 0; i < E; i++) {
+    uint64_t base = (uint64_t)i * stride;
+    int32_t *x = in + i * T;
+    if (d->task == SYN_RECALL) {
+      /* k1 v1 ... kp vp [<pad>] q: keys from [2, 2+nkeys), distinct;
+       * values from [2+nkeys, V); the target is the value of key q */
+      for (int64_t k = 0; k < nkeys; k++) keys[k] = 2 + k;
+      for (int64_t k = 0; k < pairs; k++) {
+        int64_t j = k + (int64_t)rng_below(d->seed, RNG_STREAM_DATA, base + (uint64_t)k, (uint64_t)(nkeys - k));
+        int64_t t = keys[k];
+        keys[k] = keys[j];
+        keys[j] = t;
+        x[2 * k] = (int32_t)keys[k];
+        x[2 * k + 1] = (int32_t)(2 + nkeys +
+                                 (int64_t)rng_below(d->seed, RNG_STREAM_DATA, base + (uint64_t)(pairs + k),
+                                                    (uint64_t)(V - 2 - nkeys)));
+      }
+      if (2 * pairs + 1 < T) x[2 * pairs] = 0;
+      int64_t q = (int64_t)rng_below(d->seed, RNG_STREAM_DATA, base + (uint64_t)(2 * pairs), (uint64_t)pairs);
+      x[T - 1] = x[2 * q];
+      tg[i] = x[2 * q + 1];
+    } else {
+      for (int64_t j = 0; j < T; j++)
+        x[j] = (int32_t)(2 + rng_below(d->seed, RNG_STREAM_DATA, base + (uint64_t)j, (uint64_t)(V - 2)));
+      for (int64_t j = 0; j < T; j++) tg[i * T + j] = d->task == SYN_REVERSE ? x[T - 1 - j] : x[j];
+    }
+  }
+  if (d->task == SYN_RECALL) {
+    ds->tgt_type = (IrType){0};
+    ds->tgt_type.dtype = IR_I32;
+  } else {
+    ds->tgt_type = int_vec(T);
+  }
+  /* the vocabulary: <pad>, <unk>, then the ids as words ("2", "3", ...) */
+  memset(&ds->vocab, 0, sizeof ds->vocab);
+  for (int64_t k = 0; k < V; k++) {
+    char w[24];
+    int n = k == 0 ? snprintf(w, sizeof w, "<pad>") : k == 1 ? snprintf(w, sizeof w, "<unk>")
+                                                           : snprintf(w, sizeof w, "%lld", (long long)k);
+    if (vocab_intern(L->keep, &ds->vocab, w, (size_t)n, 0) != k) return oom(L);
+  }
+  return make_split(L);
+}
+
+/* ---- the public entry points ---- */
+
+DataSet *data_load(RaAlloc alloc, const DataDecl *d, char *err, size_t errlen) {
+  if (err && errlen) err[0] = 0;
+  DataBox *box = ra_malloc(&alloc, sizeof *box);
+  Loader L;
+  memset(&L, 0, sizeof L);
+  L.alloc = alloc;
+  L.d = d;
+  L.err = err;
+  L.errlen = errlen;
+  if (!box) {
+    oom(&L);
+    return NULL;
+  }
+  memset(box, 0, sizeof *box);
+  arena_init(&box->keep, alloc);
+  arena_init(&L.tmp, alloc);
+  box->ds.alloc = alloc;
+  box->ds.decl = d;
+  L.ds = &box->ds;
+  L.keep = &box->keep;
+  int rc;
+  switch (d->loader) {
+  case LOADER_TSV:
+  case LOADER_CSV: rc = load_table(&L); break;
+  case LOADER_TEXT: rc = load_text(&L); break;
+  case LOADER_SYNTHETIC: rc = load_synthetic(&L); break;
+  default: rc = fail(&L, 0, "unknown loader"); break;
+  }
+  vec_free(&L, &L.recs);
+  vec_free(&L, &L.cells);
+  if (L.buf) ra_free_mem(&alloc, L.buf, L.buf_size);
+  arena_free(&L.tmp);
+  if (rc != 0) {
+    arena_free(&box->keep);
+    ra_free_mem(&alloc, box, sizeof *box);
+    return NULL;
+  }
+  return &box->ds;
+}
+
+void data_free(DataSet *ds) {
+  if (!ds) return;
+  DataBox *box = (DataBox *)ds;
+  RaAlloc alloc = ds->alloc;
+  arena_free(&box->keep);
+  ra_free_mem(&alloc, box, sizeof *box);
+}
+
+/* The field declaration behind input k (NULL for text/synthetic). */
+static const DataField *input_field(const DataSet *ds, int k) {
+  const DataDecl *d = ds->decl;
+  int j = 0;
+  for (int i = 0; i < d->nfields; i++) {
+    if (d->fields[i].role == FIELD_LABEL) continue;
+    if (j++ == k) return &d->fields[i];
+  }
+  return NULL;
+}
+
+typedef struct EncCtx {
+  const Vocab *v;
+  int fold;
+  int32_t *out;
+  int64_t n, max;
+} EncCtx;
+
+static int enc_emit(void *ud, const char *tok, size_t len) {
+  EncCtx *c = ud;
+  if (c->n >= c->max) return 2; /* enough */
+  int64_t id = vocab_lookup(c->v, tok, len, c->fold);
+  c->out[c->n++] = id >= 0 ? (int32_t)id : 1;
+  return 0;
+}
+
+int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *out) {
+  if (!ds || !text || !out || field < 0 || field >= ds->nin) return -1;
+  const DataDecl *d = ds->decl;
+  const IrType *t = &ds->in_type[field];
+  if (t->dtype != IR_I32 || t->rank != 1) return -1;
+  TokKind kind;
+  if (d->loader == LOADER_TEXT) {
+    kind = d->tokenize == TOK_WORDS ? TOK_WORDS : TOK_CHARS;
+  } else if (d->loader == LOADER_SYNTHETIC) {
+    kind = TOK_WORDS;
+  } else {
+    const DataField *f = input_field(ds, field);
+    if (!f || f->role != FIELD_TEXT) return -1;
+    kind = f->tokenize == TOK_WORDS ? TOK_WORDS : TOK_CHARS;
+  }
+  int64_t T = t->dim[0];
+  EncCtx c = {&ds->vocab, kind == TOK_WORDS, out, 0, T};
+  size_t len = strlen(text);
+  size_t bad;
+  int r = tok_split(kind, text, len, enc_emit, &c, &bad);
+  if (r == -1) return -1;
+  for (int64_t j = c.n; j < T; j++) out[j] = 0;
+  return (int)c.n;
+}
+
+int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t start,
+                   int64_t bs, void **inputs, int32_t *targets) {
+  if (!ds || split < 0 || split > 2 || bs <= 0 || start < 0) return 0;
+  int64_t n = ds->split_n[split];
+  int64_t real = n - start < bs ? n - start : bs;
+  if (real <= 0) return 0;
+  const int64_t *idx = ds->split_idx[split];
+  int64_t tn = ds->tgt_data ? numel(&ds->tgt_type) : 0;
+  for (int64_t r = 0; r < bs; r++) {
+    int64_t pos = start + (r < real ? r : r % real);
+    int64_t ex = idx[order ? order[pos] : pos];
+    for (int k = 0; k < ds->nin; k++) {
+      if (!inputs || !inputs[k]) continue;
+      size_t sz = (size_t)numel(&ds->in_type[k]) * 4;
+      memcpy((char *)inputs[k] + (size_t)r * sz, (const char *)ds->in_data[k] + (size_t)ex * sz, sz);
+    }
+    if (targets && tn)
+      memcpy(targets + r * tn, ds->tgt_data + ex * tn, sizeof(int32_t) * (size_t)tn);
+  }
+  return real;
+}
+
+void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, int64_t *order) {
+  if (!ds || split < 0 || split > 2 || !order) return;
+  int64_t n = ds->split_n[split];
+  uint64_t stream = (uint64_t)RNG_STREAM_SHUFFLE + (uint64_t)epoch;
+  for (int64_t i = 0; i < n; i++) order[i] = i;
+  for (int64_t i = n - 1; i > 0; i--) {
+    int64_t j = (int64_t)rng_below(seed, stream, (uint64_t)i, (uint64_t)i + 1);
+    int64_t t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+}

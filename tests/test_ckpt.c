@@ -1,0 +1,334 @@
+/* test_ckpt.c - .safetensors checkpoints: the exact layout, round trips,
+ * atomic replacement, and that every kind of damaged file (truncated,
+ * flipped bytes, bad JSON, bad offsets, bad dtypes, duplicates) is an error
+ * naming the file, never a crash. */
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "../runtime/ckpt.h"
+#include "../runtime/rng.h"
+
+static char err[512];
+static char dir[64];
+
+static void make_dir(void) {
+  strcpy(dir, "/tmp/rac_ckpt_XXXXXX");
+  cr_assert(mkdtemp(dir) != NULL);
+}
+
+static void remove_dir(void) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(ckpt, .init = make_dir, .fini = remove_dir);
+
+static const char *in_dir(const char *name) {
+  static char p[2][128];
+  static int k;
+  k ^= 1;
+  snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
+  return p[k];
+}
+
+static float w[6] = {1, -2.5f, 3, 0.125f, -0, 1e30f};
+static int32_t steps[4] = {7, -1, 0, 2147483647};
+static float scalar = 42;
+
+static int sample(CkptTensor *t) {
+  memset(t, 0, sizeof(CkptTensor) * 4);
+  t[0] = (CkptTensor){.name = "classifier.r0.a.wq", .dtype = 0, .ndim = 2, .shape = {2, 3}, .data = w};
+  t[1] = (CkptTensor){.name = "optim.step", .dtype = 1, .ndim = 1, .shape = {4}, .data = steps};
+  t[2] = (CkptTensor){.name = "scalar", .dtype = 0, .ndim = 0, .data = &scalar};
+  t[3] = (CkptTensor){.name = "empty", .dtype = 0, .ndim = 2, .shape = {0, 5}, .data = NULL};
+  return 4;
+}
+
+static const CkptMeta meta[3] = {{"format", "rac"}, {"version", "1"}, {"note", "a \"quoted\"\\ line\n"}};
+
+static const char *write_sample(const char *name) {
+  CkptTensor t[4];
+  int n = sample(t);
+  const char *p = in_dir(name);
+  cr_assert_eq(ckpt_write(p, t, n, meta, 3, err, sizeof err), 0, "%s", err);
+  return p;
+}
+
+static unsigned char *slurp(const char *p, size_t *len) {
+  unsigned char *b = (unsigned char *)tu_read_file(p, len);
+  cr_assert(b != NULL);
+  return b;
+}
+
+static void spit(const char *p, const void *b, size_t len) {
+  FILE *f = fopen(p, "wb");
+  cr_assert(f != NULL);
+  cr_assert_eq(fwrite(b, 1, len, f), len);
+  fclose(f);
+}
+
+Test(ckpt, round_trip) {
+  const char *p = write_sample("a.safetensors");
+  Ckpt *c = ckpt_read(ra_alloc_default(), p, err, sizeof err);
+  cr_assert(c != NULL, "%s", err);
+  cr_assert_eq(c->n, 4);
+  const CkptTensor *a = ckpt_find(c, "classifier.r0.a.wq");
+  cr_assert(a != NULL);
+  cr_assert_eq(a->dtype, 0);
+  cr_assert_eq(a->ndim, 2);
+  cr_assert_eq(a->shape[0], 2);
+  cr_assert_eq(a->shape[1], 3);
+  cr_assert(memcmp(a->data, w, sizeof w) == 0);
+  const CkptTensor *s = ckpt_find(c, "optim.step");
+  cr_assert_eq(s->dtype, 1);
+  cr_assert(memcmp(s->data, steps, sizeof steps) == 0);
+  const CkptTensor *z = ckpt_find(c, "scalar");
+  cr_assert_eq(z->ndim, 0);
+  cr_assert_float_eq(*(float *)z->data, 42.0f, 0);
+  const CkptTensor *e = ckpt_find(c, "empty");
+  cr_assert_eq(e->shape[0], 0);
+  cr_assert_eq(e->shape[1], 5);
+  cr_assert(ckpt_find(c, "nope") == NULL);
+  cr_assert_str_eq(ckpt_meta(c, "format"), "rac");
+  cr_assert_str_eq(ckpt_meta(c, "note"), "a \"quoted\"\\ line\n");
+  cr_assert(ckpt_meta(c, "absent") == NULL);
+  /* tensors come back in data order, which is the order written */
+  cr_assert_str_eq(c->t[0].name, "classifier.r0.a.wq");
+  cr_assert_str_eq(c->t[3].name, "empty");
+  ckpt_free(c);
+}
+
+Test(ckpt, exact_layout) {
+  const char *p = write_sample("b.safetensors");
+  size_t len;
+  unsigned char *b = slurp(p, &len);
+  uint64_t n = 0;
+  for (int i = 0; i < 8; i++) n |= (uint64_t)b[i] << (8 * i);
+  cr_assert_eq(n % 8, 0, "the data starts 8-byte aligned");
+  cr_assert_eq(len, 8 + n + sizeof w + sizeof steps + sizeof scalar);
+  cr_assert_eq(b[8], '{');
+  /* the header, padding spaces shown as they are */
+  char *h = malloc(n + 2);
+  memcpy(h, b + 8, n);
+  h[n] = '\n';
+  h[n + 1] = 0;
+  tu_golden("tests/golden/ckpt/header.json", h);
+  cr_assert(memcmp(b + 8 + n, w, sizeof w) == 0);
+  free(h);
+  free(b);
+}
+
+Test(ckpt, atomic_replace) {
+  const char *p = write_sample("c.safetensors");
+  float v = 5;
+  CkptTensor t = {.name = "x", .dtype = 0, .ndim = 1, .shape = {1}, .data = &v};
+  cr_assert_eq(ckpt_write(p, &t, 1, NULL, 0, err, sizeof err), 0, "%s", err);
+  char tmp[160];
+  snprintf(tmp, sizeof tmp, "%s.tmp", p);
+  cr_assert_neq(access(tmp, F_OK), 0, "the temporary file is gone");
+  Ckpt *c = ckpt_read(ra_alloc_default(), p, err, sizeof err);
+  cr_assert(c != NULL, "%s", err);
+  cr_assert_eq(c->n, 1);
+  cr_assert_eq(c->nmeta, 0);
+  ckpt_free(c);
+}
+
+Test(ckpt, write_errors) {
+  CkptTensor t[4];
+  int n = sample(t);
+  cr_assert_neq(ckpt_write("/nonexistent-dir/x.safetensors", t, n, meta, 3, err, sizeof err), 0);
+  cr_assert(strstr(err, "/nonexistent-dir/x.safetensors: cannot create") == err, "%s", err);
+  t[1].name = t[0].name;
+  const char *p = in_dir("d.safetensors");
+  cr_assert_neq(ckpt_write(p, t, n, meta, 3, err, sizeof err), 0);
+  cr_assert(strstr(err, "two tensors are named 'classifier.r0.a.wq'"), "%s", err);
+  cr_assert_neq(access(p, F_OK), 0);
+  sample(t);
+  t[2].data = NULL;
+  cr_assert_neq(ckpt_write(p, t, n, meta, 3, err, sizeof err), 0);
+  cr_assert(strstr(err, "tensor 'scalar' has no data"), "%s", err);
+  sample(t);
+  CkptMeta dup[2] = {{"k", "1"}, {"k", "2"}};
+  cr_assert_neq(ckpt_write(p, t, n, dup, 2, err, sizeof err), 0);
+  cr_assert(strstr(err, "two metadata entries are named 'k'"), "%s", err);
+  CkptMeta bad[1] = {{"k", "\xff"}};
+  cr_assert_neq(ckpt_write(p, t, n, bad, 1, err, sizeof err), 0);
+  cr_assert(strstr(err, "not valid UTF-8"), "%s", err);
+}
+
+Test(ckpt, missing_file) {
+  const char *p = in_dir("none.safetensors");
+  cr_assert(ckpt_read(ra_alloc_default(), p, err, sizeof err) == NULL);
+  cr_assert(strstr(err, "cannot open the checkpoint: No such file or directory"), "%s", err);
+  cr_assert(strncmp(err, p, strlen(p)) == 0);
+}
+
+/* A file with the given header text (padded) and data bytes. */
+static const char *craft(const char *name, const char *header, size_t data_len) {
+  size_t hl = strlen(header), n = (hl + 7) & ~(size_t)7;
+  unsigned char *b = calloc(8 + n + data_len + 1, 1);
+  for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)n >> (8 * i));
+  memcpy(b + 8, header, hl);
+  memset(b + 8 + hl, ' ', n - hl);
+  const char *p = in_dir(name);
+  spit(p, b, 8 + n + data_len);
+  free(b);
+  return p;
+}
+
+static void expect_bad(const char *header, size_t data_len, const char *want) {
+  const char *p = craft("bad.safetensors", header, data_len);
+  err[0] = 0;
+  Ckpt *c = ckpt_read(ra_alloc_default(), p, err, sizeof err);
+  cr_assert(c == NULL, "accepted: %s", header);
+  cr_assert(strncmp(err, p, strlen(p)) == 0, "names the file: %s", err);
+  cr_assert(strstr(err, want) != NULL, "header %s\n  got: %s\n want: %s", header, err, want);
+}
+
+Test(ckpt, crafted_headers) {
+  expect_bad("{\"a\":", 0, "invalid JSON in the header");
+  expect_bad("[1,2]", 0, "not start with '{'");
+  expect_bad("{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "tensor 'a': missing \"dtype\"");
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4, "missing \"shape\"");
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, "missing \"data_offsets\"");
+  expect_bad("{\"a\":{\"dtype\":\"Q9\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "unknown dtype 'Q9'");
+  expect_bad("{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
+             "dtype F16 is not supported (only F32 and I32)");
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
+             "data_offsets [0, 4] hold 4 bytes, but F32 with 1 dimensions needs 8");
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4,
+             "data_offsets [0, 8] reach past the data (4 bytes; file truncated?)");
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}", 4, "end before they begin");
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+             "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "overlap");
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "leave a gap after byte 0");
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 12,
+             "the data section has 12 bytes, but the tensors cover 4");
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+             "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "duplicate object key");
+  expect_bad("{\"__metadata__\":{\"step\":3}}", 0, "metadata 'step' is not a string");
+  expect_bad("{\"__metadata__\":[]}", 0, "\"__metadata__\" is not an object");
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, "shape[0] is not a non-negative");
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", 4, "not a pair");
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", 4, "unexpected key 'x'");
+  expect_bad("{\"a\":[1]}", 0, "tensor 'a': expected an object");
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
+             "9 dimensions (at most 8)");
+  expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}", 4,
+             "hold 4 bytes");
+}
+
+Test(ckpt, header_length_beyond_file) {
+  const char *p = write_sample("e.safetensors");
+  size_t len;
+  unsigned char *b = slurp(p, &len);
+  b[6] = 1; /* a header length of 2^48 */
+  spit(p, b, len);
+  cr_assert(ckpt_read(ra_alloc_default(), p, err, sizeof err) == NULL);
+  cr_assert(strstr(err, "is larger than the rest of the file"), "%s", err);
+  free(b);
+}
+
+Test(ckpt, misaligned_header_is_read) {
+  /* another writer may not pad: the data then starts at an odd offset */
+  const char *hdr = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+  size_t hl = strlen(hdr);
+  unsigned char b[256];
+  for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+  memcpy(b + 8, hdr, hl);
+  float v[2] = {1.5f, -2};
+  memcpy(b + 8 + hl, v, 8);
+  const char *p = in_dir("odd.safetensors");
+  spit(p, b, 8 + hl + 8);
+  Ckpt *c = ckpt_read(ra_alloc_default(), p, err, sizeof err);
+  cr_assert(c != NULL, "%s", err);
+  cr_assert_eq((uintptr_t)c->t[0].data % 4, 0);
+  cr_assert(memcmp(c->t[0].data, v, 8) == 0);
+  ckpt_free(c);
+}
+
+/* Every truncation and many random byte flips: an error or a file whose
+ * tensors all lie inside it; never a crash (ASan runs check the reads). */
+Test(ckpt, truncations_and_flips) {
+  const char *p = write_sample("f.safetensors");
+  size_t len;
+  unsigned char *good = slurp(p, &len);
+  unsigned char *b = malloc(len);
+  const char *q = in_dir("g.safetensors");
+  for (size_t cut = 0; cut < len; cut++) {
+    spit(q, good, cut);
+    Ckpt *c = ckpt_read(ra_alloc_default(), q, err, sizeof err);
+    cr_assert(c == NULL, "truncated at %zu of %zu bytes but accepted", cut, len);
+    cr_assert(strncmp(err, q, strlen(q)) == 0, "%s", err);
+  }
+  int accepted = 0;
+  for (uint64_t it = 0; it < 1500; it++) {
+    memcpy(b, good, len);
+    uint32_t r[4];
+    rng_philox(11, 1, it, r);
+    int flips = 1 + (int)(r[3] % 3);
+    for (int k = 0; k < flips; k++) {
+      uint32_t s[4];
+      rng_philox(11, 2 + (uint64_t)k, it, s);
+      size_t at = (r[0] & 1) ? s[0] % (len < 160 ? len : 160) : s[0] % len; /* favour the header */
+      b[at] ^= (unsigned char)(1u << (s[1] % 8));
+    }
+    spit(q, b, len);
+    Ckpt *c = ckpt_read(ra_alloc_default(), q, err, sizeof err);
+    if (!c) {
+      cr_assert(err[0] != 0);
+      continue;
+    }
+    accepted++;
+    for (int i = 0; i < c->n; i++) {
+      uint64_t bytes = 4;
+      for (int d = 0; d < c->t[i].ndim; d++) bytes *= (uint64_t)c->t[i].shape[d];
+      const unsigned char *d0 = c->t[i].data, *blob = c->blob;
+      cr_assert(d0 >= blob && d0 + bytes <= blob + c->blob_len);
+    }
+    ckpt_free(c);
+  }
+  cr_assert(accepted > 0, "flips in the data bytes keep the file valid");
+  free(b);
+  free(good);
+}
+
+typedef struct Budget {
+  long left, live;
+} Budget;
+
+static void *budget_fn(void *ud, void *ptr, size_t osize, size_t nsize) {
+  Budget *b = ud;
+  (void)osize;
+  if (nsize == 0) {
+    if (ptr) b->live--;
+    free(ptr);
+    return NULL;
+  }
+  if (b->left-- <= 0) return NULL;
+  void *p = realloc(ptr, nsize);
+  if (p && !ptr) b->live++;
+  return p;
+}
+
+Test(ckpt, allocation_failures) {
+  const char *p = write_sample("h.safetensors");
+  bool done = false;
+  for (long n = 0; n < 100 && !done; n++) {
+    Budget b = {n, 0};
+    RaAlloc al = {budget_fn, &b};
+    Ckpt *c = ckpt_read(al, p, err, sizeof err);
+    if (c) {
+      done = true;
+      cr_assert_eq(c->n, 4);
+      ckpt_free(c);
+    } else {
+      cr_assert(strstr(err, "out of memory"), "budget %ld: %s", n, err);
+    }
+    cr_assert_eq(b.live, 0, "budget %ld: leaked", n);
+  }
+  cr_assert(done);
+}

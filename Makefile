@@ -50,10 +50,10 @@ $(B)/lang/lexer.c: lang/lexer.re $(B)/lang/parser.h
 	$(RE2C) -W --no-generation-date -o $@ lang/lexer.re
 
 $(B)/lang/lexer.o: $(B)/lang/lexer.c
-	$(CC) $(LIBCFLAGS) -Ilang -Wno-unused-function -c -o $@ $<
+	$(CC) $(LIBCFLAGS) -Ilang -MMD -MP -Wno-unused-function -c -o $@ $<
 
 $(B)/lang/parser.o: $(B)/lang/parser.c
-	$(CC) $(LIBCFLAGS) -Ilang -Wno-unused-parameter -Wno-unused-variable -Wno-sign-compare -c -o $@ $<
+	$(CC) $(LIBCFLAGS) -Ilang -MMD -MP -Wno-unused-parameter -Wno-unused-variable -Wno-sign-compare -c -o $@ $<
 
 $(B)/%.o: %.c $(B)/lang/parser.h
 	@mkdir -p $(dir $@)

@@ -57,7 +57,12 @@ struct AstExpr {
   AstKwarg *kwargs;
   int nkwargs;
   AstClauses *clauses; /* EX_CALL: optional trailing { ... } block */
+  int depth;         /* height of this subtree (1 for a leaf); the parser keeps
+                        it <= AST_MAX_DEPTH, so recursive walks stay shallow */
 };
+
+/* Deepest expression tree the parser builds (deeper is a located error). */
+#define AST_MAX_DEPTH 1024
 
 /* ---- clause blocks: flat word lists ---- */
 typedef enum {

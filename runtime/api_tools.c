@@ -88,7 +88,7 @@ int ra_dump(ra_ctx *ctx, const char *model_name, const char *what, const char **
   }
   IrFunc *f = m->fwd;
   if (grad || plan) {
-    f = autodiff(ctx->prog->arena, m, &ctx->diags);
+    f = autodiff_externs(ctx->prog->arena, m, ctx->prog->externs, ctx->prog->nexterns, &ctx->diags);
     if (!f) return api_fail(ctx, RA_ESPEC, "%s", diag_render(&ctx->diags, ctx->color));
   }
   if (opt || plan) f = pass_optimize(ctx->prog->arena, f);

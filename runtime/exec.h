@@ -21,6 +21,7 @@ typedef struct Exec {
   const int64_t *param_offset; /* floats, by param index (not owned) */
   void **inputs;        /* by input index (not owned), set before running */
   int ninputs;
+  int32_t err_node;     /* the node whose kernel failed in the last run, or -1 */
 } Exec;
 
 /* NULL when out of memory. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../compiler/autodiff.h"
 #include "../include/ra.h"
 #include "exec.h"
 #include "optim.h"
@@ -118,7 +119,7 @@ static int bound_make(Bound *b, RaAlloc alloc, Program *p, const AstItem *item, 
     return fail(err, errlen, RA_ESPEC, "model '%s' changed its parameters", item->name);
   IrFunc *f = b->m->fwd;
   if (with_grad) {
-    f = autodiff(p->arena, b->m, p->diags);
+    f = autodiff_externs(p->arena, b->m, p->externs, p->nexterns, p->diags);
     if (!f) return fail(err, errlen, RA_ESPEC, "model '%s' cannot be differentiated", item->name);
   }
   b->f = pass_optimize(p->arena, f);
@@ -412,7 +413,7 @@ static int loop_setup(Loop *L, bool need_eval, char *err, size_t errlen) {
 }
 
 /* Repulsive particle updates on the gradient buffer (language.md §6). */
-static void loop_particles(Loop *L, int64_t step) {
+static int loop_particles(Loop *L, int64_t step, char *err, size_t errlen) {
   const Model *m = L->step.m;
   for (int gi = 0; gi < m->ngroups; gi++) {
     const HeadGroup *hg = &m->groups[gi];
@@ -424,11 +425,16 @@ static void loop_particles(Loop *L, int64_t step) {
       int64_t D = particles_dim(hg, m->params, s);
       particles_gather(hg, m->params, s, L->ms->w, L->ptheta);
       particles_gather(hg, m->params, s, L->g, L->pgrad);
-      particles_update(&rep, hg->heads, D, L->ptheta, L->pgrad, L->pwork, L->seed,
-                       RNG_STREAM_SPOS + (uint64_t)gi * 16 + (uint64_t)s, step, NULL);
+      if (particles_update(&rep, hg->heads, D, L->ptheta, L->pgrad, L->pwork, L->seed,
+                           RNG_STREAM_SPOS + (uint64_t)gi * 16 + (uint64_t)s, step, NULL) != 0)
+        return fail(err, errlen, RA_ESPEC,
+                    "line %d: the repulsion settings of '%s' cannot be applied (stepsize %g, "
+                    "beta %g, bandwidth %g)",
+                    hg->span.line, hg->path, rep.stepsize, rep.beta, rep.bandwidth);
       particles_scatter(hg, m->params, s, L->pgrad, L->g);
     }
   }
+  return 0;
 }
 
 /* One optimizer step on the current batch; returns the loss through *loss. */
@@ -451,7 +457,8 @@ static int loop_step(Loop *L, int64_t step, int64_t total, double *loss, char *e
     memcpy(L->g + pi->offset, exec_ptr(L->step.ex, o->value),
            (size_t)ir_numel(&pi->type) * sizeof(float));
   }
-  loop_particles(L, step);
+  rc = loop_particles(L, step, err, errlen);
+  if (rc) return rc;
   if (L->t->clip > 0) clip_global_norm(L->g, L->ms->nweights, L->t->clip);
   optim_step(&L->opt, L->ms->w, L->g, sched_lr(L->t, step, total), NULL);
   return 0;

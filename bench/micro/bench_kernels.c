@@ -1,0 +1,191 @@
+/* bench_kernels.c - micro-benchmarks of the kernels at the sizes of the
+ * reference model (a 2-layer Transformer encoder classifier: d=128, 8 heads,
+ * sequence 64, batch 32, ffn 512), forward and backward shapes, with 1 and 2
+ * threads.  Prints one line per kernel: median time and, for products,
+ * GFLOP/s.  Compare with torch_kernels.py (same shapes, same thread counts).
+ *
+ *   make -C bench/micro run      (or build/bench/bench_kernels [threads...])
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../../compiler/ir.h"
+#include "../../runtime/kernels.h"
+
+#define MAXV 16
+
+typedef struct B {
+  Arena ar;
+  IrFunc *f;
+  void *buf[MAXV];
+} B;
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static IrType mk_type(int rank, const int64_t *d) {
+  IrType t;
+  memset(&t, 0, sizeof t);
+  t.dtype = IR_F32;
+  t.rank = (uint8_t)rank;
+  for (int i = 0; i < rank; i++) t.dim[i] = d[i];
+  return t;
+}
+
+static int64_t numel(const IrType *t) {
+  int64_t m = 1;
+  for (int i = 0; i < t->rank; i++) m *= t->dim[i];
+  return m;
+}
+
+static int32_t leaf(B *b, int rank, const int64_t *d) {
+  IrNode n;
+  memset(&n, 0, sizeof n);
+  n.op = OP_PARAM;
+  n.type = mk_type(rank, d);
+  n.span = SPAN_NONE;
+  int32_t id = ir_append(b->f, &n);
+  int64_t m = numel(&n.type);
+  float *x = malloc((size_t)m * 4);
+  uint64_t s = 88172645463325252ull + (uint64_t)id;
+  for (int64_t i = 0; i < m; i++) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    x[i] = (float)((double)(s >> 40) / 16777216.0 * 2 - 1);
+  }
+  b->buf[id] = x;
+  return id;
+}
+
+static int32_t node(B *b, IrNode n) {
+  char err[256];
+  n.span = SPAN_NONE;
+  int32_t id = ir_emit(b->f, &n, err, sizeof err);
+  if (id < 0) {
+    fprintf(stderr, "emit %s: %s\n", ir_op_info[n.op].name, err);
+    exit(1);
+  }
+  b->buf[id] = calloc((size_t)numel(&b->f->nodes[id].type), 4);
+  return id;
+}
+
+/* Median seconds of one call over enough repetitions. */
+static double time_node(B *b, int32_t v, int threads) {
+  KernelCtx kc;
+  memset(&kc, 0, sizeof kc);
+  kc.threads = threads;
+  kc.training = true;
+  const IrNode *n = &b->f->nodes[v];
+  void *in[IR_MAX_IN];
+  for (int k = 0; k < n->nin; k++) in[k] = b->buf[n->in[k]];
+  double ts[41];
+  int reps = 1;
+  /* warm up and pick a repetition count of about 2 ms per sample */
+  double t0 = now();
+  kernel_table[n->op](&kc, b->f, n, b->buf[v], in);
+  double one = now() - t0;
+  if (one < 2e-3) reps = (int)(2e-3 / (one > 1e-7 ? one : 1e-7)) + 1;
+  for (int s = 0; s < 41; s++) {
+    t0 = now();
+    for (int r = 0; r < reps; r++)
+      if (kernel_table[n->op](&kc, b->f, n, b->buf[v], in)) {
+        fprintf(stderr, "%s: %s\n", ir_op_info[n->op].name, kc.err);
+        exit(1);
+      }
+    ts[s] = (now() - t0) / reps;
+  }
+  for (int i = 1; i < 41; i++)
+    for (int j = i; j > 0 && ts[j] < ts[j - 1]; j--) {
+      double t = ts[j];
+      ts[j] = ts[j - 1];
+      ts[j - 1] = t;
+    }
+  return ts[20];
+}
+
+static void report(const char *name, double sec, double flops) {
+  if (flops > 0)
+    printf("  %-34s %9.1f us  %7.1f GFLOP/s\n", name, sec * 1e6, flops / sec * 1e-9);
+  else
+    printf("  %-34s %9.1f us\n", name, sec * 1e6);
+}
+
+#define D(...) ((const int64_t[]){__VA_ARGS__})
+
+static int32_t matmul(B *b, int32_t x, int32_t y, int ta, int tb) {
+  IrNode n = {.op = OP_MATMUL, .nin = 2, .in = {x, y}};
+  n.attr.i[0] = ta;
+  n.attr.i[1] = tb;
+  return node(b, n);
+}
+
+int main(int argc, char **argv) {
+  int tlist[8] = {1, 2}, nt = 2;
+  if (argc > 1) {
+    nt = 0;
+    for (int i = 1; i < argc && nt < 8; i++) tlist[nt++] = atoi(argv[i]);
+  }
+  const int64_t Bn = 32, T = 64, d = 128, H = 8, hd = 16, F = 512, BT = Bn * T;
+  for (int ti = 0; ti < nt; ti++) {
+    int th = tlist[ti];
+    printf("threads %d\n", th);
+    B b;
+    memset(&b, 0, sizeof b);
+    arena_init(&b.ar, ra_alloc_default());
+    b.f = ir_func_new(&b.ar, "bench", Bn);
+    /* projections (one GEMM over B*T rows) and their backward forms */
+    int32_t x = leaf(&b, 3, D(Bn, T, d)), w = leaf(&b, 2, D(d, d));
+    int32_t w1 = leaf(&b, 2, D(d, F)), w2 = leaf(&b, 2, D(F, d));
+    int32_t h = leaf(&b, 3, D(Bn, T, F));
+    int32_t x2 = leaf(&b, 2, D(BT, d)), h2 = leaf(&b, 2, D(BT, F));
+    struct { const char *name; int32_t v; double fl; } mm[] = {
+        {"matmul x[B,T,128] w[128,128]", matmul(&b, x, w, 0, 0), 2.0 * BT * d * d},
+        {"matmul x[B,T,128] w[128,512]", matmul(&b, x, w1, 0, 0), 2.0 * BT * d * F},
+        {"matmul h[B,T,512] w[512,128]", matmul(&b, h, w2, 0, 0), 2.0 * BT * F * d},
+        {"dx = dy[B,T,512] w1^T", matmul(&b, h, w1, 0, 1), 2.0 * BT * d * F},
+        {"dw = x^T[128,BT] dy[BT,512]", matmul(&b, x2, h2, 1, 0), 2.0 * BT * d * F},
+    };
+    for (size_t i = 0; i < sizeof mm / sizeof *mm; i++)
+      report(mm[i].name, time_node(&b, mm[i].v, th), mm[i].fl);
+    /* attention products: 256 small GEMMs */
+    int32_t q = leaf(&b, 4, D(Bn, H, T, hd)), k = leaf(&b, 4, D(Bn, H, T, hd));
+    int32_t p = leaf(&b, 4, D(Bn, H, T, T));
+    double af = 2.0 * Bn * H * T * T * hd;
+    report("scores q k^T [B,H,64,16]", time_node(&b, matmul(&b, q, k, 0, 1), th), af);
+    report("context p v [B,H,64,64]x[..,64,16]", time_node(&b, matmul(&b, p, k, 0, 0), th), af);
+    report("dp = dctx v^T", time_node(&b, matmul(&b, q, k, 0, 1), th), af);
+    report("dv = p^T dctx", time_node(&b, matmul(&b, p, q, 1, 0), th), af);
+    /* row-wise kernels */
+    int32_t sm = node(&b, (IrNode){.op = OP_SOFTMAX, .nin = 1, .in = {p}});
+    report("softmax [B,H,64,64]", time_node(&b, sm, th), 0);
+    report("softmax_grad", time_node(&b, node(&b, (IrNode){.op = OP_SOFTMAX_GRAD, .nin = 2, .in = {sm, p}}), th), 0);
+    IrNode ln = {.op = OP_LAYERNORM, .nin = 1, .in = {x}};
+    ln.attr.f[0] = 1e-5;
+    report("layernorm [B,T,128]", time_node(&b, node(&b, ln), th), 0);
+    IrNode lg = {.op = OP_LAYERNORM_GRAD, .nin = 2, .in = {x, x}};
+    lg.attr.f[0] = 1e-5;
+    report("layernorm_grad", time_node(&b, node(&b, lg), th), 0);
+    report("gelu [B,T,512]", time_node(&b, node(&b, (IrNode){.op = OP_GELU, .nin = 1, .in = {h}}), th), 0);
+    report("gelu_grad", time_node(&b, node(&b, (IrNode){.op = OP_GELU_GRAD, .nin = 2, .in = {h, h}}), th), 0);
+    int32_t bias = leaf(&b, 1, D(F));
+    report("add bias [B,T,512]+[512]", time_node(&b, node(&b, (IrNode){.op = OP_ADD, .nin = 2, .in = {h, bias}}), th), 0);
+    IrNode st = {.op = OP_SUM_TO, .nin = 1, .in = {h}};
+    st.type = mk_type(1, D(F));
+    report("sum_to [B,T,512]->[512]", time_node(&b, node(&b, st), th), 0);
+    int32_t x4 = leaf(&b, 4, D(Bn, T, H, hd));
+    IrNode tp = {.op = OP_TRANSPOSE, .nin = 1, .in = {x4}};
+    tp.attr.i[0] = 0, tp.attr.i[1] = 2, tp.attr.i[2] = 1, tp.attr.i[3] = 3;
+    report("transpose [B,T,H,16] (0,2,1,3)", time_node(&b, node(&b, tp), th), 0);
+    IrNode dr = {.op = OP_DROPOUT, .nin = 1, .in = {p}};
+    dr.attr.f[0] = 0.1;
+    report("dropout [B,H,64,64]", time_node(&b, node(&b, dr), th), 0);
+    for (int i = 0; i < MAXV; i++) free(b.buf[i]);
+    arena_free(&b.ar);
+  }
+  return 0;
+}

@@ -1,0 +1,148 @@
+/* ir.c - the IR core: the op table generated from ops.def, function
+ * construction (ir_func_new, ir_append, ir_emit, outputs) and type helpers.
+ */
+#include "ir.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const IrOpInfo ir_op_info[OP_COUNT] = {
+#define Y true
+#define N false
+#define OP(U, l, a, f, g) [OP_##U] = {#l, a, f, g},
+#include "ops.def"
+#undef OP
+#undef Y
+#undef N
+};
+
+/* ---- construction ---- */
+
+IrFunc *ir_func_new(Arena *arena, const char *name, int64_t batch) {
+  IrFunc *f = arena_alloc(arena, sizeof *f);
+  if (!f) return NULL;
+  f->arena = arena;
+  f->name = arena_strdup(arena, name ? name : "f");
+  if (!f->name) return NULL;
+  f->batch = batch;
+  return f;
+}
+
+int32_t ir_append(IrFunc *f, const IrNode *node) {
+  if (f->n == f->cap) {
+    int cap = f->cap ? f->cap * 2 : 64;
+    if (cap > (1 << 30)) return -1;
+    IrNode *nodes = arena_alloc(f->arena, (size_t)cap * sizeof *nodes);
+    if (!nodes) return -1;
+    if (f->n) memcpy(nodes, f->nodes, (size_t)f->n * sizeof *nodes);
+    f->nodes = nodes;
+    f->cap = cap;
+  }
+  f->nodes[f->n] = *node;
+  return f->n++;
+}
+
+int32_t ir_emit(IrFunc *f, IrNode *node, char *err, size_t errlen) {
+  if (errlen) err[0] = 0;
+  if (node->op >= OP_COUNT) {
+    snprintf(err, errlen, "unknown op %u", (unsigned)node->op);
+    return -1;
+  }
+  const IrOpInfo *info = &ir_op_info[node->op];
+  if (info->arity >= 0 && node->nin != info->arity) {
+    snprintf(err, errlen, "%s: expects %d input%s, got %u", info->name, info->arity,
+             info->arity == 1 ? "" : "s", (unsigned)node->nin);
+    return -1;
+  }
+  if (info->arity < 0 && (node->nin < 1 || node->nin > IR_MAX_IN)) {
+    snprintf(err, errlen, "%s: expects 1 to %d inputs, got %u", info->name, IR_MAX_IN,
+             (unsigned)node->nin);
+    return -1;
+  }
+  for (int k = 0; k < node->nin; k++) {
+    if (node->in[k] < 0 || node->in[k] >= f->n) {
+      snprintf(err, errlen, "%s: input %d refers to %%%d, which is not defined yet", info->name,
+               k, (int)node->in[k]);
+      return -1;
+    }
+  }
+  for (int k = node->nin; k < IR_MAX_IN; k++) node->in[k] = 0;
+  IrNode tmp = *node;
+  if (ir_shape_fns[node->op](f, &tmp, err, errlen) != 0) return -1;
+  int32_t id = ir_append(f, &tmp);
+  if (id < 0) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  node->type = tmp.type;
+  return id;
+}
+
+int ir_add_output(IrFunc *f, const char *name, int32_t value, IrOutRole role, int32_t index) {
+  if (value < 0 || value >= f->n) return -1;
+  if (f->nout == f->outcap) {
+    int cap = f->outcap ? f->outcap * 2 : 16;
+    IrOutput *outs = arena_alloc(f->arena, (size_t)cap * sizeof *outs);
+    if (!outs) return -1;
+    if (f->nout) memcpy(outs, f->outs, (size_t)f->nout * sizeof *outs);
+    f->outs = outs;
+    f->outcap = cap;
+  }
+  IrOutput *o = &f->outs[f->nout];
+  o->name = name ? arena_strdup(f->arena, name) : NULL;
+  if (name && !o->name) return -1;
+  o->value = value;
+  o->role = (uint8_t)role;
+  o->index = index;
+  f->nout++;
+  return 0;
+}
+
+const IrOutput *ir_find_output(const IrFunc *f, IrOutRole role, int32_t index) {
+  for (int i = 0; i < f->nout; i++)
+    if (f->outs[i].role == role && (index < 0 || f->outs[i].index == index)) return &f->outs[i];
+  return NULL;
+}
+
+/* ---- types ---- */
+
+int64_t ir_numel(const IrType *t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->rank; i++) n *= t->dim[i];
+  return n;
+}
+
+size_t ir_bytes(const IrType *t) { return (size_t)ir_numel(t) * 4; /* f32 and i32 */ }
+
+/* Element type, rank and dims; the batched flag is not compared. */
+bool ir_type_eq(const IrType *a, const IrType *b) {
+  if (a->dtype != b->dtype || a->rank != b->rank) return false;
+  for (int i = 0; i < a->rank; i++)
+    if (a->dim[i] != b->dim[i]) return false;
+  return true;
+}
+
+const char *ir_type_str(const IrType *t, char *buf, size_t n) {
+  if (!n) return buf;
+  size_t k = 0;
+  int w = snprintf(buf, n, "%s[", t->dtype == IR_I32 ? "i32" : "f32");
+  if (w > 0) k = (size_t)w;
+  for (int i = 0; i < t->rank && i < IR_MAX_RANK && k < n; i++) {
+    w = snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)t->dim[i]);
+    if (w > 0) k += (size_t)w;
+  }
+  if (k < n) snprintf(buf + k, n - k, "]");
+  return buf;
+}
+
+IrType ir_type_make(IrDtype dt, int rank, const int64_t *dims, bool batched) {
+  IrType t;
+  memset(&t, 0, sizeof t);
+  if (rank < 0) rank = 0;
+  if (rank > IR_MAX_RANK) rank = IR_MAX_RANK;
+  t.dtype = (uint8_t)dt;
+  t.rank = (uint8_t)rank;
+  for (int i = 0; i < rank; i++) t.dim[i] = dims[i];
+  t.batched = (uint8_t)(batched && rank > 0);
+  return t;
+}

@@ -1,0 +1,877 @@
+/* sema.c - the checks of a whole program (program.h).
+ *
+ * sema_program parses the main file and every module it uses (the stdlib
+ * folder first, then the using file's folder, then RA_PATH), gathers the
+ * items of all files into one namespace, evaluates consts, reads data and
+ * train blocks (clauses.c), checks extern declarations, lowers each model
+ * once (batch 1) to check it, and checks that each train block's data fits
+ * its model.  It reports as many errors as it can in one run.
+ * sema_train_set applies `--set key=value` to a train block.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "clauses.h"
+
+/* ---- module loading ---- */
+
+typedef struct Loaded {
+  bool have_id;
+  dev_t dev;
+  ino_t ino;
+  bool loading;          /* on the current chain of `use` */
+  int file;
+} Loaded;
+
+/* One `use` being followed, linked towards the main file. */
+typedef struct UseLink {
+  int file;              /* the file being loaded by this use */
+  Span use;              /* the use item, in the file that uses it */
+  const struct UseLink *up;
+} UseLink;
+
+typedef struct Sema {
+  Program *p;
+  const CompileOptions *opt;
+  Loaded *loaded;
+  int nloaded, capl;
+  PtrVec files;
+  int depth;
+  bool syntax_errors;    /* a file did not parse cleanly */
+} Sema;
+
+static bool file_id(const char *path, dev_t *dev, ino_t *ino) {
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  *dev = st.st_dev;
+  *ino = st.st_ino;
+  return true;
+}
+
+static Loaded *add_loaded(Sema *s, int file, const char *path) {
+  if (s->nloaded == s->capl) {
+    int cap = s->capl ? s->capl * 2 : 8;
+    Loaded *l = arena_alloc(s->p->arena, sizeof(Loaded) * (size_t)cap);
+    if (!l) return NULL;
+    if (s->nloaded) memcpy(l, s->loaded, sizeof(Loaded) * (size_t)s->nloaded);
+    s->loaded = l;
+    s->capl = cap;
+  }
+  Loaded *l = &s->loaded[s->nloaded++];
+  memset(l, 0, sizeof *l);
+  l->file = file;
+  l->have_id = path && file_id(path, &l->dev, &l->ino);
+  return l;
+}
+
+static Loaded *find_loaded_file(Sema *s, int file) {
+  for (int i = 0; i < s->nloaded; i++)
+    if (s->loaded[i].file == file) return &s->loaded[i];
+  return NULL;
+}
+
+static const char *join_path(Arena *a, const char *dir, const char *rel) {
+  if (rel[0] == '/' || !dir || !*dir || strcmp(dir, ".") == 0) return arena_strdup(a, rel);
+  size_t n = strlen(dir);
+  return arena_printf(a, "%s%s%s", dir, dir[n - 1] == '/' ? "" : "/", rel);
+}
+
+static bool ends_with(const char *s, const char *suf) {
+  size_t n = strlen(s), m = strlen(suf);
+  return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+/* Reads a whole file into the source set; the file index or -1. */
+static int read_source(Sema *s, const char *path, Span use) {
+  Program *p = s->p;
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    diag_error(p->diags, use, "cannot read module %s: %s", path, strerror(errno));
+    return -1;
+  }
+  long n = -1;
+  if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+  if (n < 0 || n > (1L << 30) || fseek(f, 0, SEEK_SET) != 0) {
+    fclose(f);
+    diag_error(p->diags, use, "cannot read module %s: not a regular file of a sane size", path);
+    return -1;
+  }
+  char *buf = ra_malloc(&p->arena->alloc, (size_t)n + 1);
+  if (!buf) {
+    fclose(f);
+    diag_error(p->diags, use, "cannot read module %s: out of memory", path);
+    return -1;
+  }
+  size_t got = fread(buf, 1, (size_t)n, f);
+  fclose(f);
+  buf[got] = 0;
+  int idx = src_add(p->src, path, buf, got);
+  ra_free_mem(&p->arena->alloc, buf, (size_t)n + 1);
+  if (idx < 0) diag_error(p->diags, use, "cannot read module %s: out of memory", path);
+  return idx;
+}
+
+static void load_file(Sema *s, int file, const UseLink *chain);
+
+/* Follows one `use` item of file `from`. */
+static void follow_use(Sema *s, int from, const AstItem *it, const UseLink *chain) {
+  Program *p = s->p;
+  if (!it->path || !*it->path) {
+    diag_error(p->diags, it->path_span.line ? it->path_span : it->span,
+               "use needs a module name, as in use \"std/encoder\"");
+    return;
+  }
+  const char *rel = ends_with(it->path, ".ra") ? it->path
+                                                : arena_printf(p->arena, "%s.ra", it->path);
+  if (!rel) return;
+  /* the places to look, in order */
+  const char *tried[64];
+  int ntried = 0;
+  if (s->opt && s->opt->stdlib_dir && *s->opt->stdlib_dir)
+    tried[ntried++] = join_path(p->arena, s->opt->stdlib_dir, rel);
+  const char *dir = p->src->files[from].dir;
+  tried[ntried++] = join_path(p->arena, dir && *dir ? dir : ".", rel);
+  if (s->opt && s->opt->ra_path) {
+    const char *q = s->opt->ra_path;
+    while (*q && ntried < 64) {
+      const char *colon = strchr(q, ':');
+      size_t n = colon ? (size_t)(colon - q) : strlen(q);
+      if (n > 0) {
+        const char *d = arena_strndup(p->arena, q, n);
+        if (d) tried[ntried++] = join_path(p->arena, d, rel);
+      }
+      q += n;
+      if (*q == ':') q++;
+    }
+  }
+  if (rel[0] == '/') ntried = 1, tried[0] = rel;
+  const char *found = NULL;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  for (int i = 0; i < ntried && !found; i++)
+    if (tried[i] && file_id(tried[i], &dev, &ino)) found = tried[i];
+  Span at = it->path_span.line ? it->path_span : it->span;
+  if (!found) {
+    Diag *d = diag_error(p->diags, at, "cannot find module \"%s\"", it->path);
+    for (int i = 0; i < ntried; i++)
+      if (tried[i]) diag_note(p->diags, d, SPAN_NONE, "looked for %s", tried[i]);
+    return;
+  }
+  for (int i = 0; i < s->nloaded; i++) {
+    Loaded *l = &s->loaded[i];
+    if (!l->have_id || l->dev != dev || l->ino != ino) continue;
+    if (!l->loading) return; /* already loaded: once is enough */
+    /* a cycle: from file l->file down the chain back to here */
+    const char *path = p->src->files[l->file].path;
+    const char *text = arena_strdup(p->arena, path);
+    const UseLink *links[64];
+    int n = 0;
+    for (const UseLink *u = chain; u && n < 64; u = u->up) {
+      if (u->file == l->file) break;
+      links[n++] = u;
+    }
+    for (int k = n - 1; k >= 0; k--)
+      if (text) text = arena_printf(p->arena, "%s -> %s", text, p->src->files[links[k]->file].path);
+    text = text ? arena_printf(p->arena, "%s -> %s", text, path) : NULL;
+    Diag *d = diag_error(p->diags, at, "use cycle: %s", text ? text : path);
+    for (int k = n - 1; k >= 0; k--)
+      diag_note(p->diags, d, links[k]->use, "%s is used here",
+                p->src->files[links[k]->file].path);
+    return;
+  }
+  if (s->depth >= 64) {
+    diag_error(p->diags, at, "modules are nested more than 64 deep");
+    return;
+  }
+  int idx = read_source(s, found, at);
+  if (idx < 0) return;
+  UseLink link = {idx, at, chain};
+  s->depth++;
+  load_file(s, idx, &link);
+  s->depth--;
+}
+
+static void load_file(Sema *s, int file, const UseLink *chain) {
+  Program *p = s->p;
+  Loaded *l = add_loaded(s, file, p->src->files[file].path);
+  if (!l) return;
+  int li = (int)(l - s->loaded);
+  int before = p->diags->nerrors;
+  AstFile *f = ra_parse(p->arena, p->src, file, p->diags);
+  if (p->diags->nerrors > before) s->syntax_errors = true;
+  if (!f) return;
+  ptrvec_push(p->arena, &s->files, f);
+  s->loaded[li].loading = true;
+  for (int i = 0; i < f->nitems; i++)
+    if (f->items[i] && f->items[i]->kind == IT_USE) follow_use(s, file, f->items[i], chain);
+  l = find_loaded_file(s, file);
+  if (l) l->loading = false;
+}
+
+/* ---- the namespace ---- */
+
+static const char *kind_name(ItemKind k) {
+  switch (k) {
+  case IT_CONST: return "a const";
+  case IT_DATA: return "a data set";
+  case IT_BLOCK: return "a block";
+  case IT_MODEL: return "a model";
+  case IT_EXTERN: return "an extern function";
+  default: return "an item";
+  }
+}
+
+static bool named_item(const AstItem *it) {
+  return it && it->name && (it->kind == IT_CONST || it->kind == IT_DATA || it->kind == IT_BLOCK ||
+                            it->kind == IT_MODEL || it->kind == IT_EXTERN);
+}
+
+/* The first item of that name, any kind. */
+static const AstItem *find_item(const Program *p, const char *name) {
+  for (int f = 0; f < p->nfiles; f++)
+    for (int i = 0; i < p->files[f]->nitems; i++) {
+      const AstItem *it = p->files[f]->items[i];
+      if (named_item(it) && strcmp(it->name, name) == 0) return it;
+    }
+  return NULL;
+}
+
+static void check_duplicates(Program *p) {
+  for (int f = 0; f < p->nfiles; f++)
+    for (int i = 0; i < p->files[f]->nitems; i++) {
+      const AstItem *it = p->files[f]->items[i];
+      if (!named_item(it)) continue;
+      const AstItem *first = find_item(p, it->name);
+      if (first == it) continue;
+      Diag *d;
+      if (first->kind == it->kind)
+        d = diag_error(p->diags, it->name_span, "'%s' is already defined", it->name);
+      else
+        d = diag_error(p->diags, it->name_span, "'%s' is already defined as %s", it->name,
+                       kind_name(first->kind));
+      diag_note(p->diags, d, first->name_span, "'%s' was first defined here", it->name);
+    }
+}
+
+/* Names of items of one kind, for "did you mean". */
+static int names_of(const Program *p, ItemKind k, const char **out, int max) {
+  int n = 0;
+  for (int f = 0; f < p->nfiles; f++)
+    for (int i = 0; i < p->files[f]->nitems && n < max; i++) {
+      const AstItem *it = p->files[f]->items[i];
+      if (named_item(it) && it->kind == k) out[n++] = it->name;
+    }
+  return n;
+}
+
+/* ---- externs (language.md §9) ---- */
+
+static bool type_is(const AstType *t, TypeBase b, bool array) {
+  if (!t || t->base != b) return false;
+  if (array) return t->has_dims && t->ndims == 0;
+  return !t->has_dims && t->ndims == 0;
+}
+
+/* 1 scalar form, 2 array form, 0 neither. */
+static int extern_form(const AstItem *it) {
+  if (it->nparams == 1 && type_is(it->params[0].type, TY_F32, false) &&
+      type_is(it->ret, TY_F32, false))
+    return 1;
+  if (it->nparams == 2 && type_is(it->params[0].type, TY_F32, true) &&
+      type_is(it->params[1].type, TY_INT, false) && !it->ret)
+    return 2;
+  return 0;
+}
+
+static void check_externs(Program *p, const char *const *dirs) {
+  int n = 0;
+  for (int f = 0; f < p->nfiles; f++)
+    for (int i = 0; i < p->files[f]->nitems; i++)
+      if (p->files[f]->items[i] && p->files[f]->items[i]->kind == IT_EXTERN) n++;
+  if (!n) return;
+  p->externs = arena_alloc(p->arena, sizeof(ExternDecl) * (size_t)n);
+  if (!p->externs) return;
+  for (int f = 0; f < p->nfiles; f++)
+    for (int i = 0; i < p->files[f]->nitems; i++) {
+      const AstItem *it = p->files[f]->items[i];
+      if (!it || it->kind != IT_EXTERN) continue;
+      int form = extern_form(it);
+      if (!form) {
+        Diag *d = diag_error(p->diags, it->name_span,
+                             "extern '%s' has an unsupported signature", it->name);
+        diag_note(p->diags, d, it->span,
+                  "an extern is either scalar, (x: f32) -> f32, or array, (x: f32[], n: int) "
+                  "with no return type");
+      }
+      ExternDecl *e = &p->externs[p->nexterns++];
+      e->name = it->name;
+      e->span = it->name_span;
+      e->lib = it->from_host ? NULL : it->path;
+      e->lib_span = it->path_span;
+      e->grad = it->grad;
+      e->grad_span = it->grad_span;
+      e->array_form = form == 2;
+      e->spec_dir = dirs[f];
+      if (!it->from_host && (!it->path || !*it->path))
+        diag_error(p->diags, it->path_span.line ? it->path_span : it->span,
+                   "extern '%s' needs a library path (from \"lib.so\") or 'from host'", it->name);
+    }
+  /* grad names another extern of the same form */
+  for (int i = 0; i < p->nexterns; i++) {
+    ExternDecl *e = &p->externs[i];
+    if (!e->grad) continue;
+    if (strcmp(e->grad, e->name) == 0) {
+      diag_error(p->diags, e->grad_span, "the grad of '%s' must be another extern function",
+                 e->name);
+      continue;
+    }
+    const AstItem *g = find_item(p, e->grad);
+    if (!g || g->kind != IT_EXTERN) {
+      const char *cands[256];
+      int nc = names_of(p, IT_EXTERN, cands, 256);
+      const char *s = diag_suggest(e->grad, cands, nc);
+      Diag *d;
+      if (g)
+        d = diag_error(p->diags, e->grad_span, "grad '%s' is %s, not an extern function",
+                       e->grad, kind_name(g->kind));
+      else if (s)
+        d = diag_error(p->diags, e->grad_span, "unknown extern function '%s'; did you mean '%s'?",
+                       e->grad, s);
+      else
+        d = diag_error(p->diags, e->grad_span,
+                       "unknown extern function '%s' (declare it with extern fn)", e->grad);
+      if (g) diag_note(p->diags, d, g->name_span, "'%s' is defined here", e->grad);
+      continue;
+    }
+    int fg = extern_form(g);
+    int fe = 0;
+    const AstItem *self = find_item(p, e->name);
+    if (self && self->kind == IT_EXTERN) fe = extern_form(self);
+    if (fg && fe && fg != fe) {
+      Diag *d = diag_error(p->diags, e->grad_span,
+                           "grad '%s' must have the same form as '%s' (%s)", e->grad, e->name,
+                           fe == 1 ? "scalar" : "array");
+      diag_note(p->diags, d, g->name_span, "'%s' is declared in the %s form here", e->grad,
+                fg == 1 ? "scalar" : "array");
+    }
+  }
+}
+
+/* ---- train blocks against models and data ---- */
+
+/* "int[48]", "f32[4, 8]", "class(8)", "class(128)[48]". */
+static const char *type_text(Arena *a, const IrType *t, int64_t classes) {
+  char buf[160];
+  size_t n = 0;
+  if (classes > 0)
+    n += (size_t)snprintf(buf, sizeof buf, "class(%lld)", (long long)classes);
+  else
+    n += (size_t)snprintf(buf, sizeof buf, "%s", t->dtype == IR_I32 ? "int" : "f32");
+  int r0 = t->batched ? 1 : 0;
+  if (t->rank > r0) {
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "[");
+    for (int i = r0; i < t->rank && n < sizeof buf - 24; i++)
+      n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%lld", i > r0 ? ", " : "",
+                            (long long)t->dim[i]);
+    snprintf(buf + n, sizeof buf - n, "]");
+  }
+  const char *r = arena_strdup(a, buf);
+  return r ? r : "?";
+}
+
+static bool same_shape(const IrType *a, const IrType *b) {
+  int ra = a->batched ? 1 : 0, rb = b->batched ? 1 : 0;
+  if (a->rank - ra != b->rank - rb) return false;
+  for (int i = 0; i < a->rank - ra; i++)
+    if (a->dim[ra + i] != b->dim[rb + i]) return false;
+  return true;
+}
+
+/* What a data set feeds: inputs in order and at most one target. */
+typedef struct Feed {
+  IrType in[8];
+  Span in_span[8];
+  int nin;
+  bool has_target;
+  bool target_label;   /* a class label (rank 0) */
+  IrType target;
+  Span target_span;
+} Feed;
+
+static void data_feed(const DataDecl *d, Feed *fd) {
+  memset(fd, 0, sizeof *fd);
+  IrType seq;
+  memset(&seq, 0, sizeof seq);
+  seq.dtype = IR_I32;
+  seq.rank = 1;
+  switch (d->loader) {
+  case LOADER_TSV:
+  case LOADER_CSV:
+    for (int i = 0; i < d->nfields; i++) {
+      const DataField *f = &d->fields[i];
+      if (f->role == FIELD_LABEL) {
+        fd->has_target = true;
+        fd->target_label = true;
+        memset(&fd->target, 0, sizeof fd->target);
+        fd->target.dtype = IR_I32;
+        fd->target_span = f->span;
+      } else if (fd->nin < 8) {
+        fd->in_span[fd->nin] = f->span;
+        fd->in[fd->nin++] = f->shape;
+      }
+    }
+    break;
+  case LOADER_TEXT:
+    seq.dim[0] = d->window;
+    fd->in[0] = seq;
+    fd->in_span[0] = d->span;
+    fd->nin = 1;
+    fd->has_target = true;
+    fd->target = seq;
+    fd->target_span = d->span;
+    break;
+  case LOADER_SYNTHETIC:
+    seq.dim[0] = d->length;
+    fd->in[0] = seq;
+    fd->in_span[0] = d->span;
+    fd->nin = 1;
+    fd->has_target = true;
+    fd->target_span = d->span;
+    if (d->task == SYN_RECALL) {
+      fd->target_label = true;
+      memset(&fd->target, 0, sizeof fd->target);
+      fd->target.dtype = IR_I32;
+    } else {
+      fd->target = seq;
+    }
+    break;
+  }
+}
+
+static void check_binding(Program *p, const TrainDecl *t, const Model *m, const DataDecl *d) {
+  Feed fd;
+  data_feed(d, &fd);
+  Arena *a = p->arena;
+  if (fd.nin != m->ninputs) {
+    Diag *g = diag_error(p->diags, t->data_span,
+                         "data '%s' gives %d input%s but model '%s' takes %d", d->name, fd.nin,
+                         fd.nin == 1 ? "" : "s", m->name, m->ninputs);
+    for (int i = 0; i < m->ninputs; i++)
+      diag_note(p->diags, g, m->inputs[i].span, "input '%s' : %s", m->inputs[i].name,
+                type_text(a, &m->inputs[i].type, 0));
+    if (m->ninputs == 0) diag_note(p->diags, g, m->span, "model '%s' is here", m->name);
+  } else {
+    for (int i = 0; i < fd.nin; i++) {
+      const ModelVar *v = &m->inputs[i];
+      if (v->type.dtype == fd.in[i].dtype && same_shape(&v->type, &fd.in[i])) continue;
+      Diag *g = diag_error(p->diags, t->data_span, "data '%s' gives %s for input '%s' : %s",
+                           d->name, type_text(a, &fd.in[i], 0), v->name,
+                           type_text(a, &v->type, v->classes));
+      diag_note(p->diags, g, v->span, "'%s' is declared here", v->name);
+      if (d->loader == LOADER_TSV || d->loader == LOADER_CSV)
+        diag_note(p->diags, g, fd.in_span[i], "the field that feeds it is here");
+    }
+  }
+  int ntgt = fd.has_target ? 1 : 0;
+  if (m->ntargets > ntgt) {
+    const ModelVar *v = &m->targets[ntgt];
+    Diag *g;
+    if (ntgt == 0)
+      g = diag_error(p->diags, t->data_span, "data '%s' gives no target for target '%s'%s",
+                     d->name, v->name,
+                     d->loader == LOADER_TSV || d->loader == LOADER_CSV
+                         ? " (add a 'label column N' field)" : "");
+    else
+      g = diag_error(p->diags, t->data_span, "data '%s' gives one target but model '%s' has %d",
+                     d->name, m->name, m->ntargets);
+    diag_note(p->diags, g, v->span, "'%s' is declared here", v->name);
+    return;
+  }
+  if (m->ntargets < ntgt) {
+    Diag *g = diag_error(p->diags, t->data_span,
+                         "data '%s' gives a target but model '%s' declares none", d->name,
+                         m->name);
+    diag_note(p->diags, g, m->span, "add a line such as 'target label : class(K)' to '%s'",
+              m->name);
+    return;
+  }
+  if (!ntgt) return;
+  const ModelVar *v = &m->targets[0];
+  const char *got = fd.target_label ? "class labels" : type_text(a, &fd.target, 0);
+  bool ok;
+  if (fd.target_label) {
+    int r = v->type.rank - (v->type.batched ? 1 : 0);
+    ok = v->type.dtype == IR_I32 && r == 0;
+  } else {
+    ok = v->type.dtype == fd.target.dtype && same_shape(&v->type, &fd.target);
+  }
+  if (!ok) {
+    Diag *g = diag_error(p->diags, t->data_span, "data '%s' gives %s for target '%s' : %s",
+                         d->name, got, v->name, type_text(a, &v->type, v->classes));
+    diag_note(p->diags, g, v->span, "'%s' is declared here", v->name);
+  }
+}
+
+static const DataDecl *find_data(const Program *p, const char *name) {
+  for (int i = 0; i < p->ndata; i++)
+    if (strcmp(p->data[i].name, name) == 0) return &p->data[i];
+  return NULL;
+}
+
+/* Resolves one side of `train m on d`; NULL (diagnosed) when it is not
+ * an item of the wanted kind. */
+static const AstItem *train_ref(Program *p, const char *name, Span at, ItemKind want,
+                                const char *what) {
+  if (!name) return NULL;
+  const AstItem *it = find_item(p, name);
+  if (it && it->kind == want) return it;
+  if (it) {
+    Diag *d = diag_error(p->diags, at, "'%s' is %s, not %s", name, kind_name(it->kind), what);
+    diag_note(p->diags, d, it->name_span, "'%s' is defined here", name);
+    return NULL;
+  }
+  const char *cands[256];
+  int n = names_of(p, want, cands, 256);
+  const char *s = diag_suggest(name, cands, n);
+  const char *word = want == IT_MODEL ? "model" : "data set";
+  if (s)
+    diag_error(p->diags, at, "unknown %s '%s'; did you mean '%s'?", word, name, s);
+  else
+    diag_error(p->diags, at, "unknown %s '%s'", word, name);
+  return NULL;
+}
+
+/* ---- the program ---- */
+
+static int count_kind(const Program *p, ItemKind k) {
+  int n = 0;
+  for (int f = 0; f < p->nfiles; f++)
+    for (int i = 0; i < p->files[f]->nitems; i++)
+      if (p->files[f]->items[i] && p->files[f]->items[i]->kind == k) n++;
+  return n;
+}
+
+Program *sema_program(Arena *arena, SrcSet *src, DiagList *diags, int file,
+                      const CompileOptions *opt) {
+  Program *p = arena_alloc(arena, sizeof *p);
+  if (!p) return NULL;
+  p->arena = arena;
+  p->src = src;
+  p->diags = diags;
+  Sema s;
+  memset(&s, 0, sizeof s);
+  s.p = p;
+  s.opt = opt;
+  if (file < 0 || file >= src->n) return p;
+  load_file(&s, file, NULL);
+  p->files = (AstFile **)s.files.v;
+  p->nfiles = s.files.n;
+  if (arena->failed) {
+    diag_error(diags, SPAN_NONE, "out of memory");
+    return p;
+  }
+  /* a partial tree would only give follow-on errors: fix the syntax first */
+  if (s.syntax_errors) return p;
+
+  /* the folder of each file, for relative paths in data and extern */
+  const char **dirs = arena_alloc(arena, sizeof(char *) * (size_t)(p->nfiles + 1));
+  if (!dirs) return p;
+  for (int f = 0; f < p->nfiles; f++) {
+    const char *d = src->files[p->files[f]->file].dir;
+    dirs[f] = d && *d ? d : ".";
+  }
+
+  check_duplicates(p);
+  /* models built from a broken const would only repeat its error */
+  bool consts_ok = sema_eval_consts(p) == 0;
+
+  /* models and blocks */
+  int nm = count_kind(p, IT_MODEL), nb = count_kind(p, IT_BLOCK);
+  p->models = arena_alloc(arena, sizeof(AstItem *) * (size_t)(nm + 1));
+  p->blocks = arena_alloc(arena, sizeof(AstItem *) * (size_t)(nb + 1));
+  int nd = count_kind(p, IT_DATA), nt = count_kind(p, IT_TRAIN);
+  p->data = arena_alloc(arena, sizeof(DataDecl) * (size_t)(nd + 1));
+  p->trains = arena_alloc(arena, sizeof(TrainDecl) * (size_t)(nt + 1));
+  bool *data_ok = arena_alloc(arena, sizeof(bool) * (size_t)(nd + 1));
+  if (!p->models || !p->blocks || !p->data || !p->trains || !data_ok) return p;
+  for (int f = 0; f < p->nfiles; f++)
+    for (int i = 0; i < p->files[f]->nitems; i++) {
+      const AstItem *it = p->files[f]->items[i];
+      if (!it) continue;
+      if (it->kind == IT_MODEL) p->models[p->nmodels++] = it;
+      if (it->kind == IT_BLOCK) p->blocks[p->nblocks++] = it;
+    }
+
+  /* data sets */
+  for (int f = 0; f < p->nfiles; f++)
+    for (int i = 0; i < p->files[f]->nitems; i++) {
+      const AstItem *it = p->files[f]->items[i];
+      if (!it || it->kind != IT_DATA) continue;
+      DataDecl *d = &p->data[p->ndata];
+      data_ok[p->ndata] = clauses_data(p, it, dirs[f], d) == 0;
+      p->ndata++;
+    }
+
+  check_externs(p, dirs);
+
+  /* each model once, for its errors and its inputs */
+  Model **lowered = arena_alloc(arena, sizeof(Model *) * (size_t)(p->nmodels + 1));
+  if (!lowered) return p;
+  for (int i = 0; i < p->nmodels && consts_ok; i++) lowered[i] = lower_model(p, p->models[i], 1);
+
+  /* train blocks */
+  for (int f = 0; f < p->nfiles; f++)
+    for (int i = 0; i < p->files[f]->nitems; i++) {
+      const AstItem *it = p->files[f]->items[i];
+      if (!it || it->kind != IT_TRAIN) continue;
+      TrainDecl *t = &p->trains[p->ntrains++];
+      int rc = clauses_train(p, it, t);
+      const AstItem *mi = train_ref(p, t->model, t->model_span, IT_MODEL, "a model");
+      const AstItem *di = train_ref(p, t->data, t->data_span, IT_DATA, "a data set");
+      if (rc || !mi || !di) continue;
+      const Model *m = NULL;
+      for (int k = 0; k < p->nmodels; k++)
+        if (p->models[k] == mi) m = lowered[k];
+      if (m && m->fwd && !ir_find_output(m->fwd, OUT_LOSS, -1)) {
+        Diag *g = diag_error(p->diags, t->model_span,
+                             "model '%s' has no loss, so it cannot be trained", m->name);
+        diag_note(p->diags, g, mi->name_span,
+                  "add a line such as 'loss cross_entropy(logits, label)' to '%s'", m->name);
+      }
+      const DataDecl *d = find_data(p, t->data);
+      if (m && d && data_ok[d - p->data]) check_binding(p, t, m, d);
+    }
+  if (arena->failed) diag_error(diags, SPAN_NONE, "out of memory");
+  return p;
+}
+
+const AstItem *sema_find_model(const Program *p, const char *name) {
+  if (!p || !name) return NULL;
+  for (int i = 0; i < p->nmodels; i++)
+    if (p->models[i]->name && strcmp(p->models[i]->name, name) == 0) return p->models[i];
+  return NULL;
+}
+
+/* ---- --set key=value ---- */
+
+static int set_err(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int set_err(char *err, size_t n, const char *fmt, ...) {
+  if (err && n) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, n, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+static int parse_i64(const char *v, int64_t *out) {
+  if (!v || !*v) return -1;
+  char *end;
+  errno = 0;
+  long long x = strtoll(v, &end, 10);
+  if (errno || *end) return -1;
+  *out = x;
+  return 0;
+}
+
+static int parse_f64(const char *v, double *out) {
+  if (!v || !*v) return -1;
+  char *end;
+  errno = 0;
+  double x = strtod(v, &end);
+  if (errno || *end || x != x) return -1;
+  *out = x;
+  return 0;
+}
+
+static const char *const SET_KEYS[] = {
+    "epochs", "steps",    "batch", "lr",     "clip",   "seed",       "threads",
+    "warmup", "weight_decay", "momentum", "save", "log", "eval", "optimizer",
+    "schedule", "beta1", "beta2", "eps", "repulsion", "metrics"};
+enum { SK_EPOCHS, SK_STEPS, SK_BATCH, SK_LR, SK_CLIP, SK_SEED, SK_THREADS, SK_WARMUP, SK_WD,
+       SK_MOMENTUM, SK_SAVE, SK_LOG, SK_EVAL, SK_OPTIMIZER, SK_SCHEDULE, SK_BETA1, SK_BETA2,
+       SK_EPS, SK_REPULSION, SK_METRICS, SK_COUNT };
+
+static int word_index(const char *const *w, int n, const char *s) {
+  for (int i = 0; i < n; i++)
+    if (strcmp(w[i], s) == 0) return i;
+  return -1;
+}
+
+static int set_eval(TrainDecl *t, const char *value, char *err, size_t errlen) {
+  static const char *const SPL[] = {"train", "valid", "test"};
+  char buf[128];
+  if (strlen(value) >= sizeof buf) return set_err(err, errlen, "eval: value too long");
+  strcpy(buf, value);
+  char *save = NULL;
+  char *w[4];
+  int n = 0;
+  for (char *tok = strtok_r(buf, " \t", &save); tok && n < 4; tok = strtok_r(NULL, " \t", &save))
+    w[n++] = tok;
+  if (n == 1 && (strcmp(w[0], "off") == 0 || strcmp(w[0], "none") == 0)) {
+    t->eval_on = false;
+    return 0;
+  }
+  int sp = n ? word_index(SPL, 3, w[0]) : -1;
+  if (sp < 0)
+    return set_err(err, errlen, "eval expects train, valid, test or off, optionally followed by "
+                                "'every epoch' or 'every N steps'; found '%s'", value);
+  int64_t every = 0;
+  if (n >= 2) {
+    if (strcmp(w[1], "every") != 0 || n < 3)
+      return set_err(err, errlen, "eval: expected 'every epoch' or 'every N steps' after '%s'",
+                     w[0]);
+    if (strcmp(w[2], "epoch") != 0) {
+      if (parse_i64(w[2], &every) || every < 1)
+        return set_err(err, errlen, "eval: 'every' expects 'epoch' or a number of steps (at "
+                                    "least 1), found '%s'", w[2]);
+      if (n == 4 && strcmp(w[3], "steps") != 0 && strcmp(w[3], "step") != 0)
+        return set_err(err, errlen, "eval: unexpected '%s'", w[3]);
+    }
+  }
+  t->eval_on = true;
+  t->eval_split = (SplitKind)sp;
+  t->eval_every_steps = every;
+  return 0;
+}
+
+int sema_train_set(Program *p, TrainDecl *t, const char *key, const char *value, char *err,
+                   size_t errlen) {
+  (void)p;
+  if (err && errlen) err[0] = 0;
+  if (!key || !value) return set_err(err, errlen, "--set expects key=value");
+  int k = word_index(SET_KEYS, SK_COUNT, key);
+  if (k < 0) {
+    const char *s = diag_suggest(key, SET_KEYS, SK_COUNT);
+    if (s) return set_err(err, errlen, "unknown setting '%s'; did you mean '%s'?", key, s);
+    return set_err(err, errlen, "unknown setting '%s' (known: epochs, steps, batch, lr, clip, "
+                                "seed, threads, warmup, weight_decay, momentum, beta1, beta2, "
+                                "eps, optimizer, schedule, eval, metrics, repulsion, save, "
+                                "log)", key);
+  }
+  int64_t iv = 0;
+  double dv = 0;
+  switch (k) {
+  case SK_EPOCHS:
+  case SK_STEPS:
+  case SK_BATCH:
+  case SK_THREADS:
+  case SK_WARMUP:
+  case SK_SEED: {
+    int64_t min = k == SK_WARMUP || k == SK_SEED ? 0 : 1;
+    if (parse_i64(value, &iv))
+      return set_err(err, errlen, "%s expects an integer, found '%s'", key, value);
+    if (iv < min)
+      return set_err(err, errlen, "%s must be at least %lld, found %lld", key, (long long)min,
+                     (long long)iv);
+    if (k == SK_EPOCHS) t->epochs = iv, t->steps = 0;
+    if (k == SK_STEPS) t->steps = iv, t->epochs = 0;
+    if (k == SK_BATCH) t->batch = iv;
+    if (k == SK_THREADS) t->threads = iv;
+    if (k == SK_SEED) t->seed = (uint64_t)iv;
+    if (k == SK_WARMUP) {
+      t->warmup = iv;
+      if (t->sched == SCHED_CONSTANT && iv > 0) t->sched = SCHED_WARMUP_CONSTANT;
+      if (iv == 0) t->sched = SCHED_CONSTANT;
+    }
+    return 0;
+  }
+  case SK_LR:
+  case SK_CLIP:
+  case SK_WD:
+  case SK_MOMENTUM:
+  case SK_BETA1:
+  case SK_BETA2:
+  case SK_EPS: {
+    if (parse_f64(value, &dv))
+      return set_err(err, errlen, "%s expects a number, found '%s'", key, value);
+    bool pos = k == SK_LR || k == SK_EPS;
+    bool unit = k == SK_MOMENTUM || k == SK_BETA1 || k == SK_BETA2;
+    if (pos && !(dv > 0)) return set_err(err, errlen, "%s must be greater than 0, found %g", key, dv);
+    if (unit && !(dv >= 0 && dv < 1))
+      return set_err(err, errlen, "%s must be in [0, 1), found %g", key, dv);
+    if (!pos && !unit && !(dv >= 0))
+      return set_err(err, errlen, "%s must be at least 0, found %g", key, dv);
+    if (k == SK_MOMENTUM && t->opt != OPT_SGD)
+      return set_err(err, errlen, "momentum applies to sgd; this train block uses %s",
+                     t->opt == OPT_ADAM ? "adam" : "adamw");
+    if ((k == SK_BETA1 || k == SK_BETA2 || k == SK_EPS) && t->opt == OPT_SGD)
+      return set_err(err, errlen, "%s applies to adam and adamw; this train block uses sgd", key);
+    if (k == SK_LR) t->lr = dv;
+    if (k == SK_CLIP) t->clip = dv;
+    if (k == SK_WD) t->weight_decay = dv;
+    if (k == SK_MOMENTUM) t->momentum = dv;
+    if (k == SK_BETA1) t->beta1 = dv;
+    if (k == SK_BETA2) t->beta2 = dv;
+    if (k == SK_EPS) t->eps = dv;
+    return 0;
+  }
+  case SK_SAVE:
+  case SK_LOG: {
+    if (!*value) return set_err(err, errlen, "%s expects a path", key);
+    const char *v = p && p->arena ? arena_strdup(p->arena, value) : NULL;
+    if (!v) return set_err(err, errlen, "%s: out of memory", key);
+    if (k == SK_SAVE) t->save = v;
+    else t->log = v;
+    return 0;
+  }
+  case SK_EVAL: return set_eval(t, value, err, errlen);
+  case SK_OPTIMIZER: {
+    static const char *const O[] = {"sgd", "adam", "adamw"};
+    int o = word_index(O, 3, value);
+    if (o < 0) return set_err(err, errlen, "optimizer expects sgd, adam or adamw, found '%s'", value);
+    if ((OptKind)o != t->opt) {
+      double lr = t->lr;
+      train_opt_defaults(t, (OptKind)o);
+      t->lr = lr;
+    }
+    return 0;
+  }
+  case SK_SCHEDULE: {
+    static const char *const S[] = {"constant", "linear", "cosine"};
+    int s = word_index(S, 3, value);
+    if (s < 0)
+      return set_err(err, errlen, "schedule expects constant, linear or cosine (with warmup), "
+                                  "found '%s'", value);
+    if (s == 0) t->sched = t->warmup > 0 ? SCHED_WARMUP_CONSTANT : SCHED_CONSTANT;
+    if (s == 1) t->sched = SCHED_WARMUP_LINEAR;
+    if (s == 2) t->sched = SCHED_WARMUP_COSINE;
+    return 0;
+  }
+  case SK_REPULSION: {
+    static const char *const R[] = {"none", "svgd", "spos"};
+    int r = word_index(R, 3, value);
+    if (r < 0) return set_err(err, errlen, "repulsion expects none, svgd or spos, found '%s'", value);
+    t->has_repulsion_override = true;
+    t->repulsion_override = (RepKind)r;
+    return 0;
+  }
+  case SK_METRICS: {
+    static const char *const M[] = {"accuracy", "loss", "perplexity", "head_diversity"};
+    char buf[256];
+    if (strlen(value) >= sizeof buf) return set_err(err, errlen, "metrics: value too long");
+    strcpy(buf, value);
+    unsigned mask = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+      int m = word_index(M, 4, tok);
+      if (m < 0) {
+        const char *s = diag_suggest(tok, M, 4);
+        if (s) return set_err(err, errlen, "unknown metric '%s'; did you mean '%s'?", tok, s);
+        return set_err(err, errlen, "unknown metric '%s' (expected accuracy, loss, perplexity "
+                                    "or head_diversity)", tok);
+      }
+      mask |= 1u << m;
+    }
+    if (!mask) return set_err(err, errlen, "metrics expects one or more metric names");
+    t->metrics = mask;
+    return 0;
+  }
+  }
+  return set_err(err, errlen, "unknown setting '%s'", key);
+}

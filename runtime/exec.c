@@ -1,0 +1,153 @@
+/* exec.c - the IR interpreter: binds an IrFunc and its memory plan to
+ * storage and runs each node's kernel in order (see exec.h).
+ *
+ * Storage: one arena of plan->arena_bytes (64-byte aligned) for every
+ * intermediate, a constant buffer filled once, the model's parameters and
+ * the caller's input buffers.  A VIEW value shares the storage of another.
+ */
+#include "exec.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define EXEC_ALIGN 64
+
+/* The Exec and what it owns; the Exec comes first so the two convert. */
+typedef struct ExecOwned {
+  Exec ex;
+  void *arena_raw;
+  size_t arena_raw_bytes;
+  void *consts_raw;
+  size_t consts_raw_bytes;
+  void **inputs_own;
+  size_t inputs_bytes;
+} ExecOwned;
+
+static void *aligned_block(RaAlloc *a, size_t bytes, void **raw, size_t *raw_bytes) {
+  *raw_bytes = bytes + EXEC_ALIGN;
+  *raw = ra_malloc(a, *raw_bytes);
+  if (!*raw) return NULL;
+  uintptr_t p = ((uintptr_t)*raw + EXEC_ALIGN - 1) & ~(uintptr_t)(EXEC_ALIGN - 1);
+  return (void *)p;
+}
+
+Exec *exec_new(RaAlloc alloc, const IrFunc *f, const MemPlan *plan, float *params,
+               const int64_t *param_offset, int ninputs) {
+  if (!f || !plan) return NULL;
+  ExecOwned *o = ra_calloc(&alloc, 1, sizeof *o);
+  if (!o) return NULL;
+  Exec *ex = &o->ex;
+  ex->alloc = alloc;
+  ex->f = f;
+  ex->plan = plan;
+  ex->params = params;
+  ex->param_offset = param_offset;
+  ex->ninputs = ninputs;
+  ex->err_node = -1;
+  ex->arena = aligned_block(&ex->alloc, plan->arena_bytes, &o->arena_raw, &o->arena_raw_bytes);
+  ex->consts = aligned_block(&ex->alloc, plan->const_bytes, &o->consts_raw, &o->consts_raw_bytes);
+  o->inputs_bytes = (size_t)(ninputs > 0 ? ninputs : 1) * sizeof(void *);
+  o->inputs_own = ra_calloc(&ex->alloc, 1, o->inputs_bytes);
+  ex->inputs = o->inputs_own;
+  if (!ex->arena || !ex->consts || !o->inputs_own) {
+    exec_free(ex);
+    return NULL;
+  }
+  /* constants are filled once */
+  KernelCtx kc;
+  memset(&kc, 0, sizeof kc);
+  kc.threads = 1;
+  for (int i = 0; i < f->n; i++) {
+    const IrNode *n = &f->nodes[i];
+    if (n->op == OP_CONST && plan->kind[i] == STORE_CONST)
+      k_const(&kc, f, n, ex->consts + plan->offset[i], NULL);
+  }
+  return ex;
+}
+
+void exec_free(Exec *ex) {
+  if (!ex) return;
+  ExecOwned *o = (ExecOwned *)ex;
+  RaAlloc a = ex->alloc;
+  ra_free_mem(&a, o->arena_raw, o->arena_raw_bytes);
+  ra_free_mem(&a, o->consts_raw, o->consts_raw_bytes);
+  ra_free_mem(&a, o->inputs_own, o->inputs_bytes);
+  ra_free_mem(&a, o, sizeof *o);
+}
+
+void *exec_ptr(const Exec *ex, int32_t v) {
+  const MemPlan *p = ex->plan;
+  for (int hops = 0; hops <= ex->f->n; hops++) {
+    if (v < 0 || v >= ex->f->n) return NULL;
+    const IrNode *n = &ex->f->nodes[v];
+    switch (p->kind[v]) {
+    case STORE_ARENA:
+      return ex->arena + p->offset[v];
+    case STORE_CONST:
+      return ex->consts + p->offset[v];
+    case STORE_PARAM: {
+      int64_t k = n->attr.i[0];
+      if (!ex->params || !ex->param_offset || k < 0) return NULL;
+      return ex->params + ex->param_offset[k];
+    }
+    case STORE_INPUT: {
+      int64_t k = n->attr.i[0];
+      if (!ex->inputs || k < 0 || k >= ex->ninputs) return NULL;
+      return ex->inputs[k];
+    }
+    case STORE_VIEW:
+      v = (int32_t)p->offset[v];
+      break;
+    default:
+      return NULL;
+    }
+  }
+  return NULL;  /* a cycle of views */
+}
+
+static int run_fail(Exec *ex, KernelCtx *kc, int32_t i, const char *what) {
+  const IrNode *n = &ex->f->nodes[i];
+  ex->err_node = i;
+  snprintf(kc->err, sizeof kc->err, "%s %%%d: %s", ir_op_info[n->op].name, (int)i, what);
+  return -1;
+}
+
+int exec_run(Exec *ex, KernelCtx *kc) {
+  const IrFunc *f = ex->f;
+  const MemPlan *p = ex->plan;
+  ex->err_node = -1;
+  kc->err[0] = 0;
+  for (int32_t i = 0; i < f->n; i++) {
+    const IrNode *n = &f->nodes[i];
+    if (n->op >= OP_COUNT) return run_fail(ex, kc, i, "unknown op");
+    if (ir_op_info[n->op].flags & OPF_LEAF) {
+      if (n->op == OP_CONST && p->kind[i] != STORE_CONST) {
+        void *out = exec_ptr(ex, i);
+        if (!out) return run_fail(ex, kc, i, "constant has no storage");
+        k_const(kc, f, n, out, NULL);
+      } else if (n->op == OP_INPUT && !exec_ptr(ex, i)) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "input '%s' (index %lld) was not given",
+                 n->name ? n->name : "?", (long long)n->attr.i[0]);
+        return run_fail(ex, kc, i, msg);
+      } else if (n->op == OP_PARAM && !exec_ptr(ex, i)) {
+        return run_fail(ex, kc, i, "no parameter buffer");
+      }
+      continue;
+    }
+    void *in[IR_MAX_IN];
+    int nin = n->nin <= IR_MAX_IN ? n->nin : IR_MAX_IN;
+    for (int k = 0; k < nin; k++) {
+      in[k] = exec_ptr(ex, n->in[k]);
+      if (!in[k]) return run_fail(ex, kc, i, "an operand has no storage");
+    }
+    void *out = exec_ptr(ex, i);
+    if (!out) return run_fail(ex, kc, i, "the result has no storage");
+    if (kernel_table[n->op](kc, f, n, out, in)) {
+      ex->err_node = i;
+      if (!kc->err[0]) run_fail(ex, kc, i, "kernel failed");
+      return -1;
+    }
+  }
+  return 0;
+}

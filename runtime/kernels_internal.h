@@ -1,0 +1,232 @@
+/* kernels_internal.h - helpers shared by the kernel files (kernels_*.c).
+ *
+ * Shapes come from the node's type and its inputs' types.  Parallel loops
+ * use OpenMP with a static schedule and a thread count chosen from the
+ * amount of work, so tiny tensors never pay for a parallel region; results
+ * never depend on timing (each output element is written by one thread, and
+ * sums across rows use fixed partitions combined in a fixed order).
+ */
+#ifndef RA_KERNELS_INTERNAL_H
+#define RA_KERNELS_INTERNAL_H
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Below this many "work units" (roughly flops) a kernel runs on one thread. */
+#define K_PAR_MIN 32768
+
+/* Fixed number of partial sums for reductions of long vectors to one value:
+ * the partition depends only on the length, never on the thread count. */
+#define K_NPART 64
+
+static inline const IrType *k_in_type(const IrFunc *f, const IrNode *n, int k) {
+  return &f->nodes[n->in[k]].type;
+}
+
+static inline int64_t k_numel(const IrType *t) {
+  int64_t m = 1;
+  for (int i = 0; i < t->rank; i++) m *= t->dim[i];
+  return m;
+}
+
+/* Threads to use for a loop of this much work. */
+static inline int k_threads(const KernelCtx *kc, int64_t work) {
+  int t = kc->threads > 0 ? kc->threads : 1;
+  return (t > 1 && work >= K_PAR_MIN) ? t : 1;
+}
+
+/* Product of dims [lo, hi). */
+static inline int64_t k_prod(const IrType *t, int lo, int hi) {
+  int64_t m = 1;
+  for (int i = lo; i < hi; i++) m *= t->dim[i];
+  return m;
+}
+
+/* Formats "op: message" into kc->err; returns -1. */
+static inline int k_fail(KernelCtx *kc, const IrNode *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline int k_fail(KernelCtx *kc, const IrNode *n, const char *fmt, ...) {
+  va_list ap;
+  int off = snprintf(kc->err, sizeof kc->err, "%s: ", ir_op_info[n->op].name);
+  if (off < 0 || (size_t)off >= sizeof kc->err) off = 0;
+  va_start(ap, fmt);
+  vsnprintf(kc->err + off, sizeof kc->err - (size_t)off, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+/* Fails unless the node and its first nf inputs are f32. */
+static inline int k_need_f32(KernelCtx *kc, const IrFunc *f, const IrNode *n, int nf) {
+  if (n->type.dtype != IR_F32) return k_fail(kc, n, "result must be f32");
+  for (int k = 0; k < nf && k < n->nin; k++)
+    if (k_in_type(f, n, k)->dtype != IR_F32)
+      return k_fail(kc, n, "operand %d must be f32", k + 1);
+  return 0;
+}
+
+/* A normalised reduction axis: the tensor viewed as [outer, len, inner]. */
+typedef struct KAxis {
+  int64_t outer, len, inner;
+} KAxis;
+
+static inline KAxis k_axis(const IrType *t, int64_t axis) {
+  KAxis a = {1, 1, 1};
+  if (axis < 0) axis += t->rank;
+  if (axis < 0 || axis >= t->rank) return a;
+  a.outer = k_prod(t, 0, (int)axis);
+  a.len = t->dim[axis];
+  a.inner = k_prod(t, (int)axis + 1, t->rank);
+  return a;
+}
+
+/* Shared by the elementwise and layout files: strided iteration over a
+ * collapsed broadcast shape (see kernels_ew.c). */
+typedef struct KBcast {
+  int rank;                   /* collapsed rank, >= 1 */
+  int64_t dim[IR_MAX_RANK];
+  int64_t sa[IR_MAX_RANK];    /* element strides of operand a, 0 = repeated */
+  int64_t sb[IR_MAX_RANK];
+} KBcast;
+
+/* Collapses out = a (op) b into as few dims as possible.  b may be NULL for
+ * a one-operand map (sum_to uses it with the roles of out and a swapped). */
+void k_bcast_plan(KBcast *p, const IrType *out, const IrType *a, const IrType *b);
+
+/* ---- fast vectorisable math ------------------------------------------------
+ * expf/erff from libm are not vectorised without -ffast-math; these are, and
+ * are accurate to a few ulp over the range that matters.  They are written
+ * without branches (every value computed, then selected) so that loops over
+ * them vectorise. */
+
+/* Hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64, picked
+ * at load time (GCC function multi-versioning). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define K_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define K_CLONES
+#endif
+
+/* GCC will not turn `c ? a : b` on floats into vector selects while it must
+ * preserve floating-point traps; the kernels never rely on traps (values are
+ * unchanged, only exceptions flags may differ). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+/* Sum and maximum of a short row with 16 interleaved partials combined
+ * pairwise: these vectorise (a plain float reduction does not, and an
+ * `omp simd` reduction ends in a slow serial loop), and the order of the
+ * additions is fixed by this code, whatever the vector width. */
+static inline float k_row_sum(const float *x, int64_t n) {
+  float acc[16] = {0};
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int l = 0; l < 16; l++) acc[l] += x[j + l];
+  for (int l = 0; j + l < n; l++) acc[l] += x[j + l];
+  for (int w = 8; w > 0; w /= 2)
+    for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+  return acc[0];
+}
+
+static inline float k_row_dot(const float *x, const float *y, int64_t n) {
+  float acc[16] = {0};
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int l = 0; l < 16; l++) acc[l] += x[j + l] * y[j + l];
+  for (int l = 0; j + l < n; l++) acc[l] += x[j + l] * y[j + l];
+  for (int w = 8; w > 0; w /= 2)
+    for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+  return acc[0];
+}
+
+/* sum of d[j] * (x[j] - c); with d == x, the sum of squared deviations. */
+static inline float k_row_dot_c(const float *d, const float *x, float c, int64_t n) {
+  float acc[16] = {0};
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int l = 0; l < 16; l++) acc[l] += d[j + l] * (x[j + l] - c);
+  for (int l = 0; j + l < n; l++) acc[l] += d[j + l] * (x[j + l] - c);
+  for (int w = 8; w > 0; w /= 2)
+    for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+  return acc[0];
+}
+
+static inline float k_row_max(const float *x, int64_t n) {
+  float acc[16];
+  for (int l = 0; l < 16; l++) acc[l] = -INFINITY;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int l = 0; l < 16; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
+  for (int l = 0; j + l < n; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
+  for (int w = 8; w > 0; w /= 2)
+    for (int l = 0; l < w; l++) acc[l] = acc[l + w] > acc[l] ? acc[l + w] : acc[l];
+  return acc[0];
+}
+
+/* e^x: Cody-Waite reduction by ln 2 and a degree-7 Taylor polynomial on
+ * [-ln2/2, ln2/2] (about 1 ulp).  x below -87.3 gives 0 (so -inf masks vanish
+ * exactly); x above 88.3 is clamped. */
+static inline float km_exp(float x) {
+  float xc = x < -87.3f ? -87.3f : x;
+  xc = xc > 88.3f ? 88.3f : xc;
+  float r = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  /* round */
+  float f = xc - r * 0.693145751953125f;
+  f = f - r * 1.428606765330187045e-06f;
+  float p = 1.0f + f * (1.0f + f * (0.5f + f * (0.16666667f + f * (0.041666668f +
+                f * (0.008333334f + f * (0.0013888889f + f * 0.0001984127f))))));
+  union { int32_t i; float f; } u = {.i = ((int32_t)r + 127) << 23};
+  float v = p * u.f;
+  return x < -87.3f ? 0.0f : v;
+}
+
+/* The standard normal cdf Phi(x) = erfc(-x / sqrt 2) / 2, with the
+ * Chebyshev-fitted erfc of Numerical Recipes (relative error < 1.2e-7):
+ * accurate in both tails (no 1 + erf cancellation). */
+static inline float km_cdf(float x) {
+  float z = fabsf(x) * 0.70710678118654752f;
+  float t = 1.0f / (1.0f + 0.5f * z);
+  float poly = -z * z - 1.26551223f +
+               t * (1.00002368f + t * (0.37409196f + t * (0.09678418f + t * (-0.18628806f +
+               t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
+               t * (-0.82215223f + t * 0.17087277f))))))));
+  float half_erfc = 0.5f * t * km_exp(poly);
+  float up = 1.0f - half_erfc;
+  return x >= 0 ? up : half_erfc;
+}
+
+static inline float km_gelu(float x) { return x * km_cdf(x); }
+
+static inline float km_gelu_d(float x) {
+  float pdf = 0.39894228040143268f * km_exp(-0.5f * x * x);
+  return km_cdf(x) + x * pdf;
+}
+
+static inline float km_sigmoid(float x) {
+  float e = km_exp(-fabsf(x));
+  float d = 1.0f / (1.0f + e);
+  float ed = e * d;
+  return x >= 0 ? d : ed;
+}
+
+/* tanh: Taylor to x^13 below 0.4, else (1 - e^-2z) / (1 + e^-2z). */
+static inline float km_tanh(float x) {
+  float z = fabsf(x);
+  float x2 = x * x;
+  float small = x * (1.0f + x2 * (-0.33333333f + x2 * (0.13333333f + x2 * (-0.053968254f +
+                x2 * (0.021869488f + x2 * (-0.0088632355f + x2 * 0.0035921280f))))));
+  float e = km_exp(-2.0f * z);
+  float big = copysignf((1.0f - e) / (1.0f + e), x);
+  return z < 0.4f ? small : big;
+}
+
+#endif

@@ -1,0 +1,358 @@
+/* particles.c - repulsive particle updates (language.md §6, docs/repulsion.md).
+ *
+ * A head group's heads are M particles.  For each particle set (theta and
+ * its loss gradients g, both [M][D]) this computes the pairwise squared
+ * distances, the RBF kernel with the median (or a fixed) bandwidth, the
+ * repulsive force, and replaces g by the svgd or spos direction G.  The
+ * gather/scatter functions move the heads' slices of a layer's weight
+ * matrices between the model's flat parameter buffer and the [M][D] layout.
+ *
+ * Everything is deterministic: sums run in a fixed order in double, the
+ * medians come from a selection whose result does not depend on the order
+ * it visits elements in, and the spos noise is a pure function of
+ * (seed, stream, step, i, d) through the Philox counter RNG.
+ */
+#include "particles.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "rng.h"
+
+/* Sizes beyond these are refused, so M*M and M*D never overflow. */
+#define PART_MAX_M ((int64_t)1 << 20)
+#define PART_MAX_MD ((int64_t)1 << 40)
+
+/* ---- medians ---- */
+
+static inline void swapf(float *a, float *b) {
+  float t = *a;
+  *a = *b;
+  *b = t;
+}
+
+/* Rearranges a[0..n) so that a[k] holds the k-th smallest value, with
+ * nothing larger before it and nothing smaller after it (Hoare selection,
+ * median-of-three pivot).  The value found does not depend on the order
+ * of the input. */
+static void select_kth(float *a, int64_t n, int64_t k) {
+  int64_t lo = 0, hi = n - 1;
+  while (hi > lo) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (a[mid] < a[lo]) swapf(&a[mid], &a[lo]);
+    if (a[hi] < a[lo]) swapf(&a[hi], &a[lo]);
+    if (a[hi] < a[mid]) swapf(&a[hi], &a[mid]);
+    float pivot = a[mid];
+    int64_t i = lo, j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (pivot < a[j]) j--;
+      if (i <= j) {
+        swapf(&a[i], &a[j]);
+        i++;
+        j--;
+      }
+    }
+    if (k <= j)
+      hi = j;
+    else if (k >= i)
+      lo = i;
+    else
+      return; /* a[j+1 .. i-1] all equal the pivot */
+  }
+}
+
+/* The median of a[0..n) (n >= 1): the middle value, or the mean of the two
+ * middle values when n is even.  Reorders a. */
+static double median_inplace(float *a, int64_t n) {
+  int64_t k = n / 2;
+  select_kth(a, n, k);
+  double hi = a[k];
+  if (n % 2) return hi;
+  float lo = a[0]; /* the largest of a[0..k) is the (k-1)-th smallest */
+  for (int64_t i = 1; i < k; i++)
+    if (a[i] > lo) lo = a[i];
+  return 0.5 * ((double)lo + hi);
+}
+
+/* ---- the update ---- */
+
+int64_t particles_work_floats(int64_t M, int64_t D) {
+  if (M < 1 || D < 1 || M > PART_MAX_M || D > PART_MAX_MD / M) return 0;
+  return 2 * M * M + 2 * M * D;
+}
+
+static int rep_valid(const Repulsion *rep) {
+  if (!rep) return 0;
+  if (rep->kind == REP_NONE) return 1;
+  if (rep->kind != REP_SVGD && rep->kind != REP_SPOS) return 0;
+  if (!isfinite(rep->alpha) || !isfinite(rep->stepsize)) return 0;
+  if (!rep->bw_median && !(isfinite(rep->bandwidth) && rep->bandwidth > 0)) return 0;
+  if (rep->kind == REP_SPOS &&
+      !(rep->stepsize > 0 && isfinite(rep->beta) && rep->beta >= 0))
+    return 0;
+  return 1;
+}
+
+/* Work layout (floats): dist [M*M] | kern [M*M] | out [M*D] | xi [M*D].
+ * particles_update_noise uses the first three; particles_update puts the
+ * Philox noise in the last. */
+int particles_update_noise(const Repulsion *rep, int64_t M, int64_t D, const float *theta,
+                           float *g, float *work, const float *xi, ParticleStats *stats) {
+  if (stats) memset(stats, 0, sizeof *stats);
+  if (particles_work_floats(M, D) == 0 || !rep_valid(rep) || !theta || !g || !work) return -1;
+  if (rep->kind == REP_NONE) return 0;
+
+  const int64_t MM = M * M, MD = M * D;
+  float *dist = work, *kern = work + MM, *out = work + 2 * MM;
+
+  /* 1. D_ij = sum_d (theta_id - theta_jd)^2, directly; D_ii = 0. */
+  for (int64_t i = 0; i < M; i++) {
+    dist[i * M + i] = 0.0f;
+    const float *ti = theta + i * D;
+    for (int64_t j = i + 1; j < M; j++) {
+      const float *tj = theta + j * D;
+      double s = 0.0;
+      for (int64_t d = 0; d < D; d++) {
+        double e = (double)ti[d] - (double)tj[d];
+        s += e * e;
+      }
+      dist[i * M + j] = dist[j * M + i] = (float)s;
+    }
+  }
+
+  /* 2. Bandwidth. */
+  double h2, med = 0.0;
+  if (rep->bw_median) {
+    memcpy(kern, dist, (size_t)MM * sizeof *kern);
+    med = median_inplace(kern, MM);
+    if (M == 1 || !(med > 1e-12))
+      h2 = 1.0;
+    else
+      h2 = 0.5 * med / log((double)M + 1.0);
+  } else {
+    h2 = rep->bandwidth * rep->bandwidth;
+  }
+
+  /* 3. K_ij = exp(-D_ij / (2 h^2)). */
+  for (int64_t k = 0; k < MM; k++) kern[k] = (float)exp(-(double)dist[k] / (2.0 * h2));
+
+  /* spos: med|g| over the whole set (out is free until step 5). */
+  double med_g = 0.0;
+  const int spos = rep->kind == REP_SPOS;
+  if (spos) {
+    for (int64_t k = 0; k < MD; k++) out[k] = fabsf(g[k]);
+    med_g = median_inplace(out, MD);
+  }
+
+  /* 4-5. R_i = sum_j K_ij (theta_i - theta_j) / h^2, which equals
+   * (theta_i sum_j K_ij - sum_j K_ij theta_j) / h^2 without the
+   * cancellation; then G_i.  Sums over j run in index order, in double. */
+  const double s = rep->stepsize, alpha = rep->alpha, inv_m = 1.0 / (double)M;
+  const double beta = spos ? rep->beta : 0.0;
+  const double noise = spos ? sqrt(2.0 * beta / s) * med_g : 0.0;
+  for (int64_t i = 0; i < M; i++) {
+    const float *ki = kern + i * M;
+    for (int64_t d = 0; d < D; d++) {
+      double ti = theta[i * D + d], kg = 0.0, r = 0.0;
+      for (int64_t j = 0; j < M; j++) {
+        double kij = ki[j];
+        kg += kij * (double)g[j * D + d];
+        r += kij * (ti - (double)theta[j * D + d]);
+      }
+      r /= h2;
+      double G = (kg - alpha * r) * inv_m;
+      if (spos) {
+        G += beta * (double)g[i * D + d];
+        if (xi) G -= noise * (double)xi[i * D + d];
+      }
+      out[i * D + d] = (float)(s * G);
+    }
+  }
+  memcpy(g, out, (size_t)MD * sizeof *g);
+
+  if (stats) {
+    stats->h2 = h2;
+    stats->med = med;
+    stats->med_abs_g = med_g;
+  }
+  return 0;
+}
+
+int particles_update(const Repulsion *rep, int64_t M, int64_t D, const float *theta,
+                     float *g, float *work, uint64_t seed, uint64_t stream, int64_t step,
+                     ParticleStats *stats) {
+  if (stats) memset(stats, 0, sizeof *stats);
+  if (particles_work_floats(M, D) == 0 || !rep_valid(rep) || !work || step < 0) return -1;
+  const float *xi = NULL;
+  if (rep->kind == REP_SPOS) {
+    /* xi_id = rng_normal(seed, stream, step*M*D + i*D + d) */
+    float *x = work + 2 * M * M + M * D;
+    const uint64_t base = (uint64_t)step * (uint64_t)(M * D);
+    for (int64_t k = 0; k < M * D; k++) x[k] = rng_normal(seed, stream, base + (uint64_t)k);
+    xi = x;
+  }
+  return particles_update_noise(rep, M, D, theta, g, work, xi, stats);
+}
+
+/* ---- particle layout ---- */
+
+enum { MAT_Q, MAT_K, MAT_V, MAT_O };
+
+/* The chosen matrices that the layer has, in the order q, k, v, o:
+ * letters (MAT_*) and parameter indices.  particles == 0 means the
+ * default q|k|v. */
+static int chosen_mats(const HeadGroup *g, int letter[4], int32_t index[4]) {
+  unsigned bits = g->rep.particles ? g->rep.particles : (PART_Q | PART_K | PART_V);
+  const int32_t idx[4] = {g->wq, g->wk, g->wv, g->wo};
+  const unsigned bit[4] = {PART_Q, PART_K, PART_V, PART_O};
+  int n = 0;
+  for (int m = 0; m < 4; m++) {
+    if ((bits & bit[m]) && idx[m] >= 0) {
+      letter[n] = m;
+      index[n] = idx[m];
+      n++;
+    }
+  }
+  return n;
+}
+
+int particles_nsets(const HeadGroup *g) {
+  if (!g || g->heads < 1) return 0;
+  if (g->attnpool) return g->w2 >= 0 ? 1 : 0;
+  int letter[4];
+  int32_t index[4];
+  int n = chosen_mats(g, letter, index);
+  if (g->rep.group == GROUP_JOINT) return n > 0 ? 1 : 0;
+  return n;
+}
+
+/* A 2-D weight's rows and columns, from its type when it has rank 2. */
+static void mat_shape(const HeadGroup *g, const ParamInfo *p, int letter, int64_t *rows,
+                      int64_t *cols) {
+  int64_t inner = g->heads * g->head_dim;
+  if (p->type.rank == 2) {
+    *rows = p->type.dim[0];
+    *cols = p->type.dim[1];
+  } else if (letter == MAT_O) {
+    *rows = inner;
+    *cols = g->dim;
+  } else {
+    *rows = g->dim;
+    *cols = inner;
+  }
+}
+
+/* One head's slice of one attention matrix: its float count, and the copy
+ * between buf (the parameter or gradient buffer) and part (the particle). */
+static int64_t slice_size(const HeadGroup *g, const ParamInfo *p, int letter) {
+  int64_t rows, cols;
+  mat_shape(g, p, letter, &rows, &cols);
+  return letter == MAT_O ? g->head_dim * cols : rows * g->head_dim;
+}
+
+/* Gather (to_part): part <- buf; scatter: buf <- part.  Exactly one of
+ * each pair of pointers is used. */
+typedef struct Xfer {
+  const float *buf_in;
+  float *buf_out;
+  const float *part_in;
+  float *part_out;
+} Xfer;
+
+static inline void xcopy(float *dst, const float *src, int64_t n) {
+  memcpy(dst, src, (size_t)n * sizeof *dst);
+}
+
+static void slice_copy(const HeadGroup *g, const ParamInfo *p, int letter, int64_t head,
+                       const Xfer *x, int64_t part_off) {
+  int64_t rows, cols, hd = g->head_dim;
+  mat_shape(g, p, letter, &rows, &cols);
+  if (letter == MAT_O) {
+    /* wo [H*hd, cols]: rows [head*hd, (head+1)*hd), contiguous */
+    int64_t w = p->offset + head * hd * cols;
+    if (x->part_out)
+      xcopy(x->part_out + part_off, x->buf_in + w, hd * cols);
+    else
+      xcopy(x->buf_out + w, x->part_in + part_off, hd * cols);
+    return;
+  }
+  /* wq/wk/wv [rows, H*hd]: columns [head*hd, (head+1)*hd) of every row */
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t w = p->offset + r * cols + head * hd;
+    if (x->part_out)
+      xcopy(x->part_out + part_off + r * hd, x->buf_in + w, hd);
+    else
+      xcopy(x->buf_out + w, x->part_in + part_off + r * hd, hd);
+  }
+}
+
+/* The matrices of set `set`: fills letter/index, returns their count (0 for
+ * a set that does not exist). */
+static int set_mats(const HeadGroup *g, int set, int letter[4], int32_t index[4]) {
+  if (set < 0 || set >= particles_nsets(g) || g->attnpool) return 0;
+  int n = chosen_mats(g, letter, index);
+  if (g->rep.group == GROUP_JOINT) return n;
+  letter[0] = letter[set];
+  index[0] = index[set];
+  return 1;
+}
+
+int64_t particles_dim(const HeadGroup *g, const ParamInfo *params, int set) {
+  if (!g || !params || set < 0 || set >= particles_nsets(g)) return 0;
+  if (g->attnpool) {
+    const ParamInfo *p = &params[g->w2];
+    return p->type.rank == 2 ? p->type.dim[0] : g->dim;
+  }
+  int letter[4];
+  int32_t index[4];
+  int n = set_mats(g, set, letter, index);
+  int64_t d = 0;
+  for (int m = 0; m < n; m++) d += slice_size(g, &params[index[m]], letter[m]);
+  return d;
+}
+
+static void move(const HeadGroup *g, const ParamInfo *params, int set, const Xfer *x) {
+  const int64_t H = g->heads;
+  if (g->attnpool) {
+    /* w2 [hidden, H]: particle i is column i */
+    const ParamInfo *p = &params[g->w2];
+    int64_t rows = p->type.rank == 2 ? p->type.dim[0] : g->dim;
+    int64_t cols = p->type.rank == 2 ? p->type.dim[1] : H;
+    for (int64_t i = 0; i < H; i++)
+      for (int64_t r = 0; r < rows; r++) {
+        int64_t w = p->offset + r * cols + i;
+        if (x->part_out)
+          x->part_out[i * rows + r] = x->buf_in[w];
+        else
+          x->buf_out[w] = x->part_in[i * rows + r];
+      }
+    return;
+  }
+  int letter[4];
+  int32_t index[4];
+  int n = set_mats(g, set, letter, index);
+  const int64_t D = particles_dim(g, params, set);
+  for (int64_t i = 0; i < H; i++) {
+    int64_t off = i * D;
+    for (int m = 0; m < n; m++) {
+      const ParamInfo *p = &params[index[m]];
+      slice_copy(g, p, letter[m], i, x, off);
+      off += slice_size(g, p, letter[m]);
+    }
+  }
+}
+
+void particles_gather(const HeadGroup *g, const ParamInfo *params, int set,
+                      const float *buf, float *out) {
+  if (!g || !params || !buf || !out || set < 0 || set >= particles_nsets(g)) return;
+  Xfer x = {buf, NULL, NULL, out};
+  move(g, params, set, &x);
+}
+
+void particles_scatter(const HeadGroup *g, const ParamInfo *params, int set,
+                       const float *in, float *buf) {
+  if (!g || !params || !buf || !in || set < 0 || set >= particles_nsets(g)) return;
+  Xfer x = {NULL, buf, in, NULL};
+  move(g, params, set, &x);
+}

@@ -1,0 +1,1128 @@
+/* test_kernels.c - every kernel against a naive reference on small random
+ * shapes (broadcasting, odd sizes, transposes), run-time index errors,
+ * determinism with two threads, and the interpreter (exec) on a hand-made
+ * memory plan. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../compiler/ir.h"
+#include "../runtime/exec.h"
+#include "../runtime/ffi.h"
+#include "../runtime/kernels.h"
+#include "../runtime/rng.h"
+#include "testutil.h"
+
+#define KH_MAXV 64
+
+typedef struct KH {
+  Arena ar;
+  IrFunc *f;
+  KernelCtx kc;
+  void *buf[KH_MAXV];
+  uint64_t rng;
+} KH;
+
+static inline void kh_init(KH *h, int threads) {
+  memset(h, 0, sizeof *h);
+  arena_init(&h->ar, ra_alloc_default());
+  h->f = ir_func_new(&h->ar, "t", 1);
+  cr_assert(h->f);
+  h->kc.threads = threads;
+  h->kc.seed = 1234;
+  h->kc.step = 7;
+  h->kc.training = true;
+  h->rng = 0x9E3779B97F4A7C15ull;
+}
+
+static inline void kh_free(KH *h) {
+  for (int i = 0; i < KH_MAXV; i++) free(h->buf[i]);
+  arena_free(&h->ar);
+}
+
+/* Uniform in [lo, hi), from a fixed LCG. */
+static inline float kh_rand(KH *h, float lo, float hi) {
+  h->rng = h->rng * 6364136223846793005ull + 1442695040888963407ull;
+  return lo + (hi - lo) * (float)((h->rng >> 40) * (1.0 / 16777216.0));
+}
+
+static inline int64_t kh_numel(const IrType *t) {
+  int64_t m = 1;
+  for (int i = 0; i < t->rank; i++) m *= t->dim[i];
+  return m;
+}
+
+static inline IrType kh_type(IrDtype dt, int rank, const int64_t *d) {
+  IrType t;
+  memset(&t, 0, sizeof t);
+  t.dtype = (uint8_t)dt;
+  t.rank = (uint8_t)rank;
+  for (int i = 0; i < rank; i++) t.dim[i] = d[i];
+  return t;
+}
+
+static inline void *kh_buf(KH *h, int32_t v) {
+  cr_assert(v >= 0 && v < KH_MAXV);
+  if (!h->buf[v]) {
+    int64_t n = kh_numel(&h->f->nodes[v].type);
+    h->buf[v] = calloc((size_t)(n ? n : 1), 4);
+  }
+  return h->buf[v];
+}
+
+static inline float *kh_f(KH *h, int32_t v) { return (float *)kh_buf(h, v); }
+static inline int32_t *kh_i(KH *h, int32_t v) { return (int32_t *)kh_buf(h, v); }
+
+/* A PARAM leaf of the given type, filled with uniforms in [lo, hi). */
+static inline int32_t kh_leaf(KH *h, int rank, const int64_t *d, float lo, float hi) {
+  IrNode n;
+  memset(&n, 0, sizeof n);
+  n.op = OP_PARAM;
+  n.type = kh_type(IR_F32, rank, d);
+  n.name = "p";
+  n.span = SPAN_NONE;
+  int32_t id = ir_append(h->f, &n);
+  cr_assert(id >= 0);
+  h->f->nodes[id].attr.i[0] = id;
+  float *x = kh_f(h, id);
+  int64_t m = kh_numel(&n.type);
+  for (int64_t i = 0; i < m; i++) x[i] = kh_rand(h, lo, hi);
+  return id;
+}
+
+/* An i32 INPUT leaf filled with integers in [0, hi). */
+static inline int32_t kh_ileaf(KH *h, int rank, const int64_t *d, int32_t hi) {
+  IrNode n;
+  memset(&n, 0, sizeof n);
+  n.op = OP_INPUT;
+  n.type = kh_type(IR_I32, rank, d);
+  n.name = "idx";
+  n.span = SPAN_NONE;
+  int32_t id = ir_append(h->f, &n);
+  cr_assert(id >= 0);
+  int32_t *x = kh_i(h, id);
+  int64_t m = kh_numel(&n.type);
+  for (int64_t i = 0; i < m; i++) {
+    int32_t v = (int32_t)kh_rand(h, 0, (float)hi);
+    x[i] = v >= hi ? hi - 1 : v;
+  }
+  return id;
+}
+
+/* Emits a node through the shape rules (the test fails on a shape error). */
+static inline int32_t kh_emit(KH *h, IrNode n) {
+  char err[256];
+  n.span = SPAN_NONE;
+  int32_t id = ir_emit(h->f, &n, err, sizeof err);
+  cr_assert(id >= 0, "ir_emit(%s): %s", ir_op_info[n.op].name, err);
+  return id;
+}
+
+/* Runs node v's kernel into its buffer; returns the kernel's status. */
+static inline int kh_run(KH *h, int32_t v) {
+  const IrNode *n = &h->f->nodes[v];
+  void *in[IR_MAX_IN];
+  for (int k = 0; k < n->nin; k++) in[k] = kh_buf(h, n->in[k]);
+  h->kc.err[0] = 0;
+  return kernel_table[n->op](&h->kc, h->f, n, kh_buf(h, v), in);
+}
+
+static inline void kh_run_ok(KH *h, int32_t v) {
+  int rc = kh_run(h, v);
+  cr_assert(rc == 0, "%s failed: %s", ir_op_info[h->f->nodes[v].op].name, h->kc.err);
+}
+
+#define D(...) ((const int64_t[]){__VA_ARGS__})
+
+
+/* ---- naive references ------------------------------------------------------ */
+
+/* Index of out's flat element i in operand x (NumPy broadcasting). */
+static int64_t bidx(const IrType *out, const IrType *x, int64_t i) {
+  int64_t off = 0, st = 1;
+  for (int j = out->rank - 1; j >= 0; j--) {
+    int64_t ix = i % out->dim[j];
+    i /= out->dim[j];
+    int xj = j - (out->rank - x->rank);
+    if (xj >= 0) {
+      if (x->dim[xj] != 1) off += ix * st;
+      st *= x->dim[xj];
+    }
+  }
+  return off;
+}
+
+static const IrType *T(KH *h, int32_t v) { return &h->f->nodes[v].type; }
+
+static void check_binary(int threads, int ra, const int64_t *da, int rb, const int64_t *db) {
+  static const IrOp ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV};
+  for (int k = 0; k < 4; k++) {
+    KH h;
+    kh_init(&h, threads);
+    int32_t a = kh_leaf(&h, ra, da, 0.5f, 2.0f);
+    int32_t b = kh_leaf(&h, rb, db, 0.5f, 2.0f);
+    int32_t y = kh_emit(&h, (IrNode){.op = (uint16_t)ops[k], .nin = 2, .in = {a, b}});
+    kh_run_ok(&h, y);
+    int64_t n = kh_numel(T(&h, y));
+    float *want = malloc((size_t)n * 4);
+    const float *pa = kh_f(&h, a), *pb = kh_f(&h, b);
+    for (int64_t i = 0; i < n; i++) {
+      float x = pa[bidx(T(&h, y), T(&h, a), i)], z = pb[bidx(T(&h, y), T(&h, b), i)];
+      want[i] = k == 0 ? x + z : k == 1 ? x - z : k == 2 ? x * z : x / z;
+    }
+    tu_allclose(kh_f(&h, y), want, n, 1e-6, 0, ir_op_info[ops[k]].name);
+    free(want);
+    kh_free(&h);
+  }
+}
+
+Test(kernels, binary_same_shape) { check_binary(1, 3, D(3, 5, 7), 3, D(3, 5, 7)); }
+Test(kernels, binary_scalar) {
+  check_binary(1, 3, D(3, 5, 7), 0, NULL);
+  check_binary(1, 0, NULL, 2, D(4, 3));
+  check_binary(1, 1, D(1), 2, D(4, 3));
+}
+Test(kernels, binary_bias_suffix) {
+  check_binary(1, 3, D(4, 5, 6), 1, D(6));
+  check_binary(1, 1, D(6), 3, D(4, 5, 6));
+  check_binary(1, 3, D(4, 5, 6), 2, D(5, 6));
+}
+Test(kernels, binary_prefix_and_general) {
+  check_binary(1, 3, D(4, 5, 6), 3, D(4, 5, 1));
+  check_binary(1, 3, D(4, 1, 6), 2, D(5, 1));
+  check_binary(1, 4, D(3, 1, 4, 1), 3, D(2, 1, 5));
+  check_binary(1, 4, D(2, 3, 1, 5), 4, D(1, 3, 7, 1));
+  check_binary(1, 3, D(1, 1, 1), 2, D(1, 1));
+}
+Test(kernels, binary_large_threads) {
+  check_binary(2, 3, D(9, 77, 131), 1, D(131));
+  check_binary(2, 3, D(9, 77, 131), 3, D(9, 77, 1));
+  check_binary(2, 2, D(3, 70001), 2, D(3, 70001));
+  check_binary(2, 3, D(5, 33, 65), 3, D(5, 1, 65));
+}
+
+/* ---- unary and activation gradients ------------------------------------------ */
+
+static double ref_unary(IrOp op, double x, double s) {
+  switch (op) {
+  case OP_NEG: return -x;
+  case OP_SCALE: return x * s;
+  case OP_SQUARE: return x * x;
+  case OP_RELU: return x > 0 ? x : 0;
+  case OP_GELU: return 0.5 * x * (1 + erf(x / sqrt(2.0)));
+  case OP_TANH: return tanh(x);
+  case OP_SIGMOID: return 1 / (1 + exp(-x));
+  default: return NAN;
+  }
+}
+
+static void check_unary(IrOp op, float lo, float hi, int64_t n, int threads) {
+  KH h;
+  kh_init(&h, threads);
+  int32_t x = kh_leaf(&h, 1, D(n), lo, hi);
+  float *px = kh_f(&h, x);
+  /* a few fixed points: zero, tiny, the branch edges of the approximations */
+  const float fixed[] = {0, 1e-6f, -1e-6f, 0.39f, 0.41f, -0.41f, 0.49f, 0.51f, -0.51f,
+                         0.7f, -0.7f, 3.5f, -3.5f, 9, -9, 20, -20, 87, -87, 100, -100};
+  for (int i = 0; i < (int)(sizeof fixed / sizeof *fixed) && i < n; i++) px[i] = fixed[i];
+  IrNode nd = {.op = (uint16_t)op, .nin = 1, .in = {x}};
+  nd.attr.f[0] = 0.375;
+  int32_t y = kh_emit(&h, nd);
+  kh_run_ok(&h, y);
+  float *want = malloc((size_t)n * 4);
+  for (int64_t i = 0; i < n; i++) want[i] = (float)ref_unary(op, px[i], 0.375);
+  tu_allclose(kh_f(&h, y), want, n, 3e-6, 2e-7, ir_op_info[op].name);
+  free(want);
+  kh_free(&h);
+}
+
+Test(kernels, unary) {
+  IrOp ops[] = {OP_NEG, OP_SCALE, OP_SQUARE, OP_RELU, OP_GELU, OP_TANH, OP_SIGMOID};
+  for (int k = 0; k < 7; k++) {
+    check_unary(ops[k], -6, 6, 1001, 1);
+    check_unary(ops[k], -30, 30, 100003, 2);
+  }
+}
+
+static double ref_grad(IrOp op, double a, double dy) {
+  switch (op) {
+  case OP_RELU_GRAD: return a > 0 ? dy : 0;
+  case OP_GELU_GRAD: {
+    double cdf = 0.5 * (1 + erf(a / sqrt(2.0)));
+    return dy * (cdf + a * exp(-0.5 * a * a) / sqrt(2 * M_PI));
+  }
+  case OP_TANH_GRAD: return dy * (1 - a * a);
+  case OP_SIGMOID_GRAD: return dy * a * (1 - a);
+  default: return NAN;
+  }
+}
+
+Test(kernels, activation_grads) {
+  IrOp ops[] = {OP_RELU_GRAD, OP_GELU_GRAD, OP_TANH_GRAD, OP_SIGMOID_GRAD};
+  for (int k = 0; k < 4; k++) {
+    for (int t = 1; t <= 2; t++) {
+      KH h;
+      kh_init(&h, t);
+      int64_t n = t == 1 ? 777 : 70000;
+      int32_t a = kh_leaf(&h, 2, D(n / 7, 7), -5, 5);
+      int32_t d = kh_leaf(&h, 2, D(n / 7, 7), -2, 2);
+      int32_t y = kh_emit(&h, (IrNode){.op = (uint16_t)ops[k], .nin = 2, .in = {a, d}});
+      kh_run_ok(&h, y);
+      int64_t m = kh_numel(T(&h, y));
+      float *want = malloc((size_t)m * 4);
+      for (int64_t i = 0; i < m; i++) want[i] = (float)ref_grad(ops[k], kh_f(&h, a)[i], kh_f(&h, d)[i]);
+      tu_allclose(kh_f(&h, y), want, m, 3e-6, 1e-6, ir_op_info[ops[k]].name);
+      free(want);
+      kh_free(&h);
+    }
+  }
+}
+
+/* gelu_grad agrees with a central difference of the gelu kernel itself */
+Test(kernels, gelu_grad_matches_difference) {
+  KH h;
+  kh_init(&h, 1);
+  int64_t n = 401;
+  int32_t x = kh_leaf(&h, 1, D(n), -6, 6);
+  int32_t xp = kh_leaf(&h, 1, D(n), 0, 1), xm = kh_leaf(&h, 1, D(n), 0, 1);
+  int32_t one = kh_leaf(&h, 1, D(n), 1, 1);
+  for (int64_t i = 0; i < n; i++) {
+    double v = -6 + 12.0 * (double)i / (double)(n - 1);
+    kh_f(&h, x)[i] = (float)v;
+    kh_f(&h, xp)[i] = (float)(v + 1e-2);
+    kh_f(&h, xm)[i] = (float)(v - 1e-2);
+  }
+  int32_t gp = kh_emit(&h, (IrNode){.op = OP_GELU, .nin = 1, .in = {xp}});
+  int32_t gm = kh_emit(&h, (IrNode){.op = OP_GELU, .nin = 1, .in = {xm}});
+  int32_t g = kh_emit(&h, (IrNode){.op = OP_GELU_GRAD, .nin = 2, .in = {x, one}});
+  kh_run_ok(&h, gp);
+  kh_run_ok(&h, gm);
+  kh_run_ok(&h, g);
+  float *want = malloc((size_t)n * 4);
+  for (int64_t i = 0; i < n; i++)
+    want[i] = (kh_f(&h, gp)[i] - kh_f(&h, gm)[i]) / (kh_f(&h, xp)[i] - kh_f(&h, xm)[i]);
+  tu_allclose(kh_f(&h, g), want, n, 2e-3, 2e-3, "gelu_grad vs difference");
+  free(want);
+  kh_free(&h);
+}
+
+/* ---- softmax and layernorm ------------------------------------------------------ */
+
+static void ref_softmax(const float *x, float *y, int64_t L) {
+  double mx = -INFINITY, s = 0;
+  for (int64_t j = 0; j < L; j++) mx = x[j] > mx ? x[j] : mx;
+  if (mx == -INFINITY) {
+    for (int64_t j = 0; j < L; j++) y[j] = 0;
+    return;
+  }
+  for (int64_t j = 0; j < L; j++) s += exp((double)x[j] - mx);
+  for (int64_t j = 0; j < L; j++) y[j] = (float)(exp((double)x[j] - mx) / s);
+}
+
+Test(kernels, softmax_and_grad) {
+  for (int t = 1; t <= 2; t++) {
+    KH h;
+    kh_init(&h, t);
+    int64_t R = t == 1 ? 13 : 3000, L = 17;
+    int32_t x = kh_leaf(&h, 3, D(R / 1, 1, L), -20, 20);
+    float *px = kh_f(&h, x);
+    for (int64_t j = 3; j < L; j++) px[0 * L + j] = -INFINITY;   /* a causal-like row */
+    for (int64_t j = 0; j < L; j++) px[1 * L + j] = -INFINITY;   /* fully masked */
+    px[2 * L + 4] = 80;                                         /* large logit */
+    int32_t y = kh_emit(&h, (IrNode){.op = OP_SOFTMAX, .nin = 1, .in = {x}});
+    kh_run_ok(&h, y);
+    float *want = malloc((size_t)(R * L) * 4);
+    for (int64_t r = 0; r < R; r++) ref_softmax(px + r * L, want + r * L, L);
+    tu_allclose(kh_f(&h, y), want, R * L, 2e-6, 1e-8, "softmax");
+    for (int64_t j = 0; j < L; j++) cr_assert(kh_f(&h, y)[L + j] == 0.0f, "masked row is zeros");
+    int32_t dy = kh_leaf(&h, 3, D(R, 1, L), -1, 1);
+    int32_t dx = kh_emit(&h, (IrNode){.op = OP_SOFTMAX_GRAD, .nin = 2, .in = {y, dy}});
+    kh_run_ok(&h, dx);
+    for (int64_t r = 0; r < R; r++) {
+      const float *yr = kh_f(&h, y) + r * L, *dr = kh_f(&h, dy) + r * L;
+      double s = 0;
+      for (int64_t j = 0; j < L; j++) s += (double)yr[j] * dr[j];
+      for (int64_t j = 0; j < L; j++) want[r * L + j] = (float)(yr[j] * (dr[j] - s));
+    }
+    tu_allclose(kh_f(&h, dx), want, R * L, 1e-5, 1e-7, "softmax_grad");
+    free(want);
+    kh_free(&h);
+  }
+}
+
+Test(kernels, layernorm_and_grad) {
+  for (int t = 1; t <= 2; t++) {
+    KH h;
+    kh_init(&h, t);
+    int64_t R = t == 1 ? 5 : 2048, L = t == 1 ? 9 : 128;
+    int32_t x = kh_leaf(&h, 2, D(R, L), -3, 5);
+    IrNode nd = {.op = OP_LAYERNORM, .nin = 1, .in = {x}};
+    nd.attr.f[0] = 1e-5;
+    int32_t y = kh_emit(&h, nd);
+    kh_run_ok(&h, y);
+    int32_t dy = kh_leaf(&h, 2, D(R, L), -1, 1);
+    IrNode ng = {.op = OP_LAYERNORM_GRAD, .nin = 2, .in = {x, dy}};
+    ng.attr.f[0] = 1e-5;
+    int32_t dx = kh_emit(&h, ng);
+    kh_run_ok(&h, dx);
+    float *wy = malloc((size_t)(R * L) * 4), *wd = malloc((size_t)(R * L) * 4);
+    for (int64_t r = 0; r < R; r++) {
+      const float *xr = kh_f(&h, x) + r * L, *dr = kh_f(&h, dy) + r * L;
+      double mu = 0, var = 0;
+      for (int64_t j = 0; j < L; j++) mu += xr[j];
+      mu /= (double)L;
+      for (int64_t j = 0; j < L; j++) var += (xr[j] - mu) * (xr[j] - mu);
+      var /= (double)L;
+      double rs = 1 / sqrt(var + 1e-5), md = 0, mdx = 0;
+      for (int64_t j = 0; j < L; j++) {
+        md += dr[j];
+        mdx += dr[j] * (xr[j] - mu) * rs;
+      }
+      md /= (double)L;
+      mdx /= (double)L;
+      for (int64_t j = 0; j < L; j++) {
+        double xh = (xr[j] - mu) * rs;
+        wy[r * L + j] = (float)xh;
+        wd[r * L + j] = (float)(rs * (dr[j] - md - xh * mdx));
+      }
+    }
+    tu_allclose(kh_f(&h, y), wy, R * L, 1e-5, 1e-5, "layernorm");
+    tu_allclose(kh_f(&h, dx), wd, R * L, 1e-4, 1e-5, "layernorm_grad");
+    free(wy);
+    free(wd);
+    kh_free(&h);
+  }
+}
+
+/* ---- matmul ------------------------------------------------------------------- */
+
+static void check_matmul(int threads, int ra, const int64_t *da, int rb, const int64_t *db,
+                         int ta, int tb) {
+  KH h;
+  kh_init(&h, threads);
+  int32_t a = kh_leaf(&h, ra, da, -1, 1), b = kh_leaf(&h, rb, db, -1, 1);
+  IrNode nd = {.op = OP_MATMUL, .nin = 2, .in = {a, b}};
+  nd.attr.i[0] = ta;
+  nd.attr.i[1] = tb;
+  int32_t y = kh_emit(&h, nd);
+  kh_run_ok(&h, y);
+  const IrType *Y = T(&h, y), *A = T(&h, a), *B = T(&h, b);
+  int R = Y->rank;
+  int64_t m = Y->dim[R - 2], n = Y->dim[R - 1];
+  int64_t k = ta ? A->dim[ra - 2] : A->dim[ra - 1];
+  int64_t nb = kh_numel(Y) / (m * n);
+  /* batch broadcasting through bidx on the batch-only shapes */
+  IrType Yb = *Y, Ab = *A, Bb = *B;
+  Yb.rank = (uint8_t)(R - 2);
+  Ab.rank = (uint8_t)(ra - 2);
+  Bb.rank = (uint8_t)(rb - 2);
+  float *want = malloc((size_t)kh_numel(Y) * 4);
+  const float *pa = kh_f(&h, a), *pb = kh_f(&h, b);
+  for (int64_t bi = 0; bi < nb; bi++) {
+    const float *ma = pa + bidx(&Yb, &Ab, bi) * m * k, *mb = pb + bidx(&Yb, &Bb, bi) * k * n;
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < n; j++) {
+        double s = 0;
+        for (int64_t l = 0; l < k; l++)
+          s += (double)(ta ? ma[l * m + i] : ma[i * k + l]) * (tb ? mb[j * k + l] : mb[l * n + j]);
+        want[(bi * m + i) * n + j] = (float)s;
+      }
+  }
+  tu_allclose(kh_f(&h, y), want, kh_numel(Y), 1e-4, 1e-4, "matmul");
+  free(want);
+  kh_free(&h);
+}
+
+Test(kernels, matmul_2d_weight) {
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      check_matmul(1, 2, D(5, 7), 2, D(7, 3), 0, 0);
+      check_matmul(1, 2, ta ? D(7, 5) : D(5, 7), 2, tb ? D(3, 7) : D(7, 3), ta, tb);
+      check_matmul(1, 3, ta ? D(2, 7, 5) : D(2, 5, 7), 2, tb ? D(3, 7) : D(7, 3), ta, tb);
+      check_matmul(2, 3, ta ? D(4, 33, 65) : D(4, 65, 33), 2, tb ? D(31, 33) : D(33, 31), ta, tb);
+    }
+}
+
+Test(kernels, matmul_batched_and_broadcast) {
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      check_matmul(1, 4, ta ? D(2, 3, 5, 4) : D(2, 3, 4, 5), 4, tb ? D(2, 3, 6, 5) : D(2, 3, 5, 6),
+                   ta, tb);
+      check_matmul(2, 3, ta ? D(3, 5, 4) : D(3, 4, 5), 4, tb ? D(2, 1, 6, 5) : D(2, 1, 5, 6), ta,
+                   tb);
+      check_matmul(1, 2, ta ? D(5, 4) : D(4, 5), 3, tb ? D(3, 6, 5) : D(3, 5, 6), ta, tb);
+      check_matmul(2, 4, ta ? D(4, 8, 16, 33) : D(4, 8, 33, 16), 4,
+                   tb ? D(4, 8, 29, 16) : D(4, 8, 16, 29), ta, tb);
+    }
+  /* large products: each GEMM threaded by BLAS */
+  check_matmul(2, 3, D(2, 130, 150), 3, D(2, 150, 140), 0, 0);
+  check_matmul(2, 3, D(2, 150, 130), 3, D(2, 140, 150), 1, 1);
+}
+
+Test(kernels, gemm_direct) {
+  float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 0, 1, 1, 1}, c[4] = {10, 10, 10, 10};
+  /* [2,3] x [3,2] with beta 1 */
+  k_gemm(1, false, false, 2, 2, 3, 1.0f, a, 3, b, 2, 1.0f, c, 2);
+  float want[4] = {10 + 1 + 3, 10 + 2 + 3, 10 + 4 + 6, 10 + 5 + 6};
+  tu_allclose(c, want, 4, 0, 0, "k_gemm");
+  /* 2 a^T b[:2]: a^T is [3, 2], b's first two rows [2, 2] */
+  float c6[6];
+  k_gemm(2, true, false, 3, 2, 2, 2.0f, a, 3, b, 2, 0.0f, c6, 2);
+  float want6[6] = {2 * 1, 2 * 4, 2 * 2, 2 * 5, 2 * 3, 2 * 6};
+  tu_allclose(c6, want6, 6, 0, 0, "k_gemm transposed");
+}
+
+/* ---- gather and scatter_add ---------------------------------------------------- */
+
+Test(kernels, gather_scatter) {
+  for (int t = 1; t <= 2; t++) {
+    KH h;
+    kh_init(&h, t);
+    int64_t V = 11, d = t == 1 ? 5 : 96, B = 7, L = t == 1 ? 3 : 200;
+    int32_t tab = kh_leaf(&h, 2, D(V, d), -1, 1);
+    int32_t idx = kh_ileaf(&h, 2, D(B, L), (int32_t)V);
+    int32_t y = kh_emit(&h, (IrNode){.op = OP_GATHER, .nin = 2, .in = {tab, idx}});
+    kh_run_ok(&h, y);
+    for (int64_t p = 0; p < B * L; p++)
+      for (int64_t c = 0; c < d; c++)
+        cr_assert_eq(kh_f(&h, y)[p * d + c], kh_f(&h, tab)[kh_i(&h, idx)[p] * d + c]);
+    int32_t dy = kh_leaf(&h, 3, D(B, L, d), -1, 1);
+    IrNode ns = {.op = OP_SCATTER_ADD, .nin = 2, .in = {idx, dy}};
+    ns.type = kh_type(IR_F32, 2, D(V, d));
+    int32_t s = kh_emit(&h, ns);
+    for (int64_t i = 0; i < V * d; i++) kh_f(&h, s)[i] = 99;  /* must be overwritten */
+    kh_run_ok(&h, s);
+    double *want = calloc((size_t)(V * d), sizeof *want);
+    for (int64_t p = 0; p < B * L; p++)
+      for (int64_t c = 0; c < d; c++) want[kh_i(&h, idx)[p] * d + c] += kh_f(&h, dy)[p * d + c];
+    float *wf = malloc((size_t)(V * d) * 4);
+    for (int64_t i = 0; i < V * d; i++) wf[i] = (float)want[i];
+    tu_allclose(kh_f(&h, s), wf, V * d, 1e-5, 1e-5, "scatter_add");
+    free(want);
+    free(wf);
+    kh_free(&h);
+  }
+}
+
+Test(kernels, index_range_errors) {
+  KH h;
+  kh_init(&h, 1);
+  int32_t tab = kh_leaf(&h, 2, D(4000, 3), -1, 1);
+  int32_t idx = kh_ileaf(&h, 1, D(6), 4000);
+  kh_i(&h, idx)[4] = 5012;
+  int32_t y = kh_emit(&h, (IrNode){.op = OP_GATHER, .nin = 2, .in = {tab, idx}});
+  cr_assert_eq(kh_run(&h, y), -1);
+  cr_assert(strstr(h.kc.err, "token id 5012 is outside the vocabulary of 4000"), "%s", h.kc.err);
+  kh_i(&h, idx)[4] = -1;
+  cr_assert_eq(kh_run(&h, y), -1);
+  cr_assert(strstr(h.kc.err, "token id -1"), "%s", h.kc.err);
+  int32_t dy = kh_leaf(&h, 2, D(6, 3), -1, 1);
+  IrNode ns = {.op = OP_SCATTER_ADD, .nin = 2, .in = {idx, dy}};
+  ns.type = kh_type(IR_F32, 2, D(4000, 3));
+  int32_t s = kh_emit(&h, ns);
+  cr_assert_eq(kh_run(&h, s), -1);
+  cr_assert(strstr(h.kc.err, "outside the vocabulary of 4000"), "%s", h.kc.err);
+  /* cross entropy targets */
+  int32_t lg = kh_leaf(&h, 2, D(3, 5), -1, 1);
+  int32_t tg = kh_ileaf(&h, 1, D(3), 5);
+  kh_i(&h, tg)[2] = 5;
+  int32_t ce = kh_emit(&h, (IrNode){.op = OP_CROSS_ENTROPY, .nin = 2, .in = {lg, tg}});
+  cr_assert_eq(kh_run(&h, ce), -1);
+  cr_assert(strstr(h.kc.err, "target 5 is outside the 5 classes (at position 2)"), "%s", h.kc.err);
+  kh_free(&h);
+}
+
+/* ---- reductions ------------------------------------------------------------- */
+
+Test(kernels, reductions_every_axis) {
+  IrOp ops[] = {OP_SUM, OP_MEAN, OP_MAX};
+  const int64_t shapes[2][3] = {{3, 4, 5}, {2, 70, 600}};
+  for (int s = 0; s < 2; s++)
+    for (int k = 0; k < 3; k++)
+      for (int ax = 0; ax < 3; ax++) {
+        KH h;
+        kh_init(&h, s + 1);
+        const int64_t *sh = shapes[s];
+        int32_t x = kh_leaf(&h, 3, sh, -1, 1);
+        IrNode nd = {.op = (uint16_t)ops[k], .nin = 1, .in = {x}};
+        nd.attr.i[0] = ax;
+        int32_t y = kh_emit(&h, nd);
+        kh_run_ok(&h, y);
+        int64_t outer = 1, inner = 1, len = sh[ax];
+        for (int j = 0; j < ax; j++) outer *= sh[j];
+        for (int j = ax + 1; j < 3; j++) inner *= sh[j];
+        float *want = malloc((size_t)(outer * inner) * 4);
+        const float *px = kh_f(&h, x);
+        for (int64_t o = 0; o < outer; o++)
+          for (int64_t c = 0; c < inner; c++) {
+            double acc = k == 2 ? -INFINITY : 0;
+            for (int64_t l = 0; l < len; l++) {
+              double v = px[(o * len + l) * inner + c];
+              acc = k == 2 ? (v > acc ? v : acc) : acc + v;
+            }
+            want[o * inner + c] = (float)(k == 1 ? acc / (double)len : acc);
+          }
+        tu_allclose(kh_f(&h, y), want, outer * inner, 1e-5, 1e-5, ir_op_info[ops[k]].name);
+        if (k == 2) {
+          int32_t dy = kh_leaf(&h, 2, D(outer, inner), 1, 2);
+          /* shape [outer, inner] matches the reduced type only by numel; use the node type */
+          h.f->nodes[dy].type = *T(&h, y);
+          int32_t g = kh_emit(&h, (IrNode){.op = OP_MAX_GRAD, .nin = 3, .in = {x, y, dy},
+                                           .attr = nd.attr});
+          kh_run_ok(&h, g);
+          const float *pg = kh_f(&h, g), *pd = kh_f(&h, dy);
+          for (int64_t o = 0; o < outer; o++)
+            for (int64_t c = 0; c < inner; c++) {
+              int64_t best = 0;
+              for (int64_t l = 1; l < len; l++)
+                if (px[(o * len + l) * inner + c] > px[(o * len + best) * inner + c]) best = l;
+              for (int64_t l = 0; l < len; l++)
+                cr_assert_eq(pg[(o * len + l) * inner + c], l == best ? pd[o * inner + c] : 0.0f);
+            }
+        }
+        free(want);
+        kh_free(&h);
+      }
+}
+
+Test(kernels, max_grad_first_argmax) {
+  KH h;
+  kh_init(&h, 1);
+  int32_t x = kh_leaf(&h, 1, D(5), 0, 1);
+  float v[5] = {1, 3, 2, 3, 0};
+  memcpy(kh_f(&h, x), v, sizeof v);
+  IrNode nd = {.op = OP_MAX, .nin = 1, .in = {x}};
+  int32_t y = kh_emit(&h, nd);
+  kh_run_ok(&h, y);
+  cr_assert_eq(kh_f(&h, y)[0], 3.0f);
+  int32_t dy = kh_leaf(&h, 0, NULL, 5, 5);
+  int32_t g = kh_emit(&h, (IrNode){.op = OP_MAX_GRAD, .nin = 3, .in = {x, y, dy}});
+  kh_run_ok(&h, g);
+  float want[5] = {0, 5, 0, 0, 0};
+  tu_allclose(kh_f(&h, g), want, 5, 0, 0, "max_grad");
+  kh_free(&h);
+}
+
+Test(kernels, broadcast_axis) {
+  for (int ax = 0; ax < 3; ax++) {
+    KH h;
+    kh_init(&h, 2);
+    int32_t x = kh_leaf(&h, 2, D(30, 500), -1, 1);
+    IrNode nd = {.op = OP_BROADCAST, .nin = 1, .in = {x}};
+    nd.attr.i[0] = ax;
+    int64_t d3[3];
+    for (int j = 0, s = 0; j < 3; j++) d3[j] = j == ax ? 7 : (s++ == 0 ? 30 : 500);
+    nd.type = kh_type(IR_F32, 3, d3);
+    int32_t y = kh_emit(&h, nd);
+    kh_run_ok(&h, y);
+    int64_t outer = 1, inner = 1;
+    for (int j = 0; j < ax; j++) outer *= d3[j];
+    for (int j = ax + 1; j < 3; j++) inner *= d3[j];
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t l = 0; l < 7; l++)
+        for (int64_t c = 0; c < inner; c++)
+          cr_assert_eq(kh_f(&h, y)[(o * 7 + l) * inner + c], kh_f(&h, x)[o * inner + c]);
+    kh_free(&h);
+  }
+}
+
+static void check_sum_to(int threads, int rx, const int64_t *dx, int ry, const int64_t *dy) {
+  KH h;
+  kh_init(&h, threads);
+  int32_t x = kh_leaf(&h, rx, dx, -1, 1);
+  IrNode nd = {.op = OP_SUM_TO, .nin = 1, .in = {x}};
+  nd.type = kh_type(IR_F32, ry, dy);
+  int32_t y = kh_emit(&h, nd);
+  kh_run_ok(&h, y);
+  int64_t m = kh_numel(T(&h, y)), n = kh_numel(T(&h, x));
+  double *acc = calloc((size_t)m, sizeof *acc);
+  for (int64_t i = 0; i < n; i++) acc[bidx(T(&h, x), T(&h, y), i)] += kh_f(&h, x)[i];
+  float *want = malloc((size_t)m * 4);
+  for (int64_t i = 0; i < m; i++) want[i] = (float)acc[i];
+  tu_allclose(kh_f(&h, y), want, m, 1e-4, 1e-4, "sum_to");
+  free(acc);
+  free(want);
+  kh_free(&h);
+}
+
+Test(kernels, sum_to_patterns) {
+  for (int t = 1; t <= 2; t++) {
+    check_sum_to(t, 3, D(4, 5, 6), 1, D(6));       /* bias: leading rows */
+    check_sum_to(t, 3, D(4, 5, 6), 2, D(5, 6));
+    check_sum_to(t, 3, D(4, 5, 6), 3, D(4, 5, 1)); /* trailing */
+    check_sum_to(t, 3, D(4, 5, 6), 0, NULL);       /* everything */
+    check_sum_to(t, 3, D(4, 5, 6), 3, D(4, 5, 6)); /* nothing */
+    check_sum_to(t, 3, D(4, 5, 6), 3, D(4, 1, 6)); /* middle: general */
+    check_sum_to(t, 4, D(2, 3, 4, 5), 4, D(1, 3, 1, 5));
+    check_sum_to(t, 3, D(64, 32, 128), 1, D(128));
+    check_sum_to(t, 2, D(300, 301), 0, NULL);
+  }
+}
+
+/* ---- layout ------------------------------------------------------------------ */
+
+static void check_transpose(int threads, const int64_t *dx, const int64_t *perm) {
+  KH h;
+  kh_init(&h, threads);
+  int32_t x = kh_leaf(&h, 4, dx, -1, 1);
+  IrNode nd = {.op = OP_TRANSPOSE, .nin = 1, .in = {x}};
+  for (int k = 0; k < 4; k++) nd.attr.i[k] = perm[k];
+  int32_t y = kh_emit(&h, nd);
+  kh_run_ok(&h, y);
+  const IrType *Y = T(&h, y);
+  int64_t xs[4] = {dx[1] * dx[2] * dx[3], dx[2] * dx[3], dx[3], 1};
+  int64_t n = kh_numel(Y);
+  for (int64_t i = 0; i < n; i++) {
+    int64_t r = i, off = 0;
+    for (int k = 3; k >= 0; k--) {
+      off += (r % Y->dim[k]) * xs[perm[k]];
+      r /= Y->dim[k];
+    }
+    cr_assert_eq(kh_f(&h, y)[i], kh_f(&h, x)[off], "transpose element %ld", (long)i);
+  }
+  kh_free(&h);
+}
+
+Test(kernels, transpose_perms) {
+  const int64_t perms[][4] = {{0, 2, 1, 3}, {0, 1, 3, 2}, {3, 2, 1, 0}, {1, 0, 2, 3},
+                              {0, 1, 2, 3}, {2, 0, 3, 1}, {0, 3, 1, 2}};
+  for (int p = 0; p < 7; p++) {
+    check_transpose(1, D(2, 3, 4, 5), perms[p]);
+    check_transpose(2, D(8, 33, 8, 17), perms[p]);
+  }
+}
+
+Test(kernels, concat_slice_reshape) {
+  for (int ax = 0; ax < 3; ax++) {
+    KH h;
+    kh_init(&h, 2);
+    int64_t da[3] = {3, 4, 5}, db[3] = {3, 4, 5}, dc[3] = {3, 4, 5};
+    da[ax] = 2;
+    db[ax] = 1;
+    dc[ax] = 4;
+    int32_t a = kh_leaf(&h, 3, da, -1, 1), b = kh_leaf(&h, 3, db, -1, 1),
+            c = kh_leaf(&h, 3, dc, -1, 1);
+    IrNode nd = {.op = OP_CONCAT, .nin = 3, .in = {a, b, c}};
+    nd.attr.i[0] = ax;
+    int32_t y = kh_emit(&h, nd);
+    kh_run_ok(&h, y);
+    cr_assert_eq(T(&h, y)->dim[ax], 7);
+    /* slices of y give back a, b, c */
+    int32_t parts[3] = {a, b, c};
+    int64_t from = 0;
+    for (int k = 0; k < 3; k++) {
+      IrNode ns = {.op = OP_SLICE, .nin = 1, .in = {y}};
+      ns.attr.i[0] = ax;
+      ns.attr.i[1] = from;
+      ns.type = *T(&h, parts[k]);
+      int32_t s = kh_emit(&h, ns);
+      kh_run_ok(&h, s);
+      tu_allclose(kh_f(&h, s), kh_f(&h, parts[k]), kh_numel(T(&h, s)), 0, 0, "slice(concat)");
+      from += T(&h, parts[k])->dim[ax];
+    }
+    IrNode nr = {.op = OP_RESHAPE, .nin = 1, .in = {y}};
+    nr.type = kh_type(IR_F32, 1, D(kh_numel(T(&h, y))));
+    int32_t r = kh_emit(&h, nr);
+    kh_run_ok(&h, r);
+    tu_allclose(kh_f(&h, r), kh_f(&h, y), kh_numel(T(&h, y)), 0, 0, "reshape");
+    kh_free(&h);
+  }
+}
+
+Test(kernels, slice_out_of_range) {
+  KH h;
+  kh_init(&h, 1);
+  int32_t x = kh_leaf(&h, 2, D(4, 6), -1, 1);
+  IrNode ns = {.op = OP_SLICE, .nin = 1, .in = {x}};
+  ns.attr.i[0] = 1;
+  ns.attr.i[1] = 2;
+  ns.type = kh_type(IR_F32, 2, D(4, 3));
+  int32_t s = kh_emit(&h, ns);
+  h.f->nodes[s].attr.i[1] = 5;  /* corrupted after the shape check */
+  cr_assert_eq(kh_run(&h, s), -1);
+  cr_assert(strstr(h.kc.err, "outside axis 1"), "%s", h.kc.err);
+  kh_free(&h);
+}
+
+Test(kernels, causal_mask) {
+  KH h;
+  kh_init(&h, 1);
+  int32_t x = kh_leaf(&h, 3, D(2, 5, 5), -1, 1);
+  IrNode nd = {.op = OP_CAUSAL_MASK, .nin = 1, .in = {x}};
+  nd.attr.f[0] = -INFINITY;
+  int32_t y = kh_emit(&h, nd);
+  kh_run_ok(&h, y);
+  for (int b = 0; b < 2; b++)
+    for (int i = 0; i < 5; i++)
+      for (int j = 0; j < 5; j++) {
+        float got = kh_f(&h, y)[(b * 5 + i) * 5 + j];
+        if (j > i) cr_assert(isinf(got) && got < 0);
+        else cr_assert_eq(got, kh_f(&h, x)[(b * 5 + i) * 5 + j]);
+      }
+  kh_free(&h);
+}
+
+/* ---- cross entropy ------------------------------------------------------------- */
+
+Test(kernels, cross_entropy_and_grad) {
+  for (int t = 1; t <= 2; t++) {
+    KH h;
+    kh_init(&h, t);
+    int64_t B = t == 1 ? 3 : 64, L = t == 1 ? 4 : 50, K = t == 1 ? 7 : 300;
+    int32_t lg = kh_leaf(&h, 3, D(B, L, K), -8, 8);
+    kh_f(&h, lg)[3] = 90;  /* large logit: still finite */
+    int32_t tg = kh_ileaf(&h, 2, D(B, L), (int32_t)K);
+    int32_t ce = kh_emit(&h, (IrNode){.op = OP_CROSS_ENTROPY, .nin = 2, .in = {lg, tg}});
+    kh_run_ok(&h, ce);
+    double s = 0;
+    float *want = malloc((size_t)(B * L * K) * 4);
+    for (int64_t r = 0; r < B * L; r++) {
+      const float *xr = kh_f(&h, lg) + r * K;
+      ref_softmax(xr, want + r * K, K);
+      double mx = -INFINITY, z = 0;
+      for (int64_t j = 0; j < K; j++) mx = xr[j] > mx ? xr[j] : mx;
+      for (int64_t j = 0; j < K; j++) z += exp(xr[j] - mx);
+      s += mx + log(z) - xr[kh_i(&h, tg)[r]];
+    }
+    float wl = (float)(s / (double)(B * L));
+    tu_allclose(kh_f(&h, ce), &wl, 1, 1e-5, 1e-6, "cross_entropy");
+    int32_t dl = kh_leaf(&h, 0, NULL, 0.5f, 0.5f);
+    int32_t g = kh_emit(&h, (IrNode){.op = OP_CROSS_ENTROPY_GRAD, .nin = 3, .in = {lg, tg, dl}});
+    kh_run_ok(&h, g);
+    for (int64_t r = 0; r < B * L; r++) {
+      want[r * K + kh_i(&h, tg)[r]] -= 1.0f;
+      for (int64_t j = 0; j < K; j++) want[r * K + j] *= 0.5f / (float)(B * L);
+    }
+    tu_allclose(kh_f(&h, g), want, B * L * K, 1e-5, 1e-8, "cross_entropy_grad");
+    free(want);
+    kh_free(&h);
+  }
+}
+
+/* ---- dropout --------------------------------------------------------------- */
+
+Test(kernels, dropout_mask_and_grad) {
+  KH h;
+  kh_init(&h, 2);
+  int64_t n = 100001;
+  int32_t x = kh_leaf(&h, 1, D(n), 1, 2);
+  IrNode nd = {.op = OP_DROPOUT, .nin = 1, .in = {x}};
+  nd.attr.f[0] = 0.25;
+  nd.attr.i[0] = 3;
+  int32_t y = kh_emit(&h, nd);
+  nd.op = OP_DROPOUT_GRAD;
+  int32_t ones = kh_leaf(&h, 1, D(n), 1, 1);
+  nd.in[0] = ones;
+  int32_t g = kh_emit(&h, nd);
+  kh_run_ok(&h, y);
+  kh_run_ok(&h, g);
+  int64_t kept = 0;
+  for (int64_t i = 0; i < n; i++) {
+    float yi = kh_f(&h, y)[i], gi = kh_f(&h, g)[i];
+    if (yi != 0) {
+      kept++;
+      cr_assert_float_eq(yi, kh_f(&h, x)[i] / 0.75f, 1e-6);
+      cr_assert_float_eq(gi, 1 / 0.75f, 1e-6, "grad keeps the same elements");
+    } else {
+      cr_assert_eq(gi, 0.0f, "grad drops the same elements (%ld)", (long)i);
+    }
+  }
+  /* the mask is the documented Philox draw: word i % 4 of block i / 4 */
+  for (int64_t i = 0; i < n; i += 997) {
+    uint32_t w[4];
+    rng_philox(1234, RNG_STREAM_DROPOUT + 3, ((uint64_t)7 << 32) + (uint64_t)i / 4, w);
+    bool keep = (double)(w[i % 4] >> 8) / 16777216.0 >= 0.25;
+    cr_assert_eq(keep, kh_f(&h, y)[i] != 0, "element %ld", (long)i);
+  }
+  double frac = (double)kept / (double)n;
+  cr_assert(fabs(frac - 0.75) < 0.01, "kept fraction %g", frac);
+  /* another step gives another mask; eval mode is the identity */
+  float *first = malloc((size_t)n * 4);
+  memcpy(first, kh_f(&h, y), (size_t)n * 4);
+  h.kc.step = 8;
+  kh_run_ok(&h, y);
+  int64_t same = 0;
+  for (int64_t i = 0; i < n; i++) same += (first[i] != 0) == (kh_f(&h, y)[i] != 0);
+  cr_assert(same < n * 0.7, "masks of two steps agree on %ld of %ld", (long)same, (long)n);
+  h.kc.training = false;
+  kh_run_ok(&h, y);
+  tu_allclose(kh_f(&h, y), kh_f(&h, x), n, 0, 0, "dropout in eval");
+  free(first);
+  kh_free(&h);
+}
+
+/* ---- native functions --------------------------------------------------------- */
+
+static float cube(float x) { return x * x * x; }
+static float cube_d(float x) { return 3 * x * x; }
+static void arr_double(float *x, int32_t n) {
+  for (int32_t i = 0; i < n; i++) x[i] *= 2;
+}
+static void arr_double_d(float *x, int32_t n) {
+  for (int32_t i = 0; i < n; i++) x[i] = 2;
+}
+
+Test(kernels, extern_scalar_and_array) {
+  KH h;
+  kh_init(&h, 1);
+  ExternFn sc = {.name = "cube", .fn = cube, .grad = cube_d};
+  ExternFn ar = {.name = "dbl", .array_form = true, .afn = arr_double, .agrad = arr_double_d};
+  ExternFn *tab[2] = {&sc, &ar};
+  h.kc.externs = tab;
+  h.kc.nexterns = 2;
+  int32_t x = kh_leaf(&h, 2, D(3, 4), -2, 2), dy = kh_leaf(&h, 2, D(3, 4), -1, 1);
+  for (int e = 0; e < 2; e++) {
+    IrNode nd = {.op = OP_EXTERN, .nin = 1, .in = {x}};
+    nd.attr.i[0] = e;
+    int32_t y = kh_emit(&h, nd);
+    kh_run_ok(&h, y);
+    IrNode ng = {.op = OP_EXTERN_GRAD, .nin = 2, .in = {x, dy}};
+    ng.attr.i[0] = e;
+    int32_t g = kh_emit(&h, ng);
+    kh_run_ok(&h, g);
+    for (int i = 0; i < 12; i++) {
+      float xi = kh_f(&h, x)[i], di = kh_f(&h, dy)[i];
+      cr_assert_float_eq(kh_f(&h, y)[i], e ? 2 * xi : xi * xi * xi, 1e-6);
+      cr_assert_float_eq(kh_f(&h, g)[i], e ? 2 * di : 3 * xi * xi * di, 1e-6);
+    }
+  }
+  IrNode nd = {.op = OP_EXTERN, .nin = 1, .in = {x}};
+  nd.attr.i[0] = 5;
+  int32_t bad = kh_emit(&h, nd);
+  cr_assert_eq(kh_run(&h, bad), -1);
+  cr_assert(strstr(h.kc.err, "not loaded"), "%s", h.kc.err);
+  sc.grad = NULL;
+  IrNode ng = {.op = OP_EXTERN_GRAD, .nin = 2, .in = {x, dy}};
+  int32_t g = kh_emit(&h, ng);
+  cr_assert_eq(kh_run(&h, g), -1);
+  cr_assert(strstr(h.kc.err, "'cube' has no gradient"), "%s", h.kc.err);
+  kh_free(&h);
+}
+
+/* ---- leaves ------------------------------------------------------------------- */
+
+Test(kernels, const_fill_and_data) {
+  KH h;
+  kh_init(&h, 1);
+  static const float data[6] = {1, 2, 3, 4, 5, 6};
+  IrNode nd = {.op = OP_CONST};
+  nd.type = kh_type(IR_F32, 2, D(2, 3));
+  nd.data = data;
+  int32_t c = kh_emit(&h, nd);
+  kh_run_ok(&h, c);
+  tu_allclose(kh_f(&h, c), data, 6, 0, 0, "const data");
+  nd.data = NULL;
+  nd.attr.f[0] = -2.5;
+  int32_t c2 = kh_emit(&h, nd);
+  kh_run_ok(&h, c2);
+  for (int i = 0; i < 6; i++) cr_assert_eq(kh_f(&h, c2)[i], -2.5f);
+  for (int op = 0; op < OP_COUNT; op++)
+    cr_assert(kernel_table[op] != NULL, "op %s has no kernel", ir_op_info[op].name);
+  kh_free(&h);
+}
+
+/* ---- determinism ------------------------------------------------------------ */
+
+/* Builds a mix of ops on large inputs and runs them; returns the outputs'
+ * bytes concatenated (malloc'd) and their size. */
+static float *det_run(int threads, size_t *count) {
+  KH h;
+  kh_init(&h, threads);
+  int32_t x = kh_leaf(&h, 3, D(32, 64, 128), -2, 2);
+  int32_t w = kh_leaf(&h, 2, D(128, 96), -0.1f, 0.1f);
+  int32_t bias = kh_leaf(&h, 1, D(96), -1, 1);
+  int32_t ids = kh_ileaf(&h, 2, D(32, 64), 500);
+  int32_t r[16];
+  int nr = 0;
+  int32_t mm = r[nr++] = kh_emit(&h, (IrNode){.op = OP_MATMUL, .nin = 2, .in = {x, w}});
+  int32_t ad = r[nr++] = kh_emit(&h, (IrNode){.op = OP_ADD, .nin = 2, .in = {mm, bias}});
+  r[nr++] = kh_emit(&h, (IrNode){.op = OP_GELU, .nin = 1, .in = {ad}});
+  r[nr++] = kh_emit(&h, (IrNode){.op = OP_SOFTMAX, .nin = 1, .in = {ad}});
+  IrNode ln = {.op = OP_LAYERNORM, .nin = 1, .in = {x}};
+  ln.attr.f[0] = 1e-5;
+  r[nr++] = kh_emit(&h, ln);
+  IrNode st = {.op = OP_SUM_TO, .nin = 1, .in = {ad}};
+  st.type = kh_type(IR_F32, 1, D(96));
+  r[nr++] = kh_emit(&h, st);
+  st.type = kh_type(IR_F32, 0, NULL);
+  r[nr++] = kh_emit(&h, st);
+  IrNode sm = {.op = OP_SUM, .nin = 1, .in = {x}};
+  sm.attr.i[0] = 0;
+  r[nr++] = kh_emit(&h, sm);
+  IrNode sc = {.op = OP_SCATTER_ADD, .nin = 2, .in = {ids, x}};
+  sc.type = kh_type(IR_F32, 2, D(500, 128));
+  r[nr++] = kh_emit(&h, sc);
+  int32_t tg = kh_ileaf(&h, 2, D(32, 64), 96);
+  r[nr++] = kh_emit(&h, (IrNode){.op = OP_CROSS_ENTROPY, .nin = 2, .in = {ad, tg}});
+  IrNode dr = {.op = OP_DROPOUT, .nin = 1, .in = {x}};
+  dr.attr.f[0] = 0.1;
+  r[nr++] = kh_emit(&h, dr);
+  IrNode tp = {.op = OP_TRANSPOSE, .nin = 1, .in = {x}};
+  tp.attr.i[0] = 2;
+  tp.attr.i[1] = 0;
+  tp.attr.i[2] = 1;
+  r[nr++] = kh_emit(&h, tp);
+  size_t total = 0;
+  for (int i = 0; i < nr; i++) {
+    kh_run_ok(&h, r[i]);
+    total += (size_t)kh_numel(T(&h, r[i]));
+  }
+  float *all = malloc(total * 4);
+  size_t off = 0;
+  for (int i = 0; i < nr; i++) {
+    size_t m = (size_t)kh_numel(T(&h, r[i]));
+    memcpy(all + off, kh_buf(&h, r[i]), m * 4);
+    off += m;
+  }
+  *count = total;
+  kh_free(&h);
+  return all;
+}
+
+Test(kernels, deterministic_with_two_threads) {
+  size_t n1, n2;
+  float *a = det_run(2, &n1), *b = det_run(2, &n2);
+  cr_assert_eq(n1, n2);
+  cr_assert(memcmp(a, b, n1 * 4) == 0, "two runs with 2 threads differ");
+  free(a);
+  free(b);
+}
+
+/* every sum across rows uses a partition fixed by the shape, and GEMMs are
+ * split by whole rows: 1 and 2 threads agree bit for bit */
+Test(kernels, results_independent_of_threads) {
+  size_t n1, n2;
+  float *a = det_run(1, &n1), *b = det_run(2, &n2);
+  cr_assert_eq(n1, n2);
+  cr_assert(memcmp(a, b, n1 * 4) == 0, "1 and 2 threads differ");
+  free(a);
+  free(b);
+}
+
+/* ---- the interpreter ---------------------------------------------------------- */
+
+Test(exec, runs_a_plan_with_every_storage_kind) {
+  Arena ar;
+  arena_init(&ar, ra_alloc_default());
+  IrFunc *f = ir_func_new(&ar, "t", 2);
+  char err[256];
+  IrNode p = {.op = OP_PARAM, .name = "w", .span = SPAN_NONE};
+  p.type = kh_type(IR_F32, 1, D(3));
+  p.attr.i[0] = 1;
+  int32_t w = ir_emit(f, &p, err, sizeof err);
+  IrNode in = {.op = OP_INPUT, .name = "x", .span = SPAN_NONE};
+  in.type = kh_type(IR_F32, 2, D(2, 3));
+  in.attr.i[0] = 0;
+  int32_t x = ir_emit(f, &in, err, sizeof err);
+  IrNode c = {.op = OP_CONST, .span = SPAN_NONE};
+  c.type = kh_type(IR_F32, 0, NULL);
+  c.attr.f[0] = 10;
+  int32_t k = ir_emit(f, &c, err, sizeof err);
+  IrNode a = {.op = OP_ADD, .nin = 2, .in = {x, w}, .span = SPAN_NONE};
+  int32_t s = ir_emit(f, &a, err, sizeof err);
+  IrNode r = {.op = OP_RESHAPE, .nin = 1, .in = {s}, .span = SPAN_NONE};
+  r.type = kh_type(IR_F32, 1, D(6));
+  int32_t v = ir_emit(f, &r, err, sizeof err);
+  IrNode m = {.op = OP_MUL, .nin = 2, .in = {v, k}, .span = SPAN_NONE};
+  int32_t y = ir_emit(f, &m, err, sizeof err);
+  cr_assert(w >= 0 && x >= 0 && k >= 0 && s >= 0 && v >= 0 && y >= 0, "%s", err);
+
+  uint8_t kind[6] = {STORE_PARAM, STORE_INPUT, STORE_CONST, STORE_ARENA, STORE_VIEW, STORE_ARENA};
+  int64_t off[6] = {0, 0, 0, 64, 3 /* s */, 128};
+  int32_t last[6] = {6, 6, 6, 6, 6, 6};
+  MemPlan plan = {kind, off, last, 128 + 24, 4};
+  float params[8] = {9, 9, 1, 2, 3, 9, 9, 9};
+  int64_t poff[2] = {0, 2};
+  Exec *ex = exec_new(ra_alloc_default(), f, &plan, params, poff, 1);
+  cr_assert(ex);
+  cr_assert_eq((uintptr_t)ex->arena % 64, 0);
+  KernelCtx kc = {.threads = 2};
+  cr_assert_eq(exec_run(ex, &kc), -1, "input not set");
+  cr_assert_eq(ex->err_node, x);
+  cr_assert(strstr(kc.err, "input 'x'"), "%s", kc.err);
+  float xin[6] = {1, 2, 3, 4, 5, 6};
+  ex->inputs[0] = xin;
+  cr_assert_eq(exec_run(ex, &kc), 0, "%s", kc.err);
+  cr_assert_eq(ex->err_node, -1);
+  cr_assert_eq(exec_ptr(ex, v), exec_ptr(ex, s));
+  cr_assert_eq(exec_ptr(ex, w), params + 2);
+  cr_assert_eq(exec_ptr(ex, x), (void *)xin);
+  float want[6] = {20, 40, 60, 50, 70, 90};
+  tu_allclose(exec_ptr(ex, y), want, 6, 0, 0, "exec result");
+  exec_free(ex);
+  arena_free(&ar);
+}
+
+Test(exec, reports_the_failing_node) {
+  Arena ar;
+  arena_init(&ar, ra_alloc_default());
+  IrFunc *f = ir_func_new(&ar, "t", 1);
+  char err[256];
+  IrNode p = {.op = OP_PARAM, .name = "emb", .span = SPAN_NONE};
+  p.type = kh_type(IR_F32, 2, D(10, 2));
+  int32_t t = ir_emit(f, &p, err, sizeof err);
+  IrNode in = {.op = OP_INPUT, .name = "ids", .span = SPAN_NONE};
+  in.type = kh_type(IR_I32, 1, D(3));
+  int32_t ids = ir_emit(f, &in, err, sizeof err);
+  IrNode g = {.op = OP_GATHER, .nin = 2, .in = {t, ids}, .span = SPAN_NONE};
+  int32_t y = ir_emit(f, &g, err, sizeof err);
+  cr_assert(y >= 0, "%s", err);
+  uint8_t kind[3] = {STORE_PARAM, STORE_INPUT, STORE_ARENA};
+  int64_t off[3] = {0, 0, 0};
+  int32_t last[3] = {3, 3, 3};
+  MemPlan plan = {kind, off, last, 24, 0};
+  float params[20] = {0};
+  int64_t poff[1] = {0};
+  Exec *ex = exec_new(ra_alloc_default(), f, &plan, params, poff, 1);
+  cr_assert(ex);
+  int32_t bad[3] = {1, 12, 2};
+  ex->inputs[0] = bad;
+  KernelCtx kc = {.threads = 1};
+  cr_assert_eq(exec_run(ex, &kc), -1);
+  cr_assert_eq(ex->err_node, y);
+  cr_assert(strstr(kc.err, "token id 12 is outside the vocabulary of 10"), "%s", kc.err);
+  exec_free(ex);
+  arena_free(&ar);
+}
+
+/* exec_new takes all its memory through the allocator and fails cleanly */
+static void *failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  int *left = ud;
+  if (nsize == 0) {
+    free(ptr);
+    return NULL;
+  }
+  if (*left <= 0) return NULL;
+  (*left)--;
+  return realloc(ptr, nsize);
+}
+
+Test(exec, out_of_memory_is_clean) {
+  Arena ar;
+  arena_init(&ar, ra_alloc_default());
+  IrFunc *f = ir_func_new(&ar, "t", 1);
+  char err[256];
+  IrNode c = {.op = OP_CONST, .span = SPAN_NONE};
+  c.type = kh_type(IR_F32, 1, D(4));
+  c.attr.f[0] = 1;
+  cr_assert(ir_emit(f, &c, err, sizeof err) >= 0);
+  uint8_t kind[1] = {STORE_CONST};
+  int64_t off[1] = {0};
+  int32_t last[1] = {1};
+  MemPlan plan = {kind, off, last, 0, 16};
+  for (int budget = 0; budget < 4; budget++) {
+    int left = budget;
+    RaAlloc a = {failing_alloc, &left};
+    Exec *ex = exec_new(a, f, &plan, NULL, NULL, 0);
+    cr_assert(ex == NULL, "budget %d", budget);
+  }
+  int left = 4;
+  RaAlloc a = {failing_alloc, &left};
+  Exec *ex = exec_new(a, f, &plan, NULL, NULL, 0);
+  cr_assert(ex != NULL);
+  cr_assert_eq(((float *)exec_ptr(ex, 0))[3], 1.0f);
+  exec_free(ex);
+  arena_free(&ar);
+}

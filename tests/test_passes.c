@@ -1,0 +1,194 @@
+/* test_passes.c - dead-code elimination, CSE, constant folding and the
+ * optimisation pipeline on hand-built IR. */
+#include <criterion/criterion.h>
+
+#include "../compiler/autodiff.h"
+#include "testutil.h"
+
+static IrType ty(const char *s) {
+  IrType t;
+  memset(&t, 0, sizeof t);
+  t.dtype = strncmp(s, "i32", 3) == 0 ? IR_I32 : IR_F32;
+  s += 4;
+  while (*s && *s != ']') {
+    char *end;
+    t.dim[t.rank++] = strtoll(s, &end, 10);
+    s = end;
+    while (*s == ',' || *s == ' ') s++;
+  }
+  return t;
+}
+
+static Arena A;
+static void setup(void) { arena_init(&A, ra_alloc_default()); }
+static void teardown(void) { arena_free(&A); }
+
+static int32_t E(IrFunc *f, IrNode n) {
+  char err[256];
+  int32_t id = ir_emit(f, &n, err, sizeof err);
+  cr_assert(id >= 0, "%s", err);
+  return id;
+}
+static int32_t in(IrFunc *f, const char *t) { return E(f, (IrNode){.op = OP_INPUT, .name = "x", .type = ty(t)}); }
+static int32_t fill(IrFunc *f, const char *t, double v) {
+  return E(f, (IrNode){.op = OP_CONST, .attr.f = {v}, .type = ty(t)});
+}
+static int32_t u(IrFunc *f, IrOp op, int32_t a) { return E(f, (IrNode){.op = op, .nin = 1, .in = {a}}); }
+static int32_t b(IrFunc *f, IrOp op, int32_t a, int32_t c) { return E(f, (IrNode){.op = op, .nin = 2, .in = {a, c}}); }
+static int32_t sc(IrFunc *f, int32_t a, double c) {
+  return E(f, (IrNode){.op = OP_SCALE, .nin = 1, .in = {a}, .attr.f = {c}});
+}
+static void out(IrFunc *f, int32_t v) { cr_assert_eq(ir_add_output(f, "y", v, OUT_OUTPUT, f->nout), 0); }
+static const IrNode *res(const IrFunc *g, int k) { return &g->nodes[g->outs[k].value]; }
+
+TestSuite(passes, .init = setup, .fini = teardown);
+
+Test(passes, dce_keeps_what_outputs_need) {
+  IrFunc *f = ir_func_new(&A, "f", 1);
+  int32_t x = in(f, "f32[3]");
+  int32_t dead = u(f, OP_TANH, x);
+  int32_t y = u(f, OP_RELU, x);
+  u(f, OP_NEG, dead);
+  out(f, y);
+  char *before = ir_print(&A, f, NULL, false);
+  IrFunc *g = pass_dce(&A, f);
+  cr_assert_eq(g->n, 2);
+  cr_assert_eq(g->nodes[1].op, OP_RELU);
+  cr_assert_eq(g->nodes[1].in[0], 0);
+  cr_assert_eq(g->outs[0].value, 1);
+  cr_assert_str_eq(g->name, "f");
+  cr_assert_str_eq(ir_print(&A, f, NULL, false), before, "the input is not changed");
+}
+
+Test(passes, cse_merges_equal_nodes) {
+  IrFunc *f = ir_func_new(&A, "f", 1);
+  int32_t x = in(f, "f32[2, 3]"), w = in(f, "f32[3, 4]");
+  int32_t m1 = b(f, OP_MATMUL, x, w), m2 = b(f, OP_MATMUL, x, w);
+  int32_t a1 = b(f, OP_ADD, m1, m2), a2 = b(f, OP_ADD, m2, m1); /* commutative */
+  int32_t s1 = b(f, OP_SUB, m1, m2);
+  int32_t d1 = E(f, (IrNode){.op = OP_DROPOUT, .nin = 1, .in = {x}, .attr.f = {0.5}});
+  int32_t d2 = E(f, (IrNode){.op = OP_DROPOUT, .nin = 1, .in = {x}, .attr.f = {0.5}});
+  int32_t c1 = fill(f, "f32[3]", 2), c2 = fill(f, "f32[3]", 2), c3 = fill(f, "f32[3]", 3);
+  static const float data[3] = {1, 2, 3}, data2[3] = {1, 2, 3};
+  int32_t t1 = E(f, (IrNode){.op = OP_CONST, .data = data, .type = ty("f32[3]")});
+  int32_t t2 = E(f, (IrNode){.op = OP_CONST, .data = data2, .type = ty("f32[3]")});
+  int32_t t3 = E(f, (IrNode){.op = OP_CONST, .data = data, .type = ty("f32[3]")});
+  int32_t i2 = in(f, "f32[2, 3]");
+  int32_t sc1 = sc(f, x, 2.0), sc2 = sc(f, x, 3.0);
+  int32_t vals[] = {a1, a2, s1, d1, d2, c1, c2, c3, t1, t2, t3, i2, sc1, sc2};
+  for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) out(f, vals[k]);
+  IrFunc *g = pass_cse(&A, f);
+  cr_assert_eq(g->outs[0].value, g->outs[1].value, "add(a,b) = add(b,a)");
+  cr_assert_eq(g->nodes[g->outs[2].value].in[0], g->nodes[g->outs[2].value].in[1], "matmuls merged");
+  cr_assert_neq(g->outs[3].value, g->outs[4].value, "dropouts never merged");
+  cr_assert_eq(g->outs[5].value, g->outs[6].value, "equal fills merged");
+  cr_assert_neq(g->outs[5].value, g->outs[7].value, "different fills kept");
+  cr_assert_neq(g->outs[8].value, g->outs[9].value, "different data kept");
+  cr_assert_eq(g->outs[8].value, g->outs[10].value, "same data merged");
+  cr_assert_neq(g->outs[11].value, 0, "inputs never merged");
+  cr_assert_neq(g->outs[12].value, g->outs[13].value, "attributes compared");
+  cr_assert_eq(g->n, f->n - 4);
+}
+
+Test(passes, fold_constants) {
+  IrFunc *f = ir_func_new(&A, "f", 1);
+  int32_t two = fill(f, "f32[]", 2);
+  int32_t v = sc(f, two, 3);                                  /* 6 */
+  int32_t w = b(f, OP_ADD, v, fill(f, "f32[2, 2]", 1));        /* 7, [2, 2] */
+  int32_t s = E(f, (IrNode){.op = OP_SUM, .nin = 1, .in = {w}}); /* 14, [2] */
+  int32_t r = u(f, OP_RELU, u(f, OP_NEG, s));                 /* 0 */
+  int32_t st = E(f, (IrNode){.op = OP_SUM_TO, .nin = 1, .in = {w}, .type = ty("f32[2, 1]")}); /* 14 */
+  out(f, v);
+  out(f, w);
+  out(f, s);
+  out(f, r);
+  out(f, st);
+  IrFunc *g = pass_optimize(&A, f);
+  double want[] = {6, 7, 14, 0, 14};
+  const char *types[] = {"f32[]", "f32[2, 2]", "f32[2]", "f32[2]", "f32[2, 1]"};
+  for (int k = 0; k < 5; k++) {
+    const IrNode *n = res(g, k);
+    cr_assert_eq(n->op, OP_CONST, "output %d folded", k);
+    cr_assert_null(n->data);
+    cr_assert_float_eq(n->attr.f[0], want[k], 1e-6, "output %d", k);
+    char tb[64];
+    cr_assert_str_eq(ir_type_str(&n->type, tb, sizeof tb), types[k]);
+  }
+  cr_assert_eq(g->n, 5, "only the five constants remain");
+}
+
+Test(passes, fold_identities) {
+  IrFunc *f = ir_func_new(&A, "f", 1);
+  int32_t x = in(f, "f32[2, 3]");
+  int32_t nn = u(f, OP_NEG, u(f, OP_NEG, x));
+  int32_t s1 = sc(f, x, 1.0);
+  int32_t ss = sc(f, sc(f, x, 2.0), 0.5);
+  int32_t r = E(f, (IrNode){.op = OP_RESHAPE, .nin = 1, .in = {x}, .type = ty("f32[3, 2]")});
+  int32_t rr = E(f, (IrNode){.op = OP_RESHAPE, .nin = 1, .in = {r}, .type = ty("f32[2, 3]")});
+  int32_t t = E(f, (IrNode){.op = OP_TRANSPOSE, .nin = 1, .in = {x}, .attr.i = {1, 0}});
+  int32_t tt = E(f, (IrNode){.op = OP_TRANSPOSE, .nin = 1, .in = {t}, .attr.i = {1, 0}});
+  int32_t a0 = b(f, OP_ADD, x, fill(f, "f32[3]", 0));
+  int32_t m1 = b(f, OP_MUL, fill(f, "f32[]", 1), x);
+  int32_t m3 = b(f, OP_MUL, x, fill(f, "f32[]", 3));
+  int32_t abig = b(f, OP_ADD, x, fill(f, "f32[4, 2, 3]", 0)); /* broadcasts x: kept */
+  int32_t vals[] = {nn, s1, ss, rr, tt, a0, m1};
+  for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) out(f, vals[k]);
+  out(f, m3);
+  out(f, abig);
+  IrFunc *g = pass_optimize(&A, f);
+  for (int k = 0; k < 7; k++) cr_assert_eq(g->outs[k].value, 0, "output %d is x itself", k);
+  cr_assert_eq(res(g, 7)->op, OP_SCALE, "x * 3 is a scale");
+  cr_assert_eq(res(g, 7)->attr.f[0], 3.0);
+  cr_assert_eq(res(g, 7)->in[0], 0);
+  cr_assert_eq(res(g, 8)->op, OP_ADD);
+}
+
+Test(passes, fold_leaves_random_and_data_alone) {
+  IrFunc *f = ir_func_new(&A, "f", 1);
+  int32_t one = fill(f, "f32[3]", 1);
+  int32_t d = E(f, (IrNode){.op = OP_DROPOUT, .nin = 1, .in = {one}, .attr.f = {0.5}});
+  static const float data[3] = {1, 2, 3};
+  int32_t c = E(f, (IrNode){.op = OP_CONST, .data = data, .type = ty("f32[3]")});
+  int32_t n = u(f, OP_NEG, c);
+  out(f, d);
+  out(f, n);
+  IrFunc *g = pass_optimize(&A, f);
+  cr_assert_eq(res(g, 0)->op, OP_DROPOUT);
+  cr_assert_eq(res(g, 1)->op, OP_NEG);
+}
+
+/* A small training step: optimizing reaches a fixed point, keeps outputs,
+ * and removes the duplicate views autodiff makes. */
+Test(passes, optimize_gradient_function) {
+  IrFunc *f = ir_func_new(&A, "m.fwd", 2);
+  int32_t x = E(f, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[2, 4, 6]")});
+  int32_t y = E(f, (IrNode){.op = OP_INPUT, .name = "y", .attr.i = {1}, .type = ty("i32[2, 4]")});
+  ParamInfo ps[2] = {{.path = "m.w1", .type = ty("f32[6, 6]")}, {.path = "m.w2", .type = ty("f32[6, 5]")}};
+  int32_t w1 = E(f, (IrNode){.op = OP_PARAM, .name = "m.w1", .attr.i = {0}, .type = ps[0].type});
+  int32_t w2 = E(f, (IrNode){.op = OP_PARAM, .name = "m.w2", .attr.i = {1}, .type = ps[1].type});
+  int32_t h1 = u(f, OP_TANH, b(f, OP_MATMUL, x, w1));
+  int32_t h2 = u(f, OP_TANH, b(f, OP_MATMUL, x, w1)); /* the same again */
+  int32_t h = sc(f, b(f, OP_ADD, h1, h2), 1.0);
+  int32_t lg = b(f, OP_MATMUL, h, w2);
+  int32_t loss = b(f, OP_CROSS_ENTROPY, lg, y);
+  ir_add_output(f, "loss", loss, OUT_LOSS, 0);
+  Model m = {.name = "m", .fwd = f, .params = ps, .nparams = 2};
+  DiagList dl;
+  diag_init(&dl, &A, NULL);
+  IrFunc *g = autodiff(&A, &m, &dl);
+  cr_assert_not_null(g);
+  IrFunc *o = pass_optimize(&A, g);
+  cr_assert_not_null(o);
+  cr_assert_lt(o->n, g->n);
+  cr_assert_eq(o->nout, g->nout);
+  for (int k = 0; k < o->nout; k++) {
+    cr_assert_eq(o->outs[k].role, g->outs[k].role);
+    cr_assert(ir_type_eq(&o->nodes[o->outs[k].value].type, &g->nodes[g->outs[k].value].type));
+  }
+  int tanh = 0;
+  for (int i = 0; i < o->n; i++) tanh += o->nodes[i].op == OP_TANH;
+  cr_assert_eq(tanh, 1, "the duplicate tanh(x w1) is merged");
+  IrFunc *again = pass_optimize(&A, o);
+  cr_assert_str_eq(ir_print(&A, again, NULL, false), ir_print(&A, o, NULL, false), "fixed point");
+  tu_golden("tests/golden/ir/opt_step.txt", ir_print(&A, o, NULL, false));
+}

@@ -1,0 +1,224 @@
+/* test_plan.c - the memory plan: storage kinds, views, constants, and (checked
+ * exhaustively on several functions) that no two values live at the same
+ * time share bytes of the arena. */
+#include <criterion/criterion.h>
+
+#include "../compiler/autodiff.h"
+#include "testutil.h"
+
+static IrType ty(const char *s) {
+  IrType t;
+  memset(&t, 0, sizeof t);
+  t.dtype = strncmp(s, "i32", 3) == 0 ? IR_I32 : IR_F32;
+  s += 4;
+  while (*s && *s != ']') {
+    char *end;
+    t.dim[t.rank++] = strtoll(s, &end, 10);
+    s = end;
+    while (*s == ',' || *s == ' ') s++;
+  }
+  return t;
+}
+
+static Arena A;
+static void setup(void) { arena_init(&A, ra_alloc_default()); }
+static void teardown(void) { arena_free(&A); }
+TestSuite(plan, .init = setup, .fini = teardown);
+
+static int32_t E(IrFunc *f, IrNode n) {
+  char err[256];
+  int32_t id = ir_emit(f, &n, err, sizeof err);
+  cr_assert(id >= 0, "%s", err);
+  return id;
+}
+static int32_t u(IrFunc *f, IrOp op, int32_t a) { return E(f, (IrNode){.op = op, .nin = 1, .in = {a}}); }
+static int32_t b(IrFunc *f, IrOp op, int32_t a, int32_t c) { return E(f, (IrNode){.op = op, .nin = 2, .in = {a, c}}); }
+static int32_t rs(IrFunc *f, int32_t a, const char *t) {
+  return E(f, (IrNode){.op = OP_RESHAPE, .nin = 1, .in = {a}, .type = ty(t)});
+}
+
+static size_t al(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Recomputes lifetimes independently and checks every pair of arena
+ * values; returns the naive size. */
+static size_t check_plan(const IrFunc *f, const MemPlan *p) {
+  int n = f->n;
+  int32_t *root = calloc((size_t)n, sizeof *root);
+  int32_t *end = calloc((size_t)n, sizeof *end);
+  for (int i = 0; i < n; i++) {
+    const IrNode *nd = &f->nodes[i];
+    root[i] = i;
+    end[i] = i;
+    if (nd->op == OP_RESHAPE) {
+      cr_assert_eq(p->kind[i], STORE_VIEW, "%%%d is a view", i);
+      root[i] = root[nd->in[0]];
+      cr_assert_eq(p->offset[i], root[i], "%%%d views %%%d", i, root[i]);
+      cr_assert_neq(p->kind[root[i]], STORE_VIEW);
+    }
+    for (int k = 0; k < nd->nin; k++)
+      if (end[root[nd->in[k]]] < i) end[root[nd->in[k]]] = i;
+  }
+  for (int i = 0; i < f->nout; i++) end[root[f->outs[i].value]] = n;
+  size_t naive = 0;
+  for (int i = 0; i < n; i++) {
+    const IrNode *nd = &f->nodes[i];
+    StoreKind want = nd->op == OP_PARAM ? STORE_PARAM
+                     : nd->op == OP_INPUT ? STORE_INPUT
+                     : nd->op == OP_CONST ? STORE_CONST
+                     : nd->op == OP_RESHAPE ? STORE_VIEW
+                                            : STORE_ARENA;
+    cr_assert_eq(p->kind[i], want, "%%%d kind", i);
+    if (want == STORE_CONST) {
+      cr_assert_eq(p->offset[i] % 64, 0);
+      cr_assert_leq((size_t)p->offset[i] + ir_bytes(&nd->type), p->const_bytes);
+      for (int j = 0; j < i; j++)
+        if (p->kind[j] == STORE_CONST)
+          cr_assert(p->offset[j] + (int64_t)ir_bytes(&f->nodes[j].type) <= p->offset[i],
+                    "constants %%%d and %%%d overlap", j, i);
+    }
+    if (want != STORE_ARENA) continue;
+    naive += al(ir_bytes(&nd->type));
+    cr_assert_eq(p->offset[i] % 64, 0, "%%%d aligned", i);
+    cr_assert_leq((size_t)p->offset[i] + ir_bytes(&nd->type), p->arena_bytes, "%%%d fits", i);
+    cr_assert_geq(p->last_use[i], end[i], "%%%d lives long enough", i);
+    for (int j = 0; j < i; j++) {
+      if (p->kind[j] != STORE_ARENA) continue;
+      bool live_together = end[j] >= i; /* j still needed when i is written */
+      if (!live_together) continue;
+      int64_t a0 = p->offset[i], a1 = a0 + (int64_t)ir_bytes(&nd->type);
+      int64_t b0 = p->offset[j], b1 = b0 + (int64_t)ir_bytes(&f->nodes[j].type);
+      cr_assert(a1 <= b0 || b1 <= a0, "%%%d [%lld, %lld) and %%%d [%lld, %lld) overlap while both live", i,
+                (long long)a0, (long long)a1, j, (long long)b0, (long long)b1);
+    }
+  }
+  cr_assert_leq(p->arena_bytes, naive, "peak <= naive");
+  free(root);
+  free(end);
+  return naive;
+}
+
+Test(plan, chain_reuses_memory) {
+  IrFunc *f = ir_func_new(&A, "chain", 1);
+  int32_t v = E(f, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[1000]")});
+  for (int i = 0; i < 10; i++) v = u(f, i % 2 ? OP_TANH : OP_RELU, v);
+  ir_add_output(f, "y", v, OUT_OUTPUT, 0);
+  MemPlan *p = plan_memory(&A, f);
+  cr_assert_not_null(p);
+  size_t naive = check_plan(f, p);
+  cr_assert_eq(naive, 10 * al(4000));
+  cr_assert_eq(p->arena_bytes, 2 * al(4000), "two buffers ping-pong");
+  cr_assert_eq(p->last_use[v], f->n, "outputs live to the end");
+}
+
+Test(plan, views_extend_lifetimes) {
+  IrFunc *f = ir_func_new(&A, "views", 1);
+  int32_t x = E(f, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[4, 6]")});
+  int32_t w = E(f, (IrNode){.op = OP_PARAM, .name = "w", .type = ty("f32[24]")});
+  int32_t a = u(f, OP_TANH, x);
+  int32_t r1 = rs(f, a, "f32[24]");
+  int32_t r2 = rs(f, r1, "f32[6, 4]");
+  int32_t wv = rs(f, w, "f32[4, 6]");
+  int32_t c = u(f, OP_RELU, x);
+  int32_t d = u(f, OP_SIGMOID, c);
+  int32_t e = b(f, OP_ADD, u(f, OP_NEG, r2), rs(f, d, "f32[6, 4]"));
+  int32_t g = b(f, OP_MUL, wv, x);
+  static const float data[5] = {1, 2, 3, 4, 5};
+  int32_t k1 = E(f, (IrNode){.op = OP_CONST, .data = data, .type = ty("f32[5]")});
+  int32_t k2 = E(f, (IrNode){.op = OP_CONST, .attr.f = {2}, .type = ty("f32[100]")});
+  ir_add_output(f, "e", e, OUT_OUTPUT, 0);
+  ir_add_output(f, "g", g, OUT_OUTPUT, 1);
+  ir_add_output(f, "k1", k1, OUT_OUTPUT, 2);
+  ir_add_output(f, "k2", k2, OUT_OUTPUT, 3);
+  MemPlan *p = plan_memory(&A, f);
+  check_plan(f, p);
+  cr_assert_eq(p->kind[r2], STORE_VIEW);
+  cr_assert_eq(p->offset[r2], a, "a view of a view names the root");
+  cr_assert_eq(p->offset[wv], w);
+  cr_assert_geq(p->last_use[a], e - 1, "the root lives while its views are read");
+  cr_assert_eq(p->offset[k1], 0);
+  cr_assert_eq(p->offset[k2], 64);
+  cr_assert_eq(p->const_bytes, 64 + al(400));
+}
+
+/* Builds the gradient of a small attention-like model. */
+static IrFunc *attention_step(bool opt) {
+  IrFunc *f = ir_func_new(&A, "att.fwd", 3);
+  int32_t x = E(f, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[3, 5, 8]")});
+  int32_t y = E(f, (IrNode){.op = OP_INPUT, .name = "y", .attr.i = {1}, .type = ty("i32[3, 5]")});
+  static ParamInfo ps[5];
+  const char *names[5] = {"wq", "wk", "wv", "wo", "out"};
+  int32_t w[5];
+  for (int k = 0; k < 5; k++) {
+    ps[k].path = names[k];
+    ps[k].type = ty(k == 4 ? "f32[8, 4]" : "f32[8, 8]");
+    w[k] = E(f, (IrNode){.op = OP_PARAM, .name = names[k], .attr.i = {k}, .type = ps[k].type});
+  }
+  int32_t h[3];
+  for (int k = 0; k < 3; k++) {
+    int32_t p = rs(f, b(f, OP_MATMUL, x, w[k]), "f32[3, 5, 2, 4]");
+    h[k] = E(f, (IrNode){.op = OP_TRANSPOSE, .nin = 1, .in = {p}, .attr.i = {0, 2, 1, 3}});
+  }
+  int32_t s = E(f, (IrNode){.op = OP_MATMUL, .nin = 2, .in = {h[0], h[1]}, .attr.i = {0, 1}});
+  s = E(f, (IrNode){.op = OP_CAUSAL_MASK, .nin = 1, .in = {s}, .attr.f = {-INFINITY}});
+  s = u(f, OP_SOFTMAX, s);
+  int32_t a = b(f, OP_MATMUL, s, h[2]);
+  a = E(f, (IrNode){.op = OP_TRANSPOSE, .nin = 1, .in = {a}, .attr.i = {0, 2, 1, 3}});
+  a = rs(f, a, "f32[3, 5, 8]");
+  int32_t o = u(f, OP_GELU, b(f, OP_ADD, x, b(f, OP_MATMUL, a, w[3])));
+  int32_t lg = b(f, OP_MATMUL, o, w[4]);
+  ir_add_output(f, "loss", b(f, OP_CROSS_ENTROPY, lg, y), OUT_LOSS, 0);
+  ir_add_output(f, "logits", lg, OUT_PRED, 0);
+  Model m = {.name = "att", .fwd = f, .params = ps, .nparams = 5};
+  DiagList dl;
+  diag_init(&dl, &A, NULL);
+  IrFunc *g = autodiff(&A, &m, &dl);
+  cr_assert_not_null(g);
+  return opt ? pass_optimize(&A, g) : g;
+}
+
+Test(plan, attention_step_exhaustive) {
+  for (int opt = 0; opt < 2; opt++) {
+    IrFunc *f = attention_step(opt);
+    MemPlan *p = plan_memory(&A, f);
+    cr_assert_not_null(p);
+    size_t naive = check_plan(f, p);
+    cr_assert_lt(p->arena_bytes, naive, "reuse happens");
+  }
+}
+
+/* Random DAGs: any shape of liveness. */
+Test(plan, random_functions) {
+  uint64_t s = 12345;
+  for (int round = 0; round < 30; round++) {
+    IrFunc *f = ir_func_new(&A, "rnd", 1);
+    const char *types[3] = {"f32[7]", "f32[100]", "f32[33]"};
+    int32_t base[3];
+    for (int k = 0; k < 3; k++) base[k] = E(f, (IrNode){.op = OP_INPUT, .name = "x", .type = ty(types[k])});
+    int32_t last[3] = {base[0], base[1], base[2]};
+    for (int i = 0; i < 60; i++) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      int k = (int)((s >> 33) % 3), pick = (int)((s >> 40) % 4);
+      int32_t other = pick == 0 ? base[k] : last[k];
+      if (pick == 3) last[k] = rs(f, last[k], types[k]);
+      else last[k] = b(f, OP_ADD, last[k], other);
+      if ((s >> 50) % 7 == 0) ir_add_output(f, "o", last[k], OUT_OUTPUT, f->nout);
+    }
+    ir_add_output(f, "end", last[0], OUT_OUTPUT, f->nout);
+    check_plan(f, plan_memory(&A, f));
+  }
+}
+
+Test(plan, print) {
+  IrFunc *f = ir_func_new(&A, "p", 1);
+  int32_t x = E(f, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[16]")});
+  int32_t c = E(f, (IrNode){.op = OP_CONST, .attr.f = {1}, .type = ty("f32[16]")});
+  int32_t a = b(f, OP_ADD, x, c);
+  int32_t r = rs(f, a, "f32[4, 4]");
+  int32_t t = u(f, OP_TANH, r);
+  ir_add_output(f, "t", t, OUT_OUTPUT, 0);
+  MemPlan *p = plan_memory(&A, f);
+  char *text = ir_plan_print(&A, f, p);
+  cr_assert_not_null(text);
+  tu_golden("tests/golden/ir/plan_small.txt", text);
+  cr_assert_not_null(strstr(text, "peak 128 bytes (0.00 MiB), naive 128 bytes"));
+}

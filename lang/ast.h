@@ -184,7 +184,7 @@ AstFile *ra_parse(Arena *arena, SrcSet *s, int file, DiagList *diags);
 /* A stable, indented text dump of the tree, for tests and `rac --dump=ast`. */
 char *ast_dump(Arena *arena, const AstFile *f);
 
-/* The name of a keyword token kind, or NULL, for "'train' is a keyword". */
+/* Whether ident is one of the language's keywords (for "'train' is a keyword"). */
 bool ast_is_keyword(const char *ident);
 
 #endif

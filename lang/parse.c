@@ -62,6 +62,22 @@ void parse_syntax_error(PState *ps, Tok t, const bool *acc, int nacc) {
     return;
   }
 
+  /* a declaration keyword where a statement belongs: most likely the body
+   * before it lacks its '}' */
+  Lexer *L = ps->lex;
+  bool decl_kw = t.kind == TK_MODEL || t.kind == TK_TRAIN || t.kind == TK_DATA ||
+                 t.kind == TK_CONST || t.kind == TK_BLOCK || t.kind == TK_EXTERN ||
+                 t.kind == TK_USE;
+  if (decl_kw && acc[TK_RBRACE] && acc[TK_INPUT] && L->depth > 0 &&
+      L->open[L->depth - 1] == '{' && p.kind == TK_NEWLINE) {
+    Span o = L->open_span[L->depth - 1];
+    Diag *g = diag_error(ps->diags, t.span, "expected '}' to close '{' opened at line %d before %s",
+                         (int)o.line, tok_desc(ps, t));
+    diag_note(ps->diags, g, o, "to match this '{'");
+    L->told_open = o.off;
+    return;
+  }
+
   const char *parts[6];
   int np = 0;
   bool expr = acc[TK_NUMBER] && acc[TK_NAME] && acc[TK_LPAREN] && acc[TK_MINUS];

@@ -102,3 +102,60 @@ int ra_dump(ra_ctx *ctx, const char *model_name, const char *what, const char **
   *text = api_set_text(ctx, ir_print(ctx->prog->arena, f, &ctx->src, true));
   return 0;
 }
+
+/* ---- predict ---- */
+
+static char *read_text_file(ra_ctx *ctx, const char *path, size_t *cap) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t n = 0;
+  *cap = 4096;
+  char *buf = ra_malloc(&ctx->alloc, *cap);
+  while (buf) {
+    n += fread(buf + n, 1, *cap - n - 1, f);
+    if (n < *cap - 1) break;
+    char *nb = ra_realloc(&ctx->alloc, buf, *cap, *cap * 2);
+    if (!nb) {
+      ra_free_mem(&ctx->alloc, buf, *cap);
+      buf = NULL;
+      break;
+    }
+    buf = nb;
+    *cap *= 2;
+  }
+  fclose(f);
+  if (buf) buf[n] = 0;
+  return buf;
+}
+
+int ra_predict(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *text,
+               const char *file, const char **result) {
+  if (!ctx) return RA_EUSAGE;
+  if (!ctx->prog) return api_fail(ctx, RA_EUSAGE, "ra_predict: no spec is loaded");
+  if (!ckpt) return api_fail(ctx, RA_EUSAGE, "ra_predict: a checkpoint is needed");
+  if (!text == !file) return api_fail(ctx, RA_EUSAGE, "ra_predict: give either text or a file");
+  TrainDecl t;
+  if (api_train_decl(ctx, train_name, &t)) return ctx->code;
+  ra_model *m = api_model(ctx, t.model);
+  if (!m) return ctx->code;
+  if (ffi_prepare(ctx)) return ctx->code;
+  char err[2048] = "";
+  int rc = mstate_load(&m->ms, ckpt, ctx->spec_hash, false, err, sizeof err);
+  if (rc) return api_fail(ctx, rc, "%s", err);
+  size_t cap = 0;
+  char *buf = NULL;
+  if (file) {
+    buf = read_text_file(ctx, file, &cap);
+    if (!buf) return api_fail(ctx, RA_EIO, "%s: cannot read", file);
+    text = buf;
+  }
+  RunOptions o;
+  api_run_options(ctx, &o);
+  char *out = NULL;
+  rc = train_predict(ctx->prog, &t, &m->ms, &o, text, &out, err, sizeof err);
+  if (buf) ra_free_mem(&ctx->alloc, buf, cap);
+  if (rc) return api_fail(ctx, rc, "%s", err);
+  if (result) *result = api_set_text(ctx, out);
+  train_text_free(ctx->alloc, out);
+  return 0;
+}

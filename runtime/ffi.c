@@ -25,10 +25,3 @@ int ra_register_fn(ra_ctx *ctx, const char *name, const char *signature, void (*
   (void)name; (void)signature; (void)fn;
   return api_fail(ctx, RA_EUSAGE, "ra_register_fn: host functions are not available in this build yet");
 }
-
-int ra_predict(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *text,
-               const char *file, const char **result) {
-  if (!ctx) return RA_EUSAGE;
-  (void)train_name; (void)ckpt; (void)text; (void)file; (void)result;
-  return api_fail(ctx, RA_EUSAGE, "ra_predict: not available yet");
-}

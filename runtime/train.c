@@ -670,3 +670,163 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
   loop_free(&L);
   return rc;
 }
+
+/* ---- prediction on raw text ---- */
+
+typedef struct TextBuf {
+  RaAlloc alloc;
+  char *s;
+  size_t n, cap;
+} TextBuf;
+
+static void tb_add(TextBuf *b, const char *s, size_t k) {
+  if (b->n + k + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 1024;
+    while (cap < b->n + k + 1) cap *= 2;
+    char *ns = ra_realloc(&b->alloc, b->s, b->cap, cap);
+    if (!ns) return;
+    b->s = ns;
+    b->cap = cap;
+  }
+  memcpy(b->s + b->n, s, k);
+  b->n += k;
+  b->s[b->n] = 0;
+}
+
+static void tb_puts(TextBuf *b, const char *s) { tb_add(b, s, strlen(s)); }
+
+/* Samples a token from logits x[K] at temperature 0.8 with the counter RNG. */
+static int64_t sample_token(const float *x, int64_t K, uint64_t seed, uint64_t i) {
+  double mx = x[0], sum = 0;
+  for (int64_t k = 1; k < K; k++) if (x[k] > mx) mx = x[k];
+  for (int64_t k = 0; k < K; k++) sum += exp((x[k] - mx) / 0.8);
+  double u = rng_uniform(seed, RNG_STREAM_DATA + 0x99, i) * sum, acc = 0;
+  for (int64_t k = 0; k < K; k++) {
+    acc += exp((x[k] - mx) / 0.8);
+    if (acc >= u) return k;
+  }
+  return K - 1;
+}
+
+static void predict_line(Bound *b, const DataSet *ds, const char *line, KernelCtx *kc,
+                         uint64_t seed, TextBuf *out, char *err, size_t errlen, int *rc) {
+  const IrOutput *po = ir_find_output(b->f, OUT_PRED, -1);
+  int32_t *in = b->in[0];
+  int64_t T = b->m->inputs[0].type.dim[0];
+  int n = data_encode_text(ds, 0, line, in);
+  if (n < 0) {
+    *rc = fail(err, errlen, RA_EDATA, "cannot encode '%.40s' (not valid UTF-8, or the model's "
+                                      "input is not text)", line);
+    return;
+  }
+  const IrType *lt = &b->f->nodes[po->value].type;
+  int64_t K = lt->dim[lt->rank - 1];
+  if (lt->rank == 2) { /* one class per example */
+    if ((*rc = bound_run(b, kc, err, errlen))) return;
+    const float *x = exec_ptr(b->ex, po->value);
+    double mx = x[0], sum = 0;
+    int64_t arg = 0;
+    for (int64_t k = 1; k < K; k++) if (x[k] > mx) { mx = x[k]; arg = k; }
+    for (int64_t k = 0; k < K; k++) sum += exp(x[k] - mx);
+    char head[256];
+    const char *name = ds->label_names && arg < ds->classes ? ds->label_names[arg] : NULL;
+    if (name) snprintf(head, sizeof head, "%s\t%.3f\t", name, 1.0 / sum);
+    else snprintf(head, sizeof head, "%lld\t%.3f\t", (long long)arg, 1.0 / sum);
+    tb_puts(out, head);
+    tb_puts(out, line);
+    tb_puts(out, "\n");
+    return;
+  }
+  bool words = ds->decl->loader == LOADER_TEXT ? ds->decl->tokenize == TOK_WORDS : true;
+  if (ds->decl->loader != LOADER_TEXT) { /* one class per position */
+    if ((*rc = bound_run(b, kc, err, errlen))) return;
+    const float *x = exec_ptr(b->ex, po->value);
+    for (int64_t i = 0; i < n && i < T; i++) {
+      int64_t arg = 0;
+      for (int64_t k = 1; k < K; k++) if (x[i * K + k] > x[i * K + arg]) arg = k;
+      if (i && words) tb_puts(out, " ");
+      tb_puts(out, arg < ds->vocab.n ? ds->vocab.words[arg] : "?");
+    }
+    tb_puts(out, "\t");
+    tb_puts(out, line);
+    tb_puts(out, "\n");
+    return;
+  }
+  /* a language model: continue the text (causal models read position n-1) */
+  int64_t len = n > 0 ? n : 1;
+  if (n == 0) in[0] = 0;
+  tb_puts(out, line);
+  for (int g = 0; g < 200; g++) {
+    if ((*rc = bound_run(b, kc, err, errlen))) return;
+    const float *x = (const float *)exec_ptr(b->ex, po->value) + (len - 1) * K;
+    int64_t tok = sample_token(x, K, seed, (uint64_t)g);
+    const char *w = tok < ds->vocab.n ? ds->vocab.words[tok] : "?";
+    if (words) tb_puts(out, " ");
+    tb_puts(out, tok <= 1 ? "" : w);
+    if (len < T) {
+      in[len++] = (int32_t)tok;
+    } else {
+      memmove(in, in + 1, (size_t)(T - 1) * sizeof(int32_t));
+      in[T - 1] = (int32_t)tok;
+    }
+  }
+  tb_puts(out, "\n");
+}
+
+int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
+                  const char *text, char **result, char *err, size_t errlen) {
+  *result = NULL;
+  const AstItem *item = sema_find_model(p, t->model);
+  const DataDecl *dd = NULL;
+  for (int i = 0; i < p->ndata; i++)
+    if (strcmp(p->data[i].name, t->data) == 0) dd = &p->data[i];
+  if (!item || !dd) return fail(err, errlen, RA_ENOTFOUND, "no model or data for '%s'", t->model);
+  DataSet *ds = data_load(ms->alloc, dd, err, errlen);
+  if (!ds) return RA_EDATA;
+  Bound b;
+  int rc = bound_make(&b, ms->alloc, p, item, 1, false, ms, err, errlen);
+  if (rc == 0 && (b.m->ninputs != 1 || b.m->inputs[0].type.dtype != IR_I32 ||
+                  b.m->inputs[0].type.rank != 1 || !ir_find_output(b.f, OUT_PRED, -1)))
+    rc = fail(err, errlen, RA_EUSAGE,
+              "predict needs a model with one text input and a cross_entropy loss; '%s' has "
+              "%d inputs", t->model, b.m->ninputs);
+  KernelCtx kc;
+  memset(&kc, 0, sizeof kc);
+  kc.threads = o->threads > 0 ? o->threads : o->default_threads;
+  kc.externs = o->externs;
+  kc.nexterns = o->nexterns;
+  TextBuf out = {ms->alloc, NULL, 0, 0};
+  uint64_t seed = o->has_seed ? o->seed : t->seed;
+  const char *s = text;
+  while (rc == 0 && *s) {
+    const char *e = strchr(s, '\n');
+    size_t k = e ? (size_t)(e - s) : strlen(s);
+    char line[4096];
+    if (k >= sizeof line) k = sizeof line - 1;
+    memcpy(line, s, k);
+    line[k] = 0;
+    if (k && line[k - 1] == '\r') line[k - 1] = 0;
+    if (line[0]) predict_line(&b, ds, line, &kc, seed, &out, err, errlen, &rc);
+    s = e ? e + 1 : s + strlen(s);
+  }
+  bound_free(&b);
+  data_free(ds);
+  if (rc == 0 && !out.s) tb_puts(&out, "");
+  if (rc == 0 && !out.s) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
+  if (rc) {
+    ra_free_mem(&ms->alloc, out.s, out.cap);
+    return rc;
+  }
+  /* hand back exactly strlen + 1 bytes, so train_text_free knows the size */
+  char *exact = ra_realloc(&ms->alloc, out.s, out.cap, out.n + 1);
+  if (!exact) {
+    ra_free_mem(&ms->alloc, out.s, out.cap);
+    return fail(err, errlen, RA_ENOMEM, "out of memory");
+  }
+  *result = exact;
+  return 0;
+}
+
+void train_text_free(RaAlloc alloc, char *s) {
+  if (s) ra_free_mem(&alloc, s, strlen(s) + 1);
+}

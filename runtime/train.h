@@ -72,6 +72,13 @@ int train_eval(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions 
 int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
                 int64_t steps, char *report, size_t replen, char *err, size_t errlen);
 
+/* Predicts for each line of text: a class model prints "label<TAB>p<TAB>line",
+ * a sequence model continues the line by 200 sampled tokens.  *result is
+ * allocated with ms->alloc (free with train_text_free). */
+int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
+                  const char *text, char **result, char *err, size_t errlen);
+void train_text_free(RaAlloc alloc, char *s);
+
 /* Checkpoints (ckpt.h) of a ModelState: parameters by path, optimizer
  * moments as "optim.m/<path>", "optim.v/<path>", metadata with format,
  * version, model, spec hash, step and epoch. */

@@ -6,30 +6,9 @@
 #include <string.h>
 
 #include "../compiler/autodiff.h"
+#include "../lang/sbuf.h"
 #include "api_int.h"
 #include "data.h"
-
-/* A growable text buffer in the program arena. */
-typedef struct Buf {
-  Arena *a;
-  char *s;
-  size_t n, cap;
-} Buf;
-
-static void bputs(Buf *b, const char *s) {
-  size_t k = strlen(s);
-  if (b->n + k + 1 > b->cap) {
-    size_t cap = (b->cap ? b->cap * 2 : 1024);
-    while (cap < b->n + k + 1) cap *= 2;
-    char *ns = arena_alloc(b->a, cap);
-    if (!ns) return;
-    if (b->n) memcpy(ns, b->s, b->n);
-    b->s = ns;
-    b->cap = cap;
-  }
-  memcpy(b->s + b->n, s, k + 1);
-  b->n += k;
-}
 
 static int64_t dump_batch(ra_ctx *ctx, const char *model) {
   for (int i = 0; i < ctx->prog->ntrains; i++)
@@ -38,26 +17,24 @@ static int64_t dump_batch(ra_ctx *ctx, const char *model) {
 }
 
 static const char *params_table(ra_ctx *ctx, const Model *m) {
-  Buf b = {ctx->prog->arena, NULL, 0, 0};
-  char line[512], ty[128];
-  size_t w = 4;
+  SBuf b;
+  sbuf_init(&b, ctx->prog->arena);
+  char ty[128];
+  int w = 4;
   for (int i = 0; i < m->nparams; i++) {
-    size_t k = strlen(m->params[i].path);
+    int k = (int)strlen(m->params[i].path);
     if (k > w) w = k;
   }
-  snprintf(line, sizeof line, "%-*s  %-16s %10s\n", (int)w, "path", "shape", "count");
-  bputs(&b, line);
+  sbuf_printf(&b, "%-*s  %-16s %10s\n", w, "path", "shape", "count");
   for (int i = 0; i < m->nparams; i++) {
     const ParamInfo *pi = &m->params[i];
-    ir_type_str(&pi->type, ty, sizeof ty);
-    snprintf(line, sizeof line, "%-*s  %-16s %10lld\n", (int)w, pi->path, ty,
-             (long long)ir_numel(&pi->type));
-    bputs(&b, line);
+    sbuf_printf(&b, "%-*s  %-16s %10lld\n", w, pi->path, ir_type_str(&pi->type, ty, sizeof ty),
+                (long long)ir_numel(&pi->type));
   }
-  snprintf(line, sizeof line, "total: %lld parameters in %d tensors (%.2f MiB as f32)\n",
-           (long long)m->nweights, m->nparams, (double)m->nweights * 4.0 / 1048576.0);
-  bputs(&b, line);
-  return b.s ? b.s : "";
+  sbuf_printf(&b, "total: %lld parameters in %d tensors (%.2f MiB as f32)\n",
+              (long long)m->nweights, m->nparams, (double)m->nweights * 4.0 / 1048576.0);
+  const char *s = sbuf_str(&b);
+  return s ? s : "";
 }
 
 int ra_dump(ra_ctx *ctx, const char *model_name, const char *what, const char **text) {

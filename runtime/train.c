@@ -359,8 +359,13 @@ static RepKind group_kind(const Loop *L, const HeadGroup *hg) {
   return L->t->has_repulsion_override ? L->t->repulsion_override : hg->rep.kind;
 }
 
-static int loop_setup(Loop *L, bool need_eval, char *err, size_t errlen) {
-  const TrainDecl *t = L->t;
+static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
+                      const RunOptions *o, bool need_eval, char *err, size_t errlen) {
+  memset(L, 0, sizeof *L);
+  L->p = p;
+  L->t = t;
+  L->ms = ms;
+  L->o = o;
   RaAlloc a = L->ms->alloc;
   L->item = sema_find_model(L->p, t->model);
   if (!L->item) return fail(err, errlen, RA_ENOTFOUND, "no model '%s'", t->model);
@@ -479,14 +484,7 @@ static void progress_line(Loop *L, int64_t step, int64_t total, double loss, dou
 int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, char *err,
               size_t errlen) {
   Loop L;
-  memset(&L, 0, sizeof L);
-  L.p = p;
-  L.t = t;
-  L.ms = ms;
-  L.o = o;
-  bool need_eval = t->eval_on || (t->metrics != 0);
-  int rc = loop_setup(&L, true, err, errlen);
-  (void)need_eval;
+  int rc = loop_setup(&L, p, t, ms, o, true, err, errlen);
   if (rc) { loop_free(&L); return rc; }
   RaAlloc a = ms->alloc;
   size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
@@ -592,12 +590,7 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
 int train_eval(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, int split,
                EvalResult *r, char *err, size_t errlen) {
   Loop L;
-  memset(&L, 0, sizeof L);
-  L.p = p;
-  L.t = t;
-  L.ms = ms;
-  L.o = o;
-  int rc = loop_setup(&L, true, err, errlen);
+  int rc = loop_setup(&L, p, t, ms, o, true, err, errlen);
   if (rc == 0) {
     if (L.ds->split_n[split] == 0)
       rc = fail(err, errlen, RA_EDATA, "the %s split of '%s' is empty", split_name(split), t->data);
@@ -623,12 +616,7 @@ static double step_flops(const IrFunc *f) {
 int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
                 int64_t steps, char *report, size_t replen, char *err, size_t errlen) {
   Loop L;
-  memset(&L, 0, sizeof L);
-  L.p = p;
-  L.t = t;
-  L.ms = ms;
-  L.o = o;
-  int rc = loop_setup(&L, false, err, errlen);
+  int rc = loop_setup(&L, p, t, ms, o, false, err, errlen);
   RaAlloc a = ms->alloc;
   size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
   float *m1 = NULL, *v1 = NULL;

@@ -972,7 +972,7 @@ static int read_synthetic_args(Program *p, const AstExpr *call, DataDecl *d) {
       bad = true;
       continue;
     }
-    int64_t min = idx == 2 ? 4 : 1;
+    int64_t min = idx == 2 ? 3 : 1;
     if (n < min) {
       diag_error(p->diags, v->span, "%s must be at least %lld, found %lld", kw->name,
                  (long long)min, (long long)n);
@@ -982,6 +982,22 @@ static int read_synthetic_args(Program *p, const AstExpr *call, DataDecl *d) {
     if (idx == 1) d->length = n;
     if (idx == 2) d->vocab = n;
     if (idx == 3) d->examples = n;
+  }
+  if (!bad && d->task == SYN_RECALL && seen[1].line > 0 && seen[2].line > 0) {
+    /* (T-1)/2 key/value pairs, keys and values from disjoint halves of the
+     * V-2 symbols (docs/data.md) */
+    int64_t pairs = (d->length - 1) / 2, keys = (d->vocab - 2) / 2;
+    if (d->length < 3) {
+      diag_error(p->diags, seen[1], "recall needs length at least 3 (pairs and a query), "
+                                    "found %lld", (long long)d->length);
+      bad = true;
+    } else if (pairs > keys) {
+      diag_error(p->diags, seen[2], "recall of length %lld holds %lld key/value pairs, which "
+                                    "needs vocab at least %lld; found %lld",
+                 (long long)d->length, (long long)pairs, (long long)(2 * pairs + 2),
+                 (long long)d->vocab);
+      bad = true;
+    }
   }
   for (int i = 0; i < 3 && !unknown; i++)
     if (seen[i].line == 0) {
@@ -1177,6 +1193,7 @@ int clauses_train(Program *p, const AstItem *it, TrainDecl *t) {
   train_opt_defaults(t, OPT_ADAM);
   t->sched = SCHED_CONSTANT;
   t->metrics = 0;
+  t->seed = 1;
   Cur k;
   cur_init(&k, p, it->clauses, "train", NULL, TRAIN_CLAUSES, 12);
   k.foreign = OPT_CLAUSES;

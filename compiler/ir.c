@@ -122,17 +122,28 @@ bool ir_type_eq(const IrType *a, const IrType *b) {
   return true;
 }
 
-const char *ir_type_str(const IrType *t, char *buf, size_t n) {
+static const char *type_str(const IrType *t, char *buf, size_t n, bool batch_as_b) {
   if (!n) return buf;
   size_t k = 0;
   int w = snprintf(buf, n, "%s[", t->dtype == IR_I32 ? "i32" : "f32");
   if (w > 0) k = (size_t)w;
   for (int i = 0; i < t->rank && i < IR_MAX_RANK && k < n; i++) {
-    w = snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)t->dim[i]);
+    if (i == 0 && t->batched && batch_as_b)
+      w = snprintf(buf + k, n - k, "B");
+    else
+      w = snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)t->dim[i]);
     if (w > 0) k += (size_t)w;
   }
   if (k < n) snprintf(buf + k, n - k, "]");
   return buf;
+}
+
+const char *ir_type_str(const IrType *t, char *buf, size_t n) {
+  return type_str(t, buf, n, false);
+}
+
+const char *ir_type_str_b(const IrType *t, char *buf, size_t n) {
+  return type_str(t, buf, n, true);
 }
 
 IrType ir_type_make(IrDtype dt, int rank, const int64_t *dims, bool batched) {

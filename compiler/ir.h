@@ -119,6 +119,9 @@ size_t ir_bytes(const IrType *t);
 bool ir_type_eq(const IrType *a, const IrType *b);
 /* "f32[32, 48, 64]" into buf */
 const char *ir_type_str(const IrType *t, char *buf, size_t n);
+/* The same for messages: a batched value's dim 0 is written "B"
+ * ("f32[B, 48, 64]"), since users think in per-example shapes. */
+const char *ir_type_str_b(const IrType *t, char *buf, size_t n);
 IrType ir_type_make(IrDtype dt, int rank, const int64_t *dims, bool batched);
 
 /* ---- shape rules (compiler/shape.c), one per op via ops.def ---- */

@@ -76,7 +76,7 @@ void lw_dedup_since(Lower *L, Diag *mark) {
 
 const char *lw_tstr(Lower *L, const IrType *t) {
   char buf[160];
-  ir_type_str(t, buf, sizeof buf);
+  ir_type_str_b(t, buf, sizeof buf);
   return arena_strdup(L->A, buf);
 }
 

@@ -23,7 +23,7 @@
 #undef OP
 
 #define IN(k) (&f->nodes[n->in[k]].type)
-#define TS(t, buf) ir_type_str((t), (buf), sizeof(buf))
+#define TS(t, buf) ir_type_str_b((t), (buf), sizeof(buf))
 
 static const char *opname(const IrNode *n) { return ir_op_info[n->op].name; }
 

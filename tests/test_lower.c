@@ -686,7 +686,7 @@ Test(lower_errors, loss) {
              "  loss linear(x, out: 2)\n"
              "}\n",
              1, "t.ra:3:8: error: loss must be a scalar; cross_entropy(...) gives one "
-                "(this is f32[1, 2])");
+                "(this is f32[B, 2])");
   EXPECT_ERR("model m {\n"
              "  input x : f32[4]\n"
              "  target t : f32[4]\n"
@@ -707,8 +707,8 @@ Test(lower_errors, loss) {
              "  target t : class(4)[3]\n"
              "  loss cross_entropy(linear(x, out: 4), t)\n"
              "}\n",
-             1, "t.ra:4:41: error: cross_entropy of logits f32[1, 4] needs a target i32[1]; "
-                "this is i32[1, 3]");
+             1, "t.ra:4:41: error: cross_entropy of logits f32[B, 4] needs a target i32[B]; "
+                "this is i32[B, 3]");
 }
 
 Test(lower_errors, shapes) {
@@ -716,7 +716,7 @@ Test(lower_errors, shapes) {
              "  input x : f32[4]\n"
              "  y = x + linear(x, out: 3)\n"
              "}\n",
-             1, "t.ra:3:7: error: cannot add f32[1, 4] and f32[1, 3]: dimension 1 is 4 vs 3");
+             1, "t.ra:3:7: error: cannot add f32[B, 4] and f32[B, 3]: dimension 1 is 4 vs 3");
   EXPECT_ERR("model m {\n"
              "  input x : f32[6, 10]\n"
              "  a = attention(x) { heads 4 }\n"
@@ -727,24 +727,24 @@ Test(lower_errors, shapes) {
              "  input x : f32[4]\n"
              "  y = reshape(x, [3, 3])\n"
              "}\n",
-             1, "t.ra:3:7: error: cannot reshape f32[1, 4] (4 elements per example) to 9 "
+             1, "t.ra:3:7: error: cannot reshape f32[B, 4] (4 elements per example) to 9 "
                 "elements");
   EXPECT_ERR("model m {\n"
              "  input x : f32[4, 3]\n"
              "  y = mean(x, axis: 2)\n"
              "}\n",
-             1, "t.ra:3:21: error: axis 2 is out of range for f32[1, 4, 3] (2 axes per example)");
+             1, "t.ra:3:21: error: axis 2 is out of range for f32[B, 4, 3] (2 axes per example)");
   EXPECT_ERR("model m {\n"
              "  input x : int[4]\n"
              "  y = x + 1\n"
              "}\n",
-             1, "t.ra:3:7: error: '+' needs f32 values; this is i32[1, 4] (embed integer ids "
+             1, "t.ra:3:7: error: '+' needs f32 values; this is i32[B, 4] (embed integer ids "
                 "first)");
   EXPECT_ERR("model m {\n"
              "  input x : f32[4]\n"
              "  y = embed(x, vocab: 4, dim: 2)\n"
              "}\n",
-             1, "t.ra:3:13: error: embed needs integer ids (int or class); this is f32[1, 4]");
+             1, "t.ra:3:13: error: embed needs integer ids (int or class); this is f32[B, 4]");
   EXPECT_ERR("model m {\n"
              "  input x : f32[4]\n"
              "  y = x % 2\n"
@@ -754,7 +754,7 @@ Test(lower_errors, shapes) {
              "  input x : f32[4]\n"
              "  a = attention(x) { heads 2 }\n"
              "}\n",
-             1, "t.ra:3:17: error: attention needs f32[T, d] per example; this is f32[1, 4]");
+             1, "t.ra:3:17: error: attention needs f32[T, d] per example; this is f32[B, 4]");
 }
 
 Test(lower_errors, statements) {
@@ -836,7 +836,7 @@ Test(lower_errors, several_independent) {
              4, "t.ra:3:12: error: unknown name 'q'",
              "t.ra:4:22: error: 'out:' of linear must be at least 1; got -1",
              "t.ra:5:15: error: sigmoid takes 1 positional argument; got 2",
-             "t.ra:7:28: error: axis 5 is out of range for f32[1, 4] (1 axis per example)");
+             "t.ra:7:28: error: axis 5 is out of range for f32[B, 4] (1 axis per example)");
 }
 
 Test(lower_errors, clause_errors_once) {
@@ -885,7 +885,7 @@ Test(lower_errors, misc) {
              "  input x : f32[4]\n"
              "  y = transpose(x, perm: [0, 0])\n"
              "}\n",
-             1, "t.ra:3:26: error: perm must order all 1 axes of f32[1, 4] (per example), each "
+             1, "t.ra:3:26: error: perm must order all 1 axes of f32[B, 4] (per example), each "
                 "once");
   EXPECT_ERR("model m {\n"
              "  input x : f32[4]\n"

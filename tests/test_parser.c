@@ -503,6 +503,32 @@ Test(parser, unclosed_brace_with_note) {
   parsed_free(p);
 }
 
+Test(parser, missing_brace_before_next_declaration) {
+  Parsed *p = parse("model a {\n  repeat 2 {\n    x = 1\nconst c = 1\nmodel b {\n  y = 2\n"
+                    "model d { loss y }\n");
+  cr_assert_str_eq(p->diags,
+                   "p.ra:4:1: error: expected '}' to close '{' opened at line 2 before 'const'\n"
+                   "const c = 1\n"
+                   "^~~~~\n"
+                   "p.ra:2:12: note: to match this '{'\n"
+                   "  repeat 2 {\n"
+                   "           ^\n"
+                   "p.ra:7:1: error: expected '}' to close '{' opened at line 5 before 'model'\n"
+                   "model d { loss y }\n"
+                   "^~~~~\n"
+                   "p.ra:5:9: note: to match this '{'\n"
+                   "model b {\n"
+                   "        ^\n");
+  /* the bodies are closed where the next declaration starts */
+  cr_assert_eq(p->f->nitems, 4);
+  cr_assert_eq(item(p, 0)->nbody, 1);
+  cr_assert_eq(item(p, 0)->body[0]->kind, ST_REPEAT);
+  cr_assert_str_eq(item(p, 1)->name, "c");
+  cr_assert_eq(item(p, 2)->nbody, 1);
+  cr_assert_str_eq(item(p, 3)->name, "d");
+  parsed_free(p);
+}
+
 Test(parser, several_errors_in_one_run) {
   Parsed *p = parse("const = 1\n"
                     "model m {\n"

@@ -530,6 +530,8 @@ Test(data, errors) {
        "unknown argument 'lenght' for synthetic; did you mean 'length'?"},
       {"data d = synthetic(task: sort, length: 4, vocab: 8) { }", 1, "'task' expects copy, reverse or recall, found 'sort'"},
       {"data d = synthetic(task: copy, vocab: 8) { }", 1, "synthetic needs 'length:'"},
+      {"data d = synthetic(task: recall,\n length: 21, vocab: 12) { }", 2,
+       "recall of length 21 holds 10 key/value pairs, which needs vocab at least 22; found 12"},
       {"data d = text(\"a.txt\") {\n tokenize chars\n}", 1, "text data needs 'window N'"},
       {"data d = tsv(\"a.tsv\") {\n text column 0 maxlen 4\n split train 0.8 valid 0.3\n}", 3,
        "add up to 1.1"},
@@ -625,6 +627,8 @@ Test(train, defaults) {
   cr_assert_float_eq(t.weight_decay, 0, 0);
   cr_assert_eq(t.sched, SCHED_CONSTANT);
   cr_assert_eq(t.epochs, 2);
+  cr_assert_eq(t.seed, 1);
+  cr_assert_eq(t.metrics, (unsigned)MET_LOSS);
   cr_assert(!t.eval_on);
   ctx_free(c);
   c = parse_only("train m on d { optimizer adam; batch 4; epochs 1; eval test every epoch }\n");

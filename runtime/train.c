@@ -205,8 +205,64 @@ static int check_data(const Model *m, const DataSet *ds, const TrainDecl *t, cha
 
 /* ---- evaluation ---- */
 
+/* head_diversity of one example (docs/language.md §8): 1 - the mean over
+ * head pairs of |cos| between the heads' contributions to the layer output.
+ * For attention, head i's contribution is C_i · wo[i·hd:(i+1)·hd, :]
+ * ([T, dim], all heads in the same space); for attnpool, row i of A·x.
+ * heads: [H][L]; scratch: H * (L / hd) * dim floats when wo is given. */
+static double head_diversity(const float *heads, int64_t H, int64_t L, const float *wo,
+                             int64_t hd, int64_t dim, float *scratch) {
+  if (H < 2) return 1.0;
+  const float *v = heads;
+  int64_t n = L;
+  if (wo) {
+    int64_t T = L / hd;
+    for (int64_t i = 0; i < H; i++)
+      for (int64_t t = 0; t < T; t++) {
+        float *o = scratch + (i * T + t) * dim;
+        const float *c = heads + i * L + t * hd;
+        for (int64_t j = 0; j < dim; j++) o[j] = 0;
+        for (int64_t k = 0; k < hd; k++) {
+          const float *w = wo + (i * hd + k) * dim;
+          for (int64_t j = 0; j < dim; j++) o[j] += c[k] * w[j];
+        }
+      }
+    v = scratch;
+    n = T * dim;
+  }
+  double acc = 0;
+  int64_t pairs = 0;
+  for (int64_t i = 0; i < H; i++)
+    for (int64_t j = i + 1; j < H; j++) {
+      double dot = 0, ni = 0, nj = 0;
+      for (int64_t k = 0; k < n; k++) {
+        dot += (double)v[i * n + k] * v[j * n + k];
+        ni += (double)v[i * n + k] * v[i * n + k];
+        nj += (double)v[j * n + k] * v[j * n + k];
+      }
+      acc += (ni > 0 && nj > 0) ? fabs(dot) / sqrt(ni * nj) : 1.0;
+      pairs++;
+    }
+  return 1.0 - acc / (double)pairs;
+}
+
+/* Floats of scratch head_diversity needs for the groups of m. */
+static int64_t diversity_scratch(const Bound *b) {
+  int64_t most = 0;
+  for (int g = 0; g < b->m->ngroups; g++) {
+    const IrOutput *ho = ir_find_output(b->f, OUT_HEADS, g);
+    if (!ho) continue;
+    const HeadGroup *hg = &b->m->groups[g];
+    const IrType *ht = &b->f->nodes[ho->value].type;
+    int64_t H = ht->dim[1], L = ir_numel(ht) / (ht->dim[0] * H);
+    int64_t need = hg->head_dim > 0 ? H * (L / hg->head_dim) * hg->dim : 0;
+    if (need > most) most = need;
+  }
+  return most;
+}
+
 static void eval_accumulate(const Bound *b, int64_t real, double *loss_sum, int64_t *npos,
-                            int64_t *correct, double *div_sum, int ngroups) {
+                            int64_t *correct, double *div_sum, int ngroups, float *scratch) {
   const IrOutput *po = ir_find_output(b->f, OUT_PRED, -1);
   if (po && b->m->ntargets > 0) {
     const IrType *lt = &b->f->nodes[po->value].type;
@@ -238,27 +294,15 @@ static void eval_accumulate(const Bound *b, int64_t real, double *loss_sum, int6
   for (int g = 0; g < ngroups && g < 64; g++) {
     const IrOutput *ho = ir_find_output(b->f, OUT_HEADS, g);
     if (!ho) continue;
+    const HeadGroup *hg = &b->m->groups[g];
     const IrType *ht = &b->f->nodes[ho->value].type;
     const float *h = exec_ptr(b->ex, ho->value);
     int64_t H = ht->dim[1], L = ir_numel(ht) / (ht->dim[0] * H);
-    if (H < 2) { div_sum[g] += (double)real; continue; }
-    for (int64_t e = 0; e < real; e++) {
-      const float *v = h + e * H * L;
-      double acc = 0;
-      int pairs = 0;
-      for (int64_t i = 0; i < H; i++)
-        for (int64_t j = i + 1; j < H; j++) {
-          double dot = 0, ni = 0, nj = 0;
-          for (int64_t k = 0; k < L; k++) {
-            dot += (double)v[i * L + k] * v[j * L + k];
-            ni += (double)v[i * L + k] * v[i * L + k];
-            nj += (double)v[j * L + k] * v[j * L + k];
-          }
-          acc += (ni > 0 && nj > 0) ? fabs(dot) / sqrt(ni * nj) : 1.0;
-          pairs++;
-        }
-      div_sum[g] += 1.0 - acc / pairs;
-    }
+    const float *wo = NULL;
+    if (!hg->attnpool && hg->wo >= 0)
+      wo = b->ex->params + b->m->params[hg->wo].offset;
+    for (int64_t e = 0; e < real; e++)
+      div_sum[g] += head_diversity(h + e * H * L, H, L, wo, hg->head_dim, hg->dim, scratch);
   }
 }
 
@@ -270,15 +314,21 @@ static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int n
   int64_t bs = b->f->batch, n = ds->split_n[split];
   double loss_sum = 0, div_sum[64] = {0};
   int64_t npos = 0, correct = 0;
+  int64_t nscratch = diversity_scratch(b);
+  float *scratch = ra_calloc(&b->alloc, (size_t)(nscratch ? nscratch : 1), sizeof(float));
+  if (!scratch) return fail(err, errlen, RA_ENOMEM, "out of memory for evaluation");
   bool was = kc->training;
   kc->training = false;
-  for (int64_t s = 0; s < n; s += bs) {
+  int rc = 0;
+  for (int64_t s = 0; s < n && rc == 0; s += bs) {
     int64_t real = bound_fill(b, ds, split, NULL, s, bs);
-    int rc = bound_run(b, kc, err, errlen);
-    if (rc) { kc->training = was; return rc; }
-    eval_accumulate(b, real, &loss_sum, &npos, &correct, div_sum, r->ngroups);
+    rc = bound_run(b, kc, err, errlen);
+    if (rc == 0)
+      eval_accumulate(b, real, &loss_sum, &npos, &correct, div_sum, r->ngroups, scratch);
   }
   kc->training = was;
+  ra_free_mem(&b->alloc, scratch, (size_t)(nscratch ? nscratch : 1) * sizeof(float));
+  if (rc) return rc;
   r->examples = n;
   r->loss = npos ? loss_sum / (double)npos : 0;
   r->perplexity = exp(r->loss);
@@ -381,9 +431,9 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
   rc = check_data(L->step.m, L->ds, t, err, errlen);
   if (rc) return rc;
   if (need_eval) {
+    L->have_eval = true; /* loop_free frees a partly made one too */
     rc = bound_make(&L->eval, a, L->p, L->item, t->batch, false, L->ms, err, errlen);
     if (rc) return rc;
-    L->have_eval = true;
   }
   int threads = L->o->threads > 0 ? L->o->threads : t->threads > 0 ? (int)t->threads
                                         : (L->o->default_threads > 0 ? L->o->default_threads : 1);

@@ -27,7 +27,7 @@ endif
 
 WARN     := -Wall -Wextra -Wno-unused-parameter
 CFLAGS_ALL := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fPIC -fopenmp $(CFLAGS)
-LIBCFLAGS := $(CFLAGS_ALL) -fvisibility=hidden -DRA_BUILDING_LIB -DRA_STDLIB_DIR=\"$(PREFIX)/share/rac/stdlib\" -I$(B)/lang -Iinclude
+LIBCFLAGS := $(CFLAGS_ALL) -fvisibility=hidden -DRA_BUILDING_LIB -DRA_STDLIB_DIR=\"$(abspath $(PREFIX))/share/rac/stdlib\" -I$(B)/lang -Iinclude
 LIBS     := -lopenblas -lffi -ljansson -ldl -lm -fopenmp $(LDSAN)
 
 LANG_SRC := $(wildcard lang/*.c)
@@ -38,7 +38,7 @@ LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(LANG_SRC) $(COMP_SRC) $(RT_SRC)) \
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 
-.PHONY: all test test-unit clean install data fuzz bench
+.PHONY: all test test-unit clean install uninstall embed embed-check data fuzz bench FORCE
 all: $(B)/libra.a $(B)/libra.so $(B)/rac
 
 $(B)/lang/parser.c $(B)/lang/parser.h: lang/parser.y
@@ -74,6 +74,13 @@ $(B)/tests/%: tests/%.c tests/testutil.h $(B)/libra.a
 	@mkdir -p $(B)/tests
 	$(CC) $(CFLAGS_ALL) -Iinclude -I$(B)/lang -o $@ $< $(B)/libra.a $(LIBS) -lcriterion
 
+# A small native library for the extern tests (tests/ffi/myops.c).
+$(B)/tests/libmyops.so: tests/ffi/myops.c
+	@mkdir -p $(B)/tests
+	$(CC) -std=c11 $(OPT) $(WARN) -fPIC -shared -o $@ $< -lm
+
+$(TEST_BIN): $(B)/tests/libmyops.so
+
 test: all $(TEST_BIN)
 	@bash tests/run.sh $(B)
 
@@ -89,6 +96,76 @@ fuzz:
 
 bench: all
 	@bash bench/run.sh $(B)
+
+# ---- install: make install PREFIX=/usr/local [DESTDIR=/staging] ----
+VERSION := $(shell sed -n 's/^\#define RA_VERSION_STRING "\(.*\)"/\1/p' include/ra.h)
+BINDIR  ?= $(PREFIX)/bin
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+DATADIR ?= $(PREFIX)/share/rac
+MANDIR  ?= $(PREFIX)/share/man/man1
+PCDIR   ?= $(LIBDIR)/pkgconfig
+
+# The library's default stdlib folder (RA_STDLIB_DIR) comes from PREFIX:
+# api.o is rebuilt when PREFIX changes.
+$(B)/prefix.stamp: FORCE
+	@mkdir -p $(B)
+	@echo '$(abspath $(PREFIX))' | cmp -s - $@ || echo '$(abspath $(PREFIX))' > $@
+$(B)/runtime/api.o: $(B)/prefix.stamp
+FORCE:
+
+$(B)/ra.pc: ra.pc.in include/ra.h $(B)/prefix.stamp
+	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@LIBDIR@|$(abspath $(LIBDIR))|' \
+	    -e 's|@INCLUDEDIR@|$(abspath $(INCDIR))|' -e 's|@VERSION@|$(VERSION)|' ra.pc.in > $@
+
+install: all $(B)/ra.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR) \
+	    $(DESTDIR)$(MANDIR) $(DESTDIR)$(DATADIR)/stdlib
+	install -m 755 $(B)/rac $(DESTDIR)$(BINDIR)/rac
+	install -m 644 include/ra.h $(DESTDIR)$(INCDIR)/ra.h
+	install -m 644 $(B)/libra.a $(DESTDIR)$(LIBDIR)/libra.a
+	install -m 755 $(B)/libra.so $(DESTDIR)$(LIBDIR)/libra.so.$(VERSION)
+	ln -sf libra.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libra.so.0
+	ln -sf libra.so.0 $(DESTDIR)$(LIBDIR)/libra.so
+	install -m 644 $(B)/ra.pc $(DESTDIR)$(PCDIR)/ra.pc
+	install -m 644 docs/rac.1 $(DESTDIR)$(MANDIR)/rac.1
+	cd stdlib && find . -type d -exec install -d '$(abspath $(DESTDIR)$(DATADIR))/stdlib/{}' ';' \
+	    && find . -type f -name '*.ra' -exec install -m 644 {} '$(abspath $(DESTDIR)$(DATADIR))/stdlib/{}' ';'
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/rac $(DESTDIR)$(INCDIR)/ra.h $(DESTDIR)$(LIBDIR)/libra.a \
+	    $(DESTDIR)$(LIBDIR)/libra.so $(DESTDIR)$(LIBDIR)/libra.so.0 \
+	    $(DESTDIR)$(LIBDIR)/libra.so.$(VERSION) $(DESTDIR)$(PCDIR)/ra.pc $(DESTDIR)$(MANDIR)/rac.1
+	rm -rf $(DESTDIR)$(DATADIR)/stdlib
+	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
+
+# ---- the embedding example (examples/embed) ----
+# make embed: built in-tree against build/libra.a (run it from examples/embed).
+$(B)/embed: examples/embed/embed.c include/ra.h $(B)/libra.a
+	$(CC) $(CFLAGS_ALL) -Iinclude -o $@ $< $(B)/libra.a $(LIBS)
+
+embed: $(B)/embed
+
+# make embed-check: installs into $(B)/prefix (from its own build folder, so
+# the compiled-in paths are the prefix's), builds the example outside the
+# tree with pkg-config (shared and static), runs both, and runs the shared
+# one under valgrind (20 training steps: valgrind is ~150 times slower).
+EMBED_PREFIX := $(abspath $(B))/prefix
+VALGRIND ?= valgrind --quiet --leak-check=full --error-exitcode=1 \
+            --suppressions=$(abspath tests/valgrind.supp)
+embed-check:
+	@$(MAKE) --no-print-directory SAN= B=$(B)/embed-build PREFIX=$(EMBED_PREFIX) install >/dev/null
+	@set -e; tmp=$$(mktemp -d /tmp/rac-embed.XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
+	cp examples/embed/embed.c examples/embed/embed.ra examples/embed/Makefile "$$tmp"/; \
+	cd "$$tmp"; \
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL PKG_CONFIG_PATH=$(EMBED_PREFIX)/lib/pkgconfig \
+	    $(MAKE) --no-print-directory embed static >/dev/null; \
+	export OMP_WAIT_POLICY=PASSIVE; \
+	./embed > out.txt || { cat out.txt; exit 1; }; \
+	./embed-static > out-static.txt || { cat out-static.txt; exit 1; }; \
+	$(VALGRIND) ./embed embed.ra 20 > out-vg.txt || { cat out-vg.txt; echo "embed-check: valgrind found errors"; exit 1; }; \
+	tail -1 out.txt | grep -qx ok; \
+	echo "embed-check: ok (installed in $(EMBED_PREFIX); shared, static and valgrind runs pass)"
 
 clean:
 	rm -rf build build-san

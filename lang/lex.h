@@ -42,7 +42,6 @@ typedef struct Lexer {
   int last_kind;      /* kind of the last token returned; -2 before any */
   bool stopped;       /* a fatal error was reported; only TK_STOP from now */
   bool closing;       /* at the end: unclosed brackets reported, now closing */
-  int64_t told_open;  /* offset of an opener already reported unclosed, or -1 */
   int depth;          /* open ( [ { */
   unsigned char open[LEX_MAX_DEPTH];
   Span open_span[LEX_MAX_DEPTH];

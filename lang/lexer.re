@@ -38,7 +38,6 @@ void lex_init(Lexer *L, Arena *arena, DiagList *diags, const SrcFile *f, int fil
   L->line_start = L->text;
   L->line = 1;
   L->last_kind = -2;
-  L->told_open = -1;
 }
 
 static Span span_at(const Lexer *L, const unsigned char *p, size_t len) {
@@ -127,7 +126,6 @@ static Tok lex_at_end(Lexer *L) {
   const unsigned char *p = L->end;
   if (L->depth > 0 && !L->closing) {
     L->closing = true;
-    if (L->told_open == (int64_t)L->open_span[L->depth - 1].off) goto close;
     int i = L->depth - 1;
     Span o = L->open_span[i];
     unsigned char c = L->open[i];
@@ -146,7 +144,6 @@ static Tok lex_at_end(Lexer *L) {
     diag_note(L->diags, g, o, "to match this '%c'", c);
     if (L->stopped) return tok_stop(L);
   }
-close:
   if (L->depth > 0) {
     L->depth--;
     return tok_make(L, closer_kind(L->open[L->depth]), p, p);

@@ -2,9 +2,13 @@
  * and words syntax errors.
  *
  * Tokens stream from the lexer straight into the parser (no token array).
- * While the parser discards tokens after a syntax error, whole { } groups
- * are skipped here, so a bad line that opens a block cannot close the body
- * around it.  Parsing stops at the end of the file, after a fatal lexical
+ * Each token is checked against the parser state before it is fed, so a
+ * syntax error is worded from what the state expected ("expected ',' or
+ * ')' before '2'") before lemon's default reductions blur it.  While the
+ * parser discards tokens after an error, whole { } groups are skipped, so a
+ * bad line that opens a block cannot close the body around it.  A
+ * declaration keyword at the start of a statement means the body before it
+ * lacks its '}': that is reported once and the body is closed there.  Parsing stops at the end of the file, after a fatal lexical
  * error (nesting limit), when the parser stack is full, or once the error
  * limit of the DiagList is passed.  Running out of memory unwinds through
  * the arena's oom_jmp and returns NULL.
@@ -21,6 +25,7 @@ size_t lang_parser_size(void);
 void lang_parser_init(void *p, PState *ps);
 bool lang_parser_recovering(const void *p);
 bool lang_parser_precheck(void *parser, PState *ps, Tok t);
+bool lang_parser_expects(const void *parser, int kind);
 void lang_parser(void *p, int major, Tok minor);
 void lang_parserFinalize(void *p);
 
@@ -59,22 +64,6 @@ void parse_syntax_error(PState *ps, Tok t, const bool *acc, int nacc) {
   if (t.kind == TK_EQ && p.kw && !acc[TK_EQ] &&
       (p.kind == TK_LOSS || p.kind == TK_REPEAT || p.kind == TK_RETURN)) {
     diag_error(ps->diags, p.span, "'%s' is a keyword and cannot be used as a name", p.str);
-    return;
-  }
-
-  /* a declaration keyword where a statement belongs: most likely the body
-   * before it lacks its '}' */
-  Lexer *L = ps->lex;
-  bool decl_kw = t.kind == TK_MODEL || t.kind == TK_TRAIN || t.kind == TK_DATA ||
-                 t.kind == TK_CONST || t.kind == TK_BLOCK || t.kind == TK_EXTERN ||
-                 t.kind == TK_USE;
-  if (decl_kw && acc[TK_RBRACE] && acc[TK_INPUT] && L->depth > 0 &&
-      L->open[L->depth - 1] == '{' && p.kind == TK_NEWLINE) {
-    Span o = L->open_span[L->depth - 1];
-    Diag *g = diag_error(ps->diags, t.span, "expected '}' to close '{' opened at line %d before %s",
-                         (int)o.line, tok_desc(ps, t));
-    diag_note(ps->diags, g, o, "to match this '{'");
-    L->told_open = o.off;
     return;
   }
 
@@ -144,6 +133,49 @@ static bool over_limit(const DiagList *d) {
   return d->max_errors > 0 && d->nerrors > d->max_errors;
 }
 
+static void feed(PState *ps, void *parser, Tok t) {
+  ps->cur = t;
+  ps->reported = lang_parser_precheck(parser, ps, t);
+  lang_parser(parser, t.kind, t);
+  ps->prev = t;
+}
+
+static bool is_decl_keyword(int kind) {
+  return kind == TK_MODEL || kind == TK_TRAIN || kind == TK_DATA || kind == TK_CONST ||
+         kind == TK_BLOCK || kind == TK_EXTERN || kind == TK_USE;
+}
+
+/* A declaration keyword at the start of a statement: the body (or bodies)
+ * before it lack their '}'.  Reports that once, then closes them with
+ * synthetic tokens so the declaration parses normally. */
+static Tok synthetic(Tok at, int kind) {
+  Tok t = at;
+  t.kind = kind;
+  t.span.len = 0;
+  t.kw = false;
+  t.str = NULL;
+  return t;
+}
+
+static void close_open_bodies(PState *ps, void *parser, Tok t) {
+  Lexer *L = ps->lex;
+  bool told = false;
+  while (!ps->stop && L->depth > 0 && L->open[L->depth - 1] == '{' &&
+         lang_parser_expects(parser, TK_INPUT) && lang_parser_expects(parser, TK_RBRACE)) {
+    Span o = L->open_span[L->depth - 1];
+    if (!told) {
+      Diag *g = diag_error(ps->diags, t.span, "expected '}' to close '{' opened at line %d before %s",
+                           (int)o.line, tok_desc(ps, t));
+      diag_note(ps->diags, g, o, "to match this '{'");
+      told = true;
+    }
+    L->depth--;
+    feed(ps, parser, synthetic(t, TK_RBRACE));
+    /* ends the statement (repeat) or the item the body belonged to */
+    if (lang_parser_expects(parser, TK_NEWLINE)) feed(ps, parser, synthetic(t, TK_NEWLINE));
+  }
+}
+
 static void parse_run(PState *ps, void *parser) {
   int skip = 0;  /* depth of a { } group being skipped during recovery */
   for (;;) {
@@ -158,12 +190,12 @@ static void parse_run(PState *ps, void *parser) {
       skip = 1;
       continue;
     }
-    ps->cur = t;
-    ps->reported = lang_parser_precheck(parser, ps, t);
-    lang_parser(parser, t.kind, t);
+    if (is_decl_keyword(t.kind) && (ps->prev.kind == TK_NEWLINE || ps->prev.kind == TK_SEMI))
+      close_open_bodies(ps, parser, t);
+    if (ps->stop || over_limit(ps->diags)) break;
+    feed(ps, parser, t);
     if (ps->stop || t.kind == TK_EOF || over_limit(ps->diags)) break;
     if (t.kind == TK_LBRACE && lang_parser_recovering(parser)) skip = 1;
-    ps->prev = t;
   }
 }
 

@@ -303,6 +303,11 @@ static void rap_syntax_error(yyParser *p, PState *ps, Tok t) {
   parse_syntax_error(ps, t, acc, YYNTOKEN);
 }
 
+/* Whether the grammar names token kind `kind` as acceptable now. */
+bool lang_parser_expects(const void *parser, int kind) {
+  return rap_accepts(parser, kind, false);
+}
+
 /* Reports a syntax error at t before it is fed, if the parser will reject
  * it and lemon would report it (not during recovery).  Returns whether it
  * reported. */

@@ -304,6 +304,21 @@ const char *ra_diagnostics(ra_ctx *ctx) {
   return ctx->diag_text ? ctx->diag_text : "";
 }
 
+/* A compile step after loading (lowering, autodiff, planning) failed: out of
+ * memory if the program's arena ran out since api_compile_begin, else the
+ * diagnostics it left (RA_ESPEC). */
+void api_compile_begin(ra_ctx *ctx) {
+  if (ctx->prog) ctx->prog->arena->failed = 0;
+}
+
+int api_compile_fail(ra_ctx *ctx, const char *model) {
+  bool oom = ctx->prog && ctx->prog->arena->failed;
+  const char *r = oom ? NULL : diag_render(&ctx->diags, ctx->color);
+  if (oom || !r || !*r)
+    return api_fail(ctx, RA_ENOMEM, "out of memory while compiling model '%s'", model);
+  return api_fail(ctx, RA_ESPEC, "%s", r);
+}
+
 static int need_program(ra_ctx *ctx, const char *fn) {
   if (!ctx->prog)
     return api_fail(ctx, RA_EUSAGE, "%s: no spec is loaded (call ra_load_file first%s)", fn,
@@ -357,9 +372,10 @@ ra_model *api_model(ra_ctx *ctx, const char *name) {
              s ? s : "", s ? "'?" : "");
     return NULL;
   }
+  api_compile_begin(ctx);
   Model *meta = lower_model(ctx->prog, item, 1);
   if (!meta) {
-    api_fail(ctx, RA_ESPEC, "model '%s' does not compile:\n%s", name, diag_render(&ctx->diags, 0));
+    api_compile_fail(ctx, name);
     return NULL;
   }
   ra_model *m = ra_calloc(&ctx->alloc, 1, sizeof *m);
@@ -500,8 +516,11 @@ int ra_train(ra_ctx *ctx, const char *train_name,
   o.on_step = on_step;
   o.step_ud = ud;
   char err[2048] = "";
+  api_compile_begin(ctx);
   int rc = train_run(ctx->prog, &t, &m->ms, &o, err, sizeof err);
   if (rc) {
+    if (rc == RA_ESPEC && ctx->prog->arena->failed)
+      return api_compile_fail(ctx, t.model);
     if (rc == RA_ESPEC && ctx->diags.nerrors)
       return api_fail(ctx, rc, "%s", diag_render(&ctx->diags, ctx->color));
     return api_fail(ctx, rc, "%s", err);
@@ -515,8 +534,9 @@ static int fwd_prepare(ra_model *m, int64_t batch) {
   ra_ctx *ctx = m->ctx;
   if (m->fex && m->fwd_batch == batch) return 0;
   fwd_free(m);
+  api_compile_begin(ctx);
   Model *lm = lower_model(ctx->prog, m->item, batch);
-  if (!lm) return api_fail(ctx, RA_ESPEC, "model '%s' does not compile for batch %lld", m->name, (long long)batch);
+  if (!lm) return api_compile_fail(ctx, m->name);
   /* keep only the named outputs, so the loss and targets drop out */
   IrFunc view = *lm->fwd;
   IrOutput *outs = arena_alloc(ctx->prog->arena, sizeof *outs * (size_t)(view.nout + 1));
@@ -582,6 +602,7 @@ int ra_forward(ra_model *m, const ra_tensor *inputs, int n_inputs, ra_tensor *ou
     }
     batch = t->shape[0];
   }
+  if (ffi_prepare(ctx)) return ctx->code;
   if (fwd_prepare(m, batch)) return ctx->code;
   for (int i = 0; i < n_inputs; i++) {
     memcpy(m->fin[i], inputs[i].data, m->fin_bytes[i]);

@@ -84,6 +84,10 @@ ra_model *api_model(ra_ctx *ctx, const char *name);
 const TrainDecl *api_find_train(ra_ctx *ctx, const char *name);
 int api_train_decl(ra_ctx *ctx, const char *name, TrainDecl *out);
 void api_run_options(ra_ctx *ctx, RunOptions *o);
+/* Around compile steps after loading: RA_ENOMEM if the arena ran out,
+ * else RA_ESPEC with the rendered diagnostics. */
+void api_compile_begin(ra_ctx *ctx);
+int api_compile_fail(ra_ctx *ctx, const char *model);
 
 /* ffi.c: resolves the program's extern functions (dlopen/dlsym or host
  * registrations) into ctx->externs; refuses unless allow_extern.  Called

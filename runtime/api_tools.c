@@ -37,14 +37,25 @@ static const char *params_table(ra_ctx *ctx, const Model *m) {
   return s ? s : "";
 }
 
+/* Hands a dump to the caller; out of memory if it or its copy failed. */
+static int dump_out(ra_ctx *ctx, const char *s, const char **text) {
+  *text = api_set_text(ctx, s);
+  if (!s || !ctx->text || ctx->prog->arena->failed) {
+    *text = "";
+    return api_fail(ctx, RA_ENOMEM, "ra_dump: out of memory");
+  }
+  ctx->code = RA_OK;
+  return 0;
+}
+
 int ra_dump(ra_ctx *ctx, const char *model_name, const char *what, const char **text) {
   if (!ctx) return RA_EUSAGE;
   if (!what || !text) return api_fail(ctx, RA_EUSAGE, "ra_dump: what and text must not be NULL");
   *text = "";
   if (!ctx->prog) return api_fail(ctx, RA_EUSAGE, "ra_dump: no spec is loaded");
   if (!strcmp(what, "ast")) {
-    *text = api_set_text(ctx, ast_dump(ctx->prog->arena, ctx->prog->files[0]));
-    return 0;
+    api_compile_begin(ctx);
+    return dump_out(ctx, ast_dump(ctx->prog->arena, ctx->prog->files[0]), text);
   }
   const char *name = model_name;
   if (!name) {
@@ -57,27 +68,25 @@ int ra_dump(ra_ctx *ctx, const char *model_name, const char *what, const char **
   bool plan = strstr(what, "plan") != NULL, params = !strcmp(what, "params");
   if (!grad && !opt && !plan && !params && strcmp(what, "ir"))
     return api_fail(ctx, RA_EUSAGE, "ra_dump: unknown dump '%s' (ast, ir, grad, opt, grad+opt, plan, params)", what);
+  api_compile_begin(ctx);
   Model *m = lower_model(ctx->prog, item, dump_batch(ctx, name));
-  if (!m) return api_fail(ctx, RA_ESPEC, "%s", diag_render(&ctx->diags, ctx->color));
+  if (!m) return api_compile_fail(ctx, name);
   if (params) {
-    *text = api_set_text(ctx, params_table(ctx, m));
-    return 0;
+    return dump_out(ctx, params_table(ctx, m), text);
   }
   IrFunc *f = m->fwd;
   if (grad || plan) {
     f = autodiff_externs(ctx->prog->arena, m, ctx->prog->externs, ctx->prog->nexterns, &ctx->diags);
-    if (!f) return api_fail(ctx, RA_ESPEC, "%s", diag_render(&ctx->diags, ctx->color));
+    if (!f) return api_compile_fail(ctx, name);
   }
   if (opt || plan) f = pass_optimize(ctx->prog->arena, f);
   if (!f) return api_fail(ctx, RA_ENOMEM, "out of memory");
   if (plan) {
     MemPlan *mp = plan_memory(ctx->prog->arena, f);
     if (!mp) return api_fail(ctx, RA_ENOMEM, "out of memory");
-    *text = api_set_text(ctx, plan_print(ctx->prog->arena, f, mp));
-    return 0;
+    return dump_out(ctx, plan_print(ctx->prog->arena, f, mp), text);
   }
-  *text = api_set_text(ctx, ir_print(ctx->prog->arena, f, &ctx->src, true));
-  return 0;
+  return dump_out(ctx, ir_print(ctx->prog->arena, f, &ctx->src, true), text);
 }
 
 /* ---- predict ---- */

@@ -47,11 +47,11 @@ int mstate_save(const ModelState *ms, const char *path, uint64_t spec_hash, char
     for (int i = 0; i < ms->nparams; i++) {
       const ParamInfo *pi = &ms->params[i];
       const float *base = pass == 0 ? ms->w : pass == 1 ? ms->opt_m : ms->opt_v;
-      size_t len = strlen(pi->path) + 16;
+      const char *pre = pass == 0 ? "" : pass == 1 ? "optim.m/" : "optim.v/";
+      size_t len = strlen(pre) + strlen(pi->path) + 1; /* freed as strlen + 1 */
       names[k] = ra_malloc(&a, len);
       if (!names[k]) { rc = RA_ENOMEM; break; }
-      snprintf(names[k], len, "%s%s", pass == 0 ? "" : pass == 1 ? "optim.m/" : "optim.v/",
-               pi->path);
+      snprintf(names[k], len, "%s%s", pre, pi->path);
       t[k].name = names[k];
       t[k].dtype = 0;
       t[k].ndim = pi->type.rank;

@@ -12,13 +12,14 @@ make -s -f tests/fuzz/fuzz.mk B="$B"
 mkdir -p "$B/fuzz/work" "$B/fuzz/crashes"
 log="$B/fuzz/last-run.log"
 set +e
+start=$SECONDS
 "$B/fuzz/fuzz_frontend" "$B/fuzz/work" tests/fuzz/corpus tests/fuzz/regress \
   -dict=tests/fuzz/ra.dict -max_len=4096 -max_total_time="$secs" -print_final_stats=1 \
   -artifact_prefix="$B/fuzz/crashes/" >"$log" 2>&1
 rc=$?
 set -e
 execs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' "$log" | tail -1)
-echo "fuzz_frontend: ${execs:-?} executions in ${secs}s (exit $rc; log in $log)"
+echo "fuzz_frontend: ${execs:-?} executions in $((SECONDS - start))s (exit $rc; log in $log)"
 if [ "$rc" -ne 0 ]; then
   grep -E "ERROR|SUMMARY|Test unit written" "$log" | head -20
   exit "$rc"

@@ -44,6 +44,7 @@ all: $(B)/libra.a $(B)/libra.so $(B)/rac
 $(B)/lang/parser.c $(B)/lang/parser.h: lang/parser.y
 	@mkdir -p $(B)/lang
 	$(LEMON) -q -d$(B)/lang $(if $(LEMPAR),-T$(LEMPAR)) lang/parser.y
+	@touch $(B)/lang/parser.c $(B)/lang/parser.h
 
 $(B)/lang/lexer.c: lang/lexer.re $(B)/lang/parser.h
 	@mkdir -p $(B)/lang
@@ -163,7 +164,7 @@ embed-check:
 	export OMP_WAIT_POLICY=PASSIVE; \
 	./embed > out.txt || { cat out.txt; exit 1; }; \
 	./embed-static > out-static.txt || { cat out-static.txt; exit 1; }; \
-	$(VALGRIND) ./embed embed.ra 20 > out-vg.txt || { cat out-vg.txt; echo "embed-check: valgrind found errors"; exit 1; }; \
+	$(VALGRIND) ./embed embed.ra 20 2 > out-vg.txt || { cat out-vg.txt; echo "embed-check: valgrind found errors"; exit 1; }; \
 	tail -1 out.txt | grep -qx ok; \
 	echo "embed-check: ok (installed in $(EMBED_PREFIX); shared, static and valgrind runs pass)"
 

@@ -26,11 +26,16 @@ int api_fail(ra_ctx *ctx, int code, const char *fmt, ...) {
   size_t need = (size_t)n + 1;
   if (need > ctx->errcap) {
     char *p = ra_realloc(&ctx->alloc, ctx->err, ctx->errcap, need);
-    if (p) {
-      ctx->err = p;
-      ctx->errcap = need;
+    if (!p) {
+      /* ra_error says the message is lost rather than show part of it */
+      ctx->err_lost = true;
+      ctx->code = code;
+      return code;
     }
+    ctx->err = p;
+    ctx->errcap = need;
   }
+  ctx->err_lost = false;
   if (ctx->err && ctx->errcap) {
     va_start(ap, fmt);
     vsnprintf(ctx->err, ctx->errcap, fmt, ap);
@@ -42,6 +47,7 @@ int api_fail(ra_ctx *ctx, int code, const char *fmt, ...) {
 
 static int ok(ra_ctx *ctx) {
   ctx->code = RA_OK;
+  ctx->err_lost = false;
   if (ctx->err && ctx->errcap) ctx->err[0] = 0;
   return RA_OK;
 }
@@ -121,7 +127,10 @@ void ra_free(ra_ctx *ctx) {
 
 const char *ra_error(ra_ctx *ctx) {
   if (!ctx) return "ra_error: the context is NULL (ra_new failed?)";
-  return ctx->err && ctx->code ? ctx->err : "";
+  if (!ctx->code) return "";
+  if (ctx->err_lost || !ctx->err)
+    return "out of memory: the message of this error could not be stored";
+  return ctx->err;
 }
 
 int ra_errcode(ra_ctx *ctx) { return ctx ? ctx->code : RA_EUSAGE; }
@@ -251,6 +260,8 @@ static int load_source(ra_ctx *ctx, const char *name, const char *text, size_t l
   ctx->diag_text = api_strdup(ctx, rendered ? rendered : "");
   if (!p || ctx->diags.nerrors > 0) {
     ctx->prog = NULL;
+    if (ctx->arena.failed) /* the errors say "out of memory ..." */
+      return api_fail(ctx, RA_ENOMEM, "out of memory while compiling '%s'", name);
     int code = api_fail(ctx, RA_ESPEC, "%s", rendered && *rendered ? rendered : "the spec has errors\n");
     return code;
   }

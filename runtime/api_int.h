@@ -45,6 +45,7 @@ struct ra_ctx {
   int code;
   char *err;
   size_t errcap;
+  bool err_lost;            /* the last message did not fit and memory ran out */
   /* options */
   int threads;
   uint64_t seed;

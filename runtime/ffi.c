@@ -163,39 +163,36 @@ void ffi_host_free(ra_ctx *ctx) {
 
 /* ---- libraries ---- */
 
-/* dlopen's the library of e: relative paths are tried in the spec's folder
- * first, then as given (so a bare name also searches the system paths). */
+/* dlopen's the library of e: a relative path is tried in the spec's folder
+ * first, then as given (a bare name then also searches the system's library
+ * path; a path with a slash is relative to the working directory). */
 static int open_lib(ra_ctx *ctx, const ExternDecl *e, void **out) {
   const char *lib = e->lib;
-  void *h = NULL;
+  const char *dir = e->spec_dir && *e->spec_dir ? e->spec_dir : ".";
   char path[4096];
-  path[0] = 0;
-  if (lib[0] != '/' && e->spec_dir && *e->spec_dir && strcmp(e->spec_dir, ".")) {
-    int k = snprintf(path, sizeof path, "%s/%s", e->spec_dir, lib);
+  if (lib[0] != '/') {
+    int k = snprintf(path, sizeof path, "%s/%s", dir, lib);
     if (k > 0 && (size_t)k < sizeof path && access(path, F_OK) == 0) {
       dlerror();
-      h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+      void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
       if (!h) {
         const char *de = dlerror();
-        return api_fail(ctx, RA_EEXTERN,
-                        LOC_FMT "cannot load '%s' for extern function '%s': %s",
+        return api_fail(ctx, RA_EEXTERN, LOC_FMT "cannot load '%s' for extern function '%s': %s",
                         LOC_ARGS(ctx, lib_span(e)), path, e->name, de ? de : "unknown error");
       }
       *out = h;
       return 0;
     }
-    path[0] = 0;
   }
   dlerror();
-  h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+  void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     const char *de = dlerror();
-    bool looked = e->spec_dir && *e->spec_dir && strcmp(e->spec_dir, ".") && lib[0] != '/';
+    bool looked = lib[0] != '/';
     return api_fail(ctx, RA_EEXTERN,
                     LOC_FMT "cannot load library '%s' for extern function '%s': %s%s%s%s",
                     LOC_ARGS(ctx, lib_span(e)), lib, e->name, de ? de : "unknown error",
-                    looked ? " (also looked in '" : "", looked ? e->spec_dir : "",
-                    looked ? "')" : "");
+                    looked ? " (also looked in '" : "", looked ? dir : "", looked ? "')" : "");
   }
   *out = h;
   return 0;
@@ -270,7 +267,8 @@ static int resolve_one(ra_ctx *ctx, FfiState *st, int i) {
     fs = ffi_prep_cif(&t->cif, FFI_DEFAULT_ABI, 1, &ffi_type_float, t->args);
   }
   if (fs != FFI_OK)
-    return api_fail(ctx, RA_EEXTERN, LOC_FMT "libffi cannot describe extern function '%s' (status %d)",
+    return api_fail(ctx, RA_EEXTERN,
+                    LOC_FMT "libffi cannot describe extern function '%s' (status %d)",
                     LOC_ARGS(ctx, e->span), e->name, (int)fs);
   t->closure = ffi_closure_alloc(sizeof(ffi_closure), &t->code);
   if (!t->closure)
@@ -279,7 +277,8 @@ static int resolve_one(ra_ctx *ctx, FfiState *st, int i) {
   fs = ffi_prep_closure_loc(t->closure, &t->cif, e->array_form ? call_array : call_scalar, t,
                             t->code);
   if (fs != FFI_OK)
-    return api_fail(ctx, RA_EEXTERN, LOC_FMT "libffi cannot make a closure for extern function '%s' (status %d)",
+    return api_fail(ctx, RA_EEXTERN,
+                    LOC_FMT "libffi cannot make a closure for extern function '%s' (status %d)",
                     LOC_ARGS(ctx, e->span), e->name, (int)fs);
   ExternFn *x = &st->fns[i];
   x->name = e->name;
@@ -336,7 +335,8 @@ int ffi_prepare(ra_ctx *ctx) {
     if (g < 0 || p->externs[g].array_form != e->array_form) {
       /* sema reports these; a program that got here has none */
       Span s = e->grad_span.line ? e->grad_span : e->span;
-      int code = api_fail(ctx, RA_EEXTERN, LOC_FMT "the grad '%s' of '%s' is not an extern of the same form",
+      int code = api_fail(ctx, RA_EEXTERN,
+                          LOC_FMT "the grad '%s' of '%s' is not an extern of the same form",
                           LOC_ARGS(ctx, s), e->grad, e->name);
       state_free(ctx, st);
       return code;

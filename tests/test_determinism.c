@@ -45,7 +45,7 @@ static void same(Run *a, Run *b) {
   cr_assert_eq(a->n, STEPS);
   cr_assert_eq(b->n, STEPS);
   cr_assert(memcmp(a->loss, b->loss, sizeof a->loss) == 0, "loss trajectories differ");
-  size_t la, lb;
+  size_t la = 0, lb = 0;
   char *fa = tu_read_file(a->ckpt, &la), *fb = tu_read_file(b->ckpt, &lb);
   cr_assert(fa && fb, "checkpoints missing");
   cr_assert(la == lb && memcmp(fa, fb, la) == 0, "checkpoints differ");
@@ -54,21 +54,24 @@ static void same(Run *a, Run *b) {
 }
 
 Test(determinism, same_seed_same_bits_svgd, .timeout = 120) {
-  Run a = {"7", "/tmp/rac_det_a.safetensors", "svgd"}, b = {"7", "/tmp/rac_det_b.safetensors", "svgd"};
+  Run a = {.seed = "7", .ckpt = "/tmp/rac_det_a.safetensors", .rep = "svgd"};
+  Run b = {.seed = "7", .ckpt = "/tmp/rac_det_b.safetensors", .rep = "svgd"};
   run(&a);
   run(&b);
   same(&a, &b);
 }
 
 Test(determinism, same_seed_same_bits_spos, .timeout = 120) {
-  Run a = {"7", "/tmp/rac_det_c.safetensors", "spos"}, b = {"7", "/tmp/rac_det_d.safetensors", "spos"};
+  Run a = {.seed = "7", .ckpt = "/tmp/rac_det_c.safetensors", .rep = "spos"};
+  Run b = {.seed = "7", .ckpt = "/tmp/rac_det_d.safetensors", .rep = "spos"};
   run(&a);
   run(&b);
   same(&a, &b);
 }
 
 Test(determinism, other_seed_other_run, .timeout = 120) {
-  Run a = {"7", "/tmp/rac_det_e.safetensors", "svgd"}, b = {"8", "/tmp/rac_det_f.safetensors", "svgd"};
+  Run a = {.seed = "7", .ckpt = "/tmp/rac_det_e.safetensors", .rep = "svgd"};
+  Run b = {.seed = "8", .ckpt = "/tmp/rac_det_f.safetensors", .rep = "svgd"};
   run(&a);
   run(&b);
   cr_assert_eq(a.rc, 0, "%s", a.err);
@@ -77,10 +80,12 @@ Test(determinism, other_seed_other_run, .timeout = 120) {
 }
 
 Test(determinism, two_threads_two_contexts, .timeout = 180) {
-  Run s1 = {"3", "/tmp/rac_det_s1.safetensors", "svgd"}, s2 = {"4", "/tmp/rac_det_s2.safetensors", "spos"};
+  Run s1 = {.seed = "3", .ckpt = "/tmp/rac_det_s1.safetensors", .rep = "svgd"};
+  Run s2 = {.seed = "4", .ckpt = "/tmp/rac_det_s2.safetensors", .rep = "spos"};
   run(&s1);
   run(&s2);
-  Run p1 = {"3", "/tmp/rac_det_p1.safetensors", "svgd"}, p2 = {"4", "/tmp/rac_det_p2.safetensors", "spos"};
+  Run p1 = {.seed = "3", .ckpt = "/tmp/rac_det_p1.safetensors", .rep = "svgd"};
+  Run p2 = {.seed = "4", .ckpt = "/tmp/rac_det_p2.safetensors", .rep = "spos"};
   pthread_t t1, t2;
   pthread_create(&t1, NULL, run, &p1);
   pthread_create(&t2, NULL, run, &p2);

@@ -1,5 +1,10 @@
 /* test_examples.c - every example trains end to end on a reduced budget
- * and must beat a stated floor on its test split.  Needs `make data`. */
+ * and must beat a stated floor on its test split.  Needs `make data`.
+ *
+ * Floors (measured with 2 threads, seeds of the specs; chance level in
+ * brackets): fortunes 2 epochs 0.585 (0.20), licenses 6 epochs 0.74
+ * (0.28, the largest class), charlm 150 steps perplexity 8.9 (about 25 for
+ * unigram counts), reverse 2 epochs 1.00 (0.07). */
 #include <string.h>
 #include <unistd.h>
 
@@ -51,21 +56,21 @@ static void run_case(const Case *k) {
 }
 
 Test(examples, fortunes, .timeout = 600) {
-  Case k = {"examples/fortunes.ra", "data/fortunes.tsv", {"epochs=2"}, "accuracy", 0.30};
+  Case k = {"examples/fortunes.ra", "data/fortunes.tsv", {"epochs=2"}, "accuracy", 0.45};
   run_case(&k);
 }
 
 Test(examples, licenses, .timeout = 600) {
-  Case k = {"examples/licenses.ra", "data/licenses.tsv", {"epochs=2"}, "accuracy", 0.40};
+  Case k = {"examples/licenses.ra", "data/licenses.tsv", {"epochs=6"}, "accuracy", 0.50};
   run_case(&k);
 }
 
 Test(examples, charlm, .timeout = 600) {
-  Case k = {"examples/charlm.ra", "data/corpus.txt", {"steps=150", "eval=none"}, "perplexity", 20.0};
+  Case k = {"examples/charlm.ra", "data/corpus.txt", {"steps=150", "eval=none"}, "perplexity", 12.0};
   run_case(&k);
 }
 
 Test(examples, reverse, .timeout = 600) {
-  Case k = {"examples/reverse.ra", NULL, {"epochs=4"}, "accuracy", 0.30};
+  Case k = {"examples/reverse.ra", NULL, {"epochs=2"}, "accuracy", 0.90};
   run_case(&k);
 }

@@ -4,10 +4,11 @@
  * fresh context, checks that the predictions match, and shows what errors
  * look like.  Exit status 0 when everything behaved as expected.
  *
- *   make && ./embed [embed.ra [STEPS]]     (see README.md)
+ *   make && ./embed [embed.ra [STEPS [THREADS]]]     (see README.md)
  *
  * STEPS overrides the train block's `steps` (a quick run, e.g. under
- * valgrind); the check that the model learned is then skipped.
+ * valgrind); the check that the model learned is then skipped.  THREADS is
+ * the number of worker threads (default 1).
  */
 #include <math.h>
 #include <stdio.h>
@@ -40,13 +41,13 @@ static void on_log(void *ud, const char *line) {
 }
 
 /* A context with the options and host functions this spec needs. */
-static ra_ctx *setup(const char *spec, const char *steps) {
+static ra_ctx *setup(const char *spec, const char *steps, const char *threads) {
   ra_ctx *ctx = ra_new();
   if (!ctx) {
     fprintf(stderr, "embed: out of memory\n");
     return NULL;
   }
-  if (ra_set_option(ctx, "threads", "1") || ra_set_option(ctx, "seed", "1") ||
+  if (ra_set_option(ctx, "threads", threads) || ra_set_option(ctx, "seed", "1") ||
       (steps && ra_set_option(ctx, "set.steps", steps)) ||
       ra_register_fn(ctx, "softsign", "f32(f32)", (void (*)(void))softsign) ||
       ra_register_fn(ctx, "softsign_grad", "f32(f32)", (void (*)(void))softsign_grad) ||
@@ -78,6 +79,7 @@ static int predict(ra_ctx *ctx, ra_model *m, const int32_t *seq, float *probs) {
 int main(int argc, char **argv) {
   const char *spec = argc > 1 ? argv[1] : "embed.ra";
   const char *steps = argc > 2 ? argv[2] : NULL;
+  const char *threads = argc > 3 ? argv[3] : "1";
   const char *ckpt = "embed.safetensors";
   int failures = 0;
 
@@ -90,7 +92,7 @@ int main(int argc, char **argv) {
   printf("libra %s\n", ra_version_string());
 
   /* ---- train ---- */
-  ra_ctx *ctx = setup(spec, steps);
+  ra_ctx *ctx = setup(spec, steps, threads);
   if (!ctx) return 1;
   ra_set_log(ctx, on_log, NULL);
   double loss = 0;
@@ -143,7 +145,7 @@ int main(int argc, char **argv) {
     ra_free(ctx);
     return 1;
   }
-  ra_ctx *ctx2 = setup(spec, steps);
+  ra_ctx *ctx2 = setup(spec, steps, threads);
   ra_model *m2 = ctx2 ? ra_model_get(ctx2, "reverser") : NULL;
   if (!m2 || ra_load(m2, ckpt) || predict(ctx2, m2, seq, p2)) {
     if (ctx2) fprintf(stderr, "embed: %s\n", ra_error(ctx2));

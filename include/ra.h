@@ -103,7 +103,10 @@ RA_API int ra_save(ra_model *m, const char *path);
 RA_API int ra_load(ra_model *m, const char *path);
 
 /* Native functions for `extern fn NAME(...) -> ... from host`.
- * signature: "f32(f32)" (elementwise) or "void(f32[],i32)" (array form). */
+ * signature: "f32(f32)" (elementwise) or "void(f32[],i32)" (array form).
+ * Before or after loading a spec; externs are resolved when a model first
+ * runs (ra_train, ra_forward, ra_eval, ra_bench).  Host functions need no
+ * allow_extern; a name registered twice is RA_EUSAGE. */
 RA_API int ra_register_fn(ra_ctx *ctx, const char *name, const char *signature,
                           void (*fn)(void));
 

@@ -69,6 +69,7 @@ int32_t ir_emit(IrFunc *f, IrNode *node, char *err, size_t errlen) {
   for (int k = node->nin; k < IR_MAX_IN; k++) node->in[k] = 0;
   IrNode tmp = *node;
   if (ir_shape_fns[node->op](f, &tmp, err, errlen) != 0) return -1;
+  if (ir_type_check_size(&tmp.type, err, errlen) != 0) return -1;
   int32_t id = ir_append(f, &tmp);
   if (id < 0) {
     snprintf(err, errlen, "out of memory");
@@ -105,6 +106,24 @@ const IrOutput *ir_find_output(const IrFunc *f, IrOutRole role, int32_t index) {
 }
 
 /* ---- types ---- */
+
+int ir_type_check_size(const IrType *t, char *err, size_t errlen) {
+  int64_t n = 1;
+  char tb[160];
+  for (int i = 0; i < t->rank; i++) {
+    if (t->dim[i] < 1) {
+      snprintf(err, errlen, "%s has a dimension of %lld; dimensions must be at least 1",
+               ir_type_str_b(t, tb, sizeof tb), (long long)t->dim[i]);
+      return -1;
+    }
+    if (__builtin_mul_overflow(n, t->dim[i], &n) || n > IR_MAX_NUMEL) {
+      snprintf(err, errlen, "%s has more than 2^36 elements (256 GiB); that is too large",
+               ir_type_str_b(t, tb, sizeof tb));
+      return -1;
+    }
+  }
+  return 0;
+}
 
 int64_t ir_numel(const IrType *t) {
   int64_t n = 1;

@@ -114,6 +114,10 @@ int ir_add_output(IrFunc *f, const char *name, int32_t value, IrOutRole role,
 const IrOutput *ir_find_output(const IrFunc *f, IrOutRole role, int32_t index);
 
 /* ---- types ---- */
+#define IR_MAX_NUMEL ((int64_t)1 << 36)
+/* Every dimension >= 1 and the element count at most IR_MAX_NUMEL (so
+ * byte sizes cannot overflow); ir_emit checks every result with it. */
+int ir_type_check_size(const IrType *t, char *err, size_t errlen);
 int64_t ir_numel(const IrType *t);
 size_t ir_bytes(const IrType *t);
 bool ir_type_eq(const IrType *a, const IrType *b);

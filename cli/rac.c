@@ -83,15 +83,20 @@ static void find_stdlib(ra_ctx *ctx) {
   }
 }
 
+/* Lines from the library: a line led by '\r' redraws the progress bar;
+ * any other line first clears a bar that is showing. */
 static void log_line(void *ud, const char *line) {
-  (void)ud;
+  int *bar = ud;
   if (line[0] == '\r') {
     fputs(line, stderr);
     fflush(stderr);
-  } else {
-    fputs(line, stderr);
-    fputc('\n', stderr);
+    *bar = 1;
+    return;
   }
+  if (*bar) fputs("\r\x1b[K", stderr);
+  *bar = 0;
+  fputs(line, stderr);
+  fputc('\n', stderr);
 }
 
 static int fail(ra_ctx *ctx) {
@@ -212,7 +217,8 @@ int main(int argc, char **argv) {
   }
   const char *warn = ra_diagnostics(ctx);
   if (warn && *warn) fputs(warn, stderr);
-  ra_set_log(ctx, log_line, NULL);
+  int bar = 0;
+  ra_set_log(ctx, log_line, &bar);
   if (isatty(2)) ra_set_option(ctx, "progress", "1");
 
   const char *text = NULL;

@@ -610,8 +610,8 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
         eval_json(L.lf, &r, t->eval_split, step + 1, ms->epoch, m);
       }
       if (!o->quiet)
-        emit(o, "%sepoch %lld step %lld/%lld  train loss %.4f  %s  (%.1f steps/s)",
-             o->progress ? "\r\x1b[K" : "", (long long)(epoch + 1), (long long)(step + 1),
+        emit(o, "epoch %lld step %lld/%lld  train loss %.4f  %s  (%.1f steps/s)",
+             (long long)(epoch + 1), (long long)(step + 1),
              (long long)total, loss_sum / (double)(loss_n ? loss_n : 1), line, rate);
       loss_sum = 0;
       loss_n = 0;

@@ -12,57 +12,11 @@
 
 /* ---- golden files: '#' comments, then records "name count" + numbers ---- */
 
-typedef struct GoldRec {
-  char name[32];
-  long n;
-  double *v;
-} GoldRec;
-
-typedef struct Gold {
-  GoldRec rec[32];
-  int n;
-} Gold;
-
-static void gold_load(Gold *g, const char *file) {
-  char path[256];
-  snprintf(path, sizeof path, GOLD_DIR "%s.txt", file);
-  FILE *f = fopen(path, "r");
-  cr_assert(f != NULL, "cannot open %s", path);
-  memset(g, 0, sizeof *g);
-  char name[32];
-  while (fscanf(f, " %31s", name) == 1) {
-    if (name[0] == '#') {
-      int c;
-      while ((c = fgetc(f)) != EOF && c != '\n') {}
-      continue;
-    }
-    cr_assert(g->n < 32, "%s: too many records", path);
-    GoldRec *r = &g->rec[g->n++];
-    snprintf(r->name, sizeof r->name, "%s", name);
-    cr_assert(fscanf(f, "%ld", &r->n) == 1 && r->n > 0, "%s: bad count for %s", path, name);
-    r->v = malloc((size_t)r->n * sizeof *r->v);
-    cr_assert(r->v != NULL);
-    for (long i = 0; i < r->n; i++)
-      cr_assert(fscanf(f, "%lf", &r->v[i]) == 1, "%s: %s: short record", path, name);
-  }
-  fclose(f);
-}
-
-static void gold_free(Gold *g) {
-  for (int i = 0; i < g->n; i++) free(g->rec[i].v);
-  g->n = 0;
-}
-
-static const double *gold_get(const Gold *g, const char *name, long n) {
-  for (int i = 0; i < g->n; i++)
-    if (strcmp(g->rec[i].name, name) == 0) {
-      cr_assert(n < 0 || g->rec[i].n == n, "golden record %s: %ld values, want %ld", name,
-                g->rec[i].n, n);
-      return g->rec[i].v;
-    }
-  cr_assert_fail("golden record %s missing", name);
-  return NULL;
-}
+/* the golden readers of testutil.h, in this suite's folder */
+#define gold_load(g, file) tu_gold_load((g), GOLD_DIR, (file))
+#define gold_free(g) tu_gold_free(g)
+#define gold_find(g, name) tu_gold_find((g), (name))
+#define gold_get(g, name, n) tu_gold_get((g), (name), (n))
 
 static double gold_num(const Gold *g, const char *name) { return gold_get(g, name, 1)[0]; }
 

@@ -67,4 +67,61 @@ static inline void tu_allclose(const float *a, const float *b, long n, double rt
             worst >= 0 ? a[worst] : 0.0, worst >= 0 ? b[worst] : 0.0);
 }
 
+/* ---- numeric golden files: '#' comments, then records "name count" and
+ * that many numbers (written by tests/gen_golden_*.py) ---- */
+typedef struct GoldRec {
+  char name[32];
+  long n;
+  double *v;
+} GoldRec;
+
+typedef struct Gold {
+  GoldRec rec[32];
+  int n;
+} Gold;
+
+static inline void tu_gold_load(Gold *g, const char *dir, const char *file) {
+  char path[256];
+  snprintf(path, sizeof path, "%s%s.txt", dir, file);
+  FILE *f = fopen(path, "r");
+  cr_assert(f != NULL, "cannot open %s", path);
+  memset(g, 0, sizeof *g);
+  char name[32];
+  while (fscanf(f, " %31s", name) == 1) {
+    if (name[0] == '#') {
+      int c;
+      while ((c = fgetc(f)) != EOF && c != '\n') {}
+      continue;
+    }
+    cr_assert(g->n < 32, "%s: too many records", path);
+    GoldRec *r = &g->rec[g->n++];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    cr_assert(fscanf(f, "%ld", &r->n) == 1 && r->n > 0, "%s: bad count for %s", path, name);
+    r->v = malloc((size_t)r->n * sizeof *r->v);
+    cr_assert(r->v != NULL);
+    for (long i = 0; i < r->n; i++)
+      cr_assert(fscanf(f, "%lf", &r->v[i]) == 1, "%s: %s: short record", path, name);
+  }
+  fclose(f);
+}
+
+static inline void tu_gold_free(Gold *g) {
+  for (int i = 0; i < g->n; i++) free(g->rec[i].v);
+  g->n = 0;
+}
+
+static inline const GoldRec *tu_gold_find(const Gold *g, const char *name) {
+  for (int i = 0; i < g->n; i++)
+    if (strcmp(g->rec[i].name, name) == 0) return &g->rec[i];
+  return NULL;
+}
+
+/* The values of a record (n < 0: any count); a missing record fails. */
+static inline const double *tu_gold_get(const Gold *g, const char *name, long n) {
+  const GoldRec *r = tu_gold_find(g, name);
+  cr_assert(r != NULL, "golden record %s missing", name);
+  cr_assert(n < 0 || r->n == n, "golden record %s: %ld values, want %ld", name, r->n, n);
+  return r->v;
+}
+
 #endif

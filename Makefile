@@ -71,7 +71,7 @@ $(B)/rac: cli/rac.c include/ra.h $(B)/libra.a
 	$(CC) $(CFLAGS_ALL) -Iinclude -o $@ cli/rac.c $(B)/libra.a $(LIBS)
 
 # Tests see everything; each suite is one binary.
-$(B)/tests/%: tests/%.c tests/testutil.h $(B)/libra.a
+$(B)/tests/%: tests/%.c tests/testutil.h tests/irutil.h $(B)/libra.a
 	@mkdir -p $(B)/tests
 	$(CC) $(CFLAGS_ALL) -Iinclude -I$(B)/lang -o $@ $< $(B)/libra.a $(LIBS) -lcriterion
 

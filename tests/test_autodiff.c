@@ -10,25 +10,10 @@
 #include <criterion/criterion.h>
 
 #include "../compiler/autodiff.h"
-#include "testutil.h"
+#include "irutil.h"
 
-static IrType parse_type(const char *s) {
-  IrType t;
-  memset(&t, 0, sizeof t);
-  if (*s == 'B') {
-    t.batched = 1;
-    s++;
-  }
-  t.dtype = strncmp(s, "i32", 3) == 0 ? IR_I32 : IR_F32;
-  s += 4;
-  while (*s && *s != ']') {
-    char *end;
-    t.dim[t.rank++] = strtoll(s, &end, 10);
-    s = end;
-    while (*s == ',' || *s == ' ') s++;
-  }
-  return t;
-}
+#define parse_type tu_type
+
 
 typedef struct Fix {
   Arena arena;

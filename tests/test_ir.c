@@ -4,26 +4,11 @@
 #include <criterion/criterion.h>
 
 #include "../compiler/ir.h"
-#include "testutil.h"
+#include "irutil.h"
+
+#define parse_type tu_type
 
 /* "f32[2, 3]", "i32[]"; a leading 'B' marks the type batched. */
-static IrType parse_type(const char *s) {
-  IrType t;
-  memset(&t, 0, sizeof t);
-  if (*s == 'B') {
-    t.batched = 1;
-    s++;
-  }
-  t.dtype = strncmp(s, "i32", 3) == 0 ? IR_I32 : IR_F32;
-  s += 4; /* "f32[" */
-  while (*s && *s != ']') {
-    char *end;
-    t.dim[t.rank++] = strtoll(s, &end, 10);
-    s = end;
-    while (*s == ',' || *s == ' ') s++;
-  }
-  return t;
-}
 
 typedef struct Case {
   IrOp op;

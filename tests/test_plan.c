@@ -4,33 +4,17 @@
 #include <criterion/criterion.h>
 
 #include "../compiler/autodiff.h"
-#include "testutil.h"
+#include "irutil.h"
 
-static IrType ty(const char *s) {
-  IrType t;
-  memset(&t, 0, sizeof t);
-  t.dtype = strncmp(s, "i32", 3) == 0 ? IR_I32 : IR_F32;
-  s += 4;
-  while (*s && *s != ']') {
-    char *end;
-    t.dim[t.rank++] = strtoll(s, &end, 10);
-    s = end;
-    while (*s == ',' || *s == ' ') s++;
-  }
-  return t;
-}
+#define ty tu_type
+#define E tu_emit
+
 
 static Arena A;
 static void setup(void) { arena_init(&A, ra_alloc_default()); }
 static void teardown(void) { arena_free(&A); }
 TestSuite(plan, .init = setup, .fini = teardown);
 
-static int32_t E(IrFunc *f, IrNode n) {
-  char err[256];
-  int32_t id = ir_emit(f, &n, err, sizeof err);
-  cr_assert(id >= 0, "%s", err);
-  return id;
-}
 static int32_t u(IrFunc *f, IrOp op, int32_t a) { return E(f, (IrNode){.op = op, .nin = 1, .in = {a}}); }
 static int32_t b(IrFunc *f, IrOp op, int32_t a, int32_t c) { return E(f, (IrNode){.op = op, .nin = 2, .in = {a, c}}); }
 static int32_t rs(IrFunc *f, int32_t a, const char *t) {

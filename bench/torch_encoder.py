@@ -16,11 +16,31 @@ Prints "steps/s X" (and samples/s, ms/step) on stdout; bench/run.sh reads it.
 """
 import argparse
 import math
+import os
+import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    return ap.parse_args()
+
+
+ARGS = parse_args() if __name__ == "__main__" else None
+if ARGS is not None and "torch" not in sys.modules:
+    # Debian's torch does its GEMMs in the system OpenBLAS, whose own thread
+    # pool ignores torch.set_num_threads and starts one thread per core: fix
+    # both pools to the thread count before the libraries load.
+    os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
+    os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 D, HEADS, SEQ, BATCH, VOCAB, HIDDEN, LAYERS, CLASSES = 128, 8, 64, 32, 4000, 512, 2, 8
 ALPHA = 0.1
@@ -91,12 +111,7 @@ def svgd_(weight, heads, alpha):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=1)
-    a = ap.parse_args()
+    a = ARGS
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     torch.autograd.set_detect_anomaly(False)

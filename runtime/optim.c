@@ -82,6 +82,8 @@ static void adam_step(Optim *o, float *w, const float *g, double lr, const uint8
   const double t = (double)o->t;
   const double bc1 = 1.0 - pow(b1, t), bc2 = 1.0 - pow(b2, t);
   const double step_size = lr / bc1, sqrt_bc2 = sqrt(bc2);
+  const int nt = o->threads > 1 ? o->threads : 1;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && o->n >= 65536)
   for (int64_t i = 0; i < o->n; i++) {
     double wd = decay_of(o, mask, i), wi = w[i], d = g[i];
     if (decoupled)

@@ -13,6 +13,8 @@ typedef struct Optim {
   int64_t n;        /* floats */
   float *m, *v;     /* moments (sgd uses m as velocity); owned by caller */
   int64_t t;        /* steps taken */
+  int threads;      /* workers for the update (elementwise: any count gives
+                       the same bits); 0 or 1 = one */
 } Optim;
 
 /* The learning rate at step (0-based) of total steps. */

@@ -547,7 +547,8 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
   if (!ms->opt_m || !ms->opt_v) { loop_free(&L); return fail(err, errlen, RA_ENOMEM, "out of memory for optimizer state"); }
   L.opt = (Optim){.kind = t->opt, .lr = t->lr, .momentum = t->momentum, .beta1 = t->beta1,
                   .beta2 = t->beta2, .eps = t->eps, .weight_decay = t->weight_decay,
-                  .n = ms->nweights, .m = ms->opt_m, .v = ms->opt_v, .t = ms->step};
+                  .n = ms->nweights, .m = ms->opt_m, .v = ms->opt_v, .t = ms->step,
+                  .threads = L.kc.threads};
   const char *log_path = o->log_path ? o->log_path : t->log;
   if (log_path) {
     make_parent_dirs(log_path);
@@ -678,15 +679,19 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
   if (rc == 0) {
     L.opt = (Optim){.kind = t->opt, .lr = t->lr, .momentum = t->momentum, .beta1 = t->beta1,
                     .beta2 = t->beta2, .eps = t->eps, .weight_decay = t->weight_decay,
-                    .n = ms->nweights, .m = m1, .v = v1};
+                    .n = ms->nweights, .m = m1, .v = v1, .threads = L.kc.threads};
     int64_t ntrain = L.ds->split_n[SPLIT_TRAIN];
+    int64_t *order = ra_calloc(&a, (size_t)(ntrain ? ntrain : 1), sizeof(int64_t));
+    if (!order) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
+    else data_shuffle(L.ds, SPLIT_TRAIN, L.seed, 0, order);
     double loss = 0, t0 = 0;
     for (int64_t s = 0; s <= steps && rc == 0; s++) {
       if (s == 1) t0 = now_seconds(); /* step 0 warms up */
-      bound_fill(&L.step, L.ds, SPLIT_TRAIN, NULL, (s * t->batch) % (ntrain ? ntrain : 1),
+      bound_fill(&L.step, L.ds, SPLIT_TRAIN, order, (s * t->batch) % (ntrain ? ntrain : 1),
                  t->batch);
       rc = loop_step(&L, s, steps + 1, &loss, err, errlen);
     }
+    ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(int64_t));
     if (rc == 0) {
       double el = now_seconds() - t0;
       double sps = (double)steps / el;

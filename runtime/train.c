@@ -567,9 +567,9 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
        (long long)L.ds->split_n[SPLIT_VALID], (long long)L.ds->split_n[SPLIT_TEST],
        (long long)total, (long long)t->batch, L.kc.threads);
   double t0 = now_seconds(), last_print = 0, loss_sum = 0;
-  int64_t loss_n = 0, cur_epoch = -1;
+  int64_t loss_n = 0, cur_epoch = -1, first_step = ms->step;
   rc = 0;
-  for (int64_t step = ms->step; step < total; step++) {
+  for (int64_t step = first_step; step < total; step++) {
     int64_t epoch = step / spe, in_epoch = step % spe;
     if (epoch != cur_epoch) {
       data_shuffle(L.ds, SPLIT_TRAIN, L.seed, epoch, order);
@@ -587,13 +587,8 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
     if (L.lf)
       fprintf(L.lf, "{\"event\":\"step\",\"step\":%lld,\"loss\":%.6g,\"lr\":%.6g}\n",
               (long long)(step + 1), loss, sched_lr(t, step, total));
-    if (o->on_step && o->on_step(o->step_ud, step + 1, loss) != 0) {
-      rc = fail(err, errlen, RA_ESTOPPED, "training stopped by the callback at step %lld",
-                (long long)(step + 1));
-      break;
-    }
     double el = now_seconds() - t0;
-    double rate = (double)(step + 1 - 0) / (el > 1e-9 ? el : 1e-9);
+    double rate = (double)(step + 1 - first_step) / (el > 1e-9 ? el : 1e-9);
     if (o->progress && el - last_print > 0.1) {
       progress_line(&L, step + 1, total, loss_sum / (double)loss_n, rate);
       last_print = el;
@@ -620,6 +615,12 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
         rc = mstate_save(ms, t->save, o->spec_hash, err, errlen);
         if (rc) break;
       }
+    }
+    /* last, so a callback that stops at an epoch's end finds its checkpoint */
+    if (o->on_step && o->on_step(o->step_ud, step + 1, loss) != 0) {
+      rc = fail(err, errlen, RA_ESTOPPED, "training stopped by the callback at step %lld",
+                (long long)(step + 1));
+      break;
     }
   }
   ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(int64_t));

@@ -121,6 +121,11 @@ int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_
              ver ? ver : "(missing)", CKPT_VERSION);
     rc = RA_ECKPT;
   }
+  const char *model = ckpt_meta(c, "model");
+  if (rc == 0 && model && ms->name && strcmp(model, ms->name) != 0) {
+    snprintf(err, errlen, "%s: a checkpoint of model '%s', not of '%s'", path, model, ms->name);
+    rc = RA_ECKPT;
+  }
   (void)spec_hash; /* a different spec with the same parameters may load its weights */
   for (int i = 0; rc == 0 && i < ms->nparams; i++)
     rc = load_into(c, path, ms->params[i].path, &ms->params[i], ms->w, err, errlen);

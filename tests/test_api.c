@@ -146,6 +146,19 @@ Test(api, checkpoint_errors) {
   cr_assert_eq(ra_save(m, "/tmp/rac_test_ok.safetensors"), 0, "%s", ra_error(c));
   cr_assert_eq(ra_load(m, "/tmp/rac_test_ok.safetensors"), 0, "%s", ra_error(c));
   cr_assert_eq(ra_save(m, "/dev/null/x.safetensors"), RA_EIO);
+  /* the same layers under another model's name */
+  char other[2048];
+  snprintf(other, sizeof other, "%s", tiny_spec);
+  char *at = strstr(other, "model tiny {");
+  memcpy(at, "model tinz {", 12);
+  at = strstr(other, "train tiny on");
+  memcpy(at, "train tinz on", 13);
+  cr_assert_eq(ra_load_string(c, "other.ra", other), 0, "%s", ra_error(c));
+  ra_model *m2 = ra_model_get(c, "tinz");
+  cr_assert_not_null(m2, "%s", ra_error(c));
+  cr_assert_eq(ra_load(m2, "/tmp/rac_test_ok.safetensors"), RA_ECKPT);
+  cr_assert(strstr(ra_error(c), "a checkpoint of model 'tiny', not of 'tinz'") != NULL, "got: %s",
+            ra_error(c));
   ra_free(c);
 }
 

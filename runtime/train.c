@@ -165,8 +165,16 @@ static int64_t bound_fill(Bound *b, const DataSet *ds, int split, const int64_t 
 
 /* ---- data against the model ---- */
 
-static int check_data(const Model *m, const DataSet *ds, const TrainDecl *t, char *err,
-                      size_t errlen) {
+/* "file:line:col" of a span, for run-time errors that belong to the spec. */
+static const char *where(const Program *p, Span sp, char *buf, size_t n) {
+  if (sp.file < 0 || sp.file >= p->src->n) snprintf(buf, n, "rac");
+  else snprintf(buf, n, "%s:%d:%d", p->src->files[sp.file].path, sp.line, sp.col);
+  return buf;
+}
+
+static int check_data(const Program *p, const Model *m, const DataSet *ds, const TrainDecl *t,
+                      char *err, size_t errlen) {
+  char at[512];
   if (ds->nin != m->ninputs)
     return fail(err, errlen, RA_EDATA, "data '%s' gives %d inputs but model '%s' takes %d", t->data,
                 ds->nin, m->name, m->ninputs);
@@ -180,10 +188,10 @@ static int check_data(const Model *m, const DataSet *ds, const TrainDecl *t, cha
     int64_t rows = tab->type.dim[0];
     if (ds->vocab.n > rows)
       return fail(err, errlen, RA_EDATA,
-                  "data '%s' has a vocabulary of %lld tokens but the embedding of input '%s' has "
-                  "vocab %lld (line %d): raise vocab in the model or lower it in the data",
-                  t->data, (long long)ds->vocab.n, m->inputs[idx->attr.i[0]].name, (long long)rows,
-                  n->span.line);
+                  "%s: error: data '%s' has a vocabulary of %lld tokens but the embedding of "
+                  "input '%s' has vocab %lld: raise vocab here or lower it in the data",
+                  where(p, n->span, at, sizeof at), t->data, (long long)ds->vocab.n,
+                  m->inputs[idx->attr.i[0]].name, (long long)rows);
   }
   if (m->ntargets > 0) {
     const ModelVar *tv = &m->targets[0];
@@ -191,9 +199,9 @@ static int check_data(const Model *m, const DataSet *ds, const TrainDecl *t, cha
                        ? ds->classes
                        : ds->vocab.n;
     if (tv->classes > 0 && need > tv->classes)
-      return fail(err, errlen, RA_EDATA,
-                  "data '%s' has %lld classes but target '%s' is class(%lld) (line %d)", t->data,
-                  (long long)need, tv->name, (long long)tv->classes, tv->span.line);
+      return fail(err, errlen, RA_EDATA, "%s: error: data '%s' has %lld classes but target '%s' is class(%lld)",
+                  where(p, tv->span, at, sizeof at), t->data, (long long)need, tv->name,
+                  (long long)tv->classes);
   }
   for (int s = 0; s < 3; s++) {
     if (s == SPLIT_TRAIN && ds->split_n[s] == 0)
@@ -428,7 +436,7 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
   if (!L->ds) return RA_EDATA;
   int rc = bound_make(&L->step, a, L->p, L->item, t->batch, true, L->ms, err, errlen);
   if (rc) return rc;
-  rc = check_data(L->step.m, L->ds, t, err, errlen);
+  rc = check_data(p, L->step.m, L->ds, t, err, errlen);
   if (rc) return rc;
   if (need_eval) {
     L->have_eval = true; /* loop_free frees a partly made one too */

@@ -178,3 +178,28 @@ Test(api, train_callback_stops) {
   cr_assert_eq(ra_train(c, "tiny", NULL, NULL), 0, "%s", ra_error(c));
   ra_free(c);
 }
+
+/* Data that does not fit the model is an error located in the spec, found
+ * before the first step. */
+Test(api, data_against_model) {
+  ra_ctx *c = ra_new();
+  ra_set_option(c, "quiet", "1");
+  char spec[2048];
+  snprintf(spec, sizeof spec, "%s", tiny_spec);
+  char *at = strstr(spec, "embed(seq, vocab: 8");
+  memcpy(at, "embed(seq, vocab: 4", 19);
+  cr_assert_eq(ra_load_string(c, "tiny.ra", spec), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_train(c, NULL, NULL, NULL), RA_EDATA);
+  cr_assert(strstr(ra_error(c), "tiny.ra:8:7: error: data 'syn' has a vocabulary of 8 tokens") != NULL,
+            "got: %s", ra_error(c));
+  snprintf(spec, sizeof spec, "%s", tiny_spec);
+  at = strstr(spec, "class(8)[6]");
+  memcpy(at, "class(5)[6]", 11);
+  at = strstr(spec, "linear(x + a, out: 8)");
+  memcpy(at, "linear(x + a, out: 5)", 21);
+  cr_assert_eq(ra_load_string(c, "tiny.ra", spec), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_train(c, NULL, NULL, NULL), RA_EDATA);
+  cr_assert(strstr(ra_error(c), "tiny.ra:7:3: error: data 'syn' has 8 classes but target 'out' is class(5)") != NULL,
+            "got: %s", ra_error(c));
+  ra_free(c);
+}

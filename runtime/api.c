@@ -551,6 +551,7 @@ static int fwd_prepare(ra_model *m, int64_t batch) {
   /* keep only the named outputs, so the loss and targets drop out */
   IrFunc view = *lm->fwd;
   IrOutput *outs = arena_alloc(ctx->prog->arena, sizeof *outs * (size_t)(view.nout + 1));
+  if (!outs) return api_fail(ctx, RA_ENOMEM, "out of memory preparing '%s'", m->name);
   int k = 0;
   for (int i = 0; i < view.nout; i++)
     if (view.outs[i].role == OUT_OUTPUT) outs[k++] = view.outs[i];
@@ -559,10 +560,8 @@ static int fwd_prepare(ra_model *m, int64_t batch) {
   IrFunc *f = pass_optimize(ctx->prog->arena, &view);
   MemPlan *plan = f ? plan_memory(ctx->prog->arena, f) : NULL;
   if (!plan) return api_fail(ctx, RA_ENOMEM, "out of memory preparing '%s'", m->name);
-  int64_t *offs = arena_alloc(ctx->prog->arena, sizeof(int64_t) * (size_t)(m->ms.nparams + 1));
-  for (int i = 0; i < m->ms.nparams; i++) offs[i] = m->ms.params[i].offset;
   int nin = lm->ninputs + lm->ntargets;
-  m->fex = exec_new(ctx->alloc, f, plan, m->ms.w, offs, nin);
+  m->fex = exec_new(ctx->alloc, f, plan, m->ms.w, m->ms.offsets, nin);
   if (!m->fex) return api_fail(ctx, RA_ENOMEM, "out of memory: the forward pass needs %zu bytes", plan->arena_bytes);
   for (int i = 0; i < nin && i < 16; i++) {
     const ModelVar *v = i < lm->ninputs ? &lm->inputs[i] : &lm->targets[i - lm->ninputs];

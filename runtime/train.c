@@ -54,7 +54,12 @@ int mstate_init(ModelState *ms, RaAlloc alloc, const Model *m, uint64_t seed) {
   ms->nparams = m->nparams;
   ms->nweights = m->nweights;
   ms->w = ra_calloc(&alloc, (size_t)(m->nweights ? m->nweights : 1), sizeof(float));
-  if (!ms->w) return RA_ENOMEM;
+  ms->offsets = ra_calloc(&alloc, (size_t)(m->nparams ? m->nparams : 1), sizeof(int64_t));
+  if (!ms->w || !ms->offsets) {
+    mstate_free(ms);
+    return RA_ENOMEM;
+  }
+  for (int i = 0; i < m->nparams; i++) ms->offsets[i] = m->params[i].offset;
   for (int i = 0; i < m->nparams; i++) {
     const ParamInfo *pi = &m->params[i];
     float *x = ms->w + pi->offset;
@@ -82,6 +87,7 @@ void mstate_free(ModelState *ms) {
   ra_free_mem(&ms->alloc, ms->w, n);
   ra_free_mem(&ms->alloc, ms->opt_m, n);
   ra_free_mem(&ms->alloc, ms->opt_v, n);
+  ra_free_mem(&ms->alloc, ms->offsets, (size_t)(ms->nparams ? ms->nparams : 1) * sizeof(int64_t));
   memset(ms, 0, sizeof *ms);
 }
 
@@ -134,15 +140,7 @@ static int bound_make(Bound *b, RaAlloc alloc, Program *p, const AstItem *item, 
     b->in[k] = ra_calloc(&alloc, 1, b->in_bytes[k]);
     if (!b->in[k]) return fail(err, errlen, RA_ENOMEM, "out of memory for batch inputs");
   }
-  int64_t *offs = ra_calloc(&alloc, (size_t)(ms->nparams ? ms->nparams : 1), sizeof(int64_t));
-  if (!offs) return fail(err, errlen, RA_ENOMEM, "out of memory");
-  for (int i = 0; i < ms->nparams; i++) offs[i] = ms->params[i].offset;
-  /* the offsets live as long as the program arena: copy them there */
-  int64_t *poffs = arena_alloc(p->arena, sizeof(int64_t) * (size_t)(ms->nparams + 1));
-  if (poffs) memcpy(poffs, offs, sizeof(int64_t) * (size_t)ms->nparams);
-  ra_free_mem(&alloc, offs, sizeof(int64_t) * (size_t)(ms->nparams ? ms->nparams : 1));
-  if (!poffs) return fail(err, errlen, RA_ENOMEM, "out of memory");
-  b->ex = exec_new(alloc, b->f, b->plan, ms->w, poffs, b->nin);
+  b->ex = exec_new(alloc, b->f, b->plan, ms->w, ms->offsets, b->nin);
   if (!b->ex) return fail(err, errlen, RA_ENOMEM, "out of memory: the step needs %zu bytes",
                           b->plan->arena_bytes);
   for (int k = 0; k < b->nin; k++) b->ex->inputs[k] = b->in[k];

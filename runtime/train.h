@@ -22,6 +22,7 @@ typedef struct ModelState {
   ParamInfo *params;        /* copy of the lowered model's (paths in arena) */
   int nparams;
   int64_t nweights;
+  int64_t *offsets;         /* params[i].offset by index, for the interpreter */
   float *w;                 /* parameters */
   float *opt_m, *opt_v;     /* optimizer moments (NULL until training) */
   int64_t step;             /* optimizer steps taken */

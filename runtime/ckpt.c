@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../lang/utf8.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,28 +45,12 @@ static const char *const dtype_name[2] = {"F32", "I32"};
 
 static bool utf8_valid(const char *s) {
   const unsigned char *u = (const unsigned char *)s;
-  while (*u) {
-    unsigned c = *u;
-    size_t len;
-    uint32_t v, min;
-    if (c < 0x80) {
-      u++;
-      continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      len = 2; v = c & 0x1F; min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3; v = c & 0x0F; min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4; v = c & 0x07; min = 0x10000;
-    } else {
-      return false;
-    }
-    for (size_t i = 1; i < len; i++) {
-      if ((u[i] & 0xC0) != 0x80) return false;
-      v = (v << 6) | (u[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return false;
-    u += len;
+  size_t n = strlen(s);
+  while (n > 0) {
+    int k = utf8_seq_len(u, n, NULL);
+    if (k == 0) return false;
+    u += k;
+    n -= (size_t)k;
   }
   return true;
 }

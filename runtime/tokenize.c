@@ -7,36 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lang/utf8.h"
+
 /* ---- UTF-8 ---- */
 
 /* Decodes one code point of s[0..n) (n >= 1).  Returns its length in bytes,
  * or 0 when the bytes are not valid UTF-8 (overlong forms, surrogates and
  * values above U+10FFFF included). */
 static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
-  unsigned c = s[0];
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  size_t len;
-  uint32_t v, min;
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2; v = c & 0x1F; min = 0x80;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3; v = c & 0x0F; min = 0x800;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4; v = c & 0x07; min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (n < len) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (s[i] & 0x3F);
-  }
-  if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+  unsigned v = 0;
+  int k = utf8_seq_len(s, n, &v);
   *cp = v;
-  return len;
+  return (size_t)k;
 }
 
 static int is_space_cp(uint32_t c) {

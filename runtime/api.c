@@ -506,15 +506,32 @@ void api_run_options(ra_ctx *ctx, RunOptions *o) {
   o->nexterns = ctx->nexterns;
 }
 
+/* What every run-like call starts with: a loaded spec, the train block
+ * (with the context's overrides), its model, its native functions, and the
+ * checkpoint's weights when one is given.  NULL with the error set. */
+ra_model *api_begin_run(ra_ctx *ctx, const char *fn, const char *train_name, const char *ckpt,
+                        TrainDecl *t) {
+  if (need_program(ctx, fn)) return NULL;
+  if (api_train_decl(ctx, train_name, t)) return NULL;
+  ra_model *m = api_model(ctx, t->model);
+  if (!m || ffi_prepare(ctx)) return NULL;
+  if (ckpt) {
+    char err[2048] = "";
+    int rc = mstate_load(&m->ms, ckpt, ctx->spec_hash, false, err, sizeof err);
+    if (rc) {
+      api_fail(ctx, rc, "%s", err);
+      return NULL;
+    }
+  }
+  return m;
+}
+
 int ra_train(ra_ctx *ctx, const char *train_name,
              int (*on_step)(void *ud, int64_t step, double loss), void *ud) {
   if (!ctx) return RA_EUSAGE;
-  if (need_program(ctx, "ra_train")) return ctx->code;
   TrainDecl t;
-  if (api_train_decl(ctx, train_name, &t)) return ctx->code;
-  ra_model *m = api_model(ctx, t.model);
+  ra_model *m = api_begin_run(ctx, "ra_train", train_name, NULL, &t);
   if (!m) return ctx->code;
-  if (ffi_prepare(ctx)) return ctx->code;
   fwd_free(m);
   if (!ctx->resume) {
     /* a fresh run: the schedule and the optimizer start over */
@@ -705,20 +722,13 @@ int ra_load(ra_model *m, const char *path) {
 int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *split,
             const char **summary) {
   if (!ctx) return RA_EUSAGE;
-  if (need_program(ctx, "ra_eval")) return ctx->code;
   int sp = !split || !strcmp(split, "test") ? SPLIT_TEST : !strcmp(split, "valid") ? SPLIT_VALID
            : !strcmp(split, "train") ? SPLIT_TRAIN : -1;
   if (sp < 0) return api_fail(ctx, RA_EUSAGE, "unknown split '%s' (train, valid or test)", split);
   TrainDecl t;
-  if (api_train_decl(ctx, train_name, &t)) return ctx->code;
-  ra_model *m = api_model(ctx, t.model);
+  ra_model *m = api_begin_run(ctx, "ra_eval", train_name, ckpt, &t);
   if (!m) return ctx->code;
-  if (ffi_prepare(ctx)) return ctx->code;
   char err[2048] = "";
-  if (ckpt) {
-    int rc = mstate_load(&m->ms, ckpt, ctx->spec_hash, false, err, sizeof err);
-    if (rc) return api_fail(ctx, rc, "%s", err);
-  }
   RunOptions o;
   api_run_options(ctx, &o);
   EvalResult r;
@@ -737,13 +747,10 @@ int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *s
 
 int ra_bench(ra_ctx *ctx, const char *train_name, int64_t steps, const char **report) {
   if (!ctx) return RA_EUSAGE;
-  if (need_program(ctx, "ra_bench")) return ctx->code;
   if (steps < 1) return api_fail(ctx, RA_EUSAGE, "ra_bench: steps must be at least 1");
   TrainDecl t;
-  if (api_train_decl(ctx, train_name, &t)) return ctx->code;
-  ra_model *m = api_model(ctx, t.model);
+  ra_model *m = api_begin_run(ctx, "ra_bench", train_name, NULL, &t);
   if (!m) return ctx->code;
-  if (ffi_prepare(ctx)) return ctx->code;
   RunOptions o;
   api_run_options(ctx, &o);
   char err[2048] = "", rep[2048] = "";

@@ -85,6 +85,8 @@ ra_model *api_model(ra_ctx *ctx, const char *name);
 const TrainDecl *api_find_train(ra_ctx *ctx, const char *name);
 int api_train_decl(ra_ctx *ctx, const char *name, TrainDecl *out);
 void api_run_options(ra_ctx *ctx, RunOptions *o);
+ra_model *api_begin_run(ra_ctx *ctx, const char *fn, const char *train_name, const char *ckpt,
+                        TrainDecl *t);
 /* Around compile steps after loading: RA_ENOMEM if the arena ran out,
  * else RA_ESPEC with the rendered diagnostics. */
 void api_compile_begin(ra_ctx *ctx);

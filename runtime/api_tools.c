@@ -117,17 +117,13 @@ static char *read_text_file(ra_ctx *ctx, const char *path, size_t *cap) {
 int ra_predict(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *text,
                const char *file, const char **result) {
   if (!ctx) return RA_EUSAGE;
-  if (!ctx->prog) return api_fail(ctx, RA_EUSAGE, "ra_predict: no spec is loaded");
   if (!ckpt) return api_fail(ctx, RA_EUSAGE, "ra_predict: a checkpoint is needed");
   if (!text == !file) return api_fail(ctx, RA_EUSAGE, "ra_predict: give either text or a file");
   TrainDecl t;
-  if (api_train_decl(ctx, train_name, &t)) return ctx->code;
-  ra_model *m = api_model(ctx, t.model);
+  ra_model *m = api_begin_run(ctx, "ra_predict", train_name, ckpt, &t);
   if (!m) return ctx->code;
-  if (ffi_prepare(ctx)) return ctx->code;
   char err[2048] = "";
-  int rc = mstate_load(&m->ms, ckpt, ctx->spec_hash, false, err, sizeof err);
-  if (rc) return api_fail(ctx, rc, "%s", err);
+  int rc;
   size_t cap = 0;
   char *buf = NULL;
   if (file) {

@@ -21,7 +21,10 @@ LANG_C := $(wildcard lang/*.c)
 LANG_H := $(wildcard lang/*.h)
 
 .PHONY: all
-all: $(FB)/fuzz_frontend
+all: $(FB)/fuzz_frontend $(FB)/fuzz_check
+
+COMP_C := $(wildcard compiler/*.c)
+COMP_H := $(wildcard compiler/*.h compiler/*.def)
 
 $(FB)/gen/parser.c $(FB)/gen/parser.h: lang/parser.y
 	@mkdir -p $(FB)/gen
@@ -33,3 +36,6 @@ $(FB)/gen/lexer.c: lang/lexer.re $(FB)/gen/parser.h
 
 $(FB)/fuzz_frontend: tests/fuzz/fuzz_frontend.c $(LANG_C) $(LANG_H) $(FB)/gen/lexer.c $(FB)/gen/parser.c
 	$(CLANG) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_frontend.c $(LANG_C) $(FB)/gen/lexer.c $(FB)/gen/parser.c
+
+$(FB)/fuzz_check: tests/fuzz/fuzz_check.c $(LANG_C) $(LANG_H) $(COMP_C) $(COMP_H) $(FB)/gen/lexer.c $(FB)/gen/parser.c
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_check.c $(LANG_C) $(COMP_C) $(FB)/gen/lexer.c $(FB)/gen/parser.c -lm

@@ -26,9 +26,9 @@ LDSAN    :=
 endif
 
 WARN     := -Wall -Wextra -Wno-unused-parameter
-CFLAGS_ALL := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fPIC -fopenmp $(CFLAGS)
+CFLAGS_ALL := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fPIC -fopenmp-simd -pthread $(CFLAGS)
 LIBCFLAGS := $(CFLAGS_ALL) -fvisibility=hidden -DRA_BUILDING_LIB -DRA_STDLIB_DIR=\"$(abspath $(PREFIX))/share/rac/stdlib\" -I$(B)/lang -Iinclude
-LIBS     := -lopenblas -lffi -ljansson -ldl -lm -fopenmp $(LDSAN)
+LIBS     := -lopenblas -lffi -ljansson -ldl -lm -lpthread $(LDSAN)
 
 LANG_SRC := $(wildcard lang/*.c)
 COMP_SRC := $(wildcard compiler/*.c)
@@ -161,7 +161,6 @@ embed-check:
 	cd "$$tmp"; \
 	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL PKG_CONFIG_PATH=$(EMBED_PREFIX)/lib/pkgconfig \
 	    $(MAKE) --no-print-directory embed static >/dev/null; \
-	export OMP_WAIT_POLICY=PASSIVE; \
 	./embed > out.txt || { cat out.txt; exit 1; }; \
 	./embed-static > out-static.txt || { cat out-static.txt; exit 1; }; \
 	$(VALGRIND) ./embed embed.ra 20 2 > out-vg.txt || { cat out-vg.txt; echo "embed-check: valgrind found errors"; exit 1; }; \

@@ -7,8 +7,9 @@
 # argument is taken as the build folder when it is not a number.  THREADS
 # defaults to the number of cores, STEPS to 20, REPEATS to 3.  For THREADS
 # and then for 1 thread, runs `rac bench bench/encoder.ra` and
-# bench/torch_encoder.py (Debian's python3-torch through /usr/bin/python3),
-# both with OMP_WAIT_POLICY=PASSIVE, REPEATS times each, alternating; prints
+# bench/torch_encoder.py (Debian's python3-torch through /usr/bin/python3,
+# with OMP_WAIT_POLICY=PASSIVE for its OpenMP workers; rac's own pool needs
+# nothing set), REPEATS times each, alternating; prints
 # the best steps/s of each and the ratio rac/torch (best-of-N is robust to
 # other load on the machine).  Needs data/fortunes.tsv (made by `make data`
 # when missing).
@@ -45,7 +46,7 @@ max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b + 0 > a + 0) ? b : 
 run_one() {
   local t=$1 out sps rac_best="" torch_best="" rep
   for ((rep = 0; rep < R; rep++)); do
-    out=$(OMP_WAIT_POLICY=PASSIVE "$B/rac" bench bench/encoder.ra --threads "$t" --steps "$N" 2>&1) ||
+    out=$("$B/rac" bench bench/encoder.ra --threads "$t" --steps "$N" 2>&1) ||
       die "rac bench failed:"$'\n'"$out"
     sps=$(printf '%s\n' "$out" | field 'steps/s')
     [ -n "$sps" ] || die "no steps/s in rac's report:"$'\n'"$out"

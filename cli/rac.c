@@ -116,20 +116,7 @@ static int set_opt(ra_ctx *ctx, const char *k, const char *v) {
   return 0;
 }
 
-/* OpenMP reads OMP_WAIT_POLICY when it loads, before main: rac sets it to
- * PASSIVE (idle workers sleep rather than spin, which on a busy 2-core
- * machine is the difference between 5 and 0.5 steps/s) and starts itself
- * again, unless the user chose a policy. */
-static void passive_workers(char **argv) {
-  if (getenv("OMP_WAIT_POLICY") || getenv("RAC_NO_REEXEC")) return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  setenv("RAC_NO_REEXEC", "1", 1);
-  execv("/proc/self/exe", argv);
-  /* exec failed: go on with the default policy */
-}
-
 int main(int argc, char **argv) {
-  passive_workers(argv);
   if (argc < 2) {
     fputs(usage_text, stderr);
     return 2;

@@ -121,6 +121,7 @@ void ra_free(ra_ctx *ctx) {
   api_strfree(ctx, ctx->ra_path);
   api_strfree(ctx, ctx->text);
   ffi_host_free(ctx);
+  pool_free(ctx->pool);
   ra_free_mem(&a, ctx->err, ctx->errcap);
   ra_free_mem(&a, ctx, sizeof *ctx);
 }
@@ -493,6 +494,7 @@ void api_run_options(ra_ctx *ctx, RunOptions *o) {
   long nproc = sysconf(_SC_NPROCESSORS_ONLN);
   o->threads = ctx->threads > 0 ? ctx->threads : 0;
   o->default_threads = nproc > 0 ? (int)(nproc < 8 ? nproc : 8) : 1;
+  o->pool = &ctx->pool;
   o->seed = ctx->seed;
   o->has_seed = ctx->has_seed;
   o->progress = ctx->progress;
@@ -641,7 +643,8 @@ int ra_forward(ra_model *m, const ra_tensor *inputs, int n_inputs, ra_tensor *ou
   memset(&kc, 0, sizeof kc);
   RunOptions o;
   api_run_options(ctx, &o);
-  kc.threads = o.threads > 0 ? o.threads : o.default_threads;
+  kc.pool = pool_ensure(&ctx->pool, ctx->alloc, o.threads > 0 ? o.threads : o.default_threads);
+  kc.threads = pool_size(kc.pool);
   kc.training = false;
   kc.externs = ctx->externs;
   kc.nexterns = ctx->nexterns;

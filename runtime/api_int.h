@@ -48,6 +48,9 @@ struct ra_ctx {
   bool err_lost;            /* the last message did not fit and memory ran out */
   /* options */
   int threads;
+  /* the worker threads, made on first use with the run's thread count and
+   * remade when it changes (pool_ensure); freed by ra_free */
+  Pool *pool;
   uint64_t seed;
   bool has_seed;
   bool allow_extern;

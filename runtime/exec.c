@@ -55,7 +55,7 @@ Exec *exec_new(RaAlloc alloc, const IrFunc *f, const MemPlan *plan, float *param
   }
   /* constants are filled once */
   KernelCtx kc;
-  memset(&kc, 0, sizeof kc);
+  memset(&kc, 0, sizeof kc);  /* no pool: on this thread */
   kc.threads = 1;
   for (int i = 0; i < f->n; i++) {
     const IrNode *n = &f->nodes[i];

@@ -1,9 +1,9 @@
 /* kernels.h - the forward kernel of every IR op, dispatched from ops.def.
  *
  * A kernel computes one node: out = op(in...), with shapes read from the
- * node's type and its inputs' types in f.  Kernels use up to kc->threads
- * threads (OpenMP, static schedule: results do not depend on timing) and
- * GEMM from BLAS.  A kernel returns 0, or -1 with a message in kc->err for
+ * node's type and its inputs' types in f.  Kernels split their loops over
+ * the workers of kc->pool (pool.h: static chunks, so results do not depend
+ * on timing; NULL runs serially) and use GEMM from BLAS.  A kernel returns 0, or -1 with a message in kc->err for
  * run-time errors (an index out of range, a failing native function).
  */
 #ifndef RA_KERNELS_H
@@ -14,11 +14,13 @@
 #include <stdint.h>
 
 #include "../compiler/ir.h"
+#include "pool.h"
 
 typedef struct ExternFn ExternFn;   /* runtime/ffi.c */
 
 typedef struct KernelCtx {
-  int threads;
+  Pool *pool;           /* workers for parallel loops; NULL = the caller only */
+  int threads;          /* pool_size(pool), for reports (kernels use the pool) */
   uint64_t seed;        /* the run's seed (dropout masks) */
   int64_t step;         /* the training step (dropout masks) */
   bool training;        /* dropout active */
@@ -36,8 +38,10 @@ typedef int (*KernelFn)(KernelCtx *kc, const IrFunc *f, const IrNode *n,
 
 extern const KernelFn kernel_table[OP_COUNT];
 
-/* GEMM on row-major matrices: C = alpha op(A) op(B) + beta C (sgemm). */
-void k_gemm(int threads, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+/* GEMM on row-major matrices: C = alpha op(A) op(B) + beta C (sgemm); large
+ * products are split by rows or columns over the pool's workers (NULL: one
+ * thread). */
+void k_gemm(Pool *pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
             float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
             float beta, float *c, int64_t ldc);
 

@@ -105,34 +105,48 @@ static void bin_tile(int op, float *po, const float *pa, const float *pb, int64_
   }
 }
 
+typedef struct BinArg {
+  const KBcast *p;
+  float *o;
+  const float *a, *b;
+  int op;
+  int64_t L, per_row;
+} BinArg;
+
+/* Tiles [lo, hi) of a binary op: BIN_TILE elements of one row each. */
+static void bin_tiles(void *arg, int64_t lo, int64_t hi, int worker) {
+  const BinArg *A = arg;
+  const KBcast *p = A->p;
+  int R = p->rank, op = A->op;
+  int64_t L = A->L, per_row = A->per_row;
+  float *o = A->o;
+  const float *a = A->a, *b = A->b;
+  for (int64_t t = lo; t < hi; t++) {
+    int64_t row = t / per_row, c0 = (t % per_row) * BIN_TILE;
+    int64_t len = L - c0 < BIN_TILE ? L - c0 : BIN_TILE;
+    int64_t oa = 0, ob = 0, rr = row;
+    for (int j = R - 2; j >= 0; j--) {
+      int64_t ix = rr % p->dim[j];
+      rr /= p->dim[j];
+      oa += ix * p->sa[j];
+      ob += ix * p->sb[j];
+    }
+    int64_t ia = p->sa[R - 1], ib = p->sb[R - 1];
+    bin_tile(op, o + row * L + c0, a + oa + c0 * ia, b + ob + c0 * ib, ia, ib, len);
+  }
+}
+
 static int k_binary(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
                     void *const *in, int op) {
   if (k_need_f32(kc, f, n, 2)) return -1;
   KBcast p;
   k_bcast_plan(&p, &n->type, k_in_type(f, n, 0), k_in_type(f, n, 1));
-  float *o = out;
-  const float *a = in[0], *b = in[1];
   int R = p.rank;
   int64_t L = p.dim[R - 1];
   int64_t rows = 1;
   for (int j = 0; j < R - 1; j++) rows *= p.dim[j];
-  int64_t per_row = (L + BIN_TILE - 1) / BIN_TILE;
-  int64_t tiles = rows * per_row;
-  int nt = k_threads(kc, rows * L);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t t = 0; t < tiles; t++) {
-    int64_t row = t / per_row, c0 = (t % per_row) * BIN_TILE;
-    int64_t len = L - c0 < BIN_TILE ? L - c0 : BIN_TILE;
-    int64_t oa = 0, ob = 0, rr = row;
-    for (int j = R - 2; j >= 0; j--) {
-      int64_t ix = rr % p.dim[j];
-      rr /= p.dim[j];
-      oa += ix * p.sa[j];
-      ob += ix * p.sb[j];
-    }
-    int64_t ia = p.sa[R - 1], ib = p.sb[R - 1];
-    bin_tile(op, o + row * L + c0, a + oa + c0 * ia, b + ob + c0 * ib, ia, ib, len);
-  }
+  BinArg A = {&p, out, in[0], in[1], op, L, (L + BIN_TILE - 1) / BIN_TILE};
+  k_par(kc, k_threads(kc, rows * L), rows * A.per_row, bin_tiles, &A);
   return 0;
 }
 
@@ -157,6 +171,23 @@ typedef void (*SpanFn)(float *y, const float *x, const float *d, int64_t n, floa
 
 #define K_CHUNK 8192
 
+typedef struct SpanArg {
+  SpanFn fn;
+  float *y;
+  const float *x, *d;
+  int64_t N;
+  float s;
+} SpanArg;
+
+/* Chunks [lo, hi) of K_CHUNK elements. */
+static void span_chunks(void *arg, int64_t lo, int64_t hi, int worker) {
+  const SpanArg *A = arg;
+  for (int64_t c = lo; c < hi; c++) {
+    int64_t i0 = c * K_CHUNK, len = A->N - i0 < K_CHUNK ? A->N - i0 : K_CHUNK;
+    A->fn(A->y + i0, A->x + i0, A->d ? A->d + i0 : NULL, len, A->s);
+  }
+}
+
 static void run_span(KernelCtx *kc, SpanFn fn, float *y, const float *x, const float *d,
                      int64_t N, float s, int64_t cost) {
   int nt = k_threads(kc, N * cost);
@@ -164,12 +195,8 @@ static void run_span(KernelCtx *kc, SpanFn fn, float *y, const float *x, const f
     fn(y, x, d, N, s);
     return;
   }
-  int64_t chunks = (N + K_CHUNK - 1) / K_CHUNK;
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t c = 0; c < chunks; c++) {
-    int64_t i0 = c * K_CHUNK, len = N - i0 < K_CHUNK ? N - i0 : K_CHUNK;
-    fn(y + i0, x + i0, d ? d + i0 : NULL, len, s);
-  }
+  SpanArg A = {fn, y, x, d, N, s};
+  k_par(kc, nt, (N + K_CHUNK - 1) / K_CHUNK, span_chunks, &A);
 }
 
 #define UNARY_KERNEL(lname, COST, EXPR)                                                 \
@@ -267,6 +294,25 @@ K_CLONES static void dropout_blocks(float *o, const float *x, int64_t b0, int64_
   }
 }
 
+#define DROP_CB 1024  /* blocks per chunk */
+
+typedef struct DropArg {
+  float *o;
+  const float *x;
+  int64_t full;
+  uint64_t seed, stream, base;
+  uint32_t thr;
+  float scale;
+} DropArg;
+
+static void dropout_chunks(void *arg, int64_t lo, int64_t hi, int worker) {
+  const DropArg *A = arg;
+  for (int64_t c = lo; c < hi; c++) {
+    int64_t b0 = c * DROP_CB, b1 = b0 + DROP_CB < A->full ? b0 + DROP_CB : A->full;
+    dropout_blocks(A->o, A->x, b0, b1, A->seed, A->stream, A->base, A->thr, A->scale);
+  }
+}
+
 static int dropout_apply(KernelCtx *kc, const IrFunc *f, const IrNode *n, float *o,
                          const float *x) {
   int64_t N = k_numel(&n->type);
@@ -285,14 +331,8 @@ static int dropout_apply(KernelCtx *kc, const IrFunc *f, const IrNode *n, float 
   uint64_t stream = (uint64_t)RNG_STREAM_DROPOUT + (uint64_t)n->attr.i[0];
   uint64_t base = (uint64_t)kc->step << 32;
   int64_t full = N / 4;
-  const int64_t CB = 1024;  /* blocks per chunk */
-  int64_t chunks = (full + CB - 1) / CB;
-  int nt = k_threads(kc, N * 8);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t c = 0; c < chunks; c++) {
-    int64_t b0 = c * CB, b1 = b0 + CB < full ? b0 + CB : full;
-    dropout_blocks(o, x, b0, b1, kc->seed, stream, base, thr, scale);
-  }
+  DropArg A = {o, x, full, kc->seed, stream, base, thr, scale};
+  k_par(kc, k_threads(kc, N * 8), (full + DROP_CB - 1) / DROP_CB, dropout_chunks, &A);
   if (N % 4) {  /* the last partial block */
     uint32_t w[4];
     philox_words(kc->seed, stream, base + (uint64_t)full, &w[0], &w[1], &w[2], &w[3]);

@@ -1,8 +1,8 @@
 /* kernels_internal.h - helpers shared by the kernel files (kernels_*.c).
  *
  * Shapes come from the node's type and its inputs' types.  Parallel loops
- * use OpenMP with a static schedule and a thread count chosen from the
- * amount of work, so tiny tensors never pay for a parallel region; results
+ * run on the context's pool (pool_for: static chunks) when the amount of
+ * work is large enough, so tiny tensors never pay for a parallel region; results
  * never depend on timing (each output element is written by one thread, and
  * sums across rows use fixed partitions combined in a fixed order).
  */
@@ -16,10 +16,6 @@
 #include <string.h>
 
 #include "kernels.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* Below this many "work units" (roughly flops) a kernel runs on one thread. */
 #define K_PAR_MIN 32768
@@ -38,10 +34,19 @@ static inline int64_t k_numel(const IrType *t) {
   return m;
 }
 
-/* Threads to use for a loop of this much work. */
+/* Threads to use for a loop of this much work: the pool's size, or 1. */
 static inline int k_threads(const KernelCtx *kc, int64_t work) {
-  int t = kc->threads > 0 ? kc->threads : 1;
+  int t = pool_size(kc->pool);
   return (t > 1 && work >= K_PAR_MIN) ? t : 1;
+}
+
+/* Runs fn over [0, n): split over the pool (one static chunk per worker)
+ * when nt > 1, else in one call on this thread.  A loop body becomes a
+ * function of a chunk [lo, hi) and an argument struct. */
+static inline void k_par(const KernelCtx *kc, int nt, int64_t n, PoolFn fn, void *arg) {
+  if (n <= 0) return;
+  if (nt > 1) pool_for(kc->pool, n, 1, fn, arg);
+  else fn(arg, 0, n, 0);
 }
 
 /* Product of dims [lo, hi). */
@@ -108,9 +113,10 @@ void k_bcast_plan(KBcast *p, const IrType *out, const IrType *a, const IrType *b
  * them vectorise. */
 
 /* Hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64, picked
- * at load time (GCC function multi-versioning). */
+ * at load time (GCC function multi-versioning; not under the sanitizers,
+ * whose runtimes are not ready when the ifunc resolvers run). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
-    !defined(__SANITIZE_ADDRESS__)
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define K_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define K_CLONES

@@ -4,8 +4,8 @@
  * MATMUL maps to as few GEMMs as it can: a left operand with leading dims
  * times a 2-D right operand is one [B*T, k] x [k, n] GEMM.  Other batched
  * products loop over the batch; when each product is small the loop runs in
- * parallel (one single-threaded GEMM per iteration), else each GEMM uses the
- * threads itself.  OpenBLAS never splits the k dimension, so results depend
+ * parallel (one single-threaded GEMM per iteration), else each GEMM is
+ * split over the pool's workers itself.  OpenBLAS never splits the k dimension, so results depend
  * only on the thread count.
  */
 #include <cblas.h>
@@ -36,40 +36,57 @@ static void gemm_raw(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float al
 }
 
 /* OpenBLAS always runs single-threaded here: its own thread pool would spin
- * against our OpenMP threads (2 cores: a 4 ms stall per switch).  Large
- * products are split by rows (or columns) across OpenMP threads instead,
+ * against ours (2 cores: a 4 ms stall per switch).  Large products are
+ * split by rows (or columns) across the pool's workers instead,
  * one single-threaded GEMM per block; each element is still one dot
  * product in BLAS's order, so the split does not change the results. */
 static void blas_single(void) {
   if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 }
 
-void k_gemm(int threads, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+typedef struct GemmArg {
+  bool ta, tb, by_rows;
+  int64_t m, n, k, len, parts;
+  float alpha, beta;
+  const float *a, *b;
+  int64_t lda, ldb, ldc;
+  float *c;
+} GemmArg;
+
+/* Blocks [lo, hi) of parts: whole multiples of 16 rows (or columns). */
+static void gemm_blocks(void *arg, int64_t lo_t, int64_t hi_t, int worker) {
+  const GemmArg *G = arg;
+  for (int64_t t = lo_t; t < hi_t; t++) {
+    int64_t lo = (G->len * t / G->parts) & ~(int64_t)15;
+    int64_t hi = (G->len * (t + 1) / G->parts) & ~(int64_t)15;
+    if (t == G->parts - 1) hi = G->len;
+    if (hi <= lo) continue;
+    if (G->by_rows) {
+      const float *ab = G->ta ? G->a + lo : G->a + lo * G->lda;
+      gemm_raw(G->ta, G->tb, hi - lo, G->n, G->k, G->alpha, ab, G->lda, G->b, G->ldb, G->beta,
+               G->c + lo * G->ldc, G->ldc);
+    } else {
+      const float *bb = G->tb ? G->b + lo * G->ldb : G->b + lo;
+      gemm_raw(G->ta, G->tb, G->m, hi - lo, G->k, G->alpha, G->a, G->lda, bb, G->ldb, G->beta,
+               G->c + lo, G->ldc);
+    }
+  }
+}
+
+void k_gemm(Pool *pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
             int64_t ldc) {
   blas_single();
-  if (threads < 1) threads = 1;
+  int threads = pool_size(pool);
   if (threads == 1 || m * n * k < 4 * K_SMALL_GEMM) {
     gemm_raw(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  /* split the longer side into blocks of whole multiples of 16 */
+  /* split the longer side into one block per worker */
   bool by_rows = m >= n;
-  int64_t len = by_rows ? m : n;
-  int64_t parts = threads;
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (int64_t t = 0; t < parts; t++) {
-    int64_t lo = (len * t / parts) & ~(int64_t)15, hi = (len * (t + 1) / parts) & ~(int64_t)15;
-    if (t == parts - 1) hi = len;
-    if (hi <= lo) continue;
-    if (by_rows) {
-      const float *ab = ta ? a + lo : a + lo * lda;
-      gemm_raw(ta, tb, hi - lo, n, k, alpha, ab, lda, b, ldb, beta, c + lo * ldc, ldc);
-    } else {
-      const float *bb = tb ? b + lo * ldb : b + lo;
-      gemm_raw(ta, tb, m, hi - lo, k, alpha, a, lda, bb, ldb, beta, c + lo, ldc);
-    }
-  }
+  GemmArg G = {ta, tb, by_rows, m, n, k, by_rows ? m : n, threads, alpha, beta,
+               a, b, lda, ldb, ldc, c};
+  pool_for(pool, G.parts, 1, gemm_blocks, &G);
 }
 
 /* Matrix strides of an operand's batch dims within the output's batch dims
@@ -82,6 +99,41 @@ static void batch_strides(const IrType *out, int R, const IrType *x, int64_t mat
     if (xj >= 0 && x->dim[xj] == out->dim[j] && out->dim[j] != 1) s[j] = st;
     else s[j] = 0;
     if (xj >= 0) st *= x->dim[xj];
+  }
+}
+
+/* A batched product: the output's batch dims and each operand's strides. */
+typedef struct MatArg {
+  const IrType *Y;
+  int R;
+  bool ta, tb;
+  int64_t m, nn, k;
+  const float *a, *b;
+  int64_t lda, ldb;
+  float *y;
+  int64_t sa[IR_MAX_RANK], sb[IR_MAX_RANK];
+} MatArg;
+
+static void mat_offsets(const MatArg *M, int64_t i, int64_t *oa, int64_t *ob) {
+  int64_t r = i;
+  *oa = 0;
+  *ob = 0;
+  for (int j = M->R - 1; j >= 0; j--) {
+    int64_t ix = r % M->Y->dim[j];
+    r /= M->Y->dim[j];
+    *oa += ix * M->sa[j];
+    *ob += ix * M->sb[j];
+  }
+}
+
+/* Products [lo, hi) of a batch, one single-threaded GEMM each. */
+static void mat_batch(void *arg, int64_t lo, int64_t hi, int worker) {
+  const MatArg *M = arg;
+  for (int64_t i = lo; i < hi; i++) {
+    int64_t oa, ob;
+    mat_offsets(M, i, &oa, &ob);
+    gemm_raw(M->ta, M->tb, M->m, M->nn, M->k, 1.0f, M->a + oa, M->lda, M->b + ob, M->ldb, 0.0f,
+             M->y + i * M->m * M->nn, M->nn);
   }
 }
 
@@ -106,46 +158,29 @@ int k_matmul(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *c
   float *y = out;
   int64_t nb = k_prod(Y, 0, R);
   int64_t a_mats = k_prod(A, 0, ra - 2), b_mats = k_prod(B, 0, rb - 2);
-  int threads = kc->threads > 0 ? kc->threads : 1;
 
   /* [..., m, k] x [k, n]: one GEMM over all the rows. */
   if (b_mats == 1 && !ta && a_mats == nb) {
     if (nb * m > INT_MAX / 2) return k_fail(kc, n, "too many rows for one GEMM");
-    k_gemm(k_threads(kc, nb * m * nn * k) > 1 ? threads : 1, false, tb, nb * m, nn, k, 1.0f,
+    k_gemm(k_threads(kc, nb * m * nn * k) > 1 ? kc->pool : NULL, false, tb, nb * m, nn, k, 1.0f,
            a, lda, b, ldb, 0.0f, y, nn);
     return 0;
   }
 
-  int64_t sa[IR_MAX_RANK], sb[IR_MAX_RANK];
-  batch_strides(Y, R, A, m * k, sa);
-  batch_strides(Y, R, B, k * nn, sb);
+  MatArg M = {Y, R, ta, tb, m, nn, k, a, b, lda, ldb, y, {0}, {0}};
+  batch_strides(Y, R, A, m * k, M.sa);
+  batch_strides(Y, R, B, k * nn, M.sb);
   int64_t mnk = m * nn * k;
   if (mnk <= K_SMALL_GEMM && nb > 1) {
     blas_single();
-    int nt = k_threads(kc, nb * mnk);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t i = 0; i < nb; i++) {
-      int64_t oa = 0, ob = 0, r = i;
-      for (int j = R - 1; j >= 0; j--) {
-        int64_t ix = r % Y->dim[j];
-        r /= Y->dim[j];
-        oa += ix * sa[j];
-        ob += ix * sb[j];
-      }
-      gemm_raw(ta, tb, m, nn, k, 1.0f, a + oa, lda, b + ob, ldb, 0.0f, y + i * m * nn, nn);
-    }
+    k_par(kc, k_threads(kc, nb * mnk), nb, mat_batch, &M);
     return 0;
   }
-  int gt = k_threads(kc, mnk) > 1 ? threads : 1;
+  Pool *gp = k_threads(kc, mnk) > 1 ? kc->pool : NULL;
   for (int64_t i = 0; i < nb; i++) {
-    int64_t oa = 0, ob = 0, r = i;
-    for (int j = R - 1; j >= 0; j--) {
-      int64_t ix = r % Y->dim[j];
-      r /= Y->dim[j];
-      oa += ix * sa[j];
-      ob += ix * sb[j];
-    }
-    k_gemm(gt, ta, tb, m, nn, k, 1.0f, a + oa, lda, b + ob, ldb, 0.0f, y + i * m * nn, nn);
+    int64_t oa, ob;
+    mat_offsets(&M, i, &oa, &ob);
+    k_gemm(gp, ta, tb, m, nn, k, 1.0f, a + oa, lda, b + ob, ldb, 0.0f, y + i * m * nn, nn);
   }
   return 0;
 }
@@ -155,6 +190,20 @@ static int64_t bad_index(const int32_t *idx, int64_t N, int64_t V) {
   for (int64_t p = 0; p < N; p++)
     if (idx[p] < 0 || idx[p] >= V) return p;
   return -1;
+}
+
+typedef struct GatherArg {
+  float *y;
+  const float *tab;
+  const int32_t *idx;
+  int64_t d;
+} GatherArg;
+
+static void gather_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const GatherArg *G = arg;
+  int64_t d = G->d;
+  for (int64_t p = lo; p < hi; p++)
+    memcpy(G->y + p * d, G->tab + (int64_t)G->idx[p] * d, (size_t)d * sizeof *G->y);
 }
 
 int k_gather(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
@@ -169,10 +218,33 @@ int k_gather(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *c
   if (bad >= 0)
     return k_fail(kc, n, "token id %d is outside the vocabulary of %lld (at position %lld)",
                   idx[bad], (long long)V, (long long)bad);
-  int nt = k_threads(kc, N * d);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t p = 0; p < N; p++) memcpy(y + p * d, tab + (int64_t)idx[p] * d, (size_t)d * sizeof *y);
+  GatherArg G = {y, tab, idx, d};
+  k_par(kc, k_threads(kc, N * d), N, gather_rows, &G);
   return 0;
+}
+
+typedef struct ScatterArg {
+  float *y;
+  const float *dy;
+  const int32_t *idx;
+  int64_t V, N, d;
+  int T;
+} ScatterArg;
+
+/* Column blocks [lo, hi) of T: zeroes them, then adds the rows in order. */
+static void scatter_cols(void *arg, int64_t lo, int64_t hi, int worker) {
+  const ScatterArg *S = arg;
+  int64_t d = S->d, T = S->T;
+  for (int64_t t = lo; t < hi; t++) {
+    int64_t c0 = d * t / T, c1 = d * (t + 1) / T;
+    for (int64_t v = 0; v < S->V; v++) memset(S->y + v * d + c0, 0, (size_t)(c1 - c0) * sizeof *S->y);
+    for (int64_t p = 0; p < S->N; p++) {
+      float *row = S->y + (int64_t)S->idx[p] * d;
+      const float *src = S->dy + p * d;
+#pragma omp simd
+      for (int64_t c = c0; c < c1; c++) row[c] += src[c];
+    }
+  }
 }
 
 int k_scatter_add(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
@@ -196,21 +268,7 @@ int k_scatter_add(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
    * every sum has the same order whatever the thread count. */
   int nt = k_threads(kc, (V + N) * d);
   if (d < 16 * nt) nt = 1;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    int t = 0, T = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num();
-    T = omp_get_num_threads();
-#endif
-    int64_t c0 = d * t / T, c1 = d * (t + 1) / T;
-    for (int64_t v = 0; v < V; v++) memset(y + v * d + c0, 0, (size_t)(c1 - c0) * sizeof *y);
-    for (int64_t p = 0; p < N; p++) {
-      float *row = y + (int64_t)idx[p] * d;
-      const float *src = dy + p * d;
-#pragma omp simd
-      for (int64_t c = c0; c < c1; c++) row[c] += src[c];
-    }
-  }
+  ScatterArg S = {y, dy, idx, V, N, d, nt};
+  k_par(kc, nt, nt, scatter_cols, &S);
   return 0;
 }

@@ -13,8 +13,26 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
+typedef struct SumArg {
+  const float *x;
+  int64_t n;
+  double *part;
+} SumArg;
+
+static void sum_parts(void *arg, int64_t lo, int64_t hi, int worker) {
+  const SumArg *A = arg;
+  for (int64_t b = lo; b < hi; b++) {
+    int64_t i0 = A->n * b / K_NPART, i1 = A->n * (b + 1) / K_NPART;
+    const float *x = A->x;
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = i0; i < i1; i++) s += x[i];
+    A->part[b] = s;
+  }
+}
+
 /* Sum of x[0..n) in double, blocked so the order is fixed by n alone. */
-static double sum_fixed(const float *x, int64_t n, int nt) {
+static double sum_fixed(const KernelCtx *kc, const float *x, int64_t n, int nt) {
   if (n < 4096) {
     double s = 0;
 #pragma omp simd reduction(+ : s)
@@ -22,18 +40,21 @@ static double sum_fixed(const float *x, int64_t n, int nt) {
     return s;
   }
   double part[K_NPART];
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int b = 0; b < K_NPART; b++) {
-    int64_t i0 = n * b / K_NPART, i1 = n * (b + 1) / K_NPART;
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = i0; i < i1; i++) s += x[i];
-    part[b] = s;
-  }
+  SumArg A = {x, n, part};
+  k_par(kc, nt, K_NPART, sum_parts, &A);
   double s = 0;
   for (int b = 0; b < K_NPART; b++) s += part[b];
   return s;
 }
+
+/* Arguments of the row-wise loops below (each uses the fields it needs). */
+typedef struct RowArg {
+  float *y;
+  const float *x, *d;
+  const int32_t *t;
+  int64_t L;
+  float eps, sc;
+} RowArg;
 
 /* ---- softmax --------------------------------------------------------------- */
 
@@ -57,6 +78,18 @@ K_CLONES static void softmax_grad_row(float *o, const float *y, const float *d, 
   for (int64_t j = 0; j < L; j++) o[j] = y[j] * (d[j] - s);
 }
 
+static void softmax_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const RowArg *A = arg;
+  int64_t L = A->L;
+  for (int64_t r = lo; r < hi; r++) softmax_row(A->y + r * L, A->x + r * L, L);
+}
+
+static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const RowArg *A = arg;
+  int64_t L = A->L;
+  for (int64_t r = lo; r < hi; r++) softmax_grad_row(A->y + r * L, A->x + r * L, A->d + r * L, L);
+}
+
 int k_softmax(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
   if (k_need_f32(kc, f, n, 1)) return -1;
   if (n->type.rank < 1) return k_fail(kc, n, "needs rank 1 or more");
@@ -64,9 +97,8 @@ int k_softmax(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *
   int64_t rows = L ? N / L : 0;
   float *y = out;
   const float *x = in[0];
-  int nt = k_threads(kc, N * 8);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t r = 0; r < rows; r++) softmax_row(y + r * L, x + r * L, L);
+  RowArg A = {.y = y, .x = x, .L = L};
+  k_par(kc, k_threads(kc, N * 8), rows, softmax_rows, &A);
   return 0;
 }
 
@@ -78,9 +110,8 @@ int k_softmax_grad(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
   int64_t rows = L ? N / L : 0;
   float *dx = out;
   const float *y = in[0], *dy = in[1];
-  int nt = k_threads(kc, N * 3);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t r = 0; r < rows; r++) softmax_grad_row(dx + r * L, y + r * L, dy + r * L, L);
+  RowArg A = {.y = dx, .x = y, .d = dy, .L = L};
+  k_par(kc, k_threads(kc, N * 3), rows, softmax_grad_rows, &A);
   return 0;
 }
 
@@ -111,6 +142,27 @@ K_CLONES static void layernorm_grad_row(float *o, const float *xr, const float *
   for (int64_t j = 0; j < L; j++) o[j] = rs * (dr[j] - md - (xr[j] - mu) * rs * mdx);
 }
 
+static void layernorm_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const RowArg *A = arg;
+  int64_t L = A->L;
+  float eps = A->eps;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *xr = A->x + r * L;
+    float *yr = A->y + r * L;
+    float mu, rs;
+    row_stats(xr, L, eps, &mu, &rs);
+#pragma omp simd
+    for (int64_t j = 0; j < L; j++) yr[j] = (xr[j] - mu) * rs;
+  }
+}
+
+static void layernorm_grad_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const RowArg *A = arg;
+  int64_t L = A->L;
+  for (int64_t r = lo; r < hi; r++)
+    layernorm_grad_row(A->y + r * L, A->x + r * L, A->d + r * L, L, A->eps);
+}
+
 int k_layernorm(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
   if (k_need_f32(kc, f, n, 1)) return -1;
   if (n->type.rank < 1) return k_fail(kc, n, "needs rank 1 or more");
@@ -119,16 +171,8 @@ int k_layernorm(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void
   float eps = (float)n->attr.f[0];
   float *y = out;
   const float *x = in[0];
-  int nt = k_threads(kc, N * 4);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *xr = x + r * L;
-    float *yr = y + r * L;
-    float mu, rs;
-    row_stats(xr, L, eps, &mu, &rs);
-#pragma omp simd
-    for (int64_t j = 0; j < L; j++) yr[j] = (xr[j] - mu) * rs;
-  }
+  RowArg A = {.y = y, .x = x, .L = L, .eps = eps};
+  k_par(kc, k_threads(kc, N * 4), rows, layernorm_rows, &A);
   return 0;
 }
 
@@ -141,15 +185,71 @@ int k_layernorm_grad(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
   float eps = (float)n->attr.f[0];
   float *dx = out;
   const float *x = in[0], *dy = in[1];
-  int nt = k_threads(kc, N * 8);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t r = 0; r < rows; r++) layernorm_grad_row(dx + r * L, x + r * L, dy + r * L, L, eps);
+  RowArg A = {.y = dx, .x = x, .d = dy, .L = L, .eps = eps};
+  k_par(kc, k_threads(kc, N * 8), rows, layernorm_grad_rows, &A);
   return 0;
 }
 
 /* ---- reductions along an axis -------------------------------------------- */
 
 enum { RED_SUM, RED_MEAN, RED_MAX };
+
+#define RED_IC 1024  /* inner elements per tile */
+
+typedef struct RedArg {
+  float *y;
+  const float *x;
+  KAxis a;
+  int kind;
+  float div;
+} RedArg;
+
+/* Rows [lo, hi) of [outer, len] -> [outer]. */
+static void reduce_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const RedArg *R = arg;
+  int64_t len = R->a.len;
+  for (int64_t o = lo; o < hi; o++) {
+    const float *xr = R->x + o * len;
+    if (R->kind == RED_MAX) {
+      float m = xr[0];
+      for (int64_t l = 1; l < len; l++) m = xr[l] > m ? xr[l] : m;
+      R->y[o] = m;
+    } else {
+      double s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t l = 0; l < len; l++) s += xr[l];
+      R->y[o] = (float)(s / R->div);
+    }
+  }
+}
+
+/* Tiles [lo, hi) of [outer, len, inner] -> [outer, inner]: RED_IC inner
+ * elements each, accumulated over len in order. */
+static void reduce_tiles(void *arg, int64_t lo, int64_t hi, int worker) {
+  const RedArg *R = arg;
+  KAxis a = R->a;
+  int kind = R->kind;
+  float div = R->div;
+  int64_t per = (a.inner + RED_IC - 1) / RED_IC;
+  for (int64_t t = lo; t < hi; t++) {
+    int64_t o = t / per, c0 = (t % per) * RED_IC;
+    int64_t c1 = c0 + RED_IC < a.inner ? c0 + RED_IC : a.inner;
+    float *yr = R->y + o * a.inner;
+    const float *xo = R->x + o * a.len * a.inner;
+    for (int64_t c = c0; c < c1; c++) yr[c] = xo[c];
+    for (int64_t l = 1; l < a.len; l++) {
+      const float *xr = xo + l * a.inner;
+      if (kind == RED_MAX) {
+        for (int64_t c = c0; c < c1; c++) yr[c] = xr[c] > yr[c] ? xr[c] : yr[c];
+      } else {
+#pragma omp simd
+        for (int64_t c = c0; c < c1; c++) yr[c] += xr[c];
+      }
+    }
+    if (kind == RED_MEAN)
+      for (int64_t c = c0; c < c1; c++) yr[c] /= div;
+  }
+}
 
 static int reduce_axis(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
                        void *const *in, int kind) {
@@ -168,50 +268,18 @@ static int reduce_axis(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *ou
   float div = kind == RED_MEAN ? (float)a.len : 1.0f;
   int64_t N = a.outer * a.len * a.inner;
   int nt = k_threads(kc, N);
+  RedArg R = {y, x, a, kind, div};
   if (a.inner == 1) {
     if (kind != RED_MAX && a.outer == 1) {
-      y[0] = (float)(sum_fixed(x, a.len, nt) / div);
+      y[0] = (float)(sum_fixed(kc, x, a.len, nt) / div);
       return 0;
     }
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t o = 0; o < a.outer; o++) {
-      const float *xr = x + o * a.len;
-      if (kind == RED_MAX) {
-        float m = xr[0];
-        for (int64_t l = 1; l < a.len; l++) m = xr[l] > m ? xr[l] : m;
-        y[o] = m;
-      } else {
-        double s = 0;
-#pragma omp simd reduction(+ : s)
-        for (int64_t l = 0; l < a.len; l++) s += xr[l];
-        y[o] = (float)(s / div);
-      }
-    }
+    k_par(kc, nt, a.outer, reduce_rows, &R);
     return 0;
   }
   /* [outer, len, inner] -> [outer, inner]: tiles of the inner dim, each
    * owned by one thread and accumulated over len in order. */
-  const int64_t IC = 1024;
-  int64_t per = (a.inner + IC - 1) / IC, tiles = a.outer * per;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t t = 0; t < tiles; t++) {
-    int64_t o = t / per, c0 = (t % per) * IC;
-    int64_t c1 = c0 + IC < a.inner ? c0 + IC : a.inner;
-    float *yr = y + o * a.inner;
-    const float *xo = x + o * a.len * a.inner;
-    for (int64_t c = c0; c < c1; c++) yr[c] = xo[c];
-    for (int64_t l = 1; l < a.len; l++) {
-      const float *xr = xo + l * a.inner;
-      if (kind == RED_MAX) {
-        for (int64_t c = c0; c < c1; c++) yr[c] = xr[c] > yr[c] ? xr[c] : yr[c];
-      } else {
-#pragma omp simd
-        for (int64_t c = c0; c < c1; c++) yr[c] += xr[c];
-      }
-    }
-    if (kind == RED_MEAN)
-      for (int64_t c = c0; c < c1; c++) yr[c] /= div;
-  }
+  k_par(kc, nt, a.outer * ((a.inner + RED_IC - 1) / RED_IC), reduce_tiles, &R);
   return 0;
 }
 
@@ -227,6 +295,32 @@ int k_max(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *cons
 
 /* (x, y, dy) -> dx: dy goes to the first maximum along the axis (the same
  * comparison as the forward max). */
+typedef struct MaxGradArg {
+  float *dx;
+  const float *x, *dy;
+  KAxis a;
+} MaxGradArg;
+
+static void max_grad_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const MaxGradArg *M = arg;
+  KAxis a = M->a;
+  for (int64_t o = lo; o < hi; o++) {
+    const float *xo = M->x + o * a.len * a.inner;
+    for (int64_t c = 0; c < a.inner; c++) {
+      int64_t best = 0;
+      float m = xo[c];
+      for (int64_t l = 1; l < a.len; l++) {
+        float v = xo[l * a.inner + c];
+        if (v > m) {
+          m = v;
+          best = l;
+        }
+      }
+      M->dx[o * a.len * a.inner + best * a.inner + c] = M->dy[o * a.inner + c];
+    }
+  }
+}
+
 int k_max_grad(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
   if (k_need_f32(kc, f, n, 3)) return -1;
   const IrType *X = k_in_type(f, n, 0);
@@ -238,24 +332,23 @@ int k_max_grad(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void 
   int64_t N = a.outer * a.len * a.inner;
   memset(dx, 0, (size_t)N * sizeof *dx);
   if (a.len == 0) return 0;
-  int nt = k_threads(kc, N);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t o = 0; o < a.outer; o++) {
-    const float *xo = x + o * a.len * a.inner;
-    for (int64_t c = 0; c < a.inner; c++) {
-      int64_t best = 0;
-      float m = xo[c];
-      for (int64_t l = 1; l < a.len; l++) {
-        float v = xo[l * a.inner + c];
-        if (v > m) {
-          m = v;
-          best = l;
-        }
-      }
-      dx[o * a.len * a.inner + best * a.inner + c] = dy[o * a.inner + c];
-    }
-  }
+  MaxGradArg M = {dx, x, dy, a};
+  k_par(kc, k_threads(kc, N), a.outer, max_grad_rows, &M);
   return 0;
+}
+
+/* Arguments of the copying loops (broadcast, concat, slice). */
+typedef struct CopyArg {
+  uint32_t *y;
+  const uint32_t *x;
+  int64_t inner, len, off, blk;
+} CopyArg;
+
+static void broadcast_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const CopyArg *C = arg;
+  int64_t inner = C->inner;
+  for (int64_t r = lo; r < hi; r++)
+    memcpy(C->y + r * inner, C->x + (r / C->len) * inner, (size_t)inner * sizeof *C->y);
 }
 
 /* Inserts axis i[0] of length type.dim[i[0]]: y[o, l, c] = x[o, c]. */
@@ -270,11 +363,44 @@ int k_broadcast(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void
   const uint32_t *x = in[0];
   uint32_t *y = out;
   int64_t rows = a.outer * a.len;
-  int nt = k_threads(kc, rows * a.inner);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t r = 0; r < rows; r++)
-    memcpy(y + r * a.inner, x + (r / a.len) * a.inner, (size_t)a.inner * sizeof *y);
+  CopyArg C = {y, x, a.inner, a.len, 0, 0};
+  k_par(kc, k_threads(kc, rows * a.inner), rows, broadcast_rows, &C);
   return 0;
+}
+
+typedef struct SumToArg {
+  float *y;
+  const float *x;
+  int64_t rows, C, chunks;
+} SumToArg;
+
+/* Column chunks [lo, hi) of [rows, C] -> [C], rows added in order. */
+static void sum_to_cols(void *arg, int64_t lo, int64_t hi, int worker) {
+  const SumToArg *A = arg;
+  int64_t C = A->C, chunks = A->chunks;
+  float *y = A->y;
+  for (int64_t t = lo; t < hi; t++) {
+    int64_t c0 = C * t / chunks, c1 = C * (t + 1) / chunks;
+    for (int64_t c = c0; c < c1; c++) y[c] = A->x[c];
+    for (int64_t r = 1; r < A->rows; r++) {
+      const float *xr = A->x + r * C;
+#pragma omp simd
+      for (int64_t c = c0; c < c1; c++) y[c] += xr[c];
+    }
+  }
+}
+
+/* Rows [lo, hi) of [O, L] -> [O] (rows = O, C = L). */
+static void sum_to_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const SumToArg *A = arg;
+  int64_t L = A->C;
+  for (int64_t o = lo; o < hi; o++) {
+    const float *xr = A->x + o * L;
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t l = 0; l < L; l++) s += xr[l];
+    A->y[o] = s;
+  }
 }
 
 /* Sums x down to the node's type (broadcasting run backwards). */
@@ -290,7 +416,7 @@ int k_sum_to(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *c
   int R = p.rank;
   if (R == 1) {
     if (p.sa[0] == 1) memcpy(y, x, (size_t)M * sizeof *y);
-    else y[0] = (float)sum_fixed(x, N, nt);
+    else y[0] = (float)sum_fixed(kc, x, N, nt);
     return 0;
   }
   if (R == 2 && p.sa[0] == 0 && p.sa[1] == 1) {
@@ -299,29 +425,14 @@ int k_sum_to(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *c
     const int64_t CC = 256;
     int64_t chunks = (C + CC - 1) / CC;
     if (chunks < nt && C >= 16 * nt) chunks = nt;  /* enough chunks for every thread */
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t t = 0; t < chunks; t++) {
-      int64_t c0 = C * t / chunks, c1 = C * (t + 1) / chunks;
-      for (int64_t c = c0; c < c1; c++) y[c] = x[c];
-      for (int64_t r = 1; r < rows; r++) {
-        const float *xr = x + r * C;
-#pragma omp simd
-        for (int64_t c = c0; c < c1; c++) y[c] += xr[c];
-      }
-    }
+    SumToArg A = {y, x, rows, C, chunks};
+    k_par(kc, nt, chunks, sum_to_cols, &A);
     return 0;
   }
   if (R == 2 && p.sa[0] == 1 && p.sa[1] == 0) {
     /* [O, L] -> [O]: contiguous row sums */
-    int64_t O = p.dim[0], L = p.dim[1];
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t o = 0; o < O; o++) {
-      const float *xr = x + o * L;
-      float s = 0;
-#pragma omp simd reduction(+ : s)
-      for (int64_t l = 0; l < L; l++) s += xr[l];
-      y[o] = s;
-    }
+    SumToArg A = {y, x, p.dim[0], p.dim[1], 0};
+    k_par(kc, nt, p.dim[0], sum_to_rows, &A);
     return 0;
   }
   /* general: one pass over x in order, adding into y */
@@ -343,6 +454,20 @@ int k_sum_to(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *c
 
 /* ---- masks ----------------------------------------------------------------- */
 
+/* Rows [lo, hi) of [..., T, T]; eps carries the fill value. */
+static void causal_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const RowArg *A = arg;
+  int64_t T = A->L;
+  float fill = A->eps;
+  for (int64_t r = lo; r < hi; r++) {
+    int64_t i = r % T;
+    const float *xr = A->x + r * T;
+    float *yr = A->y + r * T;
+    for (int64_t j = 0; j <= i; j++) yr[j] = xr[j];
+    for (int64_t j = i + 1; j < T; j++) yr[j] = fill;
+  }
+}
+
 int k_causal_mask(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
                   void *const *in) {
   if (k_need_f32(kc, f, n, 1)) return -1;
@@ -354,15 +479,8 @@ int k_causal_mask(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
   const float *x = in[0];
   float *y = out;
   int64_t rows = mats * T;
-  int nt = k_threads(kc, rows * T);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t r = 0; r < rows; r++) {
-    int64_t i = r % T;
-    const float *xr = x + r * T;
-    float *yr = y + r * T;
-    for (int64_t j = 0; j <= i; j++) yr[j] = xr[j];
-    for (int64_t j = i + 1; j < T; j++) yr[j] = fill;
-  }
+  RowArg A = {.y = y, .x = x, .L = T, .eps = fill};
+  k_par(kc, k_threads(kc, rows * T), rows, causal_rows, &A);
   return 0;
 }
 
@@ -375,6 +493,43 @@ int k_reshape(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *
                   (long long)k_numel(k_in_type(f, n, 0)), (long long)N);
   if (out != in[0]) memcpy(out, in[0], (size_t)N * 4);
   return 0;
+}
+
+typedef struct TransArg {
+  uint32_t *y;
+  const uint32_t *x;
+  const IrType *Y;
+  const int64_t *s;    /* x stride of each y dim */
+  int q;               /* y dims [0, q) index the blocks or rows */
+  int64_t inner, L, sl;
+} TransArg;
+
+static int64_t trans_offset(const TransArg *A, int64_t b) {
+  int64_t off = 0, rr = b;
+  for (int j = A->q - 1; j >= 0; j--) {
+    off += (rr % A->Y->dim[j]) * A->s[j];
+    rr /= A->Y->dim[j];
+  }
+  return off;
+}
+
+/* Blocks [lo, hi) of `inner` contiguous elements. */
+static void transpose_blocks(void *arg, int64_t lo, int64_t hi, int worker) {
+  const TransArg *A = arg;
+  int64_t inner = A->inner;
+  for (int64_t b = lo; b < hi; b++)
+    memcpy(A->y + b * inner, A->x + trans_offset(A, b), (size_t)inner * sizeof *A->y);
+}
+
+/* Rows [lo, hi) of y's last dim, gathered with stride sl. */
+static void transpose_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const TransArg *A = arg;
+  int64_t L = A->L, sl = A->sl;
+  for (int64_t b = lo; b < hi; b++) {
+    uint32_t *yr = A->y + b * L;
+    const uint32_t *xr = A->x + trans_offset(A, b);
+    for (int64_t j = 0; j < L; j++) yr[j] = xr[j * sl];
+  }
 }
 
 int k_transpose(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
@@ -408,33 +563,33 @@ int k_transpose(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void
     return 0;
   }
   int nt = k_threads(kc, N * 2);
+  TransArg A = {y, x, Y, s, q, inner, 0, 0};
   if (inner > 1) {
-    int64_t blocks = N / inner;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t b = 0; b < blocks; b++) {
-      int64_t off = 0, rr = b;
-      for (int j = q - 1; j >= 0; j--) {
-        off += (rr % Y->dim[j]) * s[j];
-        rr /= Y->dim[j];
-      }
-      memcpy(y + b * inner, x + off, (size_t)inner * sizeof *y);
-    }
+    k_par(kc, nt, N / inner, transpose_blocks, &A);
     return 0;
   }
   /* the last axis moves: rows of y's last dim gather with stride s[r-1] */
-  int64_t L = Y->dim[r - 1], rows = L ? N / L : 0, sl = s[r - 1];
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t b = 0; b < rows; b++) {
-    int64_t off = 0, rr = b;
-    for (int j = r - 2; j >= 0; j--) {
-      off += (rr % Y->dim[j]) * s[j];
-      rr /= Y->dim[j];
-    }
-    uint32_t *yr = y + b * L;
-    const uint32_t *xr = x + off;
-    for (int64_t j = 0; j < L; j++) yr[j] = xr[j * sl];
-  }
+  A.L = Y->dim[r - 1];
+  A.sl = s[r - 1];
+  A.q = r - 1;
+  k_par(kc, nt, A.L ? N / A.L : 0, transpose_rows, &A);
   return 0;
+}
+
+/* Outer rows [lo, hi) of one concat operand: blk elements at off. */
+static void concat_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const CopyArg *C = arg;
+  for (int64_t o = lo; o < hi; o++)
+    memcpy(C->y + (o * C->len + C->off) * C->inner, C->x + o * C->blk,
+           (size_t)C->blk * sizeof *C->y);
+}
+
+/* Outer rows [lo, hi) of a slice: blk elements from off. */
+static void slice_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const CopyArg *C = arg;
+  for (int64_t o = lo; o < hi; o++)
+    memcpy(C->y + o * C->blk, C->x + (o * C->len + C->off) * C->inner,
+           (size_t)C->blk * sizeof *C->y);
 }
 
 int k_concat(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
@@ -451,10 +606,8 @@ int k_concat(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *c
     if (off + len > a.len) return k_fail(kc, n, "operands are longer than the result");
     const uint32_t *x = in[k];
     int64_t blk = len * a.inner;
-    int nt = k_threads(kc, a.outer * blk);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t o = 0; o < a.outer; o++)
-      memcpy(y + (o * a.len + off) * a.inner, x + o * blk, (size_t)blk * sizeof *y);
+    CopyArg C = {y, x, a.inner, a.len, off, blk};
+    k_par(kc, k_threads(kc, a.outer * blk), a.outer, concat_rows, &C);
     off += len;
   }
   if (off != a.len) return k_fail(kc, n, "operands are shorter than the result");
@@ -473,10 +626,8 @@ int k_slice(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *co
   const uint32_t *x = in[0];
   uint32_t *y = out;
   int64_t blk = len * a.inner;
-  int nt = k_threads(kc, a.outer * blk);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t o = 0; o < a.outer; o++)
-    memcpy(y + o * blk, x + (o * a.len + from) * a.inner, (size_t)blk * sizeof *y);
+  CopyArg C = {y, x, a.inner, a.len, from, blk};
+  k_par(kc, k_threads(kc, a.outer * blk), a.outer, slice_rows, &C);
   return 0;
 }
 
@@ -520,6 +671,43 @@ static int ce_targets(KernelCtx *kc, const IrNode *n, const int32_t *t, int64_t 
   return 0;
 }
 
+typedef struct CeArg {
+  const float *x;
+  const int32_t *t;
+  int64_t rows, K;
+  double *part;
+} CeArg;
+
+/* Partial sums [lo, hi) of K_NPART over a partition of the rows fixed by
+ * their number. */
+static void ce_parts(void *arg, int64_t lo, int64_t hi, int worker) {
+  const CeArg *A = arg;
+  int64_t rows = A->rows, K = A->K;
+  for (int64_t b = lo; b < hi; b++) {
+    int64_t r0 = rows * b / K_NPART, r1 = rows * (b + 1) / K_NPART;
+    double s = 0;
+    for (int64_t r = r0; r < r1; r++) {
+      const float *xr = A->x + r * K;
+      s += (double)row_lse(xr, K) - (double)xr[A->t[r]];
+    }
+    A->part[b] = s;
+  }
+}
+
+static void ce_grad_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const RowArg *A = arg;
+  int64_t K = A->L;
+  float sc = A->sc;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *xr = A->x + r * K;
+    float *o = A->y + r * K;
+    softmax_row(o, xr, K);
+#pragma omp simd
+    for (int64_t j = 0; j < K; j++) o[j] *= sc;
+    o[A->t[r]] -= sc;
+  }
+}
+
 int k_cross_entropy(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
                     void *const *in) {
   int64_t rows, K;
@@ -534,17 +722,8 @@ int k_cross_entropy(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
   }
   /* fixed partition of the rows: K_NPART partial sums added in order */
   double part[K_NPART];
-  int nt = k_threads(kc, rows * K * 4);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int b = 0; b < K_NPART; b++) {
-    int64_t r0 = rows * b / K_NPART, r1 = rows * (b + 1) / K_NPART;
-    double s = 0;
-    for (int64_t r = r0; r < r1; r++) {
-      const float *xr = x + r * K;
-      s += (double)row_lse(xr, K) - (double)xr[t[r]];
-    }
-    part[b] = s;
-  }
+  CeArg A = {x, t, rows, K, part};
+  k_par(kc, k_threads(kc, rows * K * 4), K_NPART, ce_parts, &A);
   double s = 0;
   for (int b = 0; b < K_NPART; b++) s += part[b];
   y[0] = (float)(s / (double)rows);
@@ -563,15 +742,7 @@ int k_cross_entropy_grad(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *
   float dl = ((const float *)in[2])[0];
   float *dx = out;
   float sc = rows ? dl / (float)rows : 0.0f;
-  int nt = k_threads(kc, rows * K * 4);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *xr = x + r * K;
-    float *o = dx + r * K;
-    softmax_row(o, xr, K);
-#pragma omp simd
-    for (int64_t j = 0; j < K; j++) o[j] *= sc;
-    o[t[r]] -= sc;
-  }
+  RowArg A = {.y = dx, .x = x, .t = t, .L = K, .sc = sc};
+  k_par(kc, k_threads(kc, rows * K * 4), rows, ce_grad_rows, &A);
   return 0;
 }

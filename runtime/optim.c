@@ -72,31 +72,50 @@ static void sgd_step(Optim *o, float *w, const float *g, double lr, const uint8_
   }
 }
 
-/* torch.optim.Adam (L2: d = g + wd w) and AdamW (w *= 1 - lr wd first):
- *   m = b1 m + (1-b1) d;  v = b2 v + (1-b2) d^2
- *   w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
-static void adam_step(Optim *o, float *w, const float *g, double lr, const uint8_t *mask,
-                      int decoupled) {
-  if (!o->m || !o->v) return;
-  const double b1 = o->beta1, b2 = o->beta2, eps = o->eps;
-  const double t = (double)o->t;
-  const double bc1 = 1.0 - pow(b1, t), bc2 = 1.0 - pow(b2, t);
-  const double step_size = lr / bc1, sqrt_bc2 = sqrt(bc2);
-  const int nt = o->threads > 1 ? o->threads : 1;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && o->n >= 65536)
-  for (int64_t i = 0; i < o->n; i++) {
-    double wd = decay_of(o, mask, i), wi = w[i], d = g[i];
-    if (decoupled)
+typedef struct AdamArg {
+  const Optim *o;
+  float *w;
+  const float *g;
+  const uint8_t *mask;
+  int decoupled;
+  double lr, step_size, sqrt_bc2;
+} AdamArg;
+
+/* Elements [lo, hi) of an Adam or AdamW update. */
+static void adam_range(void *arg, int64_t lo, int64_t hi, int worker) {
+  const AdamArg *A = arg;
+  const Optim *o = A->o;
+  const double b1 = o->beta1, b2 = o->beta2, eps = o->eps, lr = A->lr;
+  const double step_size = A->step_size, sqrt_bc2 = A->sqrt_bc2;
+  float *w = A->w, *om = o->m, *ov = o->v;
+  const float *g = A->g;
+  for (int64_t i = lo; i < hi; i++) {
+    double wd = decay_of(o, A->mask, i), wi = w[i], d = g[i];
+    if (A->decoupled)
       wi *= 1.0 - lr * wd;
     else
       d += wd * wi;
-    double m = b1 * (double)o->m[i] + (1.0 - b1) * d;
-    double v = b2 * (double)o->v[i] + (1.0 - b2) * d * d;
-    o->m[i] = (float)m;
-    o->v[i] = (float)v;
-    double denom = sqrt((double)o->v[i]) / sqrt_bc2 + eps;
-    w[i] = (float)(wi - step_size * (double)o->m[i] / denom);
+    double m = b1 * (double)om[i] + (1.0 - b1) * d;
+    double v = b2 * (double)ov[i] + (1.0 - b2) * d * d;
+    om[i] = (float)m;
+    ov[i] = (float)v;
+    double denom = sqrt((double)ov[i]) / sqrt_bc2 + eps;
+    w[i] = (float)(wi - step_size * (double)om[i] / denom);
   }
+}
+
+/* torch.optim.Adam (L2: d = g + wd w) and AdamW (w *= 1 - lr wd first):
+ *   m = b1 m + (1-b1) d;  v = b2 v + (1-b2) d^2
+ *   w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * Long buffers are split over the pool (each element is independent). */
+static void adam_step(Optim *o, float *w, const float *g, double lr, const uint8_t *mask,
+                      int decoupled) {
+  if (!o->m || !o->v) return;
+  const double t = (double)o->t;
+  const double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
+  AdamArg A = {o, w, g, mask, decoupled, lr, lr / bc1, sqrt(bc2)};
+  if (o->n >= 65536) pool_for(o->pool, o->n, 1, adam_range, &A);
+  else adam_range(&A, 0, o->n, 0);
 }
 
 void optim_step(Optim *o, float *w, const float *g, double lr, const uint8_t *decay_mask) {

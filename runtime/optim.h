@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "../compiler/program.h"
+#include "pool.h"
 
 typedef struct Optim {
   OptKind kind;
@@ -13,8 +14,8 @@ typedef struct Optim {
   int64_t n;        /* floats */
   float *m, *v;     /* moments (sgd uses m as velocity); owned by caller */
   int64_t t;        /* steps taken */
-  int threads;      /* workers for the update (elementwise: any count gives
-                       the same bits); 0 or 1 = one */
+  Pool *pool;       /* workers for the update (elementwise: any count gives
+                       the same bits); NULL = the caller only */
 } Optim;
 
 /* The learning rate at step (0-based) of total steps. */

@@ -394,9 +394,19 @@ typedef struct Loop {
   float *pwork, *ptheta, *pgrad;
   int64_t pwork_n, pbuf_n;
   Optim opt;
+  Pool *own_pool;           /* when the caller gave no pool */
   FILE *lf;
   uint64_t seed;
 } Loop;
+
+/* The pool for a run on `threads` workers: the caller's (remade if its size
+ * differs), else a new one left in *own for the caller to free.  NULL (one
+ * thread) when a pool cannot be made. */
+static Pool *run_pool(const RunOptions *o, RaAlloc a, int threads, Pool **own) {
+  if (o->pool) return pool_ensure(o->pool, a, threads);
+  *own = threads > 1 ? pool_new(a, threads) : NULL;
+  return *own;
+}
 
 static void loop_free(Loop *L) {
   RaAlloc a = L->ms->alloc;
@@ -409,6 +419,7 @@ static void loop_free(Loop *L) {
   ra_free_mem(&a, L->ptheta, (size_t)L->pbuf_n * sizeof(float));
   ra_free_mem(&a, L->pgrad, (size_t)L->pbuf_n * sizeof(float));
   if (L->lf) fclose(L->lf);
+  pool_free(L->own_pool);
 }
 
 static RepKind group_kind(const Loop *L, const HeadGroup *hg) {
@@ -444,7 +455,8 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
   int threads = L->o->threads > 0 ? L->o->threads : t->threads > 0 ? (int)t->threads
                                         : (L->o->default_threads > 0 ? L->o->default_threads : 1);
   memset(&L->kc, 0, sizeof L->kc);
-  L->kc.threads = threads;
+  L->kc.pool = run_pool(L->o, a, threads, &L->own_pool);
+  L->kc.threads = pool_size(L->kc.pool);
   L->kc.seed = L->seed;
   L->kc.training = true;
   L->kc.externs = L->o->externs;
@@ -554,7 +566,7 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
   L.opt = (Optim){.kind = t->opt, .lr = t->lr, .momentum = t->momentum, .beta1 = t->beta1,
                   .beta2 = t->beta2, .eps = t->eps, .weight_decay = t->weight_decay,
                   .n = ms->nweights, .m = ms->opt_m, .v = ms->opt_v, .t = ms->step,
-                  .threads = L.kc.threads};
+                  .pool = L.kc.pool};
   const char *log_path = o->log_path ? o->log_path : t->log;
   if (log_path) {
     make_parent_dirs(log_path);
@@ -686,7 +698,7 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
   if (rc == 0) {
     L.opt = (Optim){.kind = t->opt, .lr = t->lr, .momentum = t->momentum, .beta1 = t->beta1,
                     .beta2 = t->beta2, .eps = t->eps, .weight_decay = t->weight_decay,
-                    .n = ms->nweights, .m = m1, .v = v1, .threads = L.kc.threads};
+                    .n = ms->nweights, .m = m1, .v = v1, .pool = L.kc.pool};
     int64_t ntrain = L.ds->split_n[SPLIT_TRAIN];
     int64_t *order = ra_calloc(&a, (size_t)(ntrain ? ntrain : 1), sizeof(int64_t));
     if (!order) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
@@ -842,7 +854,9 @@ int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptio
               "%d inputs", t->model, b.m->ninputs);
   KernelCtx kc;
   memset(&kc, 0, sizeof kc);
-  kc.threads = o->threads > 0 ? o->threads : o->default_threads;
+  Pool *own_pool = NULL;
+  kc.pool = run_pool(o, ms->alloc, o->threads > 0 ? o->threads : o->default_threads, &own_pool);
+  kc.threads = pool_size(kc.pool);
   kc.externs = o->externs;
   kc.nexterns = o->nexterns;
   TextBuf out = {ms->alloc, NULL, 0, 0};
@@ -861,6 +875,7 @@ int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptio
   }
   bound_free(&b);
   data_free(ds);
+  pool_free(own_pool);
   if (rc == 0 && !out.s) tb_puts(&out, "");
   if (rc == 0 && !out.s) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
   if (rc) {

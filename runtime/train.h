@@ -33,6 +33,8 @@ typedef struct ModelState {
 typedef struct RunOptions {
   int threads;              /* 0: the train block's, else default_threads */
   int default_threads;
+  Pool **pool;              /* the caller's pool, (re)made with the thread count
+                               the run uses; NULL: a pool for this call only */
   uint64_t seed;            /* used when has_seed */
   bool has_seed;
   bool progress;            /* one-line progress bar (a terminal) */

@@ -5,9 +5,6 @@ B=${1:-build}
 shift || true
 skip=" $* "
 cd "$(dirname "$0")/.." || exit 1
-# Idle OpenMP workers sleep instead of spinning: on a shared 2-core machine
-# spinning workers starve each other (see docs/performance.md).
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 serial=" test_examples test_determinism "
 pass=0; fail=0; failed=()
 for t in "$B"/tests/test_*; do

@@ -1,17 +1,21 @@
 /* test_kernels.c - every kernel against a naive reference on small random
  * shapes (broadcasting, odd sizes, transposes), run-time index errors,
- * determinism with two threads, and the interpreter (exec) on a hand-made
- * memory plan. */
+ * determinism with two threads, the interpreter (exec) on a hand-made
+ * memory plan, and the thread pool (pool_for) itself. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../compiler/ir.h"
 #include "../runtime/exec.h"
 #include "../runtime/ffi.h"
 #include "../runtime/kernels.h"
+#include "../runtime/pool.h"
 #include "../runtime/rng.h"
 #include "testutil.h"
 
@@ -30,7 +34,9 @@ static inline void kh_init(KH *h, int threads) {
   arena_init(&h->ar, ra_alloc_default());
   h->f = ir_func_new(&h->ar, "t", 1);
   cr_assert(h->f);
-  h->kc.threads = threads;
+  h->kc.pool = threads > 1 ? pool_new(ra_alloc_default(), threads) : NULL;
+  cr_assert(threads <= 1 || h->kc.pool, "pool_new(%d) failed", threads);
+  h->kc.threads = pool_size(h->kc.pool);
   h->kc.seed = 1234;
   h->kc.step = 7;
   h->kc.training = true;
@@ -40,6 +46,7 @@ static inline void kh_init(KH *h, int threads) {
 static inline void kh_free(KH *h) {
   for (int i = 0; i < KH_MAXV; i++) free(h->buf[i]);
   arena_free(&h->ar);
+  pool_free(h->kc.pool);
 }
 
 /* Uniform in [lo, hi), from a fixed LCG. */
@@ -464,14 +471,33 @@ Test(kernels, matmul_batched_and_broadcast) {
 Test(kernels, gemm_direct) {
   float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 0, 1, 1, 1}, c[4] = {10, 10, 10, 10};
   /* [2,3] x [3,2] with beta 1 */
-  k_gemm(1, false, false, 2, 2, 3, 1.0f, a, 3, b, 2, 1.0f, c, 2);
+  k_gemm(NULL, false, false, 2, 2, 3, 1.0f, a, 3, b, 2, 1.0f, c, 2);
   float want[4] = {10 + 1 + 3, 10 + 2 + 3, 10 + 4 + 6, 10 + 5 + 6};
   tu_allclose(c, want, 4, 0, 0, "k_gemm");
   /* 2 a^T b[:2]: a^T is [3, 2], b's first two rows [2, 2] */
   float c6[6];
-  k_gemm(2, true, false, 3, 2, 2, 2.0f, a, 3, b, 2, 0.0f, c6, 2);
+  Pool *pool = pool_new(ra_alloc_default(), 2);
+  cr_assert(pool);
+  k_gemm(pool, true, false, 3, 2, 2, 2.0f, a, 3, b, 2, 0.0f, c6, 2);
   float want6[6] = {2 * 1, 2 * 4, 2 * 2, 2 * 5, 2 * 3, 2 * 6};
   tu_allclose(c6, want6, 6, 0, 0, "k_gemm transposed");
+  /* a product large enough to be split: by rows, then by columns */
+  for (int cols = 0; cols < 2; cols++) {
+    int64_t m = cols ? 64 : 300, n = cols ? 300 : 64, k = 200;
+    float *A = malloc((size_t)(m * k) * 4), *B = malloc((size_t)(k * n) * 4);
+    float *C1 = malloc((size_t)(m * n) * 4), *C2 = malloc((size_t)(m * n) * 4);
+    cr_assert(A && B && C1 && C2);
+    for (int64_t i = 0; i < m * k; i++) A[i] = (float)((i * 7) % 13) - 6.0f;
+    for (int64_t i = 0; i < k * n; i++) B[i] = (float)((i * 5) % 11) - 5.0f;
+    k_gemm(NULL, false, false, m, n, k, 1.0f, A, k, B, n, 0.0f, C1, n);
+    k_gemm(pool, false, false, m, n, k, 1.0f, A, k, B, n, 0.0f, C2, n);
+    cr_assert(memcmp(C1, C2, (size_t)(m * n) * 4) == 0, "split GEMM differs (cols %d)", cols);
+    free(A);
+    free(B);
+    free(C1);
+    free(C2);
+  }
+  pool_free(pool);
 }
 
 /* ---- gather and scatter_add ---------------------------------------------------- */
@@ -1038,7 +1064,9 @@ Test(exec, runs_a_plan_with_every_storage_kind) {
   Exec *ex = exec_new(ra_alloc_default(), f, &plan, params, poff, 1);
   cr_assert(ex);
   cr_assert_eq((uintptr_t)ex->arena % 64, 0);
-  KernelCtx kc = {.threads = 2};
+  KernelCtx kc = {.pool = pool_new(ra_alloc_default(), 2)};
+  cr_assert(kc.pool);
+  kc.threads = pool_size(kc.pool);
   cr_assert_eq(exec_run(ex, &kc), -1, "input not set");
   cr_assert_eq(ex->err_node, x);
   cr_assert(strstr(kc.err, "input 'x'"), "%s", kc.err);
@@ -1051,6 +1079,7 @@ Test(exec, runs_a_plan_with_every_storage_kind) {
   cr_assert_eq(exec_ptr(ex, x), (void *)xin);
   float want[6] = {20, 40, 60, 50, 70, 90};
   tu_allclose(exec_ptr(ex, y), want, 6, 0, 0, "exec result");
+  pool_free(kc.pool);
   exec_free(ex);
   arena_free(&ar);
 }
@@ -1125,4 +1154,274 @@ Test(exec, out_of_memory_is_clean) {
   cr_assert_eq(((float *)exec_ptr(ex, 0))[3], 1.0f);
   exec_free(ex);
   arena_free(&ar);
+}
+
+/* ---- the thread pool ---------------------------------------------------------- */
+
+#define PT_MAXN 5000
+#define PT_MAXW 8
+
+/* What one pool_for saw: how often each index ran, each worker's chunk and
+ * thread. */
+typedef struct PoolTrace {
+  _Atomic int hits[PT_MAXN];
+  int64_t lo[PT_MAXW], hi[PT_MAXW];
+  int calls[PT_MAXW];
+  pthread_t th[PT_MAXW];
+} PoolTrace;
+
+static void pt_chunk(void *arg, int64_t lo, int64_t hi, int w) {
+  PoolTrace *t = arg;
+  cr_assert(w >= 0 && w < PT_MAXW);
+  t->lo[w] = lo;
+  t->hi[w] = hi;
+  t->calls[w]++;
+  t->th[w] = pthread_self();
+  for (int64_t i = lo; i < hi; i++) atomic_fetch_add(&t->hits[i], 1);
+}
+
+/* OpenMP's schedule(static) for n iterations on nw threads, written out
+ * independently of pool.c: sizes n / nw, the first n % nw one longer. */
+static void static_chunk(int64_t n, int nw, int w, int64_t *lo, int64_t *hi) {
+  int64_t base = n / nw, extra = n % nw;
+  *lo = w * base + (w < extra ? w : extra);
+  *hi = *lo + base + (w < extra ? 1 : 0);
+}
+
+static void pt_check(Pool *p, int64_t n, int64_t minw) {
+  static PoolTrace t;
+  memset(&t, 0, sizeof t);
+  pool_for(p, n, minw, pt_chunk, &t);
+  for (int64_t i = 0; i < n; i++)
+    cr_assert_eq(atomic_load(&t.hits[i]), 1, "n %lld: index %lld ran %d times", (long long)n,
+                 (long long)i, atomic_load(&t.hits[i]));
+  if (n <= 0) {
+    for (int w = 0; w < PT_MAXW; w++) cr_assert_eq(t.calls[w], 0, "n %lld: a chunk ran", (long long)n);
+    return;
+  }
+  int64_t want = pool_size(p), most = n / (minw < 1 ? 1 : minw);
+  if (most < want) want = most;
+  if (n < want) want = n;
+  if (want < 1) want = 1;
+  cr_assert_eq(pool_workers(p, n, minw), want, "n %lld min %lld", (long long)n, (long long)minw);
+  for (int w = 0; w < PT_MAXW; w++) {
+    if (w >= want) {
+      cr_assert_eq(t.calls[w], 0, "n %lld: worker %d ran but only %lld chunks", (long long)n, w,
+                   (long long)want);
+      continue;
+    }
+    int64_t lo, hi;
+    static_chunk(n, (int)want, w, &lo, &hi);
+    cr_assert_eq(t.calls[w], 1, "n %lld: worker %d ran %d chunks", (long long)n, w, t.calls[w]);
+    cr_assert(t.lo[w] == lo && t.hi[w] == hi, "n %lld of %lld chunks: worker %d got [%lld, %lld), "
+              "static schedule gives [%lld, %lld)", (long long)n, (long long)want, w,
+              (long long)t.lo[w], (long long)t.hi[w], (long long)lo, (long long)hi);
+  }
+  /* chunk 0 runs on the caller; the others on their workers, or on the
+   * caller when it finds them not started */
+  cr_assert(pthread_equal(t.th[0], pthread_self()), "chunk 0 runs on the caller");
+}
+
+Test(pool, covers_every_index_once_in_static_chunks) {
+  for (int size = 2; size <= 4; size++) {
+    Pool *p = pool_new(ra_alloc_default(), size);
+    cr_assert(p);
+    cr_assert_eq(pool_size(p), size);
+    int64_t ns[] = {0, 1, 2, 3, 4, 5, 7, 64, 100, 1001, 4999};
+    int64_t mins[] = {1, 2, 10, 1000};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+      for (size_t j = 0; j < sizeof mins / sizeof mins[0]; j++) pt_check(p, ns[i], mins[j]);
+    pool_free(p);
+  }
+}
+
+/* Chunk 0 (the caller's) takes 100 ms: the others run meanwhile on the
+ * workers, so the loop takes about 100 ms, not 300. */
+static void slow_first(void *arg, int64_t lo, int64_t hi, int w) {
+  pt_chunk(arg, lo, hi, w);
+  if (w == 0) {
+    struct timespec ts = {0, 100000000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+Test(pool, chunks_run_on_worker_threads) {
+  Pool *p = pool_new(ra_alloc_default(), 4);
+  cr_assert(p);
+  static PoolTrace t;
+  memset(&t, 0, sizeof t);
+  pool_for(p, 4, 1, slow_first, &t);
+  for (int w = 0; w < 4; w++) cr_assert_eq(t.calls[w], 1);
+  cr_assert(pthread_equal(t.th[0], pthread_self()));
+  for (int w = 1; w < 4; w++) {
+    cr_assert(!pthread_equal(t.th[w], pthread_self()), "chunk %d ran on the caller", w);
+    for (int v = 1; v < w; v++)
+      cr_assert(!pthread_equal(t.th[w], t.th[v]), "chunks %d and %d on one thread", v, w);
+  }
+  pool_free(p);
+}
+
+Test(pool, chunk_matches_static_schedule) {
+  for (int64_t n = 0; n < 200; n++)
+    for (int nw = 1; nw <= 7; nw++) {
+      int64_t end = 0;
+      for (int w = 0; w < nw; w++) {
+        int64_t lo, hi, wlo, whi;
+        pool_chunk(n, nw, w, &lo, &hi);
+        static_chunk(n, nw, w, &wlo, &whi);
+        cr_assert(lo == wlo && hi == whi, "n %lld nw %d w %d", (long long)n, nw, w);
+        cr_assert_eq(lo, end, "chunks are contiguous");
+        end = hi;
+      }
+      cr_assert_eq(end, n);
+    }
+}
+
+Test(pool, null_pool_and_pool_of_one_run_serially) {
+  cr_assert_eq(pool_size(NULL), 1);
+  Pool *one = pool_new(ra_alloc_default(), 1);
+  cr_assert(one);
+  cr_assert_eq(pool_size(one), 1);
+  Pool *ps[2] = {NULL, one};
+  for (int k = 0; k < 2; k++) {
+    static PoolTrace t;
+    memset(&t, 0, sizeof t);
+    pool_for(ps[k], 1000, 1, pt_chunk, &t);
+    cr_assert_eq(t.calls[0], 1);
+    cr_assert(t.lo[0] == 0 && t.hi[0] == 1000);
+    cr_assert(pthread_equal(t.th[0], pthread_self()));
+    for (int w = 1; w < PT_MAXW; w++) cr_assert_eq(t.calls[w], 0);
+    for (int i = 0; i < 1000; i++) cr_assert_eq(atomic_load(&t.hits[i]), 1);
+  }
+  pool_free(one);
+  pool_free(NULL);
+}
+
+/* Adds i + 1 for each i of the chunk into the worker's own slot. */
+typedef struct SumJob {
+  int64_t part[PT_MAXW * 8];  /* 8 apart: no false sharing worth a test */
+} SumJob;
+
+static void sum_chunk(void *arg, int64_t lo, int64_t hi, int w) {
+  SumJob *j = arg;
+  int64_t s = 0;
+  for (int64_t i = lo; i < hi; i++) s += i + 1;
+  j->part[w * 8] += s;
+}
+
+static int64_t sum_loops(Pool *p, int rounds) {
+  int64_t bad = 0;
+  for (int r = 0; r < rounds; r++) {
+    SumJob j;
+    memset(&j, 0, sizeof j);
+    int64_t n = 1 + r % 97;
+    pool_for(p, n, 1, sum_chunk, &j);
+    int64_t s = 0;
+    for (int w = 0; w < PT_MAXW; w++) s += j.part[w * 8];
+    if (s != n * (n + 1) / 2) bad++;
+  }
+  return bad;
+}
+
+Test(pool, many_back_to_back_loops) {
+  Pool *p = pool_new(ra_alloc_default(), 3);
+  cr_assert(p);
+  cr_assert_eq(sum_loops(p, 20000), 0);
+  /* and after the workers have gone to sleep */
+  for (int k = 0; k < 5; k++) {
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+    cr_assert_eq(sum_loops(p, 3), 0);
+  }
+  pool_free(p);
+}
+
+static void *pool_thread(void *arg) {
+  Pool *p = pool_new(ra_alloc_default(), 2);
+  int64_t bad = p ? sum_loops(p, 5000) : -1;
+  pool_free(p);
+  *(int64_t *)arg = bad;
+  return NULL;
+}
+
+Test(pool, two_pools_in_two_threads_at_once) {
+  pthread_t a, b;
+  int64_t ra = -2, rb = -2;
+  cr_assert_eq(pthread_create(&a, NULL, pool_thread, &ra), 0);
+  cr_assert_eq(pthread_create(&b, NULL, pool_thread, &rb), 0);
+  pthread_join(a, NULL);
+  pthread_join(b, NULL);
+  cr_assert_eq(ra, 0, "first pool: %lld bad sums", (long long)ra);
+  cr_assert_eq(rb, 0, "second pool: %lld bad sums", (long long)rb);
+}
+
+/* A chunk that runs a loop on the same pool: it runs serially there. */
+typedef struct NestJob {
+  Pool *p;
+  _Atomic int64_t total;
+} NestJob;
+
+static void nest_inner(void *arg, int64_t lo, int64_t hi, int w) {
+  NestJob *j = arg;
+  atomic_fetch_add(&j->total, hi - lo);
+}
+
+static void nest_outer(void *arg, int64_t lo, int64_t hi, int w) {
+  NestJob *j = arg;
+  for (int64_t i = lo; i < hi; i++) pool_for(j->p, 10, 1, nest_inner, j);
+}
+
+Test(pool, nested_loops_run_serially) {
+  NestJob j = {pool_new(ra_alloc_default(), 2), 0};
+  cr_assert(j.p);
+  pool_for(j.p, 4, 1, nest_outer, &j);
+  cr_assert_eq(atomic_load(&j.total), 40);
+  pool_free(j.p);
+}
+
+Test(pool, ensure_remakes_on_a_new_size) {
+  Pool *slot = NULL;
+  Pool *p2 = pool_ensure(&slot, ra_alloc_default(), 2);
+  cr_assert(p2 && slot == p2 && pool_size(p2) == 2);
+  cr_assert_eq(pool_ensure(&slot, ra_alloc_default(), 2), p2, "same size: same pool");
+  Pool *p3 = pool_ensure(&slot, ra_alloc_default(), 3);
+  cr_assert(p3 && pool_size(p3) == 3);
+  cr_assert_eq(sum_loops(p3, 100), 0);
+  cr_assert_eq(pool_size(pool_ensure(&slot, ra_alloc_default(), 0)), 1);
+  pool_free(slot);
+}
+
+Test(pool, out_of_memory_gives_null) {
+  for (int budget = 0; budget < 2; budget++) {
+    int left = budget;
+    RaAlloc a = {failing_alloc, &left};
+    cr_assert(pool_new(a, 3) == NULL, "budget %d", budget);
+  }
+  int left = 2;
+  RaAlloc a = {failing_alloc, &left};
+  Pool *p = pool_new(a, 3);
+  cr_assert(p);
+  cr_assert_eq(sum_loops(p, 50), 0);
+  pool_free(p);
+}
+
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Idle workers sleep: a pool idle for 300 ms burns far less than the
+ * 3 x 300 ms that spinning workers would (the bound leaves room for a
+ * loaded machine and the test runner). */
+Test(pool, idle_workers_sleep) {
+  Pool *p = pool_new(ra_alloc_default(), 4);
+  cr_assert(p);
+  cr_assert_eq(sum_loops(p, 10), 0);
+  double c0 = cpu_seconds();
+  struct timespec ts = {0, 300000000};
+  nanosleep(&ts, NULL);
+  double used = cpu_seconds() - c0;
+  cr_assert(used < 0.15, "idle pool used %.3f s of CPU in 0.3 s", used);
+  pool_free(p);
 }

@@ -14,6 +14,7 @@
 
 #include "../../compiler/ir.h"
 #include "../../runtime/kernels.h"
+#include "../../runtime/pool.h"
 
 #define MAXV 16
 
@@ -75,10 +76,11 @@ static int32_t node(B *b, IrNode n) {
 }
 
 /* Median seconds of one call over enough repetitions. */
-static double time_node(B *b, int32_t v, int threads) {
+static double time_node(B *b, int32_t v, Pool *pool) {
   KernelCtx kc;
   memset(&kc, 0, sizeof kc);
-  kc.threads = threads;
+  kc.pool = pool;
+  kc.threads = pool_size(pool);
   kc.training = true;
   const IrNode *n = &b->f->nodes[v];
   void *in[IR_MAX_IN];
@@ -132,8 +134,8 @@ int main(int argc, char **argv) {
   }
   const int64_t Bn = 32, T = 64, d = 128, H = 8, hd = 16, F = 512, BT = Bn * T;
   for (int ti = 0; ti < nt; ti++) {
-    int th = tlist[ti];
-    printf("threads %d\n", th);
+    Pool *th = pool_new(ra_alloc_default(), tlist[ti]);
+    printf("threads %d\n", pool_size(th));
     B b;
     memset(&b, 0, sizeof b);
     arena_init(&b.ar, ra_alloc_default());
@@ -186,6 +188,7 @@ int main(int argc, char **argv) {
     report("dropout [B,H,64,64]", time_node(&b, node(&b, dr), th), 0);
     for (int i = 0; i < MAXV; i++) free(b.buf[i]);
     arena_free(&b.ar);
+    pool_free(th);
   }
   return 0;
 }

@@ -579,7 +579,8 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
   int64_t *order = ra_calloc(&a, (size_t)(ntrain ? ntrain : 1), sizeof(int64_t));
   if (!order) { loop_free(&L); return fail(err, errlen, RA_ENOMEM, "out of memory"); }
   const Model *m = L.step.m;
-  emit(o, "training %s on %s: %lld parameters, %lld train / %lld valid / %lld test examples, "
+  if (!o->quiet)
+    emit(o, "training %s on %s: %lld parameters, %lld train / %lld valid / %lld test examples, "
           "%lld steps, batch %lld, %d threads",
        m->name, t->data, (long long)ms->nweights, (long long)ntrain,
        (long long)L.ds->split_n[SPLIT_VALID], (long long)L.ds->split_n[SPLIT_TEST],

@@ -126,8 +126,30 @@ int32_t lw_op1(Lower *L, const Frame *fr, IrOp op, int32_t x, Span at) {
   return lw_emit(L, fr, &n);
 }
 
+/* A batched value with fewer per-example axes than pe gets unit axes after
+ * the batch ([B, 4] -> [B, 1, 4]), so broadcasting lines up per-example
+ * shapes as the language says, never the batch with a per-example axis. */
+static int32_t align_batched(Lower *L, const Frame *fr, int32_t x, int pe, Span at) {
+  const IrType *t = lw_vtype(L, x);
+  int have = t->rank - 1;
+  if (!t->batched || have >= pe) return x;
+  IrType to = *t;
+  to.rank = (uint8_t)(1 + pe);
+  for (int i = have - 1; i >= 0; i--) to.dim[1 + (pe - have) + i] = t->dim[1 + i];
+  for (int i = 0; i < pe - have; i++) to.dim[1 + i] = 1;
+  return lw_reshape(L, fr, x, &to, at);
+}
+
 int32_t lw_op2(Lower *L, const Frame *fr, IrOp op, int32_t a, int32_t b, Span at) {
   if (a < 0 || b < 0) return -1;
+  if (ir_op_info[op].flags & OPF_BCAST) {
+    const IrType *ta = lw_vtype(L, a), *tb = lw_vtype(L, b);
+    int pa = ta->rank - ta->batched, pb = tb->rank - tb->batched;
+    int pe = pa > pb ? pa : pb;
+    a = align_batched(L, fr, a, pe, at);
+    b = align_batched(L, fr, b, pe, at);
+    if (a < 0 || b < 0) return -1;
+  }
   IrNode n = node0(op, at);
   n.nin = 2;
   n.in[0] = a;

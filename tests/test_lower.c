@@ -614,6 +614,27 @@ Test(lower, batch_sizes) {
   arena_free(&fx.a);
 }
 
+/* Broadcasting lines up per-example shapes: a per-example scalar scales a
+ * whole example, and an unbatched [3, 4] meets a batched [4] per example -
+ * even when the batch size equals a per-example axis (batch 4 here). */
+Test(lower, per_example_broadcasting) {
+  Fx fx;
+  Model *m = lower_ok(&fx,
+                      "model b {\n"
+                      "  input x : f32[4, 6]\n"
+                      "  input v : f32[4]\n"
+                      "  s = mean(mean(x))\n"
+                      "  output scaled = x * s\n"
+                      "  output table = position(3, dim: 4) + v\n"
+                      "  output mixed = v - mean(x, axis: 1)\n"
+                      "}\n",
+                      "b", 4);
+  cr_expect_str_eq(out_type(m, "scaled"), "f32[4, 4, 6]");
+  cr_expect_str_eq(out_type(m, "table"), "f32[4, 3, 4]");
+  cr_expect_str_eq(out_type(m, "mixed"), "f32[4, 4]");
+  arena_free(&fx.a);
+}
+
 /* ---- diagnostics ---- */
 
 Test(lower_errors, names) {

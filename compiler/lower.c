@@ -873,10 +873,25 @@ int32_t lw_expr(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole) 
     IrOp op = e->op == '+' ? OP_ADD : e->op == '-' ? OP_SUB : e->op == '*' ? OP_MUL
             : e->op == '/' ? OP_DIV : OP_MATMUL;
     if (op == OP_MATMUL) {
-      if (lw_vtype(L, a)->rank < 2 || lw_vtype(L, b)->rank < 2) {
+      const IrType *ta = lw_vtype(L, a), *tb = lw_vtype(L, b);
+      if (ta->rank < 2 || tb->rank < 2) {
         lw_error(L, fr, e->span, "'@' needs at least two axes on both sides; got %s @ %s",
                  lw_vstr(L, a), lw_vstr(L, b));
         return -1;
+      }
+      if (ta->batched && tb->batched) {
+        /* both per example: matrices on both sides, batch lined up */
+        int pa = ta->rank - 1, pb = tb->rank - 1;
+        if (pa < 2 || pb < 2) {
+          lw_error(L, fr, e->span,
+                   "'@' of two per-example values needs two axes on both sides; got %s @ %s "
+                   "(reshape a vector to [1, n])",
+                   lw_vstr(L, a), lw_vstr(L, b));
+          return -1;
+        }
+        int pe = pa > pb ? pa : pb;
+        a = align_batched(L, fr, a, pe, e->span);
+        b = align_batched(L, fr, b, pe, e->span);
       }
       return lw_matmul(L, fr, a, b, false, false, e->span);
     }

@@ -633,6 +633,24 @@ Test(lower, per_example_broadcasting) {
   cr_expect_str_eq(out_type(m, "table"), "f32[4, 3, 4]");
   cr_expect_str_eq(out_type(m, "mixed"), "f32[4, 4]");
   arena_free(&fx.a);
+  m = lower_ok(&fx,
+               "model mm {\n"
+               "  input t : f32[2, 4, 4]\n"
+               "  input m : f32[4, 4]\n"
+               "  output c = t @ m\n"
+               "}\n",
+               "mm", 4);
+  cr_expect_str_eq(out_type(m, "c"), "f32[4, 2, 4, 4]");
+  arena_free(&fx.a);
+  const char *want[] = {"t.ra:4:14: error: '@' of two per-example values needs two axes on both "
+                        "sides; got f32[B, 4] @ f32[B, 4, 4] (reshape a vector to [1, n])",
+                        NULL};
+  expect_errors("model mm {\n"
+                "  input x : f32[4]\n"
+                "  input m : f32[4, 4]\n"
+                "  output a = x @ m\n"
+                "}\n",
+                1, want);
 }
 
 /* ---- diagnostics ---- */

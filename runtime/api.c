@@ -182,7 +182,7 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
     ctx->allow_extern = b;
   } else if (!strcmp(key, "jit")) {
     if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option jit: expected 0 or 1, got '%s'", value);
-    if (b) return api_fail(ctx, RA_EUSAGE, "option jit: this build of rac has no LLVM JIT; the interpreter is used");
+    if (b) return api_fail(ctx, RA_EUSAGE, "option jit: this build of rac has no LLVM JIT; leave the option out to run on the interpreter");
   } else if (!strcmp(key, "repulsion")) {
     if (!strcmp(value, "none")) ctx->rep_override = REP_NONE;
     else if (!strcmp(value, "svgd")) ctx->rep_override = REP_SVGD;

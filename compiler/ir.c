@@ -29,15 +29,9 @@ IrFunc *ir_func_new(Arena *arena, const char *name, int64_t batch) {
 }
 
 int32_t ir_append(IrFunc *f, const IrNode *node) {
-  if (f->n == f->cap) {
-    int cap = f->cap ? f->cap * 2 : 64;
-    if (cap > (1 << 30)) return -1;
-    IrNode *nodes = arena_alloc(f->arena, (size_t)cap * sizeof *nodes);
-    if (!nodes) return -1;
-    if (f->n) memcpy(nodes, f->nodes, (size_t)f->n * sizeof *nodes);
-    f->nodes = nodes;
-    f->cap = cap;
-  }
+  IrNode *nodes = arena_grow(f->arena, f->nodes, f->n, &f->cap, sizeof *nodes, 64);
+  if (!nodes) return -1;
+  f->nodes = nodes;
   f->nodes[f->n] = *node;
   return f->n++;
 }
@@ -81,14 +75,9 @@ int32_t ir_emit(IrFunc *f, IrNode *node, char *err, size_t errlen) {
 
 int ir_add_output(IrFunc *f, const char *name, int32_t value, IrOutRole role, int32_t index) {
   if (value < 0 || value >= f->n) return -1;
-  if (f->nout == f->outcap) {
-    int cap = f->outcap ? f->outcap * 2 : 16;
-    IrOutput *outs = arena_alloc(f->arena, (size_t)cap * sizeof *outs);
-    if (!outs) return -1;
-    if (f->nout) memcpy(outs, f->outs, (size_t)f->nout * sizeof *outs);
-    f->outs = outs;
-    f->outcap = cap;
-  }
+  IrOutput *outs = arena_grow(f->arena, f->outs, f->nout, &f->outcap, sizeof *outs, 16);
+  if (!outs) return -1;
+  f->outs = outs;
   IrOutput *o = &f->outs[f->nout];
   o->name = name ? arena_strdup(f->arena, name) : NULL;
   if (name && !o->name) return -1;

@@ -220,13 +220,7 @@ static int32_t b_layernorm(Call *c) {
 
 static HeadGroup *add_group(Lower *L) {
   Model *m = L->m;
-  if (m->ngroups == L->gcap) {
-    int ncap = L->gcap ? L->gcap * 2 : 4;
-    HeadGroup *ng = arena_alloc(L->A, sizeof *ng * (size_t)ncap);
-    if (m->ngroups) memcpy(ng, m->groups, sizeof *ng * (size_t)m->ngroups);
-    m->groups = ng;
-    L->gcap = ncap;
-  }
+  m->groups = arena_grow(L->A, m->groups, m->ngroups, &L->gcap, sizeof *m->groups, 4);
   HeadGroup *g = &m->groups[m->ngroups++];
   memset(g, 0, sizeof *g);
   g->wq = g->wk = g->wv = g->wo = g->w2 = -1;

@@ -314,13 +314,7 @@ int32_t lw_param(Lower *L, PNode *call, const char *pname, IrType t, InitKind in
   for (int k = 2; path_taken(L, path); k++)
     path = arena_printf(L->A, "%s.%s_%d", prefix, pname, k);
   Model *m = L->m;
-  if (m->nparams == L->pcap) {
-    int ncap = L->pcap ? L->pcap * 2 : 16;
-    ParamInfo *np = arena_alloc(L->A, sizeof *np * (size_t)ncap);
-    if (m->nparams) memcpy(np, m->params, sizeof *np * (size_t)m->nparams);
-    m->params = np;
-    L->pcap = ncap;
-  }
+  m->params = arena_grow(L->A, m->params, m->nparams, &L->pcap, sizeof *m->params, 16);
   int32_t idx = m->nparams++;
   ParamInfo *pi = &m->params[idx];
   memset(pi, 0, sizeof *pi);
@@ -341,13 +335,7 @@ int32_t lw_param(Lower *L, PNode *call, const char *pname, IrType t, InitKind in
 }
 
 void lw_add_output(Lower *L, const char *name, int32_t v, IrOutRole role, int32_t index) {
-  if (L->nouts == L->outcap) {
-    int ncap = L->outcap ? L->outcap * 2 : 8;
-    PendingOut *no = arena_alloc(L->A, sizeof *no * (size_t)ncap);
-    if (L->nouts) memcpy(no, L->outs, sizeof *no * (size_t)L->nouts);
-    L->outs = no;
-    L->outcap = ncap;
-  }
+  L->outs = arena_grow(L->A, L->outs, L->nouts, &L->outcap, sizeof *L->outs, 8);
   PendingOut *o = &L->outs[L->nouts++];
   o->name = name;
   o->value = v;
@@ -389,13 +377,7 @@ const ConstVal *lw_const(const Lower *L, const char *name) {
 }
 
 static Binding *bind(Lower *L, Frame *fr, const char *name, Span at) {
-  if (fr->n == fr->cap) {
-    int ncap = fr->cap ? fr->cap * 2 : 16;
-    Binding *nb = arena_alloc(L->A, sizeof *nb * (size_t)ncap);
-    if (fr->n) memcpy(nb, fr->b, sizeof *nb * (size_t)fr->n);
-    fr->b = nb;
-    fr->cap = ncap;
-  }
+  fr->b = arena_grow(L->A, fr->b, fr->n, &fr->cap, sizeof *fr->b, 16);
   Binding *b = &fr->b[fr->n++];
   memset(b, 0, sizeof *b);
   b->name = name;
@@ -953,13 +935,7 @@ static void declare_var(Lower *L, Frame *fr, const AstStmt *s) {
   ModelVar **arr = target ? &m->targets : &m->inputs;
   int *cnt = target ? &m->ntargets : &m->ninputs;
   int *cap = target ? &L->tcap : &L->icap;
-  if (*cnt == *cap) {
-    int ncap = *cap ? *cap * 2 : 4;
-    ModelVar *nv = arena_alloc(L->A, sizeof *nv * (size_t)ncap);
-    if (*cnt) memcpy(nv, *arr, sizeof *nv * (size_t)*cnt);
-    *arr = nv;
-    *cap = ncap;
-  }
+  *arr = arena_grow(L->A, *arr, *cnt, cap, sizeof **arr, 4);
   int idx = (*cnt)++;
   ModelVar *v = &(*arr)[idx];
   memset(v, 0, sizeof *v);

@@ -125,14 +125,20 @@ char *arena_printf(Arena *a, const char *fmt, ...) {
   return p;
 }
 
+void *arena_grow(Arena *a, void *arr, int n, int *cap, size_t elem, int first) {
+  if (n < *cap) return arr;
+  if (*cap > (1 << 29)) return NULL;
+  int ncap = *cap ? *cap * 2 : first;
+  void *na = arena_alloc(a, elem * (size_t)ncap);
+  if (!na) return NULL;
+  if (n) memcpy(na, arr, elem * (size_t)n);
+  *cap = ncap;
+  return na;
+}
+
 void ptrvec_push(Arena *a, PtrVec *pv, void *p) {
-  if (pv->n == pv->cap) {
-    int cap = pv->cap ? pv->cap * 2 : 8;
-    void **v = arena_alloc(a, sizeof(void *) * (size_t)cap);
-    if (!v) return;
-    if (pv->n) memcpy(v, pv->v, sizeof(void *) * (size_t)pv->n);
-    pv->v = v;
-    pv->cap = cap;
-  }
+  void **v = arena_grow(a, pv->v, pv->n, &pv->cap, sizeof(void *), 8);
+  if (!v) return;
+  pv->v = v;
   pv->v[pv->n++] = p;
 }

@@ -51,6 +51,12 @@ char *arena_strdup(Arena *a, const char *s);
 char *arena_printf(Arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Room for one more element in an arena array of n elements and capacity
+ * *cap: returns arr itself while n < *cap, else a copy with the capacity
+ * doubled (first capacity `first`), or NULL when out of memory (*cap and arr
+ * unchanged then).  The old storage is abandoned to the arena. */
+void *arena_grow(Arena *a, void *arr, int n, int *cap, size_t elem, int first);
+
 /* A growable array of pointers in an arena (old storage is abandoned to the
  * arena when it grows, which is fine for compile-time lifetimes). */
 typedef struct PtrVec {

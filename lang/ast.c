@@ -176,14 +176,9 @@ ArgBuf *astb_kwarg(PState *ps, ArgBuf *b, Tok name, AstExpr *e) {
       return b;
     }
   }
-  if (b->nkw == b->kwcap) {
-    int cap = b->kwcap ? b->kwcap * 2 : 4;
-    AstKwarg *nk = node(ps, sizeof *nk * (size_t)cap);
-    if (!nk) return b;
-    if (b->nkw) memcpy(nk, b->kw, sizeof *nk * (size_t)b->nkw);
-    b->kw = nk;
-    b->kwcap = cap;
-  }
+  AstKwarg *nk = arena_grow(ps->arena, b->kw, b->nkw, &b->kwcap, sizeof *nk, 4);
+  if (!nk) return b;
+  b->kw = nk;
   AstKwarg *k = &b->kw[b->nkw++];
   k->name = name.str;
   k->name_span = name.span;
@@ -239,14 +234,9 @@ WordBuf *astb_words(PState *ps) { return node(ps, sizeof(WordBuf)); }
 
 static AstWord *word_push(PState *ps, WordBuf *b, WordKind kind, Span at) {
   if (!b) return NULL;
-  if (b->n == b->cap) {
-    int cap = b->cap ? b->cap * 2 : 8;
-    AstWord *nw = node(ps, sizeof *nw * (size_t)cap);
-    if (!nw) return NULL;
-    if (b->n) memcpy(nw, b->w, sizeof *nw * (size_t)b->n);
-    b->w = nw;
-    b->cap = cap;
-  }
+  AstWord *nw = arena_grow(ps->arena, b->w, b->n, &b->cap, sizeof *nw, 8);
+  if (!nw) return NULL;
+  b->w = nw;
   AstWord *w = &b->w[b->n++];
   memset(w, 0, sizeof *w);
   w->kind = kind;
@@ -418,14 +408,9 @@ static AstParam *param_push(PState *ps, ParamBuf *b, Tok name) {
       return NULL;
     }
   }
-  if (b->n == b->cap) {
-    int cap = b->cap ? b->cap * 2 : 4;
-    AstParam *np = node(ps, sizeof *np * (size_t)cap);
-    if (!np) return NULL;
-    if (b->n) memcpy(np, b->p, sizeof *np * (size_t)b->n);
-    b->p = np;
-    b->cap = cap;
-  }
+  AstParam *np = arena_grow(ps->arena, b->p, b->n, &b->cap, sizeof *np, 4);
+  if (!np) return NULL;
+  b->p = np;
   AstParam *p = &b->p[b->n++];
   memset(p, 0, sizeof *p);
   p->name = name.str;

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../lang/sbuf.h"
+
 #include "autodiff.h"
 
 #define ALIGN 64
@@ -153,42 +155,11 @@ MemPlan *plan_memory(Arena *arena, const IrFunc *f) {
 
 /* ---- text form ---- */
 
-typedef struct Out {
-  Arena *arena;
-  char *s;
-  size_t len, cap;
-  bool failed;
-} Out;
-
-static void oprintf(Out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void oprintf(Out *o, const char *fmt, ...) {
-  char tmp[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int w = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (w < 0 || o->failed) return;
-  size_t need = (size_t)w < sizeof tmp ? (size_t)w : sizeof tmp - 1;
-  if (o->len + need + 1 > o->cap) {
-    size_t cap = o->cap ? o->cap : 1024;
-    while (cap < o->len + need + 1) cap *= 2;
-    char *s = arena_alloc(o->arena, cap);
-    if (!s) {
-      o->failed = true;
-      return;
-    }
-    if (o->len) memcpy(s, o->s, o->len);
-    o->s = s;
-    o->cap = cap;
-  }
-  memcpy(o->s + o->len, tmp, need);
-  o->len += need;
-  o->s[o->len] = 0;
-}
 
 char *ir_plan_print(Arena *arena, const IrFunc *f, const MemPlan *p) {
-  Out o = {arena, NULL, 0, 0, false};
-  oprintf(&o, "plan %s batch %lld\n", f->name, (long long)f->batch);
+  SBuf o;
+  sbuf_init(&o, arena);
+  sbuf_printf(&o, "plan %s batch %lld\n", f->name, (long long)f->batch);
   size_t naive = 0;
   char tb[128];
   for (int i = 0; i < f->n; i++) {
@@ -199,27 +170,27 @@ char *ir_plan_print(Arena *arena, const IrFunc *f, const MemPlan *p) {
     switch ((StoreKind)p->kind[i]) {
     case STORE_ARENA:
       naive += align_up(bytes);
-      oprintf(&o, "  %%%d %s arena %lld +%zu until %d : %s\n", i, op, (long long)p->offset[i],
+      sbuf_printf(&o, "  %%%d %s arena %lld +%zu until %d : %s\n", i, op, (long long)p->offset[i],
               bytes, (int)p->last_use[i], tb);
       break;
     case STORE_CONST:
-      oprintf(&o, "  %%%d %s consts %lld +%zu : %s\n", i, op, (long long)p->offset[i], bytes, tb);
+      sbuf_printf(&o, "  %%%d %s consts %lld +%zu : %s\n", i, op, (long long)p->offset[i], bytes, tb);
       break;
     case STORE_VIEW:
-      oprintf(&o, "  %%%d %s view of %%%lld : %s\n", i, op, (long long)p->offset[i], tb);
+      sbuf_printf(&o, "  %%%d %s view of %%%lld : %s\n", i, op, (long long)p->offset[i], tb);
       break;
     case STORE_PARAM:
-      oprintf(&o, "  %%%d %s params : %s\n", i, op, tb);
+      sbuf_printf(&o, "  %%%d %s params : %s\n", i, op, tb);
       break;
     case STORE_INPUT:
-      oprintf(&o, "  %%%d %s inputs : %s\n", i, op, tb);
+      sbuf_printf(&o, "  %%%d %s inputs : %s\n", i, op, tb);
       break;
     }
   }
-  oprintf(&o, "consts %zu bytes\n", p->const_bytes);
-  oprintf(&o, "peak %zu bytes (%.2f MiB), naive %zu bytes\n", p->arena_bytes,
+  sbuf_printf(&o, "consts %zu bytes\n", p->const_bytes);
+  sbuf_printf(&o, "peak %zu bytes (%.2f MiB), naive %zu bytes\n", p->arena_bytes,
           (double)p->arena_bytes / (1024.0 * 1024.0), naive);
-  return o.failed ? NULL : o.s;
+  return sbuf_str(&o);
 }
 
 char *plan_print(Arena *arena, const IrFunc *f, const MemPlan *p) {

@@ -426,8 +426,12 @@ static RepKind group_kind(const Loop *L, const HeadGroup *hg) {
   return L->t->has_repulsion_override ? L->t->repulsion_override : hg->rep.kind;
 }
 
+/* What a loop needs: the training step (with gradients, particle buffers),
+ * the evaluation forward pass, or both. */
+enum { LOOP_STEP = 1, LOOP_EVAL = 2 };
+
 static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
-                      const RunOptions *o, bool need_eval, char *err, size_t errlen) {
+                      const RunOptions *o, int need, char *err, size_t errlen) {
   memset(L, 0, sizeof *L);
   L->p = p;
   L->t = t;
@@ -443,15 +447,18 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
   L->seed = L->o->has_seed ? L->o->seed : t->seed;
   L->ds = data_load(a, dd, err, errlen);
   if (!L->ds) return RA_EDATA;
-  int rc = bound_make(&L->step, a, L->p, L->item, t->batch, true, L->ms, err, errlen);
-  if (rc) return rc;
-  rc = check_data(p, L->step.m, L->ds, t, err, errlen);
-  if (rc) return rc;
-  if (need_eval) {
+  int rc = 0;
+  if (need & LOOP_STEP) {
+    rc = bound_make(&L->step, a, L->p, L->item, t->batch, true, L->ms, err, errlen);
+    if (rc) return rc;
+  }
+  if (need & LOOP_EVAL) {
     L->have_eval = true; /* loop_free frees a partly made one too */
     rc = bound_make(&L->eval, a, L->p, L->item, t->batch, false, L->ms, err, errlen);
     if (rc) return rc;
   }
+  rc = check_data(p, (need & LOOP_STEP) ? L->step.m : L->eval.m, L->ds, t, err, errlen);
+  if (rc) return rc;
   int threads = L->o->threads > 0 ? L->o->threads : t->threads > 0 ? (int)t->threads
                                         : (L->o->default_threads > 0 ? L->o->default_threads : 1);
   memset(&L->kc, 0, sizeof L->kc);
@@ -461,6 +468,7 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
   L->kc.training = true;
   L->kc.externs = L->o->externs;
   L->kc.nexterns = L->o->nexterns;
+  if (!(need & LOOP_STEP)) return 0;
   size_t nw = (size_t)(L->ms->nweights ? L->ms->nweights : 1);
   L->g = ra_calloc(&a, nw, sizeof(float));
   if (!L->g) return fail(err, errlen, RA_ENOMEM, "out of memory for gradients");
@@ -552,7 +560,7 @@ static void progress_line(Loop *L, int64_t step, int64_t total, double loss, dou
 int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, char *err,
               size_t errlen) {
   Loop L;
-  int rc = loop_setup(&L, p, t, ms, o, true, err, errlen);
+  int rc = loop_setup(&L, p, t, ms, o, LOOP_STEP | LOOP_EVAL, err, errlen);
   if (rc) { loop_free(&L); return rc; }
   RaAlloc a = ms->alloc;
   size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
@@ -661,12 +669,12 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
 int train_eval(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, int split,
                EvalResult *r, char *err, size_t errlen) {
   Loop L;
-  int rc = loop_setup(&L, p, t, ms, o, true, err, errlen);
+  int rc = loop_setup(&L, p, t, ms, o, LOOP_EVAL, err, errlen);
   if (rc == 0) {
     if (L.ds->split_n[split] == 0)
       rc = fail(err, errlen, RA_EDATA, "the %s split of '%s' is empty", split_name(split), t->data);
     else
-      rc = run_eval(&L.eval, L.ds, split, &L.kc, L.step.m->ngroups, r, err, errlen);
+      rc = run_eval(&L.eval, L.ds, split, &L.kc, L.eval.m->ngroups, r, err, errlen);
   }
   loop_free(&L);
   return rc;
@@ -687,7 +695,7 @@ static double step_flops(const IrFunc *f) {
 int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
                 int64_t steps, char *report, size_t replen, char *err, size_t errlen) {
   Loop L;
-  int rc = loop_setup(&L, p, t, ms, o, false, err, errlen);
+  int rc = loop_setup(&L, p, t, ms, o, LOOP_STEP, err, errlen);
   RaAlloc a = ms->alloc;
   size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
   float *m1 = NULL, *v1 = NULL;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../lang/file.h"
 #include "clauses.h"
 
 /* ---- module loading ---- */
@@ -88,29 +89,14 @@ static bool ends_with(const char *s, const char *suf) {
 /* Reads a whole file into the source set; the file index or -1. */
 static int read_source(Sema *s, const char *path, Span use) {
   Program *p = s->p;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    diag_error(p->diags, use, "cannot read module %s: %s", path, strerror(errno));
+  char why[256], *buf;
+  size_t got;
+  if (file_read_all(&p->arena->alloc, path, (uint64_t)1 << 30, &buf, &got, why, sizeof why) != 0) {
+    diag_error(p->diags, use, "cannot read module %s: %s", path, why);
     return -1;
   }
-  long n = -1;
-  if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
-  if (n < 0 || n > (1L << 30) || fseek(f, 0, SEEK_SET) != 0) {
-    fclose(f);
-    diag_error(p->diags, use, "cannot read module %s: not a regular file of a sane size", path);
-    return -1;
-  }
-  char *buf = ra_malloc(&p->arena->alloc, (size_t)n + 1);
-  if (!buf) {
-    fclose(f);
-    diag_error(p->diags, use, "cannot read module %s: out of memory", path);
-    return -1;
-  }
-  size_t got = fread(buf, 1, (size_t)n, f);
-  fclose(f);
-  buf[got] = 0;
   int idx = src_add(p->src, path, buf, got);
-  ra_free_mem(&p->arena->alloc, buf, (size_t)n + 1);
+  ra_free_mem(&p->arena->alloc, buf, got + 1);
   if (idx < 0) diag_error(p->diags, use, "cannot read module %s: out of memory", path);
   return idx;
 }

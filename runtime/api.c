@@ -11,6 +11,7 @@
 
 #include "../include/ra.h"
 #include "../compiler/program.h"
+#include "../lang/file.h"
 #include "api_int.h"
 #include "exec.h"
 #include "train.h"
@@ -282,32 +283,13 @@ int ra_load_string(ra_ctx *ctx, const char *name, const char *source) {
 int ra_load_file(ra_ctx *ctx, const char *path) {
   if (!ctx) return RA_EUSAGE;
   if (!path) return api_fail(ctx, RA_EUSAGE, "ra_load_file: path is NULL");
-  FILE *f = fopen(path, "rb");
-  if (!f) return api_fail(ctx, RA_EIO, "%s: cannot open: %s", path, strerror(errno));
-  size_t cap = 1 << 16, len = 0;
-  char *buf = ra_malloc(&ctx->alloc, cap);
-  while (buf) {
-    size_t got = fread(buf + len, 1, cap - len, f);
-    len += got;
-    if (len < cap) break;
-    char *nb = ra_realloc(&ctx->alloc, buf, cap, cap * 2);
-    if (!nb) {
-      ra_free_mem(&ctx->alloc, buf, cap);
-      buf = NULL;
-      break;
-    }
-    buf = nb;
-    cap *= 2;
-  }
-  int rerr = ferror(f);
-  fclose(f);
-  if (!buf) return api_fail(ctx, RA_ENOMEM, "%s: out of memory reading the file", path);
-  if (rerr) {
-    ra_free_mem(&ctx->alloc, buf, cap);
-    return api_fail(ctx, RA_EIO, "%s: read error", path);
-  }
+  char why[256], *buf;
+  size_t len;
+  if (file_read_all(&ctx->alloc, path, (uint64_t)1 << 30, &buf, &len, why, sizeof why) != 0)
+    return api_fail(ctx, strstr(why, "out of memory") ? RA_ENOMEM : RA_EIO, "%s: cannot open: %s",
+                    path, why);
   int rc = load_source(ctx, path, buf, len);
-  ra_free_mem(&ctx->alloc, buf, cap);
+  ra_free_mem(&ctx->alloc, buf, len + 1);
   return rc;
 }
 

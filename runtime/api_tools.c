@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../compiler/autodiff.h"
+#include "../lang/file.h"
 #include "../lang/sbuf.h"
 #include "api_int.h"
 #include "data.h"
@@ -91,29 +92,6 @@ int ra_dump(ra_ctx *ctx, const char *model_name, const char *what, const char **
 
 /* ---- predict ---- */
 
-static char *read_text_file(ra_ctx *ctx, const char *path, size_t *cap) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t n = 0;
-  *cap = 4096;
-  char *buf = ra_malloc(&ctx->alloc, *cap);
-  while (buf) {
-    n += fread(buf + n, 1, *cap - n - 1, f);
-    if (n < *cap - 1) break;
-    char *nb = ra_realloc(&ctx->alloc, buf, *cap, *cap * 2);
-    if (!nb) {
-      ra_free_mem(&ctx->alloc, buf, *cap);
-      buf = NULL;
-      break;
-    }
-    buf = nb;
-    *cap *= 2;
-  }
-  fclose(f);
-  if (buf) buf[n] = 0;
-  return buf;
-}
-
 int ra_predict(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *text,
                const char *file, const char **result) {
   if (!ctx) return RA_EUSAGE;
@@ -124,18 +102,20 @@ int ra_predict(ra_ctx *ctx, const char *train_name, const char *ckpt, const char
   if (!m) return ctx->code;
   char err[2048] = "";
   int rc;
-  size_t cap = 0;
+  size_t len = 0;
   char *buf = NULL;
   if (file) {
-    buf = read_text_file(ctx, file, &cap);
-    if (!buf) return api_fail(ctx, RA_EIO, "%s: cannot read", file);
+    char why[256];
+    if (file_read_all(&ctx->alloc, file, (uint64_t)1 << 30, &buf, &len, why, sizeof why) != 0)
+      return api_fail(ctx, strstr(why, "out of memory") ? RA_ENOMEM : RA_EIO, "%s: cannot read: %s",
+                      file, why);
     text = buf;
   }
   RunOptions o;
   api_run_options(ctx, &o);
   char *out = NULL;
   rc = train_predict(ctx->prog, &t, &m->ms, &o, text, &out, err, sizeof err);
-  if (buf) ra_free_mem(&ctx->alloc, buf, cap);
+  if (buf) ra_free_mem(&ctx->alloc, buf, len + 1);
   if (rc) return api_fail(ctx, rc, "%s", err);
   if (result) *result = api_set_text(ctx, out);
   train_text_free(ctx->alloc, out);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lang/file.h"
 #include "../lang/utf8.h"
 #include <sys/stat.h>
 #include <unistd.h>
@@ -380,18 +381,13 @@ Ckpt *ckpt_read(RaAlloc alloc, const char *path, char *err, size_t errlen) {
     ckpt_fail(err, errlen, path, "no file name");
     return NULL;
   }
-  int fd = open(path, O_RDONLY);
+  char why[256];
+  uint64_t size;
+  int fd = file_open_regular(path, &size, why, sizeof why);
   if (fd < 0) {
-    ckpt_fail(err, errlen, path, "cannot open the checkpoint: %s", strerror(errno));
+    ckpt_fail(err, errlen, path, "cannot open the checkpoint: %s", why);
     return NULL;
   }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    ckpt_fail(err, errlen, path, "not a regular file");
-    return NULL;
-  }
-  uint64_t size = (uint64_t)st.st_size;
   if (size < 8) {
     close(fd);
     ckpt_fail(err, errlen, path, "truncated: %llu bytes, but a .safetensors file starts with an 8-byte header length",

@@ -7,6 +7,8 @@
  * names the file and the line (docs/data.md lists them). */
 #include "data.h"
 
+#include "../lang/file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -164,37 +166,16 @@ static int read_file(Loader *L) {
     if (file_exists(joined) || !file_exists(p)) path = joined;
   }
   L->path = path;
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) {
+  char why[256];
+  char *buf;
+  size_t size;
+  if (file_read_all(&L->alloc, path, (uint64_t)1 << 40, &buf, &size, why, sizeof why) != 0) {
     if (path != p)
-      return fail(L, 0, "cannot open the data file: %s (also looked for '%s')", strerror(errno), p);
-    return fail(L, 0, "cannot open the data file: %s", strerror(errno));
+      return fail(L, 0, "cannot open the data file: %s (also looked for '%s')", why, p);
+    return fail(L, 0, "cannot open the data file: %s", why);
   }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return fail(L, 0, "not a regular file");
-  }
-  size_t size = (size_t)st.st_size;
-  if ((uint64_t)st.st_size >= ((uint64_t)1 << 40)) {
-    close(fd);
-    return fail(L, 0, "the file is too large (%lld bytes)", (long long)st.st_size);
-  }
-  L->buf = ra_malloc(&L->alloc, size + 1);
-  if (!L->buf) {
-    close(fd);
-    return fail(L, 0, "out of memory reading the file (%zu bytes)", size);
-  }
+  L->buf = buf;
   L->buf_size = size + 1;
-  size_t got = 0;
-  while (got < size) {
-    ssize_t r = read(fd, L->buf + got, size - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += (size_t)r;
-  }
-  close(fd);
-  if (got != size) return fail(L, 0, "cannot read the file (got %zu of %zu bytes)", got, size);
   L->buf[size] = 0;
   L->len = size;
   /* a UTF-8 byte order mark is not data */

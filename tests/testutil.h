@@ -8,6 +8,9 @@
 #define RA_TESTUTIL_H
 
 #include <criterion/criterion.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,73 @@ static inline int tu_write_file(const char *path, const char *text) {
   if (!f) return -1;
   fputs(text, f);
   return fclose(f);
+}
+
+/* ---- running the built rac ------------------------------------------------ */
+
+/* The rac binary beside the suite's folder ($B/tests/x -> $B/rac). */
+static inline const char *tu_rac(void) {
+  static char path[4096];
+  if (!path[0]) {
+    char exe[4000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    cr_assert(n > 0, "readlink /proc/self/exe");
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    cr_assert(slash);
+    *slash = 0;
+    slash = strrchr(exe, '/');
+    cr_assert(slash);
+    *slash = 0;
+    snprintf(path, sizeof path, "%s/rac", exe);
+  }
+  return path;
+}
+
+/* The output of a tu_sh call: exit status (128+N for signal N, 124 on the
+ * time limit) and what it printed, malloc'd and NUL-terminated. */
+typedef struct TuRun {
+  int status;
+  char *out, *err;
+} TuRun;
+
+static inline void tu_run_free(TuRun *r) {
+  free(r->out);
+  free(r->err);
+  r->out = r->err = NULL;
+}
+
+/* Runs a shell command line under `timeout` (seconds), with "$RAC" set to the
+ * built rac; captures stdout and stderr. */
+static inline TuRun tu_sh(int seconds, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline TuRun tu_sh(int seconds, const char *fmt, ...) {
+  char cmd[8192];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  char dir[] = "/tmp/ra-sh-XXXXXX";
+  cr_assert(mkdtemp(dir), "mkdtemp");
+  char script[64], outp[64], errp[64], full[16384];
+  snprintf(script, sizeof script, "%s/cmd.sh", dir);
+  snprintf(outp, sizeof outp, "%s/out", dir);
+  snprintf(errp, sizeof errp, "%s/err", dir);
+  FILE *f = fopen(script, "w");
+  cr_assert(f);
+  fprintf(f, "RAC='%s'\n%s\n", tu_rac(), cmd);
+  fclose(f);
+  snprintf(full, sizeof full, "timeout -k 5 %d bash %s </dev/null >%s 2>%s", seconds, script, outp,
+           errp);
+  int st = system(full);
+  TuRun r = {0};
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = tu_read_file(outp, NULL);
+  r.err = tu_read_file(errp, NULL);
+  if (!r.out) r.out = calloc(1, 1);
+  if (!r.err) r.err = calloc(1, 1);
+  snprintf(full, sizeof full, "rm -rf %s", dir);
+  (void)!system(full);
+  return r;
 }
 
 /* Compares text with the golden file (or rewrites it). */

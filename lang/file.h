@@ -1,0 +1,29 @@
+/* file.h - opening and reading files without blocking or surprises.
+ *
+ * Every file the library reads (specs, modules, data, checkpoints, predict
+ * input) is opened here: O_NONBLOCK, so a FIFO or a device given by mistake
+ * cannot block in open(); then fstat, and anything but a regular file is
+ * refused with what it is ("a directory", "a FIFO", ...). */
+#ifndef RA_FILE_H
+#define RA_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+
+/* A read-only descriptor of a regular file (blocking mode restored), its size
+ * in *size; -1 with the reason (without the path) in err.  A missing file's
+ * message is strerror's ("No such file or directory"). */
+int file_open_regular(const char *path, uint64_t *size, char *err, size_t errlen);
+
+/* Reads a whole regular file of at most max bytes into a NUL-terminated
+ * buffer from `a` (of *len + 1 bytes: free with ra_free_mem(a, buf, *len + 1)).
+ * 0, or -1 with the reason (without the path) in err. */
+int file_read_all(const RaAlloc *a, const char *path, uint64_t max, char **buf, size_t *len,
+                  char *err, size_t errlen);
+
+/* What a file-system object is, for messages: "a directory", "a FIFO", ... */
+const char *file_kind(unsigned mode);
+
+#endif

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Runs every Criterion suite built in $1/tests and prints one closing line.
+#   tests/run.sh [BUILD] [SUITE...]          every suite but those named
+#   tests/run.sh [BUILD] --only SUITE...     only those named
 set -u
 B=${1:-build}
 shift || true
-skip=" $* "
+only=""
+if [ "${1:-}" = "--only" ]; then shift; only=" $* "; skip=""; else skip=" $* "; fi
 cd "$(dirname "$0")/.." || exit 1
 serial=" test_examples test_determinism "
 pass=0; fail=0; failed=()
 for t in "$B"/tests/test_*; do
   [ -x "$t" ] || continue
   case "$skip" in *" $(basename "$t") "*) continue ;; esac
+  if [ -n "$only" ]; then case "$only" in *" $(basename "$t") "*) ;; *) continue ;; esac; fi
   jobs=2
   case "$serial" in *" $(basename "$t") "*) jobs=1 ;; esac
   out=$("$t" --jobs=$jobs 2>&1); rc=$?

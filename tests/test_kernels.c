@@ -1016,8 +1016,49 @@ Test(kernels, deterministic_with_two_threads) {
   free(b);
 }
 
+/* GEMMs large enough to be cut into blocks give the same bits on 1, 2 and 3
+ * threads, by rows and by columns, with either operand transposed, for
+ * whatever kernel OpenBLAS runs (OPENBLAS_CORETYPE as the environment has
+ * it; CI runs the suite again with it unset). */
+Test(kernels, gemm_bits_independent_of_threads) {
+  const int64_t shapes[][3] = {{2048, 96, 128}, {1000, 130, 384}, {64, 2000, 384},
+                               {128, 4000, 128}, {777, 555, 33}};
+  Pool *pools[3] = {NULL, pool_new(ra_alloc_default(), 2), pool_new(ra_alloc_default(), 3)};
+  cr_assert(pools[1] && pools[2]);
+  uint64_t st = 12345;
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+    int64_t m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
+    float *A = malloc((size_t)(m * k) * 4), *B = malloc((size_t)(k * n) * 4);
+    float *C[3];
+    for (int t = 0; t < 3; t++) C[t] = malloc((size_t)(m * n) * 4);
+    cr_assert(A && B && C[0] && C[1] && C[2]);
+    for (int64_t i = 0; i < m * k; i++) {
+      st = st * 6364136223846793005ull + 1442695040888963407ull;
+      A[i] = (float)((st >> 40) & 0xffffff) / 16777216.0f - 0.5f;
+    }
+    for (int64_t i = 0; i < k * n; i++) {
+      st = st * 6364136223846793005ull + 1442695040888963407ull;
+      B[i] = (float)((st >> 40) & 0xffffff) / 16777216.0f - 0.5f;
+    }
+    for (int tr = 0; tr < 4; tr++) {
+      bool ta = tr & 1, tb = tr & 2;
+      for (int t = 0; t < 3; t++)
+        k_gemm(pools[t], ta, tb, m, n, k, 1.0f, A, ta ? m : k, B, tb ? k : n, 0.0f, C[t], n);
+      for (int t = 1; t < 3; t++)
+        cr_assert(memcmp(C[0], C[t], (size_t)(m * n) * 4) == 0,
+                  "[%ld,%ld,%ld] ta %d tb %d: 1 and %d threads differ", (long)m, (long)n, (long)k,
+                  ta, tb, t + 1);
+    }
+    free(A);
+    free(B);
+    for (int t = 0; t < 3; t++) free(C[t]);
+  }
+  pool_free(pools[1]);
+  pool_free(pools[2]);
+}
+
 /* every sum across rows uses a partition fixed by the shape, and GEMMs are
- * split by whole rows: 1 and 2 threads agree bit for bit */
+ * cut into blocks fixed by the shape: 1 and 2 threads agree bit for bit */
 Test(kernels, results_independent_of_threads) {
   size_t n1, n2;
   float *a = det_run(1, &n1), *b = det_run(2, &n2);

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #include "ra.h"
 
@@ -116,7 +119,22 @@ static int set_opt(ra_ctx *ctx, const char *k, const char *v) {
   return 0;
 }
 
+static int rac_main(int argc, char **argv);
+
+/* OpenBLAS's exit handler joins its own server threads, and a server thread
+ * whose buffer could not be mapped (under `ulimit -v`) retries for ever: rac
+ * flushes its output and leaves without running exit handlers (the leak
+ * check of a sanitizer build runs first). */
 int main(int argc, char **argv) {
+  int rc = rac_main(argc, argv);
+  fflush(NULL);
+#if defined(__SANITIZE_ADDRESS__)
+  __lsan_do_leak_check();
+#endif
+  _exit(rc);
+}
+
+static int rac_main(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage_text, stderr);
     return 2;

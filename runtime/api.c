@@ -14,6 +14,7 @@
 #include "../lang/file.h"
 #include "api_int.h"
 #include "exec.h"
+#include "sysmem.h"
 #include "train.h"
 
 /* ---- errors ---- */
@@ -562,6 +563,12 @@ static int fwd_prepare(ra_model *m, int64_t batch) {
   MemPlan *plan = f ? plan_memory(ctx->prog->arena, f) : NULL;
   if (!plan) return api_fail(ctx, RA_ENOMEM, "out of memory preparing '%s'", m->name);
   int nin = lm->ninputs + lm->ntargets;
+  RunOptions o;
+  api_run_options(ctx, &o);
+  char why[512];
+  if (sysmem_check(plan->arena_bytes, o.threads > 0 ? o.threads : o.default_threads,
+                   "the forward pass's buffers", why, sizeof why) != 0)
+    return api_fail(ctx, RA_ENOMEM, "%s", why);
   m->fex = exec_new(ctx->alloc, f, plan, m->ms.w, m->ms.offsets, nin);
   if (!m->fex) return api_fail(ctx, RA_ENOMEM, "out of memory: the forward pass needs %zu bytes", plan->arena_bytes);
   for (int i = 0; i < nin && i < 16; i++) {

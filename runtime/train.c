@@ -17,6 +17,7 @@
 #include "optim.h"
 #include "particles.h"
 #include "rng.h"
+#include "sysmem.h"
 
 /* ---- small helpers ---- */
 
@@ -137,10 +138,24 @@ static int bound_make(Bound *b, RaAlloc alloc, Program *p, const AstItem *item, 
   for (int k = 0; k < b->nin; k++) {
     IrType t = model_var(b->m, k)->type;
     b->in_bytes[k] = (size_t)batch * ir_bytes(&t);
-    b->in[k] = ra_calloc(&alloc, 1, b->in_bytes[k]);
+  }
+  return 0;
+}
+
+/* Bytes bound_alloc will take. */
+static uint64_t bound_bytes(const Bound *b) {
+  uint64_t n = b->plan ? b->plan->arena_bytes : 0;
+  for (int k = 0; k < b->nin; k++) n += b->in_bytes[k];
+  return n;
+}
+
+/* The batch inputs and the interpreter's arena of a planned Bound. */
+static int bound_alloc(Bound *b, ModelState *ms, char *err, size_t errlen) {
+  for (int k = 0; k < b->nin; k++) {
+    b->in[k] = ra_calloc(&b->alloc, 1, b->in_bytes[k]);
     if (!b->in[k]) return fail(err, errlen, RA_ENOMEM, "out of memory for batch inputs");
   }
-  b->ex = exec_new(alloc, b->f, b->plan, ms->w, ms->offsets, b->nin);
+  b->ex = exec_new(b->alloc, b->f, b->plan, ms->w, ms->offsets, b->nin);
   if (!b->ex) return fail(err, errlen, RA_ENOMEM, "out of memory: the step needs %zu bytes",
                           b->plan->arena_bytes);
   for (int k = 0; k < b->nin; k++) b->ex->inputs[k] = b->in[k];
@@ -430,6 +445,24 @@ static RepKind group_kind(const Loop *L, const HeadGroup *hg) {
  * the evaluation forward pass, or both. */
 enum { LOOP_STEP = 1, LOOP_EVAL = 2 };
 
+/* The whole run against the memory that can be had, before any of its large
+ * buffers is allocated: interpreter arenas, batch inputs, gradients,
+ * optimizer moments (parameters are already held). */
+static int loop_check_memory(const Loop *L, int need, int threads, char *err, size_t errlen) {
+  uint64_t arenas = bound_bytes(&L->step) + bound_bytes(&L->eval);
+  uint64_t nw = (uint64_t)(L->ms->nweights ? L->ms->nweights : 1) * sizeof(float);
+  uint64_t grads = (need & LOOP_STEP) ? nw : 0;
+  uint64_t moments = (need & LOOP_STEP) && !L->ms->opt_m ? 2 * nw : 0;
+  char what[160];
+  snprintf(what, sizeof what,
+           "its buffers (interpreter arenas %.1f MiB, gradients %.1f MiB, optimizer state %.1f MiB)",
+           (double)arenas / 1048576.0, (double)grads / 1048576.0, (double)moments / 1048576.0);
+  char why[512];
+  if (sysmem_check(arenas + grads + moments, threads, what, why, sizeof why) != 0)
+    return fail(err, errlen, RA_ENOMEM, "%s", why);
+  return 0;
+}
+
 static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
                       const RunOptions *o, int need, char *err, size_t errlen) {
   memset(L, 0, sizeof *L);
@@ -461,6 +494,10 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
   if (rc) return rc;
   int threads = L->o->threads > 0 ? L->o->threads : t->threads > 0 ? (int)t->threads
                                         : (L->o->default_threads > 0 ? L->o->default_threads : 1);
+  rc = loop_check_memory(L, need, threads, err, errlen);
+  if (rc) return rc;
+  if ((need & LOOP_STEP) && (rc = bound_alloc(&L->step, L->ms, err, errlen)) != 0) return rc;
+  if ((need & LOOP_EVAL) && (rc = bound_alloc(&L->eval, L->ms, err, errlen)) != 0) return rc;
   memset(&L->kc, 0, sizeof L->kc);
   L->kc.pool = run_pool(L->o, a, threads, &L->own_pool);
   L->kc.threads = pool_size(L->kc.pool);
@@ -856,6 +893,7 @@ int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptio
   if (!ds) return RA_EDATA;
   Bound b;
   int rc = bound_make(&b, ms->alloc, p, item, 1, false, ms, err, errlen);
+  if (rc == 0) rc = bound_alloc(&b, ms, err, errlen);
   if (rc == 0 && (b.m->ninputs != 1 || b.m->inputs[0].type.dtype != IR_I32 ||
                   b.m->inputs[0].type.rank != 1 || !ir_find_output(b.f, OUT_PRED, -1)))
     rc = fail(err, errlen, RA_EUSAGE,

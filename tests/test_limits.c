@@ -1,0 +1,41 @@
+/* test_limits.c - a run larger than the memory or address space it may have
+ * is an error that gives both figures, before anything is allocated: never
+ * a kill by the OOM killer, never an endless retry inside OpenBLAS. */
+#include "testutil.h"
+
+/* 800 GB of interpreter arena: more than any test machine has. */
+Test(limits, plan_larger_than_memory_is_refused_with_both_figures) {
+  TuRun r = tu_sh(60, "$RAC run examples/reverse.ra --set batch=8000000 --quiet");
+  cr_assert_eq(r.status, 1, "status %d\n%s", r.status, r.err);
+  cr_assert(strstr(r.err, "out of memory: the run needs 7983"), "%s", r.err);
+  cr_assert(strstr(r.err, "MiB for its buffers (interpreter arenas 7983"), "%s", r.err);
+  cr_assert(strstr(r.err, "MiB can be had (available memory)"), "%s", r.err);
+  tu_run_free(&r);
+}
+
+/* Under `ulimit -v` OpenBLAS retried its buffer allocation for ever in a
+ * pool worker (status 124 here: the time limit).  AddressSanitizer needs
+ * terabytes of address space, so a sanitizer build cannot run this. */
+Test(limits, address_space_limit_is_an_error_not_a_hang) {
+#if defined(__SANITIZE_ADDRESS__)
+  cr_skip_test("an ASan build cannot run under ulimit -v");
+#endif
+  cr_assert(access("data/fortunes.tsv", R_OK) == 0, "make data first");
+  for (int threads = 1; threads <= 2; threads++) {
+    TuRun r = tu_sh(30, "ulimit -v 100000; $RAC run examples/fortunes.ra --threads %d --quiet",
+                    threads);
+    cr_assert_eq(r.status, 1, "%d threads: status %d\n%s", threads, r.status, r.err);
+    cr_assert(strstr(r.err, "address-space limit (ulimit -v) leaves"), "%s", r.err);
+    tu_run_free(&r);
+  }
+  TuRun r = tu_sh(30, "ulimit -v 400000; $RAC run examples/fortunes.ra --threads 2 --quiet");
+  cr_assert_eq(r.status, 1, "status %d\n%s", r.status, r.err);
+  cr_assert(strstr(r.err, "140 MiB for each of its 2 threads"), "%s", r.err);
+  tu_run_free(&r);
+  /* one thread fits in 400 MB and trains */
+  r = tu_sh(60, "ulimit -v 400000; $RAC run examples/fortunes.ra --threads 1 --set epochs=1 "
+                "--set save=/tmp/ra-limits.safetensors --quiet");
+  cr_assert_eq(r.status, 0, "status %d\n%s", r.status, r.err);
+  tu_run_free(&r);
+  remove("/tmp/ra-limits.safetensors");
+}

@@ -11,9 +11,11 @@
 
 PREFIX  ?= /usr/local
 CC      ?= cc
+LD      ?= ld
+OBJCOPY ?= objcopy
 RE2C    ?= re2c
 LEMON   ?= lemon
-LEMPAR  ?= $(firstword $(wildcard /usr/share/lemon/lempar.c /usr/share/lemon/lempar.c))
+LEMPAR  ?= $(wildcard /usr/share/lemon/lempar.c)
 
 ifeq ($(SAN),1)
 B        := build-san
@@ -39,12 +41,19 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 
 .PHONY: all test test-unit clean install uninstall embed embed-check data fuzz bench FORCE
-all: $(B)/libra.a $(B)/libra.so $(B)/rac
+all: $(B)/libra.a $(B)/libra_int.a $(B)/libra.so $(B)/rac
 
-$(B)/lang/parser.c $(B)/lang/parser.h: lang/parser.y
-	@mkdir -p $(B)/lang
-	$(LEMON) -q -d$(B)/lang $(if $(LEMPAR),-T$(LEMPAR)) lang/parser.y
-	@touch $(B)/lang/parser.c $(B)/lang/parser.h
+# lemon writes into lang/gen; parser.h is replaced only when its text
+# changes, so a change to a grammar action or comment rebuilds the parser
+# alone, and the token codes rebuild only what includes parser.h (the
+# objects' .d files say which).
+$(B)/lang/parser.c: lang/parser.y
+	@mkdir -p $(B)/lang/gen
+	$(LEMON) -q -d$(B)/lang/gen $(if $(LEMPAR),-T$(LEMPAR)) lang/parser.y
+	@cmp -s $(B)/lang/gen/parser.h $(B)/lang/parser.h || cp $(B)/lang/gen/parser.h $(B)/lang/parser.h
+	@cp $(B)/lang/gen/parser.c $@
+
+$(B)/lang/parser.h: $(B)/lang/parser.c
 
 $(B)/lang/lexer.c: lang/lexer.re $(B)/lang/parser.h
 	@mkdir -p $(B)/lang
@@ -56,11 +65,22 @@ $(B)/lang/lexer.o: $(B)/lang/lexer.c
 $(B)/lang/parser.o: $(B)/lang/parser.c
 	$(CC) $(LIBCFLAGS) -Ilang -MMD -MP -Wno-unused-parameter -Wno-unused-variable -Wno-sign-compare -c -o $@ $<
 
-$(B)/%.o: %.c $(B)/lang/parser.h
+$(B)/%.o: %.c | $(B)/lang/parser.h
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBCFLAGS) -MMD -MP -c -o $@ $<
 
+# libra.a is one object whose only global symbols are ra_*: the objects are
+# linked into one (ld -r) and every hidden symbol made local, so the static
+# library cannot collide with an application's names.  The suites and the
+# micro-benchmarks call internal functions: they link libra_int.a, the
+# objects as built.
 $(B)/libra.a: $(LIB_OBJ)
+	$(LD) -r -o $(B)/libra.o $^
+	$(OBJCOPY) --localize-hidden $(B)/libra.o
+	rm -f $@
+	ar rcs $@ $(B)/libra.o
+
+$(B)/libra_int.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
@@ -71,9 +91,9 @@ $(B)/rac: cli/rac.c include/ra.h $(B)/libra.a
 	$(CC) $(CFLAGS_ALL) -Iinclude -o $@ cli/rac.c $(B)/libra.a $(LIBS)
 
 # Tests see everything; each suite is one binary.
-$(B)/tests/%: tests/%.c tests/testutil.h tests/irutil.h $(B)/libra.a
+$(B)/tests/%: tests/%.c tests/testutil.h tests/irutil.h $(B)/libra_int.a $(B)/libra.a
 	@mkdir -p $(B)/tests
-	$(CC) $(CFLAGS_ALL) -Iinclude -I$(B)/lang -o $@ $< $(B)/libra.a $(LIBS) -lcriterion
+	$(CC) $(CFLAGS_ALL) -Iinclude -I$(B)/lang -o $@ $< $(B)/libra_int.a $(LIBS) -lcriterion
 
 # A small native library for the extern tests (tests/ffi/myops.c).
 $(B)/tests/libmyops.so: tests/ffi/myops.c

@@ -1,0 +1,29 @@
+/* test_cli.c - the rac command line: usage errors, exit statuses and
+ * messages, run on the built rac. */
+#include "testutil.h"
+
+/* Every option that takes a value, given last with no value, is a usage
+ * error naming the option (exit 2), for each command that could take it. */
+Test(cli, option_without_value_is_usage_error) {
+  const char *opts[] = {"--train", "--model",     "--ckpt",   "--split", "--input",
+                        "--file",  "--steps",     "--threads", "--seed", "--repulsion",
+                        "--resume", "--log",      "--set"};
+  const char *cmds[] = {"run", "bench", "eval", "predict", "ir"};
+  for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++)
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+      TuRun r = tu_sh(20, "$RAC %s examples/fortunes.ra %s", cmds[c], opts[i]);
+      cr_assert_eq(r.status, 2, "rac %s FILE %s: status %d\n%s", cmds[c], opts[i], r.status, r.err);
+      char want[64];
+      snprintf(want, sizeof want, "rac: option %s needs a value\n", opts[i]);
+      cr_assert(strstr(r.err, want), "rac %s FILE %s: %s", cmds[c], opts[i], r.err);
+      tu_run_free(&r);
+    }
+}
+
+/* A value that looks like an option is still the value. */
+Test(cli, value_may_start_with_dash) {
+  TuRun r = tu_sh(20, "$RAC bench examples/fortunes.ra --steps -3");
+  cr_assert_eq(r.status, 2, "status %d\n%s", r.status, r.err);
+  cr_assert(strstr(r.err, "--steps needs a positive integer, got '-3'"), "%s", r.err);
+  tu_run_free(&r);
+}

@@ -326,16 +326,12 @@ static void fwd_free(ra_model *m) {
   RaAlloc a = m->ctx->alloc;
   if (m->fex) exec_free(m->fex);
   m->fex = NULL;
-  for (int i = 0; i < 16; i++) {
-    ra_free_mem(&a, m->fin[i], m->fin_bytes[i]);
-    m->fin[i] = NULL;
-    m->fin_bytes[i] = 0;
-  }
-  for (int i = 0; i < 16; i++) {
-    ra_free_mem(&a, m->fout[i], m->fout_bytes[i]);
-    m->fout[i] = NULL;
-    m->fout_bytes[i] = 0;
-  }
+  for (int i = 0; i < m->nfin; i++) ra_free_mem(&a, m->fin[i].p, m->fin[i].bytes);
+  for (int i = 0; i < m->nfout; i++) ra_free_mem(&a, m->fout[i].p, m->fout[i].bytes);
+  ra_free_mem(&a, m->fin, sizeof *m->fin * (size_t)m->nfin);
+  ra_free_mem(&a, m->fout, sizeof *m->fout * (size_t)m->nfout);
+  m->fin = m->fout = NULL;
+  m->nfin = m->nfout = 0;
   m->fwd_batch = 0;
 }
 
@@ -564,12 +560,25 @@ static int fwd_prepare(ra_model *m, int64_t batch) {
   int nin = lm->ninputs + lm->ntargets;
   m->fex = exec_new(ctx->alloc, f, plan, m->ms.w, m->ms.offsets, nin);
   if (!m->fex) return api_fail(ctx, RA_ENOMEM, "out of memory: the forward pass needs %zu bytes", plan->arena_bytes);
-  for (int i = 0; i < nin && i < 16; i++) {
+  m->fin = ra_calloc(&ctx->alloc, (size_t)nin + 1, sizeof *m->fin);
+  m->fout = ra_calloc(&ctx->alloc, (size_t)k + 1, sizeof *m->fout);
+  if (!m->fin || !m->fout) {
+    ra_free_mem(&ctx->alloc, m->fin, sizeof *m->fin * ((size_t)nin + 1));
+    ra_free_mem(&ctx->alloc, m->fout, sizeof *m->fout * ((size_t)k + 1));
+    m->fin = m->fout = NULL;
+    return api_fail(ctx, RA_ENOMEM, "out of memory preparing '%s'", m->name);
+  }
+  m->nfin = nin + 1;
+  m->nfout = k + 1;
+  for (int i = 0; i < nin; i++) {
     const ModelVar *v = i < lm->ninputs ? &lm->inputs[i] : &lm->targets[i - lm->ninputs];
-    m->fin_bytes[i] = (size_t)batch * ir_bytes(&v->type);
-    m->fin[i] = ra_calloc(&ctx->alloc, 1, m->fin_bytes[i]);
-    if (!m->fin[i]) return api_fail(ctx, RA_ENOMEM, "out of memory");
-    m->fex->inputs[i] = m->fin[i];
+    m->fin[i].bytes = (size_t)batch * ir_bytes(&v->type);
+    m->fin[i].p = ra_calloc(&ctx->alloc, 1, m->fin[i].bytes);
+    if (!m->fin[i].p) {
+      m->fin[i].bytes = 0;
+      return api_fail(ctx, RA_ENOMEM, "out of memory");
+    }
+    m->fex->inputs[i] = m->fin[i].p;
   }
   m->ff = f;
   m->flm = lm;
@@ -616,7 +625,7 @@ int ra_forward(ra_model *m, const ra_tensor *inputs, int n_inputs, ra_tensor *ou
   if (ffi_prepare(ctx)) return ctx->code;
   if (fwd_prepare(m, batch)) return ctx->code;
   for (int i = 0; i < n_inputs; i++) {
-    memcpy(m->fin[i], inputs[i].data, m->fin_bytes[i]);
+    memcpy(m->fin[i].p, inputs[i].data, m->fin[i].bytes);
     if (meta->inputs[i].classes > 0 || meta->inputs[i].type.dtype == IR_I32) {
       /* indices are range-checked by the kernels */
     }
@@ -637,17 +646,18 @@ int ra_forward(ra_model *m, const ra_tensor *inputs, int n_inputs, ra_tensor *ou
     size_t bytes = ir_bytes(ty);
     ra_tensor *t = &outputs[k];
     if (!t->data) {
-      if (m->fout_bytes[k] != bytes) {
-        ra_free_mem(&ctx->alloc, m->fout[k], m->fout_bytes[k]);
-        m->fout[k] = ra_malloc(&ctx->alloc, bytes);
-        m->fout_bytes[k] = m->fout[k] ? bytes : 0;
-        if (!m->fout[k]) return api_fail(ctx, RA_ENOMEM, "out of memory for outputs");
+      FwdBuf *b = &m->fout[k];
+      if (b->bytes != bytes) {
+        ra_free_mem(&ctx->alloc, b->p, b->bytes);
+        b->p = ra_malloc(&ctx->alloc, bytes);
+        b->bytes = b->p ? bytes : 0;
+        if (!b->p) return api_fail(ctx, RA_ENOMEM, "out of memory for outputs");
       }
       t->dtype = ty->dtype == IR_F32 ? RA_F32 : RA_I32;
       t->ndim = ty->rank;
       for (int d = 0; d < ty->rank; d++) t->shape[d] = ty->dim[d];
-      memcpy(m->fout[k], exec_ptr(m->fex, oo->value), bytes);
-      t->data = m->fout[k];
+      memcpy(b->p, exec_ptr(m->fex, oo->value), bytes);
+      t->data = b->p;
     } else {
       bool okshape = t->ndim == ty->rank && t->dtype == (ty->dtype == IR_F32 ? RA_F32 : RA_I32);
       for (int d = 0; okshape && d < ty->rank; d++) okshape = t->shape[d] == ty->dim[d];

@@ -21,6 +21,11 @@ typedef struct HostFn {
   void (*fn)(void);
 } HostFn;
 
+typedef struct FwdBuf {
+  void *p;
+  size_t bytes;
+} FwdBuf;
+
 struct ra_model {
   ra_ctx *ctx;
   const AstItem *item;
@@ -32,10 +37,10 @@ struct ra_model {
   Model *flm;
   IrFunc *ff;
   Exec *fex;
-  void *fin[16];
-  size_t fin_bytes[16];
-  void *fout[16];
-  size_t fout_bytes[16];
+  /* its input and output buffers, one per input (and target) and output of
+   * that pass, allocated with it */
+  FwdBuf *fin, *fout;
+  int nfin, nfout;
   ra_model *next;
 };
 

@@ -203,3 +203,38 @@ Test(api, data_against_model) {
             "got: %s", ra_error(c));
   ra_free(c);
 }
+
+/* ra_forward takes any number of inputs and outputs (no fixed-size tables):
+ * 20 of each, every output checked against its own input. */
+Test(api, forward_many_inputs_and_outputs) {
+  enum { N = 20 };
+  char spec[8192];
+  size_t k = (size_t)snprintf(spec, sizeof spec, "model wide {\n");
+  for (int i = 0; i < N; i++) k += (size_t)snprintf(spec + k, sizeof spec - k, "  input x%d : f32[3]\n", i);
+  k += (size_t)snprintf(spec + k, sizeof spec - k, "  h = linear(x0, out: 3)\n");
+  for (int i = 0; i < N; i++)
+    k += (size_t)snprintf(spec + k, sizeof spec - k, "  output y%d = x%d * %d.0 + h * 0.0\n", i, i, i + 1);
+  snprintf(spec + k, sizeof spec - k, "}\n");
+  ra_ctx *c = ra_new();
+  cr_assert_eq(ra_load_string(c, "wide.ra", spec), 0, "%s", ra_error(c));
+  ra_model *m = ra_model_get(c, "wide");
+  cr_assert_not_null(m, "%s", ra_error(c));
+  cr_assert_eq(ra_model_n_outputs(m), N);
+  float x[N][2 * 3];
+  ra_tensor in[N], out[N];
+  memset(out, 0, sizeof out);
+  for (int i = 0; i < N; i++) {
+    for (int j = 0; j < 6; j++) x[i][j] = (float)(i * 10 + j);
+    in[i] = (ra_tensor){RA_F32, 2, {2, 3}, x[i]};
+  }
+  for (int rep = 0; rep < 2; rep++) {
+    cr_assert_eq(ra_forward(m, in, N, out, N), 0, "%s", ra_error(c));
+    for (int i = 0; i < N; i++) {
+      cr_assert_eq(out[i].ndim, 2);
+      cr_assert_eq(out[i].shape[0], 2);
+      const float *y = out[i].data;
+      for (int j = 0; j < 6; j++) cr_assert_float_eq(y[j], x[i][j] * (float)(i + 1), 1e-4, "y%d[%d]", i, j);
+    }
+  }
+  ra_free(c);
+}

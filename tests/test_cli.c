@@ -27,3 +27,19 @@ Test(cli, value_may_start_with_dash) {
   cr_assert(strstr(r.err, "--steps needs a positive integer, got '-3'"), "%s", r.err);
   tu_run_free(&r);
 }
+
+/* A float setting from the command line must be a finite number: inf is
+ * refused like nan (usage error naming the setting). */
+Test(cli, set_refuses_non_finite) {
+  const char *kv[] = {"lr=inf", "lr=nan", "lr=-inf", "clip=inf", "weight_decay=inf", "lr=1e999"};
+  for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
+    TuRun r = tu_sh(20, "$RAC run examples/fortunes.ra --quiet --set steps=1 --set %s", kv[i]);
+    cr_assert_eq(r.status, 2, "--set %s: status %d\n%s", kv[i], r.status, r.err);
+    char key[32], want[96];
+    snprintf(key, sizeof key, "%.*s", (int)(strchr(kv[i], '=') - kv[i]), kv[i]);
+    snprintf(want, sizeof want, "--set %s: %s expects a number, found '%s'", kv[i], key,
+             strchr(kv[i], '=') + 1);
+    cr_assert(strstr(r.err, want), "--set %s: want '%s', got: %s", kv[i], want, r.err);
+    tu_run_free(&r);
+  }
+}

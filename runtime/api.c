@@ -46,7 +46,7 @@ int api_fail(ra_ctx *ctx, int code, const char *fmt, ...) {
   return code;
 }
 
-static int ok(ra_ctx *ctx) {
+int api_ok(ra_ctx *ctx) {
   ctx->code = RA_OK;
   ctx->err_lost = false;
   if (ctx->err && ctx->errcap) ctx->err[0] = 0;
@@ -229,7 +229,7 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
                     "stdlib, ra_path, color, progress, quiet, log, resume, set.KEY)",
                     key);
   }
-  return ok(ctx);
+  return api_ok(ctx);
 }
 
 /* ---- loading ---- */
@@ -271,7 +271,7 @@ static int load_source(ra_ctx *ctx, const char *name, const char *text, size_t l
   uint64_t h = 1469598103934665603ULL;
   for (int i = 0; i < ctx->src.n; i++) h = fnv1a(h, ctx->src.files[i].text, ctx->src.files[i].len);
   ctx->spec_hash = h;
-  return ok(ctx);
+  return api_ok(ctx);
 }
 
 int ra_load_string(ra_ctx *ctx, const char *name, const char *source) {
@@ -396,7 +396,7 @@ ra_model *ra_model_get(ra_ctx *ctx, const char *model_name) {
   }
   if (need_program(ctx, "ra_model_get")) return NULL;
   ra_model *m = api_model(ctx, model_name);
-  if (m) ok(ctx);
+  if (m) api_ok(ctx);
   return m;
 }
 
@@ -533,7 +533,7 @@ int ra_train(ra_ctx *ctx, const char *train_name,
       return api_fail(ctx, rc, "%s", diag_render(&ctx->diags, ctx->color));
     return api_fail(ctx, rc, "%s", err);
   }
-  return ok(ctx);
+  return api_ok(ctx);
 }
 
 /* ---- forward ---- */
@@ -670,7 +670,7 @@ int ra_forward(ra_model *m, const ra_tensor *inputs, int n_inputs, ra_tensor *ou
       memcpy(t->data, exec_ptr(m->fex, oo->value), bytes);
     }
   }
-  return ok(ctx);
+  return api_ok(ctx);
 }
 
 /* ---- parameters and checkpoints ---- */
@@ -686,7 +686,7 @@ int ra_param(ra_model *m, const char *path, ra_tensor *out) {
     out->ndim = pi->type.rank;
     for (int d = 0; d < 8; d++) out->shape[d] = d < pi->type.rank ? pi->type.dim[d] : 0;
     out->data = m->ms.w + pi->offset;
-    return ok(ctx);
+    return api_ok(ctx);
   }
   const char *cands[4096];
   int n = 0;
@@ -701,7 +701,7 @@ int ra_save(ra_model *m, const char *path) {
   if (!path) return api_fail(m->ctx, RA_EUSAGE, "ra_save: path is NULL");
   char err[1024];
   int rc = mstate_save(&m->ms, path, m->ctx->spec_hash, err, sizeof err);
-  return rc ? api_fail(m->ctx, rc, "%s", err) : ok(m->ctx);
+  return rc ? api_fail(m->ctx, rc, "%s", err) : api_ok(m->ctx);
 }
 
 int ra_load(ra_model *m, const char *path) {
@@ -709,7 +709,7 @@ int ra_load(ra_model *m, const char *path) {
   if (!path) return api_fail(m->ctx, RA_EUSAGE, "ra_load: path is NULL");
   char err[1024];
   int rc = mstate_load(&m->ms, path, m->ctx->spec_hash, false, err, sizeof err);
-  return rc ? api_fail(m->ctx, rc, "%s", err) : ok(m->ctx);
+  return rc ? api_fail(m->ctx, rc, "%s", err) : api_ok(m->ctx);
 }
 
 /* ---- eval, bench ---- */
@@ -736,8 +736,10 @@ int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *s
   k += snprintf(buf + k, sizeof buf - (size_t)k, "  perplexity %.3f", r.perplexity);
   for (int g = 0; g < r.ngroups && k < (int)sizeof buf - 64; g++)
     k += snprintf(buf + k, sizeof buf - (size_t)k, "\n  head_diversity %s %.4f", m->meta->groups[g].path, r.diversity[g]);
-  if (summary) *summary = api_set_text(ctx, buf);
-  return ok(ctx);
+  const char *text = api_set_text(ctx, buf);
+  if (!ctx->text) return api_fail(ctx, RA_ENOMEM, "ra_eval: out of memory for the summary");
+  if (summary) *summary = text;
+  return api_ok(ctx);
 }
 
 int ra_bench(ra_ctx *ctx, const char *train_name, int64_t steps, const char **report) {
@@ -751,6 +753,8 @@ int ra_bench(ra_ctx *ctx, const char *train_name, int64_t steps, const char **re
   char err[2048] = "", rep[2048] = "";
   int rc = train_bench(ctx->prog, &t, &m->ms, &o, steps, rep, sizeof rep, err, sizeof err);
   if (rc) return api_fail(ctx, rc, "%s", err);
-  if (report) *report = api_set_text(ctx, rep);
-  return ok(ctx);
+  const char *text = api_set_text(ctx, rep);
+  if (!ctx->text) return api_fail(ctx, RA_ENOMEM, "ra_bench: out of memory for the report");
+  if (report) *report = text;
+  return api_ok(ctx);
 }

@@ -87,6 +87,9 @@ struct ra_ctx {
 };
 
 int api_fail(ra_ctx *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A public call that succeeds ends with this: RA_OK, and no error left from
+ * an earlier call. */
+int api_ok(ra_ctx *ctx);
 char *api_strdup(ra_ctx *ctx, const char *s);
 const char *api_set_text(ra_ctx *ctx, const char *s);
 ra_model *api_model(ra_ctx *ctx, const char *name);

@@ -238,3 +238,54 @@ Test(api, forward_many_inputs_and_outputs) {
   }
   ra_free(c);
 }
+
+static float twice(float x) { return 2 * x; }
+
+/* After a failed call, every public call that succeeds leaves no error
+ * behind: ra_errcode is RA_OK and ra_error is "". */
+Test(api, success_clears_the_last_error) {
+  ra_ctx *c = ra_new();
+  char dir[] = "/tmp/ra-clear-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  char spec[64], ckpt[64], in[64];
+  snprintf(spec, sizeof spec, "%s/tiny.ra", dir);
+  snprintf(ckpt, sizeof ckpt, "%s/tiny.safetensors", dir);
+  snprintf(in, sizeof in, "%s/in.txt", dir);
+  cr_assert_eq(tu_write_file(spec, tiny_spec), 0);
+  cr_assert_eq(tu_write_file(in, "1 2 3 4 5 0\n3 3 3 3 3 3\n"), 0);
+#define CLEARS(call)                                                                 \
+  do {                                                                               \
+    cr_assert_eq(ra_set_option(c, "nosuch", "1"), RA_EUSAGE);                        \
+    cr_assert_str_neq(ra_error(c), "");                                              \
+    int rc_ = (call);                                                                \
+    cr_assert_eq(rc_, 0, "%s: %s", #call, ra_error(c));                              \
+    cr_assert_eq(ra_errcode(c), RA_OK, "%s left code %d", #call, ra_errcode(c));     \
+    cr_assert_str_eq(ra_error(c), "", "%s left '%s'", #call, ra_error(c));           \
+  } while (0)
+  CLEARS(ra_set_option(c, "quiet", "1"));
+  CLEARS(ra_load_string(c, "tiny.ra", tiny_spec));
+  CLEARS(ra_load_file(c, spec));
+  ra_model *m = NULL;
+  CLEARS((m = ra_model_get(c, "tiny")) ? 0 : -1);
+  CLEARS(ra_train(c, NULL, NULL, NULL));
+  int32_t tok[6] = {1, 2, 3, 4, 5, 0};
+  ra_tensor t = {RA_I32, 2, {1, 6}, tok}, out = {0}, p;
+  CLEARS(ra_forward(m, &t, 1, &out, 1));
+  CLEARS(ra_param(m, "tiny.a.wq", &p));
+  CLEARS(ra_save(m, ckpt));
+  CLEARS(ra_load(m, ckpt));
+  const char *text = NULL;
+  CLEARS(ra_eval(c, NULL, ckpt, "test", &text));
+  CLEARS(ra_predict(c, NULL, ckpt, "1 2 3 4 5 0", NULL, &text));
+  CLEARS(ra_predict(c, NULL, ckpt, NULL, in, &text));
+  CLEARS(ra_bench(c, NULL, 1, &text));
+  CLEARS(ra_dump(c, NULL, "ir", &text));
+  CLEARS(ra_dump(c, NULL, "ast", &text));
+  CLEARS(ra_register_fn(c, "twice", "f32(f32)", (void (*)(void))twice));
+#undef CLEARS
+  ra_free(c);
+  remove(spec);
+  remove(ckpt);
+  remove(in);
+  rmdir(dir);
+}

@@ -456,7 +456,7 @@ int api_train_decl(ra_ctx *ctx, const char *name, TrainDecl *out) {
   if (!t) return ctx->code;
   *out = *t;
   for (int i = 0; i < ctx->nsets; i++) {
-    char err[512];
+    char err[FILE_MSG_MAX];
     if (sema_train_set(ctx->prog, out, ctx->sets[i].key, ctx->sets[i].value, err, sizeof err))
       return api_fail(ctx, RA_EUSAGE, "--set %s=%s: %s", ctx->sets[i].key, ctx->sets[i].value, err);
   }
@@ -496,7 +496,7 @@ ra_model *api_begin_run(ra_ctx *ctx, const char *fn, const char *train_name, con
   ra_model *m = api_model(ctx, t->model);
   if (!m || ffi_prepare(ctx)) return NULL;
   if (ckpt) {
-    char err[2048] = "";
+    char err[FILE_MSG_MAX] = "";
     int rc = mstate_load(&m->ms, ckpt, ctx->spec_hash, false, err, sizeof err);
     if (rc) {
       api_fail(ctx, rc, "%s", err);
@@ -523,7 +523,7 @@ int ra_train(ra_ctx *ctx, const char *train_name,
   api_run_options(ctx, &o);
   o.on_step = on_step;
   o.step_ud = ud;
-  char err[2048] = "";
+  char err[FILE_MSG_MAX] = "";
   api_compile_begin(ctx);
   int rc = train_run(ctx->prog, &t, &m->ms, &o, err, sizeof err);
   if (rc) {
@@ -699,7 +699,7 @@ int ra_param(ra_model *m, const char *path, ra_tensor *out) {
 int ra_save(ra_model *m, const char *path) {
   if (!m) return RA_EUSAGE;
   if (!path) return api_fail(m->ctx, RA_EUSAGE, "ra_save: path is NULL");
-  char err[1024];
+  char err[FILE_MSG_MAX];
   int rc = mstate_save(&m->ms, path, m->ctx->spec_hash, err, sizeof err);
   return rc ? api_fail(m->ctx, rc, "%s", err) : api_ok(m->ctx);
 }
@@ -707,7 +707,7 @@ int ra_save(ra_model *m, const char *path) {
 int ra_load(ra_model *m, const char *path) {
   if (!m) return RA_EUSAGE;
   if (!path) return api_fail(m->ctx, RA_EUSAGE, "ra_load: path is NULL");
-  char err[1024];
+  char err[FILE_MSG_MAX];
   int rc = mstate_load(&m->ms, path, m->ctx->spec_hash, false, err, sizeof err);
   return rc ? api_fail(m->ctx, rc, "%s", err) : api_ok(m->ctx);
 }
@@ -723,7 +723,7 @@ int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *s
   TrainDecl t;
   ra_model *m = api_begin_run(ctx, "ra_eval", train_name, ckpt, &t);
   if (!m) return ctx->code;
-  char err[2048] = "";
+  char err[FILE_MSG_MAX] = "";
   RunOptions o;
   api_run_options(ctx, &o);
   EvalResult r;
@@ -750,7 +750,7 @@ int ra_bench(ra_ctx *ctx, const char *train_name, int64_t steps, const char **re
   if (!m) return ctx->code;
   RunOptions o;
   api_run_options(ctx, &o);
-  char err[2048] = "", rep[2048] = "";
+  char err[FILE_MSG_MAX] = "", rep[2048] = "";
   int rc = train_bench(ctx->prog, &t, &m->ms, &o, steps, rep, sizeof rep, err, sizeof err);
   if (rc) return api_fail(ctx, rc, "%s", err);
   const char *text = api_set_text(ctx, rep);

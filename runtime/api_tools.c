@@ -99,7 +99,7 @@ int ra_predict(ra_ctx *ctx, const char *train_name, const char *ckpt, const char
   TrainDecl t;
   ra_model *m = api_begin_run(ctx, "ra_predict", train_name, ckpt, &t);
   if (!m) return ctx->code;
-  char err[2048] = "";
+  char err[FILE_MSG_MAX] = "";
   int rc;
   size_t len = 0;
   char *buf = NULL;

@@ -13,6 +13,7 @@
 
 #include "../compiler/autodiff.h"
 #include "../include/ra.h"
+#include "../lang/file.h"
 #include "exec.h"
 #include "optim.h"
 #include "particles.h"
@@ -172,7 +173,7 @@ static const char *where(const Program *p, Span sp, char *buf, size_t n) {
 
 static int check_data(const Program *p, const Model *m, const DataSet *ds, const TrainDecl *t,
                       char *err, size_t errlen) {
-  char at[512];
+  char at[FILE_MSG_MAX];
   if (ds->nin != m->ninputs)
     return fail(err, errlen, RA_EDATA, "data '%s' gives %d inputs but model '%s' takes %d", t->data,
                 ds->nin, m->name, m->ninputs);

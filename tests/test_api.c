@@ -289,3 +289,48 @@ Test(api, success_clears_the_last_error) {
   remove(in);
   rmdir(dir);
 }
+
+/* A path of about 1000 characters appears whole in the messages about it:
+ * a missing data file, a missing checkpoint, a checkpoint that cannot be
+ * written (the path and its temporary file).  The folders are under a
+ * regular file, so none of them can exist or be made. */
+Test(api, long_paths_are_not_cut) {
+  char base[] = "/tmp/ra-long-XXXXXX";
+  int fd = mkstemp(base);
+  cr_assert(fd >= 0);
+  close(fd);
+  char path[1200];
+  size_t k = (size_t)snprintf(path, sizeof path, "%s", base);
+  while (k < 1000) k += (size_t)snprintf(path + k, sizeof path - k, "/%s", "nested-folder-of-a-long-path");
+  char data[1300], ckpt[1300], spec[4096];
+  snprintf(data, sizeof data, "%s/data.tsv", path);
+  snprintf(ckpt, sizeof ckpt, "%s/model.safetensors", path);
+  snprintf(spec, sizeof spec,
+           "data d = tsv(\"%s\") { text column 1 maxlen 8; label column 0 }\n"
+           "model m {\n"
+           "  input  seq : int[8]\n"
+           "  target y : class(2)\n"
+           "  logits = linear(mean(embed(seq, vocab: 16, dim: 4)), out: 2)\n"
+           "  loss cross_entropy(logits, y)\n"
+           "  output p = softmax(logits)\n"
+           "}\n"
+           "train m on d { optimizer sgd { lr 0.1 } batch 2 steps 1 }\n",
+           data);
+  ra_ctx *c = ra_new();
+  cr_assert_eq(ra_load_string(c, "long.ra", spec), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_train(c, NULL, NULL, NULL), RA_EDATA, "%s", ra_error(c));
+  cr_assert(strstr(ra_error(c), data), "the data path is cut: %s", ra_error(c));
+  ra_model *m = ra_model_get(c, "m");
+  cr_assert_not_null(m, "%s", ra_error(c));
+  cr_assert_neq(ra_load(m, ckpt), 0);
+  cr_assert(strstr(ra_error(c), ckpt), "the checkpoint path is cut: %s", ra_error(c));
+  cr_assert_neq(ra_eval(c, NULL, ckpt, "test", NULL), 0);
+  cr_assert(strstr(ra_error(c), ckpt), "the checkpoint path is cut: %s", ra_error(c));
+  cr_assert_neq(ra_save(m, ckpt), 0);
+  cr_assert(strstr(ra_error(c), ckpt), "the checkpoint path is cut: %s", ra_error(c));
+  /* the message ends with the reason, not in the middle of a path */
+  const char *e = ra_error(c);
+  cr_assert(strstr(e, "Not a directory"), "%s", e);
+  ra_free(c);
+  remove(base);
+}

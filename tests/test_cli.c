@@ -43,3 +43,37 @@ Test(cli, set_refuses_non_finite) {
     tu_run_free(&r);
   }
 }
+
+/* predict --file given a directory: status 1, and the message names the
+ * path and says what it is. */
+Test(cli, predict_file_is_a_directory) {
+  TuRun r = tu_sh(60,
+                  "set -e; d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
+                  "cat > $d/t.ra <<'SPEC'\n"
+                  "data syn = synthetic(task: copy, length: 6, vocab: 8, examples: 32) {\n"
+                  "  split train 0.75 valid 0.125 test 0.125\n"
+                  "}\n"
+                  "model tiny {\n"
+                  "  input  seq : int[6]\n"
+                  "  target out : class(8)[6]\n"
+                  "  logits = linear(embed(seq, vocab: 8, dim: 8), out: 8)\n"
+                  "  loss cross_entropy(logits, out)\n"
+                  "  output probs = softmax(logits)\n"
+                  "}\n"
+                  "train tiny on syn { optimizer sgd { lr 0.1 } batch 8 steps 1 }\n"
+                  "SPEC\n"
+                  "mkdir $d/in.d\n"
+                  "$RAC run $d/t.ra --quiet --set save=$d/t.safetensors >/dev/null\n"
+                  "set +e; $RAC predict $d/t.ra --ckpt $d/t.safetensors --file $d/in.d; "
+                  "echo \"status $?\"; echo \"dir $d/in.d\"\n");
+  cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
+  cr_assert(strstr(r.out, "status 1\n"), "%s\n%s", r.out, r.err);
+  const char *dir = strstr(r.out, "dir ");
+  cr_assert(dir);
+  char path[256];
+  snprintf(path, sizeof path, "%.*s", (int)strcspn(dir + 4, "\n"), dir + 4);
+  char want[320];
+  snprintf(want, sizeof want, "%s: cannot read: not a regular file (a directory)", path);
+  cr_assert(strstr(r.err, want), "want '%s', got: %s", want, r.err);
+  tu_run_free(&r);
+}

@@ -113,7 +113,7 @@ int ra_predict(ra_ctx *ctx, const char *train_name, const char *ckpt, const char
   RunOptions o;
   api_run_options(ctx, &o);
   char *out = NULL;
-  rc = train_predict(ctx->prog, &t, &m->ms, &o, text, &out, err, sizeof err);
+  rc = train_predict(ctx->prog, &t, &m->ms, &o, text, file, &out, err, sizeof err);
   if (buf) ra_free_mem(&ctx->alloc, buf, len + 1);
   if (rc) return api_fail(ctx, rc, "%s", err);
   const char *r = api_set_text(ctx, out);

@@ -514,11 +514,14 @@ static int table_features(Loader *L, int k, const DataField *f, int64_t lo, int6
   for (int64_t i = 0; i < ds->n; i++) {
     for (int64_t j = 0; j < m; j++) {
       Cell c = trim(cells[recs[i].first + lo + j]);
-      char num[128], ex[48];
+      char small[128], ex[48];
       char *end = NULL;
       double v = 0;
-      bool ok = c.n > 0 && c.n < sizeof num;
+      bool ok = c.n > 0;
       if (ok) {
+        /* a field of any length (a long run of digits is still a number) */
+        char *num = c.n < sizeof small ? small : arena_alloc(&L->tmp, c.n + 1);
+        if (!num) return oom(L);
         memcpy(num, c.p, c.n);
         num[c.n] = 0;
         errno = 0;

@@ -334,3 +334,48 @@ Test(api, long_paths_are_not_cut) {
   ra_free(c);
   remove(base);
 }
+
+/* Prediction reads lines of any length (a line of 100 000 characters comes
+ * back whole, its tokens past the input length dropped as in training), and
+ * a line it cannot encode is named by file and line. */
+Test(api, predict_long_lines_and_located_errors) {
+  enum { N = 100000 };
+  char dir[] = "/tmp/ra-predict-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  char ckpt[64], in[64];
+  snprintf(ckpt, sizeof ckpt, "%s/tiny.safetensors", dir);
+  snprintf(in, sizeof in, "%s/in.txt", dir);
+  ra_ctx *c = ra_new();
+  cr_assert_eq(ra_set_option(c, "quiet", "1"), 0);
+  cr_assert_eq(ra_load_string(c, "tiny.ra", tiny_spec), 0, "%s", ra_error(c));
+  ra_model *m = ra_model_get(c, "tiny");
+  cr_assert_not_null(m, "%s", ra_error(c));
+  cr_assert_eq(ra_save(m, ckpt), 0, "%s", ra_error(c));
+  char *line = malloc(N + 2);
+  cr_assert(line);
+  for (int i = 0; i < N; i += 2) line[i] = (char)('1' + i / 2 % 7), line[i + 1] = ' ';
+  line[N - 1] = '7';
+  line[N] = 0;
+  const char *out = NULL;
+  cr_assert_eq(ra_predict(c, NULL, ckpt, line, NULL, &out), 0, "%s", ra_error(c));
+  const char *tab = strchr(out, '\t');
+  cr_assert(tab, "%.200s", out);
+  cr_assert_eq(strlen(tab + 1), (size_t)N + 1, "the line came back with %zu characters", strlen(tab + 1) - 1);
+  cr_assert_eq(strncmp(tab + 1, line, N), 0);
+  /* a file: line 3 is not UTF-8 */
+  FILE *f = fopen(in, "w");
+  cr_assert(f);
+  fprintf(f, "%s\n1 2 3\n4 \xff 5\n", line);
+  fclose(f);
+  cr_assert_eq(ra_predict(c, NULL, ckpt, NULL, in, &out), RA_EDATA);
+  char want[128];
+  snprintf(want, sizeof want, "%s:3: cannot encode", in);
+  cr_assert(strstr(ra_error(c), want), "want '%s', got: %s", want, ra_error(c));
+  cr_assert_eq(ra_predict(c, NULL, ckpt, "1 2\n\xff", NULL, &out), RA_EDATA);
+  cr_assert(strstr(ra_error(c), "input line 2: cannot encode"), "%s", ra_error(c));
+  free(line);
+  ra_free(c);
+  remove(ckpt);
+  remove(in);
+  rmdir(dir);
+}

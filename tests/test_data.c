@@ -360,6 +360,40 @@ Test(data, huge_line) {
   data_free(ds);
 }
 
+/* Long fields are read whole: a feature of 100 000 characters is still a
+ * number, a word of 100 000 characters is one token. */
+Test(data, huge_fields) {
+  enum { N = 100000 };
+  char path[] = "/tmp/rac_data_XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  fputs("a\t2.", f);
+  for (int i = 0; i < N; i++) fputc('0', f);
+  fputs("\t", f);
+  for (int i = 0; i < N; i++) fputc('w', f);
+  fputs(" x\nb\t-0.5\tx\n", f);
+  fclose(f);
+  DataDecl d = decl(LOADER_TSV, path);
+  d.fields[0] = feat_field(1, 1, NULL, NULL);
+  d.fields[0].shape.rank = 1;
+  d.fields[0].shape.dim[0] = 1;
+  d.fields[1] = text_field(2, NULL, TOK_WORDS, 10, 4);
+  d.fields[2] = label_field(0, NULL);
+  d.nfields = 3;
+  DataSet *ds = load_ok(&d);
+  unlink(path);
+  cr_assert_eq(ds->n, 2);
+  const float *x = ds->in_data[0];
+  cr_assert_float_eq(x[0], 2.0f, 0);
+  cr_assert_float_eq(x[1], -0.5f, 0);
+  cr_assert_eq(ds->vocab.n, 4);
+  bool found = false;
+  for (int64_t k = 0; k < ds->vocab.n; k++) found |= strlen(ds->vocab.words[k]) == N;
+  cr_assert(found, "the long word is not one token");
+  data_free(ds);
+}
+
 /* ---- text(path) ---- */
 
 Test(data, text_windows_shift_by_one) {

@@ -197,9 +197,16 @@ int main(int argc, char **argv) {
     else if (!strcmp(s, "--set")) {
       const char *eq = strchr(next, '=');
       if (!eq || eq == next) { rc = usage("--set needs KEY=VALUE, got '%s'", next); break; }
-      char key[256];
-      snprintf(key, sizeof key, "set.%.*s", (int)(eq - next), next);
+      size_t klen = (size_t)(eq - next) + 5;
+      char *key = malloc(klen);
+      if (!key) {
+        fprintf(stderr, "rac: out of memory\n");
+        rc = 1;
+        break;
+      }
+      snprintf(key, klen, "set.%.*s", (int)(eq - next), next);
       rc = set_opt(ctx, key, eq + 1);
+      free(key);
     } else rc = usage("unknown option '%s'", s);
   }
   if (rc == 0 && !a.file) rc = usage("'%s' needs a FILE", a.cmd);

@@ -77,3 +77,16 @@ Test(cli, predict_file_is_a_directory) {
   cr_assert(strstr(r.err, want), "want '%s', got: %s", want, r.err);
   tu_run_free(&r);
 }
+
+/* --set with a long key: the message names the whole key. */
+Test(cli, set_long_key_is_not_cut) {
+  char key[301];
+  memset(key, 'k', 300);
+  key[300] = 0;
+  TuRun r = tu_sh(20, "$RAC run examples/fortunes.ra --set %s=1", key);
+  cr_assert_eq(r.status, 2, "status %d\n%s", r.status, r.err);
+  char want[400];
+  snprintf(want, sizeof want, "unknown setting '%s'", key);
+  cr_assert(strstr(r.err, want), "%s", r.err);
+  tu_run_free(&r);
+}

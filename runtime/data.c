@@ -333,18 +333,21 @@ static int find_column(Loader *L, const char *name, int64_t *col) {
       return 0;
     }
   }
+  /* the names as excerpts, as many as fit; "..." says there are more */
   char list[512];
   size_t k = 0;
   list[0] = 0;
-  for (int64_t i = 0; i < h->ncells && k + 8 < sizeof list; i++) {
+  int64_t i = 0;
+  for (; i < h->ncells; i++) {
     char ex[64];
     Cell c = trim(cells[i]);
-    int w = snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", excerpt(c.p, c.n, ex, sizeof ex));
-    if (w < 0) break;
-    k += (size_t)w;
-    if (k >= sizeof list) k = sizeof list - 1;
+    excerpt(c.p, c.n, ex, sizeof ex);
+    size_t w = strlen(ex) + (i ? 2 : 0);
+    if (k + w + 8 > sizeof list) break;
+    k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", ex);
   }
-  return fail(L, h->line, "no column named '%s' in the header (columns: %s)", name, list);
+  return fail(L, h->line, "no column named '%s' in the header (columns: %s%s)", name, list,
+              i < h->ncells ? ", ..." : "");
 }
 
 /* ---- splits ---- */

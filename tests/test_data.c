@@ -632,6 +632,39 @@ Test(data_errors, unknown_header_column) {
   expect_error(&d, "tests/data/small.tsv:1: no column named 'txt' in the header (columns: label, text, x1, x2)");
 }
 
+/* A header too long to list whole in the message says there is more, and
+ * lists whole names only. */
+Test(data_errors, unknown_column_in_a_long_header) {
+  char path[] = "/tmp/rac_data_XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  for (int i = 0; i < 100; i++) fprintf(f, "%scolumn_number_%d", i ? "\t" : "", i);
+  fputs("\n", f);
+  for (int i = 0; i < 100; i++) fprintf(f, "%s%d", i ? "\t" : "", i);
+  fputs("\n", f);
+  fclose(f);
+  DataDecl d = decl(LOADER_TSV, path);
+  d.header = true;
+  d.fields[0] = label_field(-1, "nosuch");
+  d.nfields = 1;
+  char err[2048] = "";
+  DataSet *ds = data_load(ra_alloc_default(), &d, err, sizeof err);
+  unlink(path);
+  cr_assert_null(ds);
+  cr_assert(strstr(err, ":1: no column named 'nosuch' in the header (columns: column_number_0, "), "%s", err);
+  const char *tail = strstr(err, ", ...)");
+  cr_assert(tail && tail[6] == 0, "%s", err);
+  /* the last name listed is whole */
+  const char *last = tail;
+  while (last > err && last[-1] != ' ') last--;
+  cr_assert_eq(strncmp(last, "column_number_", 14), 0, "%s", err);
+  int n = atoi(last + 14);
+  char name[32];
+  snprintf(name, sizeof name, "column_number_%d,", n);
+  cr_assert_eq(strncmp(last, name, strlen(name)), 0, "%s", err);
+}
+
 Test(data_errors, named_column_without_header) {
   DataDecl d = small_decl(true);
   d.header = false;

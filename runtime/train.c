@@ -810,10 +810,14 @@ static void predict_line(Bound *b, const DataSet *ds, const char *line, const ch
     int64_t arg = 0;
     for (int64_t k = 1; k < K; k++) if (x[k] > mx) { mx = x[k]; arg = k; }
     for (int64_t k = 0; k < K; k++) sum += exp(x[k] - mx);
-    char head[256];
+    char head[64];
     const char *name = ds->label_names && arg < ds->classes ? ds->label_names[arg] : NULL;
-    if (name) snprintf(head, sizeof head, "%s\t%.3f\t", name, 1.0 / sum);
-    else snprintf(head, sizeof head, "%lld\t%.3f\t", (long long)arg, 1.0 / sum);
+    if (name) tb_puts(out, name); /* a label of any length */
+    else {
+      snprintf(head, sizeof head, "%lld", (long long)arg);
+      tb_puts(out, head);
+    }
+    snprintf(head, sizeof head, "\t%.3f\t", 1.0 / sum);
     tb_puts(out, head);
     tb_puts(out, line);
     tb_puts(out, "\n");

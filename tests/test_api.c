@@ -379,3 +379,47 @@ Test(api, predict_long_lines_and_located_errors) {
   remove(in);
   rmdir(dir);
 }
+
+/* A class model's prediction names the class whole, however long its label. */
+Test(api, predict_long_label) {
+  char dir[] = "/tmp/ra-label-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  char data[64], ckpt[64], spec[1024], label[2][301];
+  snprintf(data, sizeof data, "%s/d.tsv", dir);
+  snprintf(ckpt, sizeof ckpt, "%s/m.safetensors", dir);
+  for (int c = 0; c < 2; c++) {
+    memset(label[c], 'a' + c, 300);
+    label[c][300] = 0;
+  }
+  FILE *f = fopen(data, "w");
+  cr_assert(f);
+  for (int i = 0; i < 8; i++) fprintf(f, "%s\t%s word\n", label[i % 2], i % 2 ? "odd" : "even");
+  fclose(f);
+  snprintf(spec, sizeof spec,
+           "data d = tsv(\"%s\") { text column 1 maxlen 4; label column 0; split train 1.0 }\n"
+           "model m {\n"
+           "  input  seq : int[4]\n"
+           "  target y : class(2)\n"
+           "  logits = linear(mean(embed(seq, vocab: 16, dim: 4)), out: 2)\n"
+           "  loss cross_entropy(logits, y)\n"
+           "  output p = softmax(logits)\n"
+           "}\n"
+           "train m on d { optimizer sgd { lr 0.1 } batch 2 steps 1 }\n",
+           data);
+  ra_ctx *c = ra_new();
+  cr_assert_eq(ra_set_option(c, "quiet", "1"), 0);
+  cr_assert_eq(ra_load_string(c, "label.ra", spec), 0, "%s", ra_error(c));
+  ra_model *m = ra_model_get(c, "m");
+  cr_assert_not_null(m, "%s", ra_error(c));
+  cr_assert_eq(ra_save(m, ckpt), 0, "%s", ra_error(c));
+  const char *out = NULL;
+  cr_assert_eq(ra_predict(c, NULL, ckpt, "odd word", NULL, &out), 0, "%s", ra_error(c));
+  size_t n = strcspn(out, "\t");
+  cr_assert_eq(n, 300, "the label came back with %zu characters: %.80s", n, out);
+  cr_assert(!strncmp(out, label[0], 300) || !strncmp(out, label[1], 300), "%.80s", out);
+  cr_assert(strstr(out, "\todd word\n"), "%.400s", out);
+  ra_free(c);
+  remove(data);
+  remove(ckpt);
+  rmdir(dir);
+}

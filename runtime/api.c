@@ -729,14 +729,21 @@ int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *s
   EvalResult r;
   int rc = train_eval(ctx->prog, &t, &m->ms, &o, sp, &r, err, sizeof err);
   if (rc) return api_fail(ctx, rc, "%s", err);
-  char buf[1024];
-  int k = snprintf(buf, sizeof buf, "%s: %lld examples  loss %.4f", split ? split : "test",
-                   (long long)r.examples, r.loss);
-  if (r.accuracy >= 0) k += snprintf(buf + k, sizeof buf - (size_t)k, "  accuracy %.4f", r.accuracy);
-  k += snprintf(buf + k, sizeof buf - (size_t)k, "  perplexity %.3f", r.perplexity);
-  for (int g = 0; g < r.ngroups && k < (int)sizeof buf - 64; g++)
-    k += snprintf(buf + k, sizeof buf - (size_t)k, "\n  head_diversity %s %.4f", m->meta->groups[g].path, r.diversity[g]);
+  /* sized for every group's line, so none is cut (and for three %f numbers
+   * of up to 320 characters each: a double's largest) */
+  size_t cap = 1024;
+  for (int g = 0; g < r.ngroups; g++) cap += strlen(m->meta->groups[g].path) + 48;
+  char *buf = ra_malloc(&ctx->alloc, cap);
+  if (!buf) return api_fail(ctx, RA_ENOMEM, "ra_eval: out of memory for the summary");
+  size_t k = (size_t)snprintf(buf, cap, "%s: %lld examples  loss %.4f", split ? split : "test",
+                              (long long)r.examples, r.loss);
+  if (r.accuracy >= 0) k += (size_t)snprintf(buf + k, cap - k, "  accuracy %.4f", r.accuracy);
+  k += (size_t)snprintf(buf + k, cap - k, "  perplexity %.3f", r.perplexity);
+  for (int g = 0; g < r.ngroups && k < cap; g++)
+    k += (size_t)snprintf(buf + k, cap - k, "\n  head_diversity %s %.4f", m->meta->groups[g].path,
+                          r.diversity[g]);
   const char *text = api_set_text(ctx, buf);
+  ra_free_mem(&ctx->alloc, buf, cap);
   if (!ctx->text) return api_fail(ctx, RA_ENOMEM, "ra_eval: out of memory for the summary");
   if (summary) *summary = text;
   return api_ok(ctx);

@@ -423,3 +423,46 @@ Test(api, predict_long_label) {
   remove(ckpt);
   rmdir(dir);
 }
+
+/* ra_eval's summary has a line for every attention layer, however many and
+ * however long their paths. */
+Test(api, eval_summary_lists_every_layer) {
+  enum { L = 24 };
+  const char *name = "a_model_whose_name_is_long_enough_to_make_long_paths";
+  char spec[4096];
+  snprintf(spec, sizeof spec,
+           "data syn = synthetic(task: copy, length: 4, vocab: 8, examples: 16) {\n"
+           "  split train 0.5 valid 0.25 test 0.25\n"
+           "}\n"
+           "model %s {\n"
+           "  input  seq : int[4]\n"
+           "  target out : class(8)[4]\n"
+           "  x = embed(seq, vocab: 8, dim: 4)\n"
+           "  repeat %d {\n"
+           "    a = attention(x) { heads 2 }\n"
+           "    x = x + a\n"
+           "  }\n"
+           "  logits = linear(x, out: 8)\n"
+           "  loss cross_entropy(logits, out)\n"
+           "}\n"
+           "train %s on syn { optimizer sgd { lr 0.1 } batch 4 steps 1 }\n",
+           name, L, name);
+  char dir[] = "/tmp/ra-eval-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  char ckpt[64];
+  snprintf(ckpt, sizeof ckpt, "%s/m.safetensors", dir);
+  ra_ctx *c = ra_new();
+  cr_assert_eq(ra_load_string(c, "deep.ra", spec), 0, "%s", ra_error(c));
+  ra_model *m = ra_model_get(c, name);
+  cr_assert_not_null(m, "%s", ra_error(c));
+  cr_assert_eq(ra_save(m, ckpt), 0, "%s", ra_error(c));
+  const char *sum = NULL;
+  cr_assert_eq(ra_eval(c, NULL, ckpt, "test", &sum), 0, "%s", ra_error(c));
+  int n = 0;
+  for (const char *q = sum; (q = strstr(q, "\n  head_diversity ")); q++) n++;
+  cr_assert_eq(n, L, "%d of %d layers in:\n%s", n, L, sum);
+  cr_assert(sum[strlen(sum) - 1] >= '0' && sum[strlen(sum) - 1] <= '9', "cut: %s", sum);
+  ra_free(c);
+  remove(ckpt);
+  rmdir(dir);
+}

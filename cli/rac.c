@@ -111,6 +111,18 @@ static int fail(ra_ctx *ctx) {
   return code == RA_EUSAGE ? 2 : 1;
 }
 
+/* The options that take a value (the next argument). */
+static const char *const value_opts[] = {"--train",   "--model",   "--ckpt",      "--split",
+                                         "--input",   "--file",    "--steps",     "--threads",
+                                         "--seed",    "--repulsion", "--resume",  "--log",
+                                         "--set"};
+
+static int takes_value(const char *s) {
+  for (size_t i = 0; i < sizeof value_opts / sizeof value_opts[0]; i++)
+    if (!strcmp(s, value_opts[i])) return 1;
+  return 0;
+}
+
 static int set_opt(ra_ctx *ctx, const char *k, const char *v) {
   if (ra_set_option(ctx, k, v) != 0) {
     fprintf(stderr, "rac: %s\n", ra_error(ctx));
@@ -168,21 +180,22 @@ static int rac_main(int argc, char **argv) {
   int rc = 0;
   for (int i = 2; i < argc && rc == 0; i++) {
     const char *s = argv[i];
-    const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VALUE()                                          \
-  do {                                                        \
-    if (!next) { rc = usage("option %s needs a value", s); break; } \
-    i++;                                                      \
-  } while (0)
+    /* An option that takes a value takes the next argument, whatever it is;
+     * with none left it is a usage error. */
+    const char *next = NULL;
+    if (takes_value(s)) {
+      if (i + 1 >= argc) { rc = usage("option %s needs a value", s); break; }
+      next = argv[++i];
+    }
     if (s[0] != '-') {
       if (a.file) { rc = usage("unexpected argument '%s'", s); break; }
       a.file = s;
-    } else if (!strcmp(s, "--train")) { NEED_VALUE(); a.train = next; }
-    else if (!strcmp(s, "--model")) { NEED_VALUE(); a.model = next; }
-    else if (!strcmp(s, "--ckpt")) { NEED_VALUE(); a.ckpt = next; }
-    else if (!strcmp(s, "--split")) { NEED_VALUE(); a.split = next; }
-    else if (!strcmp(s, "--input")) { NEED_VALUE(); a.input = next; }
-    else if (!strcmp(s, "--file")) { NEED_VALUE(); a.infile = next; }
+    } else if (!strcmp(s, "--train")) a.train = next;
+    else if (!strcmp(s, "--model")) a.model = next;
+    else if (!strcmp(s, "--ckpt")) a.ckpt = next;
+    else if (!strcmp(s, "--split")) a.split = next;
+    else if (!strcmp(s, "--input")) a.input = next;
+    else if (!strcmp(s, "--file")) a.infile = next;
     else if (!strcmp(s, "--grad")) a.grad = 1;
     else if (!strcmp(s, "--opt")) a.opt = 1;
     else if (!strcmp(s, "--plan")) a.plan = 1;
@@ -190,25 +203,29 @@ static int rac_main(int argc, char **argv) {
     else if (!strcmp(s, "--allow-extern")) rc = set_opt(ctx, "allow_extern", "1");
     else if (!strcmp(s, "--jit")) rc = set_opt(ctx, "jit", "1");
     else if (!strcmp(s, "--steps")) {
-      NEED_VALUE();
       char *end;
       errno = 0;
       a.steps = strtoll(next, &end, 10);
       if (errno || *end || a.steps < 1) rc = usage("--steps needs a positive integer, got '%s'", next);
-    } else if (!strcmp(s, "--threads")) { NEED_VALUE(); rc = set_opt(ctx, "threads", next); }
-    else if (!strcmp(s, "--seed")) { NEED_VALUE(); rc = set_opt(ctx, "seed", next); }
-    else if (!strcmp(s, "--repulsion")) { NEED_VALUE(); rc = set_opt(ctx, "repulsion", next); }
-    else if (!strcmp(s, "--resume")) { NEED_VALUE(); rc = set_opt(ctx, "resume", next); }
-    else if (!strcmp(s, "--log")) { NEED_VALUE(); rc = set_opt(ctx, "log", next); }
+    } else if (!strcmp(s, "--threads")) rc = set_opt(ctx, "threads", next);
+    else if (!strcmp(s, "--seed")) rc = set_opt(ctx, "seed", next);
+    else if (!strcmp(s, "--repulsion")) rc = set_opt(ctx, "repulsion", next);
+    else if (!strcmp(s, "--resume")) rc = set_opt(ctx, "resume", next);
+    else if (!strcmp(s, "--log")) rc = set_opt(ctx, "log", next);
     else if (!strcmp(s, "--set")) {
-      NEED_VALUE();
       const char *eq = strchr(next, '=');
       if (!eq || eq == next) { rc = usage("--set needs KEY=VALUE, got '%s'", next); break; }
-      char key[256];
-      snprintf(key, sizeof key, "set.%.*s", (int)(eq - next), next);
+      size_t klen = (size_t)(eq - next) + 5;
+      char *key = malloc(klen);
+      if (!key) {
+        fprintf(stderr, "rac: out of memory\n");
+        rc = 1;
+        break;
+      }
+      snprintf(key, klen, "set.%.*s", (int)(eq - next), next);
       rc = set_opt(ctx, key, eq + 1);
+      free(key);
     } else rc = usage("unknown option '%s'", s);
-#undef NEED_VALUE
   }
   if (rc == 0 && !a.file) rc = usage("'%s' needs a FILE", a.cmd);
   if (rc) {

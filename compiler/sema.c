@@ -9,6 +9,7 @@
  * sema_train_set applies `--set key=value` to a train block.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -670,7 +671,7 @@ static int parse_f64(const char *v, double *out) {
   char *end;
   errno = 0;
   double x = strtod(v, &end);
-  if (errno || *end || x != x) return -1;
+  if (errno || *end || !isfinite(x)) return -1; /* nan, inf and out of range */
   *out = x;
   return 0;
 }

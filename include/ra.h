@@ -67,9 +67,10 @@ RA_API ra_ctx *ra_new_with_alloc(void *(*alloc)(void *ud, void *ptr, size_t osiz
                                                 size_t nsize),
                                  void *ud);
 RA_API void ra_free(ra_ctx *ctx);
-/* The last error ("" if none).  Valid until the next call on ctx. */
+/* The last error ("" if none: a call that succeeds clears it).  Valid until
+ * the next call on ctx. */
 RA_API const char *ra_error(ra_ctx *ctx);
-/* The code of the last error (RA_OK if none). */
+/* The code of the last error (RA_OK if none, or after a call that succeeded). */
 RA_API int ra_errcode(ra_ctx *ctx);
 
 /* Options: "threads" (N), "seed" (N), "allow_extern" (0|1), "jit" (0|1),

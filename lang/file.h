@@ -7,10 +7,20 @@
 #ifndef RA_FILE_H
 #define RA_FILE_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "arena.h"
+
+/* The size of a buffer for a message about files: room for two whole paths
+ * (a file and the other name it was looked for under, a checkpoint and its
+ * temporary file) and the text around them, so no path is cut. */
+#ifdef PATH_MAX
+#define FILE_MSG_MAX (2 * PATH_MAX + 1024)
+#else
+#define FILE_MSG_MAX (2 * 4096 + 1024)
+#endif
 
 /* A read-only descriptor of a regular file (blocking mode restored), its size
  * in *size; -1 with the reason (without the path) in err.  A missing file's

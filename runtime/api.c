@@ -47,7 +47,7 @@ int api_fail(ra_ctx *ctx, int code, const char *fmt, ...) {
   return code;
 }
 
-static int ok(ra_ctx *ctx) {
+int api_ok(ra_ctx *ctx) {
   ctx->code = RA_OK;
   ctx->err_lost = false;
   if (ctx->err && ctx->errcap) ctx->err[0] = 0;
@@ -230,7 +230,7 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
                     "stdlib, ra_path, color, progress, quiet, log, resume, set.KEY)",
                     key);
   }
-  return ok(ctx);
+  return api_ok(ctx);
 }
 
 /* ---- loading ---- */
@@ -272,7 +272,7 @@ static int load_source(ra_ctx *ctx, const char *name, const char *text, size_t l
   uint64_t h = 1469598103934665603ULL;
   for (int i = 0; i < ctx->src.n; i++) h = fnv1a(h, ctx->src.files[i].text, ctx->src.files[i].len);
   ctx->spec_hash = h;
-  return ok(ctx);
+  return api_ok(ctx);
 }
 
 int ra_load_string(ra_ctx *ctx, const char *name, const char *source) {
@@ -327,16 +327,12 @@ static void fwd_free(ra_model *m) {
   RaAlloc a = m->ctx->alloc;
   if (m->fex) exec_free(m->fex);
   m->fex = NULL;
-  for (int i = 0; i < 16; i++) {
-    ra_free_mem(&a, m->fin[i], m->fin_bytes[i]);
-    m->fin[i] = NULL;
-    m->fin_bytes[i] = 0;
-  }
-  for (int i = 0; i < 16; i++) {
-    ra_free_mem(&a, m->fout[i], m->fout_bytes[i]);
-    m->fout[i] = NULL;
-    m->fout_bytes[i] = 0;
-  }
+  for (int i = 0; i < m->nfin; i++) ra_free_mem(&a, m->fin[i].p, m->fin[i].bytes);
+  for (int i = 0; i < m->nfout; i++) ra_free_mem(&a, m->fout[i].p, m->fout[i].bytes);
+  ra_free_mem(&a, m->fin, sizeof *m->fin * (size_t)m->nfin);
+  ra_free_mem(&a, m->fout, sizeof *m->fout * (size_t)m->nfout);
+  m->fin = m->fout = NULL;
+  m->nfin = m->nfout = 0;
   m->fwd_batch = 0;
 }
 
@@ -401,7 +397,7 @@ ra_model *ra_model_get(ra_ctx *ctx, const char *model_name) {
   }
   if (need_program(ctx, "ra_model_get")) return NULL;
   ra_model *m = api_model(ctx, model_name);
-  if (m) ok(ctx);
+  if (m) api_ok(ctx);
   return m;
 }
 
@@ -461,7 +457,7 @@ int api_train_decl(ra_ctx *ctx, const char *name, TrainDecl *out) {
   if (!t) return ctx->code;
   *out = *t;
   for (int i = 0; i < ctx->nsets; i++) {
-    char err[512];
+    char err[FILE_MSG_MAX];
     if (sema_train_set(ctx->prog, out, ctx->sets[i].key, ctx->sets[i].value, err, sizeof err))
       return api_fail(ctx, RA_EUSAGE, "--set %s=%s: %s", ctx->sets[i].key, ctx->sets[i].value, err);
   }
@@ -501,7 +497,7 @@ ra_model *api_begin_run(ra_ctx *ctx, const char *fn, const char *train_name, con
   ra_model *m = api_model(ctx, t->model);
   if (!m || ffi_prepare(ctx)) return NULL;
   if (ckpt) {
-    char err[2048] = "";
+    char err[FILE_MSG_MAX] = "";
     int rc = mstate_load(&m->ms, ckpt, ctx->spec_hash, false, err, sizeof err);
     if (rc) {
       api_fail(ctx, rc, "%s", err);
@@ -528,7 +524,7 @@ int ra_train(ra_ctx *ctx, const char *train_name,
   api_run_options(ctx, &o);
   o.on_step = on_step;
   o.step_ud = ud;
-  char err[2048] = "";
+  char err[FILE_MSG_MAX] = "";
   api_compile_begin(ctx);
   int rc = train_run(ctx->prog, &t, &m->ms, &o, err, sizeof err);
   if (rc) {
@@ -538,7 +534,7 @@ int ra_train(ra_ctx *ctx, const char *train_name,
       return api_fail(ctx, rc, "%s", diag_render(&ctx->diags, ctx->color));
     return api_fail(ctx, rc, "%s", err);
   }
-  return ok(ctx);
+  return api_ok(ctx);
 }
 
 /* ---- forward ---- */
@@ -571,12 +567,25 @@ static int fwd_prepare(ra_model *m, int64_t batch) {
     return api_fail(ctx, RA_ENOMEM, "%s", why);
   m->fex = exec_new(ctx->alloc, f, plan, m->ms.w, m->ms.offsets, nin);
   if (!m->fex) return api_fail(ctx, RA_ENOMEM, "out of memory: the forward pass needs %zu bytes", plan->arena_bytes);
-  for (int i = 0; i < nin && i < 16; i++) {
+  m->fin = ra_calloc(&ctx->alloc, (size_t)nin + 1, sizeof *m->fin);
+  m->fout = ra_calloc(&ctx->alloc, (size_t)k + 1, sizeof *m->fout);
+  if (!m->fin || !m->fout) {
+    ra_free_mem(&ctx->alloc, m->fin, sizeof *m->fin * ((size_t)nin + 1));
+    ra_free_mem(&ctx->alloc, m->fout, sizeof *m->fout * ((size_t)k + 1));
+    m->fin = m->fout = NULL;
+    return api_fail(ctx, RA_ENOMEM, "out of memory preparing '%s'", m->name);
+  }
+  m->nfin = nin + 1;
+  m->nfout = k + 1;
+  for (int i = 0; i < nin; i++) {
     const ModelVar *v = i < lm->ninputs ? &lm->inputs[i] : &lm->targets[i - lm->ninputs];
-    m->fin_bytes[i] = (size_t)batch * ir_bytes(&v->type);
-    m->fin[i] = ra_calloc(&ctx->alloc, 1, m->fin_bytes[i]);
-    if (!m->fin[i]) return api_fail(ctx, RA_ENOMEM, "out of memory");
-    m->fex->inputs[i] = m->fin[i];
+    m->fin[i].bytes = (size_t)batch * ir_bytes(&v->type);
+    m->fin[i].p = ra_calloc(&ctx->alloc, 1, m->fin[i].bytes);
+    if (!m->fin[i].p) {
+      m->fin[i].bytes = 0;
+      return api_fail(ctx, RA_ENOMEM, "out of memory");
+    }
+    m->fex->inputs[i] = m->fin[i].p;
   }
   m->ff = f;
   m->flm = lm;
@@ -623,7 +632,7 @@ int ra_forward(ra_model *m, const ra_tensor *inputs, int n_inputs, ra_tensor *ou
   if (ffi_prepare(ctx)) return ctx->code;
   if (fwd_prepare(m, batch)) return ctx->code;
   for (int i = 0; i < n_inputs; i++) {
-    memcpy(m->fin[i], inputs[i].data, m->fin_bytes[i]);
+    memcpy(m->fin[i].p, inputs[i].data, m->fin[i].bytes);
     if (meta->inputs[i].classes > 0 || meta->inputs[i].type.dtype == IR_I32) {
       /* indices are range-checked by the kernels */
     }
@@ -644,17 +653,18 @@ int ra_forward(ra_model *m, const ra_tensor *inputs, int n_inputs, ra_tensor *ou
     size_t bytes = ir_bytes(ty);
     ra_tensor *t = &outputs[k];
     if (!t->data) {
-      if (m->fout_bytes[k] != bytes) {
-        ra_free_mem(&ctx->alloc, m->fout[k], m->fout_bytes[k]);
-        m->fout[k] = ra_malloc(&ctx->alloc, bytes);
-        m->fout_bytes[k] = m->fout[k] ? bytes : 0;
-        if (!m->fout[k]) return api_fail(ctx, RA_ENOMEM, "out of memory for outputs");
+      FwdBuf *b = &m->fout[k];
+      if (b->bytes != bytes) {
+        ra_free_mem(&ctx->alloc, b->p, b->bytes);
+        b->p = ra_malloc(&ctx->alloc, bytes);
+        b->bytes = b->p ? bytes : 0;
+        if (!b->p) return api_fail(ctx, RA_ENOMEM, "out of memory for outputs");
       }
       t->dtype = ty->dtype == IR_F32 ? RA_F32 : RA_I32;
       t->ndim = ty->rank;
       for (int d = 0; d < ty->rank; d++) t->shape[d] = ty->dim[d];
-      memcpy(m->fout[k], exec_ptr(m->fex, oo->value), bytes);
-      t->data = m->fout[k];
+      memcpy(b->p, exec_ptr(m->fex, oo->value), bytes);
+      t->data = b->p;
     } else {
       bool okshape = t->ndim == ty->rank && t->dtype == (ty->dtype == IR_F32 ? RA_F32 : RA_I32);
       for (int d = 0; okshape && d < ty->rank; d++) okshape = t->shape[d] == ty->dim[d];
@@ -667,7 +677,7 @@ int ra_forward(ra_model *m, const ra_tensor *inputs, int n_inputs, ra_tensor *ou
       memcpy(t->data, exec_ptr(m->fex, oo->value), bytes);
     }
   }
-  return ok(ctx);
+  return api_ok(ctx);
 }
 
 /* ---- parameters and checkpoints ---- */
@@ -683,7 +693,7 @@ int ra_param(ra_model *m, const char *path, ra_tensor *out) {
     out->ndim = pi->type.rank;
     for (int d = 0; d < 8; d++) out->shape[d] = d < pi->type.rank ? pi->type.dim[d] : 0;
     out->data = m->ms.w + pi->offset;
-    return ok(ctx);
+    return api_ok(ctx);
   }
   const char *cands[4096];
   int n = 0;
@@ -696,17 +706,17 @@ int ra_param(ra_model *m, const char *path, ra_tensor *out) {
 int ra_save(ra_model *m, const char *path) {
   if (!m) return RA_EUSAGE;
   if (!path) return api_fail(m->ctx, RA_EUSAGE, "ra_save: path is NULL");
-  char err[1024];
+  char err[FILE_MSG_MAX];
   int rc = mstate_save(&m->ms, path, m->ctx->spec_hash, err, sizeof err);
-  return rc ? api_fail(m->ctx, rc, "%s", err) : ok(m->ctx);
+  return rc ? api_fail(m->ctx, rc, "%s", err) : api_ok(m->ctx);
 }
 
 int ra_load(ra_model *m, const char *path) {
   if (!m) return RA_EUSAGE;
   if (!path) return api_fail(m->ctx, RA_EUSAGE, "ra_load: path is NULL");
-  char err[1024];
+  char err[FILE_MSG_MAX];
   int rc = mstate_load(&m->ms, path, m->ctx->spec_hash, false, err, sizeof err);
-  return rc ? api_fail(m->ctx, rc, "%s", err) : ok(m->ctx);
+  return rc ? api_fail(m->ctx, rc, "%s", err) : api_ok(m->ctx);
 }
 
 /* ---- eval, bench ---- */
@@ -720,21 +730,30 @@ int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *s
   TrainDecl t;
   ra_model *m = api_begin_run(ctx, "ra_eval", train_name, ckpt, &t);
   if (!m) return ctx->code;
-  char err[2048] = "";
+  char err[FILE_MSG_MAX] = "";
   RunOptions o;
   api_run_options(ctx, &o);
   EvalResult r;
   int rc = train_eval(ctx->prog, &t, &m->ms, &o, sp, &r, err, sizeof err);
   if (rc) return api_fail(ctx, rc, "%s", err);
-  char buf[1024];
-  int k = snprintf(buf, sizeof buf, "%s: %lld examples  loss %.4f", split ? split : "test",
-                   (long long)r.examples, r.loss);
-  if (r.accuracy >= 0) k += snprintf(buf + k, sizeof buf - (size_t)k, "  accuracy %.4f", r.accuracy);
-  k += snprintf(buf + k, sizeof buf - (size_t)k, "  perplexity %.3f", r.perplexity);
-  for (int g = 0; g < r.ngroups && k < (int)sizeof buf - 64; g++)
-    k += snprintf(buf + k, sizeof buf - (size_t)k, "\n  head_diversity %s %.4f", m->meta->groups[g].path, r.diversity[g]);
-  if (summary) *summary = api_set_text(ctx, buf);
-  return ok(ctx);
+  /* sized for every group's line, so none is cut (and for three %f numbers
+   * of up to 320 characters each: a double's largest) */
+  size_t cap = 1024;
+  for (int g = 0; g < r.ngroups; g++) cap += strlen(m->meta->groups[g].path) + 48;
+  char *buf = ra_malloc(&ctx->alloc, cap);
+  if (!buf) return api_fail(ctx, RA_ENOMEM, "ra_eval: out of memory for the summary");
+  size_t k = (size_t)snprintf(buf, cap, "%s: %lld examples  loss %.4f", split ? split : "test",
+                              (long long)r.examples, r.loss);
+  if (r.accuracy >= 0) k += (size_t)snprintf(buf + k, cap - k, "  accuracy %.4f", r.accuracy);
+  k += (size_t)snprintf(buf + k, cap - k, "  perplexity %.3f", r.perplexity);
+  for (int g = 0; g < r.ngroups && k < cap; g++)
+    k += (size_t)snprintf(buf + k, cap - k, "\n  head_diversity %s %.4f", m->meta->groups[g].path,
+                          r.diversity[g]);
+  const char *text = api_set_text(ctx, buf);
+  ra_free_mem(&ctx->alloc, buf, cap);
+  if (!ctx->text) return api_fail(ctx, RA_ENOMEM, "ra_eval: out of memory for the summary");
+  if (summary) *summary = text;
+  return api_ok(ctx);
 }
 
 int ra_bench(ra_ctx *ctx, const char *train_name, int64_t steps, const char **report) {
@@ -745,9 +764,11 @@ int ra_bench(ra_ctx *ctx, const char *train_name, int64_t steps, const char **re
   if (!m) return ctx->code;
   RunOptions o;
   api_run_options(ctx, &o);
-  char err[2048] = "", rep[2048] = "";
+  char err[FILE_MSG_MAX] = "", rep[2048] = "";
   int rc = train_bench(ctx->prog, &t, &m->ms, &o, steps, rep, sizeof rep, err, sizeof err);
   if (rc) return api_fail(ctx, rc, "%s", err);
-  if (report) *report = api_set_text(ctx, rep);
-  return ok(ctx);
+  const char *text = api_set_text(ctx, rep);
+  if (!ctx->text) return api_fail(ctx, RA_ENOMEM, "ra_bench: out of memory for the report");
+  if (report) *report = text;
+  return api_ok(ctx);
 }

@@ -21,6 +21,11 @@ typedef struct HostFn {
   void (*fn)(void);
 } HostFn;
 
+typedef struct FwdBuf {
+  void *p;
+  size_t bytes;
+} FwdBuf;
+
 struct ra_model {
   ra_ctx *ctx;
   const AstItem *item;
@@ -32,10 +37,10 @@ struct ra_model {
   Model *flm;
   IrFunc *ff;
   Exec *fex;
-  void *fin[16];
-  size_t fin_bytes[16];
-  void *fout[16];
-  size_t fout_bytes[16];
+  /* its input and output buffers, one per input (and target) and output of
+   * that pass, allocated with it */
+  FwdBuf *fin, *fout;
+  int nfin, nfout;
   ra_model *next;
 };
 
@@ -82,6 +87,9 @@ struct ra_ctx {
 };
 
 int api_fail(ra_ctx *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A public call that succeeds ends with this: RA_OK, and no error left from
+ * an earlier call. */
+int api_ok(ra_ctx *ctx);
 char *api_strdup(ra_ctx *ctx, const char *s);
 const char *api_set_text(ra_ctx *ctx, const char *s);
 ra_model *api_model(ra_ctx *ctx, const char *name);

@@ -45,8 +45,7 @@ static int dump_out(ra_ctx *ctx, const char *s, const char **text) {
     *text = "";
     return api_fail(ctx, RA_ENOMEM, "ra_dump: out of memory");
   }
-  ctx->code = RA_OK;
-  return 0;
+  return api_ok(ctx);
 }
 
 int ra_dump(ra_ctx *ctx, const char *model_name, const char *what, const char **text) {
@@ -100,7 +99,7 @@ int ra_predict(ra_ctx *ctx, const char *train_name, const char *ckpt, const char
   TrainDecl t;
   ra_model *m = api_begin_run(ctx, "ra_predict", train_name, ckpt, &t);
   if (!m) return ctx->code;
-  char err[2048] = "";
+  char err[FILE_MSG_MAX] = "";
   int rc;
   size_t len = 0;
   char *buf = NULL;
@@ -114,10 +113,12 @@ int ra_predict(ra_ctx *ctx, const char *train_name, const char *ckpt, const char
   RunOptions o;
   api_run_options(ctx, &o);
   char *out = NULL;
-  rc = train_predict(ctx->prog, &t, &m->ms, &o, text, &out, err, sizeof err);
+  rc = train_predict(ctx->prog, &t, &m->ms, &o, text, file, &out, err, sizeof err);
   if (buf) ra_free_mem(&ctx->alloc, buf, len + 1);
   if (rc) return api_fail(ctx, rc, "%s", err);
-  if (result) *result = api_set_text(ctx, out);
+  const char *r = api_set_text(ctx, out);
   train_text_free(ctx->alloc, out);
-  return 0;
+  if (!ctx->text) return api_fail(ctx, RA_ENOMEM, "ra_predict: out of memory for the result");
+  if (result) *result = r;
+  return api_ok(ctx);
 }

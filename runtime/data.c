@@ -333,18 +333,21 @@ static int find_column(Loader *L, const char *name, int64_t *col) {
       return 0;
     }
   }
+  /* the names as excerpts, as many as fit; "..." says there are more */
   char list[512];
   size_t k = 0;
   list[0] = 0;
-  for (int64_t i = 0; i < h->ncells && k + 8 < sizeof list; i++) {
+  int64_t i = 0;
+  for (; i < h->ncells; i++) {
     char ex[64];
     Cell c = trim(cells[i]);
-    int w = snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", excerpt(c.p, c.n, ex, sizeof ex));
-    if (w < 0) break;
-    k += (size_t)w;
-    if (k >= sizeof list) k = sizeof list - 1;
+    excerpt(c.p, c.n, ex, sizeof ex);
+    size_t w = strlen(ex) + (i ? 2 : 0);
+    if (k + w + 8 > sizeof list) break;
+    k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", ex);
   }
-  return fail(L, h->line, "no column named '%s' in the header (columns: %s)", name, list);
+  return fail(L, h->line, "no column named '%s' in the header (columns: %s%s)", name, list,
+              i < h->ncells ? ", ..." : "");
 }
 
 /* ---- splits ---- */
@@ -514,11 +517,14 @@ static int table_features(Loader *L, int k, const DataField *f, int64_t lo, int6
   for (int64_t i = 0; i < ds->n; i++) {
     for (int64_t j = 0; j < m; j++) {
       Cell c = trim(cells[recs[i].first + lo + j]);
-      char num[128], ex[48];
+      char small[128], ex[48];
       char *end = NULL;
       double v = 0;
-      bool ok = c.n > 0 && c.n < sizeof num;
+      bool ok = c.n > 0;
       if (ok) {
+        /* a field of any length (a long run of digits is still a number) */
+        char *num = c.n < sizeof small ? small : arena_alloc(&L->tmp, c.n + 1);
+        if (!num) return oom(L);
         memcpy(num, c.p, c.n);
         num[c.n] = 0;
         errno = 0;

@@ -146,9 +146,7 @@ int ra_register_fn(ra_ctx *ctx, const char *name, const char *signature, void (*
   ctx->host[ctx->nhost++] = (HostFn){nm, sg, fn};
   /* what a `from host` name resolves to may have changed: resolve again */
   ffi_unload(ctx);
-  ctx->code = RA_OK;
-  if (ctx->err && ctx->errcap) ctx->err[0] = 0;
-  return RA_OK;
+  return api_ok(ctx);
 }
 
 void ffi_host_free(ra_ctx *ctx) {

@@ -13,6 +13,7 @@
 
 #include "../compiler/autodiff.h"
 #include "../include/ra.h"
+#include "../lang/file.h"
 #include "exec.h"
 #include "optim.h"
 #include "particles.h"
@@ -187,7 +188,7 @@ static const char *where(const Program *p, Span sp, char *buf, size_t n) {
 
 static int check_data(const Program *p, const Model *m, const DataSet *ds, const TrainDecl *t,
                       char *err, size_t errlen) {
-  char at[512];
+  char at[FILE_MSG_MAX];
   if (ds->nin != m->ninputs)
     return fail(err, errlen, RA_EDATA, "data '%s' gives %d inputs but model '%s' takes %d", t->data,
                 ds->nin, m->name, m->ninputs);
@@ -785,14 +786,19 @@ typedef struct TextBuf {
   RaAlloc alloc;
   char *s;
   size_t n, cap;
+  bool failed; /* a realloc failed: the text is incomplete */
 } TextBuf;
 
 static void tb_add(TextBuf *b, const char *s, size_t k) {
+  if (b->failed) return;
   if (b->n + k + 1 > b->cap) {
     size_t cap = b->cap ? b->cap * 2 : 1024;
     while (cap < b->n + k + 1) cap *= 2;
     char *ns = ra_realloc(&b->alloc, b->s, b->cap, cap);
-    if (!ns) return;
+    if (!ns) {
+      b->failed = true;
+      return;
+    }
     b->s = ns;
     b->cap = cap;
   }
@@ -816,15 +822,20 @@ static int64_t sample_token(const float *x, int64_t K, uint64_t seed, uint64_t i
   return K - 1;
 }
 
-static void predict_line(Bound *b, const DataSet *ds, const char *line, KernelCtx *kc,
-                         uint64_t seed, TextBuf *out, char *err, size_t errlen, int *rc) {
+/* One line of the text to predict for (line number lineno of src, a file's
+ * path, or of the text given inline when src is NULL). */
+static void predict_line(Bound *b, const DataSet *ds, const char *line, const char *src,
+                         int64_t lineno, KernelCtx *kc, uint64_t seed, TextBuf *out, char *err,
+                         size_t errlen, int *rc) {
   const IrOutput *po = ir_find_output(b->f, OUT_PRED, -1);
   int32_t *in = b->in[0];
   int64_t T = b->m->inputs[0].type.dim[0];
   int n = data_encode_text(ds, 0, line, in);
   if (n < 0) {
-    *rc = fail(err, errlen, RA_EDATA, "cannot encode '%.40s' (not valid UTF-8, or the model's "
-                                      "input is not text)", line);
+    *rc = fail(err, errlen, RA_EDATA, "%s%s%lld: cannot encode '%.40s%s' (not valid UTF-8, or "
+                                      "the model's input is not text)",
+               src ? src : "input line", src ? ":" : " ", (long long)lineno, line,
+               strlen(line) > 40 ? "..." : "");
     return;
   }
   const IrType *lt = &b->f->nodes[po->value].type;
@@ -836,10 +847,14 @@ static void predict_line(Bound *b, const DataSet *ds, const char *line, KernelCt
     int64_t arg = 0;
     for (int64_t k = 1; k < K; k++) if (x[k] > mx) { mx = x[k]; arg = k; }
     for (int64_t k = 0; k < K; k++) sum += exp(x[k] - mx);
-    char head[256];
+    char head[64];
     const char *name = ds->label_names && arg < ds->classes ? ds->label_names[arg] : NULL;
-    if (name) snprintf(head, sizeof head, "%s\t%.3f\t", name, 1.0 / sum);
-    else snprintf(head, sizeof head, "%lld\t%.3f\t", (long long)arg, 1.0 / sum);
+    if (name) tb_puts(out, name); /* a label of any length */
+    else {
+      snprintf(head, sizeof head, "%lld", (long long)arg);
+      tb_puts(out, head);
+    }
+    snprintf(head, sizeof head, "\t%.3f\t", 1.0 / sum);
     tb_puts(out, head);
     tb_puts(out, line);
     tb_puts(out, "\n");
@@ -882,7 +897,7 @@ static void predict_line(Bound *b, const DataSet *ds, const char *line, KernelCt
 }
 
 int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
-                  const char *text, char **result, char *err, size_t errlen) {
+                  const char *text, const char *src, char **result, char *err, size_t errlen) {
   *result = NULL;
   const AstItem *item = sema_find_model(p, t->model);
   const DataDecl *dd = NULL;
@@ -906,25 +921,39 @@ int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptio
   kc.threads = pool_size(kc.pool);
   kc.externs = o->externs;
   kc.nexterns = o->nexterns;
-  TextBuf out = {ms->alloc, NULL, 0, 0};
+  TextBuf out = {ms->alloc, NULL, 0, 0, false};
   uint64_t seed = o->has_seed ? o->seed : t->seed;
   const char *s = text;
+  char *line = NULL; /* the current line, of any length */
+  size_t linecap = 0;
+  int64_t lineno = 0;
   while (rc == 0 && *s) {
     const char *e = strchr(s, '\n');
     size_t k = e ? (size_t)(e - s) : strlen(s);
-    char line[4096];
-    if (k >= sizeof line) k = sizeof line - 1;
+    lineno++;
+    if (k + 1 > linecap) {
+      size_t cap = linecap ? linecap : 256;
+      while (cap < k + 1) cap *= 2;
+      char *nl = ra_realloc(&ms->alloc, line, linecap, cap);
+      if (!nl) {
+        rc = fail(err, errlen, RA_ENOMEM, "out of memory for a line of %zu bytes", k);
+        break;
+      }
+      line = nl;
+      linecap = cap;
+    }
     memcpy(line, s, k);
     line[k] = 0;
     if (k && line[k - 1] == '\r') line[k - 1] = 0;
-    if (line[0]) predict_line(&b, ds, line, &kc, seed, &out, err, errlen, &rc);
+    if (line[0]) predict_line(&b, ds, line, src, lineno, &kc, seed, &out, err, errlen, &rc);
     s = e ? e + 1 : s + strlen(s);
   }
+  ra_free_mem(&ms->alloc, line, linecap);
   bound_free(&b);
   data_free(ds);
   pool_free(own_pool);
   if (rc == 0 && !out.s) tb_puts(&out, "");
-  if (rc == 0 && !out.s) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
+  if (rc == 0 && (!out.s || out.failed)) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
   if (rc) {
     ra_free_mem(&ms->alloc, out.s, out.cap);
     return rc;

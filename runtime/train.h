@@ -75,11 +75,14 @@ int train_eval(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions 
 int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
                 int64_t steps, char *report, size_t replen, char *err, size_t errlen);
 
-/* Predicts for each line of text: a class model prints "label<TAB>p<TAB>line",
- * a sequence model continues the line by 200 sampled tokens.  *result is
- * allocated with ms->alloc (free with train_text_free). */
+/* Predicts for each line of text (lines of any length; a line's tokens past
+ * the model's input length are dropped, as in training): a class model prints
+ * "label<TAB>p<TAB>line", a sequence model continues the line by 200 sampled
+ * tokens.  src names the text in messages ("src:line: ..."): a file's path,
+ * or NULL for text given inline.  *result is allocated with ms->alloc (free
+ * with train_text_free). */
 int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
-                  const char *text, char **result, char *err, size_t errlen);
+                  const char *text, const char *src, char **result, char *err, size_t errlen);
 void train_text_free(RaAlloc alloc, char *s);
 
 /* Checkpoints (ckpt.h) of a ModelState: parameters by path, optimizer

@@ -360,6 +360,40 @@ Test(data, huge_line) {
   data_free(ds);
 }
 
+/* Long fields are read whole: a feature of 100 000 characters is still a
+ * number, a word of 100 000 characters is one token. */
+Test(data, huge_fields) {
+  enum { N = 100000 };
+  char path[] = "/tmp/rac_data_XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  fputs("a\t2.", f);
+  for (int i = 0; i < N; i++) fputc('0', f);
+  fputs("\t", f);
+  for (int i = 0; i < N; i++) fputc('w', f);
+  fputs(" x\nb\t-0.5\tx\n", f);
+  fclose(f);
+  DataDecl d = decl(LOADER_TSV, path);
+  d.fields[0] = feat_field(1, 1, NULL, NULL);
+  d.fields[0].shape.rank = 1;
+  d.fields[0].shape.dim[0] = 1;
+  d.fields[1] = text_field(2, NULL, TOK_WORDS, 10, 4);
+  d.fields[2] = label_field(0, NULL);
+  d.nfields = 3;
+  DataSet *ds = load_ok(&d);
+  unlink(path);
+  cr_assert_eq(ds->n, 2);
+  const float *x = ds->in_data[0];
+  cr_assert_float_eq(x[0], 2.0f, 0);
+  cr_assert_float_eq(x[1], -0.5f, 0);
+  cr_assert_eq(ds->vocab.n, 4);
+  bool found = false;
+  for (int64_t k = 0; k < ds->vocab.n; k++) found |= strlen(ds->vocab.words[k]) == N;
+  cr_assert(found, "the long word is not one token");
+  data_free(ds);
+}
+
 /* ---- text(path) ---- */
 
 Test(data, text_windows_shift_by_one) {
@@ -596,6 +630,39 @@ Test(data_errors, unknown_header_column) {
   DataDecl d = small_decl(true);
   d.fields[0].column_name = "txt";
   expect_error(&d, "tests/data/small.tsv:1: no column named 'txt' in the header (columns: label, text, x1, x2)");
+}
+
+/* A header too long to list whole in the message says there is more, and
+ * lists whole names only. */
+Test(data_errors, unknown_column_in_a_long_header) {
+  char path[] = "/tmp/rac_data_XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  for (int i = 0; i < 100; i++) fprintf(f, "%scolumn_number_%d", i ? "\t" : "", i);
+  fputs("\n", f);
+  for (int i = 0; i < 100; i++) fprintf(f, "%s%d", i ? "\t" : "", i);
+  fputs("\n", f);
+  fclose(f);
+  DataDecl d = decl(LOADER_TSV, path);
+  d.header = true;
+  d.fields[0] = label_field(-1, "nosuch");
+  d.nfields = 1;
+  char err[2048] = "";
+  DataSet *ds = data_load(ra_alloc_default(), &d, err, sizeof err);
+  unlink(path);
+  cr_assert_null(ds);
+  cr_assert(strstr(err, ":1: no column named 'nosuch' in the header (columns: column_number_0, "), "%s", err);
+  const char *tail = strstr(err, ", ...)");
+  cr_assert(tail && tail[6] == 0, "%s", err);
+  /* the last name listed is whole */
+  const char *last = tail;
+  while (last > err && last[-1] != ' ') last--;
+  cr_assert_eq(strncmp(last, "column_number_", 14), 0, "%s", err);
+  int n = atoi(last + 14);
+  char name[32];
+  snprintf(name, sizeof name, "column_number_%d,", n);
+  cr_assert_eq(strncmp(last, name, strlen(name)), 0, "%s", err);
 }
 
 Test(data_errors, named_column_without_header) {

@@ -1,0 +1,92 @@
+/* test_cli.c - the rac command line: usage errors, exit statuses and
+ * messages, run on the built rac. */
+#include "testutil.h"
+
+/* Every option that takes a value, given last with no value, is a usage
+ * error naming the option (exit 2), for each command that could take it. */
+Test(cli, option_without_value_is_usage_error) {
+  const char *opts[] = {"--train", "--model",     "--ckpt",   "--split", "--input",
+                        "--file",  "--steps",     "--threads", "--seed", "--repulsion",
+                        "--resume", "--log",      "--set"};
+  const char *cmds[] = {"run", "bench", "eval", "predict", "ir"};
+  for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++)
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+      TuRun r = tu_sh(20, "$RAC %s examples/fortunes.ra %s", cmds[c], opts[i]);
+      cr_assert_eq(r.status, 2, "rac %s FILE %s: status %d\n%s", cmds[c], opts[i], r.status, r.err);
+      char want[64];
+      snprintf(want, sizeof want, "rac: option %s needs a value\n", opts[i]);
+      cr_assert(strstr(r.err, want), "rac %s FILE %s: %s", cmds[c], opts[i], r.err);
+      tu_run_free(&r);
+    }
+}
+
+/* A value that looks like an option is still the value. */
+Test(cli, value_may_start_with_dash) {
+  TuRun r = tu_sh(20, "$RAC bench examples/fortunes.ra --steps -3");
+  cr_assert_eq(r.status, 2, "status %d\n%s", r.status, r.err);
+  cr_assert(strstr(r.err, "--steps needs a positive integer, got '-3'"), "%s", r.err);
+  tu_run_free(&r);
+}
+
+/* A float setting from the command line must be a finite number: inf is
+ * refused like nan (usage error naming the setting). */
+Test(cli, set_refuses_non_finite) {
+  const char *kv[] = {"lr=inf", "lr=nan", "lr=-inf", "clip=inf", "weight_decay=inf", "lr=1e999"};
+  for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
+    TuRun r = tu_sh(20, "$RAC run examples/fortunes.ra --quiet --set steps=1 --set %s", kv[i]);
+    cr_assert_eq(r.status, 2, "--set %s: status %d\n%s", kv[i], r.status, r.err);
+    char key[32], want[96];
+    snprintf(key, sizeof key, "%.*s", (int)(strchr(kv[i], '=') - kv[i]), kv[i]);
+    snprintf(want, sizeof want, "--set %s: %s expects a number, found '%s'", kv[i], key,
+             strchr(kv[i], '=') + 1);
+    cr_assert(strstr(r.err, want), "--set %s: want '%s', got: %s", kv[i], want, r.err);
+    tu_run_free(&r);
+  }
+}
+
+/* predict --file given a directory: status 1, and the message names the
+ * path and says what it is. */
+Test(cli, predict_file_is_a_directory) {
+  TuRun r = tu_sh(60,
+                  "set -e; d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
+                  "cat > $d/t.ra <<'SPEC'\n"
+                  "data syn = synthetic(task: copy, length: 6, vocab: 8, examples: 32) {\n"
+                  "  split train 0.75 valid 0.125 test 0.125\n"
+                  "}\n"
+                  "model tiny {\n"
+                  "  input  seq : int[6]\n"
+                  "  target out : class(8)[6]\n"
+                  "  logits = linear(embed(seq, vocab: 8, dim: 8), out: 8)\n"
+                  "  loss cross_entropy(logits, out)\n"
+                  "  output probs = softmax(logits)\n"
+                  "}\n"
+                  "train tiny on syn { optimizer sgd { lr 0.1 } batch 8 steps 1 }\n"
+                  "SPEC\n"
+                  "mkdir $d/in.d\n"
+                  "$RAC run $d/t.ra --quiet --set save=$d/t.safetensors >/dev/null\n"
+                  "set +e; $RAC predict $d/t.ra --ckpt $d/t.safetensors --file $d/in.d; "
+                  "echo \"status $?\"; echo \"dir $d/in.d\"\n");
+  cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
+  cr_assert(strstr(r.out, "status 1\n"), "%s\n%s", r.out, r.err);
+  const char *dir = strstr(r.out, "dir ");
+  cr_assert(dir);
+  char path[256];
+  snprintf(path, sizeof path, "%.*s", (int)strcspn(dir + 4, "\n"), dir + 4);
+  char want[320];
+  snprintf(want, sizeof want, "%s: cannot read: not a regular file (a directory)", path);
+  cr_assert(strstr(r.err, want), "want '%s', got: %s", want, r.err);
+  tu_run_free(&r);
+}
+
+/* --set with a long key: the message names the whole key. */
+Test(cli, set_long_key_is_not_cut) {
+  char key[301];
+  memset(key, 'k', 300);
+  key[300] = 0;
+  TuRun r = tu_sh(20, "$RAC run examples/fortunes.ra --set %s=1", key);
+  cr_assert_eq(r.status, 2, "status %d\n%s", r.status, r.err);
+  char want[400];
+  snprintf(want, sizeof want, "unknown setting '%s'", key);
+  cr_assert(strstr(r.err, want), "%s", r.err);
+  tu_run_free(&r);
+}

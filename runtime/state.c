@@ -80,12 +80,13 @@ int mstate_save(const ModelState *ms, const char *path, uint64_t spec_hash, char
   return rc;
 }
 
-static int load_into(const Ckpt *c, const char *path, const char *name, const ParamInfo *pi,
-                     float *dst, char *err, size_t errlen) {
+/* The tensor `name` of c as the parameter pi expects it (f32, pi's shape); NULL with the error set. */
+static const float *check_tensor(const Ckpt *c, const char *path, const char *name,
+                                 const ParamInfo *pi, char *err, size_t errlen) {
   const CkptTensor *t = ckpt_find(c, name);
   if (!t) {
     snprintf(err, errlen, "%s: no tensor '%s' (the checkpoint is of another model?)", path, name);
-    return RA_ECKPT;
+    return NULL;
   }
   bool ok = t->dtype == 0 && t->ndim == pi->type.rank;
   for (int d = 0; ok && d < t->ndim; d++) ok = t->shape[d] == pi->type.dim[d];
@@ -98,12 +99,13 @@ static int load_into(const Ckpt *c, const char *path, const char *name, const Pa
       n += snprintf(got + n, sizeof got - (size_t)n, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
     snprintf(got + n, sizeof got - (size_t)n, "]");
     snprintf(err, errlen, "%s: tensor '%s' is %s but the model expects %s", path, name, got, want);
-    return RA_ECKPT;
+    return NULL;
   }
-  memcpy(dst + pi->offset, t->data, (size_t)ir_numel(&pi->type) * sizeof(float));
-  return 0;
+  return t->data;
 }
 
+/* Everything is checked before anything is copied: a checkpoint that fails
+ * leaves the model as it was. */
 int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_optim,
                 char *err, size_t errlen) {
   Ckpt *c = ckpt_read(ms->alloc, path, err, errlen);
@@ -127,8 +129,27 @@ int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_
     rc = RA_ECKPT;
   }
   (void)spec_hash; /* a different spec with the same parameters may load its weights */
-  for (int i = 0; rc == 0 && i < ms->nparams; i++)
-    rc = load_into(c, path, ms->params[i].path, &ms->params[i], ms->w, err, errlen);
+  const char *st = ckpt_meta(c, "step"), *ep = ckpt_meta(c, "epoch");
+  int64_t step = st ? strtoll(st, NULL, 10) : 0, epoch = ep ? strtoll(ep, NULL, 10) : 0;
+  /* every source tensor, found and checked: weights, then m and v */
+  int nsrc = ms->nparams * (need_optim ? 3 : 1);
+  const float **src = NULL;
+  if (rc == 0) {
+    src = ra_calloc(&ms->alloc, (size_t)(nsrc ? nsrc : 1), sizeof *src);
+    if (!src) {
+      snprintf(err, errlen, "out of memory loading '%s'", path);
+      rc = RA_ENOMEM;
+    }
+  }
+  for (int k = 0; rc == 0 && k < nsrc; k++) {
+    const ParamInfo *pi = &ms->params[k % ms->nparams];
+    int pass = k / ms->nparams;
+    char name[512];
+    snprintf(name, sizeof name, "%s%s", pass == 0 ? "" : pass == 1 ? "optim.m/" : "optim.v/",
+             pi->path);
+    src[k] = check_tensor(c, path, name, pi, err, errlen);
+    if (!src[k]) rc = RA_ECKPT;
+  }
   if (rc == 0 && need_optim) {
     size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
     if (!ms->opt_m) ms->opt_m = ra_calloc(&ms->alloc, nw, sizeof(float));
@@ -137,20 +158,20 @@ int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_
       snprintf(err, errlen, "out of memory loading '%s'", path);
       rc = RA_ENOMEM;
     }
-    for (int i = 0; rc == 0 && i < ms->nparams; i++) {
-      char name[512];
-      snprintf(name, sizeof name, "optim.m/%s", ms->params[i].path);
-      rc = load_into(c, path, name, &ms->params[i], ms->opt_m, err, errlen);
-      snprintf(name, sizeof name, "optim.v/%s", ms->params[i].path);
-      if (rc == 0) rc = load_into(c, path, name, &ms->params[i], ms->opt_v, err, errlen);
-    }
-    const char *st = ckpt_meta(c, "step"), *ep = ckpt_meta(c, "epoch");
-    if (rc == 0) {
-      ms->step = st ? strtoll(st, NULL, 10) : 0;
-      ms->epoch = ep ? strtoll(ep, NULL, 10) : 0;
-    }
+  }
+  /* nothing fails from here */
+  for (int k = 0; rc == 0 && k < nsrc; k++) {
+    const ParamInfo *pi = &ms->params[k % ms->nparams];
+    int pass = k / ms->nparams;
+    float *dst = pass == 0 ? ms->w : pass == 1 ? ms->opt_m : ms->opt_v;
+    memcpy(dst + pi->offset, src[k], (size_t)ir_numel(&pi->type) * sizeof(float));
+  }
+  if (rc == 0 && need_optim) {
+    ms->step = step;
+    ms->epoch = epoch;
   }
   if (rc == 0) ms->initialized = true;
+  if (src) ra_free_mem(&ms->alloc, src, sizeof *src * (size_t)(nsrc ? nsrc : 1));
   ckpt_free(c);
   return rc;
 }

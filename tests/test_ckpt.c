@@ -9,6 +9,7 @@
 #include "testutil.h"
 #include "../runtime/ckpt.h"
 #include "../runtime/rng.h"
+#include "ra.h"
 
 static char err[512];
 static char dir[64];
@@ -331,4 +332,171 @@ Test(ckpt, allocation_failures) {
     cr_assert_eq(b.live, 0, "budget %ld: leaked", n);
   }
   cr_assert(done);
+}
+
+/* ---- checkpoints of a model, through ra.h ---- */
+
+static const char *tiny_spec =
+    "data syn = synthetic(task: copy, length: 6, vocab: 8, examples: 64) {\n"
+    "  split train 0.75 valid 0.125 test 0.125\n"
+    "  seed 3\n"
+    "}\n"
+    "model tiny {\n"
+    "  input  seq : int[6]\n"
+    "  target out : class(8)[6]\n"
+    "  x = embed(seq, vocab: 8, dim: 8) + position(6, dim: 8)\n"
+    "  a = attention(x) { heads 2 }\n"
+    "  logits = linear(x + a, out: 8)\n"
+    "  loss cross_entropy(logits, out)\n"
+    "  output probs = softmax(logits)\n"
+    "}\n"
+    "train tiny on syn {\n"
+    "  optimizer adam { lr 1e-2 }\n"
+    "  batch 8\n"
+    "  steps 3\n"
+    "  seed 1\n"
+    "}\n";
+
+/* A copy of a checkpoint, tensors and metadata in memory, to edit and
+ * write again. */
+typedef struct Edit {
+  CkptTensor t[64];
+  int n;
+  CkptMeta meta[32];
+  int nmeta;
+  Ckpt *c;
+} Edit;
+
+static void edit_open(Edit *e, const char *p) {
+  e->c = ckpt_read(ra_alloc_default(), p, err, sizeof err);
+  cr_assert(e->c != NULL, "%s", err);
+  cr_assert(e->c->n <= 64 && e->c->nmeta <= 32);
+  e->n = e->c->n;
+  for (int i = 0; i < e->n; i++) e->t[i] = e->c->t[i];
+  e->nmeta = e->c->nmeta;
+  for (int i = 0; i < e->nmeta; i++) e->meta[i] = e->c->meta[i];
+}
+
+static CkptTensor *edit_tensor(Edit *e, const char *name) {
+  for (int i = 0; i < e->n; i++)
+    if (!strcmp(e->t[i].name, name)) return &e->t[i];
+  cr_assert_fail("no tensor %s", name);
+  return NULL;
+}
+
+static void edit_write(Edit *e, const char *p) {
+  cr_assert_eq(ckpt_write(p, e->t, e->n, e->meta, e->nmeta, err, sizeof err), 0, "%s", err);
+  ckpt_free(e->c);
+}
+
+static ra_ctx *tiny_ctx(ra_model **m) {
+  ra_ctx *c = ra_new();
+  cr_assert_eq(ra_load_string(c, "tiny.ra", tiny_spec), 0, "%s", ra_error(c));
+  *m = ra_model_get(c, "tiny");
+  cr_assert_not_null(*m, "%s", ra_error(c));
+  return c;
+}
+
+/* All of the model's weights, in parameter order, malloc'd. */
+static float *weights_of(ra_model *m, long *count) {
+  long n = 0;
+  for (int i = 0; i < ra_model_n_params(m); i++) {
+    ra_tensor t;
+    cr_assert_eq(ra_param(m, ra_model_param_name(m, i), &t), 0);
+    long k = 1;
+    for (int d = 0; d < t.ndim; d++) k *= (long)t.shape[d];
+    n += k;
+  }
+  float *w = malloc(sizeof(float) * (size_t)n), *at = w;
+  for (int i = 0; i < ra_model_n_params(m); i++) {
+    ra_tensor t;
+    ra_param(m, ra_model_param_name(m, i), &t);
+    long k = 1;
+    for (int d = 0; d < t.ndim; d++) k *= (long)t.shape[d];
+    memcpy(at, t.data, sizeof(float) * (size_t)k);
+    at += k;
+  }
+  *count = n;
+  return w;
+}
+
+/* A trained tiny model's checkpoint (weights, moments, metadata). */
+static const char *tiny_trained(const char *name) {
+  ra_model *m;
+  ra_ctx *c = tiny_ctx(&m);
+  const char *p = in_dir(name);
+  char set[160];
+  snprintf(set, sizeof set, "%s", p);
+  cr_assert_eq(ra_set_option(c, "set.save", set), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_set_option(c, "quiet", "1"), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_train(c, NULL, NULL, NULL), 0, "%s", ra_error(c));
+  ra_free(c);
+  return p;
+}
+
+/* Loads a bad checkpoint into a model whose weights differ from it in
+ * every element: the error names the tensor, the model is as it was. */
+static void expect_load_refused(const char *p, const char *want) {
+  ra_model *m;
+  ra_ctx *c = tiny_ctx(&m);
+  long n, n2;
+  float *before = weights_of(m, &n);
+  cr_assert_eq(ra_load(m, p), RA_ECKPT, "accepted %s", p);
+  cr_assert(strstr(ra_error(c), p) != NULL, "names the file: %s", ra_error(c));
+  cr_assert(strstr(ra_error(c), want) != NULL, "got: %s\nwant: %s", ra_error(c), want);
+  float *after = weights_of(m, &n2);
+  cr_assert_eq(n, n2);
+  cr_assert(memcmp(before, after, sizeof(float) * (size_t)n) == 0, "the weights changed");
+  free(before);
+  free(after);
+  ra_free(c);
+}
+
+/* The same checkpoint, every weight shifted by one, the last parameter
+ * changed by fn. */
+static const char *tiny_shifted(const char *name, void (*fn)(CkptTensor *t, void *ud), void *ud,
+                                float **hold) {
+  const char *src = tiny_trained("src.safetensors");
+  ra_model *m;
+  ra_ctx *c = tiny_ctx(&m);
+  Edit e;
+  edit_open(&e, src);
+  long total = 0;
+  for (int i = 0; i < e.n; i++) {
+    long k = 1;
+    for (int d = 0; d < e.t[i].ndim; d++) k *= (long)e.t[i].shape[d];
+    total += k;
+  }
+  float *buf = malloc(sizeof(float) * (size_t)(total + 64)), *at = buf;
+  for (int i = 0; i < e.n; i++) {
+    long k = 1;
+    for (int d = 0; d < e.t[i].ndim; d++) k *= (long)e.t[i].shape[d];
+    for (long j = 0; j < k; j++) at[j] = ((float *)e.t[i].data)[j] + 1;
+    e.t[i].data = at;
+    at += k;
+  }
+  const char *last = ra_model_param_name(m, ra_model_n_params(m) - 1);
+  fn(edit_tensor(&e, last), ud);
+  const char *p = in_dir(name);
+  edit_write(&e, p);
+  ra_free(c);
+  *hold = buf;
+  return p;
+}
+
+static void shape_bad(CkptTensor *t, void *ud) {
+  (void)ud;
+  t->shape[0] = 1;
+}
+
+Test(ckpt, load_is_all_or_nothing) {
+  float *hold;
+  const char *p = tiny_shifted("bad_last.safetensors", shape_bad, NULL, &hold);
+  ra_model *m;
+  ra_ctx *c = tiny_ctx(&m);
+  char want[256];
+  snprintf(want, sizeof want, "tensor '%s' is f32[1", ra_model_param_name(m, ra_model_n_params(m) - 1));
+  ra_free(c);
+  expect_load_refused(p, want);
+  free(hold);
 }

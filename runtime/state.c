@@ -2,6 +2,7 @@
  * by path, optimizer moments as "optim.m/<path>" and "optim.v/<path>", and
  * metadata (format, version, model, spec hash, step, epoch). */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,8 @@ int mstate_save(const ModelState *ms, const char *path, uint64_t spec_hash, char
   return rc;
 }
 
-/* The tensor `name` of c as the parameter pi expects it (f32, pi's shape); NULL with the error set. */
+/* The tensor `name` of c as the parameter pi expects it (f32, pi's shape,
+ * every element finite); NULL with the error set. */
 static const float *check_tensor(const Ckpt *c, const char *path, const char *name,
                                  const ParamInfo *pi, char *err, size_t errlen) {
   const CkptTensor *t = ckpt_find(c, name);
@@ -101,7 +103,15 @@ static const float *check_tensor(const Ckpt *c, const char *path, const char *na
     snprintf(err, errlen, "%s: tensor '%s' is %s but the model expects %s", path, name, got, want);
     return NULL;
   }
-  return t->data;
+  const float *x = t->data;
+  int64_t n = ir_numel(&pi->type);
+  for (int64_t i = 0; i < n; i++) {
+    if (isfinite(x[i])) continue;
+    snprintf(err, errlen, "%s: tensor '%s': element %lld is %s", path, name, (long long)i,
+             isnan(x[i]) ? "NaN" : "infinite");
+    return NULL;
+  }
+  return x;
 }
 
 /* Everything is checked before anything is copied: a checkpoint that fails

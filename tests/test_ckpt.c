@@ -489,6 +489,10 @@ static void shape_bad(CkptTensor *t, void *ud) {
   t->shape[0] = 1;
 }
 
+static void last_nan(CkptTensor *t, void *ud) {
+  ((float *)t->data)[*(int *)ud] = NAN;
+}
+
 Test(ckpt, load_is_all_or_nothing) {
   float *hold;
   const char *p = tiny_shifted("bad_last.safetensors", shape_bad, NULL, &hold);
@@ -499,4 +503,61 @@ Test(ckpt, load_is_all_or_nothing) {
   ra_free(c);
   expect_load_refused(p, want);
   free(hold);
+}
+
+Test(ckpt, nan_weights_refused) {
+  float *hold;
+  int at = 3;
+  const char *p = tiny_shifted("nan_last.safetensors", last_nan, &at, &hold);
+  ra_model *m;
+  ra_ctx *c = tiny_ctx(&m);
+  char want[256];
+  snprintf(want, sizeof want, "tensor '%s': element 3 is NaN", ra_model_param_name(m, ra_model_n_params(m) - 1));
+  ra_free(c);
+  expect_load_refused(p, want);
+  free(hold);
+}
+
+/* Resumes from p: the error, or "" when it trained. */
+static char *resume_error(const char *p) {
+  ra_model *m;
+  ra_ctx *c = tiny_ctx(&m);
+  cr_assert_eq(ra_set_option(c, "resume", p), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_set_option(c, "quiet", "1"), 0);
+  cr_assert_eq(ra_set_option(c, "set.steps", "4"), 0);
+  int rc = ra_train(c, NULL, NULL, NULL);
+  char *e = strdup(rc ? ra_error(c) : "");
+  if (rc) cr_assert_eq(rc, RA_ECKPT, "%s", e);
+  ra_free(c);
+  return e;
+}
+
+Test(ckpt, infinite_moments_refused) {
+  char src[160];
+  snprintf(src, sizeof src, "%s", tiny_trained("src.safetensors"));
+  Edit e;
+  edit_open(&e, src);
+  ra_model *m;
+  ra_ctx *c = tiny_ctx(&m);
+  char name[256];
+  snprintf(name, sizeof name, "optim.v/%s", ra_model_param_name(m, 0));
+  ra_free(c);
+  CkptTensor *t = edit_tensor(&e, name);
+  float v[4096];
+  long k = 1;
+  for (int d = 0; d < t->ndim; d++) k *= (long)t->shape[d];
+  cr_assert(k >= 6 && k <= 4096);
+  memcpy(v, t->data, sizeof(float) * (size_t)k);
+  v[5] = -INFINITY;
+  t->data = v;
+  const char *p = in_dir("inf_v.safetensors");
+  edit_write(&e, p);
+  char *got = resume_error(p);
+  char want[300];
+  snprintf(want, sizeof want, "tensor '%s': element 5 is infinite", name);
+  cr_assert(strstr(got, want) != NULL, "got: %s", got);
+  free(got);
+  /* the same file without the bad element resumes */
+  cr_assert_str_eq((got = resume_error(src)), "");
+  free(got);
 }

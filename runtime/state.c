@@ -30,6 +30,7 @@ void make_parent_dirs(const char *path) {
 
 #define CKPT_FORMAT "rac-checkpoint"
 #define CKPT_VERSION "1"
+#define CKPT_MAX_COUNT 1000000000000000LL /* step, epoch */
 
 int mstate_save(const ModelState *ms, const char *path, uint64_t spec_hash, char *err,
                 size_t errlen) {
@@ -114,6 +115,33 @@ static const float *check_tensor(const Ckpt *c, const char *path, const char *na
   return x;
 }
 
+/* A counter of the metadata ("step", "epoch"): decimal digits only, at most
+ * 10^15.  Missing is an error only when need. */
+static int meta_count(const Ckpt *c, const char *path, const char *key, bool need, int64_t *out,
+                      char *err, size_t errlen) {
+  const char *s = ckpt_meta(c, key);
+  *out = 0;
+  if (!s) {
+    if (!need) return 0;
+    snprintf(err, errlen, "%s: metadata '%s' is missing (needed to resume)", path, key);
+    return RA_ECKPT;
+  }
+  int64_t v = 0;
+  size_t n = strlen(s);
+  bool ok = n > 0 && n <= 16;
+  for (size_t i = 0; ok && i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') ok = false;
+    else v = v * 10 + (s[i] - '0');
+  }
+  if (!ok || v > CKPT_MAX_COUNT) {
+    snprintf(err, errlen, "%s: metadata '%s' is '%.40s', not a whole number from 0 to %lld", path,
+             key, s, (long long)CKPT_MAX_COUNT);
+    return RA_ECKPT;
+  }
+  *out = v;
+  return 0;
+}
+
 /* Everything is checked before anything is copied: a checkpoint that fails
  * leaves the model as it was. */
 int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_optim,
@@ -139,8 +167,9 @@ int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_
     rc = RA_ECKPT;
   }
   (void)spec_hash; /* a different spec with the same parameters may load its weights */
-  const char *st = ckpt_meta(c, "step"), *ep = ckpt_meta(c, "epoch");
-  int64_t step = st ? strtoll(st, NULL, 10) : 0, epoch = ep ? strtoll(ep, NULL, 10) : 0;
+  int64_t step = 0, epoch = 0;
+  if (rc == 0) rc = meta_count(c, path, "step", need_optim, &step, err, errlen);
+  if (rc == 0) rc = meta_count(c, path, "epoch", need_optim, &epoch, err, errlen);
   /* every source tensor, found and checked: weights, then m and v */
   int nsrc = ms->nparams * (need_optim ? 3 : 1);
   const float **src = NULL;

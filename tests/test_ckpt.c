@@ -384,6 +384,17 @@ static CkptTensor *edit_tensor(Edit *e, const char *name) {
   return NULL;
 }
 
+static void edit_meta(Edit *e, const char *key, const char *value) {
+  for (int i = 0; i < e->nmeta; i++)
+    if (!strcmp(e->meta[i].key, key)) {
+      if (value) e->meta[i].value = value;
+      else e->meta[i] = e->meta[--e->nmeta];
+      return;
+    }
+  cr_assert(value != NULL);
+  e->meta[e->nmeta++] = (CkptMeta){key, value};
+}
+
 static void edit_write(Edit *e, const char *p) {
   cr_assert_eq(ckpt_write(p, e->t, e->n, e->meta, e->nmeta, err, sizeof err), 0, "%s", err);
   ckpt_free(e->c);
@@ -560,4 +571,40 @@ Test(ckpt, infinite_moments_refused) {
   /* the same file without the bad element resumes */
   cr_assert_str_eq((got = resume_error(src)), "");
   free(got);
+}
+
+Test(ckpt, step_and_epoch_checked) {
+  char src[160];
+  snprintf(src, sizeof src, "%s", tiny_trained("src.safetensors"));
+  static const char *const bad[] = {"abc", "-1", "1e99", "12x", "", " 3", "+3",
+                                    "99999999999999999999", "3.0", NULL};
+  const char *keys[2] = {"step", "epoch"};
+  for (int k = 0; k < 2; k++) {
+    for (int i = 0; bad[i]; i++) {
+      Edit e;
+      edit_open(&e, src);
+      edit_meta(&e, keys[k], bad[i]);
+      const char *p = in_dir("meta.safetensors");
+      edit_write(&e, p);
+      char *got = resume_error(p);
+      char want[64];
+      snprintf(want, sizeof want, "metadata '%s' is '%s', not a whole number", keys[k], bad[i]);
+      cr_assert(strstr(got, want) != NULL, "%s = '%s': %s", keys[k], bad[i], got);
+      free(got);
+      /* ra_load refuses it too, and leaves the weights */
+      snprintf(want, sizeof want, "metadata '%s'", keys[k]);
+      expect_load_refused(p, want);
+    }
+    Edit e;
+    edit_open(&e, src);
+    edit_meta(&e, keys[k], NULL);
+    const char *p = in_dir("meta.safetensors");
+    edit_write(&e, p);
+    char *got = resume_error(p);
+    char want[64];
+    snprintf(want, sizeof want, "metadata '%s' is missing", keys[k]);
+    cr_assert(strstr(got, want) != NULL, "no %s: %s", keys[k], got);
+    free(got);
+  }
+  cr_assert_str_eq(resume_error(src), "");
 }

@@ -28,14 +28,15 @@ typedef struct Ckpt {
   int n;
   CkptMeta *meta;
   int nmeta;
-  void *blob;           /* read: the file's bytes */
+  void *blob;           /* read: the data section's bytes */
   size_t blob_len;
 } Ckpt;
 
 int ckpt_write(const char *path, const CkptTensor *t, int n, const CkptMeta *meta,
                int nmeta, char *err, size_t errlen);
 /* Reads and validates (header bounds, offsets, dtypes, sizes); NULL on error
- * with a message naming the file and the problem. */
+ * with a message naming the file and the problem.  The header is checked
+ * before the data is read: c->blob holds the data section only. */
 Ckpt *ckpt_read(RaAlloc alloc, const char *path, char *err, size_t errlen);
 void ckpt_free(Ckpt *c);
 const CkptTensor *ckpt_find(const Ckpt *c, const char *name);

@@ -608,3 +608,59 @@ Test(ckpt, step_and_epoch_checked) {
   }
   cr_assert_str_eq(resume_error(src), "");
 }
+
+/* ---- a large file that is not a checkpoint ---- */
+
+typedef struct Counting {
+  size_t largest, total;
+} Counting;
+
+static void *counting_fn(void *ud, void *ptr, size_t osize, size_t nsize) {
+  Counting *c = ud;
+  (void)osize;
+  if (nsize == 0) {
+    free(ptr);
+    return NULL;
+  }
+  if (nsize > c->largest) c->largest = nsize;
+  c->total += nsize;
+  return realloc(ptr, nsize);
+}
+
+/* A 200 MB sparse file starting with head (len bytes). */
+static const char *sparse_file(const char *name, const void *head, size_t len) {
+  const char *p = in_dir(name);
+  spit(p, head, len);
+  cr_assert_eq(truncate(p, (off_t)200 << 20), 0);
+  return p;
+}
+
+static void expect_cheap_refusal(const char *p, const char *want) {
+  Counting cn = {0, 0};
+  RaAlloc al = {counting_fn, &cn};
+  Ckpt *c = ckpt_read(al, p, err, sizeof err);
+  cr_assert(c == NULL, "accepted %s", p);
+  cr_assert(strncmp(err, p, strlen(p)) == 0, "names the file: %s", err);
+  cr_assert(strstr(err, want) != NULL, "got: %s\nwant: %s", err, want);
+  cr_assert(cn.total < ((size_t)1 << 20), "allocated %zu bytes (largest %zu) for a file it refuses",
+            cn.total, cn.largest);
+}
+
+Test(ckpt, large_garbage_refused_from_the_header) {
+  const char *text = "this is not a checkpoint\n";
+  expect_cheap_refusal(sparse_file("text.bin", text, strlen(text)), "not a .safetensors file");
+  /* a plausible length, then zeros: the JSON fails at its second byte */
+  unsigned char b[16] = {0};
+  uint64_t n = (uint64_t)90 << 20;
+  for (int i = 0; i < 8; i++) b[i] = (unsigned char)(n >> (8 * i));
+  b[8] = '{';
+  expect_cheap_refusal(sparse_file("zeros.bin", b, 9), "invalid JSON in the header at byte");
+  /* a good header whose tensors cover 4 bytes of the 200 MB */
+  const char *hdr = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+  size_t hl = strlen(hdr), pad = (hl + 7) & ~(size_t)7;
+  unsigned char h[128];
+  memset(h, ' ', sizeof h);
+  for (int i = 0; i < 8; i++) h[i] = (unsigned char)((uint64_t)pad >> (8 * i));
+  memcpy(h + 8, hdr, hl);
+  expect_cheap_refusal(sparse_file("header.bin", h, 8 + pad + 4), "but the tensors cover 4");
+}

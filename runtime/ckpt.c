@@ -5,10 +5,12 @@
  * little-endian bytes back to back.  The header maps each tensor name to
  * {"dtype": "F32"|"I32", "shape": [...], "data_offsets": [begin, end]}
  * (offsets relative to the data section) and "__metadata__" to an object of
- * strings.  The writer formats the header itself (no allocation) and writes
- * path.tmp, fsyncs and renames it; the reader reads the length and the
- * header first (streamed to jansson), checks everything, and only then
- * reads the data section into a buffer of its validated size. */
+ * strings.  The writer formats the header itself (no allocation), writes a
+ * temporary beside the target (ckpt_temp_name), fsyncs and renames it; any
+ * failed write, fsync or close removes the temporary and leaves the target.
+ * The reader reads the length and the header first (streamed to jansson),
+ * checks everything, and only then reads the data section into a buffer of
+ * its validated size. */
 #include "ckpt.h"
 
 #include <errno.h>
@@ -73,7 +75,7 @@ static void sink_flush(Sink *s) {
   while (s->fd >= 0 && !s->failed && off < s->n) {
     ssize_t w = write(s->fd, s->buf + off, s->n - off);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) s->failed = errno ? errno : EIO;
+    if (w <= 0) s->failed = w < 0 && errno ? errno : EIO;
     else off += (size_t)w;
   }
   s->n = 0;
@@ -201,6 +203,13 @@ static int check_tensors(const char *path, const CkptTensor *t, int n, const Ckp
   return 0;
 }
 
+int ckpt_temp_name(const char *path, char *out, size_t outlen) {
+  const char *slash = strrchr(path, '/');
+  size_t dir = slash ? (size_t)(slash - path) + 1 : 0;
+  int n = snprintf(out, outlen, "%.*s.%s.rac-tmp", (int)dir, path, path + dir);
+  return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
 static void fsync_dir(const char *path) {
   char dir[4096];
   size_t n = strlen(path);
@@ -223,8 +232,11 @@ int ckpt_write(const char *path, const CkptTensor *t, int n, const CkptMeta *met
   if (!path || !*path) return ckpt_fail(err, errlen, path, "no file name");
   if (check_tensors(path, t, n, meta, nmeta, err, errlen)) return -1;
   char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+  if (ckpt_temp_name(path, tmp, sizeof tmp) != 0)
     return ckpt_fail(err, errlen, path, "the path is too long");
+  /* a temporary of this name is ours, left by a save that was killed */
+  if (unlink(tmp) != 0 && errno != ENOENT)
+    return ckpt_fail(err, errlen, path, "cannot remove the stale temporary '%s': %s", tmp, strerror(errno));
 
   /* pass 1: the header's length */
   Sink *s = NULL;
@@ -236,7 +248,7 @@ int ckpt_write(const char *path, const CkptTensor *t, int n, const CkptMeta *met
   write_header(&count, t, n, meta, nmeta);
   uint64_t hlen = (count.total + 7) & ~(uint64_t)7;
 
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
   if (fd < 0) return ckpt_fail(err, errlen, path, "cannot create '%s': %s", tmp, strerror(errno));
   Sink out;
   s = &out;
@@ -260,7 +272,7 @@ int ckpt_write(const char *path, const CkptTensor *t, int n, const CkptMeta *met
         size_t chunk = b - off > ((size_t)1 << 30) ? ((size_t)1 << 30) : (size_t)(b - off);
         ssize_t w = write(fd, p + off, chunk);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) s->failed = errno ? errno : EIO;
+        if (w <= 0) s->failed = w < 0 && errno ? errno : EIO;
         else off += (uint64_t)w;
       }
       s->total += b;

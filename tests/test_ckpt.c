@@ -2,8 +2,11 @@
  * atomic replacement, and that every kind of damaged file (truncated,
  * flipped bytes, bad JSON, bad offsets, bad dtypes, duplicates) is an error
  * naming the file, never a crash. */
+#include <signal.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -128,7 +131,7 @@ Test(ckpt, atomic_replace) {
   CkptTensor t = {.name = "x", .dtype = 0, .ndim = 1, .shape = {1}, .data = &v};
   cr_assert_eq(ckpt_write(p, &t, 1, NULL, 0, err, sizeof err), 0, "%s", err);
   char tmp[160];
-  snprintf(tmp, sizeof tmp, "%s.tmp", p);
+  cr_assert_eq(ckpt_temp_name(p, tmp, sizeof tmp), 0);
   cr_assert_neq(access(tmp, F_OK), 0, "the temporary file is gone");
   Ckpt *c = ckpt_read(ra_alloc_default(), p, err, sizeof err);
   cr_assert(c != NULL, "%s", err);
@@ -663,4 +666,103 @@ Test(ckpt, large_garbage_refused_from_the_header) {
   for (int i = 0; i < 8; i++) h[i] = (unsigned char)((uint64_t)pad >> (8 * i));
   memcpy(h + 8, hdr, hl);
   expect_cheap_refusal(sparse_file("header.bin", h, 8 + pad + 4), "but the tensors cover 4");
+}
+
+/* ---- saves that are killed or fail ---- */
+
+static float big[1 << 18]; /* 1 MB */
+
+/* In a child: the file-size limit at 64 KB, SIGXFSZ as given; saves big
+ * over p and writes the error into errfile.  The child's wait status. */
+static int save_limited(const char *p, void (*xfsz)(int), const char *errfile) {
+  pid_t pid = fork();
+  cr_assert(pid >= 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, xfsz);
+    struct rlimit rl = {64 << 10, 64 << 10};
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(3);
+    CkptTensor t = {.name = "big", .dtype = 0, .ndim = 1, .shape = {1 << 18}, .data = big};
+    char e[512] = "";
+    int rc = ckpt_write(p, &t, 1, NULL, 0, e, sizeof e);
+    FILE *f = fopen(errfile, "w");
+    if (f) {
+      fputs(e, f);
+      fclose(f);
+    }
+    _exit(rc != 0 ? 0 : 1);
+  }
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  return st;
+}
+
+/* The names in dir, sorted, one a line. */
+static char *listing(void) {
+  char cmd[160];
+  snprintf(cmd, sizeof cmd, "ls -A '%s' > '%s.ls'", dir, dir);
+  cr_assert_eq(system(cmd), 0);
+  snprintf(cmd, sizeof cmd, "%s.ls", dir);
+  char *s = tu_read_file(cmd, NULL);
+  unlink(cmd);
+  cr_assert(s != NULL);
+  return s;
+}
+
+Test(ckpt, killed_save_temporary_removed_by_the_next) {
+  const char *p = write_sample("k.safetensors");
+  /* a file of the user's beside it, named as the old temporary was */
+  char mine[160];
+  snprintf(mine, sizeof mine, "%s.tmp", p);
+  spit(mine, "mine\n", 5);
+  size_t len0;
+  unsigned char *old = slurp(p, &len0);
+  char errfile[160];
+  snprintf(errfile, sizeof errfile, "%s.err", dir);
+  int st = save_limited(p, SIG_DFL, errfile);
+  unlink(errfile);
+  cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGXFSZ, "the save was killed (status %d)", st);
+  char tmp[160];
+  cr_assert_eq(ckpt_temp_name(p, tmp, sizeof tmp), 0);
+  struct stat sb;
+  cr_assert_eq(stat(tmp, &sb), 0, "the killed save left its temporary %s", tmp);
+  cr_assert_eq(sb.st_size, 64 << 10);
+  size_t len1;
+  unsigned char *now = slurp(p, &len1);
+  cr_assert(len1 == len0 && memcmp(old, now, len0) == 0, "the target is untouched");
+  free(now);
+  /* the next save removes it */
+  float v = 5;
+  CkptTensor t = {.name = "x", .dtype = 0, .ndim = 1, .shape = {1}, .data = &v};
+  cr_assert_eq(ckpt_write(p, &t, 1, NULL, 0, err, sizeof err), 0, "%s", err);
+  char *ls = listing();
+  cr_assert_str_eq(ls, "k.safetensors\nk.safetensors.tmp\n");
+  free(ls);
+  char *m = tu_read_file(mine, NULL);
+  cr_assert_str_eq(m, "mine\n", "the user's file is untouched");
+  free(m);
+  free(old);
+}
+
+Test(ckpt, full_disk_is_an_error_and_keeps_the_target) {
+  const char *p = write_sample("full.safetensors");
+  size_t len0;
+  unsigned char *old = slurp(p, &len0);
+  char errfile[160];
+  snprintf(errfile, sizeof errfile, "%s.err", dir);
+  int st = save_limited(p, SIG_IGN, errfile);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the save failed (status %d)", st);
+  char *e = tu_read_file(errfile, NULL);
+  unlink(errfile);
+  cr_assert(e != NULL);
+  cr_assert(strncmp(e, p, strlen(p)) == 0, "names the file: %s", e);
+  cr_assert(strstr(e, "File too large") != NULL, "%s", e);
+  size_t len1;
+  unsigned char *now = slurp(p, &len1);
+  cr_assert(len1 == len0 && memcmp(old, now, len0) == 0, "the target is untouched");
+  char *ls = listing();
+  cr_assert_str_eq(ls, "full.safetensors\n", "no temporary is left");
+  free(ls);
+  free(now);
+  free(old);
+  free(e);
 }

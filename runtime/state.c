@@ -1,6 +1,7 @@
 /* state.c - a ModelState to and from a .safetensors checkpoint: parameters
  * by path, optimizer moments as "optim.m/<path>" and "optim.v/<path>", and
- * metadata (format, version, model, spec hash, step, epoch). */
+ * metadata (format, version, model, spec hash, step, epoch; the tokenizer,
+ * vocabulary and labels as JSON arrays of strings). */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +11,11 @@
 #include <errno.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 #include "../include/ra.h"
+#include "../lang/sbuf.h"
+#include "../lang/utf8.h"
 #include "ckpt.h"
 #include "train.h"
 
@@ -31,6 +36,68 @@ void make_parent_dirs(const char *path) {
 #define CKPT_FORMAT "rac-checkpoint"
 #define CKPT_VERSION "1"
 #define CKPT_MAX_COUNT 1000000000000000LL /* step, epoch */
+
+static bool text_ok(const char *s) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t n = strlen(s);
+  while (n > 0) {
+    int k = utf8_seq_len(u, n, NULL);
+    if (k == 0) return false;
+    u += k;
+    n -= (size_t)k;
+  }
+  return true;
+}
+
+/* A JSON array of strings in b; false when one is not valid UTF-8. */
+static bool json_strings(SBuf *b, char *const *s, int64_t n) {
+  sbuf_addc(b, '[');
+  for (int64_t i = 0; i < n; i++) {
+    if (!text_ok(s[i])) return false;
+    if (i) sbuf_addc(b, ',');
+    sbuf_addc(b, '"');
+    for (const unsigned char *u = (const unsigned char *)s[i]; *u; u++) {
+      if (*u == '"' || *u == '\\') {
+        sbuf_addc(b, '\\');
+        sbuf_addc(b, (char)*u);
+      } else if (*u < 0x20) {
+        sbuf_printf(b, "\\u%04x", *u);
+      } else {
+        sbuf_addc(b, (char)*u);
+      }
+    }
+    sbuf_addc(b, '"');
+  }
+  sbuf_addc(b, ']');
+  return true;
+}
+
+static const char *const tok_names[3] = {"none", "chars", "words"};
+
+/* The metadata of v ("tokenizer", "vocab", "labels") into meta, text in a;
+ * labels that are not valid UTF-8 are left out.  The number of entries, or
+ * -1 when out of memory. */
+static int vocab_meta(const DataVocab *v, Arena *a, CkptMeta *meta) {
+  int n = 0;
+  SBuf b;
+  if (v->ntokens > 0) {
+    sbuf_init(&b, a);
+    sbuf_addc(&b, '[');
+    for (int k = 0; k < v->nin; k++) sbuf_printf(&b, "%s\"%s\"", k ? "," : "", tok_names[v->tok[k]]);
+    sbuf_addc(&b, ']');
+    meta[n++] = (CkptMeta){"tokenizer", sbuf_str(&b)};
+    sbuf_init(&b, a);
+    json_strings(&b, v->tokens, v->ntokens); /* tokens are valid UTF-8 */
+    meta[n++] = (CkptMeta){"vocab", sbuf_str(&b)};
+  }
+  if (v->nlabels > 0) {
+    sbuf_init(&b, a);
+    if (json_strings(&b, v->labels, v->nlabels)) meta[n++] = (CkptMeta){"labels", sbuf_str(&b)};
+  }
+  for (int i = 0; i < n; i++)
+    if (!meta[i].value) return -1;
+  return n;
+}
 
 int mstate_save(const ModelState *ms, const char *path, uint64_t spec_hash, char *err,
                 size_t errlen) {
@@ -68,11 +135,19 @@ int mstate_save(const ModelState *ms, const char *path, uint64_t spec_hash, char
     snprintf(hash, sizeof hash, "%016" PRIx64, spec_hash);
     snprintf(step, sizeof step, "%" PRId64, ms->step);
     snprintf(epoch, sizeof epoch, "%" PRId64, ms->epoch);
-    CkptMeta meta[] = {{"format", CKPT_FORMAT}, {"version", CKPT_VERSION},
-                       {"model", ms->name},     {"spec_hash", hash},
-                       {"step", step},          {"epoch", epoch}};
-    if (ckpt_write(path, t, k, meta, (int)(sizeof meta / sizeof meta[0]), err, errlen) != 0)
+    CkptMeta meta[9] = {{"format", CKPT_FORMAT}, {"version", CKPT_VERSION},
+                        {"model", ms->name},     {"spec_hash", hash},
+                        {"step", step},          {"epoch", epoch}};
+    Arena va;
+    arena_init(&va, a);
+    int nv = ms->vocab ? vocab_meta(ms->vocab, &va, meta + 6) : 0;
+    if (nv < 0) {
+      snprintf(err, errlen, "out of memory saving '%s'", path);
+      rc = RA_ENOMEM;
+    } else if (ckpt_write(path, t, k, meta, 6 + nv, err, errlen) != 0) {
       rc = RA_EIO;
+    }
+    arena_free(&va);
   } else {
     snprintf(err, errlen, "out of memory saving '%s'", path);
   }
@@ -142,6 +217,93 @@ static int meta_count(const Ckpt *c, const char *path, const char *key, bool nee
   return 0;
 }
 
+/* A JSON array of strings (no NUL) in metadata key, copied into v's arena;
+ * *out NULL and *n 0 when the key is absent. */
+static int meta_strings(const Ckpt *c, const char *path, const char *key, DataVocab *v,
+                        char ***out, int64_t *n, char *err, size_t errlen) {
+  *out = NULL;
+  *n = 0;
+  const char *s = ckpt_meta(c, key);
+  if (!s) return 0;
+  json_error_t je;
+  json_t *root = json_loads(s, 0, &je);
+  bool ok = root && json_is_array(root) && json_array_size(root) > 0;
+  size_t m = ok ? json_array_size(root) : 0;
+  for (size_t i = 0; ok && i < m; i++) {
+    json_t *e = json_array_get(root, i);
+    ok = json_is_string(e) && strlen(json_string_value(e)) == json_string_length(e);
+  }
+  if (ok) {
+    *out = arena_alloc(&v->arena, sizeof(char *) * m);
+    if (!*out) {
+      json_decref(root);
+      snprintf(err, errlen, "out of memory loading '%s'", path);
+      return RA_ENOMEM;
+    }
+    for (size_t i = 0; i < m; i++) {
+      (*out)[i] = arena_strdup(&v->arena, json_string_value(json_array_get(root, i)));
+      if (!(*out)[i]) {
+        json_decref(root);
+        snprintf(err, errlen, "out of memory loading '%s'", path);
+        return RA_ENOMEM;
+      }
+    }
+    *n = (int64_t)m;
+  }
+  if (root) json_decref(root);
+  if (!ok) {
+    snprintf(err, errlen, "%s: metadata '%s' is not a JSON array of strings", path, key);
+    return RA_ECKPT;
+  }
+  return 0;
+}
+
+/* The tokenizer, vocabulary and labels of the metadata: *out NULL when the
+ * checkpoint has none (one written before they were stored). */
+static int load_vocab(const Ckpt *c, const char *path, RaAlloc alloc, DataVocab **out, char *err,
+                      size_t errlen) {
+  *out = NULL;
+  if (!ckpt_meta(c, "tokenizer") && !ckpt_meta(c, "vocab") && !ckpt_meta(c, "labels")) return 0;
+  DataVocab *v = data_vocab_new(alloc);
+  if (!v) {
+    snprintf(err, errlen, "out of memory loading '%s'", path);
+    return RA_ENOMEM;
+  }
+  char **kinds;
+  int64_t nk;
+  int rc = meta_strings(c, path, "tokenizer", v, &kinds, &nk, err, errlen);
+  if (rc == 0) rc = meta_strings(c, path, "vocab", v, &v->tokens, &v->ntokens, err, errlen);
+  if (rc == 0) rc = meta_strings(c, path, "labels", v, &v->labels, &v->nlabels, err, errlen);
+  if (rc == 0 && (nk > 8 || (nk == 0) != (v->ntokens == 0))) {
+    snprintf(err, errlen, "%s: metadata 'tokenizer' and 'vocab' go together (one per input, at most 8)", path);
+    rc = RA_ECKPT;
+  }
+  for (int64_t k = 0; rc == 0 && k < nk; k++) {
+    int j = 0;
+    while (j < 3 && strcmp(kinds[k], tok_names[j])) j++;
+    if (j == 3) {
+      snprintf(err, errlen, "%s: metadata 'tokenizer': unknown tokenizer '%.40s' (chars, words or none)", path, kinds[k]);
+      rc = RA_ECKPT;
+    }
+    v->tok[k] = (TokKind)j;
+  }
+  v->nin = (int)nk;
+  if (rc == 0 && v->ntokens > 0 && (v->ntokens < 2 || strcmp(v->tokens[0], "<pad>") || strcmp(v->tokens[1], "<unk>"))) {
+    snprintf(err, errlen, "%s: metadata 'vocab' does not start with \"<pad>\", \"<unk>\"", path);
+    rc = RA_ECKPT;
+  }
+  if (rc == 0 && !(v->source = arena_strdup(&v->arena, path))) {
+    snprintf(err, errlen, "out of memory loading '%s'", path);
+    rc = RA_ENOMEM;
+  }
+  if (rc) {
+    data_vocab_free(v);
+    return rc;
+  }
+  *out = v;
+  return 0;
+}
+
 /* Everything is checked before anything is copied: a checkpoint that fails
  * leaves the model as it was. */
 int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_optim,
@@ -189,6 +351,8 @@ int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_
     src[k] = check_tensor(c, path, name, pi, err, errlen);
     if (!src[k]) rc = RA_ECKPT;
   }
+  DataVocab *vocab = NULL;
+  if (rc == 0) rc = load_vocab(c, path, ms->alloc, &vocab, err, errlen);
   if (rc == 0 && need_optim) {
     size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
     if (!ms->opt_m) ms->opt_m = ra_calloc(&ms->alloc, nw, sizeof(float));
@@ -209,6 +373,13 @@ int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_
     ms->step = step;
     ms->epoch = epoch;
   }
+  if (rc == 0) {
+    /* without them (an older checkpoint) the data's are used, as before */
+    data_vocab_free(ms->vocab);
+    ms->vocab = vocab;
+    vocab = NULL;
+  }
+  data_vocab_free(vocab);
   if (rc == 0) ms->initialized = true;
   if (src) ra_free_mem(&ms->alloc, src, sizeof *src * (size_t)(nsrc ? nsrc : 1));
   ckpt_free(c);

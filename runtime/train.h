@@ -28,6 +28,8 @@ typedef struct ModelState {
   int64_t step;             /* optimizer steps taken */
   int64_t epoch;
   bool initialized;
+  DataVocab *vocab;         /* tokenizer, vocabulary and labels it was trained
+                               with (from the data or a checkpoint), or NULL */
 } ModelState;
 
 typedef struct RunOptions {
@@ -84,7 +86,9 @@ void train_text_free(RaAlloc alloc, char *s);
 
 /* Checkpoints (ckpt.h) of a ModelState: parameters by path, optimizer
  * moments as "optim.m/<path>", "optim.v/<path>", metadata with format,
- * version, model, spec hash, step and epoch. */
+ * version, model, spec hash, step and epoch, and (when ms->vocab is set)
+ * tokenizer, vocab and labels.  Loading checks everything before it copies
+ * anything: on error the state is as it was. */
 int mstate_save(const ModelState *ms, const char *path, uint64_t spec_hash, char *err,
                 size_t errlen);
 int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_optim,

@@ -766,3 +766,152 @@ Test(ckpt, full_disk_is_an_error_and_keeps_the_target) {
   free(old);
   free(e);
 }
+
+/* ---- the vocabulary and labels travel with the checkpoint ---- */
+
+static const char *vocab_spec =
+    "data d = tsv(\"d.tsv\") {\n"
+    "  text   column 1  tokenize words  vocab 40  maxlen 8\n"
+    "  label  column 0\n"
+    "  split  train 0.8  valid 0.1  test 0.1\n"
+    "  seed   5\n"
+    "}\n"
+    "model m {\n"
+    "  input  tokens : int[8]\n"
+    "  target label  : class(3)\n"
+    "  x = embed(tokens, vocab: 40, dim: 16) + position(8, dim: 16)\n"
+    "  p = attnpool(x) { heads 2  hidden 8 }\n"
+    "  logits = linear(flatten(p), out: 3)\n"
+    "  loss   cross_entropy(logits, label)\n"
+    "  output probs = softmax(logits)\n"
+    "}\n"
+    "train m on d {\n"
+    "  optimizer adam { lr 1e-2 }\n"
+    "  batch 8\n"
+    "  steps 80\n"
+    "  seed 1\n"
+    "  save \"m.safetensors\"\n"
+    "}\n";
+
+/* 90 examples of 3 labels, each label with words of its own; the words of a
+ * line are a function of its number. */
+static void vocab_data(void) {
+  tu_write_file(in_dir("s.ra"), vocab_spec);
+  FILE *f = fopen(in_dir("d.tsv"), "w");
+  cr_assert(f != NULL);
+  const char *labels[3] = {"alpha", "beta", "gamma"};
+  for (int i = 0; i < 90; i++) {
+    int c = i % 3;
+    fprintf(f, "%s\t", labels[c]);
+    for (int j = 0; j < 6; j++) fprintf(f, "%sw%d", j ? " " : "", c * 20 + (i * 7 + j * 13) % 20);
+    fprintf(f, "\n");
+  }
+  fclose(f);
+  tu_write_file(in_dir("in.txt"), "w1 w2 w3\nw21 w22 w30 w24\nw45 w46\nw1 w50 w22 w0\nw9 w59\n");
+}
+
+/* A command line in the test's folder ($RAC is rac); status and output. */
+static TuRun sh_in_dir(const char *cmd) { return tu_sh(60, "cd '%s' && %s", dir, cmd); }
+
+static char *predict_out(const char *ckpt) {
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "$RAC predict s.ra --ckpt %s --file in.txt", ckpt);
+  TuRun r = sh_in_dir(cmd);
+  cr_assert_eq(r.status, 0, "predict: status %d\n%s", r.status, r.err);
+  free(r.err);
+  return r.out;
+}
+
+Test(ckpt, predict_and_eval_use_the_checkpoint_vocabulary) {
+  vocab_data();
+  TuRun r = sh_in_dir("$RAC run s.ra --quiet");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_run_free(&r);
+  char *want = predict_out("m.safetensors");
+  cr_assert(strstr(want, "alpha\t") && strstr(want, "beta\t") && strstr(want, "gamma\t"),
+            "the model tells the labels apart:\n%s", want);
+  /* the lines reordered: another split, another vocabulary from the data */
+  r = sh_in_dir("$RAC predict s.ra --ckpt m.safetensors --file in.txt >/dev/null && "
+                 "tac d.tsv > r.tsv && cp d.tsv orig.tsv && mv r.tsv d.tsv");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_run_free(&r);
+  char *got = predict_out("m.safetensors");
+  cr_assert_str_eq(got, want, "reordered data changed the predictions");
+  free(got);
+  r = sh_in_dir("$RAC eval s.ra --ckpt m.safetensors");
+  cr_assert_eq(r.status, 0, "eval agrees on reordered data: %s", r.err);
+  cr_assert(strstr(r.out, "accuracy") != NULL, "%s", r.out);
+  tu_run_free(&r);
+  /* a label renamed: predictions keep their names, eval refuses the data */
+  r = sh_in_dir("sed 's/^alpha/zeta/' orig.tsv > d.tsv");
+  tu_run_free(&r);
+  got = predict_out("m.safetensors");
+  cr_assert_str_eq(got, want, "a renamed label shifted the predictions");
+  free(got);
+  r = sh_in_dir("$RAC eval s.ra --ckpt m.safetensors");
+  cr_assert_eq(r.status, 1, "eval of a label the model does not know: status %d\n%s", r.status, r.out);
+  cr_assert(strstr(r.err, "d.tsv:1: column 0: label 'zeta' is not one of the 3 labels the checkpoint "
+                          "'m.safetensors' was trained with (alpha, beta, gamma)") != NULL,
+            "%s", r.err);
+  tu_run_free(&r);
+  /* no data file at all */
+  r = sh_in_dir("rm d.tsv");
+  tu_run_free(&r);
+  got = predict_out("m.safetensors");
+  cr_assert_str_eq(got, want, "predict from the checkpoint alone");
+  free(got);
+  free(want);
+}
+
+Test(ckpt, older_checkpoints_rebuild_from_the_data) {
+  vocab_data();
+  TuRun r = sh_in_dir("$RAC run s.ra --quiet");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_run_free(&r);
+  char *want = predict_out("m.safetensors");
+  char src[160];
+  snprintf(src, sizeof src, "%s", in_dir("m.safetensors"));
+  Edit e;
+  edit_open(&e, src);
+  cr_assert(ckpt_meta(e.c, "vocab") && ckpt_meta(e.c, "labels") && ckpt_meta(e.c, "tokenizer"));
+  cr_assert_str_eq(ckpt_meta(e.c, "tokenizer"), "[\"words\"]");
+  cr_assert_str_eq(ckpt_meta(e.c, "labels"), "[\"alpha\",\"beta\",\"gamma\"]");
+  cr_assert(strncmp(ckpt_meta(e.c, "vocab"), "[\"<pad>\",\"<unk>\",\"w", 19) == 0, "%s", ckpt_meta(e.c, "vocab"));
+  edit_meta(&e, "vocab", NULL);
+  edit_meta(&e, "labels", NULL);
+  edit_meta(&e, "tokenizer", NULL);
+  edit_write(&e, in_dir("old.safetensors"));
+  char *got = predict_out("old.safetensors");
+  cr_assert_str_eq(got, want, "the same data gives the same vocabulary");
+  free(got);
+  r = sh_in_dir("$RAC eval s.ra --ckpt old.safetensors");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_run_free(&r);
+  r = sh_in_dir("rm d.tsv && $RAC predict s.ra --ckpt old.safetensors --file in.txt");
+  cr_assert_eq(r.status, 1, "an older checkpoint needs the data: %s", r.out);
+  cr_assert(strstr(r.err, "cannot open the data file") != NULL, "%s", r.err);
+  tu_run_free(&r);
+  free(want);
+}
+
+Test(ckpt, bad_vocabulary_metadata_refused) {
+  const char *src = tiny_trained("src.safetensors");
+  char s[160];
+  snprintf(s, sizeof s, "%s", src);
+  struct { const char *key, *value, *want; } bad[] = {
+      {"vocab", "[\"<pad>\",\"<unk>\",3]", "metadata 'vocab' is not a JSON array of strings"},
+      {"vocab", "not json", "metadata 'vocab' is not a JSON array of strings"},
+      {"vocab", "[\"a\",\"b\"]", "metadata 'vocab' does not start with"},
+      {"tokenizer", "[\"bytes\"]", "unknown tokenizer 'bytes'"},
+      {"labels", "[]", "metadata 'labels' is not a JSON array of strings"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    Edit e;
+    edit_open(&e, s);
+    cr_assert(ckpt_meta(e.c, "vocab") != NULL, "a trained model stores its vocabulary");
+    edit_meta(&e, bad[i].key, bad[i].value);
+    const char *p = in_dir("badvocab.safetensors");
+    edit_write(&e, p);
+    expect_load_refused(p, bad[i].want);
+  }
+}

@@ -128,7 +128,9 @@ RA_API int ra_model_n_outputs(ra_model *m);
 RA_API const char *ra_model_output_name(ra_model *m, int i);
 
 /* Progress and log lines during training ("plain" lines, or the one-line
- * progress bar when progress is on and the sink is a terminal). */
+ * progress bar when progress is on and the sink is a terminal), and
+ * warnings ("warning: ..."): a checkpoint evaluated or resumed with data
+ * settings other than its spec_hash records (docs/data.md) gets one. */
 RA_API void ra_set_log(ra_ctx *ctx, void (*log)(void *ud, const char *line), void *ud);
 
 /* Evaluates a checkpoint on a split ("train", "valid", "test"); writes a

@@ -99,8 +99,70 @@ static int vocab_meta(const DataVocab *v, Arena *a, CkptMeta *meta) {
   return n;
 }
 
-int mstate_save(const ModelState *ms, const char *path, uint64_t spec_hash, char *err,
-                size_t errlen) {
+/* ---- the data settings' hash ---- */
+
+typedef struct Fnv {
+  uint64_t h;
+} Fnv;
+
+static void fnv_bytes(Fnv *f, const void *p, size_t n) {
+  const unsigned char *u = p;
+  for (size_t i = 0; i < n; i++) {
+    f->h ^= u[i];
+    f->h *= 1099511628211ULL;
+  }
+}
+
+static void fnv_str(Fnv *f, const char *s) {
+  fnv_bytes(f, s ? s : "", s ? strlen(s) + 1 : 1); /* NUL ends it: "ab","c" != "a","bc" */
+  if (!s) fnv_bytes(f, "\x01", 1);                  /* NULL != "" */
+}
+
+static void fnv_i64(Fnv *f, int64_t v) {
+  unsigned char b[8];
+  for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)v >> (8 * i));
+  fnv_bytes(f, b, 8);
+}
+
+static void fnv_f64(Fnv *f, double v) {
+  char b[32];
+  snprintf(b, sizeof b, "%.17g", v);
+  fnv_str(f, b);
+}
+
+uint64_t data_settings_hash(const DataDecl *d) {
+  Fnv f = {1469598103934665603ULL};
+  fnv_i64(&f, d->loader);
+  fnv_str(&f, d->path);
+  fnv_i64(&f, d->header);
+  fnv_i64(&f, d->nfields);
+  for (int i = 0; i < d->nfields && i < 8; i++) {
+    const DataField *x = &d->fields[i];
+    fnv_i64(&f, x->role);
+    fnv_i64(&f, x->column);
+    fnv_str(&f, x->column_name);
+    fnv_i64(&f, x->col_lo);
+    fnv_i64(&f, x->col_hi);
+    fnv_str(&f, x->col_lo_name);
+    fnv_str(&f, x->col_hi_name);
+    fnv_i64(&f, x->shape.rank);
+    for (int k = 0; k < x->shape.rank && k < 8; k++) fnv_i64(&f, x->shape.dim[k]);
+    fnv_i64(&f, x->tokenize);
+    fnv_i64(&f, x->vocab);
+    fnv_i64(&f, x->maxlen);
+  }
+  for (int k = 0; k < 3; k++) fnv_f64(&f, d->split[k]);
+  fnv_i64(&f, (int64_t)d->seed);
+  fnv_i64(&f, d->tokenize);
+  fnv_i64(&f, d->window);
+  fnv_i64(&f, d->vocab);
+  fnv_i64(&f, d->task);
+  fnv_i64(&f, d->length);
+  fnv_i64(&f, d->examples);
+  return f.h;
+}
+
+int mstate_save(const ModelState *ms, const char *path, char *err, size_t errlen) {
   int nt = ms->nparams * (ms->opt_m ? 3 : 1);
   RaAlloc a = ms->alloc;
   CkptTensor *t = ra_calloc(&a, (size_t)(nt ? nt : 1), sizeof *t);
@@ -132,7 +194,7 @@ int mstate_save(const ModelState *ms, const char *path, uint64_t spec_hash, char
   if (rc == 0) {
     make_parent_dirs(path);
     char hash[32], step[32], epoch[32];
-    snprintf(hash, sizeof hash, "%016" PRIx64, spec_hash);
+    snprintf(hash, sizeof hash, "%016" PRIx64, ms->spec_hash);
     snprintf(step, sizeof step, "%" PRId64, ms->step);
     snprintf(epoch, sizeof epoch, "%" PRId64, ms->epoch);
     CkptMeta meta[9] = {{"format", CKPT_FORMAT}, {"version", CKPT_VERSION},
@@ -306,8 +368,7 @@ static int load_vocab(const Ckpt *c, const char *path, RaAlloc alloc, DataVocab 
 
 /* Everything is checked before anything is copied: a checkpoint that fails
  * leaves the model as it was. */
-int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_optim,
-                char *err, size_t errlen) {
+int mstate_load(ModelState *ms, const char *path, bool need_optim, char *err, size_t errlen) {
   Ckpt *c = ckpt_read(ms->alloc, path, err, errlen);
   if (!c) return RA_ECKPT;
   int rc = 0;
@@ -328,7 +389,29 @@ int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_
     snprintf(err, errlen, "%s: a checkpoint of model '%s', not of '%s'", path, model, ms->name);
     rc = RA_ECKPT;
   }
-  (void)spec_hash; /* a different spec with the same parameters may load its weights */
+  /* a different spec with the same parameters may load its weights; the
+   * hash of the data settings is compared when data is read (loop_setup) */
+  uint64_t hash = 0;
+  const char *hs = ckpt_meta(c, "spec_hash");
+  if (rc == 0 && hs) {
+    bool ok = strlen(hs) == 16;
+    for (int i = 0; ok && i < 16; i++) {
+      char x = hs[i];
+      int v = x >= '0' && x <= '9' ? x - '0' : x >= 'a' && x <= 'f' ? x - 'a' + 10 : -1;
+      if (v < 0) ok = false;
+      else hash = hash << 4 | (uint64_t)v;
+    }
+    if (!ok) {
+      snprintf(err, errlen, "%s: metadata 'spec_hash' is '%.40s', not 16 hex digits", path, hs);
+      rc = RA_ECKPT;
+    }
+  }
+  char *from = NULL;
+  if (rc == 0 && !(from = ra_malloc(&ms->alloc, strlen(path) + 1))) {
+    snprintf(err, errlen, "out of memory loading '%s'", path);
+    rc = RA_ENOMEM;
+  }
+  if (from) memcpy(from, path, strlen(path) + 1);
   int64_t step = 0, epoch = 0;
   if (rc == 0) rc = meta_count(c, path, "step", need_optim, &step, err, errlen);
   if (rc == 0) rc = meta_count(c, path, "epoch", need_optim, &epoch, err, errlen);
@@ -378,7 +461,12 @@ int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_
     data_vocab_free(ms->vocab);
     ms->vocab = vocab;
     vocab = NULL;
+    if (ms->from) ra_free_mem(&ms->alloc, ms->from, strlen(ms->from) + 1);
+    ms->from = from;
+    from = NULL;
+    ms->spec_hash = hash;
   }
+  if (from) ra_free_mem(&ms->alloc, from, strlen(from) + 1);
   data_vocab_free(vocab);
   if (rc == 0) ms->initialized = true;
   if (src) ra_free_mem(&ms->alloc, src, sizeof *src * (size_t)(nsrc ? nsrc : 1));

@@ -89,6 +89,7 @@ void mstate_free(ModelState *ms) {
   ra_free_mem(&ms->alloc, ms->opt_v, n);
   ra_free_mem(&ms->alloc, ms->offsets, (size_t)(ms->nparams ? ms->nparams : 1) * sizeof(int64_t));
   data_vocab_free(ms->vocab);
+  if (ms->from) ra_free_mem(&ms->alloc, ms->from, strlen(ms->from) + 1);
   memset(ms, 0, sizeof *ms);
 }
 
@@ -451,6 +452,13 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
   if (!L->ds) return RA_EDATA;
   if (!ms->vocab && !(ms->vocab = data_vocab_of(a, L->ds)))
     return fail(err, errlen, RA_ENOMEM, "out of memory");
+  uint64_t h = data_settings_hash(dd);
+  if (ms->from && ms->spec_hash && ms->spec_hash != h)
+    emit(o, "warning: %s: trained with other data settings than data '%s' has now (spec_hash "
+            "%016llx, not %016llx): the file, split, seed or tokenizer changed, so the splits "
+            "may not be the ones it was trained with",
+         ms->from, dd->name, (unsigned long long)ms->spec_hash, (unsigned long long)h);
+  if (need & LOOP_STEP) ms->spec_hash = h;
   int rc = 0;
   if (need & LOOP_STEP) {
     rc = bound_make(&L->step, a, L->p, L->item, t->batch, true, L->ms, err, errlen);
@@ -565,7 +573,7 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
               size_t errlen) {
   Loop L;
   /* the checkpoint first: the data is encoded with its vocabulary */
-  int rc = o->resume ? mstate_load(ms, o->resume, o->spec_hash, true, err, errlen) : 0;
+  int rc = o->resume ? mstate_load(ms, o->resume, true, err, errlen) : 0;
   if (rc) return rc;
   rc = loop_setup(&L, p, t, ms, o, LOOP_STEP | LOOP_EVAL, err, errlen);
   if (rc) { loop_free(&L); return rc; }
@@ -642,7 +650,7 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
       loss_sum = 0;
       loss_n = 0;
       if (t->save) {
-        rc = mstate_save(ms, t->save, o->spec_hash, err, errlen);
+        rc = mstate_save(ms, t->save, err, errlen);
         if (rc) break;
       }
     }

@@ -915,3 +915,87 @@ Test(ckpt, bad_vocabulary_metadata_refused) {
     expect_load_refused(p, bad[i].want);
   }
 }
+
+/* ---- the data settings' hash ---- */
+
+typedef struct Lines {
+  char text[8192];
+} Lines;
+
+static void collect(void *ud, const char *line) {
+  Lines *l = ud;
+  size_t n = strlen(l->text);
+  snprintf(l->text + n, sizeof l->text - n, "%s\n", line);
+}
+
+/* tiny_spec with `from` replaced by `to` (a new string for each call). */
+static char *tiny_variant(const char *from, const char *to) {
+  char *buf = malloc(4096);
+  cr_assert(buf != NULL);
+  const char *at = strstr(tiny_spec, from);
+  cr_assert(at != NULL, "%s", from);
+  snprintf(buf, 4096, "%.*s%s%s", (int)(at - tiny_spec), tiny_spec, to, at + strlen(from));
+  return buf;
+}
+
+/* Evaluates (or resumes, when resume) ckpt with spec; the log lines. */
+static void run_logged(const char *spec, const char *ckpt, bool resume, Lines *l) {
+  ra_ctx *c = ra_new();
+  l->text[0] = 0;
+  ra_set_log(c, collect, l);
+  cr_assert_eq(ra_load_string(c, "tiny.ra", spec), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_set_option(c, "quiet", "1"), 0);
+  if (resume) {
+    cr_assert_eq(ra_set_option(c, "resume", ckpt), 0);
+    cr_assert_eq(ra_set_option(c, "set.steps", "4"), 0);
+    cr_assert_eq(ra_train(c, NULL, NULL, NULL), 0, "%s", ra_error(c));
+  } else {
+    const char *sum;
+    cr_assert_eq(ra_eval(c, NULL, ckpt, "test", &sum), 0, "%s", ra_error(c));
+  }
+  ra_free(c);
+}
+
+Test(ckpt, other_data_settings_warn) {
+  char src[160];
+  snprintf(src, sizeof src, "%s", tiny_trained("src.safetensors"));
+  Lines l;
+  /* the same data settings: the train block, comments and the model's
+   * clauses may change */
+  char *same[] = {tiny_variant("lr 1e-2", "lr 1e-2"), tiny_variant("lr 1e-2", "lr 5e-3"),
+                  tiny_variant("model tiny {", "# a comment\nmodel tiny {")};
+  for (int i = 0; i < 3; i++) {
+    run_logged(same[i], src, false, &l);
+    cr_assert(strstr(l.text, "warning") == NULL, "variant %d: %s", i, l.text);
+    free(same[i]);
+  }
+  char *other[] = {tiny_variant("split train 0.75 valid 0.125 test 0.125",
+                                      "split train 0.5 valid 0.25 test 0.25"),
+                         tiny_variant("seed 3", "seed 4"),
+                         tiny_variant("examples: 64", "examples: 80")};
+  for (int i = 0; i < 3; i++) {
+    for (int resume = 0; resume < 2; resume++) {
+      run_logged(other[i], src, resume, &l);
+      char want[256];
+      snprintf(want, sizeof want, "warning: %s: trained with other data settings than data 'syn' has now", src);
+      cr_assert(strstr(l.text, want) != NULL, "variant %d, resume %d: %s", i, resume, l.text);
+    }
+    free(other[i]);
+  }
+}
+
+Test(ckpt, bad_spec_hash_refused) {
+  char src[160];
+  snprintf(src, sizeof src, "%s", tiny_trained("src.safetensors"));
+  const char *bad[] = {"xyz", "0123456789abcdeg", "0123456789ABCDEF", "0123456789abcdef0", ""};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    Edit e;
+    edit_open(&e, src);
+    edit_meta(&e, "spec_hash", bad[i]);
+    const char *p = in_dir("hash.safetensors");
+    edit_write(&e, p);
+    char want[96];
+    snprintf(want, sizeof want, "metadata 'spec_hash' is '%s', not 16 hex digits", bad[i]);
+    expect_load_refused(p, want);
+  }
+}

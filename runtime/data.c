@@ -984,6 +984,7 @@ static const char *tok_name(TokKind k) {
 
 /* The declaration's tokenizers against the checkpoint's. */
 static int check_tokenizers(Loader *L, const DataVocab *v, TokKind tok[8], int nin) {
+  if (v->nin == 0 && v->ntokens == 0) return 0; /* labels only */
   if (v->nin != nin)
     return fail(L, 0, "%d inputs, but the checkpoint '%s' was trained on data with %d",
                 nin, v->source ? v->source : "?", v->nin);

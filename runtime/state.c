@@ -80,12 +80,14 @@ static const char *const tok_names[3] = {"none", "chars", "words"};
 static int vocab_meta(const DataVocab *v, Arena *a, CkptMeta *meta) {
   int n = 0;
   SBuf b;
-  if (v->ntokens > 0) {
+  if (v->nin > 0) {
     sbuf_init(&b, a);
     sbuf_addc(&b, '[');
     for (int k = 0; k < v->nin; k++) sbuf_printf(&b, "%s\"%s\"", k ? "," : "", tok_names[v->tok[k]]);
     sbuf_addc(&b, ']');
     meta[n++] = (CkptMeta){"tokenizer", sbuf_str(&b)};
+  }
+  if (v->ntokens > 0) {
     sbuf_init(&b, a);
     json_strings(&b, v->tokens, v->ntokens); /* tokens are valid UTF-8 */
     meta[n++] = (CkptMeta){"vocab", sbuf_str(&b)};
@@ -336,8 +338,8 @@ static int load_vocab(const Ckpt *c, const char *path, RaAlloc alloc, DataVocab 
   int rc = meta_strings(c, path, "tokenizer", v, &kinds, &nk, err, errlen);
   if (rc == 0) rc = meta_strings(c, path, "vocab", v, &v->tokens, &v->ntokens, err, errlen);
   if (rc == 0) rc = meta_strings(c, path, "labels", v, &v->labels, &v->nlabels, err, errlen);
-  if (rc == 0 && (nk > 8 || (nk == 0) != (v->ntokens == 0))) {
-    snprintf(err, errlen, "%s: metadata 'tokenizer' and 'vocab' go together (one per input, at most 8)", path);
+  if (rc == 0 && (nk > 8 || (nk == 0 && v->ntokens > 0))) {
+    snprintf(err, errlen, "%s: metadata 'vocab' needs 'tokenizer' (one entry per input, at most 8)", path);
     rc = RA_ECKPT;
   }
   for (int64_t k = 0; rc == 0 && k < nk; k++) {

@@ -999,3 +999,50 @@ Test(ckpt, bad_spec_hash_refused) {
     expect_load_refused(p, want);
   }
 }
+
+/* Features and a label: the checkpoint stores the labels alone. */
+Test(ckpt, labels_without_a_vocabulary) {
+  tu_write_file(in_dir("f.ra"),
+                "data f = tsv(\"f.tsv\") {\n"
+                "  features columns 1..2 shape [2]\n"
+                "  label  column 0\n"
+                "  split  train 0.8  valid 0.1  test 0.1\n"
+                "  seed   5\n"
+                "}\n"
+                "model fm {\n"
+                "  input  x : f32[2]\n"
+                "  target label : class(2)\n"
+                "  logits = linear(x, out: 2)\n"
+                "  loss   cross_entropy(logits, label)\n"
+                "  output probs = softmax(logits)\n"
+                "}\n"
+                "train fm on f {\n"
+                "  optimizer adam { lr 1e-2 }\n"
+                "  batch 8\n"
+                "  steps 20\n"
+                "  seed 1\n"
+                "  save \"f.safetensors\"\n"
+                "}\n");
+  FILE *f = fopen(in_dir("f.tsv"), "w");
+  cr_assert(f != NULL);
+  for (int i = 0; i < 60; i++)
+    fprintf(f, "%s\t%.2f\t%.2f\n", i % 2 ? "red" : "green", (i % 2) * 2 - 1 + (i % 7) * 0.1, (i % 5) * 0.2);
+  fclose(f);
+  TuRun r = sh_in_dir("$RAC run f.ra --quiet");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_run_free(&r);
+  Ckpt *c = ckpt_read(ra_alloc_default(), in_dir("f.safetensors"), err, sizeof err);
+  cr_assert(c != NULL, "%s", err);
+  cr_assert_str_eq(ckpt_meta(c, "tokenizer"), "[\"none\"]");
+  cr_assert_str_eq(ckpt_meta(c, "labels"), "[\"green\",\"red\"]");
+  cr_assert(ckpt_meta(c, "vocab") == NULL);
+  ckpt_free(c);
+  r = sh_in_dir("$RAC eval f.ra --ckpt f.safetensors && $RAC run f.ra --quiet --resume f.safetensors --set steps=30");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_run_free(&r);
+  r = sh_in_dir("sed -i 's/^red/blue/' f.tsv && $RAC eval f.ra --ckpt f.safetensors");
+  cr_assert_eq(r.status, 1, "%s", r.out);
+  cr_assert(strstr(r.err, "label 'blue' is not one of the 2 labels the checkpoint 'f.safetensors' was trained with (green, red)"),
+            "%s", r.err);
+  tu_run_free(&r);
+}

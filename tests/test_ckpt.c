@@ -507,16 +507,33 @@ static void last_nan(CkptTensor *t, void *ud) {
   ((float *)t->data)[*(int *)ud] = NAN;
 }
 
+static void dtype_bad(CkptTensor *t, void *ud) {
+  (void)ud;
+  t->dtype = 1;
+}
+
+static void name_bad(CkptTensor *t, void *ud) {
+  (void)ud;
+  t->name = "renamed";
+}
+
 Test(ckpt, load_is_all_or_nothing) {
-  float *hold;
-  const char *p = tiny_shifted("bad_last.safetensors", shape_bad, NULL, &hold);
   ra_model *m;
   ra_ctx *c = tiny_ctx(&m);
-  char want[256];
-  snprintf(want, sizeof want, "tensor '%s' is f32[1", ra_model_param_name(m, ra_model_n_params(m) - 1));
+  char last[200];
+  snprintf(last, sizeof last, "%s", ra_model_param_name(m, ra_model_n_params(m) - 1));
   ra_free(c);
-  expect_load_refused(p, want);
-  free(hold);
+  void (*fns[3])(CkptTensor *, void *) = {shape_bad, dtype_bad, name_bad};
+  const char *fmt[3] = {"tensor '%s' is f32[1", "tensor '%s' is i32[", "no tensor '%s'"};
+  for (int i = 0; i < 3; i++) {
+    float *hold;
+    char src[160];
+    snprintf(src, sizeof src, "%s", tiny_shifted("bad_last.safetensors", fns[i], NULL, &hold));
+    char want[256];
+    snprintf(want, sizeof want, fmt[i], last);
+    expect_load_refused(src, want);
+    free(hold);
+  }
 }
 
 Test(ckpt, nan_weights_refused) {

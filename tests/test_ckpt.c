@@ -1063,3 +1063,28 @@ Test(ckpt, labels_without_a_vocabulary) {
             "%s", r.err);
   tu_run_free(&r);
 }
+
+static void *live_fn(void *ud, void *ptr, size_t osize, size_t nsize) {
+  long *live = ud;
+  (void)osize;
+  if (nsize == 0) {
+    if (ptr) (*live)--;
+    free(ptr);
+    return NULL;
+  }
+  void *p = realloc(ptr, nsize);
+  if (p && !ptr) (*live)++;
+  return p;
+}
+
+/* The resume and log options are freed with the context. */
+Test(ckpt, resume_option_freed) {
+  long live = 0;
+  ra_ctx *c = ra_new_with_alloc(live_fn, &live);
+  cr_assert_not_null(c);
+  cr_assert_eq(ra_set_option(c, "resume", "a.safetensors"), 0);
+  cr_assert_eq(ra_set_option(c, "resume", "b.safetensors"), 0);
+  cr_assert_eq(ra_set_option(c, "log", "x.jsonl"), 0);
+  ra_free(c);
+  cr_assert_eq(live, 0, "%ld allocations left after ra_free", live);
+}

@@ -100,6 +100,9 @@ RA_API int ra_forward(ra_model *m, const ra_tensor *inputs, int n_inputs,
                       ra_tensor *outputs, int n_outputs);
 /* A view of a parameter's storage (writes go to the model). */
 RA_API int ra_param(ra_model *m, const char *path, ra_tensor *out);
+/* Saving is atomic (a temporary beside path, renamed over it); loading
+ * checks every tensor and the metadata first, so on error the model's
+ * weights are unchanged (RA_ECKPT names the file and the tensor or key). */
 RA_API int ra_save(ra_model *m, const char *path);
 RA_API int ra_load(ra_model *m, const char *path);
 
@@ -126,14 +129,20 @@ RA_API int ra_model_n_outputs(ra_model *m);
 RA_API const char *ra_model_output_name(ra_model *m, int i);
 
 /* Progress and log lines during training ("plain" lines, or the one-line
- * progress bar when progress is on and the sink is a terminal). */
+ * progress bar when progress is on and the sink is a terminal), and
+ * warnings ("warning: ..."): a checkpoint evaluated or resumed with data
+ * settings other than its spec_hash records (docs/data.md) gets one. */
 RA_API void ra_set_log(ra_ctx *ctx, void (*log)(void *ud, const char *line), void *ud);
 
 /* Evaluates a checkpoint on a split ("train", "valid", "test"); writes a
- * one-line summary into *summary (owned by ctx). */
+ * one-line summary into *summary (owned by ctx).  The data is encoded with
+ * the checkpoint's vocabulary and labels when it stores them; a label it
+ * lacks is RA_EDATA naming the data file, the line and the checkpoint. */
 RA_API int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt,
                    const char *split, const char **summary);
-/* Predicts for raw text (tokenized as the data set does) or a file of lines. */
+/* Predicts for raw text or a file of lines, tokenized with the vocabulary and
+ * labels stored in the checkpoint (no data file is read), or, for a
+ * checkpoint without them, as the data set does. */
 RA_API int ra_predict(ra_ctx *ctx, const char *train_name, const char *ckpt,
                       const char *text, const char *file, const char **result);
 /* Benchmarks steps of a train block; *report owned by ctx. */

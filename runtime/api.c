@@ -121,6 +121,8 @@ void ra_free(ra_ctx *ctx) {
   }
   api_strfree(ctx, ctx->stdlib);
   api_strfree(ctx, ctx->ra_path);
+  api_strfree(ctx, ctx->log_path);
+  api_strfree(ctx, ctx->resume);
   api_strfree(ctx, ctx->text);
   ffi_host_free(ctx);
   pool_free(ctx->pool);
@@ -235,14 +237,6 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
 
 /* ---- loading ---- */
 
-static uint64_t fnv1a(uint64_t h, const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)s[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
 static int load_source(ra_ctx *ctx, const char *name, const char *text, size_t len) {
   unload(ctx);
   jmp_buf jb;
@@ -269,9 +263,6 @@ static int load_source(ra_ctx *ctx, const char *name, const char *text, size_t l
     return code;
   }
   ctx->prog = p;
-  uint64_t h = 1469598103934665603ULL;
-  for (int i = 0; i < ctx->src.n; i++) h = fnv1a(h, ctx->src.files[i].text, ctx->src.files[i].len);
-  ctx->spec_hash = h;
   return api_ok(ctx);
 }
 
@@ -480,7 +471,6 @@ void api_run_options(ra_ctx *ctx, RunOptions *o) {
   o->quiet = ctx->quiet;
   o->log_path = ctx->log_path;
   o->resume = ctx->resume;
-  o->spec_hash = ctx->spec_hash;
   o->log = ctx->log;
   o->log_ud = ctx->log_ud;
   o->externs = ctx->externs;
@@ -498,7 +488,7 @@ ra_model *api_begin_run(ra_ctx *ctx, const char *fn, const char *train_name, con
   if (!m || ffi_prepare(ctx)) return NULL;
   if (ckpt) {
     char err[FILE_MSG_MAX] = "";
-    int rc = mstate_load(&m->ms, ckpt, ctx->spec_hash, false, err, sizeof err);
+    int rc = mstate_load(&m->ms, ckpt, false, err, sizeof err);
     if (rc) {
       api_fail(ctx, rc, "%s", err);
       return NULL;
@@ -707,7 +697,7 @@ int ra_save(ra_model *m, const char *path) {
   if (!m) return RA_EUSAGE;
   if (!path) return api_fail(m->ctx, RA_EUSAGE, "ra_save: path is NULL");
   char err[FILE_MSG_MAX];
-  int rc = mstate_save(&m->ms, path, m->ctx->spec_hash, err, sizeof err);
+  int rc = mstate_save(&m->ms, path, err, sizeof err);
   return rc ? api_fail(m->ctx, rc, "%s", err) : api_ok(m->ctx);
 }
 
@@ -715,7 +705,7 @@ int ra_load(ra_model *m, const char *path) {
   if (!m) return RA_EUSAGE;
   if (!path) return api_fail(m->ctx, RA_EUSAGE, "ra_load: path is NULL");
   char err[FILE_MSG_MAX];
-  int rc = mstate_load(&m->ms, path, m->ctx->spec_hash, false, err, sizeof err);
+  int rc = mstate_load(&m->ms, path, false, err, sizeof err);
   return rc ? api_fail(m->ctx, rc, "%s", err) : api_ok(m->ctx);
 }
 

@@ -73,7 +73,6 @@ struct ra_ctx {
   SrcSet src;
   DiagList diags;
   Program *prog;
-  uint64_t spec_hash;
   char *diag_text;
   ra_model *models;
   /* native functions */

@@ -5,9 +5,12 @@
  * little-endian bytes back to back.  The header maps each tensor name to
  * {"dtype": "F32"|"I32", "shape": [...], "data_offsets": [begin, end]}
  * (offsets relative to the data section) and "__metadata__" to an object of
- * strings.  The writer formats the header itself (no allocation) and writes
- * path.tmp, fsyncs and renames it; the reader parses the header with
- * jansson and checks everything before any byte is trusted. */
+ * strings.  The writer formats the header itself (no allocation), writes a
+ * temporary beside the target (ckpt_temp_name), fsyncs and renames it; any
+ * failed write, fsync or close removes the temporary and leaves the target.
+ * The reader reads the length and the header first (streamed to jansson),
+ * checks everything, and only then reads the data section into a buffer of
+ * its validated size. */
 #include "ckpt.h"
 
 #include <errno.h>
@@ -72,7 +75,7 @@ static void sink_flush(Sink *s) {
   while (s->fd >= 0 && !s->failed && off < s->n) {
     ssize_t w = write(s->fd, s->buf + off, s->n - off);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) s->failed = errno ? errno : EIO;
+    if (w <= 0) s->failed = w < 0 && errno ? errno : EIO;
     else off += (size_t)w;
   }
   s->n = 0;
@@ -200,6 +203,13 @@ static int check_tensors(const char *path, const CkptTensor *t, int n, const Ckp
   return 0;
 }
 
+int ckpt_temp_name(const char *path, char *out, size_t outlen) {
+  const char *slash = strrchr(path, '/');
+  size_t dir = slash ? (size_t)(slash - path) + 1 : 0;
+  int n = snprintf(out, outlen, "%.*s.%s.rac-tmp", (int)dir, path, path + dir);
+  return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
 static void fsync_dir(const char *path) {
   char dir[4096];
   size_t n = strlen(path);
@@ -222,8 +232,11 @@ int ckpt_write(const char *path, const CkptTensor *t, int n, const CkptMeta *met
   if (!path || !*path) return ckpt_fail(err, errlen, path, "no file name");
   if (check_tensors(path, t, n, meta, nmeta, err, errlen)) return -1;
   char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+  if (ckpt_temp_name(path, tmp, sizeof tmp) != 0)
     return ckpt_fail(err, errlen, path, "the path is too long");
+  /* a temporary of this name is ours, left by a save that was killed */
+  if (unlink(tmp) != 0 && errno != ENOENT)
+    return ckpt_fail(err, errlen, path, "cannot remove the stale temporary '%s': %s", tmp, strerror(errno));
 
   /* pass 1: the header's length */
   Sink *s = NULL;
@@ -235,7 +248,7 @@ int ckpt_write(const char *path, const CkptTensor *t, int n, const CkptMeta *met
   write_header(&count, t, n, meta, nmeta);
   uint64_t hlen = (count.total + 7) & ~(uint64_t)7;
 
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
   if (fd < 0) return ckpt_fail(err, errlen, path, "cannot create '%s': %s", tmp, strerror(errno));
   Sink out;
   s = &out;
@@ -259,7 +272,7 @@ int ckpt_write(const char *path, const CkptTensor *t, int n, const CkptMeta *met
         size_t chunk = b - off > ((size_t)1 << 30) ? ((size_t)1 << 30) : (size_t)(b - off);
         ssize_t w = write(fd, p + off, chunk);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) s->failed = errno ? errno : EIO;
+        if (w <= 0) s->failed = w < 0 && errno ? errno : EIO;
         else off += (uint64_t)w;
       }
       s->total += b;
@@ -375,6 +388,56 @@ static Ckpt *read_fail(CkptBox *box, RaAlloc *alloc, json_t *root) {
   return NULL;
 }
 
+/* Reads exactly n bytes at the file's position; false on a short read. */
+static bool read_exact(int fd, void *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)buf + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    got += (size_t)r;
+  }
+  return true;
+}
+
+/* The header, fed to jansson as it is read: never more than its length,
+ * and nothing of the file is held but a small buffer. */
+typedef struct HeaderSrc {
+  int fd;
+  uint64_t left;
+  int first;             /* the byte already read, or -1 */
+  bool failed;
+} HeaderSrc;
+
+static size_t header_chunk(void *buf, size_t len, void *ud) {
+  HeaderSrc *h = ud;
+  if (len == 0) return 0;
+  if (h->first >= 0) {
+    *(char *)buf = (char)h->first;
+    h->first = -1;
+    return 1;
+  }
+  if (h->left == 0) return 0;
+  size_t k = len < h->left ? len : (size_t)h->left;
+  ssize_t r;
+  do r = read(h->fd, buf, k);
+  while (r < 0 && errno == EINTR);
+  if (r <= 0) {
+    h->failed = true;
+    return (size_t)-1;
+  }
+  h->left -= (uint64_t)r;
+  return (size_t)r;
+}
+
+static Ckpt *read_fail_fd(CkptBox *box, RaAlloc *alloc, json_t *root, int fd) {
+  if (fd >= 0) close(fd);
+  return read_fail(box, alloc, root);
+}
+
+/* The 8-byte length and the header are read and checked first; the data
+ * section is read only into a layout that covers it exactly, so a large
+ * file that is not a checkpoint costs a few small reads. */
 Ckpt *ckpt_read(RaAlloc alloc, const char *path, char *err, size_t errlen) {
   if (err && errlen) err[0] = 0;
   if (!path) {
@@ -399,6 +462,32 @@ Ckpt *ckpt_read(RaAlloc alloc, const char *path, char *err, size_t errlen) {
     ckpt_fail(err, errlen, path, "the file is too large (%llu bytes)", (unsigned long long)size);
     return NULL;
   }
+  unsigned char le[9];
+  if (!read_exact(fd, le, 8)) {
+    close(fd);
+    ckpt_fail(err, errlen, path, "cannot read the file");
+    return NULL;
+  }
+  uint64_t hlen = 0;
+  for (int i = 0; i < 8; i++) hlen |= (uint64_t)le[i] << (8 * i);
+  if (hlen > size - 8) {
+    close(fd);
+    ckpt_fail(err, errlen, path,
+              "truncated or not a .safetensors file: the header length %llu is larger than the rest of the file (%llu bytes)",
+              (unsigned long long)hlen, (unsigned long long)(size - 8));
+    return NULL;
+  }
+  if (hlen > CKPT_MAX_HEADER) {
+    close(fd);
+    ckpt_fail(err, errlen, path, "the header length %llu is above the limit of %llu bytes",
+              (unsigned long long)hlen, (unsigned long long)CKPT_MAX_HEADER);
+    return NULL;
+  }
+  if (hlen < 2 || !read_exact(fd, le + 8, 1) || le[8] != '{') {
+    close(fd);
+    ckpt_fail(err, errlen, path, "not a .safetensors file: the header does not start with '{'");
+    return NULL;
+  }
   CkptBox *box = ra_malloc(&alloc, sizeof *box);
   if (!box) {
     close(fd);
@@ -408,52 +497,17 @@ Ckpt *ckpt_read(RaAlloc alloc, const char *path, char *err, size_t errlen) {
   memset(box, 0, sizeof *box);
   arena_init(&box->arena, alloc);
   box->c.alloc = alloc;
-  box->c.blob = ra_malloc(&alloc, (size_t)size);
-  if (!box->c.blob) {
-    close(fd);
-    ckpt_fail(err, errlen, path, "out of memory reading %llu bytes", (unsigned long long)size);
-    return read_fail(box, &alloc, NULL);
-  }
-  box->c.blob_len = (size_t)size;
-  unsigned char *blob = box->c.blob;
-  size_t got = 0;
-  while (got < size) {
-    ssize_t r = read(fd, blob + got, (size_t)size - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += (size_t)r;
-  }
-  close(fd);
-  if (got != size) {
-    ckpt_fail(err, errlen, path, "cannot read the file");
-    return read_fail(box, &alloc, NULL);
-  }
-  uint64_t hlen = 0;
-  for (int i = 0; i < 8; i++) hlen |= (uint64_t)blob[i] << (8 * i);
-  if (hlen > size - 8) {
-    ckpt_fail(err, errlen, path,
-              "truncated or not a .safetensors file: the header length %llu is larger than the rest of the file (%llu bytes)",
-              (unsigned long long)hlen, (unsigned long long)(size - 8));
-    return read_fail(box, &alloc, NULL);
-  }
-  if (hlen > CKPT_MAX_HEADER) {
-    ckpt_fail(err, errlen, path, "the header length %llu is above the limit of %llu bytes",
-              (unsigned long long)hlen, (unsigned long long)CKPT_MAX_HEADER);
-    return read_fail(box, &alloc, NULL);
-  }
-  if (hlen < 2 || blob[8] != '{') {
-    ckpt_fail(err, errlen, path, "not a .safetensors file: the header does not start with '{'");
-    return read_fail(box, &alloc, NULL);
-  }
+  HeaderSrc hs = {fd, hlen - 1, '{', false};
   json_error_t je;
-  json_t *root = json_loadb((const char *)blob + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
+  json_t *root = json_load_callback(header_chunk, &hs, JSON_REJECT_DUPLICATES, &je);
   if (!root) {
-    ckpt_fail(err, errlen, path, "invalid JSON in the header at byte %d: %s", je.position, je.text);
-    return read_fail(box, &alloc, NULL);
+    if (hs.failed) ckpt_fail(err, errlen, path, "cannot read the header");
+    else ckpt_fail(err, errlen, path, "invalid JSON in the header at byte %d: %s", je.position, je.text);
+    return read_fail_fd(box, &alloc, NULL, fd);
   }
   if (!json_is_object(root)) {
     ckpt_fail(err, errlen, path, "the header is not a JSON object");
-    return read_fail(box, &alloc, root);
+    return read_fail_fd(box, &alloc, root, fd);
   }
   uint64_t data_start = 8 + hlen, data_len = size - data_start;
   size_t nkeys = json_object_size(root);
@@ -461,37 +515,37 @@ Ckpt *ckpt_read(RaAlloc alloc, const char *path, char *err, size_t errlen) {
   int nt = (int)(nkeys - (md ? 1 : 0));
   if (nkeys > 1000000) {
     ckpt_fail(err, errlen, path, "too many header entries (%zu)", nkeys);
-    return read_fail(box, &alloc, root);
+    return read_fail_fd(box, &alloc, root, fd);
   }
   Ckpt *c = &box->c;
   c->t = arena_alloc(&box->arena, sizeof(CkptTensor) * (size_t)(nt ? nt : 1));
   int64_t(*be)[3] = arena_alloc(&box->arena, sizeof(int64_t[3]) * (size_t)(nt ? nt : 1));
   if (!c->t || !be) {
     ckpt_fail(err, errlen, path, "out of memory");
-    return read_fail(box, &alloc, root);
+    return read_fail_fd(box, &alloc, root, fd);
   }
   if (md) {
     if (!json_is_object(md)) {
       ckpt_fail(err, errlen, path, "\"__metadata__\" is not an object of strings");
-      return read_fail(box, &alloc, root);
+      return read_fail_fd(box, &alloc, root, fd);
     }
     c->meta = arena_alloc(&box->arena, sizeof(CkptMeta) * (json_object_size(md) + 1));
     if (!c->meta) {
       ckpt_fail(err, errlen, path, "out of memory");
-      return read_fail(box, &alloc, root);
+      return read_fail_fd(box, &alloc, root, fd);
     }
     const char *k;
     json_t *v;
     json_object_foreach(md, k, v) {
       if (!json_is_string(v)) {
         ckpt_fail(err, errlen, path, "metadata '%s' is not a string", k);
-        return read_fail(box, &alloc, root);
+        return read_fail_fd(box, &alloc, root, fd);
       }
       char *kk = arena_strdup(&box->arena, k);
       char *vv = arena_strndup(&box->arena, json_string_value(v), json_string_length(v));
       if (!kk || !vv) {
         ckpt_fail(err, errlen, path, "out of memory");
-        return read_fail(box, &alloc, root);
+        return read_fail_fd(box, &alloc, root, fd);
       }
       c->meta[c->nmeta].key = kk;
       c->meta[c->nmeta].value = vv;
@@ -502,7 +556,7 @@ Ckpt *ckpt_read(RaAlloc alloc, const char *path, char *err, size_t errlen) {
   CkptTensor *tmp = arena_alloc(&box->arena, sizeof(CkptTensor) * (size_t)(nt ? nt : 1));
   if (!tmp) {
     ckpt_fail(err, errlen, path, "out of memory");
-    return read_fail(box, &alloc, root);
+    return read_fail_fd(box, &alloc, root, fd);
   }
   const char *k;
   json_t *v;
@@ -511,11 +565,11 @@ Ckpt *ckpt_read(RaAlloc alloc, const char *path, char *err, size_t errlen) {
     if (strcmp(k, "__metadata__") == 0) continue;
     CkptTensor *t = &tmp[i];
     memset(t, 0, sizeof *t);
-    if (read_tensor(path, k, v, data_len, t, be[i], err, errlen)) return read_fail(box, &alloc, root);
+    if (read_tensor(path, k, v, data_len, t, be[i], err, errlen)) return read_fail_fd(box, &alloc, root, fd);
     t->name = arena_strdup(&box->arena, k);
     if (!t->name) {
       ckpt_fail(err, errlen, path, "out of memory");
-      return read_fail(box, &alloc, root);
+      return read_fail_fd(box, &alloc, root, fd);
     }
     be[i][2] = i;
     i++;
@@ -527,28 +581,36 @@ Ckpt *ckpt_read(RaAlloc alloc, const char *path, char *err, size_t errlen) {
     if (be[j][0] < at) {
       ckpt_fail(err, errlen, path, "tensor '%s': data_offsets [%lld, %lld] overlap '%s'", t->name,
                 (long long)be[j][0], (long long)be[j][1], tmp[be[j - 1][2]].name);
-      return read_fail(box, &alloc, root);
+      return read_fail_fd(box, &alloc, root, fd);
     }
     if (be[j][0] > at) {
       ckpt_fail(err, errlen, path, "tensor '%s': data_offsets [%lld, %lld] leave a gap after byte %lld", t->name,
                 (long long)be[j][0], (long long)be[j][1], (long long)at);
-      return read_fail(box, &alloc, root);
+      return read_fail_fd(box, &alloc, root, fd);
     }
     at = be[j][1];
   }
   if ((uint64_t)at != data_len) {
     ckpt_fail(err, errlen, path, "the data section has %llu bytes, but the tensors cover %lld",
               (unsigned long long)data_len, (long long)at);
-    return read_fail(box, &alloc, root);
+    return read_fail_fd(box, &alloc, root, fd);
   }
   json_decref(root);
-  /* 4-byte alignment for the tensors: move the data to the blob's start
-   * when the header length left it misaligned (the header is parsed) */
-  unsigned char *data = blob + data_start;
-  if (data_start % 4 != 0) {
-    memmove(blob, data, (size_t)data_len);
-    data = blob;
+  /* the data, into its own (aligned) buffer */
+  c->blob_len = (size_t)(data_len ? data_len : 1);
+  c->blob = ra_malloc(&alloc, c->blob_len);
+  if (!c->blob) {
+    c->blob_len = 0;
+    ckpt_fail(err, errlen, path, "out of memory reading %llu bytes of tensor data", (unsigned long long)data_len);
+    return read_fail_fd(box, &alloc, NULL, fd);
   }
+  bool got = read_exact(fd, c->blob, (size_t)data_len);
+  close(fd);
+  if (!got) {
+    ckpt_fail(err, errlen, path, "cannot read the tensor data (the file changed while it was read?)");
+    return read_fail(box, &alloc, NULL);
+  }
+  unsigned char *data = c->blob;
   for (int j = 0; j < nt; j++) {
     c->t[j] = tmp[be[j][2]];
     c->t[j].data = data + be[j][0];

@@ -58,6 +58,7 @@ typedef struct Loader {
   bool *is_train;        /* per example */
   char *err;
   size_t errlen;
+  const DataVocab *fixed; /* the vocabulary and labels to encode with, or NULL */
 } Loader;
 
 /* ---- small helpers ---- */
@@ -456,6 +457,24 @@ static int tokenize_into(Loader *L, Vocab *full, Vec *ids, TokKind kind, const c
   return fail(L, line, "%s (byte 0x%02x)", what, (unsigned)(unsigned char)s[bad]);
 }
 
+/* ds->vocab as L->fixed's, in its id order; remap[i] the fixed id of token i
+ * of full (<unk> when the fixed vocabulary lacks it). */
+static int fixed_vocab(Loader *L, const Vocab *full, int32_t *remap) {
+  DataSet *ds = L->ds;
+  memset(&ds->vocab, 0, sizeof ds->vocab);
+  for (int64_t k = 0; k < L->fixed->ntokens; k++) {
+    const char *w = L->fixed->tokens[k];
+    int64_t id = vocab_intern(L->keep, &ds->vocab, w, strlen(w), 0);
+    if (id < 0) return oom(L);
+    if (id != k) return fail(L, 0, "the vocabulary of '%s' has token '%s' twice", L->fixed->source, w);
+  }
+  for (int64_t i = 0; remap && i < full->n; i++) {
+    int64_t id = vocab_lookup(&ds->vocab, full->words[i], strlen(full->words[i]), 0);
+    remap[i] = id >= 0 ? (int32_t)id : 1;
+  }
+  return 0;
+}
+
 /* Builds ds->vocab from the train examples' tokens of every sequence. */
 static int build_vocab(Loader *L, Vocab *full, TokSeq *seqs, int nseq, int64_t cap,
                        int32_t **remap_out) {
@@ -470,7 +489,11 @@ static int build_vocab(Loader *L, Vocab *full, TokSeq *seqs, int nseq, int64_t c
       for (int64_t k = seqs[q].off[i]; k < seqs[q].off[i + 1]; k++) counts[ids[k]]++;
     }
   }
-  if (vocab_build(L->keep, &ds->vocab, full, counts, cap, remap) != 0) return oom(L);
+  if (L->fixed && L->fixed->ntokens > 0) {
+    if (fixed_vocab(L, full, remap)) return -1;
+  } else if (vocab_build(L->keep, &ds->vocab, full, counts, cap, remap) != 0) {
+    return oom(L);
+  }
   *remap_out = remap;
   return 0;
 }
@@ -548,6 +571,52 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Labels as class ids of L->fixed's names; a label it does not have is an
+ * error naming both the line and the checkpoint. */
+static int fixed_labels(Loader *L, int64_t col) {
+  DataSet *ds = L->ds;
+  const DataVocab *fx = L->fixed;
+  const Rec *recs = (const Rec *)L->recs.p + (L->d->header ? 1 : 0);
+  const Cell *cells = L->cells.p;
+  Vocab names;
+  memset(&names, 0, sizeof names);
+  for (int64_t k = 0; k < fx->nlabels; k++) {
+    int64_t id = vocab_intern(&L->tmp, &names, fx->labels[k], strlen(fx->labels[k]), 0);
+    if (id < 0) return oom(L);
+    if (id != k) return fail(L, 0, "the labels of '%s' have '%s' twice", fx->source, fx->labels[k]);
+  }
+  for (int64_t i = 0; i < ds->n; i++) {
+    Cell c = trim(cells[recs[i].first + col]);
+    if (c.n == 0) return fail(L, recs[i].line, "column %lld: empty label", (long long)col);
+    int64_t id = memchr(c.p, 0, c.n) ? -1 : vocab_lookup(&names, c.p, c.n, 0);
+    if (id < 0) {
+      char ex[48], list[160];
+      size_t n = 0;
+      list[0] = 0;
+      for (int64_t k = 0; k < fx->nlabels && n + 8 < sizeof list; k++) {
+        int w = snprintf(list + n, sizeof list - n, "%s%s", k ? ", " : "", fx->labels[k]);
+        if (w < 0 || (size_t)w >= sizeof list - n) {
+          snprintf(list + n, sizeof list - n, ", ...");
+          break;
+        }
+        n += (size_t)w;
+      }
+      return fail(L, recs[i].line, "column %lld: label '%s' is not one of the %lld labels the checkpoint '%s' was trained with (%s)",
+                  (long long)col, excerpt(c.p, c.n, ex, sizeof ex), (long long)fx->nlabels,
+                  fx->source ? fx->source : "?", list);
+    }
+    ds->tgt_data[i] = (int32_t)id;
+  }
+  ds->classes = fx->nlabels;
+  ds->label_names = arena_alloc(L->keep, sizeof(char *) * (size_t)fx->nlabels);
+  if (!ds->label_names) return oom(L);
+  for (int64_t k = 0; k < fx->nlabels; k++) {
+    ds->label_names[k] = arena_strdup(L->keep, fx->labels[k]);
+    if (!ds->label_names[k]) return oom(L);
+  }
+  return 0;
+}
+
 static int table_labels(Loader *L, int64_t col) {
   DataSet *ds = L->ds;
   const Rec *recs = (const Rec *)L->recs.p + (L->d->header ? 1 : 0);
@@ -556,6 +625,7 @@ static int table_labels(Loader *L, int64_t col) {
   ds->tgt_type.dtype = IR_I32;
   ds->tgt_data = arena_alloc(L->keep, sizeof(int32_t) * (size_t)ds->n);
   if (!ds->tgt_data) return oom(L);
+  if (L->fixed && L->fixed->nlabels > 0) return fixed_labels(L, col);
   /* integer labels when every label is a small non-negative integer */
   bool ints = true;
   int64_t maxv = -1;
@@ -782,7 +852,9 @@ static int load_text(Loader *L) {
     for (int64_t i = 0; i < ds->n; i++)
       if (L->is_train[i])
         for (int64_t j = i * N; j <= i * N + N; j++) counts[ids[j]]++;
-    if (vocab_build(L->keep, &ds->vocab, &full, counts, d->vocab, remap) != 0) {
+    if (L->fixed && L->fixed->ntokens > 0) {
+      if ((rc = fixed_vocab(L, &full, remap)) != 0) goto done;
+    } else if (vocab_build(L->keep, &ds->vocab, &full, counts, d->vocab, remap) != 0) {
       rc = oom(L);
       goto done;
     }
@@ -893,7 +965,48 @@ static int load_synthetic(Loader *L) {
 
 /* ---- the public entry points ---- */
 
+/* The inputs of d and their tokenizers, from the declaration alone. */
+static int decl_inputs(const DataDecl *d, TokKind tok[8]) {
+  if (d->loader == LOADER_TEXT) {
+    tok[0] = d->tokenize == TOK_WORDS ? TOK_WORDS : TOK_CHARS;
+    return 1;
+  }
+  if (d->loader == LOADER_SYNTHETIC) {
+    tok[0] = TOK_WORDS;
+    return 1;
+  }
+  int k = 0;
+  for (int i = 0; i < d->nfields && k < 8; i++) {
+    const DataField *f = &d->fields[i];
+    if (f->role == FIELD_LABEL) continue;
+    tok[k++] = f->role != FIELD_TEXT ? TOK_NONE : f->tokenize == TOK_WORDS ? TOK_WORDS : TOK_CHARS;
+  }
+  return k;
+}
+
+static const char *tok_name(TokKind k) {
+  return k == TOK_WORDS ? "words" : k == TOK_CHARS ? "chars" : "none (not text)";
+}
+
+/* The declaration's tokenizers against the checkpoint's. */
+static int check_tokenizers(Loader *L, const DataVocab *v, TokKind tok[8], int nin) {
+  if (v->nin == 0 && v->ntokens == 0) return 0; /* labels only */
+  if (v->nin != nin)
+    return fail(L, 0, "%d inputs, but the checkpoint '%s' was trained on data with %d",
+                nin, v->source ? v->source : "?", v->nin);
+  for (int k = 0; k < nin; k++)
+    if (tok[k] != v->tok[k])
+      return fail(L, 0, "input %d is tokenized as %s, but the checkpoint '%s' was trained with %s",
+                  k + 1, tok_name(tok[k]), v->source ? v->source : "?", tok_name(v->tok[k]));
+  return 0;
+}
+
 DataSet *data_load(RaAlloc alloc, const DataDecl *d, char *err, size_t errlen) {
+  return data_load_with(alloc, d, NULL, err, errlen);
+}
+
+DataSet *data_load_with(RaAlloc alloc, const DataDecl *d, const DataVocab *fixed, char *err,
+                        size_t errlen) {
   if (err && errlen) err[0] = 0;
   DataBox *box = ra_malloc(&alloc, sizeof *box);
   Loader L;
@@ -913,8 +1026,12 @@ DataSet *data_load(RaAlloc alloc, const DataDecl *d, char *err, size_t errlen) {
   box->ds.decl = d;
   L.ds = &box->ds;
   L.keep = &box->keep;
-  int rc;
-  switch (d->loader) {
+  TokKind tok[8] = {TOK_NONE};
+  int nin = decl_inputs(d, tok);
+  memcpy(box->ds.tok, tok, sizeof tok);
+  if (d->loader != LOADER_SYNTHETIC) L.fixed = fixed;
+  int rc = L.fixed ? check_tokenizers(&L, fixed, tok, nin) : 0;
+  if (rc == 0) switch (d->loader) {
   case LOADER_TSV:
   case LOADER_CSV: rc = load_table(&L); break;
   case LOADER_TEXT: rc = load_text(&L); break;
@@ -933,23 +1050,121 @@ DataSet *data_load(RaAlloc alloc, const DataDecl *d, char *err, size_t errlen) {
   return &box->ds;
 }
 
+DataSet *data_from_vocab(RaAlloc alloc, const DataDecl *d, const DataVocab *v, char *err,
+                         size_t errlen) {
+  if (err && errlen) err[0] = 0;
+  Loader L;
+  memset(&L, 0, sizeof L);
+  L.alloc = alloc;
+  L.d = d;
+  L.err = err;
+  L.errlen = errlen;
+  DataBox *box = ra_malloc(&alloc, sizeof *box);
+  if (!box) {
+    oom(&L);
+    return NULL;
+  }
+  memset(box, 0, sizeof *box);
+  arena_init(&box->keep, alloc);
+  arena_init(&L.tmp, alloc);
+  DataSet *ds = &box->ds;
+  ds->alloc = alloc;
+  ds->decl = d;
+  L.ds = ds;
+  L.keep = &box->keep;
+  L.fixed = v;
+  int nin = decl_inputs(d, ds->tok);
+  int rc = check_tokenizers(&L, v, ds->tok, nin);
+  ds->nin = nin;
+  /* the shapes of the inputs, as the loaders give them */
+  for (int k = 0, i = 0; rc == 0 && k < nin; k++) {
+    if (d->loader == LOADER_TEXT) {
+      ds->in_type[k] = int_vec(d->window);
+    } else if (d->loader == LOADER_SYNTHETIC) {
+      ds->in_type[k] = int_vec(d->length);
+    } else {
+      while (d->fields[i].role == FIELD_LABEL) i++;
+      const DataField *f = &d->fields[i++];
+      if (f->role == FIELD_TEXT) {
+        ds->in_type[k] = int_vec(f->maxlen);
+      } else {
+        ds->in_type[k] = f->shape;
+        ds->in_type[k].dtype = IR_F32;
+      }
+    }
+  }
+  if (rc == 0) {
+    Vocab none;
+    memset(&none, 0, sizeof none);
+    rc = fixed_vocab(&L, &none, NULL);
+  }
+  if (rc == 0 && v->nlabels > 0) {
+    ds->classes = v->nlabels;
+    ds->label_names = arena_alloc(&box->keep, sizeof(char *) * (size_t)v->nlabels);
+    if (!ds->label_names) rc = oom(&L);
+    for (int64_t k = 0; rc == 0 && k < v->nlabels; k++) {
+      ds->label_names[k] = arena_strdup(&box->keep, v->labels[k]);
+      if (!ds->label_names[k]) rc = oom(&L);
+    }
+  } else if (rc == 0) {
+    ds->classes = ds->vocab.n;
+  }
+  arena_free(&L.tmp);
+  if (rc != 0) {
+    arena_free(&box->keep);
+    ra_free_mem(&alloc, box, sizeof *box);
+    return NULL;
+  }
+  return ds;
+}
+
+DataVocab *data_vocab_new(RaAlloc alloc) {
+  DataVocab *v = ra_malloc(&alloc, sizeof *v);
+  if (!v) return NULL;
+  memset(v, 0, sizeof *v);
+  v->alloc = alloc;
+  arena_init(&v->arena, alloc);
+  return v;
+}
+
+DataVocab *data_vocab_of(RaAlloc alloc, const DataSet *ds) {
+  DataVocab *v = data_vocab_new(alloc);
+  if (!v) return NULL;
+  v->nin = ds->nin;
+  memcpy(v->tok, ds->tok, sizeof v->tok);
+  bool ok = true;
+  if (ds->vocab.n > 0) {
+    v->tokens = arena_alloc(&v->arena, sizeof(char *) * (size_t)ds->vocab.n);
+    ok = v->tokens != NULL;
+    for (int64_t k = 0; ok && k < ds->vocab.n; k++) ok = (v->tokens[k] = arena_strdup(&v->arena, ds->vocab.words[k])) != NULL;
+    v->ntokens = ds->vocab.n;
+  }
+  if (ok && ds->label_names && ds->classes > 0) {
+    v->labels = arena_alloc(&v->arena, sizeof(char *) * (size_t)ds->classes);
+    ok = v->labels != NULL;
+    for (int64_t k = 0; ok && k < ds->classes; k++) ok = (v->labels[k] = arena_strdup(&v->arena, ds->label_names[k])) != NULL;
+    v->nlabels = ds->classes;
+  }
+  if (!ok) {
+    data_vocab_free(v);
+    return NULL;
+  }
+  return v;
+}
+
+void data_vocab_free(DataVocab *v) {
+  if (!v) return;
+  RaAlloc alloc = v->alloc;
+  arena_free(&v->arena);
+  ra_free_mem(&alloc, v, sizeof *v);
+}
+
 void data_free(DataSet *ds) {
   if (!ds) return;
   DataBox *box = (DataBox *)ds;
   RaAlloc alloc = ds->alloc;
   arena_free(&box->keep);
   ra_free_mem(&alloc, box, sizeof *box);
-}
-
-/* The field declaration behind input k (NULL for text/synthetic). */
-static const DataField *input_field(const DataSet *ds, int k) {
-  const DataDecl *d = ds->decl;
-  int j = 0;
-  for (int i = 0; i < d->nfields; i++) {
-    if (d->fields[i].role == FIELD_LABEL) continue;
-    if (j++ == k) return &d->fields[i];
-  }
-  return NULL;
 }
 
 typedef struct EncCtx {
@@ -969,19 +1184,10 @@ static int enc_emit(void *ud, const char *tok, size_t len) {
 
 int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *out) {
   if (!ds || !text || !out || field < 0 || field >= ds->nin) return -1;
-  const DataDecl *d = ds->decl;
   const IrType *t = &ds->in_type[field];
   if (t->dtype != IR_I32 || t->rank != 1) return -1;
-  TokKind kind;
-  if (d->loader == LOADER_TEXT) {
-    kind = d->tokenize == TOK_WORDS ? TOK_WORDS : TOK_CHARS;
-  } else if (d->loader == LOADER_SYNTHETIC) {
-    kind = TOK_WORDS;
-  } else {
-    const DataField *f = input_field(ds, field);
-    if (!f || f->role != FIELD_TEXT) return -1;
-    kind = f->tokenize == TOK_WORDS ? TOK_WORDS : TOK_CHARS;
-  }
+  TokKind kind = ds->tok[field];
+  if (kind == TOK_NONE) return -1;
   int64_t T = t->dim[0];
   EncCtx c = {&ds->vocab, kind == TOK_WORDS, out, 0, T};
   size_t len = strlen(text);

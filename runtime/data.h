@@ -27,15 +27,47 @@ typedef struct DataSet {
   int64_t classes;        /* labels: number of distinct labels (K) */
   char **label_names;     /* id -> label text (tsv/csv) */
   Vocab vocab;            /* text fields and text loader */
+  TokKind tok[8];         /* per input: TOK_CHARS or TOK_WORDS for text, TOK_NONE */
   void *in_data[8];       /* [n][numel(in_type[k])] f32 or i32 */
   int32_t *tgt_data;      /* [n][numel(tgt_type)] */
   int64_t *split_idx[3];  /* example indices of train / valid / test */
   int64_t split_n[3];
 } DataSet;
 
+/* What a trained model knows of its data, so that predict and eval do not
+ * depend on the data file (stored in checkpoints, docs/data.md): the
+ * tokenizer of each input, the vocabulary in id order, the label names in
+ * class order.  Everything in its own arena. */
+typedef struct DataVocab {
+  RaAlloc alloc;
+  Arena arena;
+  int nin;
+  TokKind tok[8];
+  char **tokens;          /* ntokens == 0: no text input */
+  int64_t ntokens;
+  char **labels;          /* nlabels == 0: no label names */
+  int64_t nlabels;
+  const char *source;     /* the checkpoint it came from (messages), or NULL */
+} DataVocab;
+
 /* Loads and tokenizes; err gets "path:line: message" on failure.
  * Returns NULL on error. */
 DataSet *data_load(RaAlloc alloc, const DataDecl *d, char *err, size_t errlen);
+/* The same, encoding text with fixed's vocabulary (tokens it lacks are
+ * <unk>) and labels with fixed's label names (a label it lacks is an error
+ * naming the line and fixed->source); a tokenizer other than fixed's is an
+ * error too.  fixed NULL: data_load. */
+DataSet *data_load_with(RaAlloc alloc, const DataDecl *d, const DataVocab *fixed, char *err,
+                        size_t errlen);
+/* A data set without examples, from v alone: enough for data_encode_text
+ * and the label names (predict without the data file). */
+DataSet *data_from_vocab(RaAlloc alloc, const DataDecl *d, const DataVocab *v, char *err,
+                         size_t errlen);
+/* A DataVocab: empty (to fill), or a copy of a data set's.  NULL when out of
+ * memory. */
+DataVocab *data_vocab_new(RaAlloc alloc);
+DataVocab *data_vocab_of(RaAlloc alloc, const DataSet *ds);
+void data_vocab_free(DataVocab *v);
 void data_free(DataSet *ds);
 /* Encodes raw text as the data set's text field does (for predict).  field
  * is the input index (0 .. nin-1); out gets numel(in_type[field]) ids,

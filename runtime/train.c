@@ -90,6 +90,8 @@ void mstate_free(ModelState *ms) {
   ra_free_mem(&ms->alloc, ms->opt_m, n);
   ra_free_mem(&ms->alloc, ms->opt_v, n);
   ra_free_mem(&ms->alloc, ms->offsets, (size_t)(ms->nparams ? ms->nparams : 1) * sizeof(int64_t));
+  data_vocab_free(ms->vocab);
+  if (ms->from) ra_free_mem(&ms->alloc, ms->from, strlen(ms->from) + 1);
   memset(ms, 0, sizeof *ms);
 }
 
@@ -479,8 +481,18 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
     if (strcmp(L->p->data[i].name, t->data) == 0) dd = &L->p->data[i];
   if (!dd) return fail(err, errlen, RA_ENOTFOUND, "no data set '%s'", t->data);
   L->seed = L->o->has_seed ? L->o->seed : t->seed;
-  L->ds = data_load(a, dd, err, errlen);
+  /* the vocabulary and labels the model was trained with, when known */
+  L->ds = data_load_with(a, dd, ms->vocab, err, errlen);
   if (!L->ds) return RA_EDATA;
+  if (!ms->vocab && !(ms->vocab = data_vocab_of(a, L->ds)))
+    return fail(err, errlen, RA_ENOMEM, "out of memory");
+  uint64_t h = data_settings_hash(dd);
+  if (ms->from && ms->spec_hash && ms->spec_hash != h)
+    emit(o, "warning: %s: trained with other data settings than data '%s' has now (spec_hash "
+            "%016llx, not %016llx): the file, split, seed or tokenizer changed, so the splits "
+            "may not be the ones it was trained with",
+         ms->from, dd->name, (unsigned long long)ms->spec_hash, (unsigned long long)h);
+  if (need & LOOP_STEP) ms->spec_hash = h;
   int rc = 0;
   if (need & LOOP_STEP) {
     rc = bound_make(&L->step, a, L->p, L->item, t->batch, true, L->ms, err, errlen);
@@ -598,14 +610,13 @@ static void progress_line(Loop *L, int64_t step, int64_t total, double loss, dou
 int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, char *err,
               size_t errlen) {
   Loop L;
-  int rc = loop_setup(&L, p, t, ms, o, LOOP_STEP | LOOP_EVAL, err, errlen);
+  /* the checkpoint first: the data is encoded with its vocabulary */
+  int rc = o->resume ? mstate_load(ms, o->resume, true, err, errlen) : 0;
+  if (rc) return rc;
+  rc = loop_setup(&L, p, t, ms, o, LOOP_STEP | LOOP_EVAL, err, errlen);
   if (rc) { loop_free(&L); return rc; }
   RaAlloc a = ms->alloc;
   size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
-  if (o->resume) {
-    rc = mstate_load(ms, o->resume, o->spec_hash, true, err, errlen);
-    if (rc) { loop_free(&L); return rc; }
-  }
   if (!ms->opt_m) ms->opt_m = ra_calloc(&a, nw, sizeof(float));
   if (!ms->opt_v) ms->opt_v = ra_calloc(&a, nw, sizeof(float));
   if (!ms->opt_m || !ms->opt_v) { loop_free(&L); return fail(err, errlen, RA_ENOMEM, "out of memory for optimizer state"); }
@@ -677,7 +688,7 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
       loss_sum = 0;
       loss_n = 0;
       if (t->save) {
-        rc = mstate_save(ms, t->save, o->spec_hash, err, errlen);
+        rc = mstate_save(ms, t->save, err, errlen);
         if (rc) break;
       }
     }
@@ -860,7 +871,7 @@ static void predict_line(Bound *b, const DataSet *ds, const char *line, const ch
     tb_puts(out, "\n");
     return;
   }
-  bool words = ds->decl->loader == LOADER_TEXT ? ds->decl->tokenize == TOK_WORDS : true;
+  bool words = ds->decl->loader == LOADER_TEXT ? ds->tok[0] == TOK_WORDS : true;
   if (ds->decl->loader != LOADER_TEXT) { /* one class per position */
     if ((*rc = bound_run(b, kc, err, errlen))) return;
     const float *x = exec_ptr(b->ex, po->value);
@@ -904,7 +915,9 @@ int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptio
   for (int i = 0; i < p->ndata; i++)
     if (strcmp(p->data[i].name, t->data) == 0) dd = &p->data[i];
   if (!item || !dd) return fail(err, errlen, RA_ENOTFOUND, "no model or data for '%s'", t->model);
-  DataSet *ds = data_load(ms->alloc, dd, err, errlen);
+  /* the checkpoint's vocabulary and labels when it has them: no data file */
+  DataSet *ds = ms->vocab && ms->vocab->ntokens > 0 ? data_from_vocab(ms->alloc, dd, ms->vocab, err, errlen)
+                                                    : data_load(ms->alloc, dd, err, errlen);
   if (!ds) return RA_EDATA;
   Bound b;
   int rc = bound_make(&b, ms->alloc, p, item, 1, false, ms, err, errlen);

@@ -28,6 +28,10 @@ typedef struct ModelState {
   int64_t step;             /* optimizer steps taken */
   int64_t epoch;
   bool initialized;
+  DataVocab *vocab;         /* tokenizer, vocabulary and labels it was trained
+                               with (from the data or a checkpoint), or NULL */
+  uint64_t spec_hash;       /* data_settings_hash of its training data, 0 unknown */
+  char *from;               /* the checkpoint it was loaded from, or NULL */
 } ModelState;
 
 typedef struct RunOptions {
@@ -43,7 +47,6 @@ typedef struct RunOptions {
   const char *resume;       /* checkpoint to resume from */
   ExternFn *const *externs;
   int nexterns;
-  uint64_t spec_hash;
   /* sinks */
   void (*log)(void *ud, const char *line);   /* lines; '\r'-led = progress */
   void *log_ud;
@@ -87,11 +90,18 @@ void train_text_free(RaAlloc alloc, char *s);
 
 /* Checkpoints (ckpt.h) of a ModelState: parameters by path, optimizer
  * moments as "optim.m/<path>", "optim.v/<path>", metadata with format,
- * version, model, spec hash, step and epoch. */
-int mstate_save(const ModelState *ms, const char *path, uint64_t spec_hash, char *err,
-                size_t errlen);
-int mstate_load(ModelState *ms, const char *path, uint64_t spec_hash, bool need_optim,
-                char *err, size_t errlen);
+ * version, model, spec hash (ms->spec_hash), step and epoch, and (when ms->vocab is set)
+ * tokenizer, vocab and labels.  Loading checks everything before it copies
+ * anything: on error the state is as it was. */
+int mstate_save(const ModelState *ms, const char *path, char *err, size_t errlen);
+int mstate_load(ModelState *ms, const char *path, bool need_optim, char *err, size_t errlen);
+/* The checkpoints' spec_hash: a hash of the data settings (loader, file name
+ * as written, header, fields with their columns, tokenizers, caps and
+ * lengths, split fractions, seed, window, synthetic task).  A checkpoint
+ * whose hash differs from the data it is evaluated on or resumed with gets
+ * a warning through the log sink (the split may not be the one it was
+ * trained with). */
+uint64_t data_settings_hash(const DataDecl *d);
 
 /* Creates the folders that will hold path (mkdir -p of its parent). */
 void make_parent_dirs(const char *path);

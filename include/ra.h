@@ -10,6 +10,7 @@
 #ifndef RA_H
 #define RA_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,9 +88,24 @@ RA_API ra_model *ra_model_get(ra_ctx *ctx, const char *model_name);
 
 /* Trains with a train block, named by its model (or "model:data"; NULL
  * takes the first).  on_step may be NULL; returning non-zero from it stops
- * training cleanly (RA_ESTOPPED). */
+ * training cleanly (RA_ESTOPPED), as does the stop flag (ra_set_stop_flag).
+ * A stop comes after a whole step: the checkpoint of the steps taken is
+ * written (atomically) to the train block's `save` path, or, when it has
+ * none, to "MODEL.stopped.safetensors" in the current folder, the log is
+ * flushed, and ra_error says where it was saved (ra_last_save gives the
+ * path); --resume / the "resume" option from it continues bit for bit. */
 RA_API int ra_train(ra_ctx *ctx, const char *train_name,
                     int (*on_step)(void *ud, int64_t step, double loss), void *ud);
+/* A flag the library polls between training steps and between evaluation
+ * batches: once *flag is non-zero, ra_train stops as above (RA_ESTOPPED)
+ * and ra_eval returns RA_ESTOPPED.  Meant for a signal handler that sets a
+ * volatile sig_atomic_t; the library only reads it.  NULL removes it; the
+ * flag must outlive its use by ctx. */
+RA_API int ra_set_stop_flag(ra_ctx *ctx, volatile sig_atomic_t *flag);
+/* The checkpoint the last ra_train on ctx wrote last (its `save` path, or
+ * where a stop saved), or NULL when it wrote none.  Valid until the next
+ * ra_train or ra_free. */
+RA_API const char *ra_last_save(ra_ctx *ctx);
 
 /* Forward pass on a batch of any size: inputs in the model's `input` order,
  * outputs in its `output` order.  Output tensors with data == NULL get

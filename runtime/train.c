@@ -312,8 +312,11 @@ static void eval_accumulate(const Bound *b, int64_t real, double *loss_sum, int6
   }
 }
 
+/* Polled between steps and between evaluation batches (ra_set_stop_flag). */
+static bool stop_requested(volatile sig_atomic_t *stop) { return stop && *stop; }
+
 static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int ngroups,
-                    EvalResult *r, char *err, size_t errlen) {
+                    volatile sig_atomic_t *stop, EvalResult *r, char *err, size_t errlen) {
   memset(r, 0, sizeof *r);
   r->accuracy = -1;
   r->ngroups = ngroups < 64 ? ngroups : 64;
@@ -327,6 +330,11 @@ static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int n
   kc->training = false;
   int rc = 0;
   for (int64_t s = 0; s < n && rc == 0; s += bs) {
+    if (stop_requested(stop)) {
+      rc = fail(err, errlen, RA_ESTOPPED, "evaluation stopped after %lld of %lld examples",
+                (long long)s, (long long)n);
+      break;
+    }
     int64_t real = bound_fill(b, ds, split, NULL, s, bs);
     rc = bound_run(b, kc, err, errlen);
     if (rc == 0)
@@ -397,6 +405,7 @@ typedef struct Loop {
   Pool *own_pool;           /* when the caller gave no pool */
   FILE *lf;
   uint64_t seed;
+  int64_t saved_step;       /* the step of the last checkpoint at t->save, or -1 */
 } Loop;
 
 /* The pool for a run on `threads` workers: the caller's (remade if its size
@@ -557,11 +566,46 @@ static void progress_line(Loop *L, int64_t step, int64_t total, double loss, dou
        (long long)total, bar, loss, rate, (int)(eta / 60), (int)eta % 60);
 }
 
+/* Saves the model state at path and tells the caller (RunOptions.saved). */
+static int loop_save(Loop *L, const char *path, char *err, size_t errlen) {
+  int rc = mstate_save(L->ms, path, L->o->spec_hash, err, errlen);
+  if (rc == 0 && L->o->saved && L->o->saved_len)
+    snprintf(L->o->saved, L->o->saved_len, "%s", path);
+  return rc;
+}
+
+/* A stop after the step L->ms->step (the callback, the stop flag, or the
+ * flag during an evaluation): the checkpoint of the steps taken goes to the
+ * train block's save path (unless it is there already), else to
+ * MODEL.stopped.safetensors in the current folder; then RA_ESTOPPED. */
+static int loop_stop(Loop *L, int64_t total, bool by_callback, char *err, size_t errlen) {
+  const char *path = L->t->save;
+  char def[512];
+  if (!path) {
+    snprintf(def, sizeof def, "%s.stopped.safetensors", L->ms->name);
+    path = def;
+  }
+  long long step = (long long)L->ms->step;
+  const char *how = by_callback ? "stopped by the callback" : "interrupted";
+  if (!(L->t->save && L->saved_step == L->ms->step)) {
+    char why[1024];
+    int rc = loop_save(L, path, why, sizeof why);
+    if (rc)
+      return fail(err, errlen, rc, "training %s at step %lld of %lld; the checkpoint could not "
+                  "be saved: %s", how, step, (long long)total, why);
+    if (L->t->save) L->saved_step = L->ms->step;
+  }
+  if (L->lf) fflush(L->lf);
+  return fail(err, errlen, RA_ESTOPPED, "training %s at step %lld of %lld; checkpoint saved to '%s'",
+              how, step, (long long)total, path);
+}
+
 int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, char *err,
               size_t errlen) {
   Loop L;
   int rc = loop_setup(&L, p, t, ms, o, LOOP_STEP | LOOP_EVAL, err, errlen);
   if (rc) { loop_free(&L); return rc; }
+  L.saved_step = -1;
   RaAlloc a = ms->alloc;
   size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
   if (o->resume) {
@@ -627,7 +671,8 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
       char line[512] = "";
       if (do_eval && L.ds->split_n[t->eval_split] > 0) {
         EvalResult r;
-        rc = run_eval(&L.eval, L.ds, t->eval_split, &L.kc, m->ngroups, &r, err, errlen);
+        rc = run_eval(&L.eval, L.ds, t->eval_split, &L.kc, m->ngroups, o->stop, &r, err, errlen);
+        if (rc == RA_ESTOPPED) rc = loop_stop(&L, total, false, err, errlen);
         if (rc) break;
         eval_text(&r, t->eval_split, t->metrics | MET_LOSS, line, sizeof line);
         eval_json(L.lf, &r, t->eval_split, step + 1, ms->epoch, m);
@@ -639,21 +684,23 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
       loss_sum = 0;
       loss_n = 0;
       if (t->save) {
-        rc = mstate_save(ms, t->save, o->spec_hash, err, errlen);
+        rc = loop_save(&L, t->save, err, errlen);
         if (rc) break;
+        L.saved_step = ms->step;
       }
     }
     /* last, so a callback that stops at an epoch's end finds its checkpoint */
-    if (o->on_step && o->on_step(o->step_ud, step + 1, loss) != 0) {
-      rc = fail(err, errlen, RA_ESTOPPED, "training stopped by the callback at step %lld",
-                (long long)(step + 1));
+    bool by_callback = o->on_step && o->on_step(o->step_ud, step + 1, loss) != 0;
+    if (by_callback || stop_requested(o->stop)) {
+      rc = loop_stop(&L, total, by_callback, err, errlen);
       break;
     }
   }
   ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(int64_t));
   if (rc == 0 && L.ds->split_n[SPLIT_TEST] > 0) {
     EvalResult r;
-    rc = run_eval(&L.eval, L.ds, SPLIT_TEST, &L.kc, m->ngroups, &r, err, errlen);
+    rc = run_eval(&L.eval, L.ds, SPLIT_TEST, &L.kc, m->ngroups, o->stop, &r, err, errlen);
+    if (rc == RA_ESTOPPED) rc = loop_stop(&L, total, false, err, errlen);
     if (rc == 0) {
       char line[512];
       eval_text(&r, SPLIT_TEST, t->metrics | MET_LOSS, line, sizeof line);
@@ -674,7 +721,7 @@ int train_eval(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions 
     if (L.ds->split_n[split] == 0)
       rc = fail(err, errlen, RA_EDATA, "the %s split of '%s' is empty", split_name(split), t->data);
     else
-      rc = run_eval(&L.eval, L.ds, split, &L.kc, L.eval.m->ngroups, r, err, errlen);
+      rc = run_eval(&L.eval, L.ds, split, &L.kc, L.eval.m->ngroups, o->stop, r, err, errlen);
   }
   loop_free(&L);
   return rc;

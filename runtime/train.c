@@ -5,11 +5,16 @@
  * thread count. */
 #include "train.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../compiler/autodiff.h"
 #include "../include/ra.h"
@@ -369,21 +374,158 @@ static void eval_text(const EvalResult *r, int split, unsigned metrics, char *bu
   }
 }
 
-static void eval_json(FILE *lf, const EvalResult *r, int split, int64_t step, int64_t epoch,
-                      const Model *m) {
-  if (!lf) return;
-  fprintf(lf, "{\"event\":\"eval\",\"split\":\"%s\",\"step\":%lld,\"epoch\":%lld,\"loss\":%.6g",
-          split_name(split), (long long)step, (long long)epoch, r->loss);
-  if (r->accuracy >= 0) fprintf(lf, ",\"accuracy\":%.6g", r->accuracy);
-  fprintf(lf, ",\"perplexity\":%.6g", r->perplexity);
-  if (r->ngroups) {
-    fprintf(lf, ",\"head_diversity\":{");
-    for (int g = 0; g < r->ngroups; g++)
-      fprintf(lf, "%s\"%s\":%.6g", g ? "," : "", m->groups[g].path, r->diversity[g]);
-    fprintf(lf, "}");
+/* ---- the JSON Lines log ----
+ *
+ * Records are formatted whole, gathered in a buffer and written with
+ * write(2): a killed run leaves whole lines (at most the last one cut by a
+ * full disk, which is reported).  The buffer is written out after the first
+ * record, every LOG_FLUSH_SECONDS, at each evaluation, at a stop and at the
+ * end; every write and the close are checked. */
+
+#define LOG_FLUSH_SECONDS 2.0
+
+typedef struct LogFile {
+  const char *path;
+  int fd;                   /* -1: no log */
+  size_t n;
+  double last_flush;        /* < 0: nothing written yet */
+  char buf[16384];
+} LogFile;
+
+static int log_fail(const LogFile *lg, int e, char *err, size_t errlen) {
+  return fail(err, errlen, RA_EIO, "cannot write the log '%s': %s", lg->path, strerror(e));
+}
+
+static int log_flush(LogFile *lg, char *err, size_t errlen) {
+  size_t off = 0;
+  while (lg->fd >= 0 && off < lg->n) {
+    ssize_t w = write(lg->fd, lg->buf + off, lg->n - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      int e = w < 0 ? errno : EIO;
+      lg->n = 0;
+      return log_fail(lg, e, err, errlen);
+    }
+    off += (size_t)w;
   }
-  fprintf(lf, "}\n");
-  fflush(lf);
+  lg->n = 0;
+  lg->last_flush = now_seconds();
+  return 0;
+}
+
+/* Adds one whole record (a line with its '\n'). */
+static int log_record(LogFile *lg, const char *line, size_t len, char *err, size_t errlen) {
+  if (lg->fd < 0) return 0;
+  if (lg->n + len > sizeof lg->buf) {
+    int rc = log_flush(lg, err, errlen);
+    if (rc) return rc;
+  }
+  if (len > sizeof lg->buf) return fail(err, errlen, RA_EIO, "a record of the log '%s' is too long", lg->path);
+  memcpy(lg->buf + lg->n, line, len);
+  lg->n += len;
+  if (lg->last_flush < 0 || now_seconds() - lg->last_flush >= LOG_FLUSH_SECONDS)
+    return log_flush(lg, err, errlen);
+  return 0;
+}
+
+static int log_close(LogFile *lg, char *err, size_t errlen) {
+  if (lg->fd < 0) return 0;
+  int rc = log_flush(lg, err, errlen);
+  int fd = lg->fd;
+  lg->fd = -1;
+  if (close(fd) != 0 && rc == 0) rc = log_fail(lg, errno, err, errlen);
+  return rc;
+}
+
+/* Whether a whole line of an earlier run's log belongs before a checkpoint
+ * at `step`: records up to that step, except the test evaluation that ends
+ * a run (a resumed run writes its own). */
+static bool log_line_before(const char *line, int64_t step) {
+  const char *k = strstr(line, "\"step\":");
+  if (!k) return false;
+  char *end;
+  long long s = strtoll(k + 7, &end, 10);
+  if (end == k + 7) return false;
+  if (s < step) return true;
+  return s == step && !strstr(line, "\"split\":\"test\"");
+}
+
+/* Cuts the log of a resumed run after its last whole record up to the
+ * checkpoint's step: no half line, no record the resumed run writes again. */
+static int log_cut(LogFile *lg, int64_t step, char *err, size_t errlen) {
+  char chunk[8192], head[512];
+  size_t hn = 0;
+  off_t pos = 0, cut = 0;
+  bool done = false;
+  while (!done) {
+    ssize_t r = read(lg->fd, chunk, sizeof chunk);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return fail(err, errlen, RA_EIO, "cannot read the log '%s': %s", lg->path, strerror(errno));
+    if (r == 0) break;
+    for (ssize_t i = 0; i < r && !done; i++, pos++) {
+      if (chunk[i] != '\n') {
+        if (hn < sizeof head - 1) head[hn++] = chunk[i];
+        continue;
+      }
+      head[hn] = 0;
+      hn = 0;
+      if (log_line_before(head, step)) cut = pos + 1;
+      else done = true;
+    }
+  }
+  if (ftruncate(lg->fd, cut) != 0 || lseek(lg->fd, 0, SEEK_END) < 0)
+    return fail(err, errlen, RA_EIO, "cannot cut the log '%s' at the checkpoint's step %lld: %s",
+                lg->path, (long long)step, strerror(errno));
+  return 0;
+}
+
+/* Opens the log: a new one, or (resume_step >= 0) the run's earlier log cut
+ * at the checkpoint's step, to be continued. */
+static int log_open(LogFile *lg, const char *path, int64_t resume_step, char *err, size_t errlen) {
+  lg->path = path;
+  lg->n = 0;
+  lg->last_flush = -1;
+  make_parent_dirs(path);
+  int flags = O_CREAT | O_CLOEXEC | (resume_step >= 0 ? O_RDWR : O_WRONLY | O_TRUNC);
+  lg->fd = open(path, flags, 0644);
+  if (lg->fd < 0) return log_fail(lg, errno, err, errlen);
+  struct stat st;
+  if (resume_step >= 0 && fstat(lg->fd, &st) == 0 && S_ISREG(st.st_mode))
+    return log_cut(lg, resume_step, err, errlen);
+  return 0;
+}
+
+static int log_step(LogFile *lg, int64_t step, double loss, double lr, char *err, size_t errlen) {
+  if (lg->fd < 0) return 0;
+  char line[256];
+  int n = snprintf(line, sizeof line, "{\"event\":\"step\",\"step\":%lld,\"loss\":%.6g,\"lr\":%.6g}\n",
+                   (long long)step, loss, lr);
+  return log_record(lg, line, (size_t)n, err, errlen);
+}
+
+static int eval_json(LogFile *lg, const EvalResult *r, int split, int64_t step, int64_t epoch,
+                     const Model *m, char *err, size_t errlen) {
+  if (lg->fd < 0) return 0;
+  char line[16384];
+  size_t k = (size_t)snprintf(line, sizeof line,
+                              "{\"event\":\"eval\",\"split\":\"%s\",\"step\":%lld,\"epoch\":%lld,"
+                              "\"loss\":%.6g", split_name(split), (long long)step, (long long)epoch,
+                              r->loss);
+  if (r->accuracy >= 0 && k < sizeof line)
+    k += (size_t)snprintf(line + k, sizeof line - k, ",\"accuracy\":%.6g", r->accuracy);
+  if (k < sizeof line) k += (size_t)snprintf(line + k, sizeof line - k, ",\"perplexity\":%.6g", r->perplexity);
+  if (r->ngroups && k < sizeof line) {
+    k += (size_t)snprintf(line + k, sizeof line - k, ",\"head_diversity\":{");
+    for (int g = 0; g < r->ngroups && k < sizeof line; g++)
+      k += (size_t)snprintf(line + k, sizeof line - k, "%s\"%s\":%.6g", g ? "," : "",
+                            m->groups[g].path, r->diversity[g]);
+    if (k < sizeof line) k += (size_t)snprintf(line + k, sizeof line - k, "}");
+  }
+  if (k < sizeof line) k += (size_t)snprintf(line + k, sizeof line - k, "}\n");
+  if (k >= sizeof line)
+    return fail(err, errlen, RA_EIO, "an evaluation record of the log '%s' is too long", lg->path);
+  int rc = log_record(lg, line, k, err, errlen);
+  return rc ? rc : log_flush(lg, err, errlen);
 }
 
 /* ---- the loop ---- */
@@ -403,7 +545,7 @@ typedef struct Loop {
   int64_t pwork_n, pbuf_n;
   Optim opt;
   Pool *own_pool;           /* when the caller gave no pool */
-  FILE *lf;
+  LogFile log;
   uint64_t seed;
   int64_t saved_step;       /* the step of the last checkpoint at t->save, or -1 */
 } Loop;
@@ -427,7 +569,7 @@ static void loop_free(Loop *L) {
   ra_free_mem(&a, L->pwork, (size_t)L->pwork_n * sizeof(float));
   ra_free_mem(&a, L->ptheta, (size_t)L->pbuf_n * sizeof(float));
   ra_free_mem(&a, L->pgrad, (size_t)L->pbuf_n * sizeof(float));
-  if (L->lf) fclose(L->lf);
+  if (L->log.fd >= 0) close(L->log.fd); /* after an error; log_close checks */
   pool_free(L->own_pool);
 }
 
@@ -442,6 +584,7 @@ enum { LOOP_STEP = 1, LOOP_EVAL = 2 };
 static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
                       const RunOptions *o, int need, char *err, size_t errlen) {
   memset(L, 0, sizeof *L);
+  L->log.fd = -1;
   L->p = p;
   L->t = t;
   L->ms = ms;
@@ -595,7 +738,8 @@ static int loop_stop(Loop *L, int64_t total, bool by_callback, char *err, size_t
                   "be saved: %s", how, step, (long long)total, why);
     if (L->t->save) L->saved_step = L->ms->step;
   }
-  if (L->lf) fflush(L->lf);
+  int rc = log_close(&L->log, err, errlen);
+  if (rc) return rc;
   return fail(err, errlen, RA_ESTOPPED, "training %s at step %lld of %lld; checkpoint saved to '%s'",
               how, step, (long long)total, path);
 }
@@ -621,9 +765,8 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
                   .pool = L.kc.pool};
   const char *log_path = o->log_path ? o->log_path : t->log;
   if (log_path) {
-    make_parent_dirs(log_path);
-    L.lf = fopen(log_path, o->resume ? "a" : "w");
-    if (!L.lf) { loop_free(&L); return fail(err, errlen, RA_EIO, "cannot write the log '%s'", log_path); }
+    rc = log_open(&L.log, log_path, o->resume ? ms->step : -1, err, errlen);
+    if (rc) { loop_free(&L); return rc; }
   }
   int64_t ntrain = L.ds->split_n[SPLIT_TRAIN];
   int64_t spe = (ntrain + t->batch - 1) / t->batch;
@@ -655,9 +798,8 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
     L.opt.t = ms->step;
     loss_sum += loss;
     loss_n++;
-    if (L.lf)
-      fprintf(L.lf, "{\"event\":\"step\",\"step\":%lld,\"loss\":%.6g,\"lr\":%.6g}\n",
-              (long long)(step + 1), loss, sched_lr(t, step, total));
+    rc = log_step(&L.log, step + 1, loss, sched_lr(t, step, total), err, errlen);
+    if (rc) break;
     double el = now_seconds() - t0;
     double rate = (double)(step + 1 - first_step) / (el > 1e-9 ? el : 1e-9);
     if (o->progress && el - last_print > 0.1) {
@@ -675,7 +817,8 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
         if (rc == RA_ESTOPPED) rc = loop_stop(&L, total, false, err, errlen);
         if (rc) break;
         eval_text(&r, t->eval_split, t->metrics | MET_LOSS, line, sizeof line);
-        eval_json(L.lf, &r, t->eval_split, step + 1, ms->epoch, m);
+        rc = eval_json(&L.log, &r, t->eval_split, step + 1, ms->epoch, m, err, errlen);
+        if (rc) break;
       }
       if (!o->quiet)
         emit(o, "epoch %lld step %lld/%lld  train loss %.4f  %s  (%.1f steps/s)",
@@ -705,10 +848,14 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
       char line[512];
       eval_text(&r, SPLIT_TEST, t->metrics | MET_LOSS, line, sizeof line);
       emit(o, "%s", line);
-      eval_json(L.lf, &r, SPLIT_TEST, ms->step, ms->epoch, m);
+      rc = eval_json(&L.log, &r, SPLIT_TEST, ms->step, ms->epoch, m, err, errlen);
       if (t->save) emit(o, "saved %s", t->save);
     }
   }
+  /* the records so far are written out on errors too; the first error wins */
+  char lerr[512];
+  int lrc = log_close(&L.log, lerr, sizeof lerr);
+  if (lrc && rc == 0) rc = fail(err, errlen, lrc, "%s", lerr);
   loop_free(&L);
   return rc;
 }

@@ -75,3 +75,61 @@ Test(reliability, second_signal_exits_at_once, .timeout = 200) {
   cr_assert(!strstr(r.err, "to resume"), "%s", r.err);
   tu_run_free(&r);
 }
+
+/* A log that cannot be written is an error naming it (exit 1), not a run
+ * that ends with a silently cut file. */
+Test(reliability, log_on_a_full_disk_is_an_error, .timeout = 120) {
+  TuRun r = tu_sh(100, "d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
+                       REVERSE " --set save=$d/c.safetensors --log /dev/full\n");
+  cr_assert_eq(r.status, 1, "status %d\n%s\n%s", r.status, r.out, r.err);
+  cr_assert(strstr(r.err, "cannot write the log '/dev/full': No space left on device"), "%s",
+            r.err);
+  cr_assert(!strstr(r.err, "saved"), "%s", r.err);
+  tu_run_free(&r);
+}
+
+/* A resumed run continues the log at the checkpoint's step: the records of
+ * the earlier run past that step and a half-written last line are dropped,
+ * so every step is there once and every line is whole. */
+Test(reliability, resume_cuts_the_log_at_the_checkpoint, .timeout = 200) {
+  char dir[] = "/tmp/ra-rel-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  TuRun r = tu_sh(180,
+                  "set -e; d=%s\n"
+                  "$RAC run examples/reverse.ra --threads 2 --quiet --set steps=100 "
+                  "--set save=$d/c100.safetensors\n"
+                  "$RAC run examples/reverse.ra --threads 2 --quiet --set steps=300 "
+                  "--set save=$d/full.safetensors --log $d/l.jsonl\n"
+                  "printf '{\"event\":\"step\",\"st' >> $d/l.jsonl\n"
+                  "$RAC run examples/reverse.ra --threads 2 --quiet --set steps=300 "
+                  "--set save=$d/full.safetensors --log $d/l.jsonl --resume $d/c100.safetensors\n",
+                  dir);
+  cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
+  tu_run_free(&r);
+  char path[128];
+  snprintf(path, sizeof path, "%s/l.jsonl", dir);
+  size_t len = 0;
+  char *log = tu_read_file(path, &len);
+  cr_assert(log && len > 0);
+  cr_assert_eq(log[len - 1], '\n', "the log ends with a whole line");
+  int seen[301] = {0}, valid = 0, test = 0, lines = 0;
+  for (char *line = log, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+    *nl = 0;
+    lines++;
+    cr_assert(line[0] == '{' && nl[-1] == '}', "line %d is not a whole record: %s", lines, line);
+    long step = -1;
+    const char *k = strstr(line, "\"step\":");
+    cr_assert(k && sscanf(k, "\"step\":%ld", &step) == 1 && step >= 1 && step <= 300,
+              "line %d: %s", lines, line);
+    if (strstr(line, "\"event\":\"step\"")) seen[step]++;
+    valid += strstr(line, "\"split\":\"valid\"") != NULL;
+    test += strstr(line, "\"split\":\"test\"") != NULL;
+  }
+  for (int s = 1; s <= 300; s++) cr_assert_eq(seen[s], 1, "step %d is logged %d times", s, seen[s]);
+  cr_assert_eq(valid, 3, "one validation record per epoch, got %d", valid);
+  cr_assert_eq(test, 1, "one test record, got %d", test);
+  free(log);
+  char cmd[160];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  (void)!system(cmd);
+}

@@ -202,6 +202,9 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) known |= !strcmp(a.cmd, cmds[i]);
   if (!known) return usage("unknown command '%s'", a.cmd);
 
+  /* past a file size limit (ulimit -f) a write fails with EFBIG and is
+   * reported with the file's name, instead of the signal killing rac */
+  signal(SIGXFSZ, SIG_IGN);
   ra_ctx *ctx = ra_new();
   if (!ctx) {
     fprintf(stderr, "rac: out of memory\n");

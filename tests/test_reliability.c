@@ -133,3 +133,22 @@ Test(reliability, resume_cuts_the_log_at_the_checkpoint, .timeout = 200) {
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   (void)!system(cmd);
 }
+
+/* Past a file size limit (ulimit -f) the write fails and rac says which
+ * file, with status 1, instead of dying of SIGXFSZ: the checkpoint, and
+ * the log of a train block that saves nothing. */
+Test(reliability, file_size_limit_is_reported, .timeout = 200) {
+  TuRun r = tu_sh(180,
+                  "d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
+                  "(ulimit -f 64; " REVERSE " --set save=$d/c.safetensors); echo \"status $?\"\n"
+                  "sed '/^  save /d' examples/reverse.ra > $d/nosave.ra\n"
+                  "(ulimit -f 4; $RAC run $d/nosave.ra --threads 2 --set steps=600 --quiet "
+                  "--log $d/l.jsonl); echo \"status $?\"\n");
+  cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
+  cr_assert(strstr(r.out, "status 1\nstatus 1\n"), "both runs fail with status 1:\n%s\n%s", r.out,
+            r.err);
+  cr_assert(strstr(r.err, "/c.safetensors: cannot write the checkpoint: File too large"), "%s",
+            r.err);
+  cr_assert(strstr(r.err, "/l.jsonl': File too large"), "%s", r.err);
+  tu_run_free(&r);
+}

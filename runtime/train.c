@@ -709,6 +709,68 @@ static void progress_line(Loop *L, int64_t step, int64_t total, double loss, dou
        (long long)total, bar, loss, rate, (int)(eta / 60), (int)eta % 60);
 }
 
+/* ---- outputs that would overwrite inputs ---- */
+
+static bool same_file(const struct stat *a, const char *path) {
+  struct stat st;
+  return path && stat(path, &st) == 0 && st.st_dev == a->st_dev && st.st_ino == a->st_ino;
+}
+
+/* Whether the file out (existing) is an input of the run: a spec file, a
+ * data file (either place data.c looks), or the checkpoint resumed from.
+ * Names it in what/which. */
+static bool is_input(const Program *p, const RunOptions *o, const struct stat *out,
+                     const char **what, const char **which, char *buf, size_t n) {
+  for (int i = 0; i < p->src->n; i++)
+    if (same_file(out, p->src->files[i].path)) {
+      *what = i == 0 ? "spec file" : "module";
+      *which = p->src->files[i].path;
+      return true;
+    }
+  for (int i = 0; i < p->ndata; i++) {
+    const DataDecl *d = &p->data[i];
+    if (!d->path || !*d->path) continue;
+    *what = "data file";
+    *which = d->path;
+    if (same_file(out, d->path)) return true;
+    if (d->path[0] != '/' && d->spec_dir && *d->spec_dir) {
+      snprintf(buf, n, "%s/%s", d->spec_dir, d->path);
+      *which = buf;
+      if (same_file(out, buf)) return true;
+    }
+  }
+  *what = "checkpoint to resume from";
+  *which = o->resume;
+  return same_file(out, o->resume);
+}
+
+/* Refuses, before anything is written, a log or save path that is one of
+ * the run's inputs or the other output (compared as files, not names). */
+static int check_outputs(const Program *p, const TrainDecl *t, const RunOptions *o,
+                         const char *log_path, char *err, size_t errlen) {
+  const char *outs[2] = {log_path, t->save};
+  const char *names[2] = {"the log", "the save path"};
+  for (int k = 0; k < 2; k++) {
+    struct stat st;
+    if (!outs[k] || stat(outs[k], &st) != 0) continue;
+    const char *what, *which;
+    char buf[4096];
+    bool hit = is_input(p, o, &st, &what, &which, buf, sizeof buf);
+    if (hit && k == 1 && !strcmp(what, "checkpoint to resume from"))
+      hit = false; /* resuming in place rewrites the checkpoint, as it should */
+    if (!hit && k == 0 && same_file(&st, t->save)) {
+      hit = true;
+      what = "save path";
+      which = t->save;
+    }
+    if (hit)
+      return fail(err, errlen, RA_EIO,
+                  "%s '%s' is the %s '%s' (the same file): writing it would destroy it; "
+                  "choose another path", names[k], outs[k], what, which);
+  }
+  return 0;
+}
+
 /* Saves the model state at path and tells the caller (RunOptions.saved). */
 static int loop_save(Loop *L, const char *path, char *err, size_t errlen) {
   int rc = mstate_save(L->ms, path, L->o->spec_hash, err, errlen);
@@ -752,6 +814,9 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
   L.saved_step = -1;
   RaAlloc a = ms->alloc;
   size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
+  const char *log_path = o->log_path ? o->log_path : t->log;
+  rc = check_outputs(p, t, o, log_path, err, errlen);
+  if (rc) { loop_free(&L); return rc; }
   if (o->resume) {
     rc = mstate_load(ms, o->resume, o->spec_hash, true, err, errlen);
     if (rc) { loop_free(&L); return rc; }
@@ -763,7 +828,6 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
                   .beta2 = t->beta2, .eps = t->eps, .weight_decay = t->weight_decay,
                   .n = ms->nweights, .m = ms->opt_m, .v = ms->opt_v, .t = ms->step,
                   .pool = L.kc.pool};
-  const char *log_path = o->log_path ? o->log_path : t->log;
   if (log_path) {
     rc = log_open(&L.log, log_path, o->resume ? ms->step : -1, err, errlen);
     if (rc) { loop_free(&L); return rc; }

@@ -152,3 +152,28 @@ Test(reliability, file_size_limit_is_reported, .timeout = 200) {
   cr_assert(strstr(r.err, "/l.jsonl': File too large"), "%s", r.err);
   tu_run_free(&r);
 }
+
+/* --log or save naming the spec or a data file (by another name, or a hard
+ * link) is refused before training, naming both; the files are untouched. */
+Test(reliability, outputs_never_overwrite_inputs, .timeout = 200) {
+  TuRun r = tu_sh(180,
+                  "d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
+                  "cp data/fortunes.tsv $d/f.tsv; ln $d/f.tsv $d/link.tsv\n"
+                  "sed \"s#data/fortunes.tsv#$d/f.tsv#\" examples/fortunes.ra > $d/f.ra\n"
+                  "sum0=$(cat $d/f.ra $d/f.tsv | md5sum)\n"
+                  "for o in \"--log $d/f.ra\" \"--log $d/link.tsv\" \"--set save=$d/./f.ra\" "
+                  "\"--set save=$d/f.tsv\"; do\n"
+                  "  $RAC run $d/f.ra --set steps=2 --quiet $o; echo \"status $?\"\n"
+                  "done\n"
+                  "[ \"$sum0\" = \"$(cat $d/f.ra $d/f.tsv | md5sum)\" ] && echo untouched\n");
+  cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
+  cr_assert(strstr(r.out, "status 1\nstatus 1\nstatus 1\nstatus 1\nuntouched"),
+            "every run is refused, the files are untouched:\n%s\n%s", r.out, r.err);
+  cr_assert(strstr(r.err, "the log '") && strstr(r.err, "/f.ra' is the spec file '"), "%s", r.err);
+  cr_assert(strstr(r.err, "/link.tsv' is the data file '"), "%s", r.err);
+  cr_assert(strstr(r.err, "the save path '") && strstr(r.err, "/./f.ra' is the spec file"), "%s",
+            r.err);
+  cr_assert(strstr(r.err, "/f.tsv' is the data file '"), "%s", r.err);
+  cr_assert(!strstr(r.err, "training "), "refused before training:\n%s", r.err);
+  tu_run_free(&r);
+}

@@ -904,6 +904,9 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
     }
   }
   ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(int64_t));
+  if (rc == 0 && first_step >= total && !o->quiet)
+    emit(o, "nothing to train: the checkpoint is at step %lld and the run has %lld steps",
+         (long long)first_step, (long long)total);
   if (rc == 0 && L.ds->split_n[SPLIT_TEST] > 0) {
     EvalResult r;
     rc = run_eval(&L.eval, L.ds, SPLIT_TEST, &L.kc, m->ngroups, o->stop, &r, err, errlen);
@@ -913,9 +916,14 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
       eval_text(&r, SPLIT_TEST, t->metrics | MET_LOSS, line, sizeof line);
       emit(o, "%s", line);
       rc = eval_json(&L.log, &r, SPLIT_TEST, ms->step, ms->epoch, m, err, errlen);
-      if (t->save) emit(o, "saved %s", t->save);
     }
   }
+  /* the save path holds the final state (a resumed finished run included) */
+  if (rc == 0 && t->save && L.saved_step != ms->step) {
+    rc = loop_save(&L, t->save, err, errlen);
+    if (rc == 0) L.saved_step = ms->step;
+  }
+  if (rc == 0 && L.saved_step >= 0) emit(o, "saved %s", t->save);
   /* the records so far are written out on errors too; the first error wins */
   char lerr[512];
   int lrc = log_close(&L.log, lerr, sizeof lerr);

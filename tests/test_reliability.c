@@ -177,3 +177,23 @@ Test(reliability, outputs_never_overwrite_inputs, .timeout = 200) {
   cr_assert(!strstr(r.err, "training "), "refused before training:\n%s", r.err);
   tu_run_free(&r);
 }
+
+/* Resuming a finished checkpoint with a new save path writes it there (and
+ * says there was nothing to train); "saved" is printed only for a file
+ * that was written. */
+Test(reliability, finished_checkpoint_resumed_is_saved, .timeout = 120) {
+  TuRun r = tu_sh(100,
+                  "d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
+                  "$RAC run examples/reverse.ra --threads 2 --set steps=50 --set save=$d/a.safetensors "
+                  "2>/dev/null || exit 9\n"
+                  "$RAC run examples/reverse.ra --threads 2 --set steps=50 --set save=$d/b.safetensors "
+                  "--resume $d/a.safetensors; echo \"status $?\"\n"
+                  "cmp $d/a.safetensors $d/b.safetensors && echo same\n");
+  cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
+  cr_assert(strstr(r.out, "status 0\nsame"), "the new save path has the checkpoint:\n%s\n%s",
+            r.out, r.err);
+  cr_assert(strstr(r.err, "nothing to train: the checkpoint is at step 50 and the run has 50 steps"),
+            "%s", r.err);
+  cr_assert(strstr(r.err, "saved ") && strstr(r.err, "/b.safetensors"), "%s", r.err);
+  tu_run_free(&r);
+}

@@ -771,6 +771,33 @@ static int check_outputs(const Program *p, const TrainDecl *t, const RunOptions 
   return 0;
 }
 
+/* Finds a save path that cannot be written before the first step rather
+ * than at the first checkpoint: not a directory, and its folder (made as a
+ * save makes it) takes a new file (a probe, created and removed). */
+static int check_save_path(const char *path, char *err, size_t errlen) {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return fail(err, errlen, RA_EIO, "cannot save checkpoints to '%s': it is a directory", path);
+  char dir[4096];
+  if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+    return fail(err, errlen, RA_EIO, "cannot save checkpoints to '%.200s...': the path is too long",
+                path);
+  char *slash = strrchr(dir, '/');
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == dir) dir[1] = 0;
+  else *slash = 0;
+  make_parent_dirs(path);
+  char probe[4200];
+  snprintf(probe, sizeof probe, "%s/.rac-probe-XXXXXX", dir);
+  int fd = mkstemp(probe);
+  if (fd < 0)
+    return fail(err, errlen, RA_EIO, "cannot save checkpoints to '%s': cannot create a file in "
+                "the folder '%s': %s", path, dir, strerror(errno));
+  close(fd);
+  unlink(probe);
+  return 0;
+}
+
 /* Saves the model state at path and tells the caller (RunOptions.saved). */
 static int loop_save(Loop *L, const char *path, char *err, size_t errlen) {
   int rc = mstate_save(L->ms, path, L->o->spec_hash, err, errlen);
@@ -816,6 +843,7 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
   size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
   const char *log_path = o->log_path ? o->log_path : t->log;
   rc = check_outputs(p, t, o, log_path, err, errlen);
+  if (rc == 0 && t->save) rc = check_save_path(t->save, err, errlen);
   if (rc) { loop_free(&L); return rc; }
   if (o->resume) {
     rc = mstate_load(ms, o->resume, o->spec_hash, true, err, errlen);

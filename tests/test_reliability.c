@@ -197,3 +197,26 @@ Test(reliability, finished_checkpoint_resumed_is_saved, .timeout = 120) {
   cr_assert(strstr(r.err, "saved ") && strstr(r.err, "/b.safetensors"), "%s", r.err);
   tu_run_free(&r);
 }
+
+/* A save path that cannot be written (a directory, a folder that cannot be
+ * made, a read-only folder) is an error before the first step, not at the
+ * first checkpoint. */
+Test(reliability, unwritable_save_path_is_found_up_front, .timeout = 120) {
+  TuRun r = tu_sh(100,
+                  "d=$(mktemp -d); trap 'chmod -R u+w $d; rm -rf $d' EXIT\n"
+                  "mkdir $d/dir $d/ro; touch $d/file; chmod 555 $d/ro\n"
+                  "ro=$d/ro; [ \"$(id -u)\" = 0 ] && ro=/proc  # root writes anywhere else\n"
+                  "for s in $d/dir $d/file/x.safetensors $ro/x.safetensors; do\n"
+                  "  $RAC run examples/reverse.ra --threads 2 --set steps=150 --set save=$s; "
+                  "echo \"status $?\"\n"
+                  "done\n");
+  cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
+  cr_assert(strstr(r.out, "status 1\nstatus 1\nstatus 1\n"), "%s\n%s", r.out, r.err);
+  cr_assert(strstr(r.err, "/dir': it is a directory"), "%s", r.err);
+  cr_assert(strstr(r.err, "/file/x.safetensors': cannot create a file in the folder '"), "%s",
+            r.err);
+  cr_assert(strstr(r.err, "/x.safetensors': cannot create a file in the folder '/proc'") ||
+                strstr(r.err, "/ro': Permission denied"), "%s", r.err);
+  cr_assert(!strstr(r.err, "training reverser"), "found before the first step:\n%s", r.err);
+  tu_run_free(&r);
+}

@@ -120,6 +120,8 @@ void ra_free(ra_ctx *ctx) {
   }
   api_strfree(ctx, ctx->stdlib);
   api_strfree(ctx, ctx->ra_path);
+  api_strfree(ctx, ctx->log_path);
+  api_strfree(ctx, ctx->resume);
   api_strfree(ctx, ctx->text);
   api_strfree(ctx, ctx->last_save);
   ffi_host_free(ctx);

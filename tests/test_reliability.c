@@ -5,6 +5,7 @@
  * The runs are real: the built rac (tu_sh), on examples/reverse.ra with a
  * small step count.  Scripts that signal a background rac turn on job
  * control (set -m): a background job of a plain script ignores SIGINT. */
+#include "ra.h"
 #include "testutil.h"
 
 /* The reverse example for `steps` steps on 2 threads, saving to $d/NAME. */
@@ -218,5 +219,49 @@ Test(reliability, unwritable_save_path_is_found_up_front, .timeout = 120) {
   cr_assert(strstr(r.err, "/x.safetensors': cannot create a file in the folder '/proc'") ||
                 strstr(r.err, "/ro': Permission denied"), "%s", r.err);
   cr_assert(!strstr(r.err, "training reverser"), "found before the first step:\n%s", r.err);
+  tu_run_free(&r);
+}
+
+/* ---- the context gives back what the options took ---- */
+
+typedef struct Count {
+  long live;   /* blocks not yet freed */
+} Count;
+
+static void *counting(void *ud, void *ptr, size_t osize, size_t nsize) {
+  Count *c = ud;
+  (void)osize;
+  if (nsize == 0) {
+    if (ptr) c->live--;
+    free(ptr);
+    return NULL;
+  }
+  void *p = realloc(ptr, nsize);
+  if (p && !ptr) c->live++;
+  return p;
+}
+
+/* The "log" and "resume" strings (set, and set again) are freed by ra_free. */
+Test(reliability, log_and_resume_options_are_freed) {
+  Count c = {0};
+  ra_ctx *ctx = ra_new_with_alloc(counting, &c);
+  cr_assert(ctx);
+  cr_assert_eq(ra_set_option(ctx, "log", "a.jsonl"), 0);
+  cr_assert_eq(ra_set_option(ctx, "log", "b.jsonl"), 0);
+  cr_assert_eq(ra_set_option(ctx, "resume", "c.safetensors"), 0);
+  ra_free(ctx);
+  cr_assert_eq(c.live, 0, "%ld blocks left after ra_free", c.live);
+}
+
+/* rac with --log and --resume exits 0 (under SAN=1, LeakSanitizer makes a
+ * leak at exit a failure). */
+Test(reliability, rac_with_log_and_resume_exits_0, .timeout = 120) {
+  TuRun r = tu_sh(100,
+                  "set -e; d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
+                  "$RAC run examples/reverse.ra --set steps=3 --set save=$d/c.safetensors "
+                  "--log $d/l.jsonl --quiet\n"
+                  "$RAC run examples/reverse.ra --set steps=5 --set save=$d/c.safetensors "
+                  "--log $d/l.jsonl --resume $d/c.safetensors --quiet\n");
+  cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
   tu_run_free(&r);
 }

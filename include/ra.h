@@ -76,8 +76,14 @@ RA_API int ra_errcode(ra_ctx *ctx);
 /* Options: "threads" (N), "seed" (N), "allow_extern" (0|1), "jit" (0|1),
  * "repulsion" (none|svgd|spos, overrides every train block),
  * "stdlib" (folder), "ra_path" (colon-separated folders), "color" (0|1),
- * "progress" (0|1|auto), and any train clause as "set.KEY" (e.g.
- * "set.epochs" = "2").  Unknown keys are RA_EUSAGE. */
+ * "progress" (0|1), "quiet" (0|1), "log" (a JSON Lines file of
+ * metrics, overriding the train block's: whole records, written out every
+ * 2 seconds and at evaluations, every write checked; with "resume" it is cut
+ * back to the checkpoint's step and continued), "resume" (a checkpoint to
+ * continue training from), and any train clause as "set.KEY" (e.g.
+ * "set.epochs" = "2").  Unknown keys are RA_EUSAGE.  ra_train refuses,
+ * before the first step, a log or save path that is the spec, a data file
+ * or the resumed checkpoint, and a save path it cannot write. */
 RA_API int ra_set_option(ra_ctx *ctx, const char *key, const char *value);
 
 /* Loading a spec parses and checks it; no data is read. */

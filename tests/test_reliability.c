@@ -4,11 +4,12 @@
  *
  * The runs are real: the built rac (tu_sh), on examples/reverse.ra with a
  * small step count.  Scripts that signal a background rac turn on job
- * control (set -m): a background job of a plain script ignores SIGINT. */
+ * control (set -m): a background job of a plain script ignores SIGINT.
+ * Time limits are those of tu_sh (the `timeout` command). */
 #include "ra.h"
 #include "testutil.h"
 
-/* The reverse example for `steps` steps on 2 threads, saving to $d/NAME. */
+/* The reverse example: 600 steps on 2 threads (add --set save=...). */
 #define REVERSE "$RAC run examples/reverse.ra --threads 2 --set steps=600 --quiet"
 
 /* Waits for the log $d/l.jsonl to have a record, then sends SIG to $pid. */
@@ -19,7 +20,7 @@
 /* SIGINT mid-run: the checkpoint of the steps taken is written, rac says
  * how to resume and exits 130; running that line finishes the run with
  * the same bits as a straight run. */
-Test(reliability, sigint_saves_and_resume_matches_a_straight_run, .timeout = 400) {
+Test(reliability, sigint_saves_and_resume_matches_a_straight_run) {
   TuRun r = tu_sh(380,
                   "set -m; d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
                   REVERSE " --set save=$d/straight.safetensors || exit 9\n"
@@ -45,7 +46,7 @@ Test(reliability, sigint_saves_and_resume_matches_a_straight_run, .timeout = 400
 
 /* SIGTERM: the same, exit 143; a train block without `save` writes
  * MODEL.stopped.safetensors in the current folder and says so. */
-Test(reliability, sigterm_without_save_writes_the_default, .timeout = 200) {
+Test(reliability, sigterm_without_save_writes_the_default) {
   TuRun r = tu_sh(180,
                   "set -m; d=$(mktemp -d); trap 'rm -rf $d' EXIT; top=$PWD\n"
                   "sed '/^  save /d' examples/reverse.ra > $d/nosave.ra\n"
@@ -64,7 +65,7 @@ Test(reliability, sigterm_without_save_writes_the_default, .timeout = 200) {
 
 /* A second signal does not wait for the step and the checkpoint: rac dies
  * of it (the shell reports 128 + SIGINT, not the 143 of a clean stop). */
-Test(reliability, second_signal_exits_at_once, .timeout = 200) {
+Test(reliability, second_signal_exits_at_once) {
   TuRun r = tu_sh(180,
                   "set -m; d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
                   REVERSE " --set save=$d/run.safetensors --log $d/l.jsonl 2>$d/err & pid=$!\n"
@@ -79,7 +80,7 @@ Test(reliability, second_signal_exits_at_once, .timeout = 200) {
 
 /* A log that cannot be written is an error naming it (exit 1), not a run
  * that ends with a silently cut file. */
-Test(reliability, log_on_a_full_disk_is_an_error, .timeout = 120) {
+Test(reliability, log_on_a_full_disk_is_an_error) {
   TuRun r = tu_sh(100, "d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
                        REVERSE " --set save=$d/c.safetensors --log /dev/full\n");
   cr_assert_eq(r.status, 1, "status %d\n%s\n%s", r.status, r.out, r.err);
@@ -92,7 +93,7 @@ Test(reliability, log_on_a_full_disk_is_an_error, .timeout = 120) {
 /* A resumed run continues the log at the checkpoint's step: the records of
  * the earlier run past that step and a half-written last line are dropped,
  * so every step is there once and every line is whole. */
-Test(reliability, resume_cuts_the_log_at_the_checkpoint, .timeout = 200) {
+Test(reliability, resume_cuts_the_log_at_the_checkpoint) {
   char dir[] = "/tmp/ra-rel-XXXXXX";
   cr_assert(mkdtemp(dir));
   TuRun r = tu_sh(180,
@@ -138,7 +139,7 @@ Test(reliability, resume_cuts_the_log_at_the_checkpoint, .timeout = 200) {
 /* Past a file size limit (ulimit -f) the write fails and rac says which
  * file, with status 1, instead of dying of SIGXFSZ: the checkpoint, and
  * the log of a train block that saves nothing. */
-Test(reliability, file_size_limit_is_reported, .timeout = 200) {
+Test(reliability, file_size_limit_is_reported) {
   TuRun r = tu_sh(180,
                   "d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
                   "(ulimit -f 64; " REVERSE " --set save=$d/c.safetensors); echo \"status $?\"\n"
@@ -156,7 +157,7 @@ Test(reliability, file_size_limit_is_reported, .timeout = 200) {
 
 /* --log or save naming the spec or a data file (by another name, or a hard
  * link) is refused before training, naming both; the files are untouched. */
-Test(reliability, outputs_never_overwrite_inputs, .timeout = 200) {
+Test(reliability, outputs_never_overwrite_inputs) {
   TuRun r = tu_sh(180,
                   "d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
                   "cp data/fortunes.tsv $d/f.tsv; ln $d/f.tsv $d/link.tsv\n"
@@ -182,7 +183,7 @@ Test(reliability, outputs_never_overwrite_inputs, .timeout = 200) {
 /* Resuming a finished checkpoint with a new save path writes it there (and
  * says there was nothing to train); "saved" is printed only for a file
  * that was written. */
-Test(reliability, finished_checkpoint_resumed_is_saved, .timeout = 120) {
+Test(reliability, finished_checkpoint_resumed_is_saved) {
   TuRun r = tu_sh(100,
                   "d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
                   "$RAC run examples/reverse.ra --threads 2 --set steps=50 --set save=$d/a.safetensors "
@@ -202,7 +203,7 @@ Test(reliability, finished_checkpoint_resumed_is_saved, .timeout = 120) {
 /* A save path that cannot be written (a directory, a folder that cannot be
  * made, a read-only folder) is an error before the first step, not at the
  * first checkpoint. */
-Test(reliability, unwritable_save_path_is_found_up_front, .timeout = 120) {
+Test(reliability, unwritable_save_path_is_found_up_front) {
   TuRun r = tu_sh(100,
                   "d=$(mktemp -d); trap 'chmod -R u+w $d; rm -rf $d' EXIT\n"
                   "mkdir $d/dir $d/ro; touch $d/file; chmod 555 $d/ro\n"
@@ -255,7 +256,7 @@ Test(reliability, log_and_resume_options_are_freed) {
 
 /* rac with --log and --resume exits 0 (under SAN=1, LeakSanitizer makes a
  * leak at exit a failure). */
-Test(reliability, rac_with_log_and_resume_exits_0, .timeout = 120) {
+Test(reliability, rac_with_log_and_resume_exits_0) {
   TuRun r = tu_sh(100,
                   "set -e; d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
                   "$RAC run examples/reverse.ra --set steps=3 --set save=$d/c.safetensors "

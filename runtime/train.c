@@ -379,8 +379,8 @@ static void eval_text(const EvalResult *r, int split, unsigned metrics, char *bu
  * Records are formatted whole, gathered in a buffer and written with
  * write(2): a killed run leaves whole lines (at most the last one cut by a
  * full disk, which is reported).  The buffer is written out after the first
- * record, every LOG_FLUSH_SECONDS, at each evaluation, at a stop and at the
- * end; every write and the close are checked. */
+ * record, every LOG_FLUSH_SECONDS, before and after each evaluation, at a
+ * stop and at the end; every write and the close are checked. */
 
 #define LOG_FLUSH_SECONDS 2.0
 
@@ -905,6 +905,8 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
       char line[512] = "";
       if (do_eval && L.ds->split_n[t->eval_split] > 0) {
         EvalResult r;
+        rc = log_flush(&L.log, err, errlen); /* the steps are out before a long evaluation */
+        if (rc) break;
         rc = run_eval(&L.eval, L.ds, t->eval_split, &L.kc, m->ngroups, o->stop, &r, err, errlen);
         if (rc == RA_ESTOPPED) rc = loop_stop(&L, total, false, err, errlen);
         if (rc) break;

@@ -90,6 +90,28 @@ Test(reliability, log_on_a_full_disk_is_an_error) {
   tu_run_free(&r);
 }
 
+/* Killed outright (SIGKILL), rac leaves a log of whole lines: records are
+ * written whole, never cut at a buffer's edge. */
+Test(reliability, killed_run_leaves_whole_log_lines) {
+  TuRun r = tu_sh(100,
+                  "set -m; d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
+                  "$RAC run examples/reverse.ra --threads 2 --set steps=100000 --set eval=none "
+                  "--set save=$d/c.safetensors --quiet --log $d/l.jsonl & pid=$!\n"
+                  "for i in $(seq 400); do [ -s $d/l.jsonl ] && break; sleep 0.05; done\n"
+                  "sleep 3; kill -KILL $pid; wait $pid; echo \"status $?\"\n"
+                  "cat $d/l.jsonl\n");
+  cr_assert(strstr(r.out, "status 137\n"), "status %d\n%.300s\n%s", r.status, r.out, r.err);
+  const char *log = strstr(r.out, "status 137\n") + 11;
+  size_t n = strlen(log);
+  cr_assert(n > 0, "the log has records");
+  cr_assert_eq(log[n - 1], '\n', "the log ends mid-record:\n...%s", log + (n > 200 ? n - 200 : 0));
+  int lines = 0;
+  for (const char *l = log, *nl; (nl = strchr(l, '\n')); l = nl + 1, lines++)
+    cr_assert(l[0] == '{' && nl[-1] == '}', "line %d is not whole", lines + 1);
+  cr_assert(lines > 1);
+  tu_run_free(&r);
+}
+
 /* A resumed run continues the log at the checkpoint's step: the records of
  * the earlier run past that step and a half-written last line are dropped,
  * so every step is there once and every line is whole. */

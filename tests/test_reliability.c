@@ -288,3 +288,31 @@ Test(reliability, rac_with_log_and_resume_exits_0) {
   cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
   tu_run_free(&r);
 }
+
+/* The stop flag through the API: ra_train stops after the step it is in
+ * and saves it; ra_eval stops between batches. */
+Test(reliability, stop_flag_stops_train_and_eval) {
+  const char *ck = "/tmp/rac_rel_flag.safetensors";
+  remove(ck);
+  ra_ctx *c = ra_new();
+  volatile sig_atomic_t flag = 1;
+  ra_set_option(c, "quiet", "1");
+  ra_set_option(c, "threads", "1");
+  ra_set_option(c, "set.steps", "50");
+  ra_set_option(c, "set.save", ck);
+  cr_assert_eq(ra_load_file(c, "examples/reverse.ra"), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_set_stop_flag(c, &flag), 0);
+  cr_assert_eq(ra_train(c, NULL, NULL, NULL), RA_ESTOPPED, "%s", ra_error(c));
+  cr_assert(strstr(ra_error(c), "training interrupted at step 1 of 50; checkpoint saved to"), "%s",
+            ra_error(c));
+  cr_assert(ra_last_save(c) && !strcmp(ra_last_save(c), ck));
+  const char *summary = NULL;
+  cr_assert_eq(ra_eval(c, NULL, ck, "valid", &summary), RA_ESTOPPED, "%s", ra_error(c));
+  cr_assert(strstr(ra_error(c), "evaluation stopped after 0 of 400 examples"), "%s", ra_error(c));
+  flag = 0;
+  cr_assert_eq(ra_eval(c, NULL, ck, "valid", &summary), 0, "%s", ra_error(c));
+  ra_set_option(c, "resume", ck);
+  cr_assert_eq(ra_train(c, NULL, NULL, NULL), 0, "%s", ra_error(c));
+  ra_free(c);
+  remove(ck);
+}

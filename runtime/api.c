@@ -546,8 +546,9 @@ int ra_train(ra_ctx *ctx, const char *train_name,
   o.saved_len = sizeof saved;
   api_compile_begin(ctx);
   int rc = train_run(ctx->prog, &t, &m->ms, &o, err, sizeof err);
-  if (saved[0] && !(ctx->last_save = api_strdup(ctx, saved)))
-    return api_fail(ctx, RA_ENOMEM, "out of memory");
+  if (saved[0]) ctx->last_save = api_strdup(ctx, saved);
+  if (saved[0] && !ctx->last_save && rc == 0)
+    return api_fail(ctx, RA_ENOMEM, "out of memory keeping the checkpoint's path '%s'", saved);
   if (rc) {
     if (rc == RA_ESPEC && ctx->prog->arena->failed)
       return api_compile_fail(ctx, t.model);

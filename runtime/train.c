@@ -827,8 +827,11 @@ static int loop_stop(Loop *L, int64_t total, bool by_callback, char *err, size_t
                   "be saved: %s", how, step, (long long)total, why);
     if (L->t->save) L->saved_step = L->ms->step;
   }
-  int rc = log_close(&L->log, err, errlen);
-  if (rc) return rc;
+  char why[1024];
+  int rc = log_close(&L->log, why, sizeof why);
+  if (rc)
+    return fail(err, errlen, rc, "training %s at step %lld of %lld; checkpoint saved to '%s', "
+                "but %s", how, step, (long long)total, path, why);
   return fail(err, errlen, RA_ESTOPPED, "training %s at step %lld of %lld; checkpoint saved to '%s'",
               how, step, (long long)total, path);
 }

@@ -7,10 +7,14 @@
  *   rac eval FILE --ckpt CKPT [--split test] | predict FILE --ckpt CKPT [--input TEXT | --file F]
  *   rac bench FILE [--steps N]
  *
- * Exit status: 0 success, 1 an error in the user's files or data, 2 usage.
+ * Exit status: 0 success, 1 an error in the user's files or data, 2 usage;
+ * 130 / 143 when SIGINT / SIGTERM stopped training (after saving the
+ * checkpoint of the steps taken; a second signal ends rac at once).
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +50,64 @@ static const char *usage_text =
     "  --jit                 use the LLVM JIT (when built with it)\n"
     "\n"
     "rac --help | --version\n";
+
+/* The signal that asked training to stop (0: none); the library polls it
+ * between steps (ra_set_stop_flag). */
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_stop_signal(int sig) {
+  if (stop_signal) { /* the second one: no more waiting */
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
+  stop_signal = sig;
+}
+
+/* SIGINT and SIGTERM stop training after the current step; a signal that
+ * was ignored when rac started (a background job of a script) stays so. */
+static void catch_stop_signals(void) {
+  int sigs[] = {SIGINT, SIGTERM};
+  for (int i = 0; i < 2; i++) {
+    struct sigaction old, sa;
+    if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(sigs[i], &sa, NULL);
+  }
+}
+
+/* A word as the shell reads it back: as is when it is plain, else in
+ * single quotes. */
+static void put_shell_word(const char *w, FILE *f) {
+  bool plain = *w != 0;
+  for (const char *p = w; *p && plain; p++)
+    plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=/.,:@%", *p) != NULL;
+  if (plain) { fputs(w, f); return; }
+  fputc('\'', f);
+  for (const char *p = w; *p; p++) {
+    if (*p == '\'') fputs("'\\''", f);
+    else fputc(*p, f);
+  }
+  fputc('\'', f);
+}
+
+/* After a stop: the command that continues the run (this one, with
+ * --resume at the checkpoint just written). */
+static void print_resume_line(int argc, char **argv, const char *ckpt) {
+  fputs("rac: to resume: ", stderr);
+  put_shell_word(argv[0], stderr);
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--resume") && i + 1 < argc) { i++; continue; }
+    fputc(' ', stderr);
+    put_shell_word(argv[i], stderr);
+  }
+  fputs(" --resume ", stderr);
+  put_shell_word(ckpt, stderr);
+  fputc('\n', stderr);
+}
 
 static int usage(const char *fmt, const char *arg) {
   fprintf(stderr, "rac: ");
@@ -170,6 +232,9 @@ static int rac_main(int argc, char **argv) {
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) known |= !strcmp(a.cmd, cmds[i]);
   if (!known) return usage("unknown command '%s'", a.cmd);
 
+  /* past a file size limit (ulimit -f) a write fails with EFBIG and is
+   * reported with the file's name, instead of the signal killing rac */
+  signal(SIGXFSZ, SIG_IGN);
   ra_ctx *ctx = ra_new();
   if (!ctx) {
     fprintf(stderr, "rac: out of memory\n");
@@ -256,7 +321,15 @@ static int rac_main(int argc, char **argv) {
     if (ra_dump(ctx, a.model, what, &text) != 0) rc = fail(ctx);
     else fputs(text, stdout);
   } else if (!strcmp(a.cmd, "run")) {
-    if (ra_train(ctx, a.train, NULL, NULL) != 0) rc = fail(ctx);
+    catch_stop_signals();
+    ra_set_stop_flag(ctx, &stop_signal);
+    if (ra_train(ctx, a.train, NULL, NULL) != 0) {
+      rc = fail(ctx);
+      if (ra_errcode(ctx) == RA_ESTOPPED && stop_signal) {
+        if (ra_last_save(ctx)) print_resume_line(argc, argv, ra_last_save(ctx));
+        rc = 128 + stop_signal;
+      }
+    }
   } else if (!strcmp(a.cmd, "eval")) {
     if (!a.ckpt) rc = usage("eval needs --ckpt CKPT%s", "");
     else if (ra_eval(ctx, a.train, a.ckpt, a.split, &text) != 0) rc = fail(ctx);

@@ -10,6 +10,7 @@
 #ifndef RA_H
 #define RA_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,8 +77,14 @@ RA_API int ra_errcode(ra_ctx *ctx);
 /* Options: "threads" (N), "seed" (N), "allow_extern" (0|1), "jit" (0|1),
  * "repulsion" (none|svgd|spos, overrides every train block),
  * "stdlib" (folder), "ra_path" (colon-separated folders), "color" (0|1),
- * "progress" (0|1|auto), and any train clause as "set.KEY" (e.g.
- * "set.epochs" = "2").  Unknown keys are RA_EUSAGE. */
+ * "progress" (0|1), "quiet" (0|1), "log" (a JSON Lines file of
+ * metrics, overriding the train block's: whole records, written out every
+ * 2 seconds and at evaluations, every write checked; with "resume" it is cut
+ * back to the checkpoint's step and continued), "resume" (a checkpoint to
+ * continue training from), and any train clause as "set.KEY" (e.g.
+ * "set.epochs" = "2").  Unknown keys are RA_EUSAGE.  ra_train refuses,
+ * before the first step, a log or save path that is the spec, a data file
+ * or the resumed checkpoint, and a save path it cannot write. */
 RA_API int ra_set_option(ra_ctx *ctx, const char *key, const char *value);
 
 /* Loading a spec parses and checks it; no data is read. */
@@ -88,9 +95,24 @@ RA_API ra_model *ra_model_get(ra_ctx *ctx, const char *model_name);
 
 /* Trains with a train block, named by its model (or "model:data"; NULL
  * takes the first).  on_step may be NULL; returning non-zero from it stops
- * training cleanly (RA_ESTOPPED). */
+ * training cleanly (RA_ESTOPPED), as does the stop flag (ra_set_stop_flag).
+ * A stop comes after a whole step: the checkpoint of the steps taken is
+ * written (atomically) to the train block's `save` path, or, when it has
+ * none, to "MODEL.stopped.safetensors" in the current folder, the log is
+ * flushed, and ra_error says where it was saved (ra_last_save gives the
+ * path); --resume / the "resume" option from it continues bit for bit. */
 RA_API int ra_train(ra_ctx *ctx, const char *train_name,
                     int (*on_step)(void *ud, int64_t step, double loss), void *ud);
+/* A flag the library polls between training steps and between evaluation
+ * batches: once *flag is non-zero, ra_train stops as above (RA_ESTOPPED)
+ * and ra_eval returns RA_ESTOPPED.  Meant for a signal handler that sets a
+ * volatile sig_atomic_t; the library only reads it.  NULL removes it; the
+ * flag must outlive its use by ctx. */
+RA_API int ra_set_stop_flag(ra_ctx *ctx, volatile sig_atomic_t *flag);
+/* The checkpoint the last ra_train on ctx wrote last (its `save` path, or
+ * where a stop saved), or NULL when it wrote none.  Valid until the next
+ * ra_train or ra_free. */
+RA_API const char *ra_last_save(ra_ctx *ctx);
 
 /* Forward pass on a batch of any size: inputs in the model's `input` order,
  * outputs in its `output` order.  Output tensors with data == NULL get

@@ -124,6 +124,7 @@ void ra_free(ra_ctx *ctx) {
   api_strfree(ctx, ctx->log_path);
   api_strfree(ctx, ctx->resume);
   api_strfree(ctx, ctx->text);
+  api_strfree(ctx, ctx->last_save);
   ffi_host_free(ctx);
   pool_free(ctx->pool);
   ra_free_mem(&a, ctx->err, ctx->errcap);
@@ -139,6 +140,14 @@ const char *ra_error(ra_ctx *ctx) {
 }
 
 int ra_errcode(ra_ctx *ctx) { return ctx ? ctx->code : RA_EUSAGE; }
+
+int ra_set_stop_flag(ra_ctx *ctx, volatile sig_atomic_t *flag) {
+  if (!ctx) return RA_EUSAGE;
+  ctx->stop = flag;
+  return api_ok(ctx);
+}
+
+const char *ra_last_save(ra_ctx *ctx) { return ctx ? ctx->last_save : NULL; }
 
 void ra_set_log(ra_ctx *ctx, void (*log)(void *, const char *), void *ud) {
   if (!ctx) return;
@@ -473,6 +482,7 @@ void api_run_options(ra_ctx *ctx, RunOptions *o) {
   o->resume = ctx->resume;
   o->log = ctx->log;
   o->log_ud = ctx->log_ud;
+  o->stop = ctx->stop;
   o->externs = ctx->externs;
   o->nexterns = ctx->nexterns;
 }
@@ -500,6 +510,8 @@ ra_model *api_begin_run(ra_ctx *ctx, const char *fn, const char *train_name, con
 int ra_train(ra_ctx *ctx, const char *train_name,
              int (*on_step)(void *ud, int64_t step, double loss), void *ud) {
   if (!ctx) return RA_EUSAGE;
+  api_strfree(ctx, ctx->last_save);
+  ctx->last_save = NULL;
   TrainDecl t;
   ra_model *m = api_begin_run(ctx, "ra_train", train_name, NULL, &t);
   if (!m) return ctx->code;
@@ -514,9 +526,14 @@ int ra_train(ra_ctx *ctx, const char *train_name,
   api_run_options(ctx, &o);
   o.on_step = on_step;
   o.step_ud = ud;
-  char err[FILE_MSG_MAX] = "";
+  char err[FILE_MSG_MAX] = "", saved[FILE_MSG_MAX] = "";
+  o.saved = saved;
+  o.saved_len = sizeof saved;
   api_compile_begin(ctx);
   int rc = train_run(ctx->prog, &t, &m->ms, &o, err, sizeof err);
+  if (saved[0]) ctx->last_save = api_strdup(ctx, saved);
+  if (saved[0] && !ctx->last_save && rc == 0)
+    return api_fail(ctx, RA_ENOMEM, "out of memory keeping the checkpoint's path '%s'", saved);
   if (rc) {
     if (rc == RA_ESPEC && ctx->prog->arena->failed)
       return api_compile_fail(ctx, t.model);

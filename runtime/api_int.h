@@ -3,6 +3,7 @@
 #ifndef RA_API_INT_H
 #define RA_API_INT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -64,6 +65,8 @@ struct ra_ctx {
   char *stdlib, *ra_path;
   bool color, progress, quiet;
   char *log_path, *resume;
+  volatile sig_atomic_t *stop;  /* ra_set_stop_flag; polled, never written */
+  char *last_save;          /* what the last ra_train saved last, or NULL */
   struct { char *key, *value; } sets[64];
   int nsets;
   void (*log)(void *ud, const char *line);

@@ -5,11 +5,16 @@
  * thread count. */
 #include "train.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../compiler/autodiff.h"
 #include "../include/ra.h"
@@ -330,8 +335,11 @@ static void eval_accumulate(const Bound *b, int64_t real, double *loss_sum, int6
   }
 }
 
+/* Polled between steps and between evaluation batches (ra_set_stop_flag). */
+static bool stop_requested(volatile sig_atomic_t *stop) { return stop && *stop; }
+
 static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int ngroups,
-                    EvalResult *r, char *err, size_t errlen) {
+                    volatile sig_atomic_t *stop, EvalResult *r, char *err, size_t errlen) {
   memset(r, 0, sizeof *r);
   r->accuracy = -1;
   r->ngroups = ngroups < 64 ? ngroups : 64;
@@ -345,6 +353,11 @@ static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int n
   kc->training = false;
   int rc = 0;
   for (int64_t s = 0; s < n && rc == 0; s += bs) {
+    if (stop_requested(stop)) {
+      rc = fail(err, errlen, RA_ESTOPPED, "evaluation stopped after %lld of %lld examples",
+                (long long)s, (long long)n);
+      break;
+    }
     int64_t real = bound_fill(b, ds, split, NULL, s, bs);
     rc = bound_run(b, kc, err, errlen);
     if (rc == 0)
@@ -379,21 +392,158 @@ static void eval_text(const EvalResult *r, int split, unsigned metrics, char *bu
   }
 }
 
-static void eval_json(FILE *lf, const EvalResult *r, int split, int64_t step, int64_t epoch,
-                      const Model *m) {
-  if (!lf) return;
-  fprintf(lf, "{\"event\":\"eval\",\"split\":\"%s\",\"step\":%lld,\"epoch\":%lld,\"loss\":%.6g",
-          split_name(split), (long long)step, (long long)epoch, r->loss);
-  if (r->accuracy >= 0) fprintf(lf, ",\"accuracy\":%.6g", r->accuracy);
-  fprintf(lf, ",\"perplexity\":%.6g", r->perplexity);
-  if (r->ngroups) {
-    fprintf(lf, ",\"head_diversity\":{");
-    for (int g = 0; g < r->ngroups; g++)
-      fprintf(lf, "%s\"%s\":%.6g", g ? "," : "", m->groups[g].path, r->diversity[g]);
-    fprintf(lf, "}");
+/* ---- the JSON Lines log ----
+ *
+ * Records are formatted whole, gathered in a buffer and written with
+ * write(2): a killed run leaves whole lines (at most the last one cut by a
+ * full disk, which is reported).  The buffer is written out after the first
+ * record, every LOG_FLUSH_SECONDS, before and after each evaluation, at a
+ * stop and at the end; every write and the close are checked. */
+
+#define LOG_FLUSH_SECONDS 2.0
+
+typedef struct LogFile {
+  const char *path;
+  int fd;                   /* -1: no log */
+  size_t n;
+  double last_flush;        /* < 0: nothing written yet */
+  char buf[16384];
+} LogFile;
+
+static int log_fail(const LogFile *lg, int e, char *err, size_t errlen) {
+  return fail(err, errlen, RA_EIO, "cannot write the log '%s': %s", lg->path, strerror(e));
+}
+
+static int log_flush(LogFile *lg, char *err, size_t errlen) {
+  size_t off = 0;
+  while (lg->fd >= 0 && off < lg->n) {
+    ssize_t w = write(lg->fd, lg->buf + off, lg->n - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      int e = w < 0 ? errno : EIO;
+      lg->n = 0;
+      return log_fail(lg, e, err, errlen);
+    }
+    off += (size_t)w;
   }
-  fprintf(lf, "}\n");
-  fflush(lf);
+  lg->n = 0;
+  lg->last_flush = now_seconds();
+  return 0;
+}
+
+/* Adds one whole record (a line with its '\n'). */
+static int log_record(LogFile *lg, const char *line, size_t len, char *err, size_t errlen) {
+  if (lg->fd < 0) return 0;
+  if (lg->n + len > sizeof lg->buf) {
+    int rc = log_flush(lg, err, errlen);
+    if (rc) return rc;
+  }
+  if (len > sizeof lg->buf) return fail(err, errlen, RA_EIO, "a record of the log '%s' is too long", lg->path);
+  memcpy(lg->buf + lg->n, line, len);
+  lg->n += len;
+  if (lg->last_flush < 0 || now_seconds() - lg->last_flush >= LOG_FLUSH_SECONDS)
+    return log_flush(lg, err, errlen);
+  return 0;
+}
+
+static int log_close(LogFile *lg, char *err, size_t errlen) {
+  if (lg->fd < 0) return 0;
+  int rc = log_flush(lg, err, errlen);
+  int fd = lg->fd;
+  lg->fd = -1;
+  if (close(fd) != 0 && rc == 0) rc = log_fail(lg, errno, err, errlen);
+  return rc;
+}
+
+/* Whether a whole line of an earlier run's log belongs before a checkpoint
+ * at `step`: records up to that step, except the test evaluation that ends
+ * a run (a resumed run writes its own). */
+static bool log_line_before(const char *line, int64_t step) {
+  const char *k = strstr(line, "\"step\":");
+  if (!k) return false;
+  char *end;
+  long long s = strtoll(k + 7, &end, 10);
+  if (end == k + 7) return false;
+  if (s < step) return true;
+  return s == step && !strstr(line, "\"split\":\"test\"");
+}
+
+/* Cuts the log of a resumed run after its last whole record up to the
+ * checkpoint's step: no half line, no record the resumed run writes again. */
+static int log_cut(LogFile *lg, int64_t step, char *err, size_t errlen) {
+  char chunk[8192], head[512];
+  size_t hn = 0;
+  off_t pos = 0, cut = 0;
+  bool done = false;
+  while (!done) {
+    ssize_t r = read(lg->fd, chunk, sizeof chunk);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return fail(err, errlen, RA_EIO, "cannot read the log '%s': %s", lg->path, strerror(errno));
+    if (r == 0) break;
+    for (ssize_t i = 0; i < r && !done; i++, pos++) {
+      if (chunk[i] != '\n') {
+        if (hn < sizeof head - 1) head[hn++] = chunk[i];
+        continue;
+      }
+      head[hn] = 0;
+      hn = 0;
+      if (log_line_before(head, step)) cut = pos + 1;
+      else done = true;
+    }
+  }
+  if (ftruncate(lg->fd, cut) != 0 || lseek(lg->fd, 0, SEEK_END) < 0)
+    return fail(err, errlen, RA_EIO, "cannot cut the log '%s' at the checkpoint's step %lld: %s",
+                lg->path, (long long)step, strerror(errno));
+  return 0;
+}
+
+/* Opens the log: a new one, or (resume_step >= 0) the run's earlier log cut
+ * at the checkpoint's step, to be continued. */
+static int log_open(LogFile *lg, const char *path, int64_t resume_step, char *err, size_t errlen) {
+  lg->path = path;
+  lg->n = 0;
+  lg->last_flush = -1;
+  make_parent_dirs(path);
+  int flags = O_CREAT | O_CLOEXEC | (resume_step >= 0 ? O_RDWR : O_WRONLY | O_TRUNC);
+  lg->fd = open(path, flags, 0644);
+  if (lg->fd < 0) return log_fail(lg, errno, err, errlen);
+  struct stat st;
+  if (resume_step >= 0 && fstat(lg->fd, &st) == 0 && S_ISREG(st.st_mode))
+    return log_cut(lg, resume_step, err, errlen);
+  return 0;
+}
+
+static int log_step(LogFile *lg, int64_t step, double loss, double lr, char *err, size_t errlen) {
+  if (lg->fd < 0) return 0;
+  char line[256];
+  int n = snprintf(line, sizeof line, "{\"event\":\"step\",\"step\":%lld,\"loss\":%.6g,\"lr\":%.6g}\n",
+                   (long long)step, loss, lr);
+  return log_record(lg, line, (size_t)n, err, errlen);
+}
+
+static int eval_json(LogFile *lg, const EvalResult *r, int split, int64_t step, int64_t epoch,
+                     const Model *m, char *err, size_t errlen) {
+  if (lg->fd < 0) return 0;
+  char line[16384];
+  size_t k = (size_t)snprintf(line, sizeof line,
+                              "{\"event\":\"eval\",\"split\":\"%s\",\"step\":%lld,\"epoch\":%lld,"
+                              "\"loss\":%.6g", split_name(split), (long long)step, (long long)epoch,
+                              r->loss);
+  if (r->accuracy >= 0 && k < sizeof line)
+    k += (size_t)snprintf(line + k, sizeof line - k, ",\"accuracy\":%.6g", r->accuracy);
+  if (k < sizeof line) k += (size_t)snprintf(line + k, sizeof line - k, ",\"perplexity\":%.6g", r->perplexity);
+  if (r->ngroups && k < sizeof line) {
+    k += (size_t)snprintf(line + k, sizeof line - k, ",\"head_diversity\":{");
+    for (int g = 0; g < r->ngroups && k < sizeof line; g++)
+      k += (size_t)snprintf(line + k, sizeof line - k, "%s\"%s\":%.6g", g ? "," : "",
+                            m->groups[g].path, r->diversity[g]);
+    if (k < sizeof line) k += (size_t)snprintf(line + k, sizeof line - k, "}");
+  }
+  if (k < sizeof line) k += (size_t)snprintf(line + k, sizeof line - k, "}\n");
+  if (k >= sizeof line)
+    return fail(err, errlen, RA_EIO, "an evaluation record of the log '%s' is too long", lg->path);
+  int rc = log_record(lg, line, k, err, errlen);
+  return rc ? rc : log_flush(lg, err, errlen);
 }
 
 /* ---- the loop ---- */
@@ -413,8 +563,9 @@ typedef struct Loop {
   int64_t pwork_n, pbuf_n;
   Optim opt;
   Pool *own_pool;           /* when the caller gave no pool */
-  FILE *lf;
+  LogFile log;
   uint64_t seed;
+  int64_t saved_step;       /* the step of the last checkpoint at t->save, or -1 */
 } Loop;
 
 /* The pool for a run on `threads` workers: the caller's (remade if its size
@@ -436,7 +587,7 @@ static void loop_free(Loop *L) {
   ra_free_mem(&a, L->pwork, (size_t)L->pwork_n * sizeof(float));
   ra_free_mem(&a, L->ptheta, (size_t)L->pbuf_n * sizeof(float));
   ra_free_mem(&a, L->pgrad, (size_t)L->pbuf_n * sizeof(float));
-  if (L->lf) fclose(L->lf);
+  if (L->log.fd >= 0) close(L->log.fd); /* after an error; log_close checks */
   pool_free(L->own_pool);
 }
 
@@ -469,6 +620,7 @@ static int loop_check_memory(const Loop *L, int need, int threads, char *err, si
 static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
                       const RunOptions *o, int need, char *err, size_t errlen) {
   memset(L, 0, sizeof *L);
+  L->log.fd = -1;
   L->p = p;
   L->t = t;
   L->ms = ms;
@@ -607,14 +759,146 @@ static void progress_line(Loop *L, int64_t step, int64_t total, double loss, dou
        (long long)total, bar, loss, rate, (int)(eta / 60), (int)eta % 60);
 }
 
+/* ---- outputs that would overwrite inputs ---- */
+
+static bool same_file(const struct stat *a, const char *path) {
+  struct stat st;
+  return path && stat(path, &st) == 0 && st.st_dev == a->st_dev && st.st_ino == a->st_ino;
+}
+
+/* Whether the file out (existing) is an input of the run: a spec file, a
+ * data file (either place data.c looks), or the checkpoint resumed from.
+ * Names it in what/which. */
+static bool is_input(const Program *p, const RunOptions *o, const struct stat *out,
+                     const char **what, const char **which, char *buf, size_t n) {
+  for (int i = 0; i < p->src->n; i++)
+    if (same_file(out, p->src->files[i].path)) {
+      *what = i == 0 ? "spec file" : "module";
+      *which = p->src->files[i].path;
+      return true;
+    }
+  for (int i = 0; i < p->ndata; i++) {
+    const DataDecl *d = &p->data[i];
+    if (!d->path || !*d->path) continue;
+    *what = "data file";
+    *which = d->path;
+    if (same_file(out, d->path)) return true;
+    if (d->path[0] != '/' && d->spec_dir && *d->spec_dir) {
+      snprintf(buf, n, "%s/%s", d->spec_dir, d->path);
+      *which = buf;
+      if (same_file(out, buf)) return true;
+    }
+  }
+  *what = "checkpoint to resume from";
+  *which = o->resume;
+  return same_file(out, o->resume);
+}
+
+/* Refuses, before anything is written, a log or save path that is one of
+ * the run's inputs or the other output (compared as files, not names). */
+static int check_outputs(const Program *p, const TrainDecl *t, const RunOptions *o,
+                         const char *log_path, char *err, size_t errlen) {
+  const char *outs[2] = {log_path, t->save};
+  const char *names[2] = {"the log", "the save path"};
+  for (int k = 0; k < 2; k++) {
+    struct stat st;
+    if (!outs[k] || stat(outs[k], &st) != 0) continue;
+    const char *what, *which;
+    char buf[4096];
+    bool hit = is_input(p, o, &st, &what, &which, buf, sizeof buf);
+    if (hit && k == 1 && !strcmp(what, "checkpoint to resume from"))
+      hit = false; /* resuming in place rewrites the checkpoint, as it should */
+    if (!hit && k == 0 && same_file(&st, t->save)) {
+      hit = true;
+      what = "save path";
+      which = t->save;
+    }
+    if (hit)
+      return fail(err, errlen, RA_EIO,
+                  "%s '%s' is the %s '%s' (the same file): writing it would destroy it; "
+                  "choose another path", names[k], outs[k], what, which);
+  }
+  return 0;
+}
+
+/* Finds a save path that cannot be written before the first step rather
+ * than at the first checkpoint: not a directory, and its folder (made as a
+ * save makes it) takes a new file (a probe, created and removed). */
+static int check_save_path(const char *path, char *err, size_t errlen) {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return fail(err, errlen, RA_EIO, "cannot save checkpoints to '%s': it is a directory", path);
+  char dir[4096];
+  if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+    return fail(err, errlen, RA_EIO, "cannot save checkpoints to '%.200s...': the path is too long",
+                path);
+  char *slash = strrchr(dir, '/');
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == dir) dir[1] = 0;
+  else *slash = 0;
+  make_parent_dirs(path);
+  char probe[4200];
+  snprintf(probe, sizeof probe, "%s/.rac-probe-XXXXXX", dir);
+  int fd = mkstemp(probe);
+  if (fd < 0)
+    return fail(err, errlen, RA_EIO, "cannot save checkpoints to '%s': cannot create a file in "
+                "the folder '%s': %s", path, dir, strerror(errno));
+  close(fd);
+  unlink(probe);
+  return 0;
+}
+
+/* Saves the model state at path and tells the caller (RunOptions.saved). */
+static int loop_save(Loop *L, const char *path, char *err, size_t errlen) {
+  int rc = mstate_save(L->ms, path, err, errlen);
+  if (rc == 0 && L->o->saved && L->o->saved_len)
+    snprintf(L->o->saved, L->o->saved_len, "%s", path);
+  return rc;
+}
+
+/* A stop after the step L->ms->step (the callback, the stop flag, or the
+ * flag during an evaluation): the checkpoint of the steps taken goes to the
+ * train block's save path (unless it is there already), else to
+ * MODEL.stopped.safetensors in the current folder; then RA_ESTOPPED. */
+static int loop_stop(Loop *L, int64_t total, bool by_callback, char *err, size_t errlen) {
+  const char *path = L->t->save;
+  char def[512];
+  if (!path) {
+    snprintf(def, sizeof def, "%s.stopped.safetensors", L->ms->name);
+    path = def;
+  }
+  long long step = (long long)L->ms->step;
+  const char *how = by_callback ? "stopped by the callback" : "interrupted";
+  if (!(L->t->save && L->saved_step == L->ms->step)) {
+    char why[1024];
+    int rc = loop_save(L, path, why, sizeof why);
+    if (rc)
+      return fail(err, errlen, rc, "training %s at step %lld of %lld; the checkpoint could not "
+                  "be saved: %s", how, step, (long long)total, why);
+    if (L->t->save) L->saved_step = L->ms->step;
+  }
+  char why[1024];
+  int rc = log_close(&L->log, why, sizeof why);
+  if (rc)
+    return fail(err, errlen, rc, "training %s at step %lld of %lld; checkpoint saved to '%s', "
+                "but %s", how, step, (long long)total, path, why);
+  return fail(err, errlen, RA_ESTOPPED, "training %s at step %lld of %lld; checkpoint saved to '%s'",
+              how, step, (long long)total, path);
+}
+
 int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, char *err,
               size_t errlen) {
   Loop L;
+  const char *log_path = o->log_path ? o->log_path : t->log;
+  int rc = check_outputs(p, t, o, log_path, err, errlen);
+  if (rc == 0 && t->save) rc = check_save_path(t->save, err, errlen);
+  if (rc) return rc;
   /* the checkpoint first: the data is encoded with its vocabulary */
-  int rc = o->resume ? mstate_load(ms, o->resume, true, err, errlen) : 0;
+  rc = o->resume ? mstate_load(ms, o->resume, true, err, errlen) : 0;
   if (rc) return rc;
   rc = loop_setup(&L, p, t, ms, o, LOOP_STEP | LOOP_EVAL, err, errlen);
   if (rc) { loop_free(&L); return rc; }
+  L.saved_step = -1;
   RaAlloc a = ms->alloc;
   size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
   if (!ms->opt_m) ms->opt_m = ra_calloc(&a, nw, sizeof(float));
@@ -624,11 +908,9 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
                   .beta2 = t->beta2, .eps = t->eps, .weight_decay = t->weight_decay,
                   .n = ms->nweights, .m = ms->opt_m, .v = ms->opt_v, .t = ms->step,
                   .pool = L.kc.pool};
-  const char *log_path = o->log_path ? o->log_path : t->log;
   if (log_path) {
-    make_parent_dirs(log_path);
-    L.lf = fopen(log_path, o->resume ? "a" : "w");
-    if (!L.lf) { loop_free(&L); return fail(err, errlen, RA_EIO, "cannot write the log '%s'", log_path); }
+    rc = log_open(&L.log, log_path, o->resume ? ms->step : -1, err, errlen);
+    if (rc) { loop_free(&L); return rc; }
   }
   int64_t ntrain = L.ds->split_n[SPLIT_TRAIN];
   int64_t spe = (ntrain + t->batch - 1) / t->batch;
@@ -660,9 +942,8 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
     L.opt.t = ms->step;
     loss_sum += loss;
     loss_n++;
-    if (L.lf)
-      fprintf(L.lf, "{\"event\":\"step\",\"step\":%lld,\"loss\":%.6g,\"lr\":%.6g}\n",
-              (long long)(step + 1), loss, sched_lr(t, step, total));
+    rc = log_step(&L.log, step + 1, loss, sched_lr(t, step, total), err, errlen);
+    if (rc) break;
     double el = now_seconds() - t0;
     double rate = (double)(step + 1 - first_step) / (el > 1e-9 ? el : 1e-9);
     if (o->progress && el - last_print > 0.1) {
@@ -676,10 +957,14 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
       char line[512] = "";
       if (do_eval && L.ds->split_n[t->eval_split] > 0) {
         EvalResult r;
-        rc = run_eval(&L.eval, L.ds, t->eval_split, &L.kc, m->ngroups, &r, err, errlen);
+        rc = log_flush(&L.log, err, errlen); /* the steps are out before a long evaluation */
+        if (rc) break;
+        rc = run_eval(&L.eval, L.ds, t->eval_split, &L.kc, m->ngroups, o->stop, &r, err, errlen);
+        if (rc == RA_ESTOPPED) rc = loop_stop(&L, total, false, err, errlen);
         if (rc) break;
         eval_text(&r, t->eval_split, t->metrics | MET_LOSS, line, sizeof line);
-        eval_json(L.lf, &r, t->eval_split, step + 1, ms->epoch, m);
+        rc = eval_json(&L.log, &r, t->eval_split, step + 1, ms->epoch, m, err, errlen);
+        if (rc) break;
       }
       if (!o->quiet)
         emit(o, "epoch %lld step %lld/%lld  train loss %.4f  %s  (%.1f steps/s)",
@@ -688,29 +973,43 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
       loss_sum = 0;
       loss_n = 0;
       if (t->save) {
-        rc = mstate_save(ms, t->save, err, errlen);
+        rc = loop_save(&L, t->save, err, errlen);
         if (rc) break;
+        L.saved_step = ms->step;
       }
     }
     /* last, so a callback that stops at an epoch's end finds its checkpoint */
-    if (o->on_step && o->on_step(o->step_ud, step + 1, loss) != 0) {
-      rc = fail(err, errlen, RA_ESTOPPED, "training stopped by the callback at step %lld",
-                (long long)(step + 1));
+    bool by_callback = o->on_step && o->on_step(o->step_ud, step + 1, loss) != 0;
+    if (by_callback || stop_requested(o->stop)) {
+      rc = loop_stop(&L, total, by_callback, err, errlen);
       break;
     }
   }
   ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(int64_t));
+  if (rc == 0 && first_step >= total && !o->quiet)
+    emit(o, "nothing to train: the checkpoint is at step %lld and the run has %lld steps",
+         (long long)first_step, (long long)total);
   if (rc == 0 && L.ds->split_n[SPLIT_TEST] > 0) {
     EvalResult r;
-    rc = run_eval(&L.eval, L.ds, SPLIT_TEST, &L.kc, m->ngroups, &r, err, errlen);
+    rc = run_eval(&L.eval, L.ds, SPLIT_TEST, &L.kc, m->ngroups, o->stop, &r, err, errlen);
+    if (rc == RA_ESTOPPED) rc = loop_stop(&L, total, false, err, errlen);
     if (rc == 0) {
       char line[512];
       eval_text(&r, SPLIT_TEST, t->metrics | MET_LOSS, line, sizeof line);
       emit(o, "%s", line);
-      eval_json(L.lf, &r, SPLIT_TEST, ms->step, ms->epoch, m);
-      if (t->save) emit(o, "saved %s", t->save);
+      rc = eval_json(&L.log, &r, SPLIT_TEST, ms->step, ms->epoch, m, err, errlen);
     }
   }
+  /* the save path holds the final state (a resumed finished run included) */
+  if (rc == 0 && t->save && L.saved_step != ms->step) {
+    rc = loop_save(&L, t->save, err, errlen);
+    if (rc == 0) L.saved_step = ms->step;
+  }
+  if (rc == 0 && L.saved_step >= 0) emit(o, "saved %s", t->save);
+  /* the records so far are written out on errors too; the first error wins */
+  char lerr[512];
+  int lrc = log_close(&L.log, lerr, sizeof lerr);
+  if (lrc && rc == 0) rc = fail(err, errlen, lrc, "%s", lerr);
   loop_free(&L);
   return rc;
 }
@@ -723,7 +1022,7 @@ int train_eval(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions 
     if (L.ds->split_n[split] == 0)
       rc = fail(err, errlen, RA_EDATA, "the %s split of '%s' is empty", split_name(split), t->data);
     else
-      rc = run_eval(&L.eval, L.ds, split, &L.kc, L.eval.m->ngroups, r, err, errlen);
+      rc = run_eval(&L.eval, L.ds, split, &L.kc, L.eval.m->ngroups, o->stop, r, err, errlen);
   }
   loop_free(&L);
   return rc;

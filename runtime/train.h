@@ -9,6 +9,7 @@
 #ifndef RA_TRAIN_H
 #define RA_TRAIN_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -52,6 +53,10 @@ typedef struct RunOptions {
   void *log_ud;
   int (*on_step)(void *ud, int64_t step, double loss);
   void *step_ud;
+  volatile sig_atomic_t *stop; /* non-zero: stop after the current step */
+  /* out: the checkpoint train_run wrote last ("" if none) */
+  char *saved;
+  size_t saved_len;
 } RunOptions;
 
 /* Results of an evaluation pass. */
@@ -67,8 +72,9 @@ typedef struct EvalResult {
 int mstate_init(ModelState *ms, RaAlloc alloc, const Model *m, uint64_t seed);
 void mstate_free(ModelState *ms);
 
-/* Trains; returns 0, RA_ESTOPPED (callback) or another RA_E* code with a
- * message in err. */
+/* Trains; returns 0, RA_ESTOPPED (callback or stop flag; the checkpoint of
+ * the steps taken is saved first) or another RA_E* code with a message in
+ * err. */
 int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
               char *err, size_t errlen);
 /* Evaluates on a split; fills *r. */

@@ -173,8 +173,17 @@ Test(api, train_callback_stops) {
   ra_set_option(c, "quiet", "1");
   cr_assert_eq(ra_load_string(c, "tiny.ra", tiny_spec), 0, "%s", ra_error(c));
   int64_t last = 0;
+  const char *ck = "/tmp/rac_api_stop.safetensors";
+  remove(ck);
+  cr_assert_eq(ra_set_option(c, "set.save", ck), 0);
   cr_assert_eq(ra_train(c, NULL, stop_at_2, &last), RA_ESTOPPED, "%s", ra_error(c));
   cr_assert_eq(last, 2);
+  /* the stop saved the two steps taken, and says where */
+  cr_assert(strstr(ra_error(c), "at step 2 of 3; checkpoint saved to '/tmp/rac_api_stop"),
+            "%s", ra_error(c));
+  cr_assert(ra_last_save(c) && !strcmp(ra_last_save(c), ck));
+  ra_model *m = ra_model_get(c, "tiny");
+  cr_assert_eq(ra_load(m, ck), 0, "%s", ra_error(c));
   cr_assert_eq(ra_train(c, "tiny", NULL, NULL), 0, "%s", ra_error(c));
   ra_free(c);
 }

@@ -32,10 +32,11 @@ CFLAGS_ALL := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN
 LIBCFLAGS := $(CFLAGS_ALL) -fvisibility=hidden -DRA_BUILDING_LIB -DRA_STDLIB_DIR=\"$(abspath $(PREFIX))/share/rac/stdlib\" -I$(B)/lang -Iinclude
 LIBS     := -lopenblas -lffi -ljansson -ldl -lm -lpthread $(LDSAN)
 
+BASE_SRC := $(wildcard base/*.c)
 LANG_SRC := $(wildcard lang/*.c)
 COMP_SRC := $(wildcard compiler/*.c)
-RT_SRC   := $(wildcard runtime/*.c)
-LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(LANG_SRC) $(COMP_SRC) $(RT_SRC)) \
+RT_SRC   := $(wildcard runtime/*/*.c)
+LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(BASE_SRC) $(LANG_SRC) $(COMP_SRC) $(RT_SRC)) \
             $(B)/lang/lexer.o $(B)/lang/parser.o
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
@@ -132,7 +133,7 @@ PCDIR   ?= $(LIBDIR)/pkgconfig
 $(B)/prefix.stamp: FORCE
 	@mkdir -p $(B)
 	@echo '$(abspath $(PREFIX))' | cmp -s - $@ || echo '$(abspath $(PREFIX))' > $@
-$(B)/runtime/api.o: $(B)/prefix.stamp
+$(B)/runtime/api/api.o: $(B)/prefix.stamp
 FORCE:
 
 $(B)/ra.pc: ra.pc.in include/ra.h $(B)/prefix.stamp
@@ -190,4 +191,4 @@ embed-check:
 clean:
 	rm -rf build build-san
 
--include $(wildcard $(B)/*/*.d)
+-include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../lang/arena.h"
+#include "../base/arena.h"
 #include "../lang/diag.h"
 
 #define IR_MAX_RANK 8

@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../lang/sbuf.h"
+#include "../base/sbuf.h"
 
 #include "autodiff.h"
 

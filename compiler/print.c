@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../lang/sbuf.h"
+#include "../base/sbuf.h"
 
 #include "ir.h"
 

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../lang/file.h"
+#include "../base/file.h"
 #include "clauses.h"
 
 /* ---- module loading ---- */

@@ -18,7 +18,7 @@
 
 #include "astb.h"
 #include "parser.h"
-#include "sbuf.h"
+#include "../base/sbuf.h"
 
 static const char *const KEYWORDS[] = {
     "use",    "const", "data",   "model",  "block",  "train", "on",

@@ -16,7 +16,7 @@
 
 #include <string.h>
 
-#include "sbuf.h"
+#include "../base/sbuf.h"
 
 enum {
   RENDER_WIDTH = 120,  /* longest source line shown unclipped */

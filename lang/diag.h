@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "arena.h"
+#include "../base/arena.h"
 
 typedef struct Span {
   int32_t file;   /* index in SrcSet; -1 = no location */

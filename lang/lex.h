@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "arena.h"
+#include "../base/arena.h"
 #include "diag.h"
 
 enum {

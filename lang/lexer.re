@@ -25,7 +25,7 @@
 
 #include "lex.h"
 #include "parser.h"
-#include "sbuf.h"
+#include "../base/sbuf.h"
 
 void lex_init(Lexer *L, Arena *arena, DiagList *diags, const SrcFile *f, int file) {
   memset(L, 0, sizeof *L);

@@ -18,7 +18,7 @@
 
 #include "astb.h"
 #include "parser.h"
-#include "sbuf.h"
+#include "../base/sbuf.h"
 
 /* parser.c (generated from parser.y) */
 size_t lang_parser_size(void);

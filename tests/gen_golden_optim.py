@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""gen_golden_optim.py - reference vectors for runtime/optim.c from PyTorch.
+"""gen_golden_optim.py - reference vectors for runtime/train/optim.c from PyTorch.
 
 Runs torch.optim.SGD / Adam / AdamW for 5 steps on small float32 tensors,
 torch.nn.utils.clip_grad_norm_, and the learning-rate schedules built from

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""gen_golden_particles.py - reference vectors for runtime/particles.c.
+"""gen_golden_particles.py - reference vectors for runtime/train/particles.c.
 
 An independent, deliberately plain implementation of language.md section 6
 (svgd and spos repulsion) in float64 numpy, written from the formulas, plus

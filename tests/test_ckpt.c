@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include "../runtime/ckpt.h"
-#include "../runtime/rng.h"
+#include "../runtime/data/ckpt.h"
+#include "../runtime/exec/rng.h"
 #include "ra.h"
 
 static char err[512];

@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include "../runtime/data.h"
-#include "../runtime/rng.h"
+#include "../runtime/data/data.h"
+#include "../runtime/exec/rng.h"
 
 static char err[512];
 

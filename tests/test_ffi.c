@@ -13,8 +13,8 @@
 
 #include "ra.h"
 #include "testutil.h"
-#include "../runtime/api_int.h"
-#include "../runtime/ffi.h"
+#include "../runtime/api/api_int.h"
+#include "../runtime/exec/externfn.h"
 
 /* The folder of this test binary (build/tests or build-san/tests), where
  * libmyops.so is built; specs are "loaded from" there so that a relative

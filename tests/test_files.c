@@ -2,7 +2,7 @@
  * FIFOs, directories and devices are refused with what they are. */
 #include <sys/stat.h>
 
-#include "../lang/file.h"
+#include "../base/file.h"
 #include "testutil.h"
 
 Test(files, fifo_is_refused_without_blocking) {

@@ -16,9 +16,9 @@
 
 #include "../compiler/autodiff.h"
 #include "../compiler/program.h"
-#include "../runtime/exec.h"
-#include "../runtime/ffi.h"
-#include "../runtime/kernels.h"
+#include "../runtime/exec/exec.h"
+#include "../runtime/exec/externfn.h"
+#include "../runtime/exec/kernels.h"
 #include "testutil.h"
 
 #define GB_MAXP 8

@@ -12,11 +12,11 @@
 #include <time.h>
 
 #include "../compiler/ir.h"
-#include "../runtime/exec.h"
-#include "../runtime/ffi.h"
-#include "../runtime/kernels.h"
-#include "../runtime/pool.h"
-#include "../runtime/rng.h"
+#include "../runtime/exec/exec.h"
+#include "../runtime/exec/externfn.h"
+#include "../runtime/exec/kernels.h"
+#include "../runtime/exec/pool.h"
+#include "../runtime/exec/rng.h"
 #include "testutil.h"
 
 #define KH_MAXV 64

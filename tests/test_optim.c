@@ -3,7 +3,7 @@
 #include <stdint.h>
 
 #include "../compiler/program.h"
-#include "../runtime/optim.h"
+#include "../runtime/train/optim.h"
 #include "testutil.h"
 
 #define RTOL 1e-5

@@ -18,10 +18,10 @@
 
 #include "../compiler/autodiff.h"
 #include "../compiler/program.h"
-#include "../runtime/ckpt.h"
-#include "../runtime/exec.h"
-#include "../runtime/optim.h"
-#include "../runtime/particles.h"
+#include "../runtime/data/ckpt.h"
+#include "../runtime/exec/exec.h"
+#include "../runtime/train/optim.h"
+#include "../runtime/train/particles.h"
 
 #define RTOL 1e-4
 #define ATOL 1e-5

@@ -4,8 +4,8 @@
 #include <stdint.h>
 
 #include "../compiler/program.h"
-#include "../runtime/particles.h"
-#include "../runtime/rng.h"
+#include "../runtime/train/particles.h"
+#include "../runtime/exec/rng.h"
 #include "testutil.h"
 
 #define RTOL 1e-5

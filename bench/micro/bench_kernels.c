@@ -13,8 +13,8 @@
 #include <time.h>
 
 #include "../../compiler/ir.h"
-#include "../../runtime/kernels.h"
-#include "../../runtime/pool.h"
+#include "../../runtime/exec/kernels.h"
+#include "../../runtime/exec/pool.h"
 
 #define MAXV 16
 

@@ -13,10 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../compiler/ir.h"
+#include "../../compiler/ir.h"
 #include "pool.h"
 
-typedef struct ExternFn ExternFn;   /* runtime/ffi.c */
+typedef struct ExternFn ExternFn;   /* runtime/api/ffi.c */
 
 typedef struct KernelCtx {
   Pool *pool;           /* workers for parallel loops; NULL = the caller only */
@@ -33,7 +33,7 @@ typedef int (*KernelFn)(KernelCtx *kc, const IrFunc *f, const IrNode *n,
                         void *out, void *const *in);
 
 #define OP(U, l, a, fl, g) int k_##l(KernelCtx *, const IrFunc *, const IrNode *, void *, void *const *);
-#include "../compiler/ops.def"
+#include "../../compiler/ops.def"
 #undef OP
 
 extern const KernelFn kernel_table[OP_COUNT];

@@ -11,8 +11,8 @@
  */
 #include <math.h>
 
-#include "ffi.h"
-#include "kernels_internal.h"
+#include "externfn.h"
+#include "kernels_int.h"
 #include "rng.h"
 
 /* ---- broadcasting plan ----------------------------------------------------- */

@@ -9,7 +9,7 @@
  */
 #include <math.h>
 
-#include "kernels_internal.h"
+#include "kernels_int.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 

@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "../compiler/program.h"
+#include "../../compiler/program.h"
 
 typedef struct ParticleStats {
   double h2;        /* the bandwidth used, h^2 */

@@ -17,7 +17,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "rng.h"
+#include "../exec/rng.h"
 
 /* Sizes beyond these are refused, so M*M and M*D never overflow. */
 #define PART_MAX_M ((int64_t)1 << 20)

@@ -9,13 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../include/ra.h"
-#include "../compiler/program.h"
-#include "../lang/file.h"
+#include "../../include/ra.h"
+#include "../../compiler/program.h"
+#include "../../base/file.h"
 #include "api_int.h"
-#include "exec.h"
-#include "sysmem.h"
-#include "train.h"
+#include "../exec/exec.h"
+#include "../exec/sysmem.h"
+#include "../train/train.h"
 
 /* ---- errors ---- */
 

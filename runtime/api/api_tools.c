@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../compiler/autodiff.h"
-#include "../lang/file.h"
-#include "../lang/sbuf.h"
+#include "../../compiler/autodiff.h"
+#include "../../base/file.h"
+#include "../../base/sbuf.h"
 #include "api_int.h"
-#include "data.h"
+#include "../data/data.h"
 
 static int64_t dump_batch(ra_ctx *ctx, const char *model) {
   for (int i = 0; i < ctx->prog->ntrains; i++)

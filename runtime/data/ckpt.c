@@ -22,8 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lang/file.h"
-#include "../lang/utf8.h"
+#include "../../base/file.h"
+#include "../../base/utf8.h"
 #include <sys/stat.h>
 #include <unistd.h>
 

@@ -7,10 +7,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../compiler/program.h"
-#include "../include/ra.h"
-#include "exec.h"
-#include "train.h"
+#include "../../compiler/program.h"
+#include "../../include/ra.h"
+#include "../exec/exec.h"
+#include "../train/train.h"
 
 #ifndef RA_STDLIB_DIR
 #define RA_STDLIB_DIR "/usr/local/share/rac/stdlib"

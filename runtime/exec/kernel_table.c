@@ -4,6 +4,6 @@
 
 const KernelFn kernel_table[OP_COUNT] = {
 #define OP(U, l, a, fl, g) [OP_##U] = k_##l,
-#include "../compiler/ops.def"
+#include "../../compiler/ops.def"
 #undef OP
 };

@@ -8,7 +8,7 @@
 #ifndef RA_EXEC_H
 #define RA_EXEC_H
 
-#include "../compiler/program.h"
+#include "../../compiler/program.h"
 #include "kernels.h"
 
 typedef struct Exec {

@@ -16,14 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../compiler/autodiff.h"
-#include "../include/ra.h"
-#include "../lang/file.h"
-#include "exec.h"
+#include "../../compiler/autodiff.h"
+#include "../../include/ra.h"
+#include "../../base/file.h"
+#include "../exec/exec.h"
 #include "optim.h"
 #include "particles.h"
-#include "rng.h"
-#include "sysmem.h"
+#include "../exec/rng.h"
+#include "../exec/sysmem.h"
 
 /* ---- small helpers ---- */
 

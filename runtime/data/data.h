@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "../compiler/program.h"
+#include "../../compiler/program.h"
 
 typedef struct Vocab {
   char **words;     /* id -> token (UTF-8); 0 "<pad>", 1 "<unk>" */

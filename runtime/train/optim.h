@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-#include "../compiler/program.h"
-#include "pool.h"
+#include "../../compiler/program.h"
+#include "../exec/pool.h"
 
 typedef struct Optim {
   OptKind kind;

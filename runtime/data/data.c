@@ -7,7 +7,7 @@
  * names the file and the line (docs/data.md lists them). */
 #include "data.h"
 
-#include "../lang/file.h"
+#include "../../base/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "rng.h"
+#include "../exec/rng.h"
 
 /* The DataSet and the arena that holds everything it owns. */
 typedef struct DataBox {

@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-#include "../lang/arena.h"
+#include "../../base/arena.h"
 
 typedef struct Pool Pool;
 

@@ -14,7 +14,7 @@
 #include <cblas.h>
 #include <limits.h>
 
-#include "kernels_internal.h"
+#include "kernels_int.h"
 
 /* OpenBLAS extensions (declared here so that any cblas.h will do). */
 void openblas_set_num_threads(int num_threads);

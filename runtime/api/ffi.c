@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "api_int.h"
-#include "ffi.h"
+#include "../exec/externfn.h"
 
 /* One resolved extern: the symbol, its call interface and its closure. */
 typedef struct FfiTarget {

@@ -13,9 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../compiler/program.h"
-#include "data.h"
-#include "kernels.h"
+#include "../../compiler/program.h"
+#include "../data/data.h"
+#include "../exec/kernels.h"
 
 typedef struct ModelState {
   RaAlloc alloc;

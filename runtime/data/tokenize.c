@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lang/utf8.h"
+#include "../../base/utf8.h"
 
 /* ---- UTF-8 ---- */
 

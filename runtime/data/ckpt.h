@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../lang/arena.h"
+#include "../../base/arena.h"
 
 typedef struct CkptTensor {
   const char *name;

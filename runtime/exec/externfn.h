@@ -2,7 +2,7 @@
  *
  * An ExternFn is one resolved `extern fn`: plain C function pointers that
  * the EXTERN and EXTERN_GRAD kernels call.  How they are found (dlopen and
- * dlsym, or registered by the host) and wrapped (libffi) is runtime/ffi.c's
+ * dlsym, or registered by the host) and wrapped (libffi) is runtime/api/ffi.c's
  * business; the kernels only call the pointers below.
  *
  *   scalar form  y = fn(x) per element;  dx = dy * grad(x)

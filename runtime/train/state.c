@@ -13,10 +13,10 @@
 
 #include <jansson.h>
 
-#include "../include/ra.h"
-#include "../lang/sbuf.h"
-#include "../lang/utf8.h"
-#include "ckpt.h"
+#include "../../include/ra.h"
+#include "../../base/sbuf.h"
+#include "../../base/utf8.h"
+#include "../data/ckpt.h"
 #include "train.h"
 
 /* mkdir -p of the folder that will hold path ("runs/x.safetensors"). */

@@ -208,6 +208,108 @@ int main(int argc, char **argv) {
   _exit(rc);
 }
 
+/* --set KEY=VALUE: the option "set.KEY". */
+static int set_kv(ra_ctx *ctx, const char *kv) {
+  const char *eq = strchr(kv, '=');
+  if (!eq || eq == kv) return usage("--set needs KEY=VALUE, got '%s'", kv);
+  size_t klen = (size_t)(eq - kv) + 5;
+  char *key = malloc(klen);
+  if (!key) {
+    fprintf(stderr, "rac: out of memory\n");
+    return 1;
+  }
+  snprintf(key, klen, "set.%.*s", (int)(eq - kv), kv);
+  int rc = set_opt(ctx, key, eq + 1);
+  free(key);
+  return rc;
+}
+
+/* The arguments after the command: FILE and options, into a and ctx. */
+static int parse_args(ra_ctx *ctx, int argc, char **argv, Args *a) {
+  for (int i = 2; i < argc; i++) {
+    const char *s = argv[i];
+    /* An option that takes a value takes the next argument, whatever it is;
+     * with none left it is a usage error. */
+    const char *next = NULL;
+    if (takes_value(s)) {
+      if (i + 1 >= argc) return usage("option %s needs a value", s);
+      next = argv[++i];
+    }
+    int rc = 0;
+    if (s[0] != '-') {
+      if (a->file) return usage("unexpected argument '%s'", s);
+      a->file = s;
+    } else if (!strcmp(s, "--train")) a->train = next;
+    else if (!strcmp(s, "--model")) a->model = next;
+    else if (!strcmp(s, "--ckpt")) a->ckpt = next;
+    else if (!strcmp(s, "--split")) a->split = next;
+    else if (!strcmp(s, "--input")) a->input = next;
+    else if (!strcmp(s, "--file")) a->infile = next;
+    else if (!strcmp(s, "--grad")) a->grad = 1;
+    else if (!strcmp(s, "--opt")) a->opt = 1;
+    else if (!strcmp(s, "--plan")) a->plan = 1;
+    else if (!strcmp(s, "--quiet")) rc = set_opt(ctx, "quiet", "1");
+    else if (!strcmp(s, "--allow-extern")) rc = set_opt(ctx, "allow_extern", "1");
+    else if (!strcmp(s, "--jit")) rc = set_opt(ctx, "jit", "1");
+    else if (!strcmp(s, "--steps")) {
+      char *end;
+      errno = 0;
+      a->steps = strtoll(next, &end, 10);
+      if (errno || *end || a->steps < 1) rc = usage("--steps needs a positive integer, got '%s'", next);
+    } else if (!strcmp(s, "--threads")) rc = set_opt(ctx, "threads", next);
+    else if (!strcmp(s, "--seed")) rc = set_opt(ctx, "seed", next);
+    else if (!strcmp(s, "--repulsion")) rc = set_opt(ctx, "repulsion", next);
+    else if (!strcmp(s, "--resume")) rc = set_opt(ctx, "resume", next);
+    else if (!strcmp(s, "--log")) rc = set_opt(ctx, "log", next);
+    else if (!strcmp(s, "--set")) rc = set_kv(ctx, next);
+    else rc = usage("unknown option '%s'", s);
+    if (rc) return rc;
+  }
+  if (!a->file) return usage("'%s' needs a FILE", a->cmd);
+  return 0;
+}
+
+/* Runs a loaded spec's command; the exit status. */
+static int run_command(ra_ctx *ctx, const Args *a, int argc, char **argv) {
+  int rc = 0;
+  const char *text = NULL;
+  if (!strcmp(a->cmd, "check")) {
+    /* loading checked everything */
+  } else if (!strcmp(a->cmd, "ir") || !strcmp(a->cmd, "params")) {
+    const char *what = !strcmp(a->cmd, "params") ? "params"
+                       : a->plan                  ? "plan"
+                       : a->grad && a->opt        ? "grad+opt"
+                       : a->grad                  ? "grad"
+                       : a->opt                   ? "opt"
+                                                  : "ir";
+    if (ra_dump(ctx, a->model, what, &text) != 0) rc = fail(ctx);
+    else fputs(text, stdout);
+  } else if (!strcmp(a->cmd, "run")) {
+    catch_stop_signals();
+    ra_set_stop_flag(ctx, &stop_signal);
+    if (ra_train(ctx, a->train, NULL, NULL) != 0) {
+      rc = fail(ctx);
+      if (ra_errcode(ctx) == RA_ESTOPPED && stop_signal) {
+        if (ra_last_save(ctx)) print_resume_line(argc, argv, ra_last_save(ctx));
+        rc = 128 + stop_signal;
+      }
+    }
+  } else if (!strcmp(a->cmd, "eval")) {
+    if (!a->ckpt) rc = usage("eval needs --ckpt CKPT%s", "");
+    else if (ra_eval(ctx, a->train, a->ckpt, a->split, &text) != 0) rc = fail(ctx);
+    else printf("%s\n", text);
+  } else if (!strcmp(a->cmd, "predict")) {
+    if (!a->ckpt) rc = usage("predict needs --ckpt CKPT%s", "");
+    else if (!a->input && !a->infile) rc = usage("predict needs --input TEXT or --file F%s", "");
+    else if (ra_predict(ctx, a->train, a->ckpt, a->input, a->infile, &text) != 0) rc = fail(ctx);
+    else fputs(text, stdout);
+  } else if (!strcmp(a->cmd, "bench")) {
+    if (ra_bench(ctx, a->train, a->steps ? a->steps : 20, &text) != 0) rc = fail(ctx);
+    else fputs(text, stdout);
+  }
+  return rc;
+}
+
 static int rac_main(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage_text, stderr);
@@ -242,106 +344,15 @@ static int rac_main(int argc, char **argv) {
   }
   ra_set_option(ctx, "color", isatty(2) ? "1" : "0");
   find_stdlib(ctx);
-  int rc = 0;
-  for (int i = 2; i < argc && rc == 0; i++) {
-    const char *s = argv[i];
-    /* An option that takes a value takes the next argument, whatever it is;
-     * with none left it is a usage error. */
-    const char *next = NULL;
-    if (takes_value(s)) {
-      if (i + 1 >= argc) { rc = usage("option %s needs a value", s); break; }
-      next = argv[++i];
-    }
-    if (s[0] != '-') {
-      if (a.file) { rc = usage("unexpected argument '%s'", s); break; }
-      a.file = s;
-    } else if (!strcmp(s, "--train")) a.train = next;
-    else if (!strcmp(s, "--model")) a.model = next;
-    else if (!strcmp(s, "--ckpt")) a.ckpt = next;
-    else if (!strcmp(s, "--split")) a.split = next;
-    else if (!strcmp(s, "--input")) a.input = next;
-    else if (!strcmp(s, "--file")) a.infile = next;
-    else if (!strcmp(s, "--grad")) a.grad = 1;
-    else if (!strcmp(s, "--opt")) a.opt = 1;
-    else if (!strcmp(s, "--plan")) a.plan = 1;
-    else if (!strcmp(s, "--quiet")) rc = set_opt(ctx, "quiet", "1");
-    else if (!strcmp(s, "--allow-extern")) rc = set_opt(ctx, "allow_extern", "1");
-    else if (!strcmp(s, "--jit")) rc = set_opt(ctx, "jit", "1");
-    else if (!strcmp(s, "--steps")) {
-      char *end;
-      errno = 0;
-      a.steps = strtoll(next, &end, 10);
-      if (errno || *end || a.steps < 1) rc = usage("--steps needs a positive integer, got '%s'", next);
-    } else if (!strcmp(s, "--threads")) rc = set_opt(ctx, "threads", next);
-    else if (!strcmp(s, "--seed")) rc = set_opt(ctx, "seed", next);
-    else if (!strcmp(s, "--repulsion")) rc = set_opt(ctx, "repulsion", next);
-    else if (!strcmp(s, "--resume")) rc = set_opt(ctx, "resume", next);
-    else if (!strcmp(s, "--log")) rc = set_opt(ctx, "log", next);
-    else if (!strcmp(s, "--set")) {
-      const char *eq = strchr(next, '=');
-      if (!eq || eq == next) { rc = usage("--set needs KEY=VALUE, got '%s'", next); break; }
-      size_t klen = (size_t)(eq - next) + 5;
-      char *key = malloc(klen);
-      if (!key) {
-        fprintf(stderr, "rac: out of memory\n");
-        rc = 1;
-        break;
-      }
-      snprintf(key, klen, "set.%.*s", (int)(eq - next), next);
-      rc = set_opt(ctx, key, eq + 1);
-      free(key);
-    } else rc = usage("unknown option '%s'", s);
-  }
-  if (rc == 0 && !a.file) rc = usage("'%s' needs a FILE", a.cmd);
-  if (rc) {
-    ra_free(ctx);
-    return rc;
-  }
-  if (ra_load_file(ctx, a.file) != 0) {
-    rc = fail(ctx);
-    ra_free(ctx);
-    return rc;
-  }
-  const char *warn = ra_diagnostics(ctx);
-  if (warn && *warn) fputs(warn, stderr);
-  int bar = 0;
-  ra_set_log(ctx, log_line, &bar);
-  if (isatty(2)) ra_set_option(ctx, "progress", "1");
-
-  const char *text = NULL;
-  if (!strcmp(a.cmd, "check")) {
-    /* loading checked everything */
-  } else if (!strcmp(a.cmd, "ir") || !strcmp(a.cmd, "params")) {
-    const char *what = !strcmp(a.cmd, "params") ? "params"
-                       : a.plan                  ? "plan"
-                       : a.grad && a.opt         ? "grad+opt"
-                       : a.grad                  ? "grad"
-                       : a.opt                   ? "opt"
-                                                 : "ir";
-    if (ra_dump(ctx, a.model, what, &text) != 0) rc = fail(ctx);
-    else fputs(text, stdout);
-  } else if (!strcmp(a.cmd, "run")) {
-    catch_stop_signals();
-    ra_set_stop_flag(ctx, &stop_signal);
-    if (ra_train(ctx, a.train, NULL, NULL) != 0) {
-      rc = fail(ctx);
-      if (ra_errcode(ctx) == RA_ESTOPPED && stop_signal) {
-        if (ra_last_save(ctx)) print_resume_line(argc, argv, ra_last_save(ctx));
-        rc = 128 + stop_signal;
-      }
-    }
-  } else if (!strcmp(a.cmd, "eval")) {
-    if (!a.ckpt) rc = usage("eval needs --ckpt CKPT%s", "");
-    else if (ra_eval(ctx, a.train, a.ckpt, a.split, &text) != 0) rc = fail(ctx);
-    else printf("%s\n", text);
-  } else if (!strcmp(a.cmd, "predict")) {
-    if (!a.ckpt) rc = usage("predict needs --ckpt CKPT%s", "");
-    else if (!a.input && !a.infile) rc = usage("predict needs --input TEXT or --file F%s", "");
-    else if (ra_predict(ctx, a.train, a.ckpt, a.input, a.infile, &text) != 0) rc = fail(ctx);
-    else fputs(text, stdout);
-  } else if (!strcmp(a.cmd, "bench")) {
-    if (ra_bench(ctx, a.train, a.steps ? a.steps : 20, &text) != 0) rc = fail(ctx);
-    else fputs(text, stdout);
+  int bar = 0; /* a progress bar is showing */
+  int rc = parse_args(ctx, argc, argv, &a);
+  if (rc == 0 && ra_load_file(ctx, a.file) != 0) rc = fail(ctx);
+  if (rc == 0) {
+    const char *warn = ra_diagnostics(ctx);
+    if (warn && *warn) fputs(warn, stderr);
+    ra_set_log(ctx, log_line, &bar);
+    if (isatty(2)) ra_set_option(ctx, "progress", "1");
+    rc = run_command(ctx, &a, argc, argv);
   }
   ra_free(ctx);
   return rc;

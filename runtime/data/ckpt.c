@@ -435,6 +435,133 @@ static Ckpt *read_fail_fd(CkptBox *box, RaAlloc *alloc, json_t *root, int fd) {
   return read_fail(box, alloc, root);
 }
 
+/* The 8-byte length and the first byte of the header: the file's descriptor
+ * (positioned after the '{') and the header's length, or -1. */
+static int open_header(const char *path, uint64_t *size, uint64_t *hlen, char *err,
+                       size_t errlen) {
+  char why[256];
+  int fd = file_open_regular(path, size, why, sizeof why);
+  if (fd < 0) return ckpt_fail(err, errlen, path, "cannot open the checkpoint: %s", why);
+  unsigned char le[9];
+  int rc = -1;
+  if (*size < 8)
+    ckpt_fail(err, errlen, path, "truncated: %llu bytes, but a .safetensors file starts with an 8-byte header length",
+              (unsigned long long)*size);
+  else if (*size > ((uint64_t)1 << 40))
+    ckpt_fail(err, errlen, path, "the file is too large (%llu bytes)", (unsigned long long)*size);
+  else if (!read_exact(fd, le, 8))
+    ckpt_fail(err, errlen, path, "cannot read the file");
+  else
+    rc = 0;
+  if (rc == 0) {
+    *hlen = 0;
+    for (int i = 0; i < 8; i++) *hlen |= (uint64_t)le[i] << (8 * i);
+    rc = -1;
+    if (*hlen > *size - 8)
+      ckpt_fail(err, errlen, path,
+                "truncated or not a .safetensors file: the header length %llu is larger than the rest of the file (%llu bytes)",
+                (unsigned long long)*hlen, (unsigned long long)(*size - 8));
+    else if (*hlen > CKPT_MAX_HEADER)
+      ckpt_fail(err, errlen, path, "the header length %llu is above the limit of %llu bytes",
+                (unsigned long long)*hlen, (unsigned long long)CKPT_MAX_HEADER);
+    else if (*hlen < 2 || !read_exact(fd, le + 8, 1) || le[8] != '{')
+      ckpt_fail(err, errlen, path, "not a .safetensors file: the header does not start with '{'");
+    else
+      rc = 0;
+  }
+  if (rc) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* "__metadata__": an object of strings, copied into the box. */
+static int read_metadata(CkptBox *box, const char *path, json_t *md, char *err, size_t errlen) {
+  Ckpt *c = &box->c;
+  if (!json_is_object(md))
+    return ckpt_fail(err, errlen, path, "\"__metadata__\" is not an object of strings");
+  c->meta = arena_alloc(&box->arena, sizeof(CkptMeta) * (json_object_size(md) + 1));
+  if (!c->meta) return ckpt_fail(err, errlen, path, "out of memory");
+  const char *k;
+  json_t *v;
+  json_object_foreach(md, k, v) {
+    if (!json_is_string(v)) return ckpt_fail(err, errlen, path, "metadata '%s' is not a string", k);
+    char *kk = arena_strdup(&box->arena, k);
+    char *vv = arena_strndup(&box->arena, json_string_value(v), json_string_length(v));
+    if (!kk || !vv) return ckpt_fail(err, errlen, path, "out of memory");
+    c->meta[c->nmeta].key = kk;
+    c->meta[c->nmeta].value = vv;
+    c->nmeta++;
+  }
+  return 0;
+}
+
+/* The tensor entries, each checked, into tmp[nt] with be[i] = {begin, end,
+ * i} sorted by their data; they must tile the data section exactly. */
+static int read_layout(CkptBox *box, const char *path, json_t *root, uint64_t data_len,
+                       CkptTensor *tmp, int64_t (*be)[3], int nt, char *err, size_t errlen) {
+  const char *k;
+  json_t *v;
+  int i = 0;
+  json_object_foreach(root, k, v) {
+    if (strcmp(k, "__metadata__") == 0) continue;
+    CkptTensor *t = &tmp[i];
+    memset(t, 0, sizeof *t);
+    if (read_tensor(path, k, v, data_len, t, be[i], err, errlen)) return -1;
+    t->name = arena_strdup(&box->arena, k);
+    if (!t->name) return ckpt_fail(err, errlen, path, "out of memory");
+    be[i][2] = i;
+    i++;
+  }
+  qsort(be, (size_t)nt, sizeof be[0], cmp_offset);
+  int64_t at = 0;
+  for (int j = 0; j < nt; j++) {
+    const CkptTensor *t = &tmp[be[j][2]];
+    if (be[j][0] < at)
+      return ckpt_fail(err, errlen, path, "tensor '%s': data_offsets [%lld, %lld] overlap '%s'", t->name,
+                       (long long)be[j][0], (long long)be[j][1], tmp[be[j - 1][2]].name);
+    if (be[j][0] > at)
+      return ckpt_fail(err, errlen, path, "tensor '%s': data_offsets [%lld, %lld] leave a gap after byte %lld",
+                       t->name, (long long)be[j][0], (long long)be[j][1], (long long)at);
+    at = be[j][1];
+  }
+  if ((uint64_t)at != data_len)
+    return ckpt_fail(err, errlen, path, "the data section has %llu bytes, but the tensors cover %lld",
+                     (unsigned long long)data_len, (long long)at);
+  return 0;
+}
+
+/* The header after its first byte: metadata and the tensors' layout.
+ * Returns the number of tensors, or -1. */
+static int read_header(CkptBox *box, const char *path, int fd, uint64_t hlen, uint64_t data_len,
+                       CkptTensor **tmp, int64_t (**be)[3], char *err, size_t errlen) {
+  HeaderSrc hs = {fd, hlen - 1, '{', false};
+  json_error_t je;
+  json_t *root = json_load_callback(header_chunk, &hs, JSON_REJECT_DUPLICATES, &je);
+  if (!root) {
+    if (hs.failed) return ckpt_fail(err, errlen, path, "cannot read the header");
+    return ckpt_fail(err, errlen, path, "invalid JSON in the header at byte %d: %s", je.position, je.text);
+  }
+  int nt = -1;
+  size_t nkeys = json_object_size(root);
+  json_t *md = json_object_get(root, "__metadata__");
+  if (!json_is_object(root)) {
+    ckpt_fail(err, errlen, path, "the header is not a JSON object");
+  } else if (nkeys > 1000000) {
+    ckpt_fail(err, errlen, path, "too many header entries (%zu)", nkeys);
+  } else if (!md || read_metadata(box, path, md, err, errlen) == 0) {
+    int n = (int)(nkeys - (md ? 1 : 0));
+    box->c.t = arena_alloc(&box->arena, sizeof(CkptTensor) * (size_t)(n ? n : 1));
+    *tmp = arena_alloc(&box->arena, sizeof(CkptTensor) * (size_t)(n ? n : 1));
+    *be = arena_alloc(&box->arena, sizeof(int64_t[3]) * (size_t)(n ? n : 1));
+    if (!box->c.t || !*tmp || !*be) ckpt_fail(err, errlen, path, "out of memory");
+    else if (read_layout(box, path, root, data_len, *tmp, *be, n, err, errlen) == 0) nt = n;
+  }
+  json_decref(root);
+  return nt;
+}
+
 /* The 8-byte length and the header are read and checked first; the data
  * section is read only into a layout that covers it exactly, so a large
  * file that is not a checkpoint costs a few small reads. */
@@ -444,50 +571,9 @@ Ckpt *ckpt_read(RaAlloc alloc, const char *path, char *err, size_t errlen) {
     ckpt_fail(err, errlen, path, "no file name");
     return NULL;
   }
-  char why[256];
-  uint64_t size;
-  int fd = file_open_regular(path, &size, why, sizeof why);
-  if (fd < 0) {
-    ckpt_fail(err, errlen, path, "cannot open the checkpoint: %s", why);
-    return NULL;
-  }
-  if (size < 8) {
-    close(fd);
-    ckpt_fail(err, errlen, path, "truncated: %llu bytes, but a .safetensors file starts with an 8-byte header length",
-              (unsigned long long)size);
-    return NULL;
-  }
-  if (size > ((uint64_t)1 << 40)) {
-    close(fd);
-    ckpt_fail(err, errlen, path, "the file is too large (%llu bytes)", (unsigned long long)size);
-    return NULL;
-  }
-  unsigned char le[9];
-  if (!read_exact(fd, le, 8)) {
-    close(fd);
-    ckpt_fail(err, errlen, path, "cannot read the file");
-    return NULL;
-  }
-  uint64_t hlen = 0;
-  for (int i = 0; i < 8; i++) hlen |= (uint64_t)le[i] << (8 * i);
-  if (hlen > size - 8) {
-    close(fd);
-    ckpt_fail(err, errlen, path,
-              "truncated or not a .safetensors file: the header length %llu is larger than the rest of the file (%llu bytes)",
-              (unsigned long long)hlen, (unsigned long long)(size - 8));
-    return NULL;
-  }
-  if (hlen > CKPT_MAX_HEADER) {
-    close(fd);
-    ckpt_fail(err, errlen, path, "the header length %llu is above the limit of %llu bytes",
-              (unsigned long long)hlen, (unsigned long long)CKPT_MAX_HEADER);
-    return NULL;
-  }
-  if (hlen < 2 || !read_exact(fd, le + 8, 1) || le[8] != '{') {
-    close(fd);
-    ckpt_fail(err, errlen, path, "not a .safetensors file: the header does not start with '{'");
-    return NULL;
-  }
+  uint64_t size = 0, hlen = 0;
+  int fd = open_header(path, &size, &hlen, err, errlen);
+  if (fd < 0) return NULL;
   CkptBox *box = ra_malloc(&alloc, sizeof *box);
   if (!box) {
     close(fd);
@@ -497,106 +583,13 @@ Ckpt *ckpt_read(RaAlloc alloc, const char *path, char *err, size_t errlen) {
   memset(box, 0, sizeof *box);
   arena_init(&box->arena, alloc);
   box->c.alloc = alloc;
-  HeaderSrc hs = {fd, hlen - 1, '{', false};
-  json_error_t je;
-  json_t *root = json_load_callback(header_chunk, &hs, JSON_REJECT_DUPLICATES, &je);
-  if (!root) {
-    if (hs.failed) ckpt_fail(err, errlen, path, "cannot read the header");
-    else ckpt_fail(err, errlen, path, "invalid JSON in the header at byte %d: %s", je.position, je.text);
-    return read_fail_fd(box, &alloc, NULL, fd);
-  }
-  if (!json_is_object(root)) {
-    ckpt_fail(err, errlen, path, "the header is not a JSON object");
-    return read_fail_fd(box, &alloc, root, fd);
-  }
-  uint64_t data_start = 8 + hlen, data_len = size - data_start;
-  size_t nkeys = json_object_size(root);
-  json_t *md = json_object_get(root, "__metadata__");
-  int nt = (int)(nkeys - (md ? 1 : 0));
-  if (nkeys > 1000000) {
-    ckpt_fail(err, errlen, path, "too many header entries (%zu)", nkeys);
-    return read_fail_fd(box, &alloc, root, fd);
-  }
-  Ckpt *c = &box->c;
-  c->t = arena_alloc(&box->arena, sizeof(CkptTensor) * (size_t)(nt ? nt : 1));
-  int64_t(*be)[3] = arena_alloc(&box->arena, sizeof(int64_t[3]) * (size_t)(nt ? nt : 1));
-  if (!c->t || !be) {
-    ckpt_fail(err, errlen, path, "out of memory");
-    return read_fail_fd(box, &alloc, root, fd);
-  }
-  if (md) {
-    if (!json_is_object(md)) {
-      ckpt_fail(err, errlen, path, "\"__metadata__\" is not an object of strings");
-      return read_fail_fd(box, &alloc, root, fd);
-    }
-    c->meta = arena_alloc(&box->arena, sizeof(CkptMeta) * (json_object_size(md) + 1));
-    if (!c->meta) {
-      ckpt_fail(err, errlen, path, "out of memory");
-      return read_fail_fd(box, &alloc, root, fd);
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(md, k, v) {
-      if (!json_is_string(v)) {
-        ckpt_fail(err, errlen, path, "metadata '%s' is not a string", k);
-        return read_fail_fd(box, &alloc, root, fd);
-      }
-      char *kk = arena_strdup(&box->arena, k);
-      char *vv = arena_strndup(&box->arena, json_string_value(v), json_string_length(v));
-      if (!kk || !vv) {
-        ckpt_fail(err, errlen, path, "out of memory");
-        return read_fail_fd(box, &alloc, root, fd);
-      }
-      c->meta[c->nmeta].key = kk;
-      c->meta[c->nmeta].value = vv;
-      c->nmeta++;
-    }
-  }
-  /* tensors, checked one by one, then ordered by their data */
-  CkptTensor *tmp = arena_alloc(&box->arena, sizeof(CkptTensor) * (size_t)(nt ? nt : 1));
-  if (!tmp) {
-    ckpt_fail(err, errlen, path, "out of memory");
-    return read_fail_fd(box, &alloc, root, fd);
-  }
-  const char *k;
-  json_t *v;
-  int i = 0;
-  json_object_foreach(root, k, v) {
-    if (strcmp(k, "__metadata__") == 0) continue;
-    CkptTensor *t = &tmp[i];
-    memset(t, 0, sizeof *t);
-    if (read_tensor(path, k, v, data_len, t, be[i], err, errlen)) return read_fail_fd(box, &alloc, root, fd);
-    t->name = arena_strdup(&box->arena, k);
-    if (!t->name) {
-      ckpt_fail(err, errlen, path, "out of memory");
-      return read_fail_fd(box, &alloc, root, fd);
-    }
-    be[i][2] = i;
-    i++;
-  }
-  qsort(be, (size_t)nt, sizeof be[0], cmp_offset);
-  int64_t at = 0;
-  for (int j = 0; j < nt; j++) {
-    const CkptTensor *t = &tmp[be[j][2]];
-    if (be[j][0] < at) {
-      ckpt_fail(err, errlen, path, "tensor '%s': data_offsets [%lld, %lld] overlap '%s'", t->name,
-                (long long)be[j][0], (long long)be[j][1], tmp[be[j - 1][2]].name);
-      return read_fail_fd(box, &alloc, root, fd);
-    }
-    if (be[j][0] > at) {
-      ckpt_fail(err, errlen, path, "tensor '%s': data_offsets [%lld, %lld] leave a gap after byte %lld", t->name,
-                (long long)be[j][0], (long long)be[j][1], (long long)at);
-      return read_fail_fd(box, &alloc, root, fd);
-    }
-    at = be[j][1];
-  }
-  if ((uint64_t)at != data_len) {
-    ckpt_fail(err, errlen, path, "the data section has %llu bytes, but the tensors cover %lld",
-              (unsigned long long)data_len, (long long)at);
-    return read_fail_fd(box, &alloc, root, fd);
-  }
-  json_decref(root);
+  uint64_t data_len = size - 8 - hlen;
+  CkptTensor *tmp = NULL;
+  int64_t(*be)[3] = NULL;
+  int nt = read_header(box, path, fd, hlen, data_len, &tmp, &be, err, errlen);
+  if (nt < 0) return read_fail_fd(box, &alloc, NULL, fd);
   /* the data, into its own (aligned) buffer */
+  Ckpt *c = &box->c;
   c->blob_len = (size_t)(data_len ? data_len : 1);
   c->blob = ra_malloc(&alloc, c->blob_len);
   if (!c->blob) {

@@ -886,126 +886,170 @@ static int loop_stop(Loop *L, int64_t total, bool by_callback, char *err, size_t
               how, step, (long long)total, path);
 }
 
-int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, char *err,
-              size_t errlen) {
-  Loop L;
+/* Everything a run needs before its first step: the checks of its output
+ * paths, the resumed checkpoint, the loop, optimizer state and the log. */
+static int run_prepare(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
+                       const RunOptions *o, char *err, size_t errlen) {
+  memset(L, 0, sizeof *L);
+  L->ms = ms; /* loop_free needs it even when loop_setup is not reached */
   const char *log_path = o->log_path ? o->log_path : t->log;
   int rc = check_outputs(p, t, o, log_path, err, errlen);
   if (rc == 0 && t->save) rc = check_save_path(t->save, err, errlen);
-  if (rc) return rc;
   /* the checkpoint first: the data is encoded with its vocabulary */
-  rc = o->resume ? mstate_load(ms, o->resume, true, err, errlen) : 0;
+  if (rc == 0 && o->resume) rc = mstate_load(ms, o->resume, true, err, errlen);
   if (rc) return rc;
-  rc = loop_setup(&L, p, t, ms, o, LOOP_STEP | LOOP_EVAL, err, errlen);
-  if (rc) { loop_free(&L); return rc; }
-  L.saved_step = -1;
+  rc = loop_setup(L, p, t, ms, o, LOOP_STEP | LOOP_EVAL, err, errlen);
+  if (rc) return rc;
+  L->saved_step = -1;
   RaAlloc a = ms->alloc;
   size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
   if (!ms->opt_m) ms->opt_m = ra_calloc(&a, nw, sizeof(float));
   if (!ms->opt_v) ms->opt_v = ra_calloc(&a, nw, sizeof(float));
-  if (!ms->opt_m || !ms->opt_v) { loop_free(&L); return fail(err, errlen, RA_ENOMEM, "out of memory for optimizer state"); }
-  L.opt = (Optim){.kind = t->opt, .lr = t->lr, .momentum = t->momentum, .beta1 = t->beta1,
-                  .beta2 = t->beta2, .eps = t->eps, .weight_decay = t->weight_decay,
-                  .n = ms->nweights, .m = ms->opt_m, .v = ms->opt_v, .t = ms->step,
-                  .pool = L.kc.pool};
-  if (log_path) {
-    rc = log_open(&L.log, log_path, o->resume ? ms->step : -1, err, errlen);
-    if (rc) { loop_free(&L); return rc; }
+  if (!ms->opt_m || !ms->opt_v)
+    return fail(err, errlen, RA_ENOMEM, "out of memory for optimizer state");
+  L->opt = (Optim){.kind = t->opt, .lr = t->lr, .momentum = t->momentum, .beta1 = t->beta1,
+                   .beta2 = t->beta2, .eps = t->eps, .weight_decay = t->weight_decay,
+                   .n = ms->nweights, .m = ms->opt_m, .v = ms->opt_v, .t = ms->step,
+                   .pool = L->kc.pool};
+  if (log_path) return log_open(&L->log, log_path, o->resume ? ms->step : -1, err, errlen);
+  return 0;
+}
+
+/* The end of an epoch (or an evaluation point) after `step` steps: the
+ * evaluation, the epoch's line and the checkpoint. */
+static int run_checkpoint(Loop *L, int64_t epoch, int64_t step, int64_t total, bool do_eval,
+                          double train_loss, double rate, char *err, size_t errlen) {
+  const TrainDecl *t = L->t;
+  const RunOptions *o = L->o;
+  const Model *m = L->step.m;
+  char line[512] = "";
+  int rc = 0;
+  if (do_eval && L->ds->split_n[t->eval_split] > 0) {
+    EvalResult r;
+    rc = log_flush(&L->log, err, errlen); /* the steps are out before a long evaluation */
+    if (rc) return rc;
+    rc = run_eval(&L->eval, L->ds, t->eval_split, &L->kc, m->ngroups, o->stop, &r, err, errlen);
+    if (rc == RA_ESTOPPED) rc = loop_stop(L, total, false, err, errlen);
+    if (rc) return rc;
+    eval_text(&r, t->eval_split, t->metrics | MET_LOSS, line, sizeof line);
+    rc = eval_json(&L->log, &r, t->eval_split, step, L->ms->epoch, m, err, errlen);
+    if (rc) return rc;
   }
-  int64_t ntrain = L.ds->split_n[SPLIT_TRAIN];
-  int64_t spe = (ntrain + t->batch - 1) / t->batch;
-  int64_t total = t->steps > 0 ? t->steps : t->epochs * spe;
-  int64_t *order = ra_calloc(&a, (size_t)(ntrain ? ntrain : 1), sizeof(int64_t));
-  if (!order) { loop_free(&L); return fail(err, errlen, RA_ENOMEM, "out of memory"); }
-  const Model *m = L.step.m;
   if (!o->quiet)
-    emit(o, "training %s on %s: %lld parameters, %lld train / %lld valid / %lld test examples, "
-          "%lld steps, batch %lld, %d threads",
-       m->name, t->data, (long long)ms->nweights, (long long)ntrain,
-       (long long)L.ds->split_n[SPLIT_VALID], (long long)L.ds->split_n[SPLIT_TEST],
-       (long long)total, (long long)t->batch, L.kc.threads);
+    emit(o, "epoch %lld step %lld/%lld  train loss %.4f  %s  (%.1f steps/s)", (long long)(epoch + 1),
+         (long long)step, (long long)total, train_loss, line, rate);
+  if (t->save) {
+    rc = loop_save(L, t->save, err, errlen);
+    if (rc == 0) L->saved_step = L->ms->step;
+  }
+  return rc;
+}
+
+/* Steps from the model's step to `total`, spe steps an epoch. */
+static int run_steps(Loop *L, int64_t total, int64_t spe, int64_t *order, char *err,
+                     size_t errlen) {
+  const TrainDecl *t = L->t;
+  const RunOptions *o = L->o;
+  ModelState *ms = L->ms;
   double t0 = now_seconds(), last_print = 0, loss_sum = 0;
   int64_t loss_n = 0, cur_epoch = -1, first_step = ms->step;
-  rc = 0;
   for (int64_t step = first_step; step < total; step++) {
     int64_t epoch = step / spe, in_epoch = step % spe;
     if (epoch != cur_epoch) {
-      data_shuffle(L.ds, SPLIT_TRAIN, L.seed, epoch, order);
+      data_shuffle(L->ds, SPLIT_TRAIN, L->seed, epoch, order);
       cur_epoch = epoch;
     }
-    bound_fill(&L.step, L.ds, SPLIT_TRAIN, order, in_epoch * t->batch, t->batch);
+    bound_fill(&L->step, L->ds, SPLIT_TRAIN, order, in_epoch * t->batch, t->batch);
     double loss;
-    rc = loop_step(&L, step, total, &loss, err, errlen);
-    if (rc) break;
+    int rc = loop_step(L, step, total, &loss, err, errlen);
+    if (rc) return rc;
     ms->step = step + 1;
     ms->epoch = (step + 1) / spe;
-    L.opt.t = ms->step;
+    L->opt.t = ms->step;
     loss_sum += loss;
     loss_n++;
-    rc = log_step(&L.log, step + 1, loss, sched_lr(t, step, total), err, errlen);
-    if (rc) break;
+    rc = log_step(&L->log, step + 1, loss, sched_lr(t, step, total), err, errlen);
+    if (rc) return rc;
     double el = now_seconds() - t0;
     double rate = (double)(step + 1 - first_step) / (el > 1e-9 ? el : 1e-9);
     if (o->progress && el - last_print > 0.1) {
-      progress_line(&L, step + 1, total, loss_sum / (double)loss_n, rate);
+      progress_line(L, step + 1, total, loss_sum / (double)loss_n, rate);
       last_print = el;
     }
     bool end_epoch = (step + 1) % spe == 0 || step + 1 == total;
     bool do_eval = t->eval_on && (t->eval_every_steps > 0 ? (step + 1) % t->eval_every_steps == 0
                                                           : end_epoch);
     if (end_epoch || do_eval) {
-      char line[512] = "";
-      if (do_eval && L.ds->split_n[t->eval_split] > 0) {
-        EvalResult r;
-        rc = log_flush(&L.log, err, errlen); /* the steps are out before a long evaluation */
-        if (rc) break;
-        rc = run_eval(&L.eval, L.ds, t->eval_split, &L.kc, m->ngroups, o->stop, &r, err, errlen);
-        if (rc == RA_ESTOPPED) rc = loop_stop(&L, total, false, err, errlen);
-        if (rc) break;
-        eval_text(&r, t->eval_split, t->metrics | MET_LOSS, line, sizeof line);
-        rc = eval_json(&L.log, &r, t->eval_split, step + 1, ms->epoch, m, err, errlen);
-        if (rc) break;
-      }
-      if (!o->quiet)
-        emit(o, "epoch %lld step %lld/%lld  train loss %.4f  %s  (%.1f steps/s)",
-             (long long)(epoch + 1), (long long)(step + 1),
-             (long long)total, loss_sum / (double)(loss_n ? loss_n : 1), line, rate);
+      rc = run_checkpoint(L, epoch, step + 1, total, do_eval,
+                          loss_sum / (double)(loss_n ? loss_n : 1), rate, err, errlen);
+      if (rc) return rc;
       loss_sum = 0;
       loss_n = 0;
-      if (t->save) {
-        rc = loop_save(&L, t->save, err, errlen);
-        if (rc) break;
-        L.saved_step = ms->step;
-      }
     }
     /* last, so a callback that stops at an epoch's end finds its checkpoint */
     bool by_callback = o->on_step && o->on_step(o->step_ud, step + 1, loss) != 0;
-    if (by_callback || stop_requested(o->stop)) {
-      rc = loop_stop(&L, total, by_callback, err, errlen);
-      break;
-    }
+    if (by_callback || stop_requested(o->stop)) return loop_stop(L, total, by_callback, err, errlen);
   }
+  return 0;
+}
+
+/* After the last step: the test split, and the save path holds the final
+ * state (a resumed finished run included). */
+static int run_finish(Loop *L, int64_t total, char *err, size_t errlen) {
+  const TrainDecl *t = L->t;
+  const RunOptions *o = L->o;
+  ModelState *ms = L->ms;
+  int rc = 0;
+  if (L->ds->split_n[SPLIT_TEST] > 0) {
+    EvalResult r;
+    rc = run_eval(&L->eval, L->ds, SPLIT_TEST, &L->kc, L->step.m->ngroups, o->stop, &r, err, errlen);
+    if (rc == RA_ESTOPPED) return loop_stop(L, total, false, err, errlen);
+    if (rc) return rc;
+    char line[512];
+    eval_text(&r, SPLIT_TEST, t->metrics | MET_LOSS, line, sizeof line);
+    emit(o, "%s", line);
+    rc = eval_json(&L->log, &r, SPLIT_TEST, ms->step, ms->epoch, L->step.m, err, errlen);
+    if (rc) return rc;
+  }
+  if (t->save && L->saved_step != ms->step) {
+    rc = loop_save(L, t->save, err, errlen);
+    if (rc) return rc;
+    L->saved_step = ms->step;
+  }
+  if (L->saved_step >= 0) emit(o, "saved %s", t->save);
+  return 0;
+}
+
+int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, char *err,
+              size_t errlen) {
+  Loop L;
+  int rc = run_prepare(&L, p, t, ms, o, err, errlen);
+  if (rc) {
+    if (L.p) loop_free(&L); /* loop_setup was reached */
+    return rc;
+  }
+  RaAlloc a = ms->alloc;
+  int64_t ntrain = L.ds->split_n[SPLIT_TRAIN];
+  int64_t spe = (ntrain + t->batch - 1) / t->batch;
+  int64_t total = t->steps > 0 ? t->steps : t->epochs * spe;
+  int64_t *order = ra_calloc(&a, (size_t)(ntrain ? ntrain : 1), sizeof(int64_t));
+  if (!order) {
+    loop_free(&L);
+    return fail(err, errlen, RA_ENOMEM, "out of memory");
+  }
+  if (!o->quiet)
+    emit(o, "training %s on %s: %lld parameters, %lld train / %lld valid / %lld test examples, "
+          "%lld steps, batch %lld, %d threads",
+         L.step.m->name, t->data, (long long)ms->nweights, (long long)ntrain,
+         (long long)L.ds->split_n[SPLIT_VALID], (long long)L.ds->split_n[SPLIT_TEST],
+         (long long)total, (long long)t->batch, L.kc.threads);
+  int64_t first_step = ms->step;
+  rc = run_steps(&L, total, spe, order, err, errlen);
   ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(int64_t));
   if (rc == 0 && first_step >= total && !o->quiet)
     emit(o, "nothing to train: the checkpoint is at step %lld and the run has %lld steps",
          (long long)first_step, (long long)total);
-  if (rc == 0 && L.ds->split_n[SPLIT_TEST] > 0) {
-    EvalResult r;
-    rc = run_eval(&L.eval, L.ds, SPLIT_TEST, &L.kc, m->ngroups, o->stop, &r, err, errlen);
-    if (rc == RA_ESTOPPED) rc = loop_stop(&L, total, false, err, errlen);
-    if (rc == 0) {
-      char line[512];
-      eval_text(&r, SPLIT_TEST, t->metrics | MET_LOSS, line, sizeof line);
-      emit(o, "%s", line);
-      rc = eval_json(&L.log, &r, SPLIT_TEST, ms->step, ms->epoch, m, err, errlen);
-    }
-  }
-  /* the save path holds the final state (a resumed finished run included) */
-  if (rc == 0 && t->save && L.saved_step != ms->step) {
-    rc = loop_save(&L, t->save, err, errlen);
-    if (rc == 0) L.saved_step = ms->step;
-  }
-  if (rc == 0 && L.saved_step >= 0) emit(o, "saved %s", t->save);
+  if (rc == 0) rc = run_finish(&L, total, err, errlen);
   /* the records so far are written out on errors too; the first error wins */
   char lerr[512];
   int lrc = log_close(&L.log, lerr, sizeof lerr);

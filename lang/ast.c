@@ -21,9 +21,9 @@
 #include "../base/sbuf.h"
 
 static const char *const KEYWORDS[] = {
-    "use",    "const", "data",   "model",  "block",  "train", "on",
-    "input",  "target", "output", "loss",  "repeat", "return", "extern",
-    "fn",     "from",  "grad",
+#define KW(tok, word) #word,
+#include "keywords.def"
+#undef KW
 };
 
 bool ast_is_keyword(const char *ident) {

@@ -235,8 +235,21 @@ static Tok lex_string(Lexer *L, const unsigned char *q) {
   return t;
 }
 
+static const struct {
+  int kind;
+  const char *word;
+} KEYWORDS[] = {
+#define KW(tok, word) {tok, #word},
+#include "keywords.def"
+#undef KW
+};
+
+/* An identifier, or a keyword of keywords.def. */
 static Tok lex_ident(Lexer *L, const unsigned char *p, const unsigned char *q) {
   size_t n = (size_t)(q - p);
+  for (size_t i = 0; i < sizeof KEYWORDS / sizeof KEYWORDS[0]; i++)
+    if (strlen(KEYWORDS[i].word) == n && memcmp(KEYWORDS[i].word, p, n) == 0)
+      return tok_kw(L, KEYWORDS[i].kind, KEYWORDS[i].word, p, q);
   if (n > LEX_MAX_IDENT) {
     lex_error(L, p, n, "identifier is %zu bytes long; the limit is %d", n, LEX_MAX_IDENT);
     n = LEX_MAX_IDENT;
@@ -330,6 +343,38 @@ static void lex_invalid(Lexer *L, const unsigned char *p) {
   L->cur = p + 1;
 }
 
+/* A line end: a NEWLINE token (true, in *t) where statements can end,
+ * nothing inside parentheses or after another line end. */
+static bool lex_newline(Lexer *L, const unsigned char *tok, const unsigned char *cur, Tok *t) {
+  L->cur = cur;
+  bool in_parens = L->depth > 0 && L->open[L->depth - 1] != '{';
+  bool emit = !in_parens && L->last_kind != -2 && L->last_kind != TK_NEWLINE;
+  if (emit) *t = tok_make(L, TK_NEWLINE, tok, tok);
+  L->line++;
+  L->line_start = cur;
+  return emit;
+}
+
+/* A number followed by letters: the error points at what follows the
+ * number's own digits, fraction and exponent. */
+static Tok lex_bad_suffix(Lexer *L, const unsigned char *tok, const unsigned char *cur) {
+  const unsigned char *s = tok;
+  while (s < cur && ((*s >= '0' && *s <= '9') || *s == '.')) s++;
+  if (s < cur && (*s == 'e' || *s == 'E')) {
+    const unsigned char *x = s + 1;
+    if (x < cur && (*x == '+' || *x == '-')) x++;
+    if (x < cur && *x >= '0' && *x <= '9') {
+      s = x;
+      while (s < cur && *s >= '0' && *s <= '9') s++;
+    }
+  }
+  lex_error(L, s, (size_t)(cur - s), "invalid suffix '%.*s' on a number",
+            (int)(cur - s > 32 ? 32 : cur - s), (const char *)s);
+  Tok t = tok_make(L, TK_NUMBER, tok, cur);
+  t.is_int = true;
+  return t;
+}
+
 Tok lex_next(Lexer *L) {
   for (;;) {
     if (L->stopped) return tok_stop(L);
@@ -357,39 +402,13 @@ Tok lex_next(Lexer *L) {
     }
     [ \t\r\f\v]+ { L->cur = cur; continue; }
     "\n" {
-      L->cur = cur;
-      bool in_parens = L->depth > 0 && L->open[L->depth - 1] != '{';
-      bool emit = !in_parens && L->last_kind != -2 && L->last_kind != TK_NEWLINE;
-      if (!emit) {
-        L->line++;
-        L->line_start = cur;
-        continue;
-      }
-      Tok t = tok_make(L, TK_NEWLINE, tok, tok);
-      L->line++;
-      L->line_start = cur;
-      return t;
+      Tok t;
+      if (lex_newline(L, tok, cur, &t)) return t;
+      continue;
     }
     "#" { lex_comment(L, cur); continue; }
     "\"" { return lex_string(L, tok); }
 
-    "use"    { L->cur = cur; return tok_kw(L, TK_USE, "use", tok, cur); }
-    "const"  { L->cur = cur; return tok_kw(L, TK_CONST, "const", tok, cur); }
-    "data"   { L->cur = cur; return tok_kw(L, TK_DATA, "data", tok, cur); }
-    "model"  { L->cur = cur; return tok_kw(L, TK_MODEL, "model", tok, cur); }
-    "block"  { L->cur = cur; return tok_kw(L, TK_BLOCK, "block", tok, cur); }
-    "train"  { L->cur = cur; return tok_kw(L, TK_TRAIN, "train", tok, cur); }
-    "on"     { L->cur = cur; return tok_kw(L, TK_ON, "on", tok, cur); }
-    "input"  { L->cur = cur; return tok_kw(L, TK_INPUT, "input", tok, cur); }
-    "target" { L->cur = cur; return tok_kw(L, TK_TARGET, "target", tok, cur); }
-    "output" { L->cur = cur; return tok_kw(L, TK_OUTPUT, "output", tok, cur); }
-    "loss"   { L->cur = cur; return tok_kw(L, TK_LOSS, "loss", tok, cur); }
-    "repeat" { L->cur = cur; return tok_kw(L, TK_REPEAT, "repeat", tok, cur); }
-    "return" { L->cur = cur; return tok_kw(L, TK_RETURN, "return", tok, cur); }
-    "extern" { L->cur = cur; return tok_kw(L, TK_EXTERN, "extern", tok, cur); }
-    "fn"     { L->cur = cur; return tok_kw(L, TK_FN, "fn", tok, cur); }
-    "from"   { L->cur = cur; return tok_kw(L, TK_FROM, "from", tok, cur); }
-    "grad"   { L->cur = cur; return tok_kw(L, TK_GRAD, "grad", tok, cur); }
     ident    { L->cur = cur; return lex_ident(L, tok, cur); }
 
     digit+                       { L->cur = cur; return lex_int(L, tok, cur); }
@@ -401,24 +420,7 @@ Tok lex_next(Lexer *L) {
       t.is_int = true;
       return t;
     }
-    digit+ frac? exp? ident {
-      const unsigned char *s = tok;
-      while (s < cur && ((*s >= '0' && *s <= '9') || *s == '.')) s++;
-      if (s < cur && (*s == 'e' || *s == 'E')) {
-        const unsigned char *x = s + 1;
-        if (x < cur && (*x == '+' || *x == '-')) x++;
-        if (x < cur && *x >= '0' && *x <= '9') {
-          s = x;
-          while (s < cur && *s >= '0' && *s <= '9') s++;
-        }
-      }
-      L->cur = cur;
-      lex_error(L, s, (size_t)(cur - s), "invalid suffix '%.*s' on a number",
-                (int)(cur - s > 32 ? 32 : cur - s), (const char *)s);
-      Tok t = tok_make(L, TK_NUMBER, tok, cur);
-      t.is_int = true;
-      return t;
-    }
+    digit+ frac? exp? ident { L->cur = cur; return lex_bad_suffix(L, tok, cur); }
 
     "(" { L->cur = cur; if (!lex_open(L, '(', tok)) return tok_stop(L); return tok_make(L, TK_LPAREN, tok, cur); }
     "[" { L->cur = cur; if (!lex_open(L, '[', tok)) return tok_stop(L); return tok_make(L, TK_LBRACKET, tok, cur); }
@@ -469,23 +471,10 @@ const char *lex_kind_name(int kind) {
   case TK_AT: return "'@'";
   case TK_ARROW: return "'->'";
   case TK_DOTDOT: return "'..'";
-  case TK_USE: return "'use'";
-  case TK_CONST: return "'const'";
-  case TK_DATA: return "'data'";
-  case TK_MODEL: return "'model'";
-  case TK_BLOCK: return "'block'";
-  case TK_TRAIN: return "'train'";
-  case TK_ON: return "'on'";
-  case TK_INPUT: return "'input'";
-  case TK_TARGET: return "'target'";
-  case TK_OUTPUT: return "'output'";
-  case TK_LOSS: return "'loss'";
-  case TK_REPEAT: return "'repeat'";
-  case TK_RETURN: return "'return'";
-  case TK_EXTERN: return "'extern'";
-  case TK_FN: return "'fn'";
-  case TK_FROM: return "'from'";
-  case TK_GRAD: return "'grad'";
+#define KW(tok, word) \
+  case tok: return "'" #word "'";
+#include "keywords.def"
+#undef KW
   default: return "a token";
   }
 }

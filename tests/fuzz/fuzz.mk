@@ -18,7 +18,7 @@ FUZZ_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -g -O2 \
                -Wno-unused-function -Wno-unused-variable -Wno-sign-compare \
                -Ilang -I$(FB)/gen
 LANG_C := $(wildcard base/*.c lang/*.c)
-LANG_H := $(wildcard base/*.h lang/*.h)
+LANG_H := $(wildcard base/*.h lang/*.h lang/*.def)
 
 .PHONY: all
 all: $(FB)/fuzz_frontend $(FB)/fuzz_check

@@ -689,21 +689,11 @@ static int table_labels(Loader *L, int64_t col) {
   return 0;
 }
 
-static int load_table(Loader *L) {
+/* The columns of each field (names looked up in the header) into cols;
+ * every record must have them.  0 or -1. */
+static int table_columns(Loader *L, int64_t cols[][2]) {
   const DataDecl *d = L->d;
-  DataSet *ds = L->ds;
   bool csv = d->loader == LOADER_CSV;
-  L->recs.esz = sizeof(Rec);
-  L->cells.esz = sizeof(Cell);
-  if (read_file(L)) return -1;
-  if ((csv ? parse_csv(L) : parse_tsv(L)) != 0) return -1;
-  int64_t nrec = (int64_t)L->recs.n;
-  if (nrec == 0) return fail(L, 0, "no data (the file has only empty lines)");
-  if (d->header && nrec == 1) return fail(L, 0, "no examples after the header line");
-  ds->n = nrec - (d->header ? 1 : 0);
-
-  /* resolve the columns */
-  int64_t cols[8][2];
   int64_t need = 0;
   int nlabel = 0;
   for (int i = 0; i < d->nfields; i++) {
@@ -729,12 +719,46 @@ static int load_table(Loader *L) {
   }
   if (nlabel > 1) return fail(L, 0, "more than one label field");
   const Rec *recs = L->recs.p;
-  for (int64_t r = 0; r < nrec; r++) {
+  for (int64_t r = 0; r < (int64_t)L->recs.n; r++) {
     if (recs[r].ncells < need)
       return fail(L, recs[r].line, "expected at least %lld %s columns, found %lld", (long long)need,
                   csv ? "comma-separated" : "tab-separated", (long long)recs[r].ncells);
   }
-  if (make_split(L)) return -1;
+  return 0;
+}
+
+/* Token ids of a text field, cut or padded to its maxlen T, through the
+ * vocabulary's remap, into ds->in_data[k]. */
+static int table_text_ids(Loader *L, const TokSeq *seq, int k, const int32_t *remap) {
+  DataSet *ds = L->ds;
+  int64_t T = ds->in_type[k].dim[0], total;
+  if (!mul_ok(ds->n, T, &total)) return oom(L);
+  int32_t *out = arena_alloc(L->keep, sizeof(int32_t) * (size_t)(total ? total : 1));
+  if (!out) return oom(L);
+  const int32_t *ids = seq->ids.p;
+  for (int64_t i = 0; i < ds->n; i++) {
+    int64_t s = seq->off[i], e = seq->off[i + 1];
+    if (e - s > T) e = s + T;
+    for (int64_t j = s; j < e; j++) out[i * T + (j - s)] = remap[ids[j]];
+  }
+  ds->in_data[k] = out;
+  return 0;
+}
+
+static int load_table(Loader *L) {
+  const DataDecl *d = L->d;
+  DataSet *ds = L->ds;
+  bool csv = d->loader == LOADER_CSV;
+  L->recs.esz = sizeof(Rec);
+  L->cells.esz = sizeof(Cell);
+  if (read_file(L)) return -1;
+  if ((csv ? parse_csv(L) : parse_tsv(L)) != 0) return -1;
+  int64_t nrec = (int64_t)L->recs.n;
+  if (nrec == 0) return fail(L, 0, "no data (the file has only empty lines)");
+  if (d->header && nrec == 1) return fail(L, 0, "no examples after the header line");
+  ds->n = nrec - (d->header ? 1 : 0);
+  int64_t cols[8][2];
+  if (table_columns(L, cols) || make_split(L)) return -1;
 
   /* inputs, in field order */
   Vocab full;
@@ -773,25 +797,7 @@ static int load_table(Loader *L) {
   ds->nin = k;
   int32_t *remap = NULL;
   if (rc == 0 && ntext > 0) rc = build_vocab(L, &full, seqs, ntext, cap == INT64_MAX ? 0 : cap, &remap);
-  for (int q = 0; q < ntext && rc == 0; q++) {
-    int64_t T = ds->in_type[text_k[q]].dim[0], total;
-    if (!mul_ok(ds->n, T, &total)) {
-      rc = oom(L);
-      break;
-    }
-    int32_t *out = arena_alloc(L->keep, sizeof(int32_t) * (size_t)(total ? total : 1));
-    if (!out) {
-      rc = oom(L);
-      break;
-    }
-    const int32_t *ids = seqs[q].ids.p;
-    for (int64_t i = 0; i < ds->n; i++) {
-      int64_t s = seqs[q].off[i], e = seqs[q].off[i + 1];
-      if (e - s > T) e = s + T;
-      for (int64_t j = s; j < e; j++) out[i * T + (j - s)] = remap[ids[j]];
-    }
-    ds->in_data[text_k[q]] = out;
-  }
+  for (int q = 0; q < ntext && rc == 0; q++) rc = table_text_ids(L, &seqs[q], text_k[q], remap);
   for (int q = 0; q < ntext; q++) vec_free(L, &seqs[q].ids);
   return rc;
 }

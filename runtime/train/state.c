@@ -370,44 +370,65 @@ static int load_vocab(const Ckpt *c, const char *path, RaAlloc alloc, DataVocab 
 
 /* Everything is checked before anything is copied: a checkpoint that fails
  * leaves the model as it was. */
-int mstate_load(ModelState *ms, const char *path, bool need_optim, char *err, size_t errlen) {
-  Ckpt *c = ckpt_read(ms->alloc, path, err, errlen);
-  if (!c) return RA_ECKPT;
-  int rc = 0;
+/* The checkpoint's identity: format, version, model and the data-settings
+ * hash (16 hex digits) into *hash.  0 or RA_ECKPT. */
+static int check_identity(const Ckpt *c, const char *path, const ModelState *ms, uint64_t *hash,
+                          char *err, size_t errlen) {
   const char *fmt = ckpt_meta(c, "format");
   if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0) {
     snprintf(err, errlen, "%s: not a rac checkpoint (metadata 'format' is %s%s%s)", path,
              fmt ? "'" : "", fmt ? fmt : "missing", fmt ? "'" : "");
-    rc = RA_ECKPT;
+    return RA_ECKPT;
   }
   const char *ver = ckpt_meta(c, "version");
-  if (rc == 0 && (!ver || strcmp(ver, CKPT_VERSION) != 0)) {
+  if (!ver || strcmp(ver, CKPT_VERSION) != 0) {
     snprintf(err, errlen, "%s: checkpoint version %s; this rac reads version %s", path,
              ver ? ver : "(missing)", CKPT_VERSION);
-    rc = RA_ECKPT;
+    return RA_ECKPT;
   }
   const char *model = ckpt_meta(c, "model");
-  if (rc == 0 && model && ms->name && strcmp(model, ms->name) != 0) {
+  if (model && ms->name && strcmp(model, ms->name) != 0) {
     snprintf(err, errlen, "%s: a checkpoint of model '%s', not of '%s'", path, model, ms->name);
-    rc = RA_ECKPT;
+    return RA_ECKPT;
   }
   /* a different spec with the same parameters may load its weights; the
    * hash of the data settings is compared when data is read (loop_setup) */
-  uint64_t hash = 0;
+  *hash = 0;
   const char *hs = ckpt_meta(c, "spec_hash");
-  if (rc == 0 && hs) {
-    bool ok = strlen(hs) == 16;
-    for (int i = 0; ok && i < 16; i++) {
-      char x = hs[i];
-      int v = x >= '0' && x <= '9' ? x - '0' : x >= 'a' && x <= 'f' ? x - 'a' + 10 : -1;
-      if (v < 0) ok = false;
-      else hash = hash << 4 | (uint64_t)v;
-    }
-    if (!ok) {
-      snprintf(err, errlen, "%s: metadata 'spec_hash' is '%.40s', not 16 hex digits", path, hs);
-      rc = RA_ECKPT;
-    }
+  if (!hs) return 0;
+  bool ok = strlen(hs) == 16;
+  for (int i = 0; ok && i < 16; i++) {
+    char x = hs[i];
+    int v = x >= '0' && x <= '9' ? x - '0' : x >= 'a' && x <= 'f' ? x - 'a' + 10 : -1;
+    if (v < 0) ok = false;
+    else *hash = *hash << 4 | (uint64_t)v;
   }
+  if (ok) return 0;
+  snprintf(err, errlen, "%s: metadata 'spec_hash' is '%.40s', not 16 hex digits", path, hs);
+  return RA_ECKPT;
+}
+
+/* Every tensor the model needs, found and checked, into src[nsrc]: the
+ * weights, then (need_optim) the moments m and v. */
+static int find_sources(const Ckpt *c, const char *path, const ModelState *ms, int nsrc,
+                        const float **src, char *err, size_t errlen) {
+  for (int k = 0; k < nsrc; k++) {
+    const ParamInfo *pi = &ms->params[k % ms->nparams];
+    int pass = k / ms->nparams;
+    char name[1024];
+    snprintf(name, sizeof name, "%s%s", pass == 0 ? "" : pass == 1 ? "optim.m/" : "optim.v/",
+             pi->path);
+    src[k] = check_tensor(c, path, name, pi, err, errlen);
+    if (!src[k]) return RA_ECKPT;
+  }
+  return 0;
+}
+
+int mstate_load(ModelState *ms, const char *path, bool need_optim, char *err, size_t errlen) {
+  Ckpt *c = ckpt_read(ms->alloc, path, err, errlen);
+  if (!c) return RA_ECKPT;
+  uint64_t hash = 0;
+  int rc = check_identity(c, path, ms, &hash, err, errlen);
   char *from = NULL;
   if (rc == 0 && !(from = ra_malloc(&ms->alloc, strlen(path) + 1))) {
     snprintf(err, errlen, "out of memory loading '%s'", path);
@@ -417,7 +438,6 @@ int mstate_load(ModelState *ms, const char *path, bool need_optim, char *err, si
   int64_t step = 0, epoch = 0;
   if (rc == 0) rc = meta_count(c, path, "step", need_optim, &step, err, errlen);
   if (rc == 0) rc = meta_count(c, path, "epoch", need_optim, &epoch, err, errlen);
-  /* every source tensor, found and checked: weights, then m and v */
   int nsrc = ms->nparams * (need_optim ? 3 : 1);
   const float **src = NULL;
   if (rc == 0) {
@@ -427,15 +447,7 @@ int mstate_load(ModelState *ms, const char *path, bool need_optim, char *err, si
       rc = RA_ENOMEM;
     }
   }
-  for (int k = 0; rc == 0 && k < nsrc; k++) {
-    const ParamInfo *pi = &ms->params[k % ms->nparams];
-    int pass = k / ms->nparams;
-    char name[512];
-    snprintf(name, sizeof name, "%s%s", pass == 0 ? "" : pass == 1 ? "optim.m/" : "optim.v/",
-             pi->path);
-    src[k] = check_tensor(c, path, name, pi, err, errlen);
-    if (!src[k]) rc = RA_ECKPT;
-  }
+  if (rc == 0) rc = find_sources(c, path, ms, nsrc, src, err, errlen);
   DataVocab *vocab = NULL;
   if (rc == 0) rc = load_vocab(c, path, ms->alloc, &vocab, err, errlen);
   if (rc == 0 && need_optim) {
@@ -447,7 +459,7 @@ int mstate_load(ModelState *ms, const char *path, bool need_optim, char *err, si
       rc = RA_ENOMEM;
     }
   }
-  /* nothing fails from here */
+  /* nothing fails from here: all or nothing */
   for (int k = 0; rc == 0 && k < nsrc; k++) {
     const ParamInfo *pi = &ms->params[k % ms->nparams];
     int pass = k / ms->nparams;
@@ -467,10 +479,10 @@ int mstate_load(ModelState *ms, const char *path, bool need_optim, char *err, si
     ms->from = from;
     from = NULL;
     ms->spec_hash = hash;
+    ms->initialized = true;
   }
   if (from) ra_free_mem(&ms->alloc, from, strlen(from) + 1);
   data_vocab_free(vocab);
-  if (rc == 0) ms->initialized = true;
   if (src) ra_free_mem(&ms->alloc, src, sizeof *src * (size_t)(nsrc ? nsrc : 1));
   ckpt_free(c);
   return rc;

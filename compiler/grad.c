@@ -172,6 +172,11 @@ int grad_sigmoid(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   return done(g);
 }
 
+int grad_silu(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
+  dx[0] = bin(g, OP_SILU_GRAD, node_of(g, node).in[0], dy);
+  return done(g);
+}
+
 /* ---- normalisations ---- */
 
 int grad_softmax(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {

@@ -222,6 +222,7 @@ UNARY_KERNEL(relu, 1, x > 0 ? x : 0.0f)
 UNARY_KERNEL(gelu, 16, km_gelu(x))
 UNARY_KERNEL(tanh, 12, km_tanh(x))
 UNARY_KERNEL(sigmoid, 12, km_sigmoid(x))
+UNARY_KERNEL(silu, 13, km_silu(x))
 
 /* (a, dy) -> dy * g(a), a flat loop over same-shape operands. */
 #define GRAD_KERNEL(lname, COST, EXPR)                                                  \
@@ -247,6 +248,7 @@ GRAD_KERNEL(relu_grad, 1, a > 0 ? dy : 0.0f)
 GRAD_KERNEL(gelu_grad, 20, dy * km_gelu_d(a))
 GRAD_KERNEL(tanh_grad, 2, dy * (1.0f - a * a))
 GRAD_KERNEL(sigmoid_grad, 2, dy * a * (1.0f - a))
+GRAD_KERNEL(silu_grad, 14, dy * km_silu_d(a))
 
 /* ---- dropout ---------------------------------------------------------------
  * Element i keeps with probability 1 - p: word i % 4 of the Philox block

@@ -224,6 +224,14 @@ static inline float km_sigmoid(float x) {
   return x >= 0 ? d : ed;
 }
 
+static inline float km_silu(float x) { return x * km_sigmoid(x); }
+
+/* silu'(x) = s + x s (1 - s), s = sigmoid(x) */
+static inline float km_silu_d(float x) {
+  float s = km_sigmoid(x);
+  return s * (1.0f + x * (1.0f - s));
+}
+
 /* tanh: Taylor to x^13 below 0.4, else (1 - e^-2z) / (1 + e^-2z). */
 static inline float km_tanh(float x) {
   float z = fabsf(x);

@@ -134,6 +134,7 @@ static const Case cases[] = {
     {OP_GELU, {"f32[4, 3]"}, {0}, 0, 0, OP_GELU_GRAD},
     {OP_TANH, {"f32[4, 3]"}, {0}, 0, 0, OP_TANH_GRAD},
     {OP_SIGMOID, {"f32[4, 3]"}, {0}, 0, 0, OP_SIGMOID_GRAD},
+    {OP_SILU, {"f32[4, 3]"}, {0}, 0, 0, OP_SILU_GRAD},
     {OP_SOFTMAX, {"f32[4, 3]"}, {0}, 0, 0, OP_SOFTMAX_GRAD},
     {OP_LAYERNORM, {"f32[4, 3]"}, {0}, 1e-5, 0, OP_LAYERNORM_GRAD},
     {OP_MATMUL, {"f32[2, 4, 3]", "f32[5, 3]"}, {0, 1, 0}, 0, 0, OP_RESHAPE},

@@ -130,6 +130,7 @@ static int32_t c_relu(GB *b) { return un(b, OP_RELU, param_s(b, 2, D(3, 5), 0.1f
 static int32_t c_gelu(GB *b) { return un(b, OP_GELU, param_s(b, 2, D(3, 5), 0, 3, true)); }
 static int32_t c_tanh(GB *b) { return un(b, OP_TANH, param_s(b, 2, D(3, 5), 0, 2, true)); }
 static int32_t c_sigmoid(GB *b) { return un(b, OP_SIGMOID, param_s(b, 2, D(3, 5), 0, 3, true)); }
+static int32_t c_silu(GB *b) { return un(b, OP_SILU, param_s(b, 2, D(3, 5), 0, 4, true)); }
 static int32_t c_softmax(GB *b) { return un(b, OP_SOFTMAX, param_s(b, 3, D(2, 3, 5), 0, 2, true)); }
 static int32_t c_layernorm(GB *b) {
   IrNode n = {.op = OP_LAYERNORM, .nin = 1, .in = {param_s(b, 2, D(3, 6), 0, 2, true)}};
@@ -283,6 +284,7 @@ static const Case cases[] = {
     {OP_GELU, "gelu", c_gelu},
     {OP_TANH, "tanh", c_tanh},
     {OP_SIGMOID, "sigmoid", c_sigmoid},
+    {OP_SILU, "silu", c_silu},
     {OP_SOFTMAX, "softmax", c_softmax},
     {OP_LAYERNORM, "layernorm", c_layernorm},
     {OP_MATMUL, "matmul", c_matmul},

@@ -55,6 +55,8 @@ static const Case cases[] = {
     {OP_TANH, {"i32[3]"}, NOI, 0, 0, "tanh: operand must be f32, got i32[3]", -1},
     {OP_SIGMOID, {"f32[3]"}, NOI, 0, 0, "f32[3]", 0},
     {OP_SIGMOID, {"i32[3]"}, NOI, 0, 0, "sigmoid: operand must be f32, got i32[3]", -1},
+    {OP_SILU, {"Bf32[2, 3]"}, NOI, 0, 0, "f32[2, 3]", 1},
+    {OP_SILU, {"i32[3]"}, NOI, 0, 0, "silu: operand must be f32, got i32[3]", -1},
     {OP_RELU_GRAD, {"Bf32[2, 3]", "f32[2, 3]"}, NOI, 0, 0, "f32[2, 3]", 1},
     {OP_RELU_GRAD, {"f32[2, 3]", "f32[3, 2]"}, NOI, 0, 0, "relu_grad: operands differ: f32[2, 3] vs f32[3, 2]", -1},
     {OP_GELU_GRAD, {"f32[2, 3]", "f32[2, 3]"}, NOI, 0, 0, "f32[2, 3]", 0},
@@ -63,6 +65,8 @@ static const Case cases[] = {
     {OP_TANH_GRAD, {"f32[2]", "f32[3]"}, NOI, 0, 0, "tanh_grad: operands differ: f32[2] vs f32[3]", -1},
     {OP_SIGMOID_GRAD, {"f32[2, 3]", "f32[2, 3]"}, NOI, 0, 0, "f32[2, 3]", 0},
     {OP_SIGMOID_GRAD, {"f32[2]", "i32[2]"}, NOI, 0, 0, "sigmoid_grad: operand 2 must be f32, got i32[2]", -1},
+    {OP_SILU_GRAD, {"f32[2, 3]", "Bf32[2, 3]"}, NOI, 0, 0, "f32[2, 3]", 1},
+    {OP_SILU_GRAD, {"f32[2]", "f32[3]"}, NOI, 0, 0, "silu_grad: operands differ: f32[2] vs f32[3]", -1},
     /* normalisations */
     {OP_SOFTMAX, {"Bf32[4, 10]"}, NOI, 0, 0, "f32[4, 10]", 1},
     {OP_SOFTMAX, {"f32[]"}, NOI, 0, 0, "softmax: operand must have rank >= 1, got f32[]", -1},

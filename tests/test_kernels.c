@@ -221,6 +221,7 @@ static double ref_unary(IrOp op, double x, double s) {
   case OP_GELU: return 0.5 * x * (1 + erf(x / sqrt(2.0)));
   case OP_TANH: return tanh(x);
   case OP_SIGMOID: return 1 / (1 + exp(-x));
+  case OP_SILU: return x / (1 + exp(-x));
   default: return NAN;
   }
 }
@@ -246,8 +247,8 @@ static void check_unary(IrOp op, float lo, float hi, int64_t n, int threads) {
 }
 
 Test(kernels, unary) {
-  IrOp ops[] = {OP_NEG, OP_SCALE, OP_SQUARE, OP_RELU, OP_GELU, OP_TANH, OP_SIGMOID};
-  for (int k = 0; k < 7; k++) {
+  IrOp ops[] = {OP_NEG, OP_SCALE, OP_SQUARE, OP_RELU, OP_GELU, OP_TANH, OP_SIGMOID, OP_SILU};
+  for (int k = 0; k < 8; k++) {
     check_unary(ops[k], -6, 6, 1001, 1);
     check_unary(ops[k], -30, 30, 100003, 2);
   }
@@ -262,13 +263,17 @@ static double ref_grad(IrOp op, double a, double dy) {
   }
   case OP_TANH_GRAD: return dy * (1 - a * a);
   case OP_SIGMOID_GRAD: return dy * a * (1 - a);
+  case OP_SILU_GRAD: {
+    double sg = 1 / (1 + exp(-a));
+    return dy * sg * (1 + a * (1 - sg));
+  }
   default: return NAN;
   }
 }
 
 Test(kernels, activation_grads) {
-  IrOp ops[] = {OP_RELU_GRAD, OP_GELU_GRAD, OP_TANH_GRAD, OP_SIGMOID_GRAD};
-  for (int k = 0; k < 4; k++) {
+  IrOp ops[] = {OP_RELU_GRAD, OP_GELU_GRAD, OP_TANH_GRAD, OP_SIGMOID_GRAD, OP_SILU_GRAD};
+  for (int k = 0; k < 5; k++) {
     for (int t = 1; t <= 2; t++) {
       KH h;
       kh_init(&h, t);

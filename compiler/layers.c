@@ -15,11 +15,14 @@
  *   PE[p, 2i] = sin(p / 10000^(2i/dim)),  PE[p, 2i+1] = cos(p / 10000^(2i/dim)).
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lower_int.h"
 
-typedef enum { KA_INT, KA_POS, KA_NUM, KA_BOOL, KA_CHOICE, KA_LIST } KwKind;
+/* KA_FUNC: a function of one tensor - an elementwise built-in (from the
+ * table below) or a block of one positional argument. */
+typedef enum { KA_INT, KA_POS, KA_NUM, KA_BOOL, KA_CHOICE, KA_LIST, KA_FUNC } KwKind;
 
 typedef struct KwSpec {
   const char *name;
@@ -36,11 +39,16 @@ typedef struct KwVal {
   const char *ident;
   int64_t list[IR_MAX_RANK];
   int nlist;
+  IrOp op;               /* KA_FUNC: the built-in's op, or */
+  const AstItem *blk;    /* KA_FUNC: the block (NULL for a built-in) */
 } KwVal;
 
 #define MAX_POS 64
 
+typedef struct Builtin Builtin;
+
 typedef struct Call {
+  const Builtin *bi;
   Lower *L;
   Frame *fr;
   PNode *stmt;
@@ -53,15 +61,15 @@ typedef struct Call {
 
 typedef int32_t (*BuiltinFn)(Call *c);
 
-typedef struct Builtin {
+struct Builtin {
   const char *name;
   int8_t pmin, pmax;     /* positional arguments */
   uint8_t raw;           /* bit i: positional i is read, not lowered */
   bool clauses;          /* takes a { } block */
   KwSpec kw[3];
   BuiltinFn fn;
-  IrOp op;               /* for the simple ones */
-} Builtin;
+  IrOp op;               /* b_unary: the op applied */
+};
 
 /* ------------------------------------------------------------------------ */
 /* helpers                                                                   */
@@ -191,13 +199,17 @@ static int32_t b_linear(Call *c) {
 static int32_t b_ffn(Call *c) {
   if (!want_f32(c, 0) || !want_axes(c, 0, 1, "f32[.., d]")) return -1;
   int64_t d = last_dim(c, c->a[0]), h = c->kw[0].num.i;
-  const char *act = c->kw[1].given ? c->kw[1].ident : "gelu";
-  IrOp op = strcmp(act, "relu") == 0 ? OP_RELU : strcmp(act, "tanh") == 0 ? OP_TANH : OP_GELU;
   int32_t w1 = param2(c, "w1", d, h, INIT_UNIFORM, 1.0 / sqrt((double)d), NULL);
   int32_t b1 = param1(c, "b1", h, INIT_ZEROS, 0, NULL);
   int32_t w2 = param2(c, "w2", h, d, INIT_UNIFORM, 1.0 / sqrt((double)h), NULL);
   int32_t b2 = param1(c, "b2", d, INIT_ZEROS, 0, NULL);
-  int32_t y = lw_op1(c->L, c->fr, op, affine(c, c->a[0], w1, b1), c->e->span);
+  int32_t y = affine(c, c->a[0], w1, b1);
+  if (!c->kw[1].given)
+    y = lw_op1(c->L, c->fr, OP_GELU, y, c->e->span);
+  else if (c->kw[1].blk)
+    y = lw_block_apply(c->L, c->fr, c->pn, c->kw[1].blk, y, c->kw[1].span);
+  else
+    y = lw_op1(c->L, c->fr, c->kw[1].op, y, c->e->span);
   return affine(c, y, w2, b2);
 }
 
@@ -465,16 +477,13 @@ static int32_t b_attnpool(Call *c) {
 /* ------------------------------------------------------------------------ */
 /* operations without parameters                                             */
 
-static int32_t b_act(Call *c, IrOp op) {
+/* One op applied to one tensor: the activations and softmax. */
+static int32_t b_unary(Call *c) {
+  IrOp op = c->bi->op;
   if (!want_f32(c, 0)) return -1;
-  if (op == OP_SOFTMAX && !want_axes(c, 0, 1, "an axis")) return -1;
+  if (!(ir_op_info[op].flags & OPF_EW) && !want_axes(c, 0, 1, "an axis")) return -1;
   return lw_op1(c->L, c->fr, op, c->a[0], c->e->span);
 }
-static int32_t b_relu(Call *c) { return b_act(c, OP_RELU); }
-static int32_t b_gelu(Call *c) { return b_act(c, OP_GELU); }
-static int32_t b_tanh(Call *c) { return b_act(c, OP_TANH); }
-static int32_t b_sigmoid(Call *c) { return b_act(c, OP_SIGMOID); }
-static int32_t b_softmax(Call *c) { return b_act(c, OP_SOFTMAX); }
 
 static int32_t b_pool(Call *c, IrOp op) {
   if (!want_f32(c, 0) || !want_axes(c, 0, 1, "an axis to pool")) return -1;
@@ -715,16 +724,16 @@ static const Builtin builtins[] = {
   {"linear", 1, 1, 0, false, {{"out", KA_POS, true, {NULL}}, {"bias", KA_BOOL, false, {NULL}}},
    b_linear, 0},
   {"ffn", 1, 1, 0, false,
-   {{"hidden", KA_POS, true, {NULL}}, {"act", KA_CHOICE, false, {"gelu", "relu", "tanh", NULL}}},
-   b_ffn, 0},
+   {{"hidden", KA_POS, true, {NULL}}, {"act", KA_FUNC, false, {NULL}}}, b_ffn, 0},
   {"layernorm", 1, 1, 0, false, NOKW, b_layernorm, 0},
   {"attention", 1, 2, 0, true, NOKW, b_attention, 0},
   {"attnpool", 1, 1, 0, true, NOKW, b_attnpool, 0},
-  {"relu", 1, 1, 0, false, NOKW, b_relu, 0},
-  {"gelu", 1, 1, 0, false, NOKW, b_gelu, 0},
-  {"tanh", 1, 1, 0, false, NOKW, b_tanh, 0},
-  {"sigmoid", 1, 1, 0, false, NOKW, b_sigmoid, 0},
-  {"softmax", 1, 1, 0, false, NOKW, b_softmax, 0},
+  {"relu", 1, 1, 0, false, NOKW, b_unary, OP_RELU},
+  {"gelu", 1, 1, 0, false, NOKW, b_unary, OP_GELU},
+  {"tanh", 1, 1, 0, false, NOKW, b_unary, OP_TANH},
+  {"sigmoid", 1, 1, 0, false, NOKW, b_unary, OP_SIGMOID},
+  {"silu", 1, 1, 0, false, NOKW, b_unary, OP_SILU},
+  {"softmax", 1, 1, 0, false, NOKW, b_unary, OP_SOFTMAX},
   {"mean", 1, 1, 0, false, {{"axis", KA_INT, false, {NULL}}}, b_mean, 0},
   {"max", 1, 1, 0, false, {{"axis", KA_INT, false, {NULL}}}, b_max, 0},
   {"sum", 1, 1, 0, false, {{"axis", KA_INT, false, {NULL}}}, b_sum, 0},
@@ -745,6 +754,12 @@ static const Builtin *find_builtin(const char *name) {
 }
 
 bool lw_is_builtin(const char *name) { return find_builtin(name) != NULL; }
+
+/* An elementwise built-in of one tensor (`relu`, `silu`, ...): what `act:`
+ * accepts besides blocks. */
+static bool is_unary_ew(const Builtin *bi) {
+  return bi && bi->fn == b_unary && (ir_op_info[bi->op].flags & OPF_EW);
+}
 
 int lw_builtin_names(const char **out, int cap) {
   int n = 0;
@@ -767,6 +782,65 @@ static const char *ident_arg(const Call *c, const AstExpr *v, const Num **num) {
     return NULL;
   }
   return v->str;
+}
+
+/* A KA_FUNC argument named id (NULL: not a name): an elementwise built-in
+ * or a block of one positional argument, else a located error with the
+ * names that would do. */
+static int read_func(Call *c, const Builtin *bi, const KwSpec *ks, const AstExpr *v,
+                     const char *id, KwVal *o) {
+  Lower *L = c->L;
+  const Builtin *f = id ? find_builtin(id) : NULL;
+  if (is_unary_ew(f)) {
+    o->ident = f->name;
+    o->op = f->op;
+    return 0;
+  }
+  const AstItem *blk = id && !f ? lw_find_block(L, id) : NULL;
+  if (blk && lw_block_npos(blk) == 1) {
+    o->ident = blk->name;
+    o->blk = blk;
+    return 0;
+  }
+  if (blk) {
+    int np = lw_block_npos(blk);
+    Diag *g = lw_error(L, c->fr, v->span,
+                       "'%s:' of %s needs a function of one tensor; block '%s' takes %d "
+                       "positional argument%s", ks->name, bi->name, blk->name, np,
+                       np == 1 ? "" : "s");
+    lw_note(L, g, blk->name_span, "'%s' is defined here", blk->name);
+    return -1;
+  }
+  const char *names[NBUILTINS];
+  char list[256];
+  int nn = 0;
+  size_t k = 0;
+  for (int i = 0; i < NBUILTINS; i++)
+    if (is_unary_ew(&builtins[i])) names[nn++] = builtins[i].name;
+  list[0] = 0;
+  for (int i = 0; i < nn && k < sizeof list; i++) {
+    int w = snprintf(list + k, sizeof list - k, "%s%s", names[i],
+                     i + 2 < nn ? ", " : i + 1 < nn ? " or " : "");
+    if (w > 0) k += (size_t)w;
+  }
+  if (!id) {
+    lw_error(L, c->fr, v->span, "'%s:' of %s must be an elementwise function (%s) or a block "
+             "of one argument", ks->name, bi->name, list);
+    return -1;
+  }
+  /* suggest among the elementwise built-ins and the blocks of one argument */
+  const char **cand = arena_alloc(L->A, sizeof *cand * (size_t)(nn + L->p->nblocks + 1));
+  int nc = 0;
+  for (int i = 0; i < nn; i++) cand[nc++] = names[i];
+  for (int i = 0; i < L->p->nblocks; i++)
+    if (L->p->blocks[i]->name && lw_block_npos(L->p->blocks[i]) == 1)
+      cand[nc++] = L->p->blocks[i]->name;
+  const char *s = diag_suggest(id, cand, nc);
+  lw_error(L, c->fr, v->span, "'%s:' of %s must be an elementwise function (%s) or a block of "
+           "one argument; '%s' is %s%s%s%s", ks->name, bi->name, list, id,
+           f ? "not elementwise" : "unknown", s ? "; did you mean '" : "", s ? s : "",
+           s ? "'?" : "");
+  return -1;
 }
 
 static int read_kwarg(Call *c, const Builtin *bi, const KwSpec *ks, const AstKwarg *kw, KwVal *o) {
@@ -835,6 +909,10 @@ static int read_kwarg(Call *c, const Builtin *bi, const KwSpec *ks, const AstKwa
     else
       lw_error(L, c->fr, v->span, "'%s:' of %s must be %s", ks->name, bi->name, list);
     return -1;
+  }
+  case KA_FUNC: {
+    const Num *n;
+    return read_func(c, bi, ks, v, ident_arg(c, v, &n), o);
   }
   case KA_LIST: {
     if (v->kind != EX_LIST || v->nargs > IR_MAX_RANK) {
@@ -917,6 +995,7 @@ int32_t lw_builtin(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whol
   if (!bi) return -1;
   Call c;
   memset(&c, 0, sizeof c);
+  c.bi = bi;
   c.L = L;
   c.fr = fr;
   c.stmt = stmt;

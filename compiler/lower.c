@@ -578,7 +578,7 @@ static int eval_int(Lower *L, const Frame *fr, const AstExpr *e, const char *wha
 /* ------------------------------------------------------------------------ */
 /* expressions                                                               */
 
-static const AstItem *find_block(const Lower *L, const char *name) {
+const AstItem *lw_find_block(const Lower *L, const char *name) {
   for (int i = 0; i < L->p->nblocks; i++)
     if (L->p->blocks[i]->name && strcmp(L->p->blocks[i]->name, name) == 0)
       return L->p->blocks[i];
@@ -639,51 +639,38 @@ static int block_kwarg(Lower *L, const Frame *fr, const AstExpr *v, Binding *out
   return 0;
 }
 
-static int32_t block_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole,
-                          const AstItem *blk) {
+/* A call of blk from fr is allowed: no recursion, not too deep.  0, or -1
+ * diagnosed at `at`. */
+static int block_enter(Lower *L, const Frame *fr, const AstItem *blk, Span at) {
   for (const Frame *c = fr; c; c = c->caller)
     if (c->block == blk) {
-      Diag *g = lw_error(L, fr, e->name_span,
-                         "block '%s' calls itself; recursion is not allowed", blk->name);
+      Diag *g = lw_error(L, fr, at, "block '%s' calls itself; recursion is not allowed",
+                         blk->name);
       lw_note(L, g, blk->name_span, "'%s' is defined here", blk->name);
       return -1;
     }
   if (L->depth >= 64) {
-    lw_error(L, fr, e->span, "block calls nested more than 64 deep");
+    lw_error(L, fr, at, "block calls nested more than 64 deep");
     return -1;
   }
-  if (e->clauses)
-    lw_error(L, fr, e->clauses->span, "block '%s' takes no { } clauses", blk->name);
+  return 0;
+}
+
+int lw_block_npos(const AstItem *blk) {
   int npos = 0;
   for (int i = 0; i < blk->nparams; i++)
     if (!blk->params[i].def) npos++;
-  bool bad = false;
-  if (e->nargs != npos) {
-    Diag *g = lw_error(L, fr, e->span, "block '%s' takes %d positional argument%s; got %d",
-                       blk->name, npos, npos == 1 ? "" : "s", e->nargs);
-    lw_note(L, g, blk->name_span, "'%s' is defined here", blk->name);
-    bad = true;
-  }
-  Frame nf;
-  memset(&nf, 0, sizeof nf);
-  nf.block = blk;
-  nf.caller = fr;
-  nf.call = e->span;
-  /* positional parameters, in order */
-  int k = 0;
-  for (int i = 0; i < blk->nparams; i++) {
-    if (blk->params[i].def) continue;
-    int32_t v = -1;
-    if (k < e->nargs) v = lw_expr(L, fr, stmt, e->args[k], false);
-    k++;
-    bind_value(L, &nf, blk->params[i].name, blk->params[i].span, v);
-  }
-  for (; k < e->nargs; k++) (void)lw_expr(L, fr, stmt, e->args[k], false);
-  /* keyword parameters: the call's value, or the default */
+  return npos;
+}
+
+/* The call's keyword arguments name keyword parameters of blk, once each.
+ * false when one does not (diagnosed). */
+static bool block_kwargs_ok(Lower *L, const Frame *fr, const AstExpr *e, const AstItem *blk) {
   const char **knames = arena_alloc(L->A, sizeof *knames * (size_t)(blk->nparams + 1));
   int nk = 0;
   for (int i = 0; i < blk->nparams; i++)
     if (blk->params[i].def) knames[nk++] = blk->params[i].name;
+  bool ok = true;
   for (int j = 0; j < e->nkwargs; j++) {
     const AstKwarg *kw = &e->kwargs[j];
     int pi = -1;
@@ -695,28 +682,36 @@ static int32_t block_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bo
                          blk->name, kw->name, s ? "; did you mean '" : "", s ? s : "",
                          s ? "'?" : "");
       lw_note(L, g, blk->name_span, "'%s' is defined here", blk->name);
-      bad = true;
+      ok = false;
       continue;
     }
     if (!blk->params[pi].def) {
       lw_error(L, fr, kw->name_span,
                "'%s' is a positional parameter of block '%s'; pass it without '%s:'", kw->name,
                blk->name, kw->name);
-      bad = true;
+      ok = false;
       continue;
     }
     for (int i = 0; i < j; i++)
       if (strcmp(e->kwargs[i].name, kw->name) == 0) {
         Diag *g = lw_error(L, fr, kw->name_span, "argument '%s:' given twice", kw->name);
         lw_note(L, g, e->kwargs[i].name_span, "first given here");
-        bad = true;
+        ok = false;
       }
   }
+  return ok;
+}
+
+/* Binds blk's keyword parameters in nf: the value given in the call e (may
+ * be NULL: no call expression), else the default.  false on an error. */
+static bool block_bind_kwargs(Lower *L, const Frame *fr, Frame *nf, const AstExpr *e,
+                              const AstItem *blk) {
+  bool ok = true;
   for (int i = 0; i < blk->nparams; i++) {
     const AstParam *pa = &blk->params[i];
     if (!pa->def) continue;
     const AstKwarg *given = NULL;
-    for (int j = 0; j < e->nkwargs; j++)
+    for (int j = 0; e && j < e->nkwargs; j++)
       if (strcmp(e->kwargs[j].name, pa->name) == 0) {
         given = &e->kwargs[j];
         break;
@@ -725,27 +720,84 @@ static int32_t block_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bo
     memset(&b, 0, sizeof b);
     int rc = given ? block_kwarg(L, fr, given->value, &b) : block_kwarg(L, NULL, pa->def, &b);
     if (rc) {
-      bad = true;
+      ok = false;
       continue;
     }
-    Binding *nb = bind(L, &nf, pa->name, pa->span);
+    Binding *nb = bind(L, nf, pa->name, pa->span);
     nb->kind = b.kind;
     nb->num = b.num;
     nb->ident = b.ident;
   }
-  if (bad) return -1;
-  PNode *call = lw_pnode(L, stmt, PN_CALL, blk->name, whole);
+  return ok;
+}
+
+/* Lowers blk's body in its frame nf (arguments bound); the value returned. */
+static int32_t block_run(Lower *L, const Frame *fr, Frame *nf, PNode *parent, bool whole,
+                         const AstItem *blk, Span call) {
+  PNode *pn = lw_pnode(L, parent, PN_CALL, blk->name, whole);
   int32_t ret = -1;
   bool returned = false;
   L->depth++;
-  lower_stmts(L, &nf, call, blk->body, blk->nbody, true, &ret, &returned);
+  lower_stmts(L, nf, pn, blk->body, blk->nbody, true, &ret, &returned);
   L->depth--;
   if (!returned) {
-    Diag *g = lw_error(L, fr, e->span, "block '%s' has no return statement", blk->name);
+    Diag *g = lw_error(L, fr, call, "block '%s' has no return statement", blk->name);
     lw_note(L, g, blk->name_span, "'%s' is defined here", blk->name);
     return -1;
   }
   return ret;
+}
+
+static Frame block_frame(const AstItem *blk, Frame *caller, Span call) {
+  Frame nf;
+  memset(&nf, 0, sizeof nf);
+  nf.block = blk;
+  nf.caller = caller;
+  nf.call = call;
+  return nf;
+}
+
+static int32_t block_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole,
+                          const AstItem *blk) {
+  if (block_enter(L, fr, blk, e->name_span)) return -1;
+  if (e->clauses)
+    lw_error(L, fr, e->clauses->span, "block '%s' takes no { } clauses", blk->name);
+  int npos = lw_block_npos(blk);
+  bool bad = false;
+  if (e->nargs != npos) {
+    Diag *g = lw_error(L, fr, e->span, "block '%s' takes %d positional argument%s; got %d",
+                       blk->name, npos, npos == 1 ? "" : "s", e->nargs);
+    lw_note(L, g, blk->name_span, "'%s' is defined here", blk->name);
+    bad = true;
+  }
+  Frame nf = block_frame(blk, fr, e->span);
+  /* positional parameters, in order */
+  int k = 0;
+  for (int i = 0; i < blk->nparams; i++) {
+    if (blk->params[i].def) continue;
+    int32_t v = -1;
+    if (k < e->nargs) v = lw_expr(L, fr, stmt, e->args[k], false);
+    k++;
+    bind_value(L, &nf, blk->params[i].name, blk->params[i].span, v);
+  }
+  for (; k < e->nargs; k++) (void)lw_expr(L, fr, stmt, e->args[k], false);
+  if (!block_kwargs_ok(L, fr, e, blk)) bad = true;
+  if (!block_bind_kwargs(L, fr, &nf, e, blk)) bad = true;
+  if (bad) return -1;
+  return block_run(L, fr, &nf, stmt, whole, blk, e->span);
+}
+
+int32_t lw_block_apply(Lower *L, Frame *fr, PNode *parent, const AstItem *blk, int32_t x,
+                       Span at) {
+  if (x < 0 || block_enter(L, fr, blk, at)) return -1;
+  Frame nf = block_frame(blk, fr, at);
+  for (int i = 0; i < blk->nparams; i++)
+    if (!blk->params[i].def) {
+      bind_value(L, &nf, blk->params[i].name, blk->params[i].span, x);
+      break;
+    }
+  if (!block_bind_kwargs(L, fr, &nf, NULL, blk)) return -1;
+  return block_run(L, fr, &nf, parent, false, blk, at);
 }
 
 static int32_t extern_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, int idx) {
@@ -794,7 +846,7 @@ static int32_t lower_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bo
     e = ce;
   }
   if (lw_is_builtin(e->str)) return lw_builtin(L, fr, stmt, e, whole);
-  const AstItem *blk = find_block(L, e->str);
+  const AstItem *blk = lw_find_block(L, e->str);
   if (blk) return block_call(L, fr, stmt, e, whole, blk);
   int xi = find_extern(L, e->str);
   if (xi >= 0) return extern_call(L, fr, stmt, e, xi);

@@ -156,6 +156,16 @@ ConstScope lw_scope(const Frame *fr);
  * paths and whole says the expression is the statement's entire value. */
 int32_t lw_expr(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole);
 
+/* ---- lower.c: blocks ---- */
+const AstItem *lw_find_block(const Lower *L, const char *name);
+/* the number of positional parameters of a block */
+int lw_block_npos(const AstItem *blk);
+/* Inlines a block of one positional argument applied to x (keyword
+ * parameters take their defaults); its parameters are named below parent.
+ * at is the place that names the block (for errors and the call chain). */
+int32_t lw_block_apply(Lower *L, Frame *fr, PNode *parent, const AstItem *blk, int32_t x,
+                       Span at);
+
 /* ---- layers.c: built-in operations ---- */
 bool lw_is_builtin(const char *name);
 /* the names of the built-ins, for "did you mean" */

@@ -85,16 +85,6 @@ const char *lw_vstr(Lower *L, int32_t v) { return lw_tstr(L, lw_vtype(L, v)); }
 /* ------------------------------------------------------------------------ */
 /* IR building                                                               */
 
-IrType lw_type_make(IrDtype dt, int rank, const int64_t *dims, bool batched) {
-  IrType t;
-  memset(&t, 0, sizeof t);
-  t.dtype = (uint8_t)dt;
-  t.rank = (uint8_t)rank;
-  t.batched = batched ? 1 : 0;
-  for (int i = 0; i < rank && i < IR_MAX_RANK; i++) t.dim[i] = dims[i];
-  return t;
-}
-
 const IrType *lw_vtype(const Lower *L, int32_t v) { return &L->f->nodes[v].type; }
 
 int lw_perank(const Lower *L, int32_t v) {
@@ -102,28 +92,17 @@ int lw_perank(const Lower *L, int32_t v) {
   return t->rank - (t->batched ? 1 : 0);
 }
 
-int32_t lw_emit(Lower *L, const Frame *fr, IrNode *n) {
-  char msg[512];
-  msg[0] = 0;
-  int32_t id = ir_emit(L->f, n, msg, sizeof msg);
-  if (id < 0) lw_error(L, fr, n->span, "%s", msg[0] ? msg : "invalid operation");
-  return id;
+/* The builder's failures become located errors, with the block-call chain
+ * of the frame they were made in. */
+static void report(void *ud, Span at, const char *msg) {
+  Lower *L = ud;
+  lw_error(L, L->bfr, at, "%s", msg);
 }
 
-static IrNode node0(IrOp op, Span at) {
-  IrNode n;
-  memset(&n, 0, sizeof n);
-  n.op = (uint16_t)op;
-  n.span = at;
-  return n;
-}
-
-int32_t lw_op1(Lower *L, const Frame *fr, IrOp op, int32_t x, Span at) {
-  if (x < 0) return -1;
-  IrNode n = node0(op, at);
-  n.nin = 1;
-  n.in[0] = x;
-  return lw_emit(L, fr, &n);
+IrBuilder *lw_at(Lower *L, const Frame *fr, Span at) {
+  L->b.span = at;
+  L->bfr = fr;
+  return &L->b;
 }
 
 /* A batched value with fewer per-example axes than pe gets unit axes after
@@ -137,10 +116,10 @@ static int32_t align_batched(Lower *L, const Frame *fr, int32_t x, int pe, Span 
   to.rank = (uint8_t)(1 + pe);
   for (int i = have - 1; i >= 0; i--) to.dim[1 + (pe - have) + i] = t->dim[1 + i];
   for (int i = 0; i < pe - have; i++) to.dim[1 + i] = 1;
-  return lw_reshape(L, fr, x, &to, at);
+  return ir_reshape(lw_at(L, fr, at), x, &to);
 }
 
-int32_t lw_op2(Lower *L, const Frame *fr, IrOp op, int32_t a, int32_t b, Span at) {
+int32_t lw_arith(Lower *L, const Frame *fr, IrOp op, int32_t a, int32_t b, Span at) {
   if (a < 0 || b < 0) return -1;
   if (ir_op_info[op].flags & OPF_BCAST) {
     const IrType *ta = lw_vtype(L, a), *tb = lw_vtype(L, b);
@@ -148,98 +127,16 @@ int32_t lw_op2(Lower *L, const Frame *fr, IrOp op, int32_t a, int32_t b, Span at
     int pe = pa > pb ? pa : pb;
     a = align_batched(L, fr, a, pe, at);
     b = align_batched(L, fr, b, pe, at);
-    if (a < 0 || b < 0) return -1;
   }
-  IrNode n = node0(op, at);
-  n.nin = 2;
-  n.in[0] = a;
-  n.in[1] = b;
-  return lw_emit(L, fr, &n);
-}
-
-int32_t lw_scale(Lower *L, const Frame *fr, int32_t x, double s, Span at) {
-  if (x < 0) return -1;
-  IrNode n = node0(OP_SCALE, at);
-  n.nin = 1;
-  n.in[0] = x;
-  n.attr.f[0] = s;
-  return lw_emit(L, fr, &n);
-}
-
-int32_t lw_fill(Lower *L, double v, Span at) {
-  IrNode n = node0(OP_CONST, at);
-  n.type = lw_type_make(IR_F32, 0, NULL, false);
-  n.attr.f[0] = v;
-  return lw_emit(L, NULL, &n);
-}
-
-int32_t lw_const_data(Lower *L, const Frame *fr, const IrType *t, const float *data, Span at) {
-  IrNode n = node0(OP_CONST, at);
-  n.type = *t;
-  n.data = data;
-  return lw_emit(L, fr, &n);
-}
-
-int32_t lw_matmul(Lower *L, const Frame *fr, int32_t a, int32_t b, bool ta, bool tb, Span at) {
-  if (a < 0 || b < 0) return -1;
-  IrNode n = node0(OP_MATMUL, at);
-  n.nin = 2;
-  n.in[0] = a;
-  n.in[1] = b;
-  n.attr.i[0] = ta;
-  n.attr.i[1] = tb;
-  return lw_emit(L, fr, &n);
-}
-
-int32_t lw_reshape(Lower *L, const Frame *fr, int32_t x, const IrType *to, Span at) {
-  if (x < 0) return -1;
-  IrNode n = node0(OP_RESHAPE, at);
-  n.nin = 1;
-  n.in[0] = x;
-  n.type = *to;
-  n.type.dtype = lw_vtype(L, x)->dtype;
-  return lw_emit(L, fr, &n);
-}
-
-int32_t lw_transpose(Lower *L, const Frame *fr, int32_t x, const int64_t *perm, Span at) {
-  if (x < 0) return -1;
-  IrNode n = node0(OP_TRANSPOSE, at);
-  n.nin = 1;
-  n.in[0] = x;
-  int r = lw_vtype(L, x)->rank;
-  for (int i = 0; i < r; i++) n.attr.i[i] = perm[i];
-  return lw_emit(L, fr, &n);
-}
-
-int32_t lw_swap_last(Lower *L, const Frame *fr, int32_t x, Span at) {
-  if (x < 0) return -1;
-  int r = lw_vtype(L, x)->rank;
-  int64_t perm[IR_MAX_RANK];
-  for (int i = 0; i < r; i++) perm[i] = i;
-  if (r >= 2) {
-    perm[r - 2] = r - 1;
-    perm[r - 1] = r - 2;
-  }
-  return lw_transpose(L, fr, x, perm, at);
-}
-
-int32_t lw_reduce(Lower *L, const Frame *fr, IrOp op, int32_t x, int axis, Span at) {
-  if (x < 0) return -1;
-  IrNode n = node0(op, at);
-  n.nin = 1;
-  n.in[0] = x;
-  n.attr.i[0] = axis;
-  return lw_emit(L, fr, &n);
+  return ir_binary(lw_at(L, fr, at), op, a, b);
 }
 
 int32_t lw_dropout(Lower *L, const Frame *fr, int32_t x, double p, Span at) {
   if (x < 0) return -1;
-  IrNode n = node0(OP_DROPOUT, at);
-  n.nin = 1;
-  n.in[0] = x;
+  IrNode n = {.op = OP_DROPOUT, .nin = 1, .in = {x}};
   n.attr.f[0] = p;
   n.attr.i[0] = L->m->ndropout++;
-  return lw_emit(L, fr, &n);
+  return ir_op(lw_at(L, fr, at), n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -327,11 +224,8 @@ int32_t lw_param(Lower *L, PNode *call, const char *pname, IrType t, InitKind in
   pi->offset = m->nweights;
   m->nweights += ir_numel(&pi->type);
   if (index) *index = idx;
-  IrNode n = node0(OP_PARAM, at);
-  n.type = pi->type;
-  n.name = path;
-  n.attr.i[0] = idx;
-  return lw_emit(L, NULL, &n);
+  IrNode n = {.op = OP_PARAM, .type = pi->type, .name = path, .attr.i = {idx}};
+  return ir_op(lw_at(L, NULL, at), n);
 }
 
 void lw_add_output(Lower *L, const char *name, int32_t v, IrOutRole role, int32_t index) {
@@ -828,11 +722,8 @@ static int32_t extern_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, i
              lw_vstr(L, v));
     return -1;
   }
-  IrNode n = node0(OP_EXTERN, e->span);
-  n.nin = 1;
-  n.in[0] = v;
-  n.attr.i[0] = idx;
-  return lw_emit(L, fr, &n);
+  IrNode n = {.op = OP_EXTERN, .nin = 1, .in = {v}, .attr.i = {idx}};
+  return ir_op(lw_at(L, fr, e->span), n);
 }
 
 static int32_t lower_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole) {
@@ -874,7 +765,8 @@ int32_t lw_expr(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole) 
   if (lw_is_const(L, fr, e)) {
     Num v;
     if (lw_eval_num(L, fr, e, &v)) return -1;
-    return lw_fill(L, v.f, e->span);
+    IrType scalar = ir_type_make(IR_F32, 0, NULL, false);
+    return ir_fill(lw_at(L, fr, e->span), &scalar, v.f);
   }
   switch (e->kind) {
   case EX_NAME: {
@@ -891,7 +783,7 @@ int32_t lw_expr(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole) 
   case EX_NEG: {
     int32_t a = lw_expr(L, fr, stmt, e->a, false);
     if (a < 0 || !need_f32(L, fr, a, e->a, "'-'")) return -1;
-    return lw_op1(L, fr, OP_NEG, a, e->span);
+    return ir_unary(lw_at(L, fr, e->span), OP_NEG, a);
   }
   case EX_BINARY: {
     int32_t a = lw_expr(L, fr, stmt, e->a, false);
@@ -927,9 +819,9 @@ int32_t lw_expr(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole) 
         a = align_batched(L, fr, a, pe, e->span);
         b = align_batched(L, fr, b, pe, e->span);
       }
-      return lw_matmul(L, fr, a, b, false, false, e->span);
+      return ir_matmul(lw_at(L, fr, e->span), a, b, false, false);
     }
-    return lw_op2(L, fr, op, a, b, e->span);
+    return lw_arith(L, fr, op, a, b, e->span);
   }
   case EX_CALL:
     return lower_call(L, fr, stmt, e, whole);
@@ -966,7 +858,7 @@ static int read_type(Lower *L, const Frame *fr, const AstType *t, IrType *out, i
   for (int i = 0; i < t->ndims; i++)
     if (eval_int(L, fr, t->dims[i], "a dimension", 1, &dims[i])) bad = true;
   if (bad) return -1;
-  *out = lw_type_make(t->base == TY_F32 ? IR_F32 : IR_I32, t->ndims, dims, false);
+  *out = ir_type_make(t->base == TY_F32 ? IR_F32 : IR_I32, t->ndims, dims, false);
   return 0;
 }
 
@@ -993,7 +885,7 @@ static void declare_var(Lower *L, Frame *fr, const AstStmt *s) {
   memset(v, 0, sizeof *v);
   v->name = s->name;
   v->span = s->span;
-  v->type = rc ? lw_type_make(IR_F32, 0, NULL, false) : pe;
+  v->type = rc ? ir_type_make(IR_F32, 0, NULL, false) : pe;
   v->classes = classes;
   if (rc) {
     bind_value(L, fr, s->name, s->name_span, -1);
@@ -1002,11 +894,10 @@ static void declare_var(Lower *L, Frame *fr, const AstStmt *s) {
   int64_t dims[IR_MAX_RANK];
   dims[0] = L->batch;
   for (int i = 0; i < pe.rank; i++) dims[i + 1] = pe.dim[i];
-  IrNode n = node0(OP_INPUT, s->span);
-  n.type = lw_type_make((IrDtype)pe.dtype, pe.rank + 1, dims, true);
-  n.name = s->name;
+  IrNode n = {.op = OP_INPUT, .name = s->name};
+  n.type = ir_type_make((IrDtype)pe.dtype, pe.rank + 1, dims, true);
   n.attr.i[0] = target ? L->ninputs_top + idx : idx;
-  bind_value(L, fr, s->name, s->name_span, lw_emit(L, fr, &n));
+  bind_value(L, fr, s->name, s->name_span, ir_op(lw_at(L, fr, s->span), n));
 }
 
 static const char *stmt_word(StmtKind k) {
@@ -1147,6 +1038,9 @@ static Model *lower_run(Program *p, const AstItem *item, int64_t batch) {
   m->item = item;
   L->f = m->fwd = ir_func_new(L->A, item->name, batch);
   if (!m->fwd) return NULL;
+  L->b = ir_builder(L->f, item->span);
+  L->b.report = report;
+  L->b.ud = L;
   for (int i = 0; i < item->nbody; i++)
     if (item->body[i] && item->body[i]->kind == ST_INPUT) L->ninputs_top++;
   Frame fr;
@@ -1159,8 +1053,8 @@ static Model *lower_run(Program *p, const AstItem *item, int64_t batch) {
   /* the loss, with attnpool penalties added */
   int32_t loss = L->loss;
   if (loss >= 0)
-    for (int i = 0; i < L->npens; i++) loss = lw_op2(L, NULL, OP_ADD, loss, L->pens[i],
-                                                      L->pen_spans[i]);
+    for (int i = 0; i < L->npens; i++)
+      loss = lw_arith(L, NULL, OP_ADD, loss, L->pens[i], L->pen_spans[i]);
   if (L->nerr) return NULL;
   if (loss >= 0) ir_add_output(m->fwd, "loss", loss, OUT_LOSS, 0);
   static const IrOutRole order[] = {OUT_OUTPUT, OUT_PRED, OUT_HEADS};

@@ -1070,7 +1070,7 @@ Test(lower, models_differentiate) {
   for (int i = 0; i < 3; i++) {
     Fx fx;
     Model *m = lower_ok(&fx, srcs[i], names[i], 2);
-    IrFunc *g = autodiff(&fx.a, m, &fx.d);
+    IrFunc *g = autodiff(&fx.a, m, NULL, 0, &fx.d);
     cr_assert_not_null(g, "%s: %s", names[i], diags(&fx));
     for (int k = 0; k < m->nparams; k++)
       cr_expect_not_null(ir_find_output(g, OUT_GRAD, k), "%s: no gradient for %s", names[i],

@@ -37,6 +37,9 @@ enum {
   OPF_COMMUTE = 1 << 3, /* inputs may be swapped (CSE canonical order) */
   OPF_VIEW = 1 << 4,    /* output may share its input's storage */
   OPF_LOSS = 1 << 5,    /* yields a rank-0 loss */
+  OPF_IMPURE = 1 << 6,  /* its value is not a function of its inputs and
+                           attributes alone (outside storage, an RNG stream,
+                           native code): never merged (CSE) or folded */
 };
 
 typedef enum {

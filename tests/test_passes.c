@@ -1,8 +1,9 @@
-/* test_passes.c - dead-code elimination, CSE, constant folding and the
- * optimisation pipeline on hand-built IR. */
+/* test_passes.c - dead-code elimination, CSE, constant folding (with the
+ * kernels' bits) and the optimisation pipeline on hand-built IR. */
 #include <criterion/criterion.h>
 
 #include "../compiler/autodiff.h"
+#include "../runtime/kernels.h"
 #include "irutil.h"
 
 #define ty tu_type
@@ -171,4 +172,98 @@ Test(passes, optimize_gradient_function) {
   IrFunc *again = pass_optimize(&A, o);
   cr_assert_str_eq(ir_print(&A, again, NULL, false), ir_print(&A, o, NULL, false), "fixed point");
   tu_golden("tests/golden/ir/opt_step.txt", ir_print(&A, o, NULL, false));
+}
+
+/* Folding an elementwise op gives the bits its kernel computes: every
+ * elementwise op (that is not impure) folds, on values across the ranges of
+ * the kernels' approximations. */
+Test(passes, fold_has_the_kernels_bits) {
+  static const float xs[] = {0,     1e-6f, -0.3f, 0.39f, 0.41f, -0.7f, 1.5f, 3.5f,
+                             -9.0f, 20.0f, -87.5f, 100.0f, 0.1f, -2.75f};
+  static const float ys[] = {0.5f, -1.25f, 3.0f, 1e-3f, -7.0f, 0.1f};
+  enum { NX = sizeof xs / sizeof xs[0], NY = sizeof ys / sizeof ys[0] };
+  int checked_ops = 0;
+  for (int op = 0; op < OP_COUNT; op++) {
+    const IrOpInfo *info = &ir_op_info[op];
+    if (!(info->flags & OPF_EW) || (info->flags & OPF_IMPURE)) continue;
+    cr_assert(info->arity == 1 || info->arity == 2, "%s", info->name);
+    checked_ops++;
+    for (int i = 0; i < NX; i++)
+      for (int j = 0; j < (info->arity == 2 ? NY : 1); j++) {
+        IrFunc *f = ir_func_new(&A, "f", 1);
+        IrBuilder B = tu_builder(f);
+        float c[2] = {xs[i], ys[j]};
+        IrNode n = {.op = (uint16_t)op, .nin = (uint8_t)info->arity, .attr.f = {0.375}};
+        for (int k = 0; k < info->arity; k++) n.in[k] = tu_fill(&B, "f32[4]", c[k]);
+        int32_t y = ir_op(&B, n);
+        out(f, y);
+        IrFunc *g = pass_optimize(&A, f);
+        const IrNode *r = res(g, 0);
+        cr_assert_eq(r->op, OP_CONST, "%s(%g, %g) folds", info->name, c[0], c[1]);
+        float folded = (float)r->attr.f[0];
+        float a[2][4], o[4];
+        for (int k = 0; k < 4; k++) a[0][k] = c[0], a[1][k] = c[1];
+        void *in[2] = {a[0], a[1]};
+        KernelCtx kc;
+        memset(&kc, 0, sizeof kc);
+        cr_assert_eq(kernel_table[op](&kc, f, &f->nodes[y], o, in), 0, "%s", kc.err);
+        cr_assert(memcmp(&folded, &o[0], sizeof folded) == 0,
+                  "%s(%.9g, %.9g): folded %.9g, kernel %.9g", info->name, c[0], c[1], folded,
+                  o[0]);
+      }
+  }
+  cr_assert_geq(checked_ops, 17);
+}
+
+/* Sums of a fill fold only when every partial sum is exact (then the
+ * kernel's value is n * c, whatever its order); otherwise the kernel runs. */
+Test(passes, fold_sums_only_when_exact) {
+  static const struct { float c; const char *t; IrOp op; bool folds; double want; } cases[] = {
+      {0.5f, "f32[4, 3]", OP_SUM, true, 2.0},
+      {0.5f, "f32[4, 3]", OP_MEAN, true, 0.5},
+      {3.0f, "f32[4, 3]", OP_SUM, true, 12.0},
+      {0.1f, "f32[3, 3]", OP_SUM, false, 0},
+      {0.1f, "f32[3, 3]", OP_MEAN, false, 0},
+      {-0.0f, "f32[3, 3]", OP_SUM, false, 0},
+      {0.0f, "f32[3, 3]", OP_SUM, true, 0.0},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    IrFunc *f = ir_func_new(&A, "f", 1);
+    IrBuilder B = tu_builder(f);
+    out(f, ir_reduce(&B, cases[k].op, tu_fill(&B, cases[k].t, cases[k].c), 0));
+    IrFunc *g = pass_optimize(&A, f);
+    cr_assert_eq(res(g, 0)->op == OP_CONST, cases[k].folds, "case %zu", k);
+    if (cases[k].folds) cr_assert_eq(res(g, 0)->attr.f[0], cases[k].want, "case %zu", k);
+  }
+  /* sum_to: 3 copies of 0.1 are not exact, 3 copies of 0.25 are */
+  IrFunc *f = ir_func_new(&A, "f", 1);
+  IrBuilder B = tu_builder(f);
+  IrType t = ty("f32[1, 4]");
+  out(f, ir_typed(&B, OP_SUM_TO, tu_fill(&B, "f32[3, 4]", 0.1f), &t, 0, 0));
+  out(f, ir_typed(&B, OP_SUM_TO, tu_fill(&B, "f32[3, 4]", 0.25f), &t, 0, 0));
+  IrFunc *g = pass_optimize(&A, f);
+  cr_assert_eq(res(g, 0)->op, OP_SUM_TO);
+  cr_assert_eq(res(g, 1)->op, OP_CONST);
+  cr_assert_eq(res(g, 1)->attr.f[0], 0.75);
+}
+
+/* Ops marked OPF_IMPURE in ops.def are never merged nor folded. */
+Test(passes, impure_ops_are_never_merged_or_folded) {
+  int seen = 0;
+  for (int op = 0; op < OP_COUNT; op++) {
+    const IrOpInfo *info = &ir_op_info[op];
+    if (!(info->flags & OPF_IMPURE)) continue;
+    seen++;
+    IrFunc *f = ir_func_new(&A, "f", 1);
+    IrBuilder B = tu_builder(f);
+    IrNode n = {.op = (uint16_t)op, .nin = (uint8_t)info->arity, .attr.f = {0.5}, .name = "v"};
+    if (info->arity == 0) n.type = ty("f32[3]");
+    for (int k = 0; k < info->arity; k++) n.in[k] = tu_fill(&B, "f32[3]", 1);
+    out(f, ir_op(&B, n));
+    out(f, ir_op(&B, n));
+    IrFunc *g = pass_optimize(&A, f);
+    cr_assert_neq(g->outs[0].value, g->outs[1].value, "%s merged", info->name);
+    cr_assert_eq(res(g, 0)->op, op, "%s folded", info->name);
+  }
+  cr_assert_geq(seen, 5);
 }

@@ -103,7 +103,8 @@ typedef struct IrFunc {
 /* ---- construction ---- */
 IrFunc *ir_func_new(Arena *arena, const char *name, int64_t batch);
 /* Appends a node as given (type and attributes already set); returns its id.
- * No checks: passes and autodiff use ir_emit. */
+ * No checks: for the passes, which copy nodes already checked; new nodes go
+ * through ir_emit (the builder below). */
 int32_t ir_append(IrFunc *f, const IrNode *node);
 /* Builds node (op, inputs, attributes, span; for ops whose result type is
  * given - RESHAPE, BROADCAST, SUM_TO, SCATTER_ADD, SLICE, CONST, INPUT,

@@ -943,8 +943,6 @@ Test(kernels, const_fill_and_data) {
   int32_t c2 = ir_op(&h.B, nd);
   kh_run_ok(&h, c2);
   for (int i = 0; i < 6; i++) cr_assert_eq(kh_f(&h, c2)[i], -2.5f);
-  for (int op = 0; op < OP_COUNT; op++)
-    cr_assert(kernel_table[op] != NULL, "op %s has no kernel", ir_op_info[op].name);
   kh_free(&h);
 }
 

@@ -702,7 +702,8 @@ static int32_t b_mse(Call *c) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* the table                                                                 */
+/* the table: every built-in call of the language; the rows with b_unary and
+ * an elementwise op are also the functions `act:` accepts                  */
 
 #define NOKW {{NULL, 0, false, {NULL}}}
 static const Builtin builtins[] = {
@@ -774,6 +775,17 @@ static const char *ident_arg(const Call *c, const AstExpr *v, const Num **num) {
   return v->str;
 }
 
+/* "a, b or c" into buf (cut short if it does not fit). */
+static void name_list(char *buf, size_t cap, const char *const *names, int n) {
+  size_t k = 0;
+  buf[0] = 0;
+  for (int i = 0; i < n && k < cap; i++) {
+    int w = snprintf(buf + k, cap - k, "%s%s", names[i],
+                     i + 2 < n ? ", " : i + 1 < n ? " or " : "");
+    if (w > 0) k += (size_t)w;
+  }
+}
+
 /* A KA_FUNC argument named id (NULL: not a name): an elementwise built-in
  * or a block of one positional argument, else a located error with the
  * names that would do. */
@@ -804,15 +816,9 @@ static int read_func(Call *c, const Builtin *bi, const KwSpec *ks, const AstExpr
   const char *names[NBUILTINS];
   char list[256];
   int nn = 0;
-  size_t k = 0;
   for (int i = 0; i < NBUILTINS; i++)
     if (is_unary_ew(&builtins[i])) names[nn++] = builtins[i].name;
-  list[0] = 0;
-  for (int i = 0; i < nn && k < sizeof list; i++) {
-    int w = snprintf(list + k, sizeof list - k, "%s%s", names[i],
-                     i + 2 < nn ? ", " : i + 1 < nn ? " or " : "");
-    if (w > 0) k += (size_t)w;
-  }
+  name_list(list, sizeof list, names, nn);
   if (!id) {
     lw_error(L, c->fr, v->span, "'%s:' of %s must be an elementwise function (%s) or a block "
              "of one argument", ks->name, bi->name, list);
@@ -887,11 +893,7 @@ static int read_kwarg(Call *c, const Builtin *bi, const KwSpec *ks, const AstKwa
           return 0;
         }
     char list[128];
-    list[0] = 0;
-    for (int i = 0; i < nc; i++) {
-      strcat(list, ks->choices[i]);
-      strcat(list, i + 2 < nc ? ", " : i + 1 < nc ? " or " : "");
-    }
+    name_list(list, sizeof list, ks->choices, nc);
     const char *s = id ? diag_suggest(id, ks->choices, nc) : NULL;
     if (id)
       lw_error(L, c->fr, v->span, "'%s:' of %s must be %s; got '%s'%s%s%s", ks->name, bi->name,

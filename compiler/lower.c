@@ -325,6 +325,58 @@ bool lw_is_const(const Lower *L, const Frame *fr, const AstExpr *e) {
   }
 }
 
+/* a op b for the compile-time numbers of e = a op b: integers stay
+ * integers (a division that is not exact gives a float).  0, or -1
+ * diagnosed. */
+static int eval_binary(Lower *L, const Frame *fr, const AstExpr *e, Num a, Num b, Num *out) {
+  if (e->op == '@') {
+    lw_error(L, fr, e->span, "'@' needs tensors, not numbers");
+    return -1;
+  }
+  if ((e->op == '/' || e->op == '%') && (b.is_int ? b.i == 0 : b.f == 0)) {
+    lw_error(L, fr, e->span, "division by zero");
+    return -1;
+  }
+  if (e->op == '%') {
+    if (!a.is_int || !b.is_int) {
+      lw_error(L, fr, e->span, "'%%' needs integers");
+      return -1;
+    }
+    *out = num_int(b.i == -1 ? 0 : a.i % b.i);
+    return 0;
+  }
+  if (a.is_int && b.is_int) {
+    int64_t r = 0;
+    switch (e->op) {
+    case '+': if (__builtin_add_overflow(a.i, b.i, &r)) goto overflow; break;
+    case '-': if (__builtin_sub_overflow(a.i, b.i, &r)) goto overflow; break;
+    case '*': if (__builtin_mul_overflow(a.i, b.i, &r)) goto overflow; break;
+    default:
+      if (b.i == -1 && a.i == INT64_MIN) goto overflow;
+      if (a.i % b.i == 0) {
+        r = a.i / b.i;
+        break;
+      }
+      *out = num_f((double)a.i / (double)b.i);
+      return 0;
+    }
+    *out = num_int(r);
+    return 0;
+  }
+  double x = a.f, y = b.f, r;
+  switch (e->op) {
+  case '+': r = x + y; break;
+  case '-': r = x - y; break;
+  case '*': r = x * y; break;
+  default: r = x / y; break;
+  }
+  *out = num_f(r);
+  return 0;
+overflow:
+  lw_error(L, fr, e->span, "integer overflow in a compile-time expression");
+  return -1;
+}
+
 int lw_eval_num(Lower *L, const Frame *fr, const AstExpr *e, Num *out) {
   switch (e->kind) {
   case EX_NUM:
@@ -369,49 +421,7 @@ int lw_eval_num(Lower *L, const Frame *fr, const AstExpr *e, Num *out) {
     int ra = lw_eval_num(L, fr, e->a, &a);
     int rb = lw_eval_num(L, fr, e->b, &b);
     if (ra || rb) return -1;
-    if (e->op == '@') {
-      lw_error(L, fr, e->span, "'@' needs tensors, not numbers");
-      return -1;
-    }
-    if ((e->op == '/' || e->op == '%') && (b.is_int ? b.i == 0 : b.f == 0)) {
-      lw_error(L, fr, e->span, "division by zero");
-      return -1;
-    }
-    if (e->op == '%') {
-      if (!a.is_int || !b.is_int) {
-        lw_error(L, fr, e->span, "'%%' needs integers");
-        return -1;
-      }
-      *out = num_int(b.i == -1 ? 0 : a.i % b.i);
-      return 0;
-    }
-    if (a.is_int && b.is_int) {
-      int64_t r = 0;
-      switch (e->op) {
-      case '+': if (__builtin_add_overflow(a.i, b.i, &r)) goto overflow; break;
-      case '-': if (__builtin_sub_overflow(a.i, b.i, &r)) goto overflow; break;
-      case '*': if (__builtin_mul_overflow(a.i, b.i, &r)) goto overflow; break;
-      default:
-        if (b.i == -1 && a.i == INT64_MIN) goto overflow;
-        if (a.i % b.i == 0) {
-          r = a.i / b.i;
-          break;
-        }
-        *out = num_f((double)a.i / (double)b.i);
-        return 0;
-      }
-      *out = num_int(r);
-      return 0;
-    }
-    double x = a.f, y = b.f, r;
-    switch (e->op) {
-    case '+': r = x + y; break;
-    case '-': r = x - y; break;
-    case '*': r = x * y; break;
-    default: r = x / y; break;
-    }
-    *out = num_f(r);
-    return 0;
+    return eval_binary(L, fr, e, a, b, out);
   }
   case EX_STR:
     lw_error(L, fr, e->span, "expected a number; got a string");
@@ -912,6 +922,63 @@ static const char *stmt_word(StmtKind k) {
   }
 }
 
+/* `output name = expr`, statement i of body. */
+static void lower_output(Lower *L, Frame *fr, PNode *scope, AstStmt **body, int i) {
+  const AstStmt *s = body[i];
+  PNode *sn = lw_pnode(L, scope, PN_STMT, s->name, false);
+  int32_t v = lw_expr(L, fr, sn, s->expr, true);
+  for (int j = 0; j < L->nouts; j++)
+    if (L->outs[j].role == OUT_OUTPUT && strcmp(L->outs[j].name, s->name) == 0) {
+      Diag *g = lw_error(L, fr, s->name_span, "output '%s' is declared twice", s->name);
+      for (int k = 0; k < i; k++)
+        if (body[k]->kind == ST_OUTPUT && strcmp(body[k]->name, s->name) == 0) {
+          lw_note(L, g, body[k]->name_span, "first declared here");
+          break;
+        }
+      v = -2;
+      break;
+    }
+  if (v >= 0) lw_add_output(L, s->name, v, OUT_OUTPUT, L->noutputs++);
+  bind_value(L, fr, s->name, s->name_span, v < 0 ? -1 : v);
+}
+
+/* `loss expr`: the model's one rank-0 f32 loss. */
+static void lower_loss(Lower *L, Frame *fr, PNode *scope, const AstStmt *s) {
+  PNode *sn = lw_pnode(L, scope, PN_STMT, "loss", false);
+  int32_t v = lw_expr(L, fr, sn, s->expr, true);
+  if (L->loss_stmt) {
+    Diag *g = lw_error(L, fr, s->span, "a model has one loss statement; add the terms with '+'");
+    lw_note(L, g, L->loss_stmt->span, "the first loss is here");
+    return;
+  }
+  L->loss_stmt = s;
+  if (v < 0) return;
+  const IrType *t = lw_vtype(L, v);
+  if (t->rank != 0 || t->dtype != IR_F32) {
+    lw_error(L, fr, s->expr->span,
+             "loss must be a scalar; cross_entropy(...) gives one (this is %s)", lw_tstr(L, t));
+    return;
+  }
+  L->loss = v;
+  L->loss_span = s->expr->span;
+}
+
+/* `repeat N { ... }`: the body unrolled N times, one naming scope each. */
+static void lower_repeat(Lower *L, Frame *fr, PNode *scope, const AstStmt *s, int32_t *ret,
+                         bool *returned) {
+  int64_t count = 1;
+  if (eval_int(L, fr, s->expr, "the repeat count", 1, &count)) count = 1;
+  if (count > 4096) {
+    lw_error(L, fr, s->expr->span, "repeat count %lld is too large (at most 4096)",
+             (long long)count);
+    count = 1;
+  }
+  for (int64_t k = 0; k < count && !*returned; k++) {
+    PNode *it = lw_pnode(L, scope, PN_SCOPE, arena_printf(L->A, "r%d", scope->nrepeat++), false);
+    lower_stmts(L, fr, it, s->body, s->nbody, false, ret, returned);
+  }
+}
+
 static void lower_stmts(Lower *L, Frame *fr, PNode *scope, AstStmt **body, int n, bool top,
                         int32_t *ret, bool *returned) {
   for (int i = 0; i < n; i++) {
@@ -945,61 +1012,15 @@ static void lower_stmts(Lower *L, Frame *fr, PNode *scope, AstStmt **body, int n
       bind_value(L, fr, s->name, s->name_span, lw_expr(L, fr, sn, s->expr, true));
       break;
     }
-    case ST_OUTPUT: {
-      PNode *sn = lw_pnode(L, scope, PN_STMT, s->name, false);
-      int32_t v = lw_expr(L, fr, sn, s->expr, true);
-      for (int j = 0; j < L->nouts; j++)
-        if (L->outs[j].role == OUT_OUTPUT && strcmp(L->outs[j].name, s->name) == 0) {
-          Diag *g = lw_error(L, fr, s->name_span, "output '%s' is declared twice", s->name);
-          for (int k = 0; k < i; k++)
-            if (body[k]->kind == ST_OUTPUT && strcmp(body[k]->name, s->name) == 0) {
-              lw_note(L, g, body[k]->name_span, "first declared here");
-              break;
-            }
-          v = -2;
-          break;
-        }
-      if (v >= 0) lw_add_output(L, s->name, v, OUT_OUTPUT, L->noutputs++);
-      bind_value(L, fr, s->name, s->name_span, v < 0 ? -1 : v);
+    case ST_OUTPUT:
+      lower_output(L, fr, scope, body, i);
       break;
-    }
-    case ST_LOSS: {
-      PNode *sn = lw_pnode(L, scope, PN_STMT, "loss", false);
-      int32_t v = lw_expr(L, fr, sn, s->expr, true);
-      if (L->loss_stmt) {
-        Diag *g = lw_error(L, fr, s->span,
-                           "a model has one loss statement; add the terms with '+'");
-        lw_note(L, g, L->loss_stmt->span, "the first loss is here");
-        break;
-      }
-      L->loss_stmt = s;
-      if (v < 0) break;
-      const IrType *t = lw_vtype(L, v);
-      if (t->rank != 0 || t->dtype != IR_F32) {
-        lw_error(L, fr, s->expr->span,
-                 "loss must be a scalar; cross_entropy(...) gives one (this is %s)",
-                 lw_tstr(L, t));
-        break;
-      }
-      L->loss = v;
-      L->loss_span = s->expr->span;
+    case ST_LOSS:
+      lower_loss(L, fr, scope, s);
       break;
-    }
-    case ST_REPEAT: {
-      int64_t count = 1;
-      if (eval_int(L, fr, s->expr, "the repeat count", 1, &count)) count = 1;
-      if (count > 4096) {
-        lw_error(L, fr, s->expr->span, "repeat count %lld is too large (at most 4096)",
-                 (long long)count);
-        count = 1;
-      }
-      for (int64_t k = 0; k < count && !*returned; k++) {
-        PNode *it = lw_pnode(L, scope, PN_SCOPE, arena_printf(L->A, "r%d", scope->nrepeat++),
-                             false);
-        lower_stmts(L, fr, it, s->body, s->nbody, false, ret, returned);
-      }
+    case ST_REPEAT:
+      lower_repeat(L, fr, scope, s, ret, returned);
       break;
-    }
     case ST_RETURN: {
       if (!fr->block) {
         lw_error(L, fr, s->span, "'return' is only allowed in a block");

@@ -156,20 +156,19 @@ int32_t ir_reshape(IrBuilder *b, int32_t x, const IrType *t) {
   return ir_typed(b, OP_RESHAPE, x, &to, 0, 0);
 }
 
-int32_t ir_fill(IrBuilder *b, const IrType *t, double v) {
+static int32_t constant(IrBuilder *b, const IrType *t, double v, const float *data) {
   IrNode n = node_of(OP_CONST, 0, 0, 0);
   n.type = *t;
   n.type.batched = 0;
   n.attr.f[0] = v;
+  n.data = data;
   return ir_op(b, n);
 }
 
+int32_t ir_fill(IrBuilder *b, const IrType *t, double v) { return constant(b, t, v, NULL); }
+
 int32_t ir_const_data(IrBuilder *b, const IrType *t, const float *data) {
-  IrNode n = node_of(OP_CONST, 0, 0, 0);
-  n.type = *t;
-  n.type.batched = 0;
-  n.data = data;
-  return ir_op(b, n);
+  return constant(b, t, 0.0, data);
 }
 
 /* ---- outputs ---- */

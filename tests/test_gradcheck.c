@@ -44,34 +44,19 @@ static float gb_rand(GB *b, float lo, float hi) {
   return lo + (hi - lo) * (float)((b->rng >> 40) * (1.0 / 16777216.0));
 }
 
-static IrType ty(IrDtype dt, int rank, const int64_t *d) {
-  IrType t;
-  memset(&t, 0, sizeof t);
-  t.dtype = (uint8_t)dt;
-  t.rank = (uint8_t)rank;
-  for (int i = 0; i < rank; i++) t.dim[i] = d[i];
-  return t;
-}
-
-static int64_t numel(const IrType *t) {
-  int64_t m = 1;
-  for (int i = 0; i < t->rank; i++) m *= t->dim[i];
-  return m;
-}
-
 
 /* A parameter with values in +-[lo, hi] (random sign when sym). */
 static int32_t param_s(GB *b, int rank, const int64_t *d, float lo, float hi, bool sym) {
   cr_assert(b->np < GB_MAXP);
   int k = b->np++;
   IrNode n = {.op = OP_PARAM};
-  n.type = ty(IR_F32, rank, d);
+  n.type = ir_type_make(IR_F32, rank, d, false);
   n.name = arena_printf(b->ar, "p%d", k);
   n.attr.i[0] = k;
   int32_t id = ir_op(&b->B, n);
   b->params[k].path = n.name;
   b->params[k].type = n.type;
-  int64_t m = numel(&n.type);
+  int64_t m = ir_numel(&n.type);
   b->pdata[k] = malloc((size_t)(m ? m : 1) * sizeof(float));
   for (int64_t i = 0; i < m; i++) {
     float v = gb_rand(b, lo, hi);
@@ -88,10 +73,10 @@ static int32_t ints(GB *b, int rank, const int64_t *d, int32_t hi) {
   cr_assert(b->ni < GB_MAXI);
   int k = b->ni++;
   IrNode n = {.op = OP_INPUT, .name = "ids"};
-  n.type = ty(IR_I32, rank, d);
+  n.type = ir_type_make(IR_I32, rank, d, false);
   n.attr.i[0] = k;
   int32_t id = ir_op(&b->B, n);
-  int64_t m = numel(&n.type);
+  int64_t m = ir_numel(&n.type);
   b->idata[k] = malloc((size_t)(m ? m : 1) * sizeof(int32_t));
   for (int64_t i = 0; i < m; i++) b->idata[k][i] = (int32_t)(gb_rand(b, 0, 1) * (float)hi) % hi;
   return id;
@@ -154,17 +139,17 @@ static int32_t c_max(GB *b) {
 static int32_t c_broadcast(GB *b) {
   IrNode n = {.op = OP_BROADCAST, .nin = 1, .in = {param(b, 2, D(2, 4))}};
   n.attr.i[0] = 1;
-  n.type = ty(IR_F32, 3, D(2, 3, 4));
+  n.type = ir_type_make(IR_F32, 3, D(2, 3, 4), false);
   return ir_op(&b->B, n);
 }
 static int32_t c_sum_to(GB *b) {
   IrNode n = {.op = OP_SUM_TO, .nin = 1, .in = {param(b, 3, D(2, 3, 4))}};
-  n.type = ty(IR_F32, 2, D(1, 4));
+  n.type = ir_type_make(IR_F32, 2, D(1, 4), false);
   return ir_op(&b->B, n);
 }
 static int32_t c_reshape(GB *b) {
   IrNode n = {.op = OP_RESHAPE, .nin = 1, .in = {param(b, 3, D(2, 3, 4))}};
-  n.type = ty(IR_F32, 2, D(6, 4));
+  n.type = ir_type_make(IR_F32, 2, D(6, 4), false);
   return ir_op(&b->B, n);
 }
 static int32_t c_transpose(GB *b) {
@@ -184,7 +169,7 @@ static int32_t c_slice(GB *b) {
   IrNode n = {.op = OP_SLICE, .nin = 1, .in = {param(b, 3, D(2, 5, 3))}};
   n.attr.i[0] = 1;
   n.attr.i[1] = 1;
-  n.type = ty(IR_F32, 3, D(2, 3, 3));
+  n.type = ir_type_make(IR_F32, 3, D(2, 3, 3), false);
   return ir_op(&b->B, n);
 }
 static int32_t c_dropout(GB *b) {
@@ -318,7 +303,7 @@ static void gradcheck(const Case *c) {
 
   /* L = sum(reshape(w * y)) with a fixed random w */
   IrType yt = b.f->nodes[y].type;
-  int64_t ny = numel(&yt);
+  int64_t ny = ir_numel(&yt);
   float *w = arena_alloc(&ar, (size_t)(ny ? ny : 1) * sizeof *w);
   for (int64_t i = 0; i < ny; i++) w[i] = gb_rand(&b, -1, 1);
   IrNode wc = {.op = OP_CONST, .data = w};
@@ -326,7 +311,7 @@ static void gradcheck(const Case *c) {
   wc.type.batched = 0;
   int32_t wy = ir_binary(&b.B, OP_MUL, y, ir_op(&b.B, wc));
   IrNode rs = {.op = OP_RESHAPE, .nin = 1, .in = {wy}};
-  rs.type = ty(IR_F32, 1, D(ny));
+  rs.type = ir_type_make(IR_F32, 1, D(ny), false);
   int32_t flat = ir_op(&b.B, rs);
   int32_t loss = ir_reduce(&b.B, OP_SUM, flat, 0);
   cr_assert(ir_add_output(b.f, "loss", loss, OUT_LOSS, 0) == 0);
@@ -343,12 +328,12 @@ static void gradcheck(const Case *c) {
   for (int k = 0; k < b.np; k++) {
     offs[k] = total;
     b.params[k].offset = total;
-    total += numel(&b.params[k].type);
+    total += ir_numel(&b.params[k].type);
   }
   m.nweights = total;
   float *pbuf = malloc((size_t)(total ? total : 1) * sizeof *pbuf);
   for (int k = 0; k < b.np; k++)
-    memcpy(pbuf + offs[k], b.pdata[k], (size_t)numel(&b.params[k].type) * sizeof *pbuf);
+    memcpy(pbuf + offs[k], b.pdata[k], (size_t)ir_numel(&b.params[k].type) * sizeof *pbuf);
 
   DiagList dl;
   diag_init(&dl, &ar, NULL);
@@ -386,9 +371,9 @@ static void gradcheck(const Case *c) {
     const IrOutput *go = ir_find_output(g, OUT_GRAD, k);
     cr_assert(go != NULL, "%s: no gradient output for param %d", c->name, k);
     const IrType *gt = &g->nodes[go->value].type;
-    cr_assert_eq(numel(gt), numel(&b.params[k].type), "%s: gradient %d has the wrong size",
+    cr_assert_eq(ir_numel(gt), ir_numel(&b.params[k].type), "%s: gradient %d has the wrong size",
                  c->name, k);
-    memcpy(ana + offs[k], exec_ptr(ex, go->value), (size_t)numel(gt) * sizeof *ana);
+    memcpy(ana + offs[k], exec_ptr(ex, go->value), (size_t)ir_numel(gt) * sizeof *ana);
   }
 
   /* central differences, double-checked with a halved step on a mismatch */

@@ -58,25 +58,10 @@ static inline float kh_rand(KH *h, float lo, float hi) {
   return lo + (hi - lo) * (float)((h->rng >> 40) * (1.0 / 16777216.0));
 }
 
-static inline int64_t kh_numel(const IrType *t) {
-  int64_t m = 1;
-  for (int i = 0; i < t->rank; i++) m *= t->dim[i];
-  return m;
-}
-
-static inline IrType kh_type(IrDtype dt, int rank, const int64_t *d) {
-  IrType t;
-  memset(&t, 0, sizeof t);
-  t.dtype = (uint8_t)dt;
-  t.rank = (uint8_t)rank;
-  for (int i = 0; i < rank; i++) t.dim[i] = d[i];
-  return t;
-}
-
 static inline void *kh_buf(KH *h, int32_t v) {
   cr_assert(v >= 0 && v < KH_MAXV);
   if (!h->buf[v]) {
-    int64_t n = kh_numel(&h->f->nodes[v].type);
+    int64_t n = ir_numel(&h->f->nodes[v].type);
     h->buf[v] = calloc((size_t)(n ? n : 1), 4);
   }
   return h->buf[v];
@@ -90,14 +75,14 @@ static inline int32_t kh_leaf(KH *h, int rank, const int64_t *d, float lo, float
   IrNode n;
   memset(&n, 0, sizeof n);
   n.op = OP_PARAM;
-  n.type = kh_type(IR_F32, rank, d);
+  n.type = ir_type_make(IR_F32, rank, d, false);
   n.name = "p";
   n.span = SPAN_NONE;
   int32_t id = ir_append(h->f, &n);
   cr_assert(id >= 0);
   h->f->nodes[id].attr.i[0] = id;
   float *x = kh_f(h, id);
-  int64_t m = kh_numel(&n.type);
+  int64_t m = ir_numel(&n.type);
   for (int64_t i = 0; i < m; i++) x[i] = kh_rand(h, lo, hi);
   return id;
 }
@@ -107,13 +92,13 @@ static inline int32_t kh_ileaf(KH *h, int rank, const int64_t *d, int32_t hi) {
   IrNode n;
   memset(&n, 0, sizeof n);
   n.op = OP_INPUT;
-  n.type = kh_type(IR_I32, rank, d);
+  n.type = ir_type_make(IR_I32, rank, d, false);
   n.name = "idx";
   n.span = SPAN_NONE;
   int32_t id = ir_append(h->f, &n);
   cr_assert(id >= 0);
   int32_t *x = kh_i(h, id);
-  int64_t m = kh_numel(&n.type);
+  int64_t m = ir_numel(&n.type);
   for (int64_t i = 0; i < m; i++) {
     int32_t v = (int32_t)kh_rand(h, 0, (float)hi);
     x[i] = v >= hi ? hi - 1 : v;
@@ -166,7 +151,7 @@ static void check_binary(int threads, int ra, const int64_t *da, int rb, const i
     int32_t b = kh_leaf(&h, rb, db, 0.5f, 2.0f);
     int32_t y = ir_op(&h.B, (IrNode){.op = (uint16_t)ops[k], .nin = 2, .in = {a, b}});
     kh_run_ok(&h, y);
-    int64_t n = kh_numel(T(&h, y));
+    int64_t n = ir_numel(T(&h, y));
     float *want = malloc((size_t)n * 4);
     const float *pa = kh_f(&h, a), *pb = kh_f(&h, b);
     for (int64_t i = 0; i < n; i++) {
@@ -276,7 +261,7 @@ Test(kernels, activation_grads) {
       int32_t d = kh_leaf(&h, 2, D(n / 7, 7), -2, 2);
       int32_t y = ir_op(&h.B, (IrNode){.op = (uint16_t)ops[k], .nin = 2, .in = {a, d}});
       kh_run_ok(&h, y);
-      int64_t m = kh_numel(T(&h, y));
+      int64_t m = ir_numel(T(&h, y));
       float *want = malloc((size_t)m * 4);
       for (int64_t i = 0; i < m; i++) want[i] = (float)ref_grad(ops[k], kh_f(&h, a)[i], kh_f(&h, d)[i]);
       tu_allclose(kh_f(&h, y), want, m, 3e-6, 1e-6, ir_op_info[ops[k]].name);
@@ -418,13 +403,13 @@ static void check_matmul(int threads, int ra, const int64_t *da, int rb, const i
   int R = Y->rank;
   int64_t m = Y->dim[R - 2], n = Y->dim[R - 1];
   int64_t k = ta ? A->dim[ra - 2] : A->dim[ra - 1];
-  int64_t nb = kh_numel(Y) / (m * n);
+  int64_t nb = ir_numel(Y) / (m * n);
   /* batch broadcasting through bidx on the batch-only shapes */
   IrType Yb = *Y, Ab = *A, Bb = *B;
   Yb.rank = (uint8_t)(R - 2);
   Ab.rank = (uint8_t)(ra - 2);
   Bb.rank = (uint8_t)(rb - 2);
-  float *want = malloc((size_t)kh_numel(Y) * 4);
+  float *want = malloc((size_t)ir_numel(Y) * 4);
   const float *pa = kh_f(&h, a), *pb = kh_f(&h, b);
   for (int64_t bi = 0; bi < nb; bi++) {
     const float *ma = pa + bidx(&Yb, &Ab, bi) * m * k, *mb = pb + bidx(&Yb, &Bb, bi) * k * n;
@@ -436,7 +421,7 @@ static void check_matmul(int threads, int ra, const int64_t *da, int rb, const i
         want[(bi * m + i) * n + j] = (float)s;
       }
   }
-  tu_allclose(kh_f(&h, y), want, kh_numel(Y), 1e-4, 1e-4, "matmul");
+  tu_allclose(kh_f(&h, y), want, ir_numel(Y), 1e-4, 1e-4, "matmul");
   free(want);
   kh_free(&h);
 }
@@ -515,7 +500,7 @@ Test(kernels, gather_scatter) {
         cr_assert_eq(kh_f(&h, y)[p * d + c], kh_f(&h, tab)[kh_i(&h, idx)[p] * d + c]);
     int32_t dy = kh_leaf(&h, 3, D(B, L, d), -1, 1);
     IrNode ns = {.op = OP_SCATTER_ADD, .nin = 2, .in = {idx, dy}};
-    ns.type = kh_type(IR_F32, 2, D(V, d));
+    ns.type = ir_type_make(IR_F32, 2, D(V, d), false);
     int32_t s = ir_op(&h.B, ns);
     for (int64_t i = 0; i < V * d; i++) kh_f(&h, s)[i] = 99;  /* must be overwritten */
     kh_run_ok(&h, s);
@@ -545,7 +530,7 @@ Test(kernels, index_range_errors) {
   cr_assert(strstr(h.kc.err, "token id -1"), "%s", h.kc.err);
   int32_t dy = kh_leaf(&h, 2, D(6, 3), -1, 1);
   IrNode ns = {.op = OP_SCATTER_ADD, .nin = 2, .in = {idx, dy}};
-  ns.type = kh_type(IR_F32, 2, D(4000, 3));
+  ns.type = ir_type_make(IR_F32, 2, D(4000, 3), false);
   int32_t s = ir_op(&h.B, ns);
   cr_assert_eq(kh_run(&h, s), -1);
   cr_assert(strstr(h.kc.err, "outside the vocabulary of 4000"), "%s", h.kc.err);
@@ -639,7 +624,7 @@ Test(kernels, broadcast_axis) {
     nd.attr.i[0] = ax;
     int64_t d3[3];
     for (int j = 0, s = 0; j < 3; j++) d3[j] = j == ax ? 7 : (s++ == 0 ? 30 : 500);
-    nd.type = kh_type(IR_F32, 3, d3);
+    nd.type = ir_type_make(IR_F32, 3, d3, false);
     int32_t y = ir_op(&h.B, nd);
     kh_run_ok(&h, y);
     int64_t outer = 1, inner = 1;
@@ -658,10 +643,10 @@ static void check_sum_to(int threads, int rx, const int64_t *dx, int ry, const i
   kh_init(&h, threads);
   int32_t x = kh_leaf(&h, rx, dx, -1, 1);
   IrNode nd = {.op = OP_SUM_TO, .nin = 1, .in = {x}};
-  nd.type = kh_type(IR_F32, ry, dy);
+  nd.type = ir_type_make(IR_F32, ry, dy, false);
   int32_t y = ir_op(&h.B, nd);
   kh_run_ok(&h, y);
-  int64_t m = kh_numel(T(&h, y)), n = kh_numel(T(&h, x));
+  int64_t m = ir_numel(T(&h, y)), n = ir_numel(T(&h, x));
   double *acc = calloc((size_t)m, sizeof *acc);
   for (int64_t i = 0; i < n; i++) acc[bidx(T(&h, x), T(&h, y), i)] += kh_f(&h, x)[i];
   float *want = malloc((size_t)m * 4);
@@ -698,7 +683,7 @@ static void check_transpose(int threads, const int64_t *dx, const int64_t *perm)
   kh_run_ok(&h, y);
   const IrType *Y = T(&h, y);
   int64_t xs[4] = {dx[1] * dx[2] * dx[3], dx[2] * dx[3], dx[3], 1};
-  int64_t n = kh_numel(Y);
+  int64_t n = ir_numel(Y);
   for (int64_t i = 0; i < n; i++) {
     int64_t r = i, off = 0;
     for (int k = 3; k >= 0; k--) {
@@ -744,14 +729,14 @@ Test(kernels, concat_slice_reshape) {
       ns.type = *T(&h, parts[k]);
       int32_t s = ir_op(&h.B, ns);
       kh_run_ok(&h, s);
-      tu_allclose(kh_f(&h, s), kh_f(&h, parts[k]), kh_numel(T(&h, s)), 0, 0, "slice(concat)");
+      tu_allclose(kh_f(&h, s), kh_f(&h, parts[k]), ir_numel(T(&h, s)), 0, 0, "slice(concat)");
       from += T(&h, parts[k])->dim[ax];
     }
     IrNode nr = {.op = OP_RESHAPE, .nin = 1, .in = {y}};
-    nr.type = kh_type(IR_F32, 1, D(kh_numel(T(&h, y))));
+    nr.type = ir_type_make(IR_F32, 1, D(ir_numel(T(&h, y))), false);
     int32_t r = ir_op(&h.B, nr);
     kh_run_ok(&h, r);
-    tu_allclose(kh_f(&h, r), kh_f(&h, y), kh_numel(T(&h, y)), 0, 0, "reshape");
+    tu_allclose(kh_f(&h, r), kh_f(&h, y), ir_numel(T(&h, y)), 0, 0, "reshape");
     kh_free(&h);
   }
 }
@@ -763,7 +748,7 @@ Test(kernels, slice_out_of_range) {
   IrNode ns = {.op = OP_SLICE, .nin = 1, .in = {x}};
   ns.attr.i[0] = 1;
   ns.attr.i[1] = 2;
-  ns.type = kh_type(IR_F32, 2, D(4, 3));
+  ns.type = ir_type_make(IR_F32, 2, D(4, 3), false);
   int32_t s = ir_op(&h.B, ns);
   h.f->nodes[s].attr.i[1] = 5;  /* corrupted after the shape check */
   cr_assert_eq(kh_run(&h, s), -1);
@@ -933,7 +918,7 @@ Test(kernels, const_fill_and_data) {
   kh_init(&h, 1);
   static const float data[6] = {1, 2, 3, 4, 5, 6};
   IrNode nd = {.op = OP_CONST};
-  nd.type = kh_type(IR_F32, 2, D(2, 3));
+  nd.type = ir_type_make(IR_F32, 2, D(2, 3), false);
   nd.data = data;
   int32_t c = ir_op(&h.B, nd);
   kh_run_ok(&h, c);
@@ -967,15 +952,15 @@ static float *det_run(int threads, size_t *count) {
   ln.attr.f[0] = 1e-5;
   r[nr++] = ir_op(&h.B, ln);
   IrNode st = {.op = OP_SUM_TO, .nin = 1, .in = {ad}};
-  st.type = kh_type(IR_F32, 1, D(96));
+  st.type = ir_type_make(IR_F32, 1, D(96), false);
   r[nr++] = ir_op(&h.B, st);
-  st.type = kh_type(IR_F32, 0, NULL);
+  st.type = ir_type_make(IR_F32, 0, NULL, false);
   r[nr++] = ir_op(&h.B, st);
   IrNode sm = {.op = OP_SUM, .nin = 1, .in = {x}};
   sm.attr.i[0] = 0;
   r[nr++] = ir_op(&h.B, sm);
   IrNode sc = {.op = OP_SCATTER_ADD, .nin = 2, .in = {ids, x}};
-  sc.type = kh_type(IR_F32, 2, D(500, 128));
+  sc.type = ir_type_make(IR_F32, 2, D(500, 128), false);
   r[nr++] = ir_op(&h.B, sc);
   int32_t tg = kh_ileaf(&h, 2, D(32, 64), 96);
   r[nr++] = ir_op(&h.B, (IrNode){.op = OP_CROSS_ENTROPY, .nin = 2, .in = {ad, tg}});
@@ -990,12 +975,12 @@ static float *det_run(int threads, size_t *count) {
   size_t total = 0;
   for (int i = 0; i < nr; i++) {
     kh_run_ok(&h, r[i]);
-    total += (size_t)kh_numel(T(&h, r[i]));
+    total += (size_t)ir_numel(T(&h, r[i]));
   }
   float *all = malloc(total * 4);
   size_t off = 0;
   for (int i = 0; i < nr; i++) {
-    size_t m = (size_t)kh_numel(T(&h, r[i]));
+    size_t m = (size_t)ir_numel(T(&h, r[i]));
     memcpy(all + off, kh_buf(&h, r[i]), m * 4);
     off += m;
   }
@@ -1073,21 +1058,21 @@ Test(exec, runs_a_plan_with_every_storage_kind) {
   IrFunc *f = ir_func_new(&ar, "t", 2);
   char err[256];
   IrNode p = {.op = OP_PARAM, .name = "w", .span = SPAN_NONE};
-  p.type = kh_type(IR_F32, 1, D(3));
+  p.type = ir_type_make(IR_F32, 1, D(3), false);
   p.attr.i[0] = 1;
   int32_t w = ir_emit(f, &p, err, sizeof err);
   IrNode in = {.op = OP_INPUT, .name = "x", .span = SPAN_NONE};
-  in.type = kh_type(IR_F32, 2, D(2, 3));
+  in.type = ir_type_make(IR_F32, 2, D(2, 3), false);
   in.attr.i[0] = 0;
   int32_t x = ir_emit(f, &in, err, sizeof err);
   IrNode c = {.op = OP_CONST, .span = SPAN_NONE};
-  c.type = kh_type(IR_F32, 0, NULL);
+  c.type = ir_type_make(IR_F32, 0, NULL, false);
   c.attr.f[0] = 10;
   int32_t k = ir_emit(f, &c, err, sizeof err);
   IrNode a = {.op = OP_ADD, .nin = 2, .in = {x, w}, .span = SPAN_NONE};
   int32_t s = ir_emit(f, &a, err, sizeof err);
   IrNode r = {.op = OP_RESHAPE, .nin = 1, .in = {s}, .span = SPAN_NONE};
-  r.type = kh_type(IR_F32, 1, D(6));
+  r.type = ir_type_make(IR_F32, 1, D(6), false);
   int32_t v = ir_emit(f, &r, err, sizeof err);
   IrNode m = {.op = OP_MUL, .nin = 2, .in = {v, k}, .span = SPAN_NONE};
   int32_t y = ir_emit(f, &m, err, sizeof err);
@@ -1128,10 +1113,10 @@ Test(exec, reports_the_failing_node) {
   IrFunc *f = ir_func_new(&ar, "t", 1);
   char err[256];
   IrNode p = {.op = OP_PARAM, .name = "emb", .span = SPAN_NONE};
-  p.type = kh_type(IR_F32, 2, D(10, 2));
+  p.type = ir_type_make(IR_F32, 2, D(10, 2), false);
   int32_t t = ir_emit(f, &p, err, sizeof err);
   IrNode in = {.op = OP_INPUT, .name = "ids", .span = SPAN_NONE};
-  in.type = kh_type(IR_I32, 1, D(3));
+  in.type = ir_type_make(IR_I32, 1, D(3), false);
   int32_t ids = ir_emit(f, &in, err, sizeof err);
   IrNode g = {.op = OP_GATHER, .nin = 2, .in = {t, ids}, .span = SPAN_NONE};
   int32_t y = ir_emit(f, &g, err, sizeof err);
@@ -1172,7 +1157,7 @@ Test(exec, out_of_memory_is_clean) {
   IrFunc *f = ir_func_new(&ar, "t", 1);
   char err[256];
   IrNode c = {.op = OP_CONST, .span = SPAN_NONE};
-  c.type = kh_type(IR_F32, 1, D(4));
+  c.type = ir_type_make(IR_F32, 1, D(4), false);
   c.attr.f[0] = 1;
   cr_assert(ir_emit(f, &c, err, sizeof err) >= 0);
   uint8_t kind[1] = {STORE_CONST};

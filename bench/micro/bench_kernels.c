@@ -31,31 +31,16 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static IrType mk_type(int rank, const int64_t *d) {
-  IrType t;
-  memset(&t, 0, sizeof t);
-  t.dtype = IR_F32;
-  t.rank = (uint8_t)rank;
-  for (int i = 0; i < rank; i++) t.dim[i] = d[i];
-  return t;
-}
-
-static int64_t numel(const IrType *t) {
-  int64_t m = 1;
-  for (int i = 0; i < t->rank; i++) m *= t->dim[i];
-  return m;
-}
-
 static void misfit(void *ud, Span at, const char *msg) {
   fprintf(stderr, "bench_kernels: %s\n", msg);
   exit(1);
 }
 
 static int32_t leaf(B *b, int rank, const int64_t *d) {
-  IrNode n = {.op = OP_PARAM, .type = mk_type(rank, d)};
+  IrNode n = {.op = OP_PARAM, .type = ir_type_make(IR_F32, rank, d, false)};
   int32_t id = ir_op(&b->ib, n);
   if (id >= MAXV) misfit(NULL, SPAN_NONE, "more values than MAXV");
-  int64_t m = numel(&n.type);
+  int64_t m = ir_numel(&n.type);
   float *x = malloc((size_t)m * 4);
   uint64_t s = 88172645463325252ull + (uint64_t)id;
   for (int64_t i = 0; i < m; i++) {
@@ -69,7 +54,7 @@ static int32_t leaf(B *b, int rank, const int64_t *d) {
 /* Node id (from the builder b->ib) with an output buffer. */
 static int32_t buffered(B *b, int32_t id) {
   if (id >= MAXV) misfit(NULL, SPAN_NONE, "more values than MAXV");
-  b->buf[id] = calloc((size_t)numel(&b->f->nodes[id].type), 4);
+  b->buf[id] = calloc((size_t)ir_numel(&b->f->nodes[id].type), 4);
   return id;
 }
 
@@ -176,7 +161,7 @@ int main(int argc, char **argv) {
     int32_t bias = leaf(&b, 1, D(F));
     report("add bias [B,T,512]+[512]", time_node(&b, node(&b, (IrNode){.op = OP_ADD, .nin = 2, .in = {h, bias}}), th), 0);
     IrNode st = {.op = OP_SUM_TO, .nin = 1, .in = {h}};
-    st.type = mk_type(1, D(F));
+    st.type = ir_type_make(IR_F32, 1, D(F), false);
     report("sum_to [B,T,512]->[512]", time_node(&b, node(&b, st), th), 0);
     int32_t x4 = leaf(&b, 4, D(Bn, T, H, hd));
     IrNode tp = {.op = OP_TRANSPOSE, .nin = 1, .in = {x4}};

@@ -9,10 +9,10 @@
  * (name "grad:<path>", index = parameter index); the forward outputs stay.
  *
  * Using it on a hand-built model (tests, finite-difference checks): make an
- * IrFunc with ir_func_new/ir_emit whose PARAM nodes carry attr.i[0] = the
- * parameter index, add an OUT_LOSS output (a rank-0 f32 value), and fill a
- * Model with fwd, params (path and type per index) and nparams; everything
- * else may stay zero.
+ * IrFunc with ir_func_new and the builder (ir.h) whose PARAM nodes carry
+ * attr.i[0] = the parameter index, add an OUT_LOSS output (a rank-0 f32
+ * value), and fill a Model with fwd, params (path and type per index) and
+ * nparams; everything else may stay zero.
  */
 #include <stdio.h>
 #include <string.h>

@@ -223,8 +223,8 @@ Model *lower_model(Program *p, const AstItem *model, int64_t batch);
 IrFunc *autodiff(Arena *arena, const Model *m, const ExternDecl *externs, int nexterns,
                  DiagList *diags);
 
-/* passes.c: dead-code elimination, common subexpressions, constant folding;
- * each returns a new function (outputs kept). */
+/* passes.c: dead-code elimination, common subexpressions, and the pipeline
+ * that also folds constants; each returns a new function (outputs kept). */
 IrFunc *pass_dce(Arena *arena, const IrFunc *f);
 IrFunc *pass_cse(Arena *arena, const IrFunc *f);
 IrFunc *pass_optimize(Arena *arena, const IrFunc *f); /* the pipeline */

@@ -90,36 +90,34 @@ int grad_square(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   return done(g);
 }
 
+/* The activations and softmax: dx = <op>_grad(a, dy), where a is the
+ * node's input x or, for ops whose derivative is cheaper from the result,
+ * the node itself (y). */
+static int grad_by(GradCtx *g, IrOp op, int32_t a, int32_t dy, int32_t *dx) {
+  dx[0] = ir_binary(&g->b, op, a, dy);
+  return done(g);
+}
+
 int grad_relu(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
-  dx[0] = ir_binary(&g->b, OP_RELU_GRAD, node_of(g, node).in[0], dy);
-  return done(g);
+  return grad_by(g, OP_RELU_GRAD, node_of(g, node).in[0], dy, dx);
 }
-
 int grad_gelu(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
-  dx[0] = ir_binary(&g->b, OP_GELU_GRAD, node_of(g, node).in[0], dy);
-  return done(g);
+  return grad_by(g, OP_GELU_GRAD, node_of(g, node).in[0], dy, dx);
 }
-
-int grad_tanh(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
-  dx[0] = ir_binary(&g->b, OP_TANH_GRAD, node, dy);
-  return done(g);
-}
-
-int grad_sigmoid(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
-  dx[0] = ir_binary(&g->b, OP_SIGMOID_GRAD, node, dy);
-  return done(g);
-}
-
 int grad_silu(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
-  dx[0] = ir_binary(&g->b, OP_SILU_GRAD, node_of(g, node).in[0], dy);
-  return done(g);
+  return grad_by(g, OP_SILU_GRAD, node_of(g, node).in[0], dy, dx);
+}
+int grad_tanh(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
+  return grad_by(g, OP_TANH_GRAD, node, dy, dx);
+}
+int grad_sigmoid(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
+  return grad_by(g, OP_SIGMOID_GRAD, node, dy, dx);
 }
 
 /* ---- normalisations ---- */
 
 int grad_softmax(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
-  dx[0] = ir_binary(&g->b, OP_SOFTMAX_GRAD, node, dy);
-  return done(g);
+  return grad_by(g, OP_SOFTMAX_GRAD, node, dy, dx);
 }
 
 int grad_layernorm(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {

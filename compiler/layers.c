@@ -793,6 +793,13 @@ static int read_func(Call *c, const Builtin *bi, const KwSpec *ks, const AstExpr
                      const char *id, KwVal *o) {
   Lower *L = c->L;
   const Builtin *f = id ? find_builtin(id) : NULL;
+  const AstItem *shadow = f ? lw_find_block(L, id) : NULL;
+  if (shadow) {
+    Diag *g = lw_error(L, c->fr, v->span,
+                       "'%s' is a built-in and also the name of a block; rename the block", id);
+    lw_note(L, g, shadow->name_span, "block '%s' is defined here", shadow->name);
+    return -1;
+  }
   if (is_unary_ew(f)) {
     o->ident = f->name;
     o->op = f->op;

@@ -746,8 +746,16 @@ static int32_t lower_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bo
     ce->len = (uint32_t)strlen(nb->ident);
     e = ce;
   }
-  if (lw_is_builtin(e->str)) return lw_builtin(L, fr, stmt, e, whole);
   const AstItem *blk = lw_find_block(L, e->str);
+  if (lw_is_builtin(e->str) && blk) {
+    /* never a silent choice between the two */
+    Diag *g = lw_error(L, fr, e->name_span,
+                       "'%s' is a built-in and also the name of a block; rename the block",
+                       e->str);
+    lw_note(L, g, blk->name_span, "block '%s' is defined here", blk->name);
+    return -1;
+  }
+  if (lw_is_builtin(e->str)) return lw_builtin(L, fr, stmt, e, whole);
   if (blk) return block_call(L, fr, stmt, e, whole, blk);
   int xi = find_extern(L, e->str);
   if (xi >= 0) return extern_call(L, fr, stmt, e, xi);

@@ -775,6 +775,21 @@ Test(lower_errors, kwargs) {
              1, "t.ra:4:30: error: 'act:' of ffn needs a function of one tensor; block 'pair' "
                 "takes 2 positional arguments",
              "t.ra:1:7: note: 'pair' is defined here");
+  EXPECT_ERR("block silu(x) { return x * 2 }\n"
+             "model m {\n"
+             "  input x : f32[4]\n"
+             "  y = silu(x)\n"
+             "}\n",
+             1, "t.ra:4:7: error: 'silu' is a built-in and also the name of a block; rename the "
+                "block",
+             "t.ra:1:7: note: block 'silu' is defined here");
+  EXPECT_ERR("block relu(x) { return x * 2 }\n"
+             "model m {\n"
+             "  input x : f32[4]\n"
+             "  y = ffn(x, hidden: 8, act: relu)\n"
+             "}\n",
+             1, "t.ra:4:30: error: 'relu' is a built-in and also the name of a block; rename the "
+                "block");
   EXPECT_ERR("block loop(x) { return ffn(x, hidden: 4, act: loop) }\n"
              "model m {\n"
              "  input x : f32[4]\n"

@@ -1,8 +1,8 @@
 /* grad.c - the reverse-mode rule of every differentiable op (one
  * grad_<lower> per ops.def row marked Y, collected into grad_fns).
  *
- * Rules emit ordinary IR nodes through ir_emit, so their output is checked
- * by the shape rules like any other node; see autodiff.h for the contract
+ * Rules emit ordinary IR nodes through the builder (ir.h), so their output
+ * is checked by the shape rules like any other node; see autodiff.h for the contract
  * and docs/ir.md for the rule of each op.
  */
 #include <stdio.h>
@@ -10,60 +10,11 @@
 
 #include "autodiff.h"
 
-/* ---- emit helpers: once an emit failed, every later one returns -1 ---- */
+/* ---- helpers over the builder (ir.h): a failed emit yields -1, which the
+ * next builder call passes through ---- */
 
-static IrNode mk(const GradCtx *g, IrOp op, int nin, int32_t a, int32_t b, int32_t c) {
-  IrNode n;
-  memset(&n, 0, sizeof n);
-  n.op = (uint16_t)op;
-  n.nin = (uint8_t)nin;
-  n.in[0] = a;
-  n.in[1] = b;
-  n.in[2] = c;
-  n.span = g->span;
-  return n;
-}
-
-static int32_t put(GradCtx *g, IrNode *n) {
-  if (g->failed) return -1;
-  for (int k = 0; k < n->nin; k++)
-    if (n->in[k] < 0) {
-      g->failed = true;
-      snprintf(g->err, sizeof g->err, "missing operand");
-      return -1;
-    }
-  int32_t id = ir_emit(g->f, n, g->err, sizeof g->err);
-  if (id < 0) g->failed = true;
-  return id;
-}
-
-static IrType type_of(const GradCtx *g, int32_t v) { return g->f->nodes[v].type; }
-static IrNode node_of(const GradCtx *g, int32_t v) { return g->f->nodes[v]; }
-
-static int32_t un(GradCtx *g, IrOp op, int32_t x) {
-  IrNode n = mk(g, op, 1, x, 0, 0);
-  return put(g, &n);
-}
-
-static int32_t bin(GradCtx *g, IrOp op, int32_t a, int32_t b) {
-  IrNode n = mk(g, op, 2, a, b, 0);
-  return put(g, &n);
-}
-
-static int32_t scale(GradCtx *g, int32_t x, double c) {
-  IrNode n = mk(g, OP_SCALE, 1, x, 0, 0);
-  n.attr.f[0] = c;
-  return put(g, &n);
-}
-
-static int32_t with_type(GradCtx *g, IrOp op, int32_t x, const IrType *t, int64_t i0,
-                         int64_t i1) {
-  IrNode n = mk(g, op, 1, x, 0, 0);
-  n.type = *t;
-  n.attr.i[0] = i0;
-  n.attr.i[1] = i1;
-  return put(g, &n);
-}
+static IrType type_of(const GradCtx *g, int32_t v) { return g->b.f->nodes[v].type; }
+static IrNode node_of(const GradCtx *g, int32_t v) { return g->b.f->nodes[v]; }
 
 /* x summed down to t (NumPy broadcasting backwards); x itself if it already
  * has t's dims. */
@@ -71,31 +22,18 @@ static int32_t sum_to(GradCtx *g, int32_t x, const IrType *t) {
   if (x < 0) return -1;
   IrType tx = type_of(g, x);
   if (ir_type_eq(&tx, t)) return x;
-  return with_type(g, OP_SUM_TO, x, t, 0, 0);
+  return ir_typed(&g->b, OP_SUM_TO, x, t, 0, 0);
 }
 
+/* x viewed with t's dims; x itself if it already has them. */
 static int32_t reshape(GradCtx *g, int32_t x, const IrType *t) {
   if (x < 0) return -1;
   IrType tx = type_of(g, x);
   if (ir_type_eq(&tx, t)) return x;
-  return with_type(g, OP_RESHAPE, x, t, 0, 0);
+  return ir_reshape(&g->b, x, t);
 }
 
-static int32_t matmul(GradCtx *g, int32_t a, int32_t b, int ta, int tb) {
-  IrNode n = mk(g, OP_MATMUL, 2, a, b, 0);
-  n.attr.i[0] = ta;
-  n.attr.i[1] = tb;
-  return put(g, &n);
-}
-
-static int32_t zeros(GradCtx *g, const IrType *t) {
-  IrNode n = mk(g, OP_CONST, 0, 0, 0, 0);
-  n.type = *t;
-  n.type.batched = 0;
-  return put(g, &n);
-}
-
-static int done(GradCtx *g) { return g->failed ? -1 : 0; }
+static int done(GradCtx *g) { return g->b.failed ? -1 : 0; }
 
 /* ---- elementwise ---- */
 
@@ -112,15 +50,15 @@ int grad_sub(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrNode n = node_of(g, node);
   IrType ta = type_of(g, n.in[0]), tb = type_of(g, n.in[1]);
   if (g->need[0]) dx[0] = sum_to(g, dy, &ta);
-  if (g->need[1]) dx[1] = un(g, OP_NEG, sum_to(g, dy, &tb));
+  if (g->need[1]) dx[1] = ir_unary(&g->b, OP_NEG, sum_to(g, dy, &tb));
   return done(g);
 }
 
 int grad_mul(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrNode n = node_of(g, node);
   IrType ta = type_of(g, n.in[0]), tb = type_of(g, n.in[1]);
-  if (g->need[0]) dx[0] = sum_to(g, bin(g, OP_MUL, dy, n.in[1]), &ta);
-  if (g->need[1]) dx[1] = sum_to(g, bin(g, OP_MUL, dy, n.in[0]), &tb);
+  if (g->need[0]) dx[0] = sum_to(g, ir_binary(&g->b, OP_MUL, dy, n.in[1]), &ta);
+  if (g->need[1]) dx[1] = sum_to(g, ir_binary(&g->b, OP_MUL, dy, n.in[0]), &tb);
   return done(g);
 }
 
@@ -128,62 +66,64 @@ int grad_mul(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
 int grad_div(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrNode n = node_of(g, node);
   IrType ta = type_of(g, n.in[0]), tb = type_of(g, n.in[1]);
-  if (g->need[0]) dx[0] = sum_to(g, bin(g, OP_DIV, dy, n.in[1]), &ta);
+  if (g->need[0]) dx[0] = sum_to(g, ir_binary(&g->b, OP_DIV, dy, n.in[1]), &ta);
   if (g->need[1]) {
-    int32_t q = bin(g, OP_DIV, node, n.in[1]);
-    dx[1] = un(g, OP_NEG, sum_to(g, bin(g, OP_MUL, dy, q), &tb));
+    int32_t q = ir_binary(&g->b, OP_DIV, node, n.in[1]);
+    dx[1] = ir_unary(&g->b, OP_NEG, sum_to(g, ir_binary(&g->b, OP_MUL, dy, q), &tb));
   }
   return done(g);
 }
 
 int grad_neg(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   (void)node;
-  dx[0] = un(g, OP_NEG, dy);
+  dx[0] = ir_unary(&g->b, OP_NEG, dy);
   return done(g);
 }
 
 int grad_scale(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
-  dx[0] = scale(g, dy, node_of(g, node).attr.f[0]);
+  dx[0] = ir_scale(&g->b, dy, node_of(g, node).attr.f[0]);
   return done(g);
 }
 
 int grad_square(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
-  dx[0] = scale(g, bin(g, OP_MUL, dy, node_of(g, node).in[0]), 2.0);
+  dx[0] = ir_scale(&g->b, ir_binary(&g->b, OP_MUL, dy, node_of(g, node).in[0]), 2.0);
+  return done(g);
+}
+
+/* The activations and softmax: dx = <op>_grad(a, dy), where a is the
+ * node's input x or, for ops whose derivative is cheaper from the result,
+ * the node itself (y). */
+static int grad_by(GradCtx *g, IrOp op, int32_t a, int32_t dy, int32_t *dx) {
+  dx[0] = ir_binary(&g->b, op, a, dy);
   return done(g);
 }
 
 int grad_relu(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
-  dx[0] = bin(g, OP_RELU_GRAD, node_of(g, node).in[0], dy);
-  return done(g);
+  return grad_by(g, OP_RELU_GRAD, node_of(g, node).in[0], dy, dx);
 }
-
 int grad_gelu(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
-  dx[0] = bin(g, OP_GELU_GRAD, node_of(g, node).in[0], dy);
-  return done(g);
+  return grad_by(g, OP_GELU_GRAD, node_of(g, node).in[0], dy, dx);
 }
-
+int grad_silu(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
+  return grad_by(g, OP_SILU_GRAD, node_of(g, node).in[0], dy, dx);
+}
 int grad_tanh(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
-  dx[0] = bin(g, OP_TANH_GRAD, node, dy);
-  return done(g);
+  return grad_by(g, OP_TANH_GRAD, node, dy, dx);
 }
-
 int grad_sigmoid(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
-  dx[0] = bin(g, OP_SIGMOID_GRAD, node, dy);
-  return done(g);
+  return grad_by(g, OP_SIGMOID_GRAD, node, dy, dx);
 }
 
 /* ---- normalisations ---- */
 
 int grad_softmax(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
-  dx[0] = bin(g, OP_SOFTMAX_GRAD, node, dy);
-  return done(g);
+  return grad_by(g, OP_SOFTMAX_GRAD, node, dy, dx);
 }
 
 int grad_layernorm(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrNode n = node_of(g, node);
-  IrNode m = mk(g, OP_LAYERNORM_GRAD, 2, n.in[0], dy, 0);
-  m.attr.f[0] = n.attr.f[0];
-  dx[0] = put(g, &m);
+  IrNode m = {.op = OP_LAYERNORM_GRAD, .nin = 2, .in = {n.in[0], dy}, .attr.f = {n.attr.f[0]}};
+  dx[0] = ir_op(&g->b, m);
   return done(g);
 }
 
@@ -205,9 +145,9 @@ int grad_matmul(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   if (g->need[0]) {
     int32_t m;
     if (!ta)
-      m = matmul(g, dy, b, 0, !tb);
+      m = ir_matmul(&g->b, dy, b, 0, !tb);
     else
-      m = matmul(g, b, dy, tb, 1);
+      m = ir_matmul(&g->b, b, dy, tb, 1);
     dx[0] = sum_to(g, m, &TA);
   }
   if (g->need[1]) {
@@ -216,13 +156,13 @@ int grad_matmul(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
       IrType a2 = ir_type_make(IR_F32, 2, (int64_t[]){ir_numel(&TA) / k, k}, false);
       IrType c2 = ir_type_make(IR_F32, 2, (int64_t[]){ir_numel(&TC) / nn, nn}, false);
       int32_t av = reshape(g, a, &a2), cv = reshape(g, dy, &c2);
-      dx[1] = tb ? matmul(g, cv, av, 1, 0) : matmul(g, av, cv, 1, 0);
+      dx[1] = tb ? ir_matmul(&g->b, cv, av, 1, 0) : ir_matmul(&g->b, av, cv, 1, 0);
     } else {
       int32_t m;
       if (!tb)
-        m = ta ? matmul(g, a, dy, 0, 0) : matmul(g, a, dy, 1, 0);
+        m = ta ? ir_matmul(&g->b, a, dy, 0, 0) : ir_matmul(&g->b, a, dy, 1, 0);
       else
-        m = ta ? matmul(g, dy, a, 1, 1) : matmul(g, dy, a, 1, 0);
+        m = ta ? ir_matmul(&g->b, dy, a, 1, 1) : ir_matmul(&g->b, dy, a, 1, 0);
       dx[1] = sum_to(g, m, &TB);
     }
   }
@@ -233,9 +173,7 @@ int grad_gather(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrNode n = node_of(g, node);
   if (g->need[0]) {
     IrType tt = type_of(g, n.in[0]);
-    IrNode s = mk(g, OP_SCATTER_ADD, 2, n.in[1], dy, 0);
-    s.type = tt;
-    dx[0] = put(g, &s);
+    dx[0] = ir_op(&g->b, (IrNode){.op = OP_SCATTER_ADD, .nin = 2, .in = {n.in[1], dy}, .type = tt});
   }
   return done(g); /* the index gets no gradient */
 }
@@ -245,31 +183,28 @@ int grad_gather(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
 int grad_sum(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrNode n = node_of(g, node);
   IrType tx = type_of(g, n.in[0]);
-  dx[0] = with_type(g, OP_BROADCAST, dy, &tx, n.attr.i[0], 0);
+  dx[0] = ir_typed(&g->b, OP_BROADCAST, dy, &tx, n.attr.i[0], 0);
   return done(g);
 }
 
 int grad_mean(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrNode n = node_of(g, node);
   IrType tx = type_of(g, n.in[0]);
-  int32_t b = with_type(g, OP_BROADCAST, dy, &tx, n.attr.i[0], 0);
-  dx[0] = scale(g, b, 1.0 / (double)tx.dim[n.attr.i[0]]);
+  int32_t b = ir_typed(&g->b, OP_BROADCAST, dy, &tx, n.attr.i[0], 0);
+  dx[0] = ir_scale(&g->b, b, 1.0 / (double)tx.dim[n.attr.i[0]]);
   return done(g);
 }
 
 int grad_max(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrNode n = node_of(g, node);
-  IrNode m = mk(g, OP_MAX_GRAD, 3, n.in[0], node, dy);
-  m.attr.i[0] = n.attr.i[0];
-  dx[0] = put(g, &m);
+  IrNode m = {.op = OP_MAX_GRAD, .nin = 3, .in = {n.in[0], node, dy}, .attr.i = {n.attr.i[0]}};
+  dx[0] = ir_op(&g->b, m);
   return done(g);
 }
 
 int grad_broadcast(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrNode n = node_of(g, node);
-  IrNode s = mk(g, OP_SUM, 1, dy, 0, 0);
-  s.attr.i[0] = n.attr.i[0];
-  dx[0] = put(g, &s);
+  dx[0] = ir_reduce(&g->b, OP_SUM, dy, (int)n.attr.i[0]);
   return done(g);
 }
 
@@ -296,7 +231,7 @@ int grad_sum_to(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
     next.rank = (uint8_t)(cur.rank + 1);
     for (int k = next.rank - 1; k > i; k--) next.dim[k] = cur.dim[k - 1];
     next.dim[i] = tx.dim[i];
-    v = with_type(g, OP_BROADCAST, v, &next, i, 0);
+    v = ir_typed(&g->b, OP_BROADCAST, v, &next, i, 0);
     cur = next;
   }
   dx[0] = v;
@@ -307,15 +242,15 @@ int grad_sum_to(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
 
 int grad_reshape(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrType tx = type_of(g, node_of(g, node).in[0]);
-  dx[0] = with_type(g, OP_RESHAPE, dy, &tx, 0, 0);
+  dx[0] = ir_typed(&g->b, OP_RESHAPE, dy, &tx, 0, 0);
   return done(g);
 }
 
 int grad_transpose(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrNode n = node_of(g, node);
-  IrNode t = mk(g, OP_TRANSPOSE, 1, dy, 0, 0);
-  for (int k = 0; k < n.type.rank; k++) t.attr.i[n.attr.i[k]] = k;
-  dx[0] = put(g, &t);
+  int64_t inv[IR_MAX_RANK] = {0};
+  for (int k = 0; k < n.type.rank; k++) inv[n.attr.i[k]] = k;
+  dx[0] = ir_transpose(&g->b, dy, inv);
   return done(g);
 }
 
@@ -324,7 +259,7 @@ int grad_concat(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   int64_t axis = n.attr.i[0], off = 0;
   for (int k = 0; k < n.nin; k++) {
     IrType tk = type_of(g, n.in[k]);
-    if (g->need[k]) dx[k] = with_type(g, OP_SLICE, dy, &tk, axis, off);
+    if (g->need[k]) dx[k] = ir_typed(&g->b, OP_SLICE, dy, &tk, axis, off);
     off += tk.dim[axis];
   }
   return done(g);
@@ -336,20 +271,19 @@ int grad_slice(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrType tx = type_of(g, n.in[0]);
   int axis = (int)n.attr.i[0];
   int64_t from = n.attr.i[1], len = n.type.dim[axis], after = tx.dim[axis] - from - len;
-  IrNode c = mk(g, OP_CONCAT, 0, 0, 0, 0);
-  c.attr.i[0] = axis;
+  IrNode c = {.op = OP_CONCAT, .attr.i = {axis}};
   if (from > 0) {
     IrType z = tx;
     z.dim[axis] = from;
-    c.in[c.nin++] = zeros(g, &z);
+    c.in[c.nin++] = ir_fill(&g->b, &z, 0.0);
   }
   c.in[c.nin++] = dy;
   if (after > 0) {
     IrType z = tx;
     z.dim[axis] = after;
-    c.in[c.nin++] = zeros(g, &z);
+    c.in[c.nin++] = ir_fill(&g->b, &z, 0.0);
   }
-  dx[0] = c.nin == 1 ? dy : put(g, &c);
+  dx[0] = c.nin == 1 ? dy : ir_op(&g->b, c);
   return done(g);
 }
 
@@ -357,17 +291,13 @@ int grad_slice(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
 
 int grad_dropout(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrNode n = node_of(g, node);
-  IrNode d = mk(g, OP_DROPOUT_GRAD, 1, dy, 0, 0);
-  d.attr = n.attr;
-  dx[0] = put(g, &d);
+  dx[0] = ir_op(&g->b, (IrNode){.op = OP_DROPOUT_GRAD, .nin = 1, .in = {dy}, .attr = n.attr});
   return done(g);
 }
 
 int grad_causal_mask(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   (void)node;
-  IrNode m = mk(g, OP_CAUSAL_MASK, 1, dy, 0, 0);
-  m.attr.f[0] = 0.0;
-  dx[0] = put(g, &m);
+  dx[0] = ir_op(&g->b, (IrNode){.op = OP_CAUSAL_MASK, .nin = 1, .in = {dy}, .attr.f = {0.0}});
   return done(g);
 }
 
@@ -376,8 +306,8 @@ int grad_causal_mask(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
 int grad_cross_entropy(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrNode n = node_of(g, node);
   if (g->need[0]) {
-    IrNode c = mk(g, OP_CROSS_ENTROPY_GRAD, 3, n.in[0], n.in[1], dy);
-    dx[0] = put(g, &c);
+    IrNode c = {.op = OP_CROSS_ENTROPY_GRAD, .nin = 3, .in = {n.in[0], n.in[1], dy}};
+    dx[0] = ir_op(&g->b, c);
   }
   return done(g); /* the target gets no gradient */
 }
@@ -387,11 +317,10 @@ int grad_cross_entropy(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
 int grad_extern(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
   IrNode n = node_of(g, node);
   int64_t fn = n.attr.i[0];
-  bool has = g->extern_has_grad && fn >= 0 && fn < g->nexterns && g->extern_has_grad[fn];
-  if (!has) {
+  const ExternDecl *x = fn >= 0 && fn < g->nexterns ? &g->externs[fn] : NULL;
+  if (!x || !x->grad) {
     char num[32];
-    const char *name = NULL;
-    if (g->extern_names && fn >= 0 && fn < g->nexterns) name = g->extern_names[fn];
+    const char *name = x ? x->name : NULL;
     if (!name) {
       snprintf(num, sizeof num, "extern #%lld", (long long)fn);
       name = num;
@@ -403,12 +332,11 @@ int grad_extern(GradCtx *g, int32_t node, int32_t dy, int32_t *dx) {
                  name);
       g->diagnosed = true;
     }
-    snprintf(g->err, sizeof g->err, "'%s' has no gradient", name);
+    snprintf(g->b.err, sizeof g->b.err, "'%s' has no gradient", name);
     return -1;
   }
-  IrNode e = mk(g, OP_EXTERN_GRAD, 2, n.in[0], dy, 0);
-  e.attr.i[0] = fn;
-  dx[0] = put(g, &e);
+  IrNode e = {.op = OP_EXTERN_GRAD, .nin = 2, .in = {n.in[0], dy}, .attr.i = {fn}};
+  dx[0] = ir_op(&g->b, e);
   return done(g);
 }
 

@@ -1,5 +1,6 @@
 /* ir.c - the IR core: the op table generated from ops.def, function
- * construction (ir_func_new, ir_append, ir_emit, outputs) and type helpers.
+ * construction (ir_func_new, ir_append, ir_emit, the builder, outputs) and
+ * type helpers.
  */
 #include "ir.h"
 
@@ -72,6 +73,105 @@ int32_t ir_emit(IrFunc *f, IrNode *node, char *err, size_t errlen) {
   node->type = tmp.type;
   return id;
 }
+
+/* ---- the builder ---- */
+
+IrBuilder ir_builder(IrFunc *f, Span span) {
+  IrBuilder b;
+  memset(&b, 0, sizeof b);
+  b.f = f;
+  b.span = span;
+  return b;
+}
+
+int32_t ir_op(IrBuilder *b, IrNode n) {
+  for (int k = 0; k < n.nin && k < IR_MAX_IN; k++)
+    if (n.in[k] < 0) return -1;
+  n.span = b->span;
+  char msg[sizeof b->err];
+  int32_t id = ir_emit(b->f, &n, msg, sizeof msg);
+  if (id >= 0) return id;
+  if (!msg[0]) snprintf(msg, sizeof msg, "%s: invalid operation",
+                        n.op < OP_COUNT ? ir_op_info[n.op].name : "?");
+  if (!b->failed) memcpy(b->err, msg, sizeof msg);
+  b->failed = true;
+  if (b->report) b->report(b->ud, n.span, msg);
+  return -1;
+}
+
+static IrNode node_of(IrOp op, int nin, int32_t x, int32_t y) {
+  IrNode n;
+  memset(&n, 0, sizeof n);
+  n.op = (uint16_t)op;
+  n.nin = (uint8_t)nin;
+  n.in[0] = x;
+  n.in[1] = y;
+  return n;
+}
+
+int32_t ir_unary(IrBuilder *b, IrOp op, int32_t x) { return ir_op(b, node_of(op, 1, x, 0)); }
+
+int32_t ir_binary(IrBuilder *b, IrOp op, int32_t x, int32_t y) {
+  return ir_op(b, node_of(op, 2, x, y));
+}
+
+int32_t ir_scale(IrBuilder *b, int32_t x, double s) {
+  IrNode n = node_of(OP_SCALE, 1, x, 0);
+  n.attr.f[0] = s;
+  return ir_op(b, n);
+}
+
+int32_t ir_matmul(IrBuilder *b, int32_t x, int32_t y, bool tx, bool ty) {
+  IrNode n = node_of(OP_MATMUL, 2, x, y);
+  n.attr.i[0] = tx;
+  n.attr.i[1] = ty;
+  return ir_op(b, n);
+}
+
+int32_t ir_reduce(IrBuilder *b, IrOp op, int32_t x, int axis) {
+  IrNode n = node_of(op, 1, x, 0);
+  n.attr.i[0] = axis;
+  return ir_op(b, n);
+}
+
+int32_t ir_transpose(IrBuilder *b, int32_t x, const int64_t *perm) {
+  if (x < 0) return -1;
+  IrNode n = node_of(OP_TRANSPOSE, 1, x, 0);
+  for (int k = 0; k < b->f->nodes[x].type.rank; k++) n.attr.i[k] = perm[k];
+  return ir_op(b, n);
+}
+
+int32_t ir_typed(IrBuilder *b, IrOp op, int32_t x, const IrType *t, int64_t i0, int64_t i1) {
+  IrNode n = node_of(op, 1, x, 0);
+  n.type = *t;
+  n.attr.i[0] = i0;
+  n.attr.i[1] = i1;
+  return ir_op(b, n);
+}
+
+int32_t ir_reshape(IrBuilder *b, int32_t x, const IrType *t) {
+  if (x < 0) return -1;
+  IrType to = *t;
+  to.dtype = b->f->nodes[x].type.dtype;
+  return ir_typed(b, OP_RESHAPE, x, &to, 0, 0);
+}
+
+static int32_t constant(IrBuilder *b, const IrType *t, double v, const float *data) {
+  IrNode n = node_of(OP_CONST, 0, 0, 0);
+  n.type = *t;
+  n.type.batched = 0;
+  n.attr.f[0] = v;
+  n.data = data;
+  return ir_op(b, n);
+}
+
+int32_t ir_fill(IrBuilder *b, const IrType *t, double v) { return constant(b, t, v, NULL); }
+
+int32_t ir_const_data(IrBuilder *b, const IrType *t, const float *data) {
+  return constant(b, t, 0.0, data);
+}
+
+/* ---- outputs ---- */
 
 int ir_add_output(IrFunc *f, const char *name, int32_t value, IrOutRole role, int32_t index) {
   if (value < 0 || value >= f->n) return -1;

@@ -37,6 +37,9 @@ enum {
   OPF_COMMUTE = 1 << 3, /* inputs may be swapped (CSE canonical order) */
   OPF_VIEW = 1 << 4,    /* output may share its input's storage */
   OPF_LOSS = 1 << 5,    /* yields a rank-0 loss */
+  OPF_IMPURE = 1 << 6,  /* its value is not a function of its inputs and
+                           attributes alone (outside storage, an RNG stream,
+                           native code): never merged (CSE) or folded */
 };
 
 typedef enum {
@@ -100,7 +103,8 @@ typedef struct IrFunc {
 /* ---- construction ---- */
 IrFunc *ir_func_new(Arena *arena, const char *name, int64_t batch);
 /* Appends a node as given (type and attributes already set); returns its id.
- * No checks: passes and autodiff use ir_emit. */
+ * No checks: for the passes, which copy nodes already checked; new nodes go
+ * through ir_emit (the builder below). */
 int32_t ir_append(IrFunc *f, const IrNode *node);
 /* Builds node (op, inputs, attributes, span; for ops whose result type is
  * given - RESHAPE, BROADCAST, SUM_TO, SCATTER_ADD, SLICE, CONST, INPUT,
@@ -108,6 +112,45 @@ int32_t ir_append(IrFunc *f, const IrNode *node);
  * Returns the id, or -1 with a message in err (e.g. "cannot add f32[4, 8]
  * and f32[4, 9]") when the shapes do not fit; nothing is appended then. */
 int32_t ir_emit(IrFunc *f, IrNode *node, char *err, size_t errlen);
+
+/* ---- building: one API for the lowering, autodiff, the passes' tests and
+ * the benchmarks ----
+ * An IrBuilder appends checked nodes (ir_emit) to f, each with the
+ * builder's span.  Every call takes value ids and returns one; when an
+ * input is -1 (an earlier failure) the call appends nothing and returns -1
+ * quietly, so callers chain calls and check the last result.  A node that
+ * fails its own checks returns -1, sets failed, keeps the message of the
+ * first such failure in err, and is passed to report (when set): each
+ * failure is reported once, where it happens, never again downstream. */
+typedef struct IrBuilder {
+  IrFunc *f;
+  Span span;                 /* given to every node */
+  void (*report)(void *ud, Span at, const char *msg);  /* may be NULL */
+  void *ud;
+  bool failed;
+  char err[256];
+} IrBuilder;
+
+IrBuilder ir_builder(IrFunc *f, Span span);
+/* Any node: n.op, nin, in, attr, and for ops whose result type is given
+ * (ir_emit) n.type; name and data for leaves. */
+int32_t ir_op(IrBuilder *b, IrNode n);
+int32_t ir_unary(IrBuilder *b, IrOp op, int32_t x);
+int32_t ir_binary(IrBuilder *b, IrOp op, int32_t x, int32_t y);
+int32_t ir_scale(IrBuilder *b, int32_t x, double s);              /* x * s */
+int32_t ir_matmul(IrBuilder *b, int32_t x, int32_t y, bool tx, bool ty);
+/* sum, mean or max over full axis `axis` */
+int32_t ir_reduce(IrBuilder *b, IrOp op, int32_t x, int axis);
+int32_t ir_transpose(IrBuilder *b, int32_t x, const int64_t *perm);
+/* ops with a given result type (broadcast, sum_to, slice, scatter_add...):
+ * the type and attributes i[0], i[1] */
+int32_t ir_typed(IrBuilder *b, IrOp op, int32_t x, const IrType *t, int64_t i0, int64_t i1);
+/* to t's dims, keeping x's element type */
+int32_t ir_reshape(IrBuilder *b, int32_t x, const IrType *t);
+/* constants (never batched): every element v, or numel(t) floats */
+int32_t ir_fill(IrBuilder *b, const IrType *t, double v);
+int32_t ir_const_data(IrBuilder *b, const IrType *t, const float *data);
+
 int ir_add_output(IrFunc *f, const char *name, int32_t value, IrOutRole role,
                   int32_t index);
 /* First output with this role (and index, or any index if index < 0). */

@@ -15,11 +15,14 @@
  *   PE[p, 2i] = sin(p / 10000^(2i/dim)),  PE[p, 2i+1] = cos(p / 10000^(2i/dim)).
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lower_int.h"
 
-typedef enum { KA_INT, KA_POS, KA_NUM, KA_BOOL, KA_CHOICE, KA_LIST } KwKind;
+/* KA_FUNC: a function of one tensor - an elementwise built-in (from the
+ * table below) or a block of one positional argument. */
+typedef enum { KA_INT, KA_POS, KA_NUM, KA_BOOL, KA_CHOICE, KA_LIST, KA_FUNC } KwKind;
 
 typedef struct KwSpec {
   const char *name;
@@ -36,11 +39,16 @@ typedef struct KwVal {
   const char *ident;
   int64_t list[IR_MAX_RANK];
   int nlist;
+  IrOp op;               /* KA_FUNC: the built-in's op, or */
+  const AstItem *blk;    /* KA_FUNC: the block (NULL for a built-in) */
 } KwVal;
 
 #define MAX_POS 64
 
+typedef struct Builtin Builtin;
+
 typedef struct Call {
+  const Builtin *bi;
   Lower *L;
   Frame *fr;
   PNode *stmt;
@@ -53,18 +61,21 @@ typedef struct Call {
 
 typedef int32_t (*BuiltinFn)(Call *c);
 
-typedef struct Builtin {
+struct Builtin {
   const char *name;
   int8_t pmin, pmax;     /* positional arguments */
   uint8_t raw;           /* bit i: positional i is read, not lowered */
   bool clauses;          /* takes a { } block */
   KwSpec kw[3];
   BuiltinFn fn;
-  IrOp op;               /* for the simple ones */
-} Builtin;
+  IrOp op;               /* b_unary: the op applied */
+};
 
 /* ------------------------------------------------------------------------ */
 /* helpers                                                                   */
+
+/* The builder for the nodes of this call, at the call's span. */
+static IrBuilder *B(const Call *c) { return lw_at(c->L, c->fr, c->e->span); }
 
 static const char *name_of(const Call *c) { return c->e->str; }
 static Span arg_span(const Call *c, int i) { return c->e->args[i]->span; }
@@ -91,7 +102,7 @@ static bool want_axes(Call *c, int i, int min, const char *shape) {
 
 static int32_t param(Call *c, const char *pname, int rank, const int64_t *dims, InitKind init,
                      double scale, int32_t *index) {
-  IrType t = lw_type_make(IR_F32, rank, dims, false);
+  IrType t = ir_type_make(IR_F32, rank, dims, false);
   return lw_param(c->L, c->pn, pname, t, init, scale, c->e->span, index);
 }
 
@@ -114,16 +125,16 @@ static int32_t affine(Call *c, int32_t x, int32_t w, int32_t b) {
   int32_t y;
   if (ty(c, x)->rank == 1) {
     int64_t d1[2] = {1, ty(c, x)->dim[0]};
-    IrType t1 = lw_type_make(IR_F32, 2, d1, false);
-    y = lw_matmul(L, c->fr, lw_reshape(L, c->fr, x, &t1, at), w, false, false, at);
+    IrType t1 = ir_type_make(IR_F32, 2, d1, false);
+    y = ir_matmul(B(c), ir_reshape(B(c), x, &t1), w, false, false);
     if (y < 0) return -1;
     int64_t d2 = last_dim(c, y);
-    IrType t2 = lw_type_make(IR_F32, 1, &d2, false);
-    y = lw_reshape(L, c->fr, y, &t2, at);
+    IrType t2 = ir_type_make(IR_F32, 1, &d2, false);
+    y = ir_reshape(B(c), y, &t2);
   } else {
-    y = lw_matmul(L, c->fr, x, w, false, false, at);
+    y = ir_matmul(B(c), x, w, false, false);
   }
-  return b >= 0 ? lw_op2(L, c->fr, OP_ADD, y, b, at) : y;
+  return b >= 0 ? lw_arith(L, c->fr, OP_ADD, y, b, at) : y;
 }
 
 /* per-example axis k (negative counts from the end) to a full axis, or -1 */
@@ -148,7 +159,7 @@ static int32_t b_embed(Call *c) {
     return -1;
   }
   int32_t table = param2(c, "table", c->kw[0].num.i, c->kw[1].num.i, INIT_NORMAL, 0.02, NULL);
-  return lw_op2(c->L, c->fr, OP_GATHER, table, c->a[0], c->e->span);
+  return lw_arith(c->L, c->fr, OP_GATHER, table, c->a[0], c->e->span);
 }
 
 static int32_t b_position(Call *c) {
@@ -175,8 +186,8 @@ static int32_t b_position(Call *c) {
       data[p * dim + j] = (float)((j & 1) ? cos(a) : sin(a));
     }
   int64_t d[2] = {n.i, dim};
-  IrType t = lw_type_make(IR_F32, 2, d, false);
-  return lw_const_data(L, c->fr, &t, data, c->e->span);
+  IrType t = ir_type_make(IR_F32, 2, d, false);
+  return ir_const_data(B(c), &t, data);
 }
 
 static int32_t b_linear(Call *c) {
@@ -191,13 +202,17 @@ static int32_t b_linear(Call *c) {
 static int32_t b_ffn(Call *c) {
   if (!want_f32(c, 0) || !want_axes(c, 0, 1, "f32[.., d]")) return -1;
   int64_t d = last_dim(c, c->a[0]), h = c->kw[0].num.i;
-  const char *act = c->kw[1].given ? c->kw[1].ident : "gelu";
-  IrOp op = strcmp(act, "relu") == 0 ? OP_RELU : strcmp(act, "tanh") == 0 ? OP_TANH : OP_GELU;
   int32_t w1 = param2(c, "w1", d, h, INIT_UNIFORM, 1.0 / sqrt((double)d), NULL);
   int32_t b1 = param1(c, "b1", h, INIT_ZEROS, 0, NULL);
   int32_t w2 = param2(c, "w2", h, d, INIT_UNIFORM, 1.0 / sqrt((double)h), NULL);
   int32_t b2 = param1(c, "b2", d, INIT_ZEROS, 0, NULL);
-  int32_t y = lw_op1(c->L, c->fr, op, affine(c, c->a[0], w1, b1), c->e->span);
+  int32_t y = affine(c, c->a[0], w1, b1);
+  if (!c->kw[1].given)
+    y = ir_unary(B(c), OP_GELU, y);
+  else if (c->kw[1].blk)
+    y = lw_block_apply(c->L, c->fr, c->pn, c->kw[1].blk, y, c->kw[1].span);
+  else
+    y = ir_unary(B(c), c->kw[1].op, y);
   return affine(c, y, w2, b2);
 }
 
@@ -206,16 +221,9 @@ static int32_t b_layernorm(Call *c) {
   int64_t d = last_dim(c, c->a[0]);
   int32_t gain = param1(c, "gain", d, INIT_ONES, 0, NULL);
   int32_t bias = param1(c, "bias", d, INIT_ZEROS, 0, NULL);
-  IrNode n;
-  memset(&n, 0, sizeof n);
-  n.op = OP_LAYERNORM;
-  n.nin = 1;
-  n.in[0] = c->a[0];
-  n.attr.f[0] = 1e-5;
-  n.span = c->e->span;
-  int32_t y = lw_emit(c->L, c->fr, &n);
-  y = lw_op2(c->L, c->fr, OP_MUL, y, gain, c->e->span);
-  return lw_op2(c->L, c->fr, OP_ADD, y, bias, c->e->span);
+  int32_t y = ir_op(B(c), (IrNode){.op = OP_LAYERNORM, .nin = 1, .in = {c->a[0]}, .attr.f = {1e-5}});
+  y = lw_arith(c->L, c->fr, OP_MUL, y, gain, c->e->span);
+  return lw_arith(c->L, c->fr, OP_ADD, y, bias, c->e->span);
 }
 
 static HeadGroup *add_group(Lower *L) {
@@ -293,6 +301,19 @@ static int read_attn(Call *c, bool pool, AttnOptions *o) {
   return rc;
 }
 
+/* x with its last two axes swapped */
+static int32_t swap_last(IrBuilder *b, int32_t x) {
+  if (x < 0) return -1;
+  int r = b->f->nodes[x].type.rank;
+  int64_t perm[IR_MAX_RANK];
+  for (int i = 0; i < r; i++) perm[i] = i;
+  if (r >= 2) {
+    perm[r - 2] = r - 1;
+    perm[r - 1] = r - 2;
+  }
+  return ir_transpose(b, x, perm);
+}
+
 /* [.., T, H*hd] -> [.., H, T, hd] */
 static int32_t split_heads(Call *c, int32_t x, int64_t H, int64_t hd) {
   if (x < 0) return -1;
@@ -306,14 +327,14 @@ static int32_t split_heads(Call *c, int32_t x, int64_t H, int64_t hd) {
   for (int i = 0; i < r - 1; i++) d[i] = t->dim[i];
   d[r - 1] = H;
   d[r] = hd;
-  IrType nt = lw_type_make((IrDtype)t->dtype, r + 1, d, t->batched);
-  int32_t y = lw_reshape(c->L, c->fr, x, &nt, c->e->span);
+  IrType nt = ir_type_make((IrDtype)t->dtype, r + 1, d, t->batched);
+  int32_t y = ir_reshape(B(c), x, &nt);
   if (y < 0) return -1;
   int64_t perm[IR_MAX_RANK];
   for (int i = 0; i <= r; i++) perm[i] = i;
   perm[r - 2] = r - 1;
   perm[r - 1] = r - 2;
-  return lw_transpose(c->L, c->fr, y, perm, c->e->span);
+  return ir_transpose(B(c), y, perm);
 }
 
 /* [.., H, T, hd] -> [.., T, H*hd] */
@@ -324,14 +345,14 @@ static int32_t merge_heads(Call *c, int32_t x) {
   for (int i = 0; i < r; i++) perm[i] = i;
   perm[r - 3] = r - 2;
   perm[r - 2] = r - 3;
-  int32_t y = lw_transpose(c->L, c->fr, x, perm, c->e->span);
+  int32_t y = ir_transpose(B(c), x, perm);
   if (y < 0) return -1;
   const IrType *t = ty(c, y);
   int64_t d[IR_MAX_RANK];
   for (int i = 0; i < r - 2; i++) d[i] = t->dim[i];
   d[r - 2] = t->dim[r - 2] * t->dim[r - 1];
-  IrType nt = lw_type_make((IrDtype)t->dtype, r - 1, d, t->batched);
-  return lw_reshape(c->L, c->fr, y, &nt, c->e->span);
+  IrType nt = ir_type_make((IrDtype)t->dtype, r - 1, d, t->batched);
+  return ir_reshape(B(c), y, &nt);
 }
 
 static int32_t b_attention(Call *c) {
@@ -379,21 +400,13 @@ static int32_t b_attention(Call *c) {
   int32_t Q = split_heads(c, affine(c, q, wq, bq), H, hd);
   int32_t K = split_heads(c, affine(c, kv, wk, bk), H, hd);
   int32_t V = split_heads(c, affine(c, kv, wv, bv), H, hd);
-  int32_t s = lw_scale(L, c->fr, lw_matmul(L, c->fr, Q, K, false, true, at),
-                       1.0 / sqrt((double)hd), at);
+  int32_t s = ir_scale(B(c), ir_matmul(B(c), Q, K, false, true), 1.0 / sqrt((double)hd));
   if (o.causal && s >= 0) {
-    IrNode n;
-    memset(&n, 0, sizeof n);
-    n.op = OP_CAUSAL_MASK;
-    n.nin = 1;
-    n.in[0] = s;
-    n.attr.f[0] = -INFINITY;
-    n.span = at;
-    s = lw_emit(L, c->fr, &n);
+    s = ir_op(B(c), (IrNode){.op = OP_CAUSAL_MASK, .nin = 1, .in = {s}, .attr.f = {-INFINITY}});
   }
-  int32_t pr = lw_op1(L, c->fr, OP_SOFTMAX, s, at);
+  int32_t pr = ir_unary(B(c), OP_SOFTMAX, s);
   if (o.dropout > 0) pr = lw_dropout(L, c->fr, pr, o.dropout, at);
-  int32_t ctx = lw_matmul(L, c->fr, pr, V, false, false, at);
+  int32_t ctx = ir_matmul(B(c), pr, V, false, false);
   if (ctx < 0) return -1;
   HeadGroup *g = add_group(L);
   g->path = lw_path(L, c->pn);
@@ -426,10 +439,10 @@ static int32_t b_attnpool(Call *c) {
   int32_t i2;
   int32_t w1 = param2(c, "w1", d, hid, INIT_UNIFORM, 1.0 / sqrt((double)d), NULL);
   int32_t w2 = param2(c, "w2", hid, H, INIT_UNIFORM, 1.0 / sqrt((double)hid), &i2);
-  int32_t hh = lw_op1(L, c->fr, OP_TANH, lw_matmul(L, c->fr, x, w1, false, false, at), at);
-  int32_t s = lw_swap_last(L, c->fr, lw_matmul(L, c->fr, hh, w2, false, false, at), at);
-  int32_t A = lw_op1(L, c->fr, OP_SOFTMAX, s, at);
-  int32_t M = lw_matmul(L, c->fr, A, x, false, false, at);
+  int32_t hh = ir_unary(B(c), OP_TANH, ir_matmul(B(c), x, w1, false, false));
+  int32_t s = swap_last(B(c), ir_matmul(B(c), hh, w2, false, false));
+  int32_t A = ir_unary(B(c), OP_SOFTMAX, s);
+  int32_t M = ir_matmul(B(c), A, x, false, false);
   if (M < 0) return -1;
   HeadGroup *g = add_group(L);
   g->path = lw_path(L, c->pn);
@@ -446,16 +459,16 @@ static int32_t b_attnpool(Call *c) {
     float *eye = arena_alloc(L->A, sizeof *eye * (size_t)(H * H));
     for (int64_t i = 0; i < H; i++) eye[i * H + i] = 1.0f;
     int64_t hh2[2] = {H, H};
-    IrType ti = lw_type_make(IR_F32, 2, hh2, false);
-    int32_t p = lw_matmul(L, c->fr, A, A, false, true, at);
-    p = lw_op2(L, c->fr, OP_SUB, p, lw_const_data(L, c->fr, &ti, eye, at), at);
-    p = lw_op1(L, c->fr, OP_SQUARE, p, at);
+    IrType ti = ir_type_make(IR_F32, 2, hh2, false);
+    int32_t p = ir_matmul(B(c), A, A, false, true);
+    p = lw_arith(L, c->fr, OP_SUB, p, ir_const_data(B(c), &ti, eye), at);
+    p = ir_unary(B(c), OP_SQUARE, p);
     if (p < 0) return -1;
     int r = ty(c, p)->rank;
-    p = lw_reduce(L, c->fr, OP_SUM, p, r - 1, at);
-    p = lw_reduce(L, c->fr, OP_SUM, p, r - 2, at);
-    while (p >= 0 && ty(c, p)->rank > 0) p = lw_reduce(L, c->fr, OP_MEAN, p, 0, at);
-    p = lw_scale(L, c->fr, p, o.penalty, at);
+    p = ir_reduce(B(c), OP_SUM, p, r - 1);
+    p = ir_reduce(B(c), OP_SUM, p, r - 2);
+    while (p >= 0 && ty(c, p)->rank > 0) p = ir_reduce(B(c), OP_MEAN, p, 0);
+    p = ir_scale(B(c), p, o.penalty);
     if (p < 0) return -1;
     lw_add_penalty(L, p, at);
   }
@@ -465,23 +478,20 @@ static int32_t b_attnpool(Call *c) {
 /* ------------------------------------------------------------------------ */
 /* operations without parameters                                             */
 
-static int32_t b_act(Call *c, IrOp op) {
+/* One op applied to one tensor: the activations and softmax. */
+static int32_t b_unary(Call *c) {
+  IrOp op = c->bi->op;
   if (!want_f32(c, 0)) return -1;
-  if (op == OP_SOFTMAX && !want_axes(c, 0, 1, "an axis")) return -1;
-  return lw_op1(c->L, c->fr, op, c->a[0], c->e->span);
+  if (!(ir_op_info[op].flags & OPF_EW) && !want_axes(c, 0, 1, "an axis")) return -1;
+  return ir_unary(B(c), op, c->a[0]);
 }
-static int32_t b_relu(Call *c) { return b_act(c, OP_RELU); }
-static int32_t b_gelu(Call *c) { return b_act(c, OP_GELU); }
-static int32_t b_tanh(Call *c) { return b_act(c, OP_TANH); }
-static int32_t b_sigmoid(Call *c) { return b_act(c, OP_SIGMOID); }
-static int32_t b_softmax(Call *c) { return b_act(c, OP_SOFTMAX); }
 
 static int32_t b_pool(Call *c, IrOp op) {
   if (!want_f32(c, 0) || !want_axes(c, 0, 1, "an axis to pool")) return -1;
   int64_t k = c->kw[0].given ? c->kw[0].num.i : 0;
   int ax = full_axis(c, c->a[0], k, c->kw[0].given ? c->kw[0].span : c->e->span);
   if (ax < 0) return -1;
-  return lw_reduce(c->L, c->fr, op, c->a[0], ax, c->e->span);
+  return ir_reduce(B(c), op, c->a[0], ax);
 }
 static int32_t b_mean(Call *c) { return b_pool(c, OP_MEAN); }
 static int32_t b_max(Call *c) { return b_pool(c, OP_MAX); }
@@ -492,9 +502,9 @@ static int32_t b_flatten(Call *c) {
   int64_t n = 1;
   for (int i = t->batched ? 1 : 0; i < t->rank; i++) n *= t->dim[i];
   int64_t d[2] = {t->dim[0], n};
-  IrType nt = t->batched ? lw_type_make((IrDtype)t->dtype, 2, d, true)
-                         : lw_type_make((IrDtype)t->dtype, 1, &n, false);
-  return lw_reshape(c->L, c->fr, c->a[0], &nt, c->e->span);
+  IrType nt = t->batched ? ir_type_make((IrDtype)t->dtype, 2, d, true)
+                         : ir_type_make((IrDtype)t->dtype, 1, &n, false);
+  return ir_reshape(B(c), c->a[0], &nt);
 }
 
 static int32_t b_concat(Call *c) {
@@ -519,15 +529,8 @@ static int32_t b_concat(Call *c) {
       if (t->rank + 1 > IR_MAX_RANK) return -1;
       d[0] = L->batch;
       for (int j = 0; j < t->rank; j++) d[j + 1] = t->dim[j];
-      IrNode n;
-      memset(&n, 0, sizeof n);
-      n.op = OP_BROADCAST;
-      n.nin = 1;
-      n.in[0] = v[i];
-      n.attr.i[0] = 0;
-      n.type = lw_type_make((IrDtype)t->dtype, t->rank + 1, d, true);
-      n.span = arg_span(c, i);
-      v[i] = lw_emit(L, c->fr, &n);
+      IrType bt = ir_type_make((IrDtype)t->dtype, t->rank + 1, d, true);
+      v[i] = ir_typed(lw_at(L, c->fr, arg_span(c, i)), OP_BROADCAST, v[i], &bt, 0, 0);
       if (v[i] < 0) return -1;
     }
   }
@@ -548,14 +551,10 @@ static int32_t b_concat(Call *c) {
   if (ax < 0) return -1;
   int32_t acc = -1;
   for (int i = 0; i < c->na;) {
-    IrNode n;
-    memset(&n, 0, sizeof n);
-    n.op = OP_CONCAT;
-    n.span = c->e->span;
-    n.attr.i[0] = ax;
+    IrNode n = {.op = OP_CONCAT, .attr.i = {ax}};
     if (acc >= 0) n.in[n.nin++] = acc;
     while (i < c->na && n.nin < IR_MAX_IN) n.in[n.nin++] = v[i++];
-    acc = lw_emit(L, c->fr, &n);
+    acc = ir_op(B(c), n);
     if (acc < 0) return -1;
   }
   return acc;
@@ -613,8 +612,8 @@ static int32_t b_reshape(Call *c) {
   int r = 0;
   if (t->batched) full[r++] = t->dim[0];
   for (int i = 0; i < le->nargs; i++) full[r++] = dims[i];
-  IrType nt = lw_type_make((IrDtype)t->dtype, r, full, t->batched);
-  return lw_reshape(L, c->fr, c->a[0], &nt, c->e->span);
+  IrType nt = ir_type_make((IrDtype)t->dtype, r, full, t->batched);
+  return ir_reshape(B(c), c->a[0], &nt);
 }
 
 static int32_t b_transpose(Call *c) {
@@ -623,7 +622,7 @@ static int32_t b_transpose(Call *c) {
   int pr = lw_perank(L, x), off = ty(c, x)->batched ? 1 : 0;
   if (!c->kw[0].given) {
     if (!want_axes(c, 0, 2, "two axes")) return -1;
-    return lw_swap_last(L, c->fr, x, c->e->span);
+    return swap_last(B(c), x);
   }
   const KwVal *k = &c->kw[0];
   bool seen[IR_MAX_RANK] = {false};
@@ -640,7 +639,7 @@ static int32_t b_transpose(Call *c) {
   int64_t perm[IR_MAX_RANK];
   if (off) perm[0] = 0;
   for (int i = 0; i < pr; i++) perm[i + off] = k->list[i] + off;
-  return lw_transpose(L, c->fr, x, perm, c->e->span);
+  return ir_transpose(B(c), x, perm);
 }
 
 static int32_t b_dropout(Call *c) {
@@ -686,7 +685,7 @@ static int32_t b_cross_entropy(Call *c) {
       return -1;
     }
   }
-  int32_t v = lw_op2(L, c->fr, OP_CROSS_ENTROPY, lg, tg, c->e->span);
+  int32_t v = lw_arith(L, c->fr, OP_CROSS_ENTROPY, lg, tg, c->e->span);
   if (v >= 0 && t >= 0) lw_add_output(L, L->m->targets[t].name, lg, OUT_PRED, t);
   return v;
 }
@@ -695,15 +694,16 @@ static int32_t b_mse(Call *c) {
   Lower *L = c->L;
   if (!want_f32(c, 0) || !want_f32(c, 1)) return -1;
   Span at = c->e->span;
-  int32_t d = lw_op1(L, c->fr, OP_SQUARE, lw_op2(L, c->fr, OP_SUB, c->a[0], c->a[1], at), at);
+  int32_t d = ir_unary(B(c), OP_SQUARE, lw_arith(L, c->fr, OP_SUB, c->a[0], c->a[1], at));
   if (d < 0) return -1;
   int64_t n = ir_numel(ty(c, d));
-  IrType flat = lw_type_make(IR_F32, 1, &n, false);
-  return lw_reduce(L, c->fr, OP_MEAN, lw_reshape(L, c->fr, d, &flat, at), 0, at);
+  IrType flat = ir_type_make(IR_F32, 1, &n, false);
+  return ir_reduce(B(c), OP_MEAN, ir_reshape(B(c), d, &flat), 0);
 }
 
 /* ------------------------------------------------------------------------ */
-/* the table                                                                 */
+/* the table: every built-in call of the language; the rows with b_unary and
+ * an elementwise op are also the functions `act:` accepts                  */
 
 #define NOKW {{NULL, 0, false, {NULL}}}
 static const Builtin builtins[] = {
@@ -715,16 +715,16 @@ static const Builtin builtins[] = {
   {"linear", 1, 1, 0, false, {{"out", KA_POS, true, {NULL}}, {"bias", KA_BOOL, false, {NULL}}},
    b_linear, 0},
   {"ffn", 1, 1, 0, false,
-   {{"hidden", KA_POS, true, {NULL}}, {"act", KA_CHOICE, false, {"gelu", "relu", "tanh", NULL}}},
-   b_ffn, 0},
+   {{"hidden", KA_POS, true, {NULL}}, {"act", KA_FUNC, false, {NULL}}}, b_ffn, 0},
   {"layernorm", 1, 1, 0, false, NOKW, b_layernorm, 0},
   {"attention", 1, 2, 0, true, NOKW, b_attention, 0},
   {"attnpool", 1, 1, 0, true, NOKW, b_attnpool, 0},
-  {"relu", 1, 1, 0, false, NOKW, b_relu, 0},
-  {"gelu", 1, 1, 0, false, NOKW, b_gelu, 0},
-  {"tanh", 1, 1, 0, false, NOKW, b_tanh, 0},
-  {"sigmoid", 1, 1, 0, false, NOKW, b_sigmoid, 0},
-  {"softmax", 1, 1, 0, false, NOKW, b_softmax, 0},
+  {"relu", 1, 1, 0, false, NOKW, b_unary, OP_RELU},
+  {"gelu", 1, 1, 0, false, NOKW, b_unary, OP_GELU},
+  {"tanh", 1, 1, 0, false, NOKW, b_unary, OP_TANH},
+  {"sigmoid", 1, 1, 0, false, NOKW, b_unary, OP_SIGMOID},
+  {"silu", 1, 1, 0, false, NOKW, b_unary, OP_SILU},
+  {"softmax", 1, 1, 0, false, NOKW, b_unary, OP_SOFTMAX},
   {"mean", 1, 1, 0, false, {{"axis", KA_INT, false, {NULL}}}, b_mean, 0},
   {"max", 1, 1, 0, false, {{"axis", KA_INT, false, {NULL}}}, b_max, 0},
   {"sum", 1, 1, 0, false, {{"axis", KA_INT, false, {NULL}}}, b_sum, 0},
@@ -745,6 +745,12 @@ static const Builtin *find_builtin(const char *name) {
 }
 
 bool lw_is_builtin(const char *name) { return find_builtin(name) != NULL; }
+
+/* An elementwise built-in of one tensor (`relu`, `silu`, ...): what `act:`
+ * accepts besides blocks. */
+static bool is_unary_ew(const Builtin *bi) {
+  return bi && bi->fn == b_unary && (ir_op_info[bi->op].flags & OPF_EW);
+}
 
 int lw_builtin_names(const char **out, int cap) {
   int n = 0;
@@ -767,6 +773,77 @@ static const char *ident_arg(const Call *c, const AstExpr *v, const Num **num) {
     return NULL;
   }
   return v->str;
+}
+
+/* "a, b or c" into buf (cut short if it does not fit). */
+static void name_list(char *buf, size_t cap, const char *const *names, int n) {
+  size_t k = 0;
+  buf[0] = 0;
+  for (int i = 0; i < n && k < cap; i++) {
+    int w = snprintf(buf + k, cap - k, "%s%s", names[i],
+                     i + 2 < n ? ", " : i + 1 < n ? " or " : "");
+    if (w > 0) k += (size_t)w;
+  }
+}
+
+/* A KA_FUNC argument named id (NULL: not a name): an elementwise built-in
+ * or a block of one positional argument, else a located error with the
+ * names that would do. */
+static int read_func(Call *c, const Builtin *bi, const KwSpec *ks, const AstExpr *v,
+                     const char *id, KwVal *o) {
+  Lower *L = c->L;
+  const Builtin *f = id ? find_builtin(id) : NULL;
+  const AstItem *shadow = f ? lw_find_block(L, id) : NULL;
+  if (shadow) {
+    Diag *g = lw_error(L, c->fr, v->span,
+                       "'%s' is a built-in and also the name of a block; rename the block", id);
+    lw_note(L, g, shadow->name_span, "block '%s' is defined here", shadow->name);
+    return -1;
+  }
+  if (is_unary_ew(f)) {
+    o->ident = f->name;
+    o->op = f->op;
+    return 0;
+  }
+  const AstItem *blk = id && !f ? lw_find_block(L, id) : NULL;
+  if (blk && lw_block_npos(blk) == 1) {
+    o->ident = blk->name;
+    o->blk = blk;
+    return 0;
+  }
+  if (blk) {
+    int np = lw_block_npos(blk);
+    Diag *g = lw_error(L, c->fr, v->span,
+                       "'%s:' of %s needs a function of one tensor; block '%s' takes %d "
+                       "positional argument%s", ks->name, bi->name, blk->name, np,
+                       np == 1 ? "" : "s");
+    lw_note(L, g, blk->name_span, "'%s' is defined here", blk->name);
+    return -1;
+  }
+  const char *names[NBUILTINS];
+  char list[256];
+  int nn = 0;
+  for (int i = 0; i < NBUILTINS; i++)
+    if (is_unary_ew(&builtins[i])) names[nn++] = builtins[i].name;
+  name_list(list, sizeof list, names, nn);
+  if (!id) {
+    lw_error(L, c->fr, v->span, "'%s:' of %s must be an elementwise function (%s) or a block "
+             "of one argument", ks->name, bi->name, list);
+    return -1;
+  }
+  /* suggest among the elementwise built-ins and the blocks of one argument */
+  const char **cand = arena_alloc(L->A, sizeof *cand * (size_t)(nn + L->p->nblocks + 1));
+  int nc = 0;
+  for (int i = 0; i < nn; i++) cand[nc++] = names[i];
+  for (int i = 0; i < L->p->nblocks; i++)
+    if (L->p->blocks[i]->name && lw_block_npos(L->p->blocks[i]) == 1)
+      cand[nc++] = L->p->blocks[i]->name;
+  const char *s = diag_suggest(id, cand, nc);
+  lw_error(L, c->fr, v->span, "'%s:' of %s must be an elementwise function (%s) or a block of "
+           "one argument; '%s' is %s%s%s%s", ks->name, bi->name, list, id,
+           f ? "not elementwise" : "unknown", s ? "; did you mean '" : "", s ? s : "",
+           s ? "'?" : "");
+  return -1;
 }
 
 static int read_kwarg(Call *c, const Builtin *bi, const KwSpec *ks, const AstKwarg *kw, KwVal *o) {
@@ -823,11 +900,7 @@ static int read_kwarg(Call *c, const Builtin *bi, const KwSpec *ks, const AstKwa
           return 0;
         }
     char list[128];
-    list[0] = 0;
-    for (int i = 0; i < nc; i++) {
-      strcat(list, ks->choices[i]);
-      strcat(list, i + 2 < nc ? ", " : i + 1 < nc ? " or " : "");
-    }
+    name_list(list, sizeof list, ks->choices, nc);
     const char *s = id ? diag_suggest(id, ks->choices, nc) : NULL;
     if (id)
       lw_error(L, c->fr, v->span, "'%s:' of %s must be %s; got '%s'%s%s%s", ks->name, bi->name,
@@ -835,6 +908,10 @@ static int read_kwarg(Call *c, const Builtin *bi, const KwSpec *ks, const AstKwa
     else
       lw_error(L, c->fr, v->span, "'%s:' of %s must be %s", ks->name, bi->name, list);
     return -1;
+  }
+  case KA_FUNC: {
+    const Num *n;
+    return read_func(c, bi, ks, v, ident_arg(c, v, &n), o);
   }
   case KA_LIST: {
     if (v->kind != EX_LIST || v->nargs > IR_MAX_RANK) {
@@ -917,6 +994,7 @@ int32_t lw_builtin(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whol
   if (!bi) return -1;
   Call c;
   memset(&c, 0, sizeof c);
+  c.bi = bi;
   c.L = L;
   c.fr = fr;
   c.stmt = stmt;

@@ -85,16 +85,6 @@ const char *lw_vstr(Lower *L, int32_t v) { return lw_tstr(L, lw_vtype(L, v)); }
 /* ------------------------------------------------------------------------ */
 /* IR building                                                               */
 
-IrType lw_type_make(IrDtype dt, int rank, const int64_t *dims, bool batched) {
-  IrType t;
-  memset(&t, 0, sizeof t);
-  t.dtype = (uint8_t)dt;
-  t.rank = (uint8_t)rank;
-  t.batched = batched ? 1 : 0;
-  for (int i = 0; i < rank && i < IR_MAX_RANK; i++) t.dim[i] = dims[i];
-  return t;
-}
-
 const IrType *lw_vtype(const Lower *L, int32_t v) { return &L->f->nodes[v].type; }
 
 int lw_perank(const Lower *L, int32_t v) {
@@ -102,28 +92,17 @@ int lw_perank(const Lower *L, int32_t v) {
   return t->rank - (t->batched ? 1 : 0);
 }
 
-int32_t lw_emit(Lower *L, const Frame *fr, IrNode *n) {
-  char msg[512];
-  msg[0] = 0;
-  int32_t id = ir_emit(L->f, n, msg, sizeof msg);
-  if (id < 0) lw_error(L, fr, n->span, "%s", msg[0] ? msg : "invalid operation");
-  return id;
+/* The builder's failures become located errors, with the block-call chain
+ * of the frame they were made in. */
+static void report(void *ud, Span at, const char *msg) {
+  Lower *L = ud;
+  lw_error(L, L->bfr, at, "%s", msg);
 }
 
-static IrNode node0(IrOp op, Span at) {
-  IrNode n;
-  memset(&n, 0, sizeof n);
-  n.op = (uint16_t)op;
-  n.span = at;
-  return n;
-}
-
-int32_t lw_op1(Lower *L, const Frame *fr, IrOp op, int32_t x, Span at) {
-  if (x < 0) return -1;
-  IrNode n = node0(op, at);
-  n.nin = 1;
-  n.in[0] = x;
-  return lw_emit(L, fr, &n);
+IrBuilder *lw_at(Lower *L, const Frame *fr, Span at) {
+  L->b.span = at;
+  L->bfr = fr;
+  return &L->b;
 }
 
 /* A batched value with fewer per-example axes than pe gets unit axes after
@@ -137,10 +116,10 @@ static int32_t align_batched(Lower *L, const Frame *fr, int32_t x, int pe, Span 
   to.rank = (uint8_t)(1 + pe);
   for (int i = have - 1; i >= 0; i--) to.dim[1 + (pe - have) + i] = t->dim[1 + i];
   for (int i = 0; i < pe - have; i++) to.dim[1 + i] = 1;
-  return lw_reshape(L, fr, x, &to, at);
+  return ir_reshape(lw_at(L, fr, at), x, &to);
 }
 
-int32_t lw_op2(Lower *L, const Frame *fr, IrOp op, int32_t a, int32_t b, Span at) {
+int32_t lw_arith(Lower *L, const Frame *fr, IrOp op, int32_t a, int32_t b, Span at) {
   if (a < 0 || b < 0) return -1;
   if (ir_op_info[op].flags & OPF_BCAST) {
     const IrType *ta = lw_vtype(L, a), *tb = lw_vtype(L, b);
@@ -148,98 +127,16 @@ int32_t lw_op2(Lower *L, const Frame *fr, IrOp op, int32_t a, int32_t b, Span at
     int pe = pa > pb ? pa : pb;
     a = align_batched(L, fr, a, pe, at);
     b = align_batched(L, fr, b, pe, at);
-    if (a < 0 || b < 0) return -1;
   }
-  IrNode n = node0(op, at);
-  n.nin = 2;
-  n.in[0] = a;
-  n.in[1] = b;
-  return lw_emit(L, fr, &n);
-}
-
-int32_t lw_scale(Lower *L, const Frame *fr, int32_t x, double s, Span at) {
-  if (x < 0) return -1;
-  IrNode n = node0(OP_SCALE, at);
-  n.nin = 1;
-  n.in[0] = x;
-  n.attr.f[0] = s;
-  return lw_emit(L, fr, &n);
-}
-
-int32_t lw_fill(Lower *L, double v, Span at) {
-  IrNode n = node0(OP_CONST, at);
-  n.type = lw_type_make(IR_F32, 0, NULL, false);
-  n.attr.f[0] = v;
-  return lw_emit(L, NULL, &n);
-}
-
-int32_t lw_const_data(Lower *L, const Frame *fr, const IrType *t, const float *data, Span at) {
-  IrNode n = node0(OP_CONST, at);
-  n.type = *t;
-  n.data = data;
-  return lw_emit(L, fr, &n);
-}
-
-int32_t lw_matmul(Lower *L, const Frame *fr, int32_t a, int32_t b, bool ta, bool tb, Span at) {
-  if (a < 0 || b < 0) return -1;
-  IrNode n = node0(OP_MATMUL, at);
-  n.nin = 2;
-  n.in[0] = a;
-  n.in[1] = b;
-  n.attr.i[0] = ta;
-  n.attr.i[1] = tb;
-  return lw_emit(L, fr, &n);
-}
-
-int32_t lw_reshape(Lower *L, const Frame *fr, int32_t x, const IrType *to, Span at) {
-  if (x < 0) return -1;
-  IrNode n = node0(OP_RESHAPE, at);
-  n.nin = 1;
-  n.in[0] = x;
-  n.type = *to;
-  n.type.dtype = lw_vtype(L, x)->dtype;
-  return lw_emit(L, fr, &n);
-}
-
-int32_t lw_transpose(Lower *L, const Frame *fr, int32_t x, const int64_t *perm, Span at) {
-  if (x < 0) return -1;
-  IrNode n = node0(OP_TRANSPOSE, at);
-  n.nin = 1;
-  n.in[0] = x;
-  int r = lw_vtype(L, x)->rank;
-  for (int i = 0; i < r; i++) n.attr.i[i] = perm[i];
-  return lw_emit(L, fr, &n);
-}
-
-int32_t lw_swap_last(Lower *L, const Frame *fr, int32_t x, Span at) {
-  if (x < 0) return -1;
-  int r = lw_vtype(L, x)->rank;
-  int64_t perm[IR_MAX_RANK];
-  for (int i = 0; i < r; i++) perm[i] = i;
-  if (r >= 2) {
-    perm[r - 2] = r - 1;
-    perm[r - 1] = r - 2;
-  }
-  return lw_transpose(L, fr, x, perm, at);
-}
-
-int32_t lw_reduce(Lower *L, const Frame *fr, IrOp op, int32_t x, int axis, Span at) {
-  if (x < 0) return -1;
-  IrNode n = node0(op, at);
-  n.nin = 1;
-  n.in[0] = x;
-  n.attr.i[0] = axis;
-  return lw_emit(L, fr, &n);
+  return ir_binary(lw_at(L, fr, at), op, a, b);
 }
 
 int32_t lw_dropout(Lower *L, const Frame *fr, int32_t x, double p, Span at) {
   if (x < 0) return -1;
-  IrNode n = node0(OP_DROPOUT, at);
-  n.nin = 1;
-  n.in[0] = x;
+  IrNode n = {.op = OP_DROPOUT, .nin = 1, .in = {x}};
   n.attr.f[0] = p;
   n.attr.i[0] = L->m->ndropout++;
-  return lw_emit(L, fr, &n);
+  return ir_op(lw_at(L, fr, at), n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -327,11 +224,8 @@ int32_t lw_param(Lower *L, PNode *call, const char *pname, IrType t, InitKind in
   pi->offset = m->nweights;
   m->nweights += ir_numel(&pi->type);
   if (index) *index = idx;
-  IrNode n = node0(OP_PARAM, at);
-  n.type = pi->type;
-  n.name = path;
-  n.attr.i[0] = idx;
-  return lw_emit(L, NULL, &n);
+  IrNode n = {.op = OP_PARAM, .type = pi->type, .name = path, .attr.i = {idx}};
+  return ir_op(lw_at(L, NULL, at), n);
 }
 
 void lw_add_output(Lower *L, const char *name, int32_t v, IrOutRole role, int32_t index) {
@@ -431,6 +325,58 @@ bool lw_is_const(const Lower *L, const Frame *fr, const AstExpr *e) {
   }
 }
 
+/* a op b for the compile-time numbers of e = a op b: integers stay
+ * integers (a division that is not exact gives a float).  0, or -1
+ * diagnosed. */
+static int eval_binary(Lower *L, const Frame *fr, const AstExpr *e, Num a, Num b, Num *out) {
+  if (e->op == '@') {
+    lw_error(L, fr, e->span, "'@' needs tensors, not numbers");
+    return -1;
+  }
+  if ((e->op == '/' || e->op == '%') && (b.is_int ? b.i == 0 : b.f == 0)) {
+    lw_error(L, fr, e->span, "division by zero");
+    return -1;
+  }
+  if (e->op == '%') {
+    if (!a.is_int || !b.is_int) {
+      lw_error(L, fr, e->span, "'%%' needs integers");
+      return -1;
+    }
+    *out = num_int(b.i == -1 ? 0 : a.i % b.i);
+    return 0;
+  }
+  if (a.is_int && b.is_int) {
+    int64_t r = 0;
+    switch (e->op) {
+    case '+': if (__builtin_add_overflow(a.i, b.i, &r)) goto overflow; break;
+    case '-': if (__builtin_sub_overflow(a.i, b.i, &r)) goto overflow; break;
+    case '*': if (__builtin_mul_overflow(a.i, b.i, &r)) goto overflow; break;
+    default:
+      if (b.i == -1 && a.i == INT64_MIN) goto overflow;
+      if (a.i % b.i == 0) {
+        r = a.i / b.i;
+        break;
+      }
+      *out = num_f((double)a.i / (double)b.i);
+      return 0;
+    }
+    *out = num_int(r);
+    return 0;
+  }
+  double x = a.f, y = b.f, r;
+  switch (e->op) {
+  case '+': r = x + y; break;
+  case '-': r = x - y; break;
+  case '*': r = x * y; break;
+  default: r = x / y; break;
+  }
+  *out = num_f(r);
+  return 0;
+overflow:
+  lw_error(L, fr, e->span, "integer overflow in a compile-time expression");
+  return -1;
+}
+
 int lw_eval_num(Lower *L, const Frame *fr, const AstExpr *e, Num *out) {
   switch (e->kind) {
   case EX_NUM:
@@ -475,49 +421,7 @@ int lw_eval_num(Lower *L, const Frame *fr, const AstExpr *e, Num *out) {
     int ra = lw_eval_num(L, fr, e->a, &a);
     int rb = lw_eval_num(L, fr, e->b, &b);
     if (ra || rb) return -1;
-    if (e->op == '@') {
-      lw_error(L, fr, e->span, "'@' needs tensors, not numbers");
-      return -1;
-    }
-    if ((e->op == '/' || e->op == '%') && (b.is_int ? b.i == 0 : b.f == 0)) {
-      lw_error(L, fr, e->span, "division by zero");
-      return -1;
-    }
-    if (e->op == '%') {
-      if (!a.is_int || !b.is_int) {
-        lw_error(L, fr, e->span, "'%%' needs integers");
-        return -1;
-      }
-      *out = num_int(b.i == -1 ? 0 : a.i % b.i);
-      return 0;
-    }
-    if (a.is_int && b.is_int) {
-      int64_t r = 0;
-      switch (e->op) {
-      case '+': if (__builtin_add_overflow(a.i, b.i, &r)) goto overflow; break;
-      case '-': if (__builtin_sub_overflow(a.i, b.i, &r)) goto overflow; break;
-      case '*': if (__builtin_mul_overflow(a.i, b.i, &r)) goto overflow; break;
-      default:
-        if (b.i == -1 && a.i == INT64_MIN) goto overflow;
-        if (a.i % b.i == 0) {
-          r = a.i / b.i;
-          break;
-        }
-        *out = num_f((double)a.i / (double)b.i);
-        return 0;
-      }
-      *out = num_int(r);
-      return 0;
-    }
-    double x = a.f, y = b.f, r;
-    switch (e->op) {
-    case '+': r = x + y; break;
-    case '-': r = x - y; break;
-    case '*': r = x * y; break;
-    default: r = x / y; break;
-    }
-    *out = num_f(r);
-    return 0;
+    return eval_binary(L, fr, e, a, b, out);
   }
   case EX_STR:
     lw_error(L, fr, e->span, "expected a number; got a string");
@@ -578,7 +482,7 @@ static int eval_int(Lower *L, const Frame *fr, const AstExpr *e, const char *wha
 /* ------------------------------------------------------------------------ */
 /* expressions                                                               */
 
-static const AstItem *find_block(const Lower *L, const char *name) {
+const AstItem *lw_find_block(const Lower *L, const char *name) {
   for (int i = 0; i < L->p->nblocks; i++)
     if (L->p->blocks[i]->name && strcmp(L->p->blocks[i]->name, name) == 0)
       return L->p->blocks[i];
@@ -639,51 +543,38 @@ static int block_kwarg(Lower *L, const Frame *fr, const AstExpr *v, Binding *out
   return 0;
 }
 
-static int32_t block_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole,
-                          const AstItem *blk) {
+/* A call of blk from fr is allowed: no recursion, not too deep.  0, or -1
+ * diagnosed at `at`. */
+static int block_enter(Lower *L, const Frame *fr, const AstItem *blk, Span at) {
   for (const Frame *c = fr; c; c = c->caller)
     if (c->block == blk) {
-      Diag *g = lw_error(L, fr, e->name_span,
-                         "block '%s' calls itself; recursion is not allowed", blk->name);
+      Diag *g = lw_error(L, fr, at, "block '%s' calls itself; recursion is not allowed",
+                         blk->name);
       lw_note(L, g, blk->name_span, "'%s' is defined here", blk->name);
       return -1;
     }
   if (L->depth >= 64) {
-    lw_error(L, fr, e->span, "block calls nested more than 64 deep");
+    lw_error(L, fr, at, "block calls nested more than 64 deep");
     return -1;
   }
-  if (e->clauses)
-    lw_error(L, fr, e->clauses->span, "block '%s' takes no { } clauses", blk->name);
+  return 0;
+}
+
+int lw_block_npos(const AstItem *blk) {
   int npos = 0;
   for (int i = 0; i < blk->nparams; i++)
     if (!blk->params[i].def) npos++;
-  bool bad = false;
-  if (e->nargs != npos) {
-    Diag *g = lw_error(L, fr, e->span, "block '%s' takes %d positional argument%s; got %d",
-                       blk->name, npos, npos == 1 ? "" : "s", e->nargs);
-    lw_note(L, g, blk->name_span, "'%s' is defined here", blk->name);
-    bad = true;
-  }
-  Frame nf;
-  memset(&nf, 0, sizeof nf);
-  nf.block = blk;
-  nf.caller = fr;
-  nf.call = e->span;
-  /* positional parameters, in order */
-  int k = 0;
-  for (int i = 0; i < blk->nparams; i++) {
-    if (blk->params[i].def) continue;
-    int32_t v = -1;
-    if (k < e->nargs) v = lw_expr(L, fr, stmt, e->args[k], false);
-    k++;
-    bind_value(L, &nf, blk->params[i].name, blk->params[i].span, v);
-  }
-  for (; k < e->nargs; k++) (void)lw_expr(L, fr, stmt, e->args[k], false);
-  /* keyword parameters: the call's value, or the default */
+  return npos;
+}
+
+/* The call's keyword arguments name keyword parameters of blk, once each.
+ * false when one does not (diagnosed). */
+static bool block_kwargs_ok(Lower *L, const Frame *fr, const AstExpr *e, const AstItem *blk) {
   const char **knames = arena_alloc(L->A, sizeof *knames * (size_t)(blk->nparams + 1));
   int nk = 0;
   for (int i = 0; i < blk->nparams; i++)
     if (blk->params[i].def) knames[nk++] = blk->params[i].name;
+  bool ok = true;
   for (int j = 0; j < e->nkwargs; j++) {
     const AstKwarg *kw = &e->kwargs[j];
     int pi = -1;
@@ -695,28 +586,36 @@ static int32_t block_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bo
                          blk->name, kw->name, s ? "; did you mean '" : "", s ? s : "",
                          s ? "'?" : "");
       lw_note(L, g, blk->name_span, "'%s' is defined here", blk->name);
-      bad = true;
+      ok = false;
       continue;
     }
     if (!blk->params[pi].def) {
       lw_error(L, fr, kw->name_span,
                "'%s' is a positional parameter of block '%s'; pass it without '%s:'", kw->name,
                blk->name, kw->name);
-      bad = true;
+      ok = false;
       continue;
     }
     for (int i = 0; i < j; i++)
       if (strcmp(e->kwargs[i].name, kw->name) == 0) {
         Diag *g = lw_error(L, fr, kw->name_span, "argument '%s:' given twice", kw->name);
         lw_note(L, g, e->kwargs[i].name_span, "first given here");
-        bad = true;
+        ok = false;
       }
   }
+  return ok;
+}
+
+/* Binds blk's keyword parameters in nf: the value given in the call e (may
+ * be NULL: no call expression), else the default.  false on an error. */
+static bool block_bind_kwargs(Lower *L, const Frame *fr, Frame *nf, const AstExpr *e,
+                              const AstItem *blk) {
+  bool ok = true;
   for (int i = 0; i < blk->nparams; i++) {
     const AstParam *pa = &blk->params[i];
     if (!pa->def) continue;
     const AstKwarg *given = NULL;
-    for (int j = 0; j < e->nkwargs; j++)
+    for (int j = 0; e && j < e->nkwargs; j++)
       if (strcmp(e->kwargs[j].name, pa->name) == 0) {
         given = &e->kwargs[j];
         break;
@@ -725,27 +624,84 @@ static int32_t block_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bo
     memset(&b, 0, sizeof b);
     int rc = given ? block_kwarg(L, fr, given->value, &b) : block_kwarg(L, NULL, pa->def, &b);
     if (rc) {
-      bad = true;
+      ok = false;
       continue;
     }
-    Binding *nb = bind(L, &nf, pa->name, pa->span);
+    Binding *nb = bind(L, nf, pa->name, pa->span);
     nb->kind = b.kind;
     nb->num = b.num;
     nb->ident = b.ident;
   }
-  if (bad) return -1;
-  PNode *call = lw_pnode(L, stmt, PN_CALL, blk->name, whole);
+  return ok;
+}
+
+/* Lowers blk's body in its frame nf (arguments bound); the value returned. */
+static int32_t block_run(Lower *L, const Frame *fr, Frame *nf, PNode *parent, bool whole,
+                         const AstItem *blk, Span call) {
+  PNode *pn = lw_pnode(L, parent, PN_CALL, blk->name, whole);
   int32_t ret = -1;
   bool returned = false;
   L->depth++;
-  lower_stmts(L, &nf, call, blk->body, blk->nbody, true, &ret, &returned);
+  lower_stmts(L, nf, pn, blk->body, blk->nbody, true, &ret, &returned);
   L->depth--;
   if (!returned) {
-    Diag *g = lw_error(L, fr, e->span, "block '%s' has no return statement", blk->name);
+    Diag *g = lw_error(L, fr, call, "block '%s' has no return statement", blk->name);
     lw_note(L, g, blk->name_span, "'%s' is defined here", blk->name);
     return -1;
   }
   return ret;
+}
+
+static Frame block_frame(const AstItem *blk, Frame *caller, Span call) {
+  Frame nf;
+  memset(&nf, 0, sizeof nf);
+  nf.block = blk;
+  nf.caller = caller;
+  nf.call = call;
+  return nf;
+}
+
+static int32_t block_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole,
+                          const AstItem *blk) {
+  if (block_enter(L, fr, blk, e->name_span)) return -1;
+  if (e->clauses)
+    lw_error(L, fr, e->clauses->span, "block '%s' takes no { } clauses", blk->name);
+  int npos = lw_block_npos(blk);
+  bool bad = false;
+  if (e->nargs != npos) {
+    Diag *g = lw_error(L, fr, e->span, "block '%s' takes %d positional argument%s; got %d",
+                       blk->name, npos, npos == 1 ? "" : "s", e->nargs);
+    lw_note(L, g, blk->name_span, "'%s' is defined here", blk->name);
+    bad = true;
+  }
+  Frame nf = block_frame(blk, fr, e->span);
+  /* positional parameters, in order */
+  int k = 0;
+  for (int i = 0; i < blk->nparams; i++) {
+    if (blk->params[i].def) continue;
+    int32_t v = -1;
+    if (k < e->nargs) v = lw_expr(L, fr, stmt, e->args[k], false);
+    k++;
+    bind_value(L, &nf, blk->params[i].name, blk->params[i].span, v);
+  }
+  for (; k < e->nargs; k++) (void)lw_expr(L, fr, stmt, e->args[k], false);
+  if (!block_kwargs_ok(L, fr, e, blk)) bad = true;
+  if (!block_bind_kwargs(L, fr, &nf, e, blk)) bad = true;
+  if (bad) return -1;
+  return block_run(L, fr, &nf, stmt, whole, blk, e->span);
+}
+
+int32_t lw_block_apply(Lower *L, Frame *fr, PNode *parent, const AstItem *blk, int32_t x,
+                       Span at) {
+  if (x < 0 || block_enter(L, fr, blk, at)) return -1;
+  Frame nf = block_frame(blk, fr, at);
+  for (int i = 0; i < blk->nparams; i++)
+    if (!blk->params[i].def) {
+      bind_value(L, &nf, blk->params[i].name, blk->params[i].span, x);
+      break;
+    }
+  if (!block_bind_kwargs(L, fr, &nf, NULL, blk)) return -1;
+  return block_run(L, fr, &nf, parent, false, blk, at);
 }
 
 static int32_t extern_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, int idx) {
@@ -776,11 +732,8 @@ static int32_t extern_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, i
              lw_vstr(L, v));
     return -1;
   }
-  IrNode n = node0(OP_EXTERN, e->span);
-  n.nin = 1;
-  n.in[0] = v;
-  n.attr.i[0] = idx;
-  return lw_emit(L, fr, &n);
+  IrNode n = {.op = OP_EXTERN, .nin = 1, .in = {v}, .attr.i = {idx}};
+  return ir_op(lw_at(L, fr, e->span), n);
 }
 
 static int32_t lower_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole) {
@@ -793,8 +746,16 @@ static int32_t lower_call(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bo
     ce->len = (uint32_t)strlen(nb->ident);
     e = ce;
   }
+  const AstItem *blk = lw_find_block(L, e->str);
+  if (lw_is_builtin(e->str) && blk) {
+    /* never a silent choice between the two */
+    Diag *g = lw_error(L, fr, e->name_span,
+                       "'%s' is a built-in and also the name of a block; rename the block",
+                       e->str);
+    lw_note(L, g, blk->name_span, "block '%s' is defined here", blk->name);
+    return -1;
+  }
   if (lw_is_builtin(e->str)) return lw_builtin(L, fr, stmt, e, whole);
-  const AstItem *blk = find_block(L, e->str);
   if (blk) return block_call(L, fr, stmt, e, whole, blk);
   int xi = find_extern(L, e->str);
   if (xi >= 0) return extern_call(L, fr, stmt, e, xi);
@@ -822,7 +783,8 @@ int32_t lw_expr(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole) 
   if (lw_is_const(L, fr, e)) {
     Num v;
     if (lw_eval_num(L, fr, e, &v)) return -1;
-    return lw_fill(L, v.f, e->span);
+    IrType scalar = ir_type_make(IR_F32, 0, NULL, false);
+    return ir_fill(lw_at(L, fr, e->span), &scalar, v.f);
   }
   switch (e->kind) {
   case EX_NAME: {
@@ -839,7 +801,7 @@ int32_t lw_expr(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole) 
   case EX_NEG: {
     int32_t a = lw_expr(L, fr, stmt, e->a, false);
     if (a < 0 || !need_f32(L, fr, a, e->a, "'-'")) return -1;
-    return lw_op1(L, fr, OP_NEG, a, e->span);
+    return ir_unary(lw_at(L, fr, e->span), OP_NEG, a);
   }
   case EX_BINARY: {
     int32_t a = lw_expr(L, fr, stmt, e->a, false);
@@ -875,9 +837,9 @@ int32_t lw_expr(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole) 
         a = align_batched(L, fr, a, pe, e->span);
         b = align_batched(L, fr, b, pe, e->span);
       }
-      return lw_matmul(L, fr, a, b, false, false, e->span);
+      return ir_matmul(lw_at(L, fr, e->span), a, b, false, false);
     }
-    return lw_op2(L, fr, op, a, b, e->span);
+    return lw_arith(L, fr, op, a, b, e->span);
   }
   case EX_CALL:
     return lower_call(L, fr, stmt, e, whole);
@@ -914,7 +876,7 @@ static int read_type(Lower *L, const Frame *fr, const AstType *t, IrType *out, i
   for (int i = 0; i < t->ndims; i++)
     if (eval_int(L, fr, t->dims[i], "a dimension", 1, &dims[i])) bad = true;
   if (bad) return -1;
-  *out = lw_type_make(t->base == TY_F32 ? IR_F32 : IR_I32, t->ndims, dims, false);
+  *out = ir_type_make(t->base == TY_F32 ? IR_F32 : IR_I32, t->ndims, dims, false);
   return 0;
 }
 
@@ -941,7 +903,7 @@ static void declare_var(Lower *L, Frame *fr, const AstStmt *s) {
   memset(v, 0, sizeof *v);
   v->name = s->name;
   v->span = s->span;
-  v->type = rc ? lw_type_make(IR_F32, 0, NULL, false) : pe;
+  v->type = rc ? ir_type_make(IR_F32, 0, NULL, false) : pe;
   v->classes = classes;
   if (rc) {
     bind_value(L, fr, s->name, s->name_span, -1);
@@ -950,11 +912,10 @@ static void declare_var(Lower *L, Frame *fr, const AstStmt *s) {
   int64_t dims[IR_MAX_RANK];
   dims[0] = L->batch;
   for (int i = 0; i < pe.rank; i++) dims[i + 1] = pe.dim[i];
-  IrNode n = node0(OP_INPUT, s->span);
-  n.type = lw_type_make((IrDtype)pe.dtype, pe.rank + 1, dims, true);
-  n.name = s->name;
+  IrNode n = {.op = OP_INPUT, .name = s->name};
+  n.type = ir_type_make((IrDtype)pe.dtype, pe.rank + 1, dims, true);
   n.attr.i[0] = target ? L->ninputs_top + idx : idx;
-  bind_value(L, fr, s->name, s->name_span, lw_emit(L, fr, &n));
+  bind_value(L, fr, s->name, s->name_span, ir_op(lw_at(L, fr, s->span), n));
 }
 
 static const char *stmt_word(StmtKind k) {
@@ -966,6 +927,63 @@ static const char *stmt_word(StmtKind k) {
   case ST_REPEAT: return "repeat";
   case ST_RETURN: return "return";
   default: return "statement";
+  }
+}
+
+/* `output name = expr`, statement i of body. */
+static void lower_output(Lower *L, Frame *fr, PNode *scope, AstStmt **body, int i) {
+  const AstStmt *s = body[i];
+  PNode *sn = lw_pnode(L, scope, PN_STMT, s->name, false);
+  int32_t v = lw_expr(L, fr, sn, s->expr, true);
+  for (int j = 0; j < L->nouts; j++)
+    if (L->outs[j].role == OUT_OUTPUT && strcmp(L->outs[j].name, s->name) == 0) {
+      Diag *g = lw_error(L, fr, s->name_span, "output '%s' is declared twice", s->name);
+      for (int k = 0; k < i; k++)
+        if (body[k]->kind == ST_OUTPUT && strcmp(body[k]->name, s->name) == 0) {
+          lw_note(L, g, body[k]->name_span, "first declared here");
+          break;
+        }
+      v = -2;
+      break;
+    }
+  if (v >= 0) lw_add_output(L, s->name, v, OUT_OUTPUT, L->noutputs++);
+  bind_value(L, fr, s->name, s->name_span, v < 0 ? -1 : v);
+}
+
+/* `loss expr`: the model's one rank-0 f32 loss. */
+static void lower_loss(Lower *L, Frame *fr, PNode *scope, const AstStmt *s) {
+  PNode *sn = lw_pnode(L, scope, PN_STMT, "loss", false);
+  int32_t v = lw_expr(L, fr, sn, s->expr, true);
+  if (L->loss_stmt) {
+    Diag *g = lw_error(L, fr, s->span, "a model has one loss statement; add the terms with '+'");
+    lw_note(L, g, L->loss_stmt->span, "the first loss is here");
+    return;
+  }
+  L->loss_stmt = s;
+  if (v < 0) return;
+  const IrType *t = lw_vtype(L, v);
+  if (t->rank != 0 || t->dtype != IR_F32) {
+    lw_error(L, fr, s->expr->span,
+             "loss must be a scalar; cross_entropy(...) gives one (this is %s)", lw_tstr(L, t));
+    return;
+  }
+  L->loss = v;
+  L->loss_span = s->expr->span;
+}
+
+/* `repeat N { ... }`: the body unrolled N times, one naming scope each. */
+static void lower_repeat(Lower *L, Frame *fr, PNode *scope, const AstStmt *s, int32_t *ret,
+                         bool *returned) {
+  int64_t count = 1;
+  if (eval_int(L, fr, s->expr, "the repeat count", 1, &count)) count = 1;
+  if (count > 4096) {
+    lw_error(L, fr, s->expr->span, "repeat count %lld is too large (at most 4096)",
+             (long long)count);
+    count = 1;
+  }
+  for (int64_t k = 0; k < count && !*returned; k++) {
+    PNode *it = lw_pnode(L, scope, PN_SCOPE, arena_printf(L->A, "r%d", scope->nrepeat++), false);
+    lower_stmts(L, fr, it, s->body, s->nbody, false, ret, returned);
   }
 }
 
@@ -1002,61 +1020,15 @@ static void lower_stmts(Lower *L, Frame *fr, PNode *scope, AstStmt **body, int n
       bind_value(L, fr, s->name, s->name_span, lw_expr(L, fr, sn, s->expr, true));
       break;
     }
-    case ST_OUTPUT: {
-      PNode *sn = lw_pnode(L, scope, PN_STMT, s->name, false);
-      int32_t v = lw_expr(L, fr, sn, s->expr, true);
-      for (int j = 0; j < L->nouts; j++)
-        if (L->outs[j].role == OUT_OUTPUT && strcmp(L->outs[j].name, s->name) == 0) {
-          Diag *g = lw_error(L, fr, s->name_span, "output '%s' is declared twice", s->name);
-          for (int k = 0; k < i; k++)
-            if (body[k]->kind == ST_OUTPUT && strcmp(body[k]->name, s->name) == 0) {
-              lw_note(L, g, body[k]->name_span, "first declared here");
-              break;
-            }
-          v = -2;
-          break;
-        }
-      if (v >= 0) lw_add_output(L, s->name, v, OUT_OUTPUT, L->noutputs++);
-      bind_value(L, fr, s->name, s->name_span, v < 0 ? -1 : v);
+    case ST_OUTPUT:
+      lower_output(L, fr, scope, body, i);
       break;
-    }
-    case ST_LOSS: {
-      PNode *sn = lw_pnode(L, scope, PN_STMT, "loss", false);
-      int32_t v = lw_expr(L, fr, sn, s->expr, true);
-      if (L->loss_stmt) {
-        Diag *g = lw_error(L, fr, s->span,
-                           "a model has one loss statement; add the terms with '+'");
-        lw_note(L, g, L->loss_stmt->span, "the first loss is here");
-        break;
-      }
-      L->loss_stmt = s;
-      if (v < 0) break;
-      const IrType *t = lw_vtype(L, v);
-      if (t->rank != 0 || t->dtype != IR_F32) {
-        lw_error(L, fr, s->expr->span,
-                 "loss must be a scalar; cross_entropy(...) gives one (this is %s)",
-                 lw_tstr(L, t));
-        break;
-      }
-      L->loss = v;
-      L->loss_span = s->expr->span;
+    case ST_LOSS:
+      lower_loss(L, fr, scope, s);
       break;
-    }
-    case ST_REPEAT: {
-      int64_t count = 1;
-      if (eval_int(L, fr, s->expr, "the repeat count", 1, &count)) count = 1;
-      if (count > 4096) {
-        lw_error(L, fr, s->expr->span, "repeat count %lld is too large (at most 4096)",
-                 (long long)count);
-        count = 1;
-      }
-      for (int64_t k = 0; k < count && !*returned; k++) {
-        PNode *it = lw_pnode(L, scope, PN_SCOPE, arena_printf(L->A, "r%d", scope->nrepeat++),
-                             false);
-        lower_stmts(L, fr, it, s->body, s->nbody, false, ret, returned);
-      }
+    case ST_REPEAT:
+      lower_repeat(L, fr, scope, s, ret, returned);
       break;
-    }
     case ST_RETURN: {
       if (!fr->block) {
         lw_error(L, fr, s->span, "'return' is only allowed in a block");
@@ -1095,6 +1067,9 @@ static Model *lower_run(Program *p, const AstItem *item, int64_t batch) {
   m->item = item;
   L->f = m->fwd = ir_func_new(L->A, item->name, batch);
   if (!m->fwd) return NULL;
+  L->b = ir_builder(L->f, item->span);
+  L->b.report = report;
+  L->b.ud = L;
   for (int i = 0; i < item->nbody; i++)
     if (item->body[i] && item->body[i]->kind == ST_INPUT) L->ninputs_top++;
   Frame fr;
@@ -1107,8 +1082,8 @@ static Model *lower_run(Program *p, const AstItem *item, int64_t batch) {
   /* the loss, with attnpool penalties added */
   int32_t loss = L->loss;
   if (loss >= 0)
-    for (int i = 0; i < L->npens; i++) loss = lw_op2(L, NULL, OP_ADD, loss, L->pens[i],
-                                                      L->pen_spans[i]);
+    for (int i = 0; i < L->npens; i++)
+      loss = lw_arith(L, NULL, OP_ADD, loss, L->pens[i], L->pen_spans[i]);
   if (L->nerr) return NULL;
   if (loss >= 0) ir_add_output(m->fwd, "loss", loss, OUT_LOSS, 0);
   static const IrOutRole order[] = {OUT_OUTPUT, OUT_PRED, OUT_HEADS};

@@ -98,6 +98,8 @@ typedef struct Lower {
   int ninputs_top;      /* inputs of the model: targets are indexed after */
   int noutputs;
   int depth;            /* block call nesting */
+  IrBuilder b;          /* into f; see lw_at */
+  const Frame *bfr;     /* the frame of the builder's next node */
   char err[512];
 } Lower;
 
@@ -115,24 +117,19 @@ void lw_dedup_since(Lower *L, Diag *mark);
 const char *lw_tstr(Lower *L, const IrType *t);   /* "f32[1, 48, 64]" */
 const char *lw_vstr(Lower *L, int32_t v);
 
-/* ---- lower.c: IR building ---- */
-IrType lw_type_make(IrDtype dt, int rank, const int64_t *dims, bool batched);
+/* ---- lower.c: IR building ----
+ * Nodes are built with the IR builder (ir.h) that lw_at returns: it gives
+ * them the span `at`, and a node that does not fit becomes a located error
+ * with the block-call chain of fr.  lw_at sets shared state, so every
+ * builder call nested in one expression must use the same fr and at. */
+IrBuilder *lw_at(Lower *L, const Frame *fr, Span at);
 const IrType *lw_vtype(const Lower *L, int32_t v);
 /* per-example rank of a value (its rank without the batch dimension) */
 int lw_perank(const Lower *L, int32_t v);
-/* ir_emit with the message turned into a located error; -1 on failure. */
-int32_t lw_emit(Lower *L, const Frame *fr, IrNode *n);
-int32_t lw_op1(Lower *L, const Frame *fr, IrOp op, int32_t x, Span at);
-int32_t lw_op2(Lower *L, const Frame *fr, IrOp op, int32_t a, int32_t b, Span at);
-int32_t lw_scale(Lower *L, const Frame *fr, int32_t x, double s, Span at);
-int32_t lw_fill(Lower *L, double v, Span at);  /* rank-0 f32 constant */
-int32_t lw_const_data(Lower *L, const Frame *fr, const IrType *t, const float *data, Span at);
-int32_t lw_matmul(Lower *L, const Frame *fr, int32_t a, int32_t b, bool ta, bool tb, Span at);
-int32_t lw_reshape(Lower *L, const Frame *fr, int32_t x, const IrType *to, Span at);
-int32_t lw_transpose(Lower *L, const Frame *fr, int32_t x, const int64_t *perm, Span at);
-/* swaps the last two axes */
-int32_t lw_swap_last(Lower *L, const Frame *fr, int32_t x, Span at);
-int32_t lw_reduce(Lower *L, const Frame *fr, IrOp op, int32_t x, int axis, Span at);
+/* a binary op; for broadcasting ops, a batched operand with fewer
+ * per-example axes first gets unit axes after the batch */
+int32_t lw_arith(Lower *L, const Frame *fr, IrOp op, int32_t a, int32_t b, Span at);
+/* dropout with the next stream of the model */
 int32_t lw_dropout(Lower *L, const Frame *fr, int32_t x, double p, Span at);
 /* a parameter owned by call (a PN_CALL node), in creation order */
 int32_t lw_param(Lower *L, PNode *call, const char *pname, IrType t, InitKind init,
@@ -155,6 +152,16 @@ ConstScope lw_scope(const Frame *fr);
 /* Lowers an expression to a value; stmt names the statement for parameter
  * paths and whole says the expression is the statement's entire value. */
 int32_t lw_expr(Lower *L, Frame *fr, PNode *stmt, const AstExpr *e, bool whole);
+
+/* ---- lower.c: blocks ---- */
+const AstItem *lw_find_block(const Lower *L, const char *name);
+/* the number of positional parameters of a block */
+int lw_block_npos(const AstItem *blk);
+/* Inlines a block of one positional argument applied to x (keyword
+ * parameters take their defaults); its parameters are named below parent.
+ * at is the place that names the block (for errors and the call chain). */
+int32_t lw_block_apply(Lower *L, Frame *fr, PNode *parent, const AstItem *blk, int32_t x,
+                       Span at);
 
 /* ---- layers.c: built-in operations ---- */
 bool lw_is_builtin(const char *name);

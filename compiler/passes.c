@@ -4,11 +4,14 @@
  *
  * Each pass builds a new function in the given arena (the input is left
  * untouched) with the same name, batch and outputs (remapped).  A fill
- * constant is a CONST without data: every element is attr.f[0].
+ * constant is a CONST without data: every element is attr.f[0].  What a
+ * pass must know about an op comes from its ops.def row (OPF_COMMUTE,
+ * OPF_IMPURE) and, for folding, from opmath.h.
  */
 #include <math.h>
 #include <string.h>
 
+#include "opmath.h"
 #include "program.h"
 
 /* ---- shared ---- */
@@ -68,18 +71,7 @@ IrFunc *pass_dce(Arena *arena, const IrFunc *f) {
 
 /* ---- common subexpressions ---- */
 
-static bool cse_allowed(const IrNode *n) {
-  switch ((IrOp)n->op) {
-  case OP_INPUT:
-  case OP_PARAM:
-  case OP_DROPOUT:      /* each use draws its own mask stream */
-  case OP_EXTERN:       /* native code may keep state */
-  case OP_EXTERN_GRAD:
-    return false;
-  default:
-    return true;
-  }
-}
+static bool cse_allowed(const IrNode *n) { return !(ir_op_info[n->op].flags & OPF_IMPURE); }
 
 static uint64_t mix(uint64_t h, uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
@@ -163,36 +155,76 @@ static bool fill_is(const IrFunc *g, int32_t v, float want) {
   return fill_of(g, v, &x) && x == want;
 }
 
+/* n copies of c summed in any order give exactly n * c (so the kernels'
+ * sums, whatever their partition, give that value): every partial sum k * c
+ * is a float when c's significand, odd part m, has m * n <= 2^24.  -0 is
+ * left out (a sum that starts from +0 ends at +0). */
+static bool exact_multiple(float c, int64_t n, float *out) {
+  if (c == 0) {
+    if (signbit(c)) return false;
+    *out = 0.0f;
+    return true;
+  }
+  if (!isfinite(c) || n < 1) return false;
+  int e;
+  int64_t m = (int64_t)ldexp(fabs(frexp(c, &e)), 24); /* |c| = m 2^(e - 24) */
+  while (!(m & 1)) m >>= 1;
+  if (m > ((int64_t)1 << 24) / n) return false;
+  float v = c * (float)n;
+  if (!isfinite(v)) return false;
+  *out = v;
+  return true;
+}
+
 /* The value of a node whose inputs are all fill constants c[], when it is
- * again a fill constant; false when the op is not folded. */
+ * again a fill constant and the value is the one its kernel would compute;
+ * false when the op is not folded.  Elementwise ops run their kernels'
+ * expressions (opmath.h); sums fold only when exact. */
 static bool fold_value(const IrFunc *g, const IrNode *n, const float *c, float *out) {
-  const float sq2 = 1.41421356237309504880f;
+  if (ir_op_info[n->op].flags & OPF_IMPURE) return false;
+  const float s = (float)n->attr.f[0];
+  (void)s;
   switch ((IrOp)n->op) {
-  case OP_ADD: *out = c[0] + c[1]; return true;
-  case OP_SUB: *out = c[0] - c[1]; return true;
-  case OP_MUL: *out = c[0] * c[1]; return true;
-  case OP_DIV: *out = c[0] / c[1]; return true;
-  case OP_NEG: *out = -c[0]; return true;
-  case OP_SCALE: *out = c[0] * (float)n->attr.f[0]; return true;
-  case OP_SQUARE: *out = c[0] * c[0]; return true;
-  case OP_RELU: *out = c[0] > 0 ? c[0] : 0.0f; return true;
-  case OP_GELU: *out = 0.5f * c[0] * (1.0f + erff(c[0] / sq2)); return true;
-  case OP_TANH: *out = tanhf(c[0]); return true;
-  case OP_SIGMOID: *out = 1.0f / (1.0f + expf(-c[0])); return true;
-  case OP_RELU_GRAD: *out = c[0] > 0 ? c[1] : 0.0f; return true;
-  case OP_TANH_GRAD: *out = c[1] * (1.0f - c[0] * c[0]); return true;
-  case OP_SIGMOID_GRAD: *out = c[1] * c[0] * (1.0f - c[0]); return true;
-  case OP_SUM: *out = c[0] * (float)g->nodes[n->in[0]].type.dim[n->attr.i[0]]; return true;
-  case OP_MEAN:
+#define FOLD_BINARY(U, l, EXPR) \
+  case OP_##U: {                \
+    float x = c[0], y = c[1];   \
+    *out = (EXPR);              \
+    return true;                \
+  }
+#define FOLD_UNARY(U, l, COST, EXPR) \
+  case OP_##U: {                     \
+    float x = c[0];                  \
+    *out = (EXPR);                   \
+    return true;                     \
+  }
+#define FOLD_GRAD(U, l, COST, EXPR) \
+  case OP_##U: {                    \
+    float a = c[0], dy = c[1];      \
+    *out = (EXPR);                  \
+    return true;                    \
+  }
+    OPMATH_BINARY(FOLD_BINARY)
+    OPMATH_UNARY(FOLD_UNARY)
+    OPMATH_GRAD(FOLD_GRAD)
+#undef FOLD_BINARY
+#undef FOLD_UNARY
+#undef FOLD_GRAD
+  case OP_SUM:
+    return exact_multiple(c[0], g->nodes[n->in[0]].type.dim[n->attr.i[0]], out);
+  case OP_MEAN: {
+    float sum;  /* the kernel divides the exact sum: c again */
+    if (!exact_multiple(c[0], g->nodes[n->in[0]].type.dim[n->attr.i[0]], &sum)) return false;
+    *out = c[0];
+    return true;
+  }
+  case OP_SUM_TO:
+    return exact_multiple(c[0], ir_numel(&g->nodes[n->in[0]].type) / ir_numel(&n->type), out);
   case OP_MAX:
   case OP_BROADCAST:
   case OP_RESHAPE:
   case OP_TRANSPOSE:
   case OP_SLICE:
     *out = c[0];
-    return true;
-  case OP_SUM_TO:
-    *out = c[0] * (float)(ir_numel(&g->nodes[n->in[0]].type) / ir_numel(&n->type));
     return true;
   case OP_CONCAT:
     for (int k = 1; k < n->nin; k++)
@@ -314,11 +346,6 @@ static IrFunc *fold(Arena *arena, const IrFunc *f, int *changed) {
   }
   if (copy_outputs(g, f, map) != 0) return NULL;
   return g;
-}
-
-IrFunc *pass_fold(Arena *arena, const IrFunc *f) {
-  int changed = 0;
-  return fold(arena, f, &changed);
 }
 
 /* ---- the pipeline ---- */

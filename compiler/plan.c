@@ -15,7 +15,7 @@
 
 #include "../base/sbuf.h"
 
-#include "autodiff.h"
+#include "program.h"
 
 #define ALIGN 64
 
@@ -155,8 +155,7 @@ MemPlan *plan_memory(Arena *arena, const IrFunc *f) {
 
 /* ---- text form ---- */
 
-
-char *ir_plan_print(Arena *arena, const IrFunc *f, const MemPlan *p) {
+char *plan_print(Arena *arena, const IrFunc *f, const MemPlan *p) {
   SBuf o;
   sbuf_init(&o, arena);
   sbuf_printf(&o, "plan %s batch %lld\n", f->name, (long long)f->batch);
@@ -191,8 +190,4 @@ char *ir_plan_print(Arena *arena, const IrFunc *f, const MemPlan *p) {
   sbuf_printf(&o, "peak %zu bytes (%.2f MiB), naive %zu bytes\n", p->arena_bytes,
           (double)p->arena_bytes / (1024.0 * 1024.0), naive);
   return sbuf_str(&o);
-}
-
-char *plan_print(Arena *arena, const IrFunc *f, const MemPlan *p) {
-  return ir_plan_print(arena, f, p);
 }

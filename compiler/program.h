@@ -215,15 +215,18 @@ const AstItem *sema_find_model(const Program *p, const char *name);
 Model *lower_model(Program *p, const AstItem *model, int64_t batch);
 
 /* autodiff.c: appends the backward pass to a copy of m->fwd: the result
- * computes the loss and one OUT_GRAD output per parameter.  NULL on error
- * (a located diagnostic: no loss, no parameter, an op without a rule). */
-IrFunc *autodiff(Arena *arena, const Model *m, DiagList *diags);
+ * computes the loss and one OUT_GRAD output per parameter.  externs[i] is
+ * extern index i (EXTERN's i[0]; NULL and 0 when the model calls none); an
+ * extern whose `grad` is NULL has no gradient.  NULL on error (a located
+ * diagnostic: no loss, no parameter, an op without a rule, an extern
+ * without a gradient on the path to the loss). */
+IrFunc *autodiff(Arena *arena, const Model *m, const ExternDecl *externs, int nexterns,
+                 DiagList *diags);
 
-/* passes.c: dead-code elimination, common subexpressions, constant folding;
- * each returns a new function (outputs kept). */
+/* passes.c: dead-code elimination, common subexpressions, and the pipeline
+ * that also folds constants; each returns a new function (outputs kept). */
 IrFunc *pass_dce(Arena *arena, const IrFunc *f);
 IrFunc *pass_cse(Arena *arena, const IrFunc *f);
-IrFunc *pass_fold(Arena *arena, const IrFunc *f);
 IrFunc *pass_optimize(Arena *arena, const IrFunc *f); /* the pipeline */
 
 /* plan.c: where each value lives. */
@@ -239,5 +242,9 @@ typedef struct MemPlan {
 } MemPlan;
 
 MemPlan *plan_memory(Arena *arena, const IrFunc *f);
+/* The plan as text (`rac ir --plan`): one line per value (storage and byte
+ * range, or the value it views), then "peak N bytes (X MiB), naive M
+ * bytes". */
+char *plan_print(Arena *arena, const IrFunc *f, const MemPlan *plan);
 
 #endif

@@ -167,6 +167,7 @@ static int shape_relu(const IrFunc *f, IrNode *n, char *e, size_t el) { return u
 static int shape_gelu(const IrFunc *f, IrNode *n, char *e, size_t el) { return unary(f, n, e, el); }
 static int shape_tanh(const IrFunc *f, IrNode *n, char *e, size_t el) { return unary(f, n, e, el); }
 static int shape_sigmoid(const IrFunc *f, IrNode *n, char *e, size_t el) { return unary(f, n, e, el); }
+static int shape_silu(const IrFunc *f, IrNode *n, char *e, size_t el) { return unary(f, n, e, el); }
 
 static int shape_scale(const IrFunc *f, IrNode *n, char *err, size_t errlen) {
   if (!isfinite(n->attr.f[0]))
@@ -193,6 +194,7 @@ static int shape_relu_grad(const IrFunc *f, IrNode *n, char *e, size_t el) { ret
 static int shape_gelu_grad(const IrFunc *f, IrNode *n, char *e, size_t el) { return same_pair(f, n, e, el); }
 static int shape_tanh_grad(const IrFunc *f, IrNode *n, char *e, size_t el) { return same_pair(f, n, e, el); }
 static int shape_sigmoid_grad(const IrFunc *f, IrNode *n, char *e, size_t el) { return same_pair(f, n, e, el); }
+static int shape_silu_grad(const IrFunc *f, IrNode *n, char *e, size_t el) { return same_pair(f, n, e, el); }
 
 /* ---- last-axis normalisations ---- */
 

@@ -1,5 +1,5 @@
-/* irutil.h - building IR by hand in tests: types from text and checked
- * emission. */
+/* irutil.h - building IR by hand in tests: types from text and the IR
+ * builder with failures that fail the test. */
 #ifndef RA_IRUTIL_H
 #define RA_IRUTIL_H
 
@@ -29,12 +29,33 @@ static inline IrType tu_type(const char *s) {
   return t;
 }
 
-/* ir_emit that must succeed. */
-static inline int32_t tu_emit(IrFunc *f, IrNode n) {
-  char err[256];
-  int32_t id = ir_emit(f, &n, err, sizeof err);
-  cr_assert(id >= 0, "%s", err);
-  return id;
+/* The IR builder (ir.h) for tests: every node must fit, or the test fails
+ * with the builder's message. */
+static inline void tu_builder_fail(void *ud, Span at, const char *msg) {
+  (void)ud;
+  (void)at;
+  cr_assert_fail("IR builder: %s", msg);
+}
+
+static inline IrBuilder tu_builder(IrFunc *f) {
+  IrBuilder b = ir_builder(f, SPAN_NONE);
+  b.report = tu_builder_fail;
+  return b;
+}
+
+/* The builder calls that take a type, with the type as text. */
+static inline int32_t tu_input(IrBuilder *b, const char *name, int index, const char *t) {
+  return ir_op(b, (IrNode){.op = OP_INPUT, .name = name, .attr.i = {index}, .type = tu_type(t)});
+}
+
+static inline int32_t tu_fill(IrBuilder *b, const char *t, double v) {
+  IrType ty = tu_type(t);
+  return ir_fill(b, &ty, v);
+}
+
+static inline int32_t tu_reshape(IrBuilder *b, int32_t x, const char *t) {
+  IrType ty = tu_type(t);
+  return ir_reshape(b, x, &ty);
 }
 
 #endif

@@ -19,6 +19,7 @@
 #include "../runtime/exec/exec.h"
 #include "../runtime/exec/externfn.h"
 #include "../runtime/exec/kernels.h"
+#include "irutil.h"
 #include "testutil.h"
 
 #define GB_MAXP 8
@@ -28,6 +29,7 @@
 typedef struct GB {
   Arena *ar;
   IrFunc *f;
+  IrBuilder B;
   ParamInfo params[GB_MAXP];
   float *pdata[GB_MAXP];   /* initial values per param */
   int np;
@@ -43,40 +45,19 @@ static float gb_rand(GB *b, float lo, float hi) {
   return lo + (hi - lo) * (float)((b->rng >> 40) * (1.0 / 16777216.0));
 }
 
-static IrType ty(IrDtype dt, int rank, const int64_t *d) {
-  IrType t;
-  memset(&t, 0, sizeof t);
-  t.dtype = (uint8_t)dt;
-  t.rank = (uint8_t)rank;
-  for (int i = 0; i < rank; i++) t.dim[i] = d[i];
-  return t;
-}
-
-static int64_t numel(const IrType *t) {
-  int64_t m = 1;
-  for (int i = 0; i < t->rank; i++) m *= t->dim[i];
-  return m;
-}
-
-static int32_t emit(GB *b, IrNode n) {
-  n.span = SPAN_NONE;
-  int32_t id = ir_emit(b->f, &n, b->err, sizeof b->err);
-  cr_assert(id >= 0, "ir_emit(%s): %s", ir_op_info[n.op].name, b->err);
-  return id;
-}
 
 /* A parameter with values in +-[lo, hi] (random sign when sym). */
 static int32_t param_s(GB *b, int rank, const int64_t *d, float lo, float hi, bool sym) {
   cr_assert(b->np < GB_MAXP);
   int k = b->np++;
   IrNode n = {.op = OP_PARAM};
-  n.type = ty(IR_F32, rank, d);
+  n.type = ir_type_make(IR_F32, rank, d, false);
   n.name = arena_printf(b->ar, "p%d", k);
   n.attr.i[0] = k;
-  int32_t id = emit(b, n);
+  int32_t id = ir_op(&b->B, n);
   b->params[k].path = n.name;
   b->params[k].type = n.type;
-  int64_t m = numel(&n.type);
+  int64_t m = ir_numel(&n.type);
   b->pdata[k] = malloc((size_t)(m ? m : 1) * sizeof(float));
   for (int64_t i = 0; i < m; i++) {
     float v = gb_rand(b, lo, hi);
@@ -93,138 +74,124 @@ static int32_t ints(GB *b, int rank, const int64_t *d, int32_t hi) {
   cr_assert(b->ni < GB_MAXI);
   int k = b->ni++;
   IrNode n = {.op = OP_INPUT, .name = "ids"};
-  n.type = ty(IR_I32, rank, d);
+  n.type = ir_type_make(IR_I32, rank, d, false);
   n.attr.i[0] = k;
-  int32_t id = emit(b, n);
-  int64_t m = numel(&n.type);
+  int32_t id = ir_op(&b->B, n);
+  int64_t m = ir_numel(&n.type);
   b->idata[k] = malloc((size_t)(m ? m : 1) * sizeof(int32_t));
   for (int64_t i = 0; i < m; i++) b->idata[k][i] = (int32_t)(gb_rand(b, 0, 1) * (float)hi) % hi;
   return id;
 }
 
-static int32_t un(GB *b, IrOp op, int32_t x) { return emit(b, (IrNode){.op = (uint16_t)op, .nin = 1, .in = {x}}); }
-static int32_t bin(GB *b, IrOp op, int32_t x, int32_t y) {
-  return emit(b, (IrNode){.op = (uint16_t)op, .nin = 2, .in = {x, y}});
-}
 
 #define D(...) ((const int64_t[]){__VA_ARGS__})
 
 /* ---- the cases: each returns the value the loss is built on ---------------- */
 
-static int32_t c_add(GB *b) { return bin(b, OP_ADD, param(b, 3, D(2, 3, 4)), param(b, 1, D(4))); }
-static int32_t c_add_mid(GB *b) { return bin(b, OP_ADD, param(b, 3, D(2, 1, 4)), param(b, 2, D(3, 1))); }
-static int32_t c_sub(GB *b) { return bin(b, OP_SUB, param(b, 2, D(3, 4)), param(b, 3, D(2, 3, 4))); }
-static int32_t c_mul(GB *b) { return bin(b, OP_MUL, param(b, 3, D(2, 3, 4)), param(b, 3, D(2, 3, 1))); }
-static int32_t c_mul_scalar(GB *b) { return bin(b, OP_MUL, param(b, 0, NULL), param(b, 2, D(3, 4))); }
+static int32_t c_add(GB *b) { return ir_binary(&b->B, OP_ADD, param(b, 3, D(2, 3, 4)), param(b, 1, D(4))); }
+static int32_t c_add_mid(GB *b) { return ir_binary(&b->B, OP_ADD, param(b, 3, D(2, 1, 4)), param(b, 2, D(3, 1))); }
+static int32_t c_sub(GB *b) { return ir_binary(&b->B, OP_SUB, param(b, 2, D(3, 4)), param(b, 3, D(2, 3, 4))); }
+static int32_t c_mul(GB *b) { return ir_binary(&b->B, OP_MUL, param(b, 3, D(2, 3, 4)), param(b, 3, D(2, 3, 1))); }
+static int32_t c_mul_scalar(GB *b) { return ir_binary(&b->B, OP_MUL, param(b, 0, NULL), param(b, 2, D(3, 4))); }
 static int32_t c_div(GB *b) {
-  return bin(b, OP_DIV, param(b, 2, D(3, 4)), param_s(b, 1, D(4), 0.5f, 2, true));
+  return ir_binary(&b->B, OP_DIV, param(b, 2, D(3, 4)), param_s(b, 1, D(4), 0.5f, 2, true));
 }
-static int32_t c_neg(GB *b) { return un(b, OP_NEG, param(b, 2, D(3, 5))); }
+static int32_t c_neg(GB *b) { return ir_unary(&b->B, OP_NEG, param(b, 2, D(3, 5))); }
 static int32_t c_scale(GB *b) {
   IrNode n = {.op = OP_SCALE, .nin = 1, .in = {param(b, 2, D(3, 5))}};
   n.attr.f[0] = -0.7;
-  return emit(b, n);
+  return ir_op(&b->B, n);
 }
-static int32_t c_square(GB *b) { return un(b, OP_SQUARE, param(b, 2, D(3, 5))); }
-static int32_t c_relu(GB *b) { return un(b, OP_RELU, param_s(b, 2, D(3, 5), 0.1f, 1, true)); }
-static int32_t c_gelu(GB *b) { return un(b, OP_GELU, param_s(b, 2, D(3, 5), 0, 3, true)); }
-static int32_t c_tanh(GB *b) { return un(b, OP_TANH, param_s(b, 2, D(3, 5), 0, 2, true)); }
-static int32_t c_sigmoid(GB *b) { return un(b, OP_SIGMOID, param_s(b, 2, D(3, 5), 0, 3, true)); }
-static int32_t c_softmax(GB *b) { return un(b, OP_SOFTMAX, param_s(b, 3, D(2, 3, 5), 0, 2, true)); }
+static int32_t c_square(GB *b) { return ir_unary(&b->B, OP_SQUARE, param(b, 2, D(3, 5))); }
+static int32_t c_relu(GB *b) { return ir_unary(&b->B, OP_RELU, param_s(b, 2, D(3, 5), 0.1f, 1, true)); }
+static int32_t c_gelu(GB *b) { return ir_unary(&b->B, OP_GELU, param_s(b, 2, D(3, 5), 0, 3, true)); }
+static int32_t c_tanh(GB *b) { return ir_unary(&b->B, OP_TANH, param_s(b, 2, D(3, 5), 0, 2, true)); }
+static int32_t c_sigmoid(GB *b) { return ir_unary(&b->B, OP_SIGMOID, param_s(b, 2, D(3, 5), 0, 3, true)); }
+static int32_t c_silu(GB *b) { return ir_unary(&b->B, OP_SILU, param_s(b, 2, D(3, 5), 0, 4, true)); }
+static int32_t c_softmax(GB *b) { return ir_unary(&b->B, OP_SOFTMAX, param_s(b, 3, D(2, 3, 5), 0, 2, true)); }
 static int32_t c_layernorm(GB *b) {
   IrNode n = {.op = OP_LAYERNORM, .nin = 1, .in = {param_s(b, 2, D(3, 6), 0, 2, true)}};
   n.attr.f[0] = 1e-5;
-  return emit(b, n);
+  return ir_op(&b->B, n);
 }
-static int32_t mm(GB *b, int32_t x, int32_t y, int ta, int tb) {
-  IrNode n = {.op = OP_MATMUL, .nin = 2, .in = {x, y}};
-  n.attr.i[0] = ta;
-  n.attr.i[1] = tb;
-  return emit(b, n);
-}
-static int32_t c_matmul(GB *b) { return mm(b, param(b, 3, D(2, 3, 4)), param(b, 2, D(4, 5)), 0, 0); }
-static int32_t c_matmul_tt(GB *b) { return mm(b, param(b, 3, D(2, 4, 3)), param(b, 2, D(5, 4)), 1, 1); }
+static int32_t c_matmul(GB *b) { return ir_matmul(&b->B, param(b, 3, D(2, 3, 4)), param(b, 2, D(4, 5)), 0, 0); }
+static int32_t c_matmul_tt(GB *b) { return ir_matmul(&b->B, param(b, 3, D(2, 4, 3)), param(b, 2, D(5, 4)), 1, 1); }
 static int32_t c_matmul_batched(GB *b) {
-  return mm(b, param(b, 4, D(2, 2, 3, 4)), param(b, 4, D(2, 2, 5, 4)), 0, 1);
+  return ir_matmul(&b->B, param(b, 4, D(2, 2, 3, 4)), param(b, 4, D(2, 2, 5, 4)), 0, 1);
 }
 static int32_t c_matmul_bcast(GB *b) {
-  return mm(b, param(b, 3, D(3, 4, 2)), param(b, 4, D(2, 1, 4, 3)), 1, 0);
+  return ir_matmul(&b->B, param(b, 3, D(3, 4, 2)), param(b, 4, D(2, 1, 4, 3)), 1, 0);
 }
 static int32_t c_gather(GB *b) {
   int32_t tab = param(b, 2, D(5, 3));
   int32_t ids = ints(b, 2, D(2, 4), 5);
   b->idata[b->ni - 1][1] = b->idata[b->ni - 1][6];  /* a repeated id */
-  return bin(b, OP_GATHER, tab, ids);
+  return ir_binary(&b->B, OP_GATHER, tab, ids);
 }
-static int32_t axis_op(GB *b, IrOp op, int32_t x, int axis) {
-  IrNode n = {.op = (uint16_t)op, .nin = 1, .in = {x}};
-  n.attr.i[0] = axis;
-  return emit(b, n);
-}
-static int32_t c_sum(GB *b) { return axis_op(b, OP_SUM, param(b, 3, D(2, 3, 4)), 1); }
-static int32_t c_mean(GB *b) { return axis_op(b, OP_MEAN, param(b, 3, D(2, 3, 4)), 2); }
+static int32_t c_sum(GB *b) { return ir_reduce(&b->B, OP_SUM, param(b, 3, D(2, 3, 4)), 1); }
+static int32_t c_mean(GB *b) { return ir_reduce(&b->B, OP_MEAN, param(b, 3, D(2, 3, 4)), 2); }
 static int32_t c_max(GB *b) {
   /* distinct values far apart (no ties within the step) */
   int32_t x = param(b, 3, D(2, 4, 3));
   float *v = b->pdata[b->np - 1];
   for (int i = 0; i < 24; i++) v[i] = (float)((i * 7) % 24) * 0.1f - 1.2f;
-  return axis_op(b, OP_MAX, x, 1);
+  return ir_reduce(&b->B, OP_MAX, x, 1);
 }
 static int32_t c_broadcast(GB *b) {
   IrNode n = {.op = OP_BROADCAST, .nin = 1, .in = {param(b, 2, D(2, 4))}};
   n.attr.i[0] = 1;
-  n.type = ty(IR_F32, 3, D(2, 3, 4));
-  return emit(b, n);
+  n.type = ir_type_make(IR_F32, 3, D(2, 3, 4), false);
+  return ir_op(&b->B, n);
 }
 static int32_t c_sum_to(GB *b) {
   IrNode n = {.op = OP_SUM_TO, .nin = 1, .in = {param(b, 3, D(2, 3, 4))}};
-  n.type = ty(IR_F32, 2, D(1, 4));
-  return emit(b, n);
+  n.type = ir_type_make(IR_F32, 2, D(1, 4), false);
+  return ir_op(&b->B, n);
 }
 static int32_t c_reshape(GB *b) {
   IrNode n = {.op = OP_RESHAPE, .nin = 1, .in = {param(b, 3, D(2, 3, 4))}};
-  n.type = ty(IR_F32, 2, D(6, 4));
-  return emit(b, n);
+  n.type = ir_type_make(IR_F32, 2, D(6, 4), false);
+  return ir_op(&b->B, n);
 }
 static int32_t c_transpose(GB *b) {
   IrNode n = {.op = OP_TRANSPOSE, .nin = 1, .in = {param(b, 3, D(2, 3, 4))}};
   n.attr.i[0] = 2;
   n.attr.i[1] = 0;
   n.attr.i[2] = 1;
-  return emit(b, n);
+  return ir_op(&b->B, n);
 }
 static int32_t c_concat(GB *b) {
   IrNode n = {.op = OP_CONCAT, .nin = 3,
               .in = {param(b, 2, D(2, 3)), param(b, 2, D(2, 1)), param(b, 2, D(2, 2))}};
   n.attr.i[0] = 1;
-  return emit(b, n);
+  return ir_op(&b->B, n);
 }
 static int32_t c_slice(GB *b) {
   IrNode n = {.op = OP_SLICE, .nin = 1, .in = {param(b, 3, D(2, 5, 3))}};
   n.attr.i[0] = 1;
   n.attr.i[1] = 1;
-  n.type = ty(IR_F32, 3, D(2, 3, 3));
-  return emit(b, n);
+  n.type = ir_type_make(IR_F32, 3, D(2, 3, 3), false);
+  return ir_op(&b->B, n);
 }
 static int32_t c_dropout(GB *b) {
   IrNode n = {.op = OP_DROPOUT, .nin = 1, .in = {param(b, 2, D(4, 8))}};
   n.attr.f[0] = 0.3;
   n.attr.i[0] = 1;
-  return emit(b, n);
+  return ir_op(&b->B, n);
 }
 static int32_t c_causal_mask(GB *b) {
   IrNode n = {.op = OP_CAUSAL_MASK, .nin = 1, .in = {param(b, 3, D(2, 4, 4))}};
   n.attr.f[0] = 0;
-  return emit(b, n);
+  return ir_op(&b->B, n);
 }
 static int32_t c_causal_softmax(GB *b) {
   IrNode n = {.op = OP_CAUSAL_MASK, .nin = 1, .in = {param(b, 3, D(2, 4, 4))}};
   n.attr.f[0] = -INFINITY;
-  return un(b, OP_SOFTMAX, emit(b, n));
+  return ir_unary(&b->B, OP_SOFTMAX, ir_op(&b->B, n));
 }
 static int32_t c_cross_entropy(GB *b) {
   int32_t lg = param_s(b, 3, D(2, 3, 5), 0, 2, true);
-  return bin(b, OP_CROSS_ENTROPY, lg, ints(b, 2, D(2, 3), 5));
+  return ir_binary(&b->B, OP_CROSS_ENTROPY, lg, ints(b, 2, D(2, 3), 5));
 }
 
 /* native functions: plain C, scalar and array forms */
@@ -239,28 +206,28 @@ static void cube_arr_d(float *x, int32_t n) {
 static int32_t c_extern(GB *b) {
   IrNode n = {.op = OP_EXTERN, .nin = 1, .in = {param(b, 2, D(3, 4))}};
   n.attr.i[0] = 0;
-  return emit(b, n);
+  return ir_op(&b->B, n);
 }
 static int32_t c_extern_array(GB *b) {
   IrNode n = {.op = OP_EXTERN, .nin = 1, .in = {param(b, 2, D(3, 4))}};
   n.attr.i[0] = 1;
-  return emit(b, n);
+  return ir_op(&b->B, n);
 }
 /* a small composite: one layer of attention-like math */
 static int32_t c_attention(GB *b) {
   int32_t x = param(b, 3, D(2, 4, 6));
   int32_t wq = param(b, 2, D(6, 6)), wk = param(b, 2, D(6, 6));
-  int32_t q = mm(b, x, wq, 0, 0), k = mm(b, x, wk, 0, 0);
-  int32_t s = mm(b, q, k, 0, 1);
+  int32_t q = ir_matmul(&b->B, x, wq, 0, 0), k = ir_matmul(&b->B, x, wk, 0, 0);
+  int32_t s = ir_matmul(&b->B, q, k, 0, 1);
   IrNode sc = {.op = OP_SCALE, .nin = 1, .in = {s}};
   sc.attr.f[0] = 0.4;
-  IrNode cm = {.op = OP_CAUSAL_MASK, .nin = 1, .in = {emit(b, sc)}};
+  IrNode cm = {.op = OP_CAUSAL_MASK, .nin = 1, .in = {ir_op(&b->B, sc)}};
   cm.attr.f[0] = -INFINITY;
-  int32_t p = un(b, OP_SOFTMAX, emit(b, cm));
-  int32_t o = mm(b, p, x, 0, 0);
-  IrNode ln = {.op = OP_LAYERNORM, .nin = 1, .in = {bin(b, OP_ADD, o, x)}};
+  int32_t p = ir_unary(&b->B, OP_SOFTMAX, ir_op(&b->B, cm));
+  int32_t o = ir_matmul(&b->B, p, x, 0, 0);
+  IrNode ln = {.op = OP_LAYERNORM, .nin = 1, .in = {ir_binary(&b->B, OP_ADD, o, x)}};
   ln.attr.f[0] = 1e-5;
-  return un(b, OP_GELU, emit(b, ln));
+  return ir_unary(&b->B, OP_GELU, ir_op(&b->B, ln));
 }
 
 typedef struct Case {
@@ -283,6 +250,7 @@ static const Case cases[] = {
     {OP_GELU, "gelu", c_gelu},
     {OP_TANH, "tanh", c_tanh},
     {OP_SIGMOID, "sigmoid", c_sigmoid},
+    {OP_SILU, "silu", c_silu},
     {OP_SOFTMAX, "softmax", c_softmax},
     {OP_LAYERNORM, "layernorm", c_layernorm},
     {OP_MATMUL, "matmul", c_matmul},
@@ -331,21 +299,22 @@ static void gradcheck(const Case *c) {
   b.ar = &ar;
   b.rng = 0x1234567ull + (uint64_t)(c - cases) * 977;
   b.f = ir_func_new(&ar, c->name, 2);
+  b.B = tu_builder(b.f);
   int32_t y = c->build(&b);
 
   /* L = sum(reshape(w * y)) with a fixed random w */
   IrType yt = b.f->nodes[y].type;
-  int64_t ny = numel(&yt);
+  int64_t ny = ir_numel(&yt);
   float *w = arena_alloc(&ar, (size_t)(ny ? ny : 1) * sizeof *w);
   for (int64_t i = 0; i < ny; i++) w[i] = gb_rand(&b, -1, 1);
   IrNode wc = {.op = OP_CONST, .data = w};
   wc.type = yt;
   wc.type.batched = 0;
-  int32_t wy = bin(&b, OP_MUL, y, emit(&b, wc));
+  int32_t wy = ir_binary(&b.B, OP_MUL, y, ir_op(&b.B, wc));
   IrNode rs = {.op = OP_RESHAPE, .nin = 1, .in = {wy}};
-  rs.type = ty(IR_F32, 1, D(ny));
-  int32_t flat = emit(&b, rs);
-  int32_t loss = axis_op(&b, OP_SUM, flat, 0);
+  rs.type = ir_type_make(IR_F32, 1, D(ny), false);
+  int32_t flat = ir_op(&b.B, rs);
+  int32_t loss = ir_reduce(&b.B, OP_SUM, flat, 0);
   cr_assert(ir_add_output(b.f, "loss", loss, OUT_LOSS, 0) == 0);
 
   /* the model and its parameter buffer */
@@ -360,18 +329,18 @@ static void gradcheck(const Case *c) {
   for (int k = 0; k < b.np; k++) {
     offs[k] = total;
     b.params[k].offset = total;
-    total += numel(&b.params[k].type);
+    total += ir_numel(&b.params[k].type);
   }
   m.nweights = total;
   float *pbuf = malloc((size_t)(total ? total : 1) * sizeof *pbuf);
   for (int k = 0; k < b.np; k++)
-    memcpy(pbuf + offs[k], b.pdata[k], (size_t)numel(&b.params[k].type) * sizeof *pbuf);
+    memcpy(pbuf + offs[k], b.pdata[k], (size_t)ir_numel(&b.params[k].type) * sizeof *pbuf);
 
   DiagList dl;
   diag_init(&dl, &ar, NULL);
-  static const bool ext_grad[2] = {true, true};
-  static const char *const ext_names[2] = {"softplus", "cube_arr"};
-  IrFunc *g = autodiff_with(&ar, &m, ext_grad, ext_names, 2, &dl);
+  static const ExternDecl exts[2] = {{.name = "softplus", .grad = "softplus_d"},
+                                      {.name = "cube_arr", .grad = "cube_arr_d"}};
+  IrFunc *g = autodiff(&ar, &m, exts, 2, &dl);
   cr_assert(g != NULL, "%s: autodiff failed: %s", c->name,
             dl.head ? dl.head->msg : "(no diagnostic)");
   MemPlan *plan = plan_memory(&ar, g);
@@ -403,9 +372,9 @@ static void gradcheck(const Case *c) {
     const IrOutput *go = ir_find_output(g, OUT_GRAD, k);
     cr_assert(go != NULL, "%s: no gradient output for param %d", c->name, k);
     const IrType *gt = &g->nodes[go->value].type;
-    cr_assert_eq(numel(gt), numel(&b.params[k].type), "%s: gradient %d has the wrong size",
+    cr_assert_eq(ir_numel(gt), ir_numel(&b.params[k].type), "%s: gradient %d has the wrong size",
                  c->name, k);
-    memcpy(ana + offs[k], exec_ptr(ex, go->value), (size_t)numel(gt) * sizeof *ana);
+    memcpy(ana + offs[k], exec_ptr(ex, go->value), (size_t)ir_numel(gt) * sizeof *ana);
   }
 
   /* central differences, double-checked with a halved step on a mismatch */

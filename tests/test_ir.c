@@ -55,6 +55,8 @@ static const Case cases[] = {
     {OP_TANH, {"i32[3]"}, NOI, 0, 0, "tanh: operand must be f32, got i32[3]", -1},
     {OP_SIGMOID, {"f32[3]"}, NOI, 0, 0, "f32[3]", 0},
     {OP_SIGMOID, {"i32[3]"}, NOI, 0, 0, "sigmoid: operand must be f32, got i32[3]", -1},
+    {OP_SILU, {"Bf32[2, 3]"}, NOI, 0, 0, "f32[2, 3]", 1},
+    {OP_SILU, {"i32[3]"}, NOI, 0, 0, "silu: operand must be f32, got i32[3]", -1},
     {OP_RELU_GRAD, {"Bf32[2, 3]", "f32[2, 3]"}, NOI, 0, 0, "f32[2, 3]", 1},
     {OP_RELU_GRAD, {"f32[2, 3]", "f32[3, 2]"}, NOI, 0, 0, "relu_grad: operands differ: f32[2, 3] vs f32[3, 2]", -1},
     {OP_GELU_GRAD, {"f32[2, 3]", "f32[2, 3]"}, NOI, 0, 0, "f32[2, 3]", 0},
@@ -63,6 +65,8 @@ static const Case cases[] = {
     {OP_TANH_GRAD, {"f32[2]", "f32[3]"}, NOI, 0, 0, "tanh_grad: operands differ: f32[2] vs f32[3]", -1},
     {OP_SIGMOID_GRAD, {"f32[2, 3]", "f32[2, 3]"}, NOI, 0, 0, "f32[2, 3]", 0},
     {OP_SIGMOID_GRAD, {"f32[2]", "i32[2]"}, NOI, 0, 0, "sigmoid_grad: operand 2 must be f32, got i32[2]", -1},
+    {OP_SILU_GRAD, {"f32[2, 3]", "Bf32[2, 3]"}, NOI, 0, 0, "f32[2, 3]", 1},
+    {OP_SILU_GRAD, {"f32[2]", "f32[3]"}, NOI, 0, 0, "silu_grad: operands differ: f32[2] vs f32[3]", -1},
     /* normalisations */
     {OP_SOFTMAX, {"Bf32[4, 10]"}, NOI, 0, 0, "f32[4, 10]", 1},
     {OP_SOFTMAX, {"f32[]"}, NOI, 0, 0, "softmax: operand must have rank >= 1, got f32[]", -1},
@@ -262,40 +266,40 @@ Test(ir_func, outputs_and_growth) {
   arena_free(&a);
 }
 
-static int32_t emit_ok(IrFunc *f, IrNode n) {
-  char err[256];
-  int32_t id = ir_emit(f, &n, err, sizeof err);
-  cr_assert(id >= 0, "%s", err);
-  return id;
+/* ir_op at the node's own span */
+static int32_t emit_ok(IrBuilder *b, IrNode n) {
+  b->span = n.span;
+  return ir_op(b, n);
 }
 
 Test(ir_print, golden) {
   Arena a;
   arena_init(&a, ra_alloc_default());
   IrFunc *f = ir_func_new(&a, "classifier.fwd", 4);
+  IrBuilder B = tu_builder(f);
   static const float w[6] = {0.5f, -1.25f, 3, 1e-3f, 2, 7};
   Span sp = {0, 14, 7, 0, 3};
-  int32_t x = emit_ok(f, (IrNode){.op = OP_INPUT, .name = "x", .type = parse_type("Bi32[4, 5]")});
-  int32_t y = emit_ok(f, (IrNode){.op = OP_INPUT, .name = "label", .attr.i = {1}, .type = parse_type("Bi32[4]")});
-  int32_t t = emit_ok(f, (IrNode){.op = OP_PARAM, .name = "classifier.embed.table", .attr.i = {0},
+  int32_t x = emit_ok(&B, (IrNode){.op = OP_INPUT, .name = "x", .type = parse_type("Bi32[4, 5]")});
+  int32_t y = emit_ok(&B, (IrNode){.op = OP_INPUT, .name = "label", .attr.i = {1}, .type = parse_type("Bi32[4]")});
+  int32_t t = emit_ok(&B, (IrNode){.op = OP_PARAM, .name = "classifier.embed.table", .attr.i = {0},
                                   .type = parse_type("f32[10, 3]"), .span = sp});
-  int32_t o = emit_ok(f, (IrNode){.op = OP_PARAM, .name = "odd name\"", .attr.i = {1}, .type = parse_type("f32[2, 3]")});
-  int32_t c = emit_ok(f, (IrNode){.op = OP_CONST, .data = w, .type = parse_type("f32[2, 3]")});
-  int32_t h = emit_ok(f, (IrNode){.op = OP_GATHER, .nin = 2, .in = {t, x}, .span = sp});
-  int32_t s = emit_ok(f, (IrNode){.op = OP_ADD, .nin = 2, .in = {o, c}});
+  int32_t o = emit_ok(&B, (IrNode){.op = OP_PARAM, .name = "odd name\"", .attr.i = {1}, .type = parse_type("f32[2, 3]")});
+  int32_t c = emit_ok(&B, (IrNode){.op = OP_CONST, .data = w, .type = parse_type("f32[2, 3]")});
+  int32_t h = emit_ok(&B, (IrNode){.op = OP_GATHER, .nin = 2, .in = {t, x}, .span = sp});
+  int32_t s = emit_ok(&B, (IrNode){.op = OP_ADD, .nin = 2, .in = {o, c}});
   (void)s;
-  int32_t m = emit_ok(f, (IrNode){.op = OP_MATMUL, .nin = 2, .in = {h, h}, .attr.i = {0, 1}, .span = sp});
-  int32_t k = emit_ok(f, (IrNode){.op = OP_SCALE, .nin = 1, .in = {m}, .attr.f = {0.125}});
-  int32_t p = emit_ok(f, (IrNode){.op = OP_TRANSPOSE, .nin = 1, .in = {k}, .attr.i = {0, 2, 1}});
-  int32_t mk = emit_ok(f, (IrNode){.op = OP_CAUSAL_MASK, .nin = 1, .in = {p}, .attr.f = {-INFINITY}});
-  int32_t mx = emit_ok(f, (IrNode){.op = OP_MEAN, .nin = 1, .in = {mk}, .attr.i = {2}});
-  int32_t sl = emit_ok(f, (IrNode){.op = OP_SLICE, .nin = 1, .in = {mx}, .attr.i = {1, 1}, .type = parse_type("f32[4, 2]")});
-  int32_t ln = emit_ok(f, (IrNode){.op = OP_LAYERNORM, .nin = 1, .in = {sl}, .attr.f = {1e-5}});
-  int32_t dr = emit_ok(f, (IrNode){.op = OP_DROPOUT, .nin = 1, .in = {ln}, .attr.f = {0.1}, .attr.i = {3}});
-  int32_t one = emit_ok(f, (IrNode){.op = OP_CONST, .attr.f = {1}, .type = parse_type("f32[]")});
-  int32_t cc = emit_ok(f, (IrNode){.op = OP_CONCAT, .nin = 2, .in = {dr, dr}, .attr.i = {1}});
-  int32_t loss = emit_ok(f, (IrNode){.op = OP_CROSS_ENTROPY, .nin = 2, .in = {cc, y}, .span = sp});
-  int32_t e = emit_ok(f, (IrNode){.op = OP_EXTERN, .nin = 1, .in = {one}, .attr.i = {2}});
+  int32_t m = emit_ok(&B, (IrNode){.op = OP_MATMUL, .nin = 2, .in = {h, h}, .attr.i = {0, 1}, .span = sp});
+  int32_t k = emit_ok(&B, (IrNode){.op = OP_SCALE, .nin = 1, .in = {m}, .attr.f = {0.125}});
+  int32_t p = emit_ok(&B, (IrNode){.op = OP_TRANSPOSE, .nin = 1, .in = {k}, .attr.i = {0, 2, 1}});
+  int32_t mk = emit_ok(&B, (IrNode){.op = OP_CAUSAL_MASK, .nin = 1, .in = {p}, .attr.f = {-INFINITY}});
+  int32_t mx = emit_ok(&B, (IrNode){.op = OP_MEAN, .nin = 1, .in = {mk}, .attr.i = {2}});
+  int32_t sl = emit_ok(&B, (IrNode){.op = OP_SLICE, .nin = 1, .in = {mx}, .attr.i = {1, 1}, .type = parse_type("f32[4, 2]")});
+  int32_t ln = emit_ok(&B, (IrNode){.op = OP_LAYERNORM, .nin = 1, .in = {sl}, .attr.f = {1e-5}});
+  int32_t dr = emit_ok(&B, (IrNode){.op = OP_DROPOUT, .nin = 1, .in = {ln}, .attr.f = {0.1}, .attr.i = {3}});
+  int32_t one = emit_ok(&B, (IrNode){.op = OP_CONST, .attr.f = {1}, .type = parse_type("f32[]")});
+  int32_t cc = emit_ok(&B, (IrNode){.op = OP_CONCAT, .nin = 2, .in = {dr, dr}, .attr.i = {1}});
+  int32_t loss = emit_ok(&B, (IrNode){.op = OP_CROSS_ENTROPY, .nin = 2, .in = {cc, y}, .span = sp});
+  int32_t e = emit_ok(&B, (IrNode){.op = OP_EXTERN, .nin = 1, .in = {one}, .attr.i = {2}});
   cr_assert_eq(ir_add_output(f, "loss", loss, OUT_LOSS, 0), 0);
   cr_assert_eq(ir_add_output(f, "logits", cc, OUT_PRED, 0), 0);
   cr_assert_eq(ir_add_output(f, "e", e, OUT_OUTPUT, 0), 0);
@@ -305,5 +309,61 @@ Test(ir_print, golden) {
   tu_golden("tests/golden/ir/print_basic.txt", text);
   char *plain = ir_print(&a, f, NULL, false);
   cr_assert_null(strstr(plain, ";"), "no span comments without with_spans");
+  arena_free(&a);
+}
+
+/* The builder: a node that does not fit is reported once, where it
+ * happens; everything built on it passes -1 through quietly and appends
+ * nothing; the first message is kept. */
+typedef struct Reports {
+  int n;
+  char last[256];
+  Span at;
+} Reports;
+
+static void count_report(void *ud, Span at, const char *msg) {
+  Reports *r = ud;
+  r->n++;
+  r->at = at;
+  snprintf(r->last, sizeof r->last, "%s", msg);
+}
+
+Test(ir_builder, failures_pass_through_and_are_reported_once) {
+  Arena a;
+  arena_init(&a, ra_alloc_default());
+  IrFunc *f = ir_func_new(&a, "f", 1);
+  Reports r = {0};
+  Span sp = {0, 3, 5, 20, 4};
+  IrBuilder b = ir_builder(f, sp);
+  b.report = count_report;
+  b.ud = &r;
+  int32_t x = tu_input(&b, "x", 0, "f32[2, 3]");
+  int32_t w = tu_input(&b, "w", 1, "f32[4, 5]");
+  cr_assert_eq(f->n, 2);
+  cr_assert_eq(f->nodes[x].span.col, 5, "nodes get the builder's span");
+  int32_t bad = ir_matmul(&b, x, w, false, false);
+  cr_assert_eq(bad, -1);
+  cr_assert_eq(r.n, 1);
+  cr_assert_eq(r.at.col, 5);
+  cr_assert_str_eq(r.last, "matmul: inner dimensions differ (3 vs 4)");
+  /* a chain on the failed value: quiet, nothing appended */
+  int32_t y = ir_scale(&b, ir_unary(&b, OP_TANH, ir_binary(&b, OP_ADD, bad, x)), 2.0);
+  cr_assert_eq(y, -1);
+  cr_assert_eq(r.n, 1);
+  cr_assert_eq(f->n, 2);
+  /* a second, independent failure is reported too; err keeps the first */
+  cr_assert_eq(ir_binary(&b, OP_ADD, x, w), -1);
+  cr_assert_eq(r.n, 2);
+  cr_assert(b.failed);
+  cr_assert_str_eq(b.err, "matmul: inner dimensions differ (3 vs 4)");
+  /* good nodes still build */
+  int32_t t = ir_unary(&b, OP_TANH, x);
+  cr_assert_eq(t, 2);
+  int64_t perm[2] = {1, 0};
+  int32_t tt = ir_transpose(&b, t, perm);
+  cr_assert_str_eq(ir_type_str(&f->nodes[tt].type, r.last, sizeof r.last), "f32[3, 2]");
+  int32_t c = tu_fill(&b, "Bf32[3]", 2.5);
+  cr_assert_eq(f->nodes[c].type.batched, 0, "constants are never batched");
+  cr_assert_float_eq(f->nodes[c].attr.f[0], 2.5, 0);
   arena_free(&a);
 }

@@ -388,6 +388,60 @@ Test(lower, stdlib_encoder_and_classifier) {
   arena_free(&fx.a);
 }
 
+/* ---- activations ---- */
+
+/* Every elementwise built-in names its op, as a call and as `act:` of ffn;
+ * a block of one argument is inlined as the activation. */
+Test(lower, act_names_give_their_ops) {
+  static const struct { const char *name; IrOp op; } acts[] = {
+      {"relu", OP_RELU}, {"gelu", OP_GELU}, {"tanh", OP_TANH}, {"sigmoid", OP_SIGMOID},
+      {"silu", OP_SILU}};
+  for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++) {
+    for (int as_call = 0; as_call < 2; as_call++) {
+      char text[512];
+      snprintf(text, sizeof text,
+               "model m {\n"
+               "  input x : f32[4]\n"
+               "  output y = %s%s%s\n"
+               "}\n",
+               as_call ? acts[k].name : "ffn(x, hidden: 8, act: ",
+               as_call ? "(x)" : acts[k].name, as_call ? "" : ")");
+      Fx fx;
+      Model *m = lower_ok(&fx, text, "m", 2);
+      for (size_t j = 0; j < sizeof acts / sizeof acts[0]; j++)
+        cr_expect_eq(count_op(m, acts[j].op), j == k, "%s: %s count", text, acts[j].name);
+      arena_free(&fx.a);
+    }
+  }
+}
+
+Test(lower, act_block) {
+  Fx fx;
+  Model *m = lower_ok(&fx,
+                      "block gated(x, k: 2) {\n"
+                      "  g = linear(x, out: 8)\n"
+                      "  return x * sigmoid(g * k)\n"
+                      "}\n"
+                      "block enc(x, act: relu) { return ffn(x, hidden: 8, act: act) }\n"
+                      "model m {\n"
+                      "  input x : f32[4]\n"
+                      "  h = ffn(x, hidden: 8, act: gated)\n"
+                      "  output y = enc(h, act: silu) + enc(h, act: gated)\n"
+                      "}\n",
+                      "m", 2);
+  const char *const want[] = {
+      "m.h.w1", "m.h.b1", "m.h.w2", "m.h.b2", "m.h.gated.g.w", "m.h.gated.g.b",
+      "m.y.enc.w1", "m.y.enc.b1", "m.y.enc.w2", "m.y.enc.b2",
+      "m.y.enc_2.w1", "m.y.enc_2.b1", "m.y.enc_2.w2", "m.y.enc_2.b2",
+      "m.y.enc_2.gated.g.w", "m.y.enc_2.gated.g.b", NULL};
+  check_paths(m, want);
+  cr_expect_eq(count_op(m, OP_SIGMOID), 2);
+  cr_expect_eq(count_op(m, OP_SILU), 1);
+  cr_expect_eq(count_op(m, OP_RELU), 0);
+  cr_expect_eq(count_op(m, OP_GELU), 0);
+  arena_free(&fx.a);
+}
+
 /* ---- naming rules ---- */
 
 Test(lower, path_rules) {
@@ -695,8 +749,53 @@ Test(lower_errors, kwargs) {
              "  input x : f32[4]\n"
              "  y = ffn(x, hidden: 8, act: gelo)\n"
              "}\n",
-             1, "t.ra:3:30: error: 'act:' of ffn must be gelu, relu or tanh; got 'gelo'; "
-                "did you mean 'gelu'?");
+             1, "t.ra:3:30: error: 'act:' of ffn must be an elementwise function (relu, gelu, "
+                "tanh, sigmoid or silu) or a block of one argument; 'gelo' is unknown; did you "
+                "mean 'gelu'?");
+  EXPECT_ERR("model m {\n"
+             "  input x : f32[4]\n"
+             "  y = ffn(x, hidden: 8, act: softmax)\n"
+             "}\n",
+             1, "t.ra:3:30: error: 'act:' of ffn must be an elementwise function (relu, gelu, "
+                "tanh, sigmoid or silu) or a block of one argument; 'softmax' is not "
+                "elementwise");
+  EXPECT_ERR("block mish(x) { return x * tanh(x) }\n"
+             "model m {\n"
+             "  input x : f32[4]\n"
+             "  y = ffn(x, hidden: 8, act: mis)\n"
+             "}\n",
+             1, "t.ra:4:30: error: 'act:' of ffn must be an elementwise function (relu, gelu, "
+                "tanh, sigmoid or silu) or a block of one argument; 'mis' is unknown; did you "
+                "mean 'mish'?");
+  EXPECT_ERR("block pair(x, y) { return x * y }\n"
+             "model m {\n"
+             "  input x : f32[4]\n"
+             "  y = ffn(x, hidden: 8, act: pair)\n"
+             "}\n",
+             1, "t.ra:4:30: error: 'act:' of ffn needs a function of one tensor; block 'pair' "
+                "takes 2 positional arguments",
+             "t.ra:1:7: note: 'pair' is defined here");
+  EXPECT_ERR("block silu(x) { return x * 2 }\n"
+             "model m {\n"
+             "  input x : f32[4]\n"
+             "  y = silu(x)\n"
+             "}\n",
+             1, "t.ra:4:7: error: 'silu' is a built-in and also the name of a block; rename the "
+                "block",
+             "t.ra:1:7: note: block 'silu' is defined here");
+  EXPECT_ERR("block relu(x) { return x * 2 }\n"
+             "model m {\n"
+             "  input x : f32[4]\n"
+             "  y = ffn(x, hidden: 8, act: relu)\n"
+             "}\n",
+             1, "t.ra:4:30: error: 'relu' is a built-in and also the name of a block; rename the "
+                "block");
+  EXPECT_ERR("block loop(x) { return ffn(x, hidden: 4, act: loop) }\n"
+             "model m {\n"
+             "  input x : f32[4]\n"
+             "  y = ffn(x, hidden: 8, act: loop)\n"
+             "}\n",
+             1, "t.ra:1:47: error: block 'loop' calls itself; recursion is not allowed");
   EXPECT_ERR("model m {\n"
              "  input x : f32[4]\n"
              "  y = linear(x, out: 3, bias: maybe)\n"
@@ -986,7 +1085,7 @@ Test(lower, models_differentiate) {
   for (int i = 0; i < 3; i++) {
     Fx fx;
     Model *m = lower_ok(&fx, srcs[i], names[i], 2);
-    IrFunc *g = autodiff(&fx.a, m, &fx.d);
+    IrFunc *g = autodiff(&fx.a, m, NULL, 0, &fx.d);
     cr_assert_not_null(g, "%s: %s", names[i], diags(&fx));
     for (int k = 0; k < m->nparams; k++)
       cr_expect_not_null(ir_find_output(g, OUT_GRAD, k), "%s: no gradient for %s", names[i],

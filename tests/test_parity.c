@@ -205,7 +205,7 @@ static void take_grads(Rig *r, const IrFunc *f, Exec *ex) {
 
 /* The training step: loss and gradients into r->loss, r->g. */
 static void rig_step(Rig *r) {
-  IrFunc *f = autodiff(&r->arena, r->m, &r->diags);
+  IrFunc *f = autodiff(&r->arena, r->m, NULL, 0, &r->diags);
   cr_assert(f != NULL, "autodiff failed:\n%s", diag_render(&r->diags, 0));
   run_func(r, f, take_grads);
 }

@@ -1,27 +1,18 @@
-/* test_passes.c - dead-code elimination, CSE, constant folding and the
- * optimisation pipeline on hand-built IR. */
+/* test_passes.c - dead-code elimination, CSE, constant folding (with the
+ * kernels' bits) and the optimisation pipeline on hand-built IR. */
 #include <criterion/criterion.h>
 
 #include "../compiler/autodiff.h"
+#include "../runtime/exec/kernels.h"
 #include "irutil.h"
 
 #define ty tu_type
-#define E tu_emit
 
 
 static Arena A;
 static void setup(void) { arena_init(&A, ra_alloc_default()); }
 static void teardown(void) { arena_free(&A); }
 
-static int32_t in(IrFunc *f, const char *t) { return E(f, (IrNode){.op = OP_INPUT, .name = "x", .type = ty(t)}); }
-static int32_t fill(IrFunc *f, const char *t, double v) {
-  return E(f, (IrNode){.op = OP_CONST, .attr.f = {v}, .type = ty(t)});
-}
-static int32_t u(IrFunc *f, IrOp op, int32_t a) { return E(f, (IrNode){.op = op, .nin = 1, .in = {a}}); }
-static int32_t b(IrFunc *f, IrOp op, int32_t a, int32_t c) { return E(f, (IrNode){.op = op, .nin = 2, .in = {a, c}}); }
-static int32_t sc(IrFunc *f, int32_t a, double c) {
-  return E(f, (IrNode){.op = OP_SCALE, .nin = 1, .in = {a}, .attr.f = {c}});
-}
 static void out(IrFunc *f, int32_t v) { cr_assert_eq(ir_add_output(f, "y", v, OUT_OUTPUT, f->nout), 0); }
 static const IrNode *res(const IrFunc *g, int k) { return &g->nodes[g->outs[k].value]; }
 
@@ -29,10 +20,11 @@ TestSuite(passes, .init = setup, .fini = teardown);
 
 Test(passes, dce_keeps_what_outputs_need) {
   IrFunc *f = ir_func_new(&A, "f", 1);
-  int32_t x = in(f, "f32[3]");
-  int32_t dead = u(f, OP_TANH, x);
-  int32_t y = u(f, OP_RELU, x);
-  u(f, OP_NEG, dead);
+  IrBuilder B = tu_builder(f);
+  int32_t x = tu_input(&B, "x", 0, "f32[3]");
+  int32_t dead = ir_unary(&B, OP_TANH, x);
+  int32_t y = ir_unary(&B, OP_RELU, x);
+  ir_unary(&B, OP_NEG, dead);
   out(f, y);
   char *before = ir_print(&A, f, NULL, false);
   IrFunc *g = pass_dce(&A, f);
@@ -46,19 +38,20 @@ Test(passes, dce_keeps_what_outputs_need) {
 
 Test(passes, cse_merges_equal_nodes) {
   IrFunc *f = ir_func_new(&A, "f", 1);
-  int32_t x = in(f, "f32[2, 3]"), w = in(f, "f32[3, 4]");
-  int32_t m1 = b(f, OP_MATMUL, x, w), m2 = b(f, OP_MATMUL, x, w);
-  int32_t a1 = b(f, OP_ADD, m1, m2), a2 = b(f, OP_ADD, m2, m1); /* commutative */
-  int32_t s1 = b(f, OP_SUB, m1, m2);
-  int32_t d1 = E(f, (IrNode){.op = OP_DROPOUT, .nin = 1, .in = {x}, .attr.f = {0.5}});
-  int32_t d2 = E(f, (IrNode){.op = OP_DROPOUT, .nin = 1, .in = {x}, .attr.f = {0.5}});
-  int32_t c1 = fill(f, "f32[3]", 2), c2 = fill(f, "f32[3]", 2), c3 = fill(f, "f32[3]", 3);
+  IrBuilder B = tu_builder(f);
+  int32_t x = tu_input(&B, "x", 0, "f32[2, 3]"), w = tu_input(&B, "x", 0, "f32[3, 4]");
+  int32_t m1 = ir_binary(&B, OP_MATMUL, x, w), m2 = ir_binary(&B, OP_MATMUL, x, w);
+  int32_t a1 = ir_binary(&B, OP_ADD, m1, m2), a2 = ir_binary(&B, OP_ADD, m2, m1); /* commutative */
+  int32_t s1 = ir_binary(&B, OP_SUB, m1, m2);
+  int32_t d1 = ir_op(&B, (IrNode){.op = OP_DROPOUT, .nin = 1, .in = {x}, .attr.f = {0.5}});
+  int32_t d2 = ir_op(&B, (IrNode){.op = OP_DROPOUT, .nin = 1, .in = {x}, .attr.f = {0.5}});
+  int32_t c1 = tu_fill(&B, "f32[3]", 2), c2 = tu_fill(&B, "f32[3]", 2), c3 = tu_fill(&B, "f32[3]", 3);
   static const float data[3] = {1, 2, 3}, data2[3] = {1, 2, 3};
-  int32_t t1 = E(f, (IrNode){.op = OP_CONST, .data = data, .type = ty("f32[3]")});
-  int32_t t2 = E(f, (IrNode){.op = OP_CONST, .data = data2, .type = ty("f32[3]")});
-  int32_t t3 = E(f, (IrNode){.op = OP_CONST, .data = data, .type = ty("f32[3]")});
-  int32_t i2 = in(f, "f32[2, 3]");
-  int32_t sc1 = sc(f, x, 2.0), sc2 = sc(f, x, 3.0);
+  int32_t t1 = ir_op(&B, (IrNode){.op = OP_CONST, .data = data, .type = ty("f32[3]")});
+  int32_t t2 = ir_op(&B, (IrNode){.op = OP_CONST, .data = data2, .type = ty("f32[3]")});
+  int32_t t3 = ir_op(&B, (IrNode){.op = OP_CONST, .data = data, .type = ty("f32[3]")});
+  int32_t i2 = tu_input(&B, "x", 0, "f32[2, 3]");
+  int32_t sc1 = ir_scale(&B, x, 2.0), sc2 = ir_scale(&B, x, 3.0);
   int32_t vals[] = {a1, a2, s1, d1, d2, c1, c2, c3, t1, t2, t3, i2, sc1, sc2};
   for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) out(f, vals[k]);
   IrFunc *g = pass_cse(&A, f);
@@ -76,12 +69,13 @@ Test(passes, cse_merges_equal_nodes) {
 
 Test(passes, fold_constants) {
   IrFunc *f = ir_func_new(&A, "f", 1);
-  int32_t two = fill(f, "f32[]", 2);
-  int32_t v = sc(f, two, 3);                                  /* 6 */
-  int32_t w = b(f, OP_ADD, v, fill(f, "f32[2, 2]", 1));        /* 7, [2, 2] */
-  int32_t s = E(f, (IrNode){.op = OP_SUM, .nin = 1, .in = {w}}); /* 14, [2] */
-  int32_t r = u(f, OP_RELU, u(f, OP_NEG, s));                 /* 0 */
-  int32_t st = E(f, (IrNode){.op = OP_SUM_TO, .nin = 1, .in = {w}, .type = ty("f32[2, 1]")}); /* 14 */
+  IrBuilder B = tu_builder(f);
+  int32_t two = tu_fill(&B, "f32[]", 2);
+  int32_t v = ir_scale(&B, two, 3);                                  /* 6 */
+  int32_t w = ir_binary(&B, OP_ADD, v, tu_fill(&B, "f32[2, 2]", 1));        /* 7, [2, 2] */
+  int32_t s = ir_op(&B, (IrNode){.op = OP_SUM, .nin = 1, .in = {w}}); /* 14, [2] */
+  int32_t r = ir_unary(&B, OP_RELU, ir_unary(&B, OP_NEG, s));                 /* 0 */
+  int32_t st = ir_op(&B, (IrNode){.op = OP_SUM_TO, .nin = 1, .in = {w}, .type = ty("f32[2, 1]")}); /* 14 */
   out(f, v);
   out(f, w);
   out(f, s);
@@ -103,18 +97,19 @@ Test(passes, fold_constants) {
 
 Test(passes, fold_identities) {
   IrFunc *f = ir_func_new(&A, "f", 1);
-  int32_t x = in(f, "f32[2, 3]");
-  int32_t nn = u(f, OP_NEG, u(f, OP_NEG, x));
-  int32_t s1 = sc(f, x, 1.0);
-  int32_t ss = sc(f, sc(f, x, 2.0), 0.5);
-  int32_t r = E(f, (IrNode){.op = OP_RESHAPE, .nin = 1, .in = {x}, .type = ty("f32[3, 2]")});
-  int32_t rr = E(f, (IrNode){.op = OP_RESHAPE, .nin = 1, .in = {r}, .type = ty("f32[2, 3]")});
-  int32_t t = E(f, (IrNode){.op = OP_TRANSPOSE, .nin = 1, .in = {x}, .attr.i = {1, 0}});
-  int32_t tt = E(f, (IrNode){.op = OP_TRANSPOSE, .nin = 1, .in = {t}, .attr.i = {1, 0}});
-  int32_t a0 = b(f, OP_ADD, x, fill(f, "f32[3]", 0));
-  int32_t m1 = b(f, OP_MUL, fill(f, "f32[]", 1), x);
-  int32_t m3 = b(f, OP_MUL, x, fill(f, "f32[]", 3));
-  int32_t abig = b(f, OP_ADD, x, fill(f, "f32[4, 2, 3]", 0)); /* broadcasts x: kept */
+  IrBuilder B = tu_builder(f);
+  int32_t x = tu_input(&B, "x", 0, "f32[2, 3]");
+  int32_t nn = ir_unary(&B, OP_NEG, ir_unary(&B, OP_NEG, x));
+  int32_t s1 = ir_scale(&B, x, 1.0);
+  int32_t ss = ir_scale(&B, ir_scale(&B, x, 2.0), 0.5);
+  int32_t r = ir_op(&B, (IrNode){.op = OP_RESHAPE, .nin = 1, .in = {x}, .type = ty("f32[3, 2]")});
+  int32_t rr = ir_op(&B, (IrNode){.op = OP_RESHAPE, .nin = 1, .in = {r}, .type = ty("f32[2, 3]")});
+  int32_t t = ir_op(&B, (IrNode){.op = OP_TRANSPOSE, .nin = 1, .in = {x}, .attr.i = {1, 0}});
+  int32_t tt = ir_op(&B, (IrNode){.op = OP_TRANSPOSE, .nin = 1, .in = {t}, .attr.i = {1, 0}});
+  int32_t a0 = ir_binary(&B, OP_ADD, x, tu_fill(&B, "f32[3]", 0));
+  int32_t m1 = ir_binary(&B, OP_MUL, tu_fill(&B, "f32[]", 1), x);
+  int32_t m3 = ir_binary(&B, OP_MUL, x, tu_fill(&B, "f32[]", 3));
+  int32_t abig = ir_binary(&B, OP_ADD, x, tu_fill(&B, "f32[4, 2, 3]", 0)); /* broadcasts x: kept */
   int32_t vals[] = {nn, s1, ss, rr, tt, a0, m1};
   for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) out(f, vals[k]);
   out(f, m3);
@@ -129,11 +124,12 @@ Test(passes, fold_identities) {
 
 Test(passes, fold_leaves_random_and_data_alone) {
   IrFunc *f = ir_func_new(&A, "f", 1);
-  int32_t one = fill(f, "f32[3]", 1);
-  int32_t d = E(f, (IrNode){.op = OP_DROPOUT, .nin = 1, .in = {one}, .attr.f = {0.5}});
+  IrBuilder B = tu_builder(f);
+  int32_t one = tu_fill(&B, "f32[3]", 1);
+  int32_t d = ir_op(&B, (IrNode){.op = OP_DROPOUT, .nin = 1, .in = {one}, .attr.f = {0.5}});
   static const float data[3] = {1, 2, 3};
-  int32_t c = E(f, (IrNode){.op = OP_CONST, .data = data, .type = ty("f32[3]")});
-  int32_t n = u(f, OP_NEG, c);
+  int32_t c = ir_op(&B, (IrNode){.op = OP_CONST, .data = data, .type = ty("f32[3]")});
+  int32_t n = ir_unary(&B, OP_NEG, c);
   out(f, d);
   out(f, n);
   IrFunc *g = pass_optimize(&A, f);
@@ -145,21 +141,22 @@ Test(passes, fold_leaves_random_and_data_alone) {
  * and removes the duplicate views autodiff makes. */
 Test(passes, optimize_gradient_function) {
   IrFunc *f = ir_func_new(&A, "m.fwd", 2);
-  int32_t x = E(f, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[2, 4, 6]")});
-  int32_t y = E(f, (IrNode){.op = OP_INPUT, .name = "y", .attr.i = {1}, .type = ty("i32[2, 4]")});
+  IrBuilder B = tu_builder(f);
+  int32_t x = ir_op(&B, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[2, 4, 6]")});
+  int32_t y = ir_op(&B, (IrNode){.op = OP_INPUT, .name = "y", .attr.i = {1}, .type = ty("i32[2, 4]")});
   ParamInfo ps[2] = {{.path = "m.w1", .type = ty("f32[6, 6]")}, {.path = "m.w2", .type = ty("f32[6, 5]")}};
-  int32_t w1 = E(f, (IrNode){.op = OP_PARAM, .name = "m.w1", .attr.i = {0}, .type = ps[0].type});
-  int32_t w2 = E(f, (IrNode){.op = OP_PARAM, .name = "m.w2", .attr.i = {1}, .type = ps[1].type});
-  int32_t h1 = u(f, OP_TANH, b(f, OP_MATMUL, x, w1));
-  int32_t h2 = u(f, OP_TANH, b(f, OP_MATMUL, x, w1)); /* the same again */
-  int32_t h = sc(f, b(f, OP_ADD, h1, h2), 1.0);
-  int32_t lg = b(f, OP_MATMUL, h, w2);
-  int32_t loss = b(f, OP_CROSS_ENTROPY, lg, y);
+  int32_t w1 = ir_op(&B, (IrNode){.op = OP_PARAM, .name = "m.w1", .attr.i = {0}, .type = ps[0].type});
+  int32_t w2 = ir_op(&B, (IrNode){.op = OP_PARAM, .name = "m.w2", .attr.i = {1}, .type = ps[1].type});
+  int32_t h1 = ir_unary(&B, OP_TANH, ir_binary(&B, OP_MATMUL, x, w1));
+  int32_t h2 = ir_unary(&B, OP_TANH, ir_binary(&B, OP_MATMUL, x, w1)); /* the same again */
+  int32_t h = ir_scale(&B, ir_binary(&B, OP_ADD, h1, h2), 1.0);
+  int32_t lg = ir_binary(&B, OP_MATMUL, h, w2);
+  int32_t loss = ir_binary(&B, OP_CROSS_ENTROPY, lg, y);
   ir_add_output(f, "loss", loss, OUT_LOSS, 0);
   Model m = {.name = "m", .fwd = f, .params = ps, .nparams = 2};
   DiagList dl;
   diag_init(&dl, &A, NULL);
-  IrFunc *g = autodiff(&A, &m, &dl);
+  IrFunc *g = autodiff(&A, &m, NULL, 0, &dl);
   cr_assert_not_null(g);
   IrFunc *o = pass_optimize(&A, g);
   cr_assert_not_null(o);
@@ -175,4 +172,98 @@ Test(passes, optimize_gradient_function) {
   IrFunc *again = pass_optimize(&A, o);
   cr_assert_str_eq(ir_print(&A, again, NULL, false), ir_print(&A, o, NULL, false), "fixed point");
   tu_golden("tests/golden/ir/opt_step.txt", ir_print(&A, o, NULL, false));
+}
+
+/* Folding an elementwise op gives the bits its kernel computes: every
+ * elementwise op (that is not impure) folds, on values across the ranges of
+ * the kernels' approximations. */
+Test(passes, fold_has_the_kernels_bits) {
+  static const float xs[] = {0,     1e-6f, -0.3f, 0.39f, 0.41f, -0.7f, 1.5f, 3.5f,
+                             -9.0f, 20.0f, -87.5f, 100.0f, 0.1f, -2.75f};
+  static const float ys[] = {0.5f, -1.25f, 3.0f, 1e-3f, -7.0f, 0.1f};
+  enum { NX = sizeof xs / sizeof xs[0], NY = sizeof ys / sizeof ys[0] };
+  int checked_ops = 0;
+  for (int op = 0; op < OP_COUNT; op++) {
+    const IrOpInfo *info = &ir_op_info[op];
+    if (!(info->flags & OPF_EW) || (info->flags & OPF_IMPURE)) continue;
+    cr_assert(info->arity == 1 || info->arity == 2, "%s", info->name);
+    checked_ops++;
+    for (int i = 0; i < NX; i++)
+      for (int j = 0; j < (info->arity == 2 ? NY : 1); j++) {
+        IrFunc *f = ir_func_new(&A, "f", 1);
+        IrBuilder B = tu_builder(f);
+        float c[2] = {xs[i], ys[j]};
+        IrNode n = {.op = (uint16_t)op, .nin = (uint8_t)info->arity, .attr.f = {0.375}};
+        for (int k = 0; k < info->arity; k++) n.in[k] = tu_fill(&B, "f32[4]", c[k]);
+        int32_t y = ir_op(&B, n);
+        out(f, y);
+        IrFunc *g = pass_optimize(&A, f);
+        const IrNode *r = res(g, 0);
+        cr_assert_eq(r->op, OP_CONST, "%s(%g, %g) folds", info->name, c[0], c[1]);
+        float folded = (float)r->attr.f[0];
+        float a[2][4], o[4];
+        for (int k = 0; k < 4; k++) a[0][k] = c[0], a[1][k] = c[1];
+        void *in[2] = {a[0], a[1]};
+        KernelCtx kc;
+        memset(&kc, 0, sizeof kc);
+        cr_assert_eq(kernel_table[op](&kc, f, &f->nodes[y], o, in), 0, "%s", kc.err);
+        cr_assert(memcmp(&folded, &o[0], sizeof folded) == 0,
+                  "%s(%.9g, %.9g): folded %.9g, kernel %.9g", info->name, c[0], c[1], folded,
+                  o[0]);
+      }
+  }
+  cr_assert_geq(checked_ops, 17);
+}
+
+/* Sums of a fill fold only when every partial sum is exact (then the
+ * kernel's value is n * c, whatever its order); otherwise the kernel runs. */
+Test(passes, fold_sums_only_when_exact) {
+  static const struct { float c; const char *t; IrOp op; bool folds; double want; } cases[] = {
+      {0.5f, "f32[4, 3]", OP_SUM, true, 2.0},
+      {0.5f, "f32[4, 3]", OP_MEAN, true, 0.5},
+      {3.0f, "f32[4, 3]", OP_SUM, true, 12.0},
+      {0.1f, "f32[3, 3]", OP_SUM, false, 0},
+      {0.1f, "f32[3, 3]", OP_MEAN, false, 0},
+      {-0.0f, "f32[3, 3]", OP_SUM, false, 0},
+      {0.0f, "f32[3, 3]", OP_SUM, true, 0.0},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    IrFunc *f = ir_func_new(&A, "f", 1);
+    IrBuilder B = tu_builder(f);
+    out(f, ir_reduce(&B, cases[k].op, tu_fill(&B, cases[k].t, cases[k].c), 0));
+    IrFunc *g = pass_optimize(&A, f);
+    cr_assert_eq(res(g, 0)->op == OP_CONST, cases[k].folds, "case %zu", k);
+    if (cases[k].folds) cr_assert_eq(res(g, 0)->attr.f[0], cases[k].want, "case %zu", k);
+  }
+  /* sum_to: 3 copies of 0.1 are not exact, 3 copies of 0.25 are */
+  IrFunc *f = ir_func_new(&A, "f", 1);
+  IrBuilder B = tu_builder(f);
+  IrType t = ty("f32[1, 4]");
+  out(f, ir_typed(&B, OP_SUM_TO, tu_fill(&B, "f32[3, 4]", 0.1f), &t, 0, 0));
+  out(f, ir_typed(&B, OP_SUM_TO, tu_fill(&B, "f32[3, 4]", 0.25f), &t, 0, 0));
+  IrFunc *g = pass_optimize(&A, f);
+  cr_assert_eq(res(g, 0)->op, OP_SUM_TO);
+  cr_assert_eq(res(g, 1)->op, OP_CONST);
+  cr_assert_eq(res(g, 1)->attr.f[0], 0.75);
+}
+
+/* Ops marked OPF_IMPURE in ops.def are never merged nor folded. */
+Test(passes, impure_ops_are_never_merged_or_folded) {
+  int seen = 0;
+  for (int op = 0; op < OP_COUNT; op++) {
+    const IrOpInfo *info = &ir_op_info[op];
+    if (!(info->flags & OPF_IMPURE)) continue;
+    seen++;
+    IrFunc *f = ir_func_new(&A, "f", 1);
+    IrBuilder B = tu_builder(f);
+    IrNode n = {.op = (uint16_t)op, .nin = (uint8_t)info->arity, .attr.f = {0.5}, .name = "v"};
+    if (info->arity == 0) n.type = ty("f32[3]");
+    for (int k = 0; k < info->arity; k++) n.in[k] = tu_fill(&B, "f32[3]", 1);
+    out(f, ir_op(&B, n));
+    out(f, ir_op(&B, n));
+    IrFunc *g = pass_optimize(&A, f);
+    cr_assert_neq(g->outs[0].value, g->outs[1].value, "%s merged", info->name);
+    cr_assert_eq(res(g, 0)->op, op, "%s folded", info->name);
+  }
+  cr_assert_geq(seen, 5);
 }

@@ -7,7 +7,6 @@
 #include "irutil.h"
 
 #define ty tu_type
-#define E tu_emit
 
 
 static Arena A;
@@ -15,11 +14,6 @@ static void setup(void) { arena_init(&A, ra_alloc_default()); }
 static void teardown(void) { arena_free(&A); }
 TestSuite(plan, .init = setup, .fini = teardown);
 
-static int32_t u(IrFunc *f, IrOp op, int32_t a) { return E(f, (IrNode){.op = op, .nin = 1, .in = {a}}); }
-static int32_t b(IrFunc *f, IrOp op, int32_t a, int32_t c) { return E(f, (IrNode){.op = op, .nin = 2, .in = {a, c}}); }
-static int32_t rs(IrFunc *f, int32_t a, const char *t) {
-  return E(f, (IrNode){.op = OP_RESHAPE, .nin = 1, .in = {a}, .type = ty(t)});
-}
 
 static size_t al(size_t n) { return (n + 63) & ~(size_t)63; }
 
@@ -83,8 +77,9 @@ static size_t check_plan(const IrFunc *f, const MemPlan *p) {
 
 Test(plan, chain_reuses_memory) {
   IrFunc *f = ir_func_new(&A, "chain", 1);
-  int32_t v = E(f, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[1000]")});
-  for (int i = 0; i < 10; i++) v = u(f, i % 2 ? OP_TANH : OP_RELU, v);
+  IrBuilder B = tu_builder(f);
+  int32_t v = ir_op(&B, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[1000]")});
+  for (int i = 0; i < 10; i++) v = ir_unary(&B, i % 2 ? OP_TANH : OP_RELU, v);
   ir_add_output(f, "y", v, OUT_OUTPUT, 0);
   MemPlan *p = plan_memory(&A, f);
   cr_assert_not_null(p);
@@ -96,19 +91,20 @@ Test(plan, chain_reuses_memory) {
 
 Test(plan, views_extend_lifetimes) {
   IrFunc *f = ir_func_new(&A, "views", 1);
-  int32_t x = E(f, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[4, 6]")});
-  int32_t w = E(f, (IrNode){.op = OP_PARAM, .name = "w", .type = ty("f32[24]")});
-  int32_t a = u(f, OP_TANH, x);
-  int32_t r1 = rs(f, a, "f32[24]");
-  int32_t r2 = rs(f, r1, "f32[6, 4]");
-  int32_t wv = rs(f, w, "f32[4, 6]");
-  int32_t c = u(f, OP_RELU, x);
-  int32_t d = u(f, OP_SIGMOID, c);
-  int32_t e = b(f, OP_ADD, u(f, OP_NEG, r2), rs(f, d, "f32[6, 4]"));
-  int32_t g = b(f, OP_MUL, wv, x);
+  IrBuilder B = tu_builder(f);
+  int32_t x = ir_op(&B, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[4, 6]")});
+  int32_t w = ir_op(&B, (IrNode){.op = OP_PARAM, .name = "w", .type = ty("f32[24]")});
+  int32_t a = ir_unary(&B, OP_TANH, x);
+  int32_t r1 = tu_reshape(&B, a, "f32[24]");
+  int32_t r2 = tu_reshape(&B, r1, "f32[6, 4]");
+  int32_t wv = tu_reshape(&B, w, "f32[4, 6]");
+  int32_t c = ir_unary(&B, OP_RELU, x);
+  int32_t d = ir_unary(&B, OP_SIGMOID, c);
+  int32_t e = ir_binary(&B, OP_ADD, ir_unary(&B, OP_NEG, r2), tu_reshape(&B, d, "f32[6, 4]"));
+  int32_t g = ir_binary(&B, OP_MUL, wv, x);
   static const float data[5] = {1, 2, 3, 4, 5};
-  int32_t k1 = E(f, (IrNode){.op = OP_CONST, .data = data, .type = ty("f32[5]")});
-  int32_t k2 = E(f, (IrNode){.op = OP_CONST, .attr.f = {2}, .type = ty("f32[100]")});
+  int32_t k1 = ir_op(&B, (IrNode){.op = OP_CONST, .data = data, .type = ty("f32[5]")});
+  int32_t k2 = ir_op(&B, (IrNode){.op = OP_CONST, .attr.f = {2}, .type = ty("f32[100]")});
   ir_add_output(f, "e", e, OUT_OUTPUT, 0);
   ir_add_output(f, "g", g, OUT_OUTPUT, 1);
   ir_add_output(f, "k1", k1, OUT_OUTPUT, 2);
@@ -127,35 +123,36 @@ Test(plan, views_extend_lifetimes) {
 /* Builds the gradient of a small attention-like model. */
 static IrFunc *attention_step(bool opt) {
   IrFunc *f = ir_func_new(&A, "att.fwd", 3);
-  int32_t x = E(f, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[3, 5, 8]")});
-  int32_t y = E(f, (IrNode){.op = OP_INPUT, .name = "y", .attr.i = {1}, .type = ty("i32[3, 5]")});
+  IrBuilder B = tu_builder(f);
+  int32_t x = ir_op(&B, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[3, 5, 8]")});
+  int32_t y = ir_op(&B, (IrNode){.op = OP_INPUT, .name = "y", .attr.i = {1}, .type = ty("i32[3, 5]")});
   static ParamInfo ps[5];
   const char *names[5] = {"wq", "wk", "wv", "wo", "out"};
   int32_t w[5];
   for (int k = 0; k < 5; k++) {
     ps[k].path = names[k];
     ps[k].type = ty(k == 4 ? "f32[8, 4]" : "f32[8, 8]");
-    w[k] = E(f, (IrNode){.op = OP_PARAM, .name = names[k], .attr.i = {k}, .type = ps[k].type});
+    w[k] = ir_op(&B, (IrNode){.op = OP_PARAM, .name = names[k], .attr.i = {k}, .type = ps[k].type});
   }
   int32_t h[3];
   for (int k = 0; k < 3; k++) {
-    int32_t p = rs(f, b(f, OP_MATMUL, x, w[k]), "f32[3, 5, 2, 4]");
-    h[k] = E(f, (IrNode){.op = OP_TRANSPOSE, .nin = 1, .in = {p}, .attr.i = {0, 2, 1, 3}});
+    int32_t p = tu_reshape(&B, ir_binary(&B, OP_MATMUL, x, w[k]), "f32[3, 5, 2, 4]");
+    h[k] = ir_op(&B, (IrNode){.op = OP_TRANSPOSE, .nin = 1, .in = {p}, .attr.i = {0, 2, 1, 3}});
   }
-  int32_t s = E(f, (IrNode){.op = OP_MATMUL, .nin = 2, .in = {h[0], h[1]}, .attr.i = {0, 1}});
-  s = E(f, (IrNode){.op = OP_CAUSAL_MASK, .nin = 1, .in = {s}, .attr.f = {-INFINITY}});
-  s = u(f, OP_SOFTMAX, s);
-  int32_t a = b(f, OP_MATMUL, s, h[2]);
-  a = E(f, (IrNode){.op = OP_TRANSPOSE, .nin = 1, .in = {a}, .attr.i = {0, 2, 1, 3}});
-  a = rs(f, a, "f32[3, 5, 8]");
-  int32_t o = u(f, OP_GELU, b(f, OP_ADD, x, b(f, OP_MATMUL, a, w[3])));
-  int32_t lg = b(f, OP_MATMUL, o, w[4]);
-  ir_add_output(f, "loss", b(f, OP_CROSS_ENTROPY, lg, y), OUT_LOSS, 0);
+  int32_t s = ir_op(&B, (IrNode){.op = OP_MATMUL, .nin = 2, .in = {h[0], h[1]}, .attr.i = {0, 1}});
+  s = ir_op(&B, (IrNode){.op = OP_CAUSAL_MASK, .nin = 1, .in = {s}, .attr.f = {-INFINITY}});
+  s = ir_unary(&B, OP_SOFTMAX, s);
+  int32_t a = ir_binary(&B, OP_MATMUL, s, h[2]);
+  a = ir_op(&B, (IrNode){.op = OP_TRANSPOSE, .nin = 1, .in = {a}, .attr.i = {0, 2, 1, 3}});
+  a = tu_reshape(&B, a, "f32[3, 5, 8]");
+  int32_t o = ir_unary(&B, OP_GELU, ir_binary(&B, OP_ADD, x, ir_binary(&B, OP_MATMUL, a, w[3])));
+  int32_t lg = ir_binary(&B, OP_MATMUL, o, w[4]);
+  ir_add_output(f, "loss", ir_binary(&B, OP_CROSS_ENTROPY, lg, y), OUT_LOSS, 0);
   ir_add_output(f, "logits", lg, OUT_PRED, 0);
   Model m = {.name = "att", .fwd = f, .params = ps, .nparams = 5};
   DiagList dl;
   diag_init(&dl, &A, NULL);
-  IrFunc *g = autodiff(&A, &m, &dl);
+  IrFunc *g = autodiff(&A, &m, NULL, 0, &dl);
   cr_assert_not_null(g);
   return opt ? pass_optimize(&A, g) : g;
 }
@@ -175,16 +172,17 @@ Test(plan, random_functions) {
   uint64_t s = 12345;
   for (int round = 0; round < 30; round++) {
     IrFunc *f = ir_func_new(&A, "rnd", 1);
+    IrBuilder B = tu_builder(f);
     const char *types[3] = {"f32[7]", "f32[100]", "f32[33]"};
     int32_t base[3];
-    for (int k = 0; k < 3; k++) base[k] = E(f, (IrNode){.op = OP_INPUT, .name = "x", .type = ty(types[k])});
+    for (int k = 0; k < 3; k++) base[k] = ir_op(&B, (IrNode){.op = OP_INPUT, .name = "x", .type = ty(types[k])});
     int32_t last[3] = {base[0], base[1], base[2]};
     for (int i = 0; i < 60; i++) {
       s = s * 6364136223846793005ull + 1442695040888963407ull;
       int k = (int)((s >> 33) % 3), pick = (int)((s >> 40) % 4);
       int32_t other = pick == 0 ? base[k] : last[k];
-      if (pick == 3) last[k] = rs(f, last[k], types[k]);
-      else last[k] = b(f, OP_ADD, last[k], other);
+      if (pick == 3) last[k] = tu_reshape(&B, last[k], types[k]);
+      else last[k] = ir_binary(&B, OP_ADD, last[k], other);
       if ((s >> 50) % 7 == 0) ir_add_output(f, "o", last[k], OUT_OUTPUT, f->nout);
     }
     ir_add_output(f, "end", last[0], OUT_OUTPUT, f->nout);
@@ -194,14 +192,15 @@ Test(plan, random_functions) {
 
 Test(plan, print) {
   IrFunc *f = ir_func_new(&A, "p", 1);
-  int32_t x = E(f, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[16]")});
-  int32_t c = E(f, (IrNode){.op = OP_CONST, .attr.f = {1}, .type = ty("f32[16]")});
-  int32_t a = b(f, OP_ADD, x, c);
-  int32_t r = rs(f, a, "f32[4, 4]");
-  int32_t t = u(f, OP_TANH, r);
+  IrBuilder B = tu_builder(f);
+  int32_t x = ir_op(&B, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[16]")});
+  int32_t c = ir_op(&B, (IrNode){.op = OP_CONST, .attr.f = {1}, .type = ty("f32[16]")});
+  int32_t a = ir_binary(&B, OP_ADD, x, c);
+  int32_t r = tu_reshape(&B, a, "f32[4, 4]");
+  int32_t t = ir_unary(&B, OP_TANH, r);
   ir_add_output(f, "t", t, OUT_OUTPUT, 0);
   MemPlan *p = plan_memory(&A, f);
-  char *text = ir_plan_print(&A, f, p);
+  char *text = plan_print(&A, f, p);
   cr_assert_not_null(text);
   tu_golden("tests/golden/ir/plan_small.txt", text);
   cr_assert_not_null(strstr(text, "peak 128 bytes (0.00 MiB), naive 128 bytes"));

@@ -16,11 +16,12 @@
 #include "../../runtime/exec/kernels.h"
 #include "../../runtime/exec/pool.h"
 
-#define MAXV 16
+#define MAXV 64  /* values of the benchmark function */
 
 typedef struct B {
   Arena ar;
   IrFunc *f;
+  IrBuilder ib;  /* nodes through the shape rules; a misfit ends the run */
   void *buf[MAXV];
 } B;
 
@@ -30,29 +31,16 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static IrType mk_type(int rank, const int64_t *d) {
-  IrType t;
-  memset(&t, 0, sizeof t);
-  t.dtype = IR_F32;
-  t.rank = (uint8_t)rank;
-  for (int i = 0; i < rank; i++) t.dim[i] = d[i];
-  return t;
-}
-
-static int64_t numel(const IrType *t) {
-  int64_t m = 1;
-  for (int i = 0; i < t->rank; i++) m *= t->dim[i];
-  return m;
+static void misfit(void *ud, Span at, const char *msg) {
+  fprintf(stderr, "bench_kernels: %s\n", msg);
+  exit(1);
 }
 
 static int32_t leaf(B *b, int rank, const int64_t *d) {
-  IrNode n;
-  memset(&n, 0, sizeof n);
-  n.op = OP_PARAM;
-  n.type = mk_type(rank, d);
-  n.span = SPAN_NONE;
-  int32_t id = ir_append(b->f, &n);
-  int64_t m = numel(&n.type);
+  IrNode n = {.op = OP_PARAM, .type = ir_type_make(IR_F32, rank, d, false)};
+  int32_t id = ir_op(&b->ib, n);
+  if (id >= MAXV) misfit(NULL, SPAN_NONE, "more values than MAXV");
+  int64_t m = ir_numel(&n.type);
   float *x = malloc((size_t)m * 4);
   uint64_t s = 88172645463325252ull + (uint64_t)id;
   for (int64_t i = 0; i < m; i++) {
@@ -63,17 +51,14 @@ static int32_t leaf(B *b, int rank, const int64_t *d) {
   return id;
 }
 
-static int32_t node(B *b, IrNode n) {
-  char err[256];
-  n.span = SPAN_NONE;
-  int32_t id = ir_emit(b->f, &n, err, sizeof err);
-  if (id < 0) {
-    fprintf(stderr, "emit %s: %s\n", ir_op_info[n.op].name, err);
-    exit(1);
-  }
-  b->buf[id] = calloc((size_t)numel(&b->f->nodes[id].type), 4);
+/* Node id (from the builder b->ib) with an output buffer. */
+static int32_t buffered(B *b, int32_t id) {
+  if (id >= MAXV) misfit(NULL, SPAN_NONE, "more values than MAXV");
+  b->buf[id] = calloc((size_t)ir_numel(&b->f->nodes[id].type), 4);
   return id;
 }
+
+static int32_t node(B *b, IrNode n) { return buffered(b, ir_op(&b->ib, n)); }
 
 /* Median seconds of one call over enough repetitions. */
 static double time_node(B *b, int32_t v, Pool *pool) {
@@ -120,10 +105,7 @@ static void report(const char *name, double sec, double flops) {
 #define D(...) ((const int64_t[]){__VA_ARGS__})
 
 static int32_t matmul(B *b, int32_t x, int32_t y, int ta, int tb) {
-  IrNode n = {.op = OP_MATMUL, .nin = 2, .in = {x, y}};
-  n.attr.i[0] = ta;
-  n.attr.i[1] = tb;
-  return node(b, n);
+  return buffered(b, ir_matmul(&b->ib, x, y, ta, tb));
 }
 
 int main(int argc, char **argv) {
@@ -140,6 +122,8 @@ int main(int argc, char **argv) {
     memset(&b, 0, sizeof b);
     arena_init(&b.ar, ra_alloc_default());
     b.f = ir_func_new(&b.ar, "bench", Bn);
+    b.ib = ir_builder(b.f, SPAN_NONE);
+    b.ib.report = misfit;
     /* projections (one GEMM over B*T rows) and their backward forms */
     int32_t x = leaf(&b, 3, D(Bn, T, d)), w = leaf(&b, 2, D(d, d));
     int32_t w1 = leaf(&b, 2, D(d, F)), w2 = leaf(&b, 2, D(F, d));
@@ -177,7 +161,7 @@ int main(int argc, char **argv) {
     int32_t bias = leaf(&b, 1, D(F));
     report("add bias [B,T,512]+[512]", time_node(&b, node(&b, (IrNode){.op = OP_ADD, .nin = 2, .in = {h, bias}}), th), 0);
     IrNode st = {.op = OP_SUM_TO, .nin = 1, .in = {h}};
-    st.type = mk_type(1, D(F));
+    st.type = ir_type_make(IR_F32, 1, D(F), false);
     report("sum_to [B,T,512]->[512]", time_node(&b, node(&b, st), th), 0);
     int32_t x4 = leaf(&b, 4, D(Bn, T, H, hd));
     IrNode tp = {.op = OP_TRANSPOSE, .nin = 1, .in = {x4}};

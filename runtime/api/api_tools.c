@@ -76,7 +76,7 @@ int ra_dump(ra_ctx *ctx, const char *model_name, const char *what, const char **
   }
   IrFunc *f = m->fwd;
   if (grad || plan) {
-    f = autodiff_externs(ctx->prog->arena, m, ctx->prog->externs, ctx->prog->nexterns, &ctx->diags);
+    f = autodiff(ctx->prog->arena, m, ctx->prog->externs, ctx->prog->nexterns, &ctx->diags);
     if (!f) return api_compile_fail(ctx, name);
   }
   if (opt || plan) f = pass_optimize(ctx->prog->arena, f);

@@ -66,8 +66,6 @@ void k_bcast_plan(KBcast *p, const IrType *out, const IrType *a, const IrType *b
 
 /* ---- binary arithmetic ----------------------------------------------------- */
 
-enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV };
-
 #define BIN_TILE 4096
 
 #define BIN_LOOP(EXPR)                                                         \
@@ -98,10 +96,14 @@ enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV };
 static void bin_tile(int op, float *po, const float *pa, const float *pb, int64_t ia,
                      int64_t ib, int64_t len) {
   switch (op) {
-  case BIN_ADD: BIN_LOOP(x + y); break;
-  case BIN_SUB: BIN_LOOP(x - y); break;
-  case BIN_MUL: BIN_LOOP(x * y); break;
-  default: BIN_LOOP(x / y); break;
+#define BIN_CASE(U, l, EXPR) \
+  case OP_##U:               \
+    BIN_LOOP(EXPR);          \
+    break;
+    OPMATH_BINARY(BIN_CASE)
+#undef BIN_CASE
+  default:
+    break;
   }
 }
 
@@ -150,18 +152,11 @@ static int k_binary(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
   return 0;
 }
 
-int k_add(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
-  return k_binary(kc, f, n, out, in, BIN_ADD);
-}
-int k_sub(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
-  return k_binary(kc, f, n, out, in, BIN_SUB);
-}
-int k_mul(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
-  return k_binary(kc, f, n, out, in, BIN_MUL);
-}
-int k_div(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
-  return k_binary(kc, f, n, out, in, BIN_DIV);
-}
+#define BIN_KERNEL(U, l, EXPR)                                                                \
+  int k_##l(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) { \
+    return k_binary(kc, f, n, out, in, OP_##U);                                            \
+  }
+OPMATH_BINARY(BIN_KERNEL)
 
 /* ---- unary maps ---------------------------------------------------------- */
 
@@ -215,13 +210,8 @@ static void run_span(KernelCtx *kc, SpanFn fn, float *y, const float *x, const f
     return 0;                                                                          \
   }
 
-UNARY_KERNEL(neg, 1, -x)
-UNARY_KERNEL(scale, 1, x * s)
-UNARY_KERNEL(square, 1, x * x)
-UNARY_KERNEL(relu, 1, x > 0 ? x : 0.0f)
-UNARY_KERNEL(gelu, 16, km_gelu(x))
-UNARY_KERNEL(tanh, 12, km_tanh(x))
-UNARY_KERNEL(sigmoid, 12, km_sigmoid(x))
+#define UNARY_ROW(U, lname, COST, EXPR) UNARY_KERNEL(lname, COST, EXPR)
+OPMATH_UNARY(UNARY_ROW)
 
 /* (a, dy) -> dy * g(a), a flat loop over same-shape operands. */
 #define GRAD_KERNEL(lname, COST, EXPR)                                                  \
@@ -243,10 +233,8 @@ UNARY_KERNEL(sigmoid, 12, km_sigmoid(x))
     return 0;                                                                          \
   }
 
-GRAD_KERNEL(relu_grad, 1, a > 0 ? dy : 0.0f)
-GRAD_KERNEL(gelu_grad, 20, dy * km_gelu_d(a))
-GRAD_KERNEL(tanh_grad, 2, dy * (1.0f - a * a))
-GRAD_KERNEL(sigmoid_grad, 2, dy * a * (1.0f - a))
+#define GRAD_ROW(U, lname, COST, EXPR) GRAD_KERNEL(lname, COST, EXPR)
+OPMATH_GRAD(GRAD_ROW)
 
 /* ---- dropout ---------------------------------------------------------------
  * Element i keeps with probability 1 - p: word i % 4 of the Philox block

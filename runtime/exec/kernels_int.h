@@ -106,11 +106,9 @@ typedef struct KBcast {
  * a one-operand map (sum_to uses it with the roles of out and a swapped). */
 void k_bcast_plan(KBcast *p, const IrType *out, const IrType *a, const IrType *b);
 
-/* ---- fast vectorisable math ------------------------------------------------
- * expf/erff from libm are not vectorised without -ffast-math; these are, and
- * are accurate to a few ulp over the range that matters.  They are written
- * without branches (every value computed, then selected) so that loops over
- * them vectorise. */
+/* ---- vectorised loops --------------------------------------------------------
+ * The scalar math of the elementwise ops (km_exp, km_gelu, ...) lives in
+ * compiler/opmath.h, shared with constant folding; it is included below. */
 
 /* Hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64, picked
  * at load time (GCC function multi-versioning; not under the sanitizers,
@@ -128,6 +126,9 @@ void k_bcast_plan(KBcast *p, const IrType *out, const IrType *a, const IrType *b
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
 #endif
+
+/* after the pragma: the scalar math inlined into the kernels gets it too */
+#include "../../compiler/opmath.h"
 
 /* Sum and maximum of a short row with 16 interleaved partials combined
  * pairwise: these vectorise (a plain float reduction does not, and an
@@ -177,62 +178,6 @@ static inline float k_row_max(const float *x, int64_t n) {
   for (int w = 8; w > 0; w /= 2)
     for (int l = 0; l < w; l++) acc[l] = acc[l + w] > acc[l] ? acc[l + w] : acc[l];
   return acc[0];
-}
-
-/* e^x: Cody-Waite reduction by ln 2 and a degree-7 Taylor polynomial on
- * [-ln2/2, ln2/2] (about 1 ulp).  x below -87.3 gives 0 (so -inf masks vanish
- * exactly); x above 88.3 is clamped. */
-static inline float km_exp(float x) {
-  float xc = x < -87.3f ? -87.3f : x;
-  xc = xc > 88.3f ? 88.3f : xc;
-  float r = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  /* round */
-  float f = xc - r * 0.693145751953125f;
-  f = f - r * 1.428606765330187045e-06f;
-  float p = 1.0f + f * (1.0f + f * (0.5f + f * (0.16666667f + f * (0.041666668f +
-                f * (0.008333334f + f * (0.0013888889f + f * 0.0001984127f))))));
-  union { int32_t i; float f; } u = {.i = ((int32_t)r + 127) << 23};
-  float v = p * u.f;
-  return x < -87.3f ? 0.0f : v;
-}
-
-/* The standard normal cdf Phi(x) = erfc(-x / sqrt 2) / 2, with the
- * Chebyshev-fitted erfc of Numerical Recipes (relative error < 1.2e-7):
- * accurate in both tails (no 1 + erf cancellation). */
-static inline float km_cdf(float x) {
-  float z = fabsf(x) * 0.70710678118654752f;
-  float t = 1.0f / (1.0f + 0.5f * z);
-  float poly = -z * z - 1.26551223f +
-               t * (1.00002368f + t * (0.37409196f + t * (0.09678418f + t * (-0.18628806f +
-               t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
-               t * (-0.82215223f + t * 0.17087277f))))))));
-  float half_erfc = 0.5f * t * km_exp(poly);
-  float up = 1.0f - half_erfc;
-  return x >= 0 ? up : half_erfc;
-}
-
-static inline float km_gelu(float x) { return x * km_cdf(x); }
-
-static inline float km_gelu_d(float x) {
-  float pdf = 0.39894228040143268f * km_exp(-0.5f * x * x);
-  return km_cdf(x) + x * pdf;
-}
-
-static inline float km_sigmoid(float x) {
-  float e = km_exp(-fabsf(x));
-  float d = 1.0f / (1.0f + e);
-  float ed = e * d;
-  return x >= 0 ? d : ed;
-}
-
-/* tanh: Taylor to x^13 below 0.4, else (1 - e^-2z) / (1 + e^-2z). */
-static inline float km_tanh(float x) {
-  float z = fabsf(x);
-  float x2 = x * x;
-  float small = x * (1.0f + x2 * (-0.33333333f + x2 * (0.13333333f + x2 * (-0.053968254f +
-                x2 * (0.021869488f + x2 * (-0.0088632355f + x2 * 0.0035921280f))))));
-  float e = km_exp(-2.0f * z);
-  float big = copysignf((1.0f - e) / (1.0f + e), x);
-  return z < 0.4f ? small : big;
 }
 
 #endif

@@ -134,7 +134,7 @@ static int bound_make(Bound *b, RaAlloc alloc, Program *p, const AstItem *item, 
     return fail(err, errlen, RA_ESPEC, "model '%s' changed its parameters", item->name);
   IrFunc *f = b->m->fwd;
   if (with_grad) {
-    f = autodiff_externs(p->arena, b->m, p->externs, p->nexterns, p->diags);
+    f = autodiff(p->arena, b->m, p->externs, p->nexterns, p->diags);
     if (!f) return fail(err, errlen, RA_ESPEC, "model '%s' cannot be differentiated", item->name);
   }
   b->f = pass_optimize(p->arena, f);

@@ -23,7 +23,7 @@ static void fuzz_one(const uint8_t *data, size_t size) {
       for (int i = 0; i < p->nmodels; i++) {
         Model *m = lower_model(p, p->models[i], 2);
         if (m && ir_find_output(m->fwd, OUT_LOSS, -1)) {
-          IrFunc *g = autodiff(&a, m, &d);
+          IrFunc *g = autodiff(&a, m, p->externs, p->nexterns, &d);
           if (g) {
             IrFunc *o = pass_optimize(&a, g);
             if (o) (void)plan_memory(&a, o);

@@ -1,0 +1,117 @@
+/* opmath.h - the scalar math of the elementwise ops, in one place.
+ *
+ * The kernels (runtime/kernels_ew.c) run these expressions over tensors and
+ * constant folding (passes.c) runs them on constants, so a folded value has
+ * the bits the kernel would give at run time (both are compiled as ISO C11,
+ * where GCC contracts no a*b+c into an FMA, and neither uses -ffast-math:
+ * the same operations in the same order round the same way, vectorised or
+ * not).  libm is not used: expf/erff are not vectorised without
+ * -ffast-math, and their bits vary between libm builds.
+ *
+ * The functions are accurate to a few ulp over the range that matters and
+ * are written without branches (every value computed, then selected) so
+ * that loops over them vectorise.
+ *
+ * The X-macros list the elementwise ops by their ops.def names:
+ *   OPMATH_BINARY(X)  X(UPPER, lower, expression of x, y)
+ *   OPMATH_UNARY(X)   X(UPPER, lower, cost, expression of x; s = (float)f[0])
+ *   OPMATH_GRAD(X)    X(UPPER, lower, cost, expression of a, dy)
+ * (cost: the kernels' relative work per element).  An elementwise op added
+ * to ops.def with its expression here gets its kernel and its folding.
+ */
+#ifndef RA_OPMATH_H
+#define RA_OPMATH_H
+
+#include <math.h>
+#include <stdint.h>
+
+/* e^x: Cody-Waite reduction by ln 2 and a degree-7 Taylor polynomial on
+ * [-ln2/2, ln2/2] (about 1 ulp).  x below -87.3 gives 0 (so -inf masks vanish
+ * exactly); x above 88.3 is clamped. */
+static inline float km_exp(float x) {
+  float xc = x < -87.3f ? -87.3f : x;
+  xc = xc > 88.3f ? 88.3f : xc;
+  float r = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  /* round */
+  float f = xc - r * 0.693145751953125f;
+  f = f - r * 1.428606765330187045e-06f;
+  float p = 1.0f + f * (1.0f + f * (0.5f + f * (0.16666667f + f * (0.041666668f +
+                f * (0.008333334f + f * (0.0013888889f + f * 0.0001984127f))))));
+  union { int32_t i; float f; } u = {.i = ((int32_t)r + 127) << 23};
+  float v = p * u.f;
+  return x < -87.3f ? 0.0f : v;
+}
+
+/* The standard normal cdf Phi(x) = erfc(-x / sqrt 2) / 2, with the
+ * Chebyshev-fitted erfc of Numerical Recipes (relative error < 1.2e-7):
+ * accurate in both tails (no 1 + erf cancellation). */
+static inline float km_cdf(float x) {
+  float z = fabsf(x) * 0.70710678118654752f;
+  float t = 1.0f / (1.0f + 0.5f * z);
+  float poly = -z * z - 1.26551223f +
+               t * (1.00002368f + t * (0.37409196f + t * (0.09678418f + t * (-0.18628806f +
+               t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
+               t * (-0.82215223f + t * 0.17087277f))))))));
+  float half_erfc = 0.5f * t * km_exp(poly);
+  float up = 1.0f - half_erfc;
+  return x >= 0 ? up : half_erfc;
+}
+
+static inline float km_gelu(float x) { return x * km_cdf(x); }
+
+static inline float km_gelu_d(float x) {
+  float pdf = 0.39894228040143268f * km_exp(-0.5f * x * x);
+  return km_cdf(x) + x * pdf;
+}
+
+static inline float km_sigmoid(float x) {
+  float e = km_exp(-fabsf(x));
+  float d = 1.0f / (1.0f + e);
+  float ed = e * d;
+  return x >= 0 ? d : ed;
+}
+
+static inline float km_silu(float x) { return x * km_sigmoid(x); }
+
+/* silu'(x) = s + x s (1 - s), s = sigmoid(x) */
+static inline float km_silu_d(float x) {
+  float s = km_sigmoid(x);
+  return s * (1.0f + x * (1.0f - s));
+}
+
+/* tanh: Taylor to x^13 below 0.4, else (1 - e^-2z) / (1 + e^-2z). */
+static inline float km_tanh(float x) {
+  float z = fabsf(x);
+  float x2 = x * x;
+  float small = x * (1.0f + x2 * (-0.33333333f + x2 * (0.13333333f + x2 * (-0.053968254f +
+                x2 * (0.021869488f + x2 * (-0.0088632355f + x2 * 0.0035921280f))))));
+  float e = km_exp(-2.0f * z);
+  float big = copysignf((1.0f - e) / (1.0f + e), x);
+  return z < 0.4f ? small : big;
+}
+
+
+#define OPMATH_BINARY(X) \
+  X(ADD, add, x + y)     \
+  X(SUB, sub, x - y)     \
+  X(MUL, mul, x * y)     \
+  X(DIV, div, x / y)
+
+#define OPMATH_UNARY(X)                   \
+  X(NEG, neg, 1, -x)                      \
+  X(SCALE, scale, 1, x * s)               \
+  X(SQUARE, square, 1, x * x)             \
+  X(RELU, relu, 1, x > 0 ? x : 0.0f)      \
+  X(GELU, gelu, 16, km_gelu(x))           \
+  X(TANH, tanh, 12, km_tanh(x))           \
+  X(SIGMOID, sigmoid, 12, km_sigmoid(x))  \
+  X(SILU, silu, 13, km_silu(x))
+
+/* (a, dy) -> dy * op'(a): a is x (relu, gelu, silu) or y (tanh, sigmoid) */
+#define OPMATH_GRAD(X)                                 \
+  X(RELU_GRAD, relu_grad, 1, a > 0 ? dy : 0.0f)        \
+  X(GELU_GRAD, gelu_grad, 20, dy * km_gelu_d(a))       \
+  X(TANH_GRAD, tanh_grad, 2, dy * (1.0f - a * a))      \
+  X(SIGMOID_GRAD, sigmoid_grad, 2, dy * a * (1.0f - a)) \
+  X(SILU_GRAD, silu_grad, 14, dy * km_silu_d(a))
+
+#endif

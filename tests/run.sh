@@ -26,7 +26,7 @@ for t in "$B"/tests/test_*; do
   pass=$((pass + p)); fail=$((fail + f + c))
   if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] || [ "$c" -ne 0 ]; then
     failed+=("$(basename "$t")")
-    printf '%s\n' "$out" | grep -vE '^\[----\]' | tail -40
+    printf '%s\n' "$out" | grep -vE '^\[----\] *$' | tail -60
   fi
   printf '%-28s %s\n' "$(basename "$t")" "${line:-no synthesis (exit $rc)}"
 done

@@ -252,10 +252,12 @@ static int set_eval(const Setting *s, TrainDecl *t, const char *value, char *msg
   for (int i = 0; nw >= 1 && nw <= 4 && i < NSPLITS; i++)
     if (tok_is(w[0], setting_splits[i])) sp = i;
   if (sp < 0) {
+    const char *words[NSPLITS + 1];
     char list[128];
-    return fail(msg, n, "'%s' expects %s or off (then 'every epoch' or 'every N steps'), "
-                        "found '%s'", s->key, word_list(s->words, s->nwords, list, sizeof list),
-                value);
+    memcpy(words, s->words, sizeof(char *) * NSPLITS);
+    words[NSPLITS] = "off";
+    return fail(msg, n, "'%s' expects %s (then 'every epoch' or 'every N steps'), found '%s'",
+                s->key, word_list(words, NSPLITS + 1, list, sizeof list), value);
   }
   int64_t every = 0;
   if (nw >= 2) {

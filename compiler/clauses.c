@@ -288,12 +288,11 @@ static int arg_choice(Cur *k, const char *clause, Span at, const char *const *ch
       cerr(k, at, "missing value after '%s' (expected %s)", clause, list);
       return -1;
     }
-    const char *s = diag_suggest(w->ident, choices, n);
-    if (s)
-      cerr(k, w->span, "'%s' expects %s, found '%s'; did you mean '%s'?", clause, list,
-           w->ident, s);
-    else
-      cerr(k, w->span, "'%s' expects %s, found '%s'", clause, list, w->ident);
+    /* worded as for --set (settings.c) */
+    size_t len = strlen(w->ident), cap = len + 2 * strlen(list) + strlen(clause) + 64;
+    char *msg = arena_alloc(k->p->arena, cap);
+    if (msg) words_parse(clause, choices, n, w->ident, (int)len, msg, cap);
+    cerr(k, w->span, "%s", msg ? msg : "unknown word");
     k->i++;
     return -1;
   }

@@ -189,7 +189,7 @@ int setting_parse_num(const Setting *s, const char *text, double *out, char *msg
   return 0;
 }
 
-static int parse_word_in(const char *key, const char *const *w, int nw, const char *text,
+int words_parse(const char *key, const char *const *w, int nw, const char *text,
                          int len, char *msg, size_t n) {
   for (int i = 0; i < nw; i++)
     if ((int)strlen(w[i]) == len && strncmp(w[i], text, (size_t)len) == 0) return i;
@@ -209,7 +209,7 @@ static int parse_word_in(const char *key, const char *const *w, int nw, const ch
 
 int setting_parse_word(const Setting *s, const char *text, char *msg, size_t n) {
   if (!text) text = "";
-  return parse_word_in(s->key, s->words, s->nwords, text, (int)strlen(text), msg, n);
+  return words_parse(s->key, s->words, s->nwords, text, (int)strlen(text), msg, n);
 }
 
 /* ---- --set KEY=VALUE ---- */
@@ -299,7 +299,7 @@ static int set_metrics(const Setting *s, TrainDecl *t, const char *value, char *
     p += strspn(p, ", \t");
     if (!*p) break;
     int len = (int)strcspn(p, ", \t");
-    int m = parse_word_in(s->key, s->words, s->nwords, p, len, msg, n);
+    int m = words_parse(s->key, s->words, s->nwords, p, len, msg, n);
     if (m < 0) return -1;
     mask |= 1u << m;
     p += len;
@@ -327,7 +327,7 @@ static int set_special(const Setting *s, TrainDecl *t, const char *value, char *
     return 0;
   case SET_schedule:
     /* with --set the warmup length is its own setting */
-    w = parse_word_in(s->key, setting_schedule_after, NSCHEDULE_AFTER, value, (int)strlen(value),
+    w = words_parse(s->key, setting_schedule_after, NSCHEDULE_AFTER, value, (int)strlen(value),
                       msg, n);
     if (w < 0) return -1;
     t->sched = w == 1 ? SCHED_WARMUP_LINEAR : w == 2 ? SCHED_WARMUP_COSINE

@@ -92,6 +92,11 @@ int setting_check_optimizer(const Setting *s, OptKind k, char *msg, size_t n);
  * 'fast'", "lr must be greater than 0, found -1"; 0 or -1 with msg. */
 int setting_parse_int(const Setting *s, const char *text, int64_t *out, char *msg, size_t n);
 int setting_parse_num(const Setting *s, const char *text, double *out, char *msg, size_t n);
+/* text[0..len) as one of the words w: its index, or -1 with "'KEY' expects
+ * a, b or c, found 'x'" (and "did you mean" when one is close) in msg: the
+ * one wording of a wrong word, a spec's clauses' too. */
+int words_parse(const char *key, const char *const *w, int nw, const char *text, int len,
+                char *msg, size_t n);
 /* One of s's words (a word choice); its index, or -1 with "'repulsion'
  * expects none, svgd or spos, found 'magic'" (with "did you mean"). */
 int setting_parse_word(const Setting *s, const char *text, char *msg, size_t n);

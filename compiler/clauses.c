@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "clauses.h"
+#include "settings.h"
 
 /* ---- the cursor ---- */
 
@@ -218,36 +219,36 @@ static int arg_value(Cur *k, const char *clause, Span at, bool want_int, int64_t
   return rc;
 }
 
-static int arg_int(Cur *k, const char *clause, Span at, int64_t min, int64_t *out) {
+/* A range error at where, worded by settings.c. */
+static int range_error(Cur *k, Span where, const char *msg) {
+  cerr(k, where, "%s", msg);
+  return -1;
+}
+
+static int arg_int_lim(Cur *k, const char *clause, Span at, const Limits *lim, int64_t *out) {
   int64_t v;
   Span where;
+  char msg[256];
   if (arg_value(k, clause, at, true, &v, NULL, &where)) return -1;
-  if (v < min) {
-    cerr(k, where, "%s must be at least %lld, found %lld", clause, (long long)min, (long long)v);
-    return -1;
-  }
+  if (limits_check_int(clause, lim, v, msg, sizeof msg)) return range_error(k, where, msg);
   *out = v;
   return 0;
 }
 
-enum { RANGE_ANY, RANGE_POS, RANGE_NONNEG, RANGE_UNIT_OPEN, RANGE_UNIT };
+static int arg_int(Cur *k, const char *clause, Span at, int64_t min, int64_t *out) {
+  Limits lim = {LIM_MIN, (double)min, 0};
+  return arg_int_lim(k, clause, at, &lim, out);
+}
 
-static int arg_num(Cur *k, const char *clause, Span at, int range, double *out) {
+static const Limits L_POS = {LIM_GT, 0, 0}, L_NONNEG = {LIM_MIN, 0, 0},
+                    L_UNIT_OPEN = {LIM_HALF_OPEN, 0, 1}, L_UNIT = {LIM_CLOSED, 0, 1};
+
+static int arg_num(Cur *k, const char *clause, Span at, const Limits *lim, double *out) {
   double v;
   Span where;
+  char msg[256];
   if (arg_value(k, clause, at, false, NULL, &v, &where)) return -1;
-  const char *msg = NULL;
-  switch (range) {
-  case RANGE_POS: if (!(v > 0)) msg = "must be greater than 0"; break;
-  case RANGE_NONNEG: if (!(v >= 0)) msg = "must be at least 0"; break;
-  case RANGE_UNIT_OPEN: if (!(v >= 0 && v < 1)) msg = "must be in [0, 1)"; break;
-  case RANGE_UNIT: if (!(v >= 0 && v <= 1)) msg = "must be in [0, 1]"; break;
-  default: break;
-  }
-  if (msg) {
-    cerr(k, where, "%s %s, found %g", clause, msg, v);
-    return -1;
-  }
+  if (limits_check_num(clause, lim, v, msg, sizeof msg)) return range_error(k, where, msg);
   *out = v;
   return 0;
 }
@@ -287,12 +288,11 @@ static int arg_choice(Cur *k, const char *clause, Span at, const char *const *ch
       cerr(k, at, "missing value after '%s' (expected %s)", clause, list);
       return -1;
     }
-    const char *s = diag_suggest(w->ident, choices, n);
-    if (s)
-      cerr(k, w->span, "'%s' expects %s, found '%s'; did you mean '%s'?", clause, list,
-           w->ident, s);
-    else
-      cerr(k, w->span, "'%s' expects %s, found '%s'", clause, list, w->ident);
+    /* worded as for --set (settings.c) */
+    size_t len = strlen(w->ident), cap = len + 2 * strlen(list) + strlen(clause) + 64;
+    char *msg = arena_alloc(k->p->arena, cap);
+    if (msg) words_parse(clause, choices, n, w->ident, (int)len, msg, cap);
+    cerr(k, w->span, "%s", msg ? msg : "unknown word");
     k->i++;
     return -1;
   }
@@ -338,7 +338,6 @@ void repulsion_defaults(Repulsion *r) {
   r->span = SPAN_NONE;
 }
 
-static const char *const REP_KINDS[] = {"none", "svgd", "spos"};
 enum { RC_ALPHA, RC_STEPSIZE, RC_BETA, RC_EVERY, RC_BANDWIDTH, RC_KERNEL, RC_GROUP, RC_PARTICLES };
 static const char *const REP_CLAUSES[] = {"alpha",     "stepsize", "beta",  "every",
                                           "bandwidth", "kernel",   "group", "particles"};
@@ -375,10 +374,10 @@ static int read_repulsion_block(Program *p, const AstClauses *c, bool attnpool,
     once(&k, idx, at);
     int rc = 0, ch;
     switch (idx) {
-    case RC_ALPHA: rc = arg_num(&k, "alpha", at, RANGE_NONNEG, &r->alpha); break;
-    case RC_STEPSIZE: rc = arg_num(&k, "stepsize", at, RANGE_POS, &r->stepsize); break;
+    case RC_ALPHA: rc = arg_num(&k, "alpha", at, &L_NONNEG, &r->alpha); break;
+    case RC_STEPSIZE: rc = arg_num(&k, "stepsize", at, &L_POS, &r->stepsize); break;
     case RC_BETA:
-      rc = arg_num(&k, "beta", at, RANGE_NONNEG, &r->beta);
+      rc = arg_num(&k, "beta", at, &L_NONNEG, &r->beta);
       beta_at = at;
       break;
     case RC_EVERY: rc = arg_int(&k, "every", at, 1, &r->every); break;
@@ -393,7 +392,7 @@ static int read_repulsion_block(Program *p, const AstClauses *c, bool attnpool,
         rc = missing(&k, "bandwidth", at, "median or a number");
         break;
       }
-      rc = arg_num(&k, "bandwidth", at, RANGE_POS, &r->bandwidth);
+      rc = arg_num(&k, "bandwidth", at, &L_POS, &r->bandwidth);
       if (!rc) r->bw_median = false;
       break;
     }
@@ -432,7 +431,7 @@ static int read_repulsion_block(Program *p, const AstClauses *c, bool attnpool,
 /* `repulsion KIND [{ ... }]` after the clause name at `at`. */
 static int read_repulsion(Cur *k, Span at, bool attnpool, Repulsion *r) {
   int kind;
-  if (arg_choice(k, "repulsion", at, REP_KINDS, 3, &kind)) return -1;
+  if (arg_choice(k, "repulsion", at, setting_repulsions, NREPULSIONS, &kind)) return -1;
   r->kind = (RepKind)kind;
   r->span = at;
   const AstClauses *b = opt_block(k);
@@ -477,10 +476,10 @@ int clauses_attention(Program *p, const AstClauses *c, Span call, bool attnpool,
     case AC_HEADS: rc = arg_int(&k, name, at, 1, &out->heads); break;
     case AC_HEAD_DIM: rc = arg_int(&k, name, at, 1, &out->head_dim); break;
     case AC_CAUSAL: out->causal = true; break;
-    case AC_DROPOUT: rc = arg_num(&k, name, at, RANGE_UNIT_OPEN, &out->dropout); break;
+    case AC_DROPOUT: rc = arg_num(&k, name, at, &L_UNIT_OPEN, &out->dropout); break;
     case AC_REPULSION: rc = read_repulsion(&k, at, attnpool, &out->rep); break;
     case AC_HIDDEN: rc = arg_int(&k, name, at, 1, &out->hidden); break;
-    case AC_PENALTY: rc = arg_num(&k, name, at, RANGE_NONNEG, &out->penalty); break;
+    case AC_PENALTY: rc = arg_num(&k, name, at, &L_NONNEG, &out->penalty); break;
     }
     clause_end(&k, rc);
   }
@@ -495,7 +494,6 @@ int clauses_attention(Program *p, const AstClauses *c, Span call, bool attnpool,
 
 static const char *const LOADERS[] = {"tsv", "csv", "text", "synthetic"};
 static const char *const TOKENIZERS[] = {"chars", "words"};
-static const char *const SPLITS[] = {"train", "valid", "test"};
 
 static const char *const TSV_CLAUSES[] = {"text", "features", "label", "header", "split", "seed",
                                           /* field sub-clauses, misplaced at top level */
@@ -512,7 +510,7 @@ static int read_split(Cur *k, Span at, double split[3]) {
   double v[3] = {0, 0, 0};
   int rc = 0, n = 0;
   while (at_arg(k)) {
-    int which = opt_choice(k, SPLITS, 3);
+    int which = opt_choice(k, setting_splits, NSPLITS);
     const AstWord *w = peek(k);
     if (which < 0) {
       if (n > 0 && w && w->kind == W_IDENT && is_clause_name(k, w->ident)) break;
@@ -522,11 +520,11 @@ static int read_split(Cur *k, Span at, double split[3]) {
     }
     Span wat = k->c->w[k->i - 1].span;
     if (got[which]) {
-      cerr(k, wat, "'%s' is given twice in 'split'", SPLITS[which]);
+      cerr(k, wat, "'%s' is given twice in 'split'", setting_splits[which]);
       rc = -1;
     }
     got[which] = true;
-    if (arg_num(k, SPLITS[which], wat, RANGE_UNIT, &v[which])) return -1;
+    if (arg_num(k, setting_splits[which], wat, &L_UNIT, &v[which])) return -1;
     n++;
   }
   if (n == 0) return missing(k, "split", at, "train, valid or test followed by a fraction");
@@ -1093,16 +1091,9 @@ int clauses_data(Program *p, const AstItem *it, const char *spec_dir, DataDecl *
   return bad ? -1 : 0;
 }
 
-/* ---- train (language.md §8) ---- */
-
-static const char *const TRAIN_CLAUSES[] = {"optimizer", "schedule", "batch", "epochs", "steps",
-                                            "clip", "seed", "eval", "metrics", "save", "log",
-                                            "threads"};
-enum { TR_OPTIMIZER, TR_SCHEDULE, TR_BATCH, TR_EPOCHS, TR_STEPS, TR_CLIP, TR_SEED, TR_EVAL,
-       TR_METRICS, TR_SAVE, TR_LOG, TR_THREADS };
-static const char *const OPTIMIZERS[] = {"sgd", "adam", "adamw"};
-static const char *const OPT_CLAUSES[] = {"lr", "momentum", "betas", "eps", "weight_decay"};
-static const char *const METRICS[] = {"accuracy", "loss", "perplexity", "head_diversity"};
+/* ---- train and optimizer blocks (language.md §8) ----
+ * Their clauses are the settings of settings.def: the names, the limits,
+ * the word lists and the optimizers a setting applies to come from there. */
 
 void train_opt_defaults(TrainDecl *t, OptKind k) {
   t->opt = k;
@@ -1114,44 +1105,67 @@ void train_opt_defaults(TrainDecl *t, OptKind k) {
   t->weight_decay = k == OPT_ADAMW ? 0.01 : 0;
 }
 
+static void *field_of(TrainDecl *t, const Setting *s) { return (char *)t + s->field; }
+
+/* A name where a setting's number is expected is a const (or a misspelt
+ * one: sema_eval_int says "did you mean"); any other name is the wrong
+ * value, worded as for --set ("'threads' expects an integer, found 'abc'").
+ * True when that error was reported. */
+static bool bare_word(Cur *k, const Setting *s) {
+  const AstWord *w = peek(k);
+  if (!w || w->kind != W_IDENT || is_clause_name(k, w->ident)) return false;
+  const char *cands[256];
+  int n = 0;
+  for (int f = 0; f < k->p->nfiles; f++)
+    for (int i = 0; i < k->p->files[f]->nitems && n < 256; i++) {
+      const AstItem *it = k->p->files[f]->items[i];
+      if (it && it->kind == IT_CONST && it->name) cands[n++] = it->name;
+    }
+  if (name_index(cands, n, w->ident) >= 0 || diag_suggest(w->ident, cands, n)) return false;
+  cerr(k, w->span, "'%s' expects %s, found '%s'", s->key,
+       s->kind == SETK_INT ? "an integer" : "a number", w->ident);
+  k->i++;
+  return true;
+}
+
+/* An integer or number setting: checked against its limits, stored in its
+ * field. */
+static int arg_setting(Cur *k, const Setting *s, Span at, TrainDecl *t) {
+  if (bare_word(k, s)) return -1;
+  if (s->kind == SETK_INT) {
+    int64_t v;
+    if (arg_int_lim(k, s->key, at, &s->lim, &v)) return -1;
+    memcpy(field_of(t, s), &v, sizeof v); /* int64_t, or the uint64_t seed */
+    return 0;
+  }
+  double v;
+  if (arg_num(k, s->key, at, &s->lim, &v)) return -1;
+  memcpy(field_of(t, s), &v, sizeof v);
+  return 0;
+}
+
 static int read_opt_block(Program *p, const AstClauses *c, TrainDecl *t) {
-  Cur k;
   static const char *const CTX[] = {"optimizer sgd", "optimizer adam", "optimizer adamw"};
-  cur_init(&k, p, c, CTX[t->opt], NULL,
-           OPT_CLAUSES, 5);
+  const char *names[SETTING_COUNT];
+  SettingId ids[SETTING_COUNT];
+  int n = setting_keys(IN_OPTIMIZER, names, ids);
+  Cur k;
+  cur_init(&k, p, c, CTX[t->opt], NULL, names, n);
   Span at;
   int idx;
   while ((idx = next_clause(&k, &at)) >= 0) {
     once(&k, idx, at);
+    const Setting *s = setting_get(ids[idx]);
+    char msg[128];
     int rc = 0;
-    switch (idx) {
-    case 0: rc = arg_num(&k, "lr", at, RANGE_POS, &t->lr); break;
-    case 1:
-      if (t->opt != OPT_SGD) {
-        cerr(&k, at, "'momentum' applies to sgd; %s uses 'betas'", OPTIMIZERS[t->opt]);
-        rc = -1;
-        break;
-      }
-      rc = arg_num(&k, "momentum", at, RANGE_UNIT_OPEN, &t->momentum);
-      break;
-    case 2:
-      if (t->opt == OPT_SGD) {
-        cerr(&k, at, "'betas' applies to adam and adamw; sgd uses 'momentum'");
-        rc = -1;
-        break;
-      }
-      rc = arg_num(&k, "betas", at, RANGE_UNIT_OPEN, &t->beta1);
-      if (!rc) rc = arg_num(&k, "betas", at, RANGE_UNIT_OPEN, &t->beta2);
-      break;
-    case 3:
-      if (t->opt == OPT_SGD) {
-        cerr(&k, at, "'eps' applies to adam and adamw");
-        rc = -1;
-        break;
-      }
-      rc = arg_num(&k, "eps", at, RANGE_POS, &t->eps);
-      break;
-    case 4: rc = arg_num(&k, "weight_decay", at, RANGE_NONNEG, &t->weight_decay); break;
+    if (setting_check_optimizer(s, t->opt, msg, sizeof msg)) {
+      cerr(&k, at, "%s", msg);
+      rc = -1;
+    } else if (ids[idx] == SET_betas) {
+      rc = arg_num(&k, s->key, at, &s->lim, &t->beta1);
+      if (!rc) rc = arg_num(&k, s->key, at, &s->lim, &t->beta2);
+    } else {
+      rc = arg_setting(&k, s, at, t);
     }
     clause_end(&k, rc);
   }
@@ -1160,7 +1174,7 @@ static int read_opt_block(Program *p, const AstClauses *c, TrainDecl *t) {
 
 static int read_eval(Cur *k, Span at, TrainDecl *t) {
   int split;
-  if (arg_choice(k, "eval", at, SPLITS, 3, &split)) return -1;
+  if (arg_choice(k, "eval", at, setting_splits, NSPLITS, &split)) return -1;
   t->eval_split = (SplitKind)split;
   t->eval_on = true;
   t->eval_every_steps = 0;
@@ -1183,6 +1197,40 @@ static int read_eval(Cur *k, Span at, TrainDecl *t) {
   return 0;
 }
 
+/* schedule constant | warmup N [constant|linear|cosine] */
+static int read_schedule(Cur *k, const Setting *s, Span at, TrainDecl *t) {
+  int ch;
+  if (arg_choice(k, s->key, at, s->words, s->nwords, &ch)) return -1;
+  if (ch == 0) {
+    t->sched = SCHED_CONSTANT;
+    return 0;
+  }
+  Span wat = k->c->w[k->i - 1].span;
+  const AstWord *nw = peek(k);
+  if (!at_arg(k) ||
+      (nw->kind == W_IDENT && name_index(setting_schedule_after, NSCHEDULE_AFTER, nw->ident) >= 0))
+    return missing(k, "warmup", wat, "the number of warmup steps, as in warmup 100 cosine");
+  if (arg_setting(k, setting_get(SET_warmup), wat, t)) return -1;
+  int after = opt_choice(k, setting_schedule_after, NSCHEDULE_AFTER);
+  t->sched = after == 1 ? SCHED_WARMUP_LINEAR : after == 2 ? SCHED_WARMUP_COSINE
+                                                           : SCHED_WARMUP_CONSTANT;
+  return 0;
+}
+
+static int read_metrics(Cur *k, const Setting *s, Span at, TrainDecl *t) {
+  int n = 0, ch;
+  while (at_arg(k)) {
+    const AstWord *w = peek(k);
+    if (w->kind == W_IDENT && is_clause_name(k, w->ident)) break;
+    if (arg_choice(k, s->key, at, s->words, s->nwords, &ch)) return -1;
+    t->metrics |= 1u << ch;
+    n++;
+  }
+  if (n == 0)
+    return missing(k, s->key, at, name_list(k->p->arena, s->words, s->nwords));
+  return 0;
+}
+
 int clauses_train(Program *p, const AstItem *it, TrainDecl *t) {
   memset(t, 0, sizeof *t);
   t->model = it->name;
@@ -1194,96 +1242,62 @@ int clauses_train(Program *p, const AstItem *it, TrainDecl *t) {
   t->sched = SCHED_CONSTANT;
   t->metrics = 0;
   t->seed = 1;
+  const char *names[SETTING_COUNT], *opt_names[SETTING_COUNT];
+  SettingId ids[SETTING_COUNT];
+  int n = setting_keys(IN_TRAIN, names, ids);
+  int nopt = setting_keys(IN_OPTIMIZER, opt_names, NULL);
   Cur k;
-  cur_init(&k, p, it->clauses, "train", NULL, TRAIN_CLAUSES, 12);
-  k.foreign = OPT_CLAUSES;
-  k.nforeign = 5;
+  cur_init(&k, p, it->clauses, "train", NULL, names, n);
+  k.foreign = opt_names;
+  k.nforeign = nopt;
   k.foreign_hint = "is an optimizer setting: write it in the optimizer block, as in "
                    "optimizer adam { lr 1e-3 }";
   Span at, epochs_at = SPAN_NONE, steps_at = SPAN_NONE;
+  bool batch = false;
   int idx, ch;
   while ((idx = next_clause(&k, &at)) >= 0) {
     once(&k, idx, at);
+    const Setting *s = setting_get(ids[idx]);
     int rc = 0;
-    int64_t v;
-    switch (idx) {
-    case TR_OPTIMIZER: {
-      rc = arg_choice(&k, "optimizer", at, OPTIMIZERS, 3, &ch);
+    switch (ids[idx]) {
+    case SET_optimizer: {
+      rc = arg_choice(&k, s->key, at, s->words, s->nwords, &ch);
       if (rc) break;
       train_opt_defaults(t, (OptKind)ch);
       const AstClauses *b = opt_block(&k);
       if (b && read_opt_block(p, b, t)) k.bad = true;
       break;
     }
-    case TR_SCHEDULE: {
-      static const char *const SCHED[] = {"constant", "warmup"};
-      static const char *const AFTER[] = {"constant", "linear", "cosine"};
-      rc = arg_choice(&k, "schedule", at, SCHED, 2, &ch);
-      if (rc) break;
-      if (ch == 0) {
-        t->sched = SCHED_CONSTANT;
-        break;
-      }
-      Span wat = k.c->w[k.i - 1].span;
-      const AstWord *nw = peek(&k);
-      if (!at_arg(&k) || (nw->kind == W_IDENT && name_index(AFTER, 3, nw->ident) >= 0)) {
-        rc = missing(&k, "warmup", wat, "the number of warmup steps, as in warmup 100 cosine");
-        break;
-      }
-      rc = arg_int(&k, "warmup", wat, 0, &t->warmup);
-      if (rc) break;
-      int after = opt_choice(&k, AFTER, 3);
-      t->sched = after == 1 ? SCHED_WARMUP_LINEAR : after == 2 ? SCHED_WARMUP_COSINE
-                                                               : SCHED_WARMUP_CONSTANT;
+    case SET_schedule: rc = read_schedule(&k, s, at, t); break;
+    case SET_eval: rc = read_eval(&k, at, t); break;
+    case SET_metrics: rc = read_metrics(&k, s, at, t); break;
+    case SET_save:
+    case SET_log: {
+      const char *v;
+      rc = arg_str(&k, s->key, at, &v, NULL);
+      if (!rc) memcpy(field_of(t, s), &v, sizeof v);
       break;
     }
-    case TR_BATCH: rc = arg_int(&k, "batch", at, 1, &t->batch); break;
-    case TR_EPOCHS:
-      epochs_at = at;
-      rc = arg_int(&k, "epochs", at, 1, &t->epochs);
+    default:
+      if (ids[idx] == SET_batch) batch = true;
+      if (ids[idx] == SET_epochs) epochs_at = at;
+      if (ids[idx] == SET_steps) steps_at = at;
+      rc = arg_setting(&k, s, at, t);
       break;
-    case TR_STEPS:
-      steps_at = at;
-      rc = arg_int(&k, "steps", at, 1, &t->steps);
-      break;
-    case TR_CLIP: rc = arg_num(&k, "clip", at, RANGE_NONNEG, &t->clip); break;
-    case TR_SEED:
-      rc = arg_int(&k, "seed", at, 0, &v);
-      if (!rc) t->seed = (uint64_t)v;
-      break;
-    case TR_EVAL: rc = read_eval(&k, at, t); break;
-    case TR_METRICS: {
-      int n = 0;
-      while (at_arg(&k)) {
-        const AstWord *w = peek(&k);
-        if (w->kind == W_IDENT && is_clause_name(&k, w->ident)) break;
-        if (arg_choice(&k, "metrics", at, METRICS, 4, &ch)) {
-          rc = -1;
-          break;
-        }
-        t->metrics |= 1u << ch;
-        n++;
-      }
-      if (!rc && n == 0)
-        rc = missing(&k, "metrics", at, "accuracy, loss, perplexity or head_diversity");
-      break;
-    }
-    case TR_SAVE: rc = arg_str(&k, "save", at, &t->save, NULL); break;
-    case TR_LOG: rc = arg_str(&k, "log", at, &t->log, NULL); break;
-    case TR_THREADS: rc = arg_int(&k, "threads", at, 1, &t->threads); break;
     }
     clause_end(&k, rc);
   }
   Span where = it->clauses ? it->clauses->span : it->span;
+  bool epochs = epochs_at.line > 0, steps = steps_at.line > 0;
   if (k.unknown) {
     /* a misspelt clause: do not also report it missing */
-  } else if (!has(&k, TR_BATCH)) cerr(&k, where, "train needs 'batch N' (examples per step)");
-  if (has(&k, TR_EPOCHS) && has(&k, TR_STEPS)) {
+  } else if (!batch) cerr(&k, where, "train needs 'batch N' (examples per step)");
+  if (epochs && steps) {
     bool steps_last = steps_at.off > epochs_at.off;
     Diag *d = cerr(&k, steps_last ? steps_at : epochs_at,
                    "give either 'epochs' or 'steps', not both");
     diag_note(p->diags, d, steps_last ? epochs_at : steps_at, "the other one is here");
-  } else if (!has(&k, TR_EPOCHS) && !has(&k, TR_STEPS) && !k.unknown) {
+  } else if (!epochs && !steps && !k.unknown) {
     cerr(&k, where, "train needs 'epochs N' or 'steps N' (how long to train)");
   }
   if (!t->metrics) t->metrics = MET_LOSS;

@@ -204,8 +204,9 @@ typedef struct CompileOptions {
  * program; errors are in diags (check diags->nerrors). */
 Program *sema_program(Arena *arena, SrcSet *src, DiagList *diags, int file,
                       const CompileOptions *opt);
-/* Applies `--set key=value` to a train block ("epochs", "lr", "batch", ...).
- * Returns 0 or -1 with a message in err. */
+/* Applies `--set key=value` to a train block; the keys, limits and
+ * messages are those of the settings table (settings.c, settings.def).
+ * Returns 0 or -1 with a message in err (the block is then unchanged). */
 int sema_train_set(Program *p, TrainDecl *t, const char *key,
                    const char *value, char *err, size_t errlen);
 const AstItem *sema_find_model(const Program *p, const char *name);

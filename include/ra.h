@@ -74,15 +74,18 @@ RA_API const char *ra_error(ra_ctx *ctx);
 /* The code of the last error (RA_OK if none, or after a call that succeeded). */
 RA_API int ra_errcode(ra_ctx *ctx);
 
-/* Options: "threads" (N), "seed" (N), "allow_extern" (0|1), "jit" (0|1),
- * "repulsion" (none|svgd|spos, overrides every train block),
- * "stdlib" (folder), "ra_path" (colon-separated folders), "color" (0|1),
+/* Options: "threads", "seed" and "repulsion" (train settings, overriding
+ * every train block), "allow_extern" (0|1), "jit" (0|1), "stdlib" (folder), "ra_path" (colon-separated folders), "color" (0|1),
  * "progress" (0|1), "quiet" (0|1), "log" (a JSON Lines file of
  * metrics, overriding the train block's: whole records, written out every
  * 2 seconds and at evaluations, every write checked; with "resume" it is cut
  * back to the checkpoint's step and continued), "resume" (a checkpoint to
- * continue training from), and any train clause as "set.KEY" (e.g.
- * "set.epochs" = "2").  Unknown keys are RA_EUSAGE.  ra_train refuses,
+ * continue training from), and any train setting as "set.KEY" (e.g.
+ * "set.epochs" = "2").  The train settings and their limits are listed
+ * once, in docs/language.md section 8; a value is checked when it is set
+ * (a setting of the other optimizer when ra_train applies it) and a bad one
+ * is RA_EUSAGE with the message a spec would get, without the location.
+ * Unknown keys are RA_EUSAGE, with "did you mean".  ra_train refuses,
  * before the first step, a log or save path that is the spec, a data file
  * or the resumed checkpoint, and a save path it cannot write. */
 RA_API int ra_set_option(ra_ctx *ctx, const char *key, const char *value);

@@ -37,7 +37,7 @@ Test(cli, set_refuses_non_finite) {
     cr_assert_eq(r.status, 2, "--set %s: status %d\n%s", kv[i], r.status, r.err);
     char key[32], want[96];
     snprintf(key, sizeof key, "%.*s", (int)(strchr(kv[i], '=') - kv[i]), kv[i]);
-    snprintf(want, sizeof want, "--set %s: %s expects a number, found '%s'", kv[i], key,
+    snprintf(want, sizeof want, "--set %s: '%s' expects a number, found '%s'", kv[i], key,
              strchr(kv[i], '=') + 1);
     cr_assert(strstr(r.err, want), "--set %s: want '%s', got: %s", kv[i], want, r.err);
     tu_run_free(&r);

@@ -11,6 +11,7 @@
 
 #include "../../include/ra.h"
 #include "../../compiler/program.h"
+#include "../../compiler/settings.h"
 #include "../../base/file.h"
 #include "api_int.h"
 #include "../exec/exec.h"
@@ -157,15 +158,6 @@ void ra_set_log(ra_ctx *ctx, void (*log)(void *, const char *), void *ud) {
 
 /* ---- options ---- */
 
-static int parse_int(const char *s, long long lo, long long hi, long long *out) {
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) return -1;
-  *out = v;
-  return 0;
-}
-
 static int parse_bool(const char *s, bool *out) {
   if (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on")) {
     *out = true;
@@ -181,27 +173,32 @@ static int parse_bool(const char *s, bool *out) {
 int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
   if (!ctx) return RA_EUSAGE;
   if (!key || !value) return api_fail(ctx, RA_EUSAGE, "ra_set_option: key and value must not be NULL");
-  long long v;
   bool b;
-  if (!strcmp(key, "threads")) {
-    if (parse_int(value, 1, 256, &v)) return api_fail(ctx, RA_EUSAGE, "option threads: expected an integer from 1 to 256, got '%s'", value);
-    ctx->threads = (int)v;
-  } else if (!strcmp(key, "seed")) {
-    if (parse_int(value, 0, INT64_MAX, &v)) return api_fail(ctx, RA_EUSAGE, "option seed: expected a non-negative integer, got '%s'", value);
-    ctx->seed = (uint64_t)v;
-    ctx->has_seed = true;
+  const Setting *st = setting_find(key, IN_OPTION);
+  if (st) {
+    /* a train setting of its own (settings.def): the table's limits and words */
+    char msg[FILE_MSG_MAX];
+    int64_t iv = 0;
+    int w = 0;
+    if (st->kind == SETK_INT && setting_parse_int(st, value, &iv, msg, sizeof msg))
+      return api_fail(ctx, RA_EUSAGE, "%s", msg);
+    if (st->kind == SETK_SPECIAL && (w = setting_parse_word(st, value, msg, sizeof msg)) < 0)
+      return api_fail(ctx, RA_EUSAGE, "%s", msg);
+    if (st == setting_get(SET_threads)) {
+      ctx->threads = (int)iv;
+    } else if (st == setting_get(SET_seed)) {
+      ctx->seed = (uint64_t)iv;
+      ctx->has_seed = true;
+    } else {
+      ctx->rep_override = (RepKind)w;
+      ctx->has_rep_override = true;
+    }
   } else if (!strcmp(key, "allow_extern")) {
     if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option allow_extern: expected 0 or 1, got '%s'", value);
     ctx->allow_extern = b;
   } else if (!strcmp(key, "jit")) {
     if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option jit: expected 0 or 1, got '%s'", value);
     if (b) return api_fail(ctx, RA_EUSAGE, "option jit: this build of rac has no LLVM JIT; leave the option out to run on the interpreter");
-  } else if (!strcmp(key, "repulsion")) {
-    if (!strcmp(value, "none")) ctx->rep_override = REP_NONE;
-    else if (!strcmp(value, "svgd")) ctx->rep_override = REP_SVGD;
-    else if (!strcmp(value, "spos")) ctx->rep_override = REP_SPOS;
-    else return api_fail(ctx, RA_EUSAGE, "option repulsion: expected none, svgd or spos, got '%s'", value);
-    ctx->has_rep_override = true;
   } else if (!strcmp(key, "stdlib") || !strcmp(key, "ra_path")) {
     char **slot = !strcmp(key, "stdlib") ? &ctx->stdlib : &ctx->ra_path;
     char *s = api_strdup(ctx, value);
@@ -224,6 +221,13 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
     api_strfree(ctx, ctx->resume);
     ctx->resume = value[0] ? api_strdup(ctx, value) : NULL;
   } else if (!strncmp(key, "set.", 4) && key[4]) {
+    /* checked now, applied to the train block when a run starts (where a
+     * setting of the other optimizer is refused) */
+    TrainDecl scratch;
+    char msg[FILE_MSG_MAX];
+    memset(&scratch, 0, sizeof scratch);
+    if (settings_apply(&scratch, NULL, key + 4, value, false, msg, sizeof msg))
+      return api_fail(ctx, RA_EUSAGE, "--set %s=%s: %s", key + 4, value, msg);
     if (ctx->nsets == (int)(sizeof ctx->sets / sizeof ctx->sets[0]))
       return api_fail(ctx, RA_EUSAGE, "too many set.* options (at most %d)", ctx->nsets);
     char *k = api_strdup(ctx, key + 4), *val = api_strdup(ctx, value);
@@ -236,6 +240,17 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
     ctx->sets[ctx->nsets].value = val;
     ctx->nsets++;
   } else {
+    static const char *const other[] = {"allow_extern", "jit", "stdlib", "ra_path", "color",
+                                        "progress", "quiet", "log", "resume"};
+    enum { NOTHER = sizeof other / sizeof other[0] };
+    const char *names[SETTING_COUNT + NOTHER];
+    int n = setting_keys(IN_OPTION, names, NULL);
+    for (int i = 0; i < NOTHER; i++) names[n++] = other[i];
+    const char *s = diag_suggest(key, names, n);
+    if (s) return api_fail(ctx, RA_EUSAGE, "unknown option '%s'; did you mean '%s'?", key, s);
+    if (setting_find(key, IN_SET))
+      return api_fail(ctx, RA_EUSAGE, "unknown option '%s'; the train setting is 'set.%s'", key,
+                      key);
     return api_fail(ctx, RA_EUSAGE,
                     "unknown option '%s' (options: threads, seed, allow_extern, jit, repulsion, "
                     "stdlib, ra_path, color, progress, quiet, log, resume, set.KEY)",

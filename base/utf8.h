@@ -28,4 +28,18 @@ static inline int utf8_seq_len(const unsigned char *s, size_t n, unsigned *cp) {
   return k;
 }
 
+/* Is the NUL-terminated string s valid UTF-8 throughout? */
+static inline int utf8_valid(const char *s) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t n = 0;
+  while (u[n]) n++;
+  while (n > 0) {
+    int k = utf8_seq_len(u, n, NULL);
+    if (k == 0) return 0;
+    u += k;
+    n -= (size_t)k;
+  }
+  return 1;
+}
+
 #endif

@@ -47,18 +47,6 @@ static int ckpt_fail(char *err, size_t errlen, const char *path, const char *fmt
 
 static const char *const dtype_name[2] = {"F32", "I32"};
 
-static bool utf8_valid(const char *s) {
-  const unsigned char *u = (const unsigned char *)s;
-  size_t n = strlen(s);
-  while (n > 0) {
-    int k = utf8_seq_len(u, n, NULL);
-    if (k == 0) return false;
-    u += k;
-    n -= (size_t)k;
-  }
-  return true;
-}
-
 /* ---- writing ---- */
 
 /* Counts bytes (fd < 0) or writes them through a small buffer. */

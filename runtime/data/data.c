@@ -1011,27 +1011,36 @@ DataSet *data_load(RaAlloc alloc, const DataDecl *d, char *err, size_t errlen) {
   return data_load_with(alloc, d, NULL, err, errlen);
 }
 
-DataSet *data_load_with(RaAlloc alloc, const DataDecl *d, const DataVocab *fixed, char *err,
-                        size_t errlen) {
+/* A loader for d and the box of the DataSet it fills; NULL when out of
+ * memory (the message in err). */
+static DataBox *loader_begin(Loader *L, RaAlloc alloc, const DataDecl *d, char *err,
+                             size_t errlen) {
   if (err && errlen) err[0] = 0;
+  memset(L, 0, sizeof *L);
+  L->alloc = alloc;
+  L->d = d;
+  L->err = err;
+  L->errlen = errlen;
   DataBox *box = ra_malloc(&alloc, sizeof *box);
-  Loader L;
-  memset(&L, 0, sizeof L);
-  L.alloc = alloc;
-  L.d = d;
-  L.err = err;
-  L.errlen = errlen;
   if (!box) {
-    oom(&L);
+    oom(L);
     return NULL;
   }
   memset(box, 0, sizeof *box);
   arena_init(&box->keep, alloc);
-  arena_init(&L.tmp, alloc);
+  arena_init(&L->tmp, alloc);
   box->ds.alloc = alloc;
   box->ds.decl = d;
-  L.ds = &box->ds;
-  L.keep = &box->keep;
+  L->ds = &box->ds;
+  L->keep = &box->keep;
+  return box;
+}
+
+DataSet *data_load_with(RaAlloc alloc, const DataDecl *d, const DataVocab *fixed, char *err,
+                        size_t errlen) {
+  Loader L;
+  DataBox *box = loader_begin(&L, alloc, d, err, errlen);
+  if (!box) return NULL;
   TokKind tok[8] = {TOK_NONE};
   int nin = decl_inputs(d, tok);
   memcpy(box->ds.tok, tok, sizeof tok);
@@ -1058,26 +1067,10 @@ DataSet *data_load_with(RaAlloc alloc, const DataDecl *d, const DataVocab *fixed
 
 DataSet *data_from_vocab(RaAlloc alloc, const DataDecl *d, const DataVocab *v, char *err,
                          size_t errlen) {
-  if (err && errlen) err[0] = 0;
   Loader L;
-  memset(&L, 0, sizeof L);
-  L.alloc = alloc;
-  L.d = d;
-  L.err = err;
-  L.errlen = errlen;
-  DataBox *box = ra_malloc(&alloc, sizeof *box);
-  if (!box) {
-    oom(&L);
-    return NULL;
-  }
-  memset(box, 0, sizeof *box);
-  arena_init(&box->keep, alloc);
-  arena_init(&L.tmp, alloc);
+  DataBox *box = loader_begin(&L, alloc, d, err, errlen);
+  if (!box) return NULL;
   DataSet *ds = &box->ds;
-  ds->alloc = alloc;
-  ds->decl = d;
-  L.ds = ds;
-  L.keep = &box->keep;
   L.fixed = v;
   int nin = decl_inputs(d, ds->tok);
   int rc = check_tokenizers(&L, v, ds->tok, nin);

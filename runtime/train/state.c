@@ -37,23 +37,11 @@ void make_parent_dirs(const char *path) {
 #define CKPT_VERSION "1"
 #define CKPT_MAX_COUNT 1000000000000000LL /* step, epoch */
 
-static bool text_ok(const char *s) {
-  const unsigned char *u = (const unsigned char *)s;
-  size_t n = strlen(s);
-  while (n > 0) {
-    int k = utf8_seq_len(u, n, NULL);
-    if (k == 0) return false;
-    u += k;
-    n -= (size_t)k;
-  }
-  return true;
-}
-
 /* A JSON array of strings in b; false when one is not valid UTF-8. */
 static bool json_strings(SBuf *b, char *const *s, int64_t n) {
   sbuf_addc(b, '[');
   for (int64_t i = 0; i < n; i++) {
-    if (!text_ok(s[i])) return false;
+    if (!utf8_valid(s[i])) return false;
     if (i) sbuf_addc(b, ',');
     sbuf_addc(b, '"');
     for (const unsigned char *u = (const unsigned char *)s[i]; *u; u++) {

@@ -52,19 +52,21 @@ static void same(Run *a, Run *b) {
   cr_assert(la == lb && memcmp(fa, fb, la) == 0, "checkpoints differ");
   free(fa);
   free(fb);
+  remove(a->ckpt);
+  remove(b->ckpt);
 }
 
 Test(determinism, same_seed_same_bits_svgd, .timeout = 120) {
-  Run a = {.seed = "7", .ckpt = "/tmp/rac_det_a.safetensors", .rep = "svgd"};
-  Run b = {.seed = "7", .ckpt = "/tmp/rac_det_b.safetensors", .rep = "svgd"};
+  Run a = {.seed = "7", .ckpt = tu_tmp("rac_det_a.safetensors"), .rep = "svgd"};
+  Run b = {.seed = "7", .ckpt = tu_tmp("rac_det_b.safetensors"), .rep = "svgd"};
   run(&a);
   run(&b);
   same(&a, &b);
 }
 
 Test(determinism, same_seed_same_bits_spos, .timeout = 120) {
-  Run a = {.seed = "7", .ckpt = "/tmp/rac_det_c.safetensors", .rep = "spos"};
-  Run b = {.seed = "7", .ckpt = "/tmp/rac_det_d.safetensors", .rep = "spos"};
+  Run a = {.seed = "7", .ckpt = tu_tmp("rac_det_c.safetensors"), .rep = "spos"};
+  Run b = {.seed = "7", .ckpt = tu_tmp("rac_det_d.safetensors"), .rep = "spos"};
   run(&a);
   run(&b);
   same(&a, &b);
@@ -76,13 +78,13 @@ Test(determinism, same_seed_same_bits_spos, .timeout = 120) {
 Test(determinism, thread_count_does_not_change_bits, .timeout = 300) {
   const char *specs[] = {"examples/reverse.ra", "bench/encoder.ra"};
   for (int i = 0; i < 2; i++) {
-    Run a = {.seed = "5", .ckpt = "/tmp/rac_det_t1.safetensors", .rep = "svgd", .threads = "1",
+    Run a = {.seed = "5", .ckpt = tu_tmp("rac_det_t1.safetensors"), .rep = "svgd", .threads = "1",
              .spec = specs[i]};
-    Run b = {.seed = "5", .ckpt = "/tmp/rac_det_t2.safetensors", .rep = "svgd", .threads = "2",
+    Run b = {.seed = "5", .ckpt = tu_tmp("rac_det_t2.safetensors"), .rep = "svgd", .threads = "2",
              .spec = specs[i]};
-    Run c = {.seed = "5", .ckpt = "/tmp/rac_det_t3.safetensors", .rep = "spos", .threads = "3",
+    Run c = {.seed = "5", .ckpt = tu_tmp("rac_det_t3.safetensors"), .rep = "spos", .threads = "3",
              .spec = specs[i]};
-    Run c1 = {.seed = "5", .ckpt = "/tmp/rac_det_t4.safetensors", .rep = "spos", .threads = "1",
+    Run c1 = {.seed = "5", .ckpt = tu_tmp("rac_det_t4.safetensors"), .rep = "spos", .threads = "1",
               .spec = specs[i]};
     run(&a);
     run(&b);
@@ -94,8 +96,8 @@ Test(determinism, thread_count_does_not_change_bits, .timeout = 300) {
 }
 
 Test(determinism, other_seed_other_run, .timeout = 120) {
-  Run a = {.seed = "7", .ckpt = "/tmp/rac_det_e.safetensors", .rep = "svgd"};
-  Run b = {.seed = "8", .ckpt = "/tmp/rac_det_f.safetensors", .rep = "svgd"};
+  Run a = {.seed = "7", .ckpt = tu_tmp("rac_det_e.safetensors"), .rep = "svgd"};
+  Run b = {.seed = "8", .ckpt = tu_tmp("rac_det_f.safetensors"), .rep = "svgd"};
   run(&a);
   run(&b);
   cr_assert_eq(a.rc, 0, "%s", a.err);
@@ -104,12 +106,12 @@ Test(determinism, other_seed_other_run, .timeout = 120) {
 }
 
 Test(determinism, two_threads_two_contexts, .timeout = 180) {
-  Run s1 = {.seed = "3", .ckpt = "/tmp/rac_det_s1.safetensors", .rep = "svgd"};
-  Run s2 = {.seed = "4", .ckpt = "/tmp/rac_det_s2.safetensors", .rep = "spos"};
+  Run s1 = {.seed = "3", .ckpt = tu_tmp("rac_det_s1.safetensors"), .rep = "svgd"};
+  Run s2 = {.seed = "4", .ckpt = tu_tmp("rac_det_s2.safetensors"), .rep = "spos"};
   run(&s1);
   run(&s2);
-  Run p1 = {.seed = "3", .ckpt = "/tmp/rac_det_p1.safetensors", .rep = "svgd"};
-  Run p2 = {.seed = "4", .ckpt = "/tmp/rac_det_p2.safetensors", .rep = "spos"};
+  Run p1 = {.seed = "3", .ckpt = tu_tmp("rac_det_p1.safetensors"), .rep = "svgd"};
+  Run p2 = {.seed = "4", .ckpt = tu_tmp("rac_det_p2.safetensors"), .rep = "spos"};
   pthread_t t1, t2;
   pthread_create(&t1, NULL, run, &p1);
   pthread_create(&t2, NULL, run, &p2);
@@ -143,12 +145,12 @@ static int train_reverse(const char *save, const char *resume, int stop) {
 /* Two epochs straight, or one epoch, a stop, and --resume from its
  * checkpoint: the same bits (weights, optimizer moments, step). */
 Test(determinism, resume_matches_a_straight_run, .timeout = 180) {
-  cr_assert_eq(train_reverse("/tmp/rac_det_straight.safetensors", NULL, 0), 0);
-  cr_assert_eq(train_reverse("/tmp/rac_det_half.safetensors", NULL, 1), RA_ESTOPPED);
-  cr_assert_eq(train_reverse("/tmp/rac_det_resumed.safetensors", "/tmp/rac_det_half.safetensors", 0), 0);
+  cr_assert_eq(train_reverse(tu_tmp("rac_det_straight.safetensors"), NULL, 0), 0);
+  cr_assert_eq(train_reverse(tu_tmp("rac_det_half.safetensors"), NULL, 1), RA_ESTOPPED);
+  cr_assert_eq(train_reverse(tu_tmp("rac_det_resumed.safetensors"), tu_tmp("rac_det_half.safetensors"), 0), 0);
   size_t la = 0, lb = 0;
-  char *fa = tu_read_file("/tmp/rac_det_straight.safetensors", &la);
-  char *fb = tu_read_file("/tmp/rac_det_resumed.safetensors", &lb);
+  char *fa = tu_read_file(tu_tmp("rac_det_straight.safetensors"), &la);
+  char *fb = tu_read_file(tu_tmp("rac_det_resumed.safetensors"), &lb);
   cr_assert(fa && fb, "checkpoints missing");
   cr_assert(la == lb && memcmp(fa, fb, la) == 0, "the resumed run differs from the straight one");
   free(fa);

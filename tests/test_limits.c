@@ -33,9 +33,10 @@ Test(limits, address_space_limit_is_an_error_not_a_hang) {
   cr_assert(strstr(r.err, "140 MiB for each of its 2 threads"), "%s", r.err);
   tu_run_free(&r);
   /* one thread fits in 400 MB and trains */
+  const char *save = tu_tmp("ra-limits.safetensors");
   r = tu_sh(60, "ulimit -v 400000; $RAC run examples/fortunes.ra --threads 1 --set epochs=1 "
-                "--set save=/tmp/ra-limits.safetensors --quiet");
+                "--set save=%s --quiet", save);
   cr_assert_eq(r.status, 0, "status %d\n%s", r.status, r.err);
   tu_run_free(&r);
-  remove("/tmp/ra-limits.safetensors");
+  remove(save);
 }

@@ -292,7 +292,7 @@ Test(reliability, rac_with_log_and_resume_exits_0) {
 /* The stop flag through the API: ra_train stops after the step it is in
  * and saves it; ra_eval stops between batches. */
 Test(reliability, stop_flag_stops_train_and_eval) {
-  const char *ck = "/tmp/rac_rel_flag.safetensors";
+  const char *ck = tu_tmp("rac_rel_flag.safetensors");
   remove(ck);
   ra_ctx *c = ra_new();
   volatile sig_atomic_t flag = 1;

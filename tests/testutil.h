@@ -9,6 +9,7 @@
 
 #include <criterion/criterion.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <math.h>
@@ -37,6 +38,20 @@ static inline int tu_write_file(const char *path, const char *text) {
   if (!f) return -1;
   fputs(text, f);
   return fclose(f);
+}
+
+/* A path for a test's file in a folder of this process's own
+ * (/tmp/ra-test-PID/NAME): suites of several checkouts may run at once on
+ * one machine, so fixed names in /tmp would collide.  The string stays
+ * valid for the next 63 calls. */
+static inline const char *tu_tmp(const char *name) {
+  static char ring[64][512];
+  static int next;
+  char *p = ring[next++ % 64];
+  snprintf(p, sizeof ring[0], "/tmp/ra-test-%ld", (long)getpid());
+  mkdir(p, 0700);
+  snprintf(p, sizeof ring[0], "/tmp/ra-test-%ld/%s", (long)getpid(), name);
+  return p;
 }
 
 /* ---- running the built rac ------------------------------------------------ */

@@ -475,7 +475,7 @@ static int load_result(const Sweep *s, Run *r, char *err, size_t errlen) {
 /* ---- running ---- */
 
 static char **child_argv(const Sweep *s, const Run *r) {
-  size_t cap = 16 + 2 * s->naxes, n = 0;
+  size_t cap = 18 + 2 * s->naxes, n = 0;
   char **v = calloc(cap, sizeof *v);
   if (!v) return NULL;
   v[n++] = xasprintf("rac");
@@ -490,6 +490,13 @@ static char **child_argv(const Sweep *s, const Run *r) {
   v[n++] = run_path(s, r, ".jsonl");
   v[n++] = xasprintf("--set");
   v[n++] = xasprintf("save=%s/%s.safetensors", s->runsdir, r->name);
+  /* a run stopped before (its checkpoint there, no result file) goes on
+   * from its checkpoint; its log is appended to */
+  char *ckpt = run_path(s, r, ".safetensors");
+  if (access(ckpt, F_OK) == 0) {
+    v[n++] = xasprintf("--resume");
+    v[n++] = ckpt;
+  } else free(ckpt);
   if (r->seed >= 0) {
     v[n++] = xasprintf("--seed");
     v[n++] = xasprintf("%lld", r->seed);
@@ -518,7 +525,16 @@ static int launch(Sweep *s, Run *r) {
   char *outp = run_path(s, r, ".out");
   if (!argv) { free(outp); return serr(1, "out of memory"); }
   fflush(NULL);
+  /* SIGINT and SIGTERM blocked across the fork: the child must not run the
+   * sweep's handler between fork and exec (a signal passed on then would be
+   * lost); it takes the default action or rac run's own handling */
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGTERM);
+  sigprocmask(SIG_BLOCK, &block, &old);
   pid_t pid = fork();
+  if (pid != 0) sigprocmask(SIG_SETMASK, &old, NULL);
   if (pid < 0) {
     int e = errno;
     argv_free(argv);
@@ -531,6 +547,7 @@ static int launch(Sweep *s, Run *r) {
     setpgid(0, 0);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     int fd = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
     int in = open("/dev/null", O_RDONLY);
     if (fd < 0 || in < 0) _exit(126);
@@ -636,8 +653,12 @@ static size_t run_all(Sweep *s, size_t todo) {
         fprintf(stderr, "rac sweep: run %s finished but its result is unusable: %s\n", r->name, err);
       }
     } else if (forwarded) {
-      fprintf(stderr, "[%zu/%zu] %s: stopped (its checkpoint is in %s/%s.safetensors)\n", done,
-              todo, r->name, s->runsdir, r->name);
+      char *ck = run_path(s, r, ".safetensors");
+      int has = access(ck, F_OK) == 0;
+      fprintf(stderr, "[%zu/%zu] %s: stopped (%s)\n", done, todo, r->name,
+              has ? "it goes on from its last checkpoint when the sweep is resumed"
+                  : "no checkpoint yet: it starts over when the sweep is resumed");
+      free(ck);
     } else {
       r->failed = 1;
       failed++;
@@ -1053,10 +1074,10 @@ static int sweep_main(Sweep *s, int argc, char **argv) {
   int rc = make_runs(s);
   if (rc) return rc;
   s->runsdir = xasprintf("%s/runs", s->out);
-  if (make_dirs(s->runsdir) != 0 || access(s->runsdir, W_OK) != 0)
-    return serr(1, "%s: cannot create or write the folder: %s", s->runsdir, strerror(errno));
   rc = validate(s);
   if (rc) return rc;
+  if (make_dirs(s->runsdir) != 0 || access(s->runsdir, W_OK) != 0)
+    return serr(1, "%s: cannot create or write the folder: %s", s->runsdir, strerror(errno));
 
   char err[4600];
   size_t before = 0;

@@ -400,7 +400,12 @@ static char *run_path(const Sweep *s, const Run *r, const char *ext) {
 
 /* The value of axis a in run r as JSON: a number if it reads as one. */
 static json_t *axis_json(const Axis *ax, size_t i) {
-  return ax->numeric ? json_real(ax->num[i]) : json_string(ax->vals[i]);
+  if (!ax->numeric) return json_string(ax->vals[i]);
+  char *end;
+  errno = 0;
+  long long v = strtoll(ax->vals[i], &end, 10);
+  if (!errno && !*end) return json_integer(v);
+  return json_real(ax->num[i]);
 }
 
 static int write_json_atomic(const char *path, json_t *o, char *err, size_t errlen) {
@@ -440,9 +445,9 @@ static int finish_run(Sweep *s, Run *r, double seconds, char *err, size_t errlen
     json_object_set(test, k, v);
   }
   json_object_set_new(o, "test", test);
-  json_t *st = json_object_get(log.test, "step"), *ep = json_object_get(log.test, "epoch");
-  json_object_set(o, "steps", st ? st : json_null());
-  if (ep) json_object_set(o, "epochs", ep);
+  /* a --set steps axis already holds the same figure */
+  json_t *st = json_object_get(log.test, "step");
+  if (!json_object_get(o, "steps")) json_object_set(o, "steps", st ? st : json_null());
   json_object_set_new(o, "seconds", json_real(round(seconds * 100) / 100));
   char *rel = xasprintf("runs/%s.jsonl", r->name);
   json_object_set_new(o, "log", json_string(rel));

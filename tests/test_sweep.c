@@ -63,6 +63,10 @@ Test(sweep, tiny_sweep_files_match_the_runs_and_rerun_skips, .timeout = 240) {
   snprintf(path, sizeof path, "%s/s/sweep.jsonl", dir);
   char *jsonl = tu_read_file(path, NULL);
   cr_assert(jsonl, "no sweep.jsonl");
+  char *jsonl0 = strdup(jsonl);
+  snprintf(path, sizeof path, "%s/s/curves.svg", dir);
+  char *curves0 = tu_read_file(path, NULL);
+  cr_assert(jsonl0 && curves0);
   const char *names[] = {"repulsion=none,epochs=2,seed=1", "repulsion=none,epochs=2,seed=2",
                          "repulsion=svgd,epochs=2,seed=1", "repulsion=svgd,epochs=2,seed=2"};
   double acc[4];
@@ -148,12 +152,12 @@ Test(sweep, tiny_sweep_files_match_the_runs_and_rerun_skips, .timeout = 240) {
   char *jsonl2 = tu_read_file(path, NULL);
   snprintf(path, sizeof path, "%s/s/sweep.md", dir);
   char *md2 = tu_read_file(path, NULL);
-  /* jsonl was cut into lines above: compare with the file read again */
-  char *jsonl1 = NULL;
-  snprintf(path, sizeof path, "%s/s/sweep.jsonl", dir);
-  jsonl1 = tu_read_file(path, NULL);
-  cr_assert(jsonl2 && md2 && jsonl1);
+  snprintf(path, sizeof path, "%s/s/curves.svg", dir);
+  char *curves2 = tu_read_file(path, NULL);
+  cr_assert(jsonl2 && md2 && curves2);
   cr_assert_str_eq(md2, md, "sweep.md changed on the re-run");
+  cr_assert_str_eq(jsonl2, jsonl0, "sweep.jsonl changed on the re-run");
+  cr_assert_str_eq(curves2, curves0, "curves.svg changed on the re-run");
 
   /* rac plot over two of the logs */
   r = tu_sh(60, "$RAC plot '%s/s/runs/%s.jsonl' '%s/s/runs/%s.jsonl' --out %s/two.svg", dir,
@@ -167,8 +171,10 @@ Test(sweep, tiny_sweep_files_match_the_runs_and_rerun_skips, .timeout = 240) {
   cr_assert(strstr(two, "head diversity, layer reverser.r1.a"));
   free(two);
   free(jsonl);
-  free(jsonl1);
+  free(jsonl0);
   free(jsonl2);
+  free(curves0);
+  free(curves2);
   free(md);
   free(md2);
   snprintf(path, sizeof path, "rm -rf %s", dir);

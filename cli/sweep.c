@@ -2,7 +2,7 @@
  *
  * The axes' product is a list of runs in a fixed order (the axes in the
  * order given, repulsion first, seeds innermost).  Each run is a child
- * process: rac itself (/proc/self/exe) with `run FILE --quiet --log ...
+ * process: rac itself (/proc/self/exe) with `run FILE --quiet --set log=...
  * --set save=... --seed ... --repulsion ... --set ...`, its output in
  * DIR/runs/NAME.out.  A run that exits 0 gets its result file
  * DIR/runs/NAME.json (written to a temporary name, then renamed), which is
@@ -491,8 +491,9 @@ static char **child_argv(const Sweep *s, const Run *r) {
     v[n++] = xasprintf("%s", s->train);
   }
   v[n++] = xasprintf("--quiet");
-  v[n++] = xasprintf("--log");
-  v[n++] = run_path(s, r, ".jsonl");
+  /* the log as a train setting, the same as --log */
+  v[n++] = xasprintf("--set");
+  v[n++] = xasprintf("log=%s/%s.jsonl", s->runsdir, r->name);
   v[n++] = xasprintf("--set");
   v[n++] = xasprintf("save=%s/%s.safetensors", s->runsdir, r->name);
   /* a run stopped before (its checkpoint there, no result file) goes on

@@ -259,6 +259,14 @@ int rac_plot_main(int argc, char **argv) {
   if (!paths) { fprintf(stderr, "rac plot: out of memory\n"); return 1; }
   for (int i = 0; i < argc; i++) {
     const char *s = argv[i];
+    if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+      fputs("usage: rac plot LOG.jsonl... --out FILE.svg [--title TEXT]\n"
+            "Plots logs of rac run --log: training loss, validation metrics and head\n"
+            "diversity per layer against the step, one line per log.\n",
+            stdout);
+      free(paths);
+      return 0;
+    }
     if (!strcmp(s, "--out") || !strcmp(s, "--title")) {
       if (i + 1 >= argc) { free(paths); return plot_usage("option %s needs a value", s); }
       if (!strcmp(s, "--out")) out = argv[++i];

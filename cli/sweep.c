@@ -72,6 +72,24 @@ typedef struct Sweep {
   char *runsdir;
 } Sweep;
 
+static const char sweep_help[] =
+    "usage: rac sweep FILE --out DIR [options]\n"
+    "\n"
+    "Trains FILE over every combination of the axes, N runs at a time, each a child\n"
+    "`rac run` logged to DIR/runs/NAME.jsonl; then DIR/sweep.jsonl, DIR/sweep.md\n"
+    "(means, 95 % CIs, paired t-tests against the baseline) and SVG plots.  Runs\n"
+    "finished before are skipped: the same command resumes a sweep.\n"
+    "\n"
+    "  --repulsion K1,K2,...  an axis of repulsion kinds (passed to rac run --repulsion)\n"
+    "  --seeds A..B | A,B,... the seeds\n"
+    "  --set KEY=V1,V2,...    an axis of a train setting (repeatable)\n"
+    "  --train NAME           the train block\n"
+    "  --baseline VALUE       the baseline value of the first axis (default: its first)\n"
+    "  --jobs N               runs at a time (default: cores / threads per run)\n"
+    "  --threads T            threads per run (default 1 when jobs > 1)\n"
+    "\n"
+    "See docs/sweep.md.\n";
+
 static int serr(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int serr(int code, const char *fmt, ...) {
   va_list ap;
@@ -1001,6 +1019,10 @@ static int sweep_main(Sweep *s, int argc, char **argv) {
   const char *seeds = NULL, *jobs = NULL, *threads = NULL;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      fputs(sweep_help, stdout);
+      return 0;
+    }
     static const char *const valued[] = {"--train", "--out", "--repulsion", "--seeds", "--set",
                                          "--baseline", "--jobs", "--threads"};
     int takes = 0;

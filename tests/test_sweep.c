@@ -257,6 +257,10 @@ Test(sweep, bad_input_is_a_clear_error) {
   cr_assert_eq(r.status, 2);
   cr_assert(strstr(r.err, "needs --out DIR"), "%s", r.err);
   tu_run_free(&r);
+  r = tu_sh(30, "$RAC sweep --help");
+  cr_assert_eq(r.status, 0, "status %d\n%s", r.status, r.err);
+  cr_assert(strstr(r.out, "usage: rac sweep FILE --out DIR"), "%s", r.out);
+  tu_run_free(&r);
 }
 
 /* rac plot: a malformed line is an error naming the file and the line. */

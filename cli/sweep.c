@@ -66,7 +66,7 @@ typedef struct Sweep {
   size_t naxes;
   long long *seeds;
   size_t nseeds;
-  int jobs, threads;
+  int jobs, threads, allow_extern;
   Run *runs;
   size_t nruns, narms;
   char *runsdir;
@@ -87,6 +87,7 @@ static const char sweep_help[] =
     "  --baseline VALUE       the baseline value of the first axis (default: its first)\n"
     "  --jobs N               runs at a time (default: cores / threads per run)\n"
     "  --threads T            threads per run (default 1 when jobs > 1)\n"
+    "  --allow-extern         passed to every run\n"
     "\n"
     "See docs/sweep.md.\n";
 
@@ -109,7 +110,7 @@ static int susage(const char *fmt, ...) {
   vfprintf(stderr, fmt, ap);
   fputs("\nusage: rac sweep FILE --out DIR [--train NAME] [--repulsion K1,K2,...]\n"
         "       [--seeds A..B | --seeds A,B,...] [--set KEY=V1,V2,...]... [--baseline VALUE]\n"
-        "       [--jobs N] [--threads T]\n",
+        "       [--jobs N] [--threads T] [--allow-extern]\n",
         stderr);
   va_end(ap);
   return 2;
@@ -361,26 +362,63 @@ static void find_stdlib(ra_ctx *ctx) {
 /* Checks what can be checked before any run starts: the spec loads, every
  * repulsion kind, seed and thread count is accepted, the train block exists
  * and every --set value is accepted (as rac run --set would check it). */
-static int validate(Sweep *s) {
+/* A context with the spec loaded; NULL with the message printed and *rc
+ * set. */
+static ra_ctx *load_spec(const Sweep *s, int *rc) {
   ra_ctx *ctx = ra_new();
-  if (!ctx) return serr(1, "out of memory");
+  if (!ctx) {
+    *rc = serr(1, "out of memory");
+    return NULL;
+  }
   ra_set_option(ctx, "color", "0");
+  if (s->allow_extern) ra_set_option(ctx, "allow_extern", "1");
   find_stdlib(ctx);
-  int rc = 0;
   if (ra_load_file(ctx, s->file) != 0) {
     const char *e = ra_error(ctx);
     fprintf(stderr, "%s%s", e, *e && e[strlen(e) - 1] == '\n' ? "" : "\n");
-    rc = ra_errcode(ctx) == RA_EUSAGE ? 2 : 1;
+    *rc = ra_errcode(ctx) == RA_EUSAGE ? 2 : 1;
+    ra_free(ctx);
+    return NULL;
   }
+  return ctx;
+}
+
+/* The train block with the context's --set values applied is checked
+ * before the checkpoint is read: a checkpoint that does not exist stops the
+ * call there, before any data is read. */
+static int probe_train(const Sweep *s, ra_ctx *ctx) {
+  char *probe = xasprintf("%s/.settings-probe-does-not-exist.safetensors", s->runsdir);
+  const char *summary = NULL;
+  int rc = 0;
+  int st = ra_eval(ctx, s->train, probe, "test", &summary);
+  int code = ra_errcode(ctx);
+  if (st != 0 && code == RA_EUSAGE) rc = susage("%s", ra_error(ctx));
+  else if (st != 0 && (code == RA_ENOTFOUND || code == RA_ESPEC || code == RA_EEXTERN) &&
+           !strstr(ra_error(ctx), probe))
+    rc = serr(1, "%s", ra_error(ctx));
+  free(probe);
+  return rc;
+}
+
+/* Checks what can be checked before any run starts: the spec loads, every
+ * repulsion kind, seed and thread count is accepted, the train block exists
+ * and every --set value is accepted (as rac run --set would check it).  The
+ * i-th values of the --set axes are checked together, in a context of
+ * their own (a context holds a bounded number of settings). */
+static int validate(Sweep *s) {
+  int rc = 0;
+  ra_ctx *ctx = load_spec(s, &rc);
+  if (!ctx) return rc;
+  size_t rounds = 0;
   for (size_t a = 0; rc == 0 && a < s->naxes; a++) {
     Axis *ax = &s->axes[a];
-    for (size_t i = 0; rc == 0 && i < ax->n; i++) {
-      char *k = ax->is_set ? xasprintf("set.%s", ax->key) : xasprintf("repulsion");
-      if (ra_set_option(ctx, k, ax->vals[i]) != 0)
-        rc = susage("--%s %s%s%s: %s", ax->is_set ? "set" : "repulsion", ax->is_set ? ax->key : "",
-                    ax->is_set ? "=" : "", ax->vals[i], ra_error(ctx));
-      free(k);
+    if (ax->is_set) {
+      if (ax->n > rounds) rounds = ax->n;
+      continue;
     }
+    for (size_t i = 0; rc == 0 && i < ax->n; i++)
+      if (ra_set_option(ctx, "repulsion", ax->vals[i]) != 0)
+        rc = susage("--repulsion %s: %s", ax->vals[i], ra_error(ctx));
   }
   for (size_t i = 0; rc == 0 && i < s->nseeds; i++) {
     char v[32];
@@ -392,21 +430,22 @@ static int validate(Sweep *s) {
     snprintf(v, sizeof v, "%d", s->threads);
     if (ra_set_option(ctx, "threads", v) != 0) rc = susage("--threads: %s", ra_error(ctx));
   }
-  if (rc == 0) {
-    /* The train block with every --set applied is checked before the
-     * checkpoint is read; a checkpoint that does not exist stops the call
-     * there, before any data is read. */
-    char *probe = xasprintf("%s/.settings-probe-does-not-exist.safetensors", s->runsdir);
-    const char *summary = NULL;
-    int st = ra_eval(ctx, s->train, probe, "test", &summary);
-    int code = ra_errcode(ctx);
-    if (st != 0 && code == RA_EUSAGE) rc = susage("%s", ra_error(ctx));
-    else if (st != 0 && (code == RA_ENOTFOUND || code == RA_ESPEC || code == RA_EEXTERN) &&
-             !strstr(ra_error(ctx), probe))
-      rc = serr(1, "%s", ra_error(ctx));
-    free(probe);
-  }
+  if (rc == 0 && rounds == 0) rc = probe_train(s, ctx);
   ra_free(ctx);
+  for (size_t i = 0; rc == 0 && i < rounds; i++) {
+    ctx = load_spec(s, &rc);
+    if (!ctx) break;
+    for (size_t a = 0; rc == 0 && a < s->naxes; a++) {
+      Axis *ax = &s->axes[a];
+      if (!ax->is_set || i >= ax->n) continue;
+      char *k = xasprintf("set.%s", ax->key);
+      if (ra_set_option(ctx, k, ax->vals[i]) != 0)
+        rc = susage("--set %s=%s: %s", ax->key, ax->vals[i], ra_error(ctx));
+      free(k);
+    }
+    if (rc == 0) rc = probe_train(s, ctx);
+    ra_free(ctx);
+  }
   return rc;
 }
 
@@ -498,7 +537,7 @@ static int load_result(const Sweep *s, Run *r, char *err, size_t errlen) {
 /* ---- running ---- */
 
 static char **child_argv(const Sweep *s, const Run *r) {
-  size_t cap = 18 + 2 * s->naxes, n = 0;
+  size_t cap = 20 + 2 * s->naxes, n = 0;
   char **v = calloc(cap, sizeof *v);
   if (!v) return NULL;
   v[n++] = xasprintf("rac");
@@ -531,6 +570,7 @@ static char **child_argv(const Sweep *s, const Run *r) {
     v[n++] = ax->is_set ? xasprintf("%s=%s", ax->key, ax->vals[r->idx[a]])
                         : xasprintf("%s", ax->vals[r->idx[a]]);
   }
+  if (s->allow_extern) v[n++] = xasprintf("--allow-extern");
   if (s->threads > 0) {
     v[n++] = xasprintf("--threads");
     v[n++] = xasprintf("%d", s->threads);
@@ -1041,6 +1081,7 @@ static int sweep_main(Sweep *s, int argc, char **argv) {
     else if (!strcmp(a, "--seeds")) seeds = v;
     else if (!strcmp(a, "--jobs")) jobs = v;
     else if (!strcmp(a, "--threads")) threads = v;
+    else if (!strcmp(a, "--allow-extern")) s->allow_extern = 1;
     else if (!strcmp(a, "--repulsion")) {
       int rc = add_axis(s, "repulsion", 0, "--repulsion", v);
       if (rc) return rc;

@@ -257,6 +257,13 @@ Test(sweep, bad_input_is_a_clear_error) {
   cr_assert_eq(r.status, 2);
   cr_assert(strstr(r.err, "needs --out DIR"), "%s", r.err);
   tu_run_free(&r);
+  /* many values: each is checked (more than a context holds at once) */
+  r = tu_sh(60, "d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
+                "v=$(for i in $(seq 70); do printf '%%se-4,' $i; done)abc\n"
+                "$RAC sweep examples/reverse.ra --out $d/s --set lr=$v --set batch=$(seq -s, 1 70)");
+  cr_assert_eq(r.status, 2, "status %d\n%s", r.status, r.err);
+  cr_assert(strstr(r.err, "--set lr=abc: lr expects a number, found 'abc'"), "%s", r.err);
+  tu_run_free(&r);
   r = tu_sh(30, "$RAC sweep --help");
   cr_assert_eq(r.status, 0, "status %d\n%s", r.status, r.err);
   cr_assert(strstr(r.out, "usage: rac sweep FILE --out DIR"), "%s", r.out);

@@ -7,6 +7,7 @@
 
 #include "testutil.h"
 #include "xmlcheck.h"
+#include "../cli/stats.h"
 
 static double wall(void) {
   struct timeval tv;
@@ -69,7 +70,7 @@ Test(sweep, tiny_sweep_files_match_the_runs_and_rerun_skips, .timeout = 240) {
   cr_assert(jsonl0 && curves0);
   const char *names[] = {"repulsion=none,epochs=2,seed=1", "repulsion=none,epochs=2,seed=2",
                          "repulsion=svgd,epochs=2,seed=1", "repulsion=svgd,epochs=2,seed=2"};
-  double acc[4];
+  double acc[4], loss[4];
   int n = 0;
   for (char *line = jsonl, *nl; *line; line = nl + 1) {
     nl = strchr(line, '\n');
@@ -105,6 +106,7 @@ Test(sweep, tiny_sweep_files_match_the_runs_and_rerun_skips, .timeout = 240) {
     cr_assert(json_is_object(json_object_get(test, "head_diversity")));
     cr_assert(json_equal(json_object_get(o, "steps"), json_object_get(ev, "step")));
     acc[n] = json_number_value(json_object_get(test, "accuracy"));
+    loss[n] = json_number_value(json_object_get(test, "loss"));
     json_decref(ev);
     json_decref(o);
     /* the checkpoint and the result file are beside the log */
@@ -127,6 +129,24 @@ Test(sweep, tiny_sweep_files_match_the_runs_and_rerun_skips, .timeout = 240) {
   cr_assert(strstr(md, row), "want '%s' in\n%s", row, md);
   snprintf(row, sizeof row, "| repulsion=svgd, epochs=2 | 2 | %.4g |", (acc[2] + acc[3]) / 2);
   cr_assert(strstr(md, row), "want '%s' in\n%s", row, md);
+  /* the loss table: the interval of the svgd arm and its paired test
+   * against none, from the figures of sweep.jsonl (cli/stats.c itself is
+   * tested against scipy) */
+  const char *ls = strstr(md, "\n## loss\n");
+  cr_assert(ls, "no loss table in\n%s", md);
+  StCI ci = st_ci95(loss + 2, 2);
+  StPaired pt = st_paired(loss + 2, loss, 2);
+  cr_assert(isfinite(pt.t), "the losses of the two arms are equal seed by seed");
+  char lo[32], hi[32];
+  snprintf(lo, sizeof lo, "%.4g", ci.mean - ci.half);
+  snprintf(hi, sizeof hi, "%.4g", ci.mean + ci.half);
+  snprintf(row, sizeof row, "| repulsion=svgd, epochs=2 | 2 | %.4g | %s … %s | %+.4g |", ci.mean,
+           lo, hi, pt.mean);
+  cr_assert(strstr(ls, row), "want '%s' in\n%s", row, ls);
+  snprintf(lo, sizeof lo, "%.4g", pt.mean - pt.half);
+  snprintf(hi, sizeof hi, "%.4g", pt.mean + pt.half);
+  snprintf(row, sizeof row, " %s … %s (n = 2) | %.3g |", lo, hi, pt.p);
+  cr_assert(strstr(ls, row), "want '%s' in\n%s", row, ls);
   cr_assert(strstr(md, "(baseline)"));
   cr_assert(strstr(md, "Δ vs repulsion=none"));
 

@@ -38,6 +38,10 @@ COMP_SRC := $(wildcard compiler/*.c)
 RT_SRC   := $(wildcard runtime/*/*.c)
 LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(BASE_SRC) $(LANG_SRC) $(COMP_SRC) $(RT_SRC)) \
             $(B)/lang/lexer.o $(B)/lang/parser.o
+CLI_SRC  := $(wildcard cli/*.c)
+CLI_OBJ  := $(patsubst %.c,$(B)/%.o,$(CLI_SRC))
+# The command line's tools that the suites test directly (no main in them).
+CLI_TOOL_OBJ := $(filter-out $(B)/cli/rac.o,$(CLI_OBJ))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 
@@ -88,13 +92,18 @@ $(B)/libra_int.a: $(LIB_OBJ)
 $(B)/libra.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libra.so.0 -o $@ $^ $(LIBS)
 
-$(B)/rac: cli/rac.c include/ra.h $(B)/libra.a
-	$(CC) $(CFLAGS_ALL) -Iinclude -o $@ cli/rac.c $(B)/libra.a $(LIBS)
+# rac is built over ra.h only, like any application of the library.
+$(B)/cli/%.o: cli/%.c include/ra.h
+	@mkdir -p $(B)/cli
+	$(CC) $(CFLAGS_ALL) -Iinclude -MMD -MP -c -o $@ $<
+
+$(B)/rac: $(CLI_OBJ) $(B)/libra.a
+	$(CC) $(CFLAGS_ALL) -o $@ $(CLI_OBJ) $(B)/libra.a $(LIBS)
 
 # Tests see everything; each suite is one binary.
-$(B)/tests/%: tests/%.c tests/testutil.h tests/irutil.h $(B)/libra_int.a $(B)/libra.a
+$(B)/tests/%: tests/%.c tests/testutil.h tests/irutil.h $(B)/libra_int.a $(B)/libra.a $(CLI_TOOL_OBJ)
 	@mkdir -p $(B)/tests
-	$(CC) $(CFLAGS_ALL) -Iinclude -I$(B)/lang -o $@ $< $(B)/libra_int.a $(LIBS) -lcriterion
+	$(CC) $(CFLAGS_ALL) -Iinclude -I$(B)/lang -o $@ $< $(CLI_TOOL_OBJ) $(B)/libra_int.a $(LIBS) -lcriterion
 
 # A small native library for the extern tests (tests/ffi/myops.c).
 $(B)/tests/libmyops.so: tests/ffi/myops.c

@@ -6,6 +6,7 @@
  *   rac check FILE | ir FILE [--grad] [--opt] [--plan] | params FILE
  *   rac eval FILE --ckpt CKPT [--split test] | predict FILE --ckpt CKPT [--input TEXT | --file F]
  *   rac bench FILE [--steps N]
+ *   rac sweep FILE --out DIR [axes]  (cli/sweep.c) | plot LOG... --out FILE.svg  (cli/plot.c)
  *
  * Exit status: 0 success, 1 an error in the user's files or data, 2 usage;
  * 130 / 143 when SIGINT / SIGTERM stopped training (after saving the
@@ -23,7 +24,9 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include "plot.h"
 #include "ra.h"
+#include "sweep.h"
 
 static const char *usage_text =
     "usage: rac <command> FILE [options]\n"
@@ -36,6 +39,10 @@ static const char *usage_text =
     "  eval FILE     evaluate a checkpoint: --ckpt CKPT [--split train|valid|test]\n"
     "  predict FILE  predict with a checkpoint: --ckpt CKPT (--input TEXT | --file F)\n"
     "  bench FILE    time training steps [--steps N]: steps/s, samples/s, GFLOP/s, memory\n"
+  "  sweep FILE    train every combination of the axes, then tables and plots:\n"
+  "                --out DIR [--repulsion K1,K2,...] [--seeds A..B|A,B,...]\n"
+  "                [--set KEY=V1,V2,...]... [--baseline VALUE] [--jobs N] [--threads T]\n"
+  "  plot LOG...   plot run logs (loss, validation metrics, head diversity): --out FILE.svg\n"
     "\n"
     "options of run, eval, predict and bench:\n"
     "  --train NAME          the train block (its model's name, or model:data)\n"
@@ -327,6 +334,8 @@ static int rac_main(int argc, char **argv) {
     fprintf(stderr, "rac: library version %s does not match rac %s\n", ra_version_string(), RA_VERSION_STRING);
     return 1;
   }
+  if (!strcmp(argv[1], "sweep")) return rac_sweep_main(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "plot")) return rac_plot_main(argc - 2, argv + 2);
   Args a = {0};
   a.cmd = argv[1];
   const char *cmds[] = {"run", "check", "ir", "params", "eval", "predict", "bench"};

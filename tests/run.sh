@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Criterion suite built in $1/tests and prints one closing line.
+# The serial suites run one test at a time: they time runs, or (test_sweep)
+# start two training runs at a time themselves.
 #   tests/run.sh [BUILD] [SUITE...]          every suite but those named
 #   tests/run.sh [BUILD] --only SUITE...     only those named
 set -u
@@ -8,7 +10,7 @@ shift || true
 only=""
 if [ "${1:-}" = "--only" ]; then shift; only=" $* "; skip=""; else skip=" $* "; fi
 cd "$(dirname "$0")/.." || exit 1
-serial=" test_examples test_determinism "
+serial=" test_examples test_determinism test_sweep "
 pass=0; fail=0; failed=()
 for t in "$B"/tests/test_*; do
   [ -x "$t" ] || continue

@@ -11,6 +11,7 @@ pkgs=(
   libcriterion-dev             # the test suites
   clang libclang-rt-14-dev     # the fuzz target (libFuzzer)
   valgrind                     # leak checks of the embedding example
+  libxml2-utils                # xmllint: the tests check the SVG files with it
   fortunes fortunes-min        # data: fortunes.tsv
   bible-kjv                    # data: the character corpus (KJV text)
 )

@@ -10,15 +10,24 @@
  * the same bits on any number of threads whatever GEMM kernel OpenBLAS
  * picks (its kernels compute a block's edge tiles in their own order, so a
  * cut that moved with the thread count would move those bits too).
+ *
+ * Each block (and each product of a batch) goes first to libxsmm's JIT
+ * kernels where the build has libxsmm (gemm_xsmm.c: kernels chosen by
+ * cpuid, whatever OPENBLAS_CORETYPE says); OpenBLAS does what it declines
+ * and everything in a build without it.  Which one a call takes is a
+ * function of its shape, alpha and beta alone.
  */
 #include <cblas.h>
 #include <limits.h>
 
+#include "../include/ra.h"
+#include "gemm_backend.h"
 #include "kernels_internal.h"
 
 /* OpenBLAS extensions (declared here so that any cblas.h will do). */
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
+char *openblas_get_corename(void);
 
 /* Below this m*n*k OpenBLAS runs a GEMM on one thread anyway (its
  * GEMM_MULTITHREAD_THRESHOLD * SMP_THRESHOLD_MIN); batched loops of such
@@ -34,9 +43,22 @@ static void gemm_raw(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float al
       for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0.0f : beta * c[i * ldc + j];
     return;
   }
+  if (gemm_jit(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
+
+const char *k_gemm_backend(const char **kernels) {
+  const char *t = gemm_jit_target();
+  if (t) {
+    if (kernels) *kernels = t;
+    return "libxsmm";
+  }
+  if (kernels) *kernels = openblas_get_corename();
+  return "openblas";
+}
+
+RA_API const char *ra_gemm_backend(const char **kernels) { return k_gemm_backend(kernels); }
 
 /* OpenBLAS always runs single-threaded here: its own thread pool would spin
  * against ours (2 cores: a 4 ms stall per switch).  Large products are cut

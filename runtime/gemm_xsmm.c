@@ -1,0 +1,121 @@
+/* gemm_xsmm.c - single-threaded row-major SGEMM through libxsmm's JIT
+ * kernels, where the build found libxsmm (RA_HAVE_LIBXSMM); OpenBLAS does
+ * what this declines.
+ *
+ * libxsmm generates a kernel per shape (m, n, k, leading dimensions,
+ * transposes, beta) for the instruction set it reads from cpuid
+ * (libxsmm_cpuid: AVX-512 on Skylake-X and later and on Zen 4/5, AVX2 on
+ * Haswell and Zen 1-3); no environment variable chooses it (LIBXSMM_TARGET,
+ * which libxsmm_init reads, is overridden by the cpuid answer).  Kernels
+ * live in libxsmm's process-wide registry, made thread-safely on first use
+ * of a shape; its one-time set-up runs under pthread_once.
+ *
+ * libxsmm is column-major: the row-major C[m,n] = op(A) op(B) is computed
+ * as the column-major C^T = op(B)^T op(A)^T, B's buffer first.  Its JIT has
+ * no transposed first operand, so a transposed B (C = op(A) B^T) is copied
+ * into a row-major panel of B^T on the stack, a few columns of C at a time
+ * (and, for a long inner dimension, a slice of k at a time, accumulated
+ * with beta 1).  The panels are a function of the shape alone, and each
+ * element of C is one sum in k order either way.
+ *
+ * Declined (returns false): alpha other than 1, beta other than 0 or 1,
+ * dimensions beyond int, or a shape libxsmm does not generate.
+ */
+#include <limits.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gemm_backend.h"
+
+#ifdef RA_HAVE_LIBXSMM
+#include <libxsmm.h>
+#include <pthread.h>
+
+/* Floats of a transposed panel of B (64 KiB of stack). */
+#define PANEL 16384
+
+static pthread_once_t xsmm_once = PTHREAD_ONCE_INIT;
+
+static void xsmm_init(void) {
+  libxsmm_init();
+  libxsmm_set_target_archid(libxsmm_cpuid());
+}
+
+/* The column-major kernel C'[M,N] = op(A')[M,K] op(B')[K,N] (+ C' when
+ * beta1), or NULL. */
+static libxsmm_smmfunction xsmm_kernel(int64_t M, int64_t N, int64_t K, int64_t lda,
+                                       int64_t ldb, int64_t ldc, bool trans_b, bool beta1) {
+  libxsmm_blasint m = (libxsmm_blasint)M, n = (libxsmm_blasint)N, k = (libxsmm_blasint)K;
+  libxsmm_blasint la = (libxsmm_blasint)lda, lb = (libxsmm_blasint)ldb,
+                  lc = (libxsmm_blasint)ldc;
+  float alpha = 1.0f, beta = beta1 ? 1.0f : 0.0f;
+  int flags = (trans_b ? LIBXSMM_GEMM_FLAG_TRANS_B : 0) | (beta1 ? 0 : LIBXSMM_GEMM_FLAG_BETA_0);
+  int prefetch = LIBXSMM_GEMM_PREFETCH_NONE;
+  return libxsmm_smmdispatch(m, n, k, &la, &lb, &lc, &alpha, &beta, &flags, &prefetch);
+}
+
+static bool fits_int(int64_t x) { return x >= 0 && x <= INT_MAX; }
+
+bool gemm_jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+              int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f)) return false;
+  if (m <= 0 || n <= 0 || k <= 0) return false;
+  if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(lda) || !fits_int(ldb) ||
+      !fits_int(ldc))
+    return false;
+  pthread_once(&xsmm_once, xsmm_init);
+  bool beta1 = beta == 1.0f;
+  if (!tb) {
+    /* C^T[n,m] = B'[n,k] op(A)'[k,m]: A transposed is the second operand's
+     * transpose, which the JIT has. */
+    libxsmm_smmfunction f = xsmm_kernel(n, m, k, ldb, lda, ldc, ta, beta1);
+    if (!f) return false;
+    f(b, a, c);
+    return true;
+  }
+  /* B is [n,k] (row-major, ldb): panels of np columns of C and kc of k,
+   * each copied into bt as a row-major [kc, np] slice of B^T. */
+  float bt[PANEL];
+  int64_t np, kc;
+  if (n * k <= PANEL) np = n, kc = k;
+  else {
+    np = PANEL / k / 16 * 16;
+    if (np < 16) np = 16;
+    if (np > n) np = n;
+    kc = PANEL / np;
+    if (kc > k) kc = k;
+  }
+  /* Pass 0 makes (or finds) every kernel the panels need, so that a shape
+   * libxsmm declines leaves C untouched for OpenBLAS; pass 1 computes. */
+  for (int pass = n * k <= PANEL; pass < 2; pass++)
+    for (int64_t j0 = 0; j0 < n; j0 += np) {
+      int64_t w = n - j0 < np ? n - j0 : np;
+      for (int64_t l0 = 0; l0 < k; l0 += kc) {
+        int64_t d = k - l0 < kc ? k - l0 : kc;
+        libxsmm_smmfunction f = xsmm_kernel(w, m, d, w, lda, ldc, ta, l0 > 0 || beta1);
+        if (!f) return false;
+        if (!pass) continue;
+        for (int64_t l = 0; l < d; l++)
+          for (int64_t j = 0; j < w; j++) bt[l * w + j] = b[(j0 + j) * ldb + l0 + l];
+        f(bt, ta ? a + l0 * lda : a + l0, c + j0);
+      }
+    }
+  return true;
+}
+
+const char *gemm_jit_target(void) {
+  pthread_once(&xsmm_once, xsmm_init);
+  return libxsmm_get_target_arch();
+}
+
+#else
+
+bool gemm_jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+              int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  return false;
+}
+
+const char *gemm_jit_target(void) { return NULL; }
+
+#endif

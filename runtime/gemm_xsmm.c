@@ -18,8 +18,18 @@
  * with beta 1).  The panels are a function of the shape alone, and each
  * element of C is one sum in k order either way.
  *
+ * libxsmm's kernels do not pack: each column block of C re-reads the whole
+ * operand that is reused (B, or A when B is transposed and copied), which
+ * pays while it sits in cache.  Measured on one Zen 4 core (bench/README.md),
+ * libxsmm is ahead of OpenBLAS up to [1024,1024] operands and far behind
+ * beyond (a [2048,2048] B: 21-30 GFLOP/s against 55; a [2048,4000] one: 19
+ * against 92), so operands of more than JIT_MAX_OPERAND floats go to
+ * OpenBLAS.  k_gemm's blocks of about 512 rows or columns keep the encoder's
+ * products well below it.
+ *
  * Declined (returns false): alpha other than 1, beta other than 0 or 1,
- * dimensions beyond int, or a shape libxsmm does not generate.
+ * dimensions beyond int, a reused operand beyond JIT_MAX_OPERAND, or a
+ * shape libxsmm does not generate.
  */
 #include <limits.h>
 #include <stddef.h>
@@ -34,6 +44,9 @@
 
 /* Floats of a transposed panel of B (64 KiB of stack). */
 #define PANEL 16384
+
+/* Largest reused operand (floats, 4 MiB) the JIT takes. */
+#define JIT_MAX_OPERAND (1 << 20)
 
 static pthread_once_t xsmm_once = PTHREAD_ONCE_INIT;
 
@@ -64,6 +77,7 @@ bool gemm_jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
   if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(lda) || !fits_int(ldb) ||
       !fits_int(ldc))
     return false;
+  if ((tb ? m : n) * k > JIT_MAX_OPERAND) return false;
   pthread_once(&xsmm_once, xsmm_init);
   bool beta1 = beta == 1.0f;
   if (!tb) {

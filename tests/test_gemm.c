@@ -127,6 +127,20 @@ Test(gemm, k_gemm_general_alpha_beta) {
 /* The JIT path itself takes every case above (none falls back). */
 Test(gemm, jit_takes_and_matches_every_case) { all_cases(true, NULL); }
 
+/* Operands beyond 4 MiB, which it would re-read from memory, go to
+ * OpenBLAS (B's n x k, or A's m x k when B is transposed). */
+Test(gemm, jit_declines_operands_beyond_its_limit) {
+  int64_t k = 1024;
+  float *a = calloc((size_t)(1025 * k), 4), *b = calloc((size_t)(1025 * k), 4);
+  float *c = calloc((size_t)(1025 * 1025), 4);
+  cr_assert(a && b && c);
+  cr_assert(gemm_jit(false, false, 2, 1024, k, 1.0f, a, k, b, 1024, 0.0f, c, 1024));
+  cr_assert(!gemm_jit(false, false, 2, 1025, k, 1.0f, a, k, b, 1025, 0.0f, c, 1025));
+  cr_assert(gemm_jit(false, true, 1024, 2, k, 1.0f, a, k, b, k, 0.0f, c, 2));
+  cr_assert(!gemm_jit(false, true, 1025, 2, k, 1.0f, a, k, b, k, 0.0f, c, 2));
+  free(a), free(b), free(c);
+}
+
 /* k_gemm's products are the JIT's: the same bits as a direct call, for
  * the encoder's shapes. */
 Test(gemm, k_gemm_goes_through_the_jit) {

@@ -18,7 +18,8 @@
  * a product computed in row blocks (as k_gemm cuts it) matches the whole,
  * and the largest error against a double-precision product.
  *
- *   build/bench/gemm_libs [rounds]        (default 5)
+ *   build/bench/gemm_libs [rounds [text]]   (default 5 rounds; only the
+ *                                           shapes whose name has text)
  */
 #include <math.h>
 #include <stdint.h>
@@ -71,6 +72,14 @@ static const Shape shapes[] = {
     {"P.V 256x [64,64]x[64,16]", 64, 16, 64, 0, 0, 256},
     {"dV,dK 256x [64,64]^Tx[64,16]", 64, 16, 64, 1, 0, 256},
     {"classifier [32,128]x[128,8]", 32, 8, 128, 0, 0, 1},
+    {"block of a wide layer [512,1024]x[1024,1024]", 512, 1024, 1024, 0, 0, 1},
+    {"block [512,2048]x[2048,2048]", 512, 2048, 2048, 0, 0, 1},
+    {"vocab proj block [512,128]x[128,4000]", 512, 4000, 128, 0, 0, 1},
+    {"its dX [512,4000]x[128,4000]^T", 512, 128, 4000, 0, 1, 1},
+    {"its dW [128,2048]^Tx[2048,4000]", 128, 4000, 2048, 1, 0, 1},
+    {"square [512,512]x[512,512]", 512, 512, 512, 0, 0, 1},
+    {"square [512,256]x[256,256]", 512, 256, 256, 0, 0, 1},
+    {"square [512,768]x[768,768]", 512, 768, 768, 0, 0, 1},
     {"peak [2048,2048]x[2048,2048]", 2048, 2048, 2048, 0, 0, 1},
 };
 #define NSHAPES (int)(sizeof shapes / sizeof shapes[0])
@@ -130,7 +139,9 @@ static int gemm(int lib, int ta, int tb, int m, int n, int k, const float *a, in
     int flags = (ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0) | LIBXSMM_GEMM_FLAG_BETA_0;
     float one = 1.0f, zero = 0.0f;
     libxsmm_blasint M = n, N = m, K = k, LA = ldb, LB = lda, LC = ldc;
-    libxsmm_smmfunction f = libxsmm_smmdispatch(M, N, K, &LA, &LB, &LC, &one, &zero, &flags, NULL);
+    int prefetch = LIBXSMM_GEMM_PREFETCH_NONE; /* as the runtime: a 3-argument call */
+    libxsmm_smmfunction f =
+        libxsmm_smmdispatch(M, N, K, &LA, &LB, &LC, &one, &zero, &flags, &prefetch);
     if (!f) return 0;
     f(b, a, c);
     return 1;
@@ -254,6 +265,7 @@ static void check_bits(int lib, const Shape *S) {
 
 int main(int argc, char **argv) {
   int rounds = argc > 1 ? atoi(argv[1]) : 5;
+  const char *only = argc > 2 ? argv[2] : NULL; /* shapes whose name has this */
   if (rounds < 1) rounds = 1;
   openblas_set_num_threads(1);
   const char *ct = getenv("OPENBLAS_CORETYPE");
@@ -287,6 +299,7 @@ int main(int argc, char **argv) {
     for (int l = 0; l < NLIBS; l++) best[s][l] = 1e30;
   for (int r = 0; r < rounds; r++)
     for (int s = 0; s < NSHAPES; s++) {
+      if (only && !strstr(shapes[s].what, only)) continue;
       Bufs B = make(&shapes[s]);
       for (int l = 0; l < NLIBS; l++) {
         int lib = (l + r) % NLIBS; /* a different library first each round */
@@ -298,13 +311,14 @@ int main(int argc, char **argv) {
       free(B.a), free(B.b), free(B.c);
     }
 
-  printf("\nGFLOP/s, one thread, best of %d rounds\n%-38s", rounds, "shape (m,n,k ta tb x batch)");
+  printf("\nGFLOP/s, one thread, best of %d rounds\n%-46s", rounds, "shape (m,n,k ta tb x batch)");
   for (int l = 0; l < NLIBS; l++)
     if (lib_present[l]) printf(" %9s", lib_name[l]);
   printf("\n");
   for (int s = 0; s < NSHAPES; s++) {
     const Shape *S = &shapes[s];
-    printf("%-38s", S->what);
+    if (only && !strstr(S->what, only)) continue;
+    printf("%-46s", S->what);
     double flop = 2.0 * S->m * S->n * S->k * S->batch;
     for (int l = 0; l < NLIBS; l++) {
       if (!lib_present[l]) continue;
@@ -315,6 +329,7 @@ int main(int argc, char **argv) {
   }
   printf("\nbits\n");
   for (int s = 0; s < NSHAPES - 1; s++) {
+    if (only && !strstr(shapes[s].what, only)) continue;
     printf("%s\n", shapes[s].what);
     for (int l = 0; l < NLIBS; l++)
       if (lib_present[l]) check_bits(l, &shapes[s]);

@@ -127,6 +127,36 @@ Test(gemm, k_gemm_general_alpha_beta) {
 /* The JIT path itself takes every case above (none falls back). */
 Test(gemm, jit_takes_and_matches_every_case) { all_cases(true, NULL); }
 
+/* Each element of the JIT's product is one chain of float FMAs in k order
+ * (on a CPU with FMA), so its bits do not depend on how a product is cut
+ * into blocks or panels, nor on the vector width cpuid picked. */
+Test(gemm, jit_sums_each_element_in_k_order) {
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("fma")) cr_skip_test("no FMA on this CPU");
+  const int64_t sh[][3] = {{64, 64, 16}, {64, 16, 64}, {37, 29, 131}, {512, 128, 128},
+                           {40, 50, 1100}, {3, 20, 2050}};
+  for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++)
+    for (int tr = 0; tr < 4; tr++) {
+      bool ta = tr & 1, tb = tr & 2;
+      int64_t m = sh[s][0], n = sh[s][1], k = sh[s][2];
+      int64_t lda = ta ? m : k, ldb = tb ? k : n;
+      float *a = matrix(ta ? k : m, lda, lda), *b = matrix(tb ? n : k, ldb, ldb);
+      float *c = calloc((size_t)(m * n), 4);
+      cr_assert(c);
+      cr_assert(gemm_jit(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n));
+      for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+          float acc = 0;
+          for (int64_t l = 0; l < k; l++)
+            acc = fmaf(ta ? a[l * lda + i] : a[i * lda + l], tb ? b[j * ldb + l] : b[l * ldb + j],
+                       acc);
+          cr_assert(acc == c[i * n + j], "[%ld,%ld,%ld] ta %d tb %d: C(%ld,%ld) %.9g, chain %.9g",
+                    (long)m, (long)n, (long)k, ta, tb, (long)i, (long)j, c[i * n + j], acc);
+        }
+      free(a), free(b), free(c);
+    }
+}
+
 /* Operands beyond 4 MiB, which it would re-read from memory, go to
  * OpenBLAS (B's n x k, or A's m x k when B is transposed). */
 Test(gemm, jit_declines_operands_beyond_its_limit) {

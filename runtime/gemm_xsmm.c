@@ -14,9 +14,10 @@
  * as the column-major C^T = op(B)^T op(A)^T, B's buffer first.  Its JIT has
  * no transposed first operand, so a transposed B (C = op(A) B^T) is copied
  * into a row-major panel of B^T on the stack, a few columns of C at a time
- * (and, for a long inner dimension, a slice of k at a time, accumulated
- * with beta 1).  The panels are a function of the shape alone, and each
- * element of C is one sum in k order either way.
+ * (whole columns of k: a product with k beyond PANEL / 16 goes to OpenBLAS).
+ * Each element of C is then one chain of FMAs in k order, as it is without
+ * the copy, so the bits do not depend on the panels nor on how k_gemm cuts
+ * the product.
  *
  * libxsmm's kernels do not pack: each column block of C re-reads the whole
  * operand that is reused (B, or A when B is transposed and copied), which
@@ -28,8 +29,9 @@
  * products well below it.
  *
  * Declined (returns false): alpha other than 1, beta other than 0 or 1,
- * dimensions beyond int, a reused operand beyond JIT_MAX_OPERAND, or a
- * shape libxsmm does not generate.
+ * dimensions beyond int, a reused operand beyond JIT_MAX_OPERAND, a
+ * transposed B with k beyond PANEL / 16, or a shape libxsmm does not
+ * generate.
  */
 #include <limits.h>
 #include <stddef.h>
@@ -88,32 +90,24 @@ bool gemm_jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
     f(b, a, c);
     return true;
   }
-  /* B is [n,k] (row-major, ldb): panels of np columns of C and kc of k,
-   * each copied into bt as a row-major [kc, np] slice of B^T. */
+  /* B is [n,k] (row-major, ldb): panels of np columns of C, each copied
+   * into bt as the row-major [k, np] B^T of those columns. */
+  if (k > PANEL / 16) return false;
   float bt[PANEL];
-  int64_t np, kc;
-  if (n * k <= PANEL) np = n, kc = k;
-  else {
-    np = PANEL / k / 16 * 16;
-    if (np < 16) np = 16;
-    if (np > n) np = n;
-    kc = PANEL / np;
-    if (kc > k) kc = k;
-  }
-  /* Pass 0 makes (or finds) every kernel the panels need, so that a shape
-   * libxsmm declines leaves C untouched for OpenBLAS; pass 1 computes. */
-  for (int pass = n * k <= PANEL; pass < 2; pass++)
+  int64_t np = n * k <= PANEL ? n : PANEL / k / 16 * 16;
+  /* Pass 0 makes (or finds) both kernels the panels need (full and tail),
+   * so that a shape libxsmm declines leaves C untouched for OpenBLAS; pass
+   * 1 computes. */
+  for (int pass = np == n; pass < 2; pass++)
     for (int64_t j0 = 0; j0 < n; j0 += np) {
       int64_t w = n - j0 < np ? n - j0 : np;
-      for (int64_t l0 = 0; l0 < k; l0 += kc) {
-        int64_t d = k - l0 < kc ? k - l0 : kc;
-        libxsmm_smmfunction f = xsmm_kernel(w, m, d, w, lda, ldc, ta, l0 > 0 || beta1);
-        if (!f) return false;
-        if (!pass) continue;
-        for (int64_t l = 0; l < d; l++)
-          for (int64_t j = 0; j < w; j++) bt[l * w + j] = b[(j0 + j) * ldb + l0 + l];
-        f(bt, ta ? a + l0 * lda : a + l0, c + j0);
-      }
+      if (!pass && j0 > 0 && j0 + np < n) continue; /* the same kernel as the first */
+      libxsmm_smmfunction f = xsmm_kernel(w, m, k, w, lda, ldc, ta, beta1);
+      if (!f) return false;
+      if (!pass) continue;
+      for (int64_t j = 0; j < w; j++)
+        for (int64_t l = 0; l < k; l++) bt[l * w + j] = b[(j0 + j) * ldb + l];
+      f(bt, a, c + j0);
     }
   return true;
 }

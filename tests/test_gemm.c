@@ -78,8 +78,8 @@ static void check(bool jit, Pool *pool, bool ta, bool tb, int64_t m, int64_t n, 
 }
 
 /* m, n, k: vectors, k = 1, sizes off multiples of 16, the encoder's
- * attention products, a transposed B wider than one panel (n*k > 16384)
- * and one with k beyond a panel's rows (k > 1024: sliced in k). */
+ * attention products, a transposed B wider than one panel (n*k > 16384),
+ * and k beyond 1024 (a transposed B then goes to OpenBLAS). */
 static const int64_t shapes[][3] = {
     {1, 1, 1},    {1, 37, 5},   {37, 1, 5},    {1, 1, 300},  {5, 7, 1},    {17, 33, 1},
     {15, 17, 19}, {31, 47, 65}, {64, 64, 16},  {64, 16, 64}, {33, 129, 200}, {130, 300, 70},
@@ -91,9 +91,11 @@ static void all_cases(bool jit, Pool *pool) {
   for (size_t s = 0; s < NSHAPES; s++)
     for (int tr = 0; tr < 4; tr++)
       for (int pad = 0; pad <= 5; pad += 5)
-        for (int bi = 0; bi < 2; bi++)
+        for (int bi = 0; bi < 2; bi++) {
+          if (jit && (tr & 2) && shapes[s][2] > 1024) continue; /* declined: see below */
           check(jit, pool, tr & 1, tr & 2, shapes[s][0], shapes[s][1], shapes[s][2], pad, 1.0f,
                 bi ? 1.0f : 0.0f);
+        }
 }
 
 Test(gemm, k_gemm_matches_double_every_transpose_and_odd_shape) { all_cases(false, NULL); }
@@ -134,11 +136,12 @@ Test(gemm, jit_sums_each_element_in_k_order) {
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("fma")) cr_skip_test("no FMA on this CPU");
   const int64_t sh[][3] = {{64, 64, 16}, {64, 16, 64}, {37, 29, 131}, {512, 128, 128},
-                           {40, 50, 1100}, {3, 20, 2050}};
+                           {40, 500, 1000}, {40, 50, 1100}, {3, 20, 2050}};
   for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++)
     for (int tr = 0; tr < 4; tr++) {
       bool ta = tr & 1, tb = tr & 2;
       int64_t m = sh[s][0], n = sh[s][1], k = sh[s][2];
+      if (tb && k > 1024) continue; /* OpenBLAS's */
       int64_t lda = ta ? m : k, ldb = tb ? k : n;
       float *a = matrix(ta ? k : m, lda, lda), *b = matrix(tb ? n : k, ldb, ldb);
       float *c = calloc((size_t)(m * n), 4);
@@ -168,6 +171,9 @@ Test(gemm, jit_declines_operands_beyond_its_limit) {
   cr_assert(!gemm_jit(false, false, 2, 1025, k, 1.0f, a, k, b, 1025, 0.0f, c, 1025));
   cr_assert(gemm_jit(false, true, 1024, 2, k, 1.0f, a, k, b, k, 0.0f, c, 2));
   cr_assert(!gemm_jit(false, true, 1025, 2, k, 1.0f, a, k, b, k, 0.0f, c, 2));
+  /* a transposed B with k beyond 1024 (its panel would not hold a column) */
+  cr_assert(!gemm_jit(false, true, 2, 2, 1025, 1.0f, a, 1025, b, 1025, 0.0f, c, 2));
+  cr_assert(gemm_jit(false, false, 2, 2, 1025, 1.0f, a, 1025, b, 2, 0.0f, c, 2));
   free(a), free(b), free(c);
 }
 
@@ -179,6 +185,7 @@ Test(gemm, k_gemm_goes_through_the_jit) {
     for (int tr = 0; tr < 4; tr++) {
       bool ta = tr & 1, tb = tr & 2;
       int64_t m = sh[s][0], n = sh[s][1], k = sh[s][2];
+      if (tb && k > 1024) continue; /* OpenBLAS's */
       int64_t lda = ta ? m : k, ldb = tb ? k : n;
       float *a = matrix(ta ? k : m, lda, lda), *b = matrix(tb ? n : k, ldb, ldb);
       float *c1 = calloc((size_t)(m * n), 4), *c2 = calloc((size_t)(m * n), 4);

@@ -15,8 +15,9 @@
  *
  * Also prints each library's kernel choice (cpuid target), a peak figure
  * (a 2048^3 square product), and the bits: whether two calls agree, whether
- * a product computed in row blocks (as k_gemm cuts it) matches the whole,
- * and the largest error against a double-precision product.
+ * the library on 2 threads of its own agrees with 1, whether a product
+ * computed in row blocks (as k_gemm cuts it) matches the whole, and the
+ * largest error against a double-precision product.
  *
  *   build/bench/gemm_libs [rounds [text]]   (default 5 rounds; only the
  *                                           shapes whose name has text)
@@ -104,6 +105,9 @@ static const int lib_present[NLIBS] = {1,
 #endif
 };
 
+/* Threads each library may use (1 but for the bits check). */
+static int lib_threads = 1;
+
 /* One row-major product C = op(A) op(B), beta 0. Returns 0 if the library
  * cannot do it. */
 static int gemm(int lib, int ta, int tb, int m, int n, int k, const float *a, int lda,
@@ -117,7 +121,7 @@ static int gemm(int lib, int ta, int tb, int m, int n, int k, const float *a, in
   case L_BLIS: {
     float one = 1.0f, zero = 0.0f;
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
-    bli_rntm_set_num_threads(1, &rntm);
+    bli_rntm_set_num_threads(lib_threads, &rntm);
     bli_sgemm_ex(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
                  m, n, k, &one, (float *)a, lda, 1, (float *)b, ldb, 1, &zero, c, ldc, 1, NULL,
                  &rntm);
@@ -231,6 +235,23 @@ static void check_bits(int lib, const Shape *S) {
   uint64_t h1 = hash_bits(B.c, nc);
   run_shape(lib, S, &B);
   uint64_t h2 = hash_bits(B.c, nc);
+  /* The library's own threads (2): libxsmm's kernels have none. */
+  const char *thr = "-";
+  if (lib != L_XSMM) {
+    lib_threads = 2;
+    openblas_set_num_threads(2);
+#ifdef HAVE_DNNL
+    omp_set_num_threads(2);
+#endif
+    run_shape(lib, S, &B);
+    thr = hash_bits(B.c, nc) == h1 ? "same" : "differ";
+    lib_threads = 1;
+    openblas_set_num_threads(1);
+#ifdef HAVE_DNNL
+    omp_set_num_threads(1);
+#endif
+    run_shape(lib, S, &B);
+  }
   const char *blocks = "-";
   if (S->batch == 1 && S->m == 2048 && !S->ta) {
     float *whole = malloc((size_t)nc * 4);
@@ -258,8 +279,9 @@ static void check_bits(int lib, const Shape *S) {
         if (e > worst) worst = e;
       }
   }
-  printf("  %-9s two calls %s, 512-row blocks %s, max error %.2e (relative to sum |ab|)\n",
-         lib_name[lib], h1 == h2 ? "same" : "DIFFER", blocks, worst);
+  printf("  %-9s two calls %s, its 2 threads %s, 512-row blocks %s, max error %.2e (relative to "
+         "sum |ab|)\n",
+         lib_name[lib], h1 == h2 ? "same" : "DIFFER", thr, blocks, worst);
   free(B.a), free(B.b), free(B.c);
 }
 

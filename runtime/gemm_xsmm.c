@@ -4,11 +4,15 @@
  *
  * libxsmm generates a kernel per shape (m, n, k, leading dimensions,
  * transposes, beta) for the instruction set it reads from cpuid
- * (libxsmm_cpuid: AVX-512 on Skylake-X and later and on Zen 4/5, AVX2 on
- * Haswell and Zen 1-3); no environment variable chooses it (LIBXSMM_TARGET,
+ * (libxsmm_cpuid: AVX-512 where cpuid reports it, as on Skylake-X and later
+ * and Zen 4, AVX2 on Haswell and Zen 1-3); no environment variable chooses it (LIBXSMM_TARGET,
  * which libxsmm_init reads, is overridden by the cpuid answer).  Kernels
- * live in libxsmm's process-wide registry, made thread-safely on first use
- * of a shape; its one-time set-up runs under pthread_once.
+ * live in libxsmm's process-wide registry, made on first use of a shape;
+ * its one-time set-up runs under pthread_once.  k_gemm and k_matmul make a
+ * product's kernels on the calling thread (gemm_jit_ready) before the
+ * pool's workers run its blocks, so that workers only look kernels up: a
+ * dispatch that met another thread generating might decline, which would
+ * make the backend of a block depend on timing.
  *
  * libxsmm is column-major: the row-major C[m,n] = op(A) op(B) is computed
  * as the column-major C^T = op(B)^T op(A)^T, B's buffer first.  Its JIT has
@@ -72,8 +76,9 @@ static libxsmm_smmfunction xsmm_kernel(int64_t M, int64_t N, int64_t K, int64_t 
 
 static bool fits_int(int64_t x) { return x >= 0 && x <= INT_MAX; }
 
-bool gemm_jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-              int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+/* gemm_jit, or with c NULL only the kernels it needs made (gemm_jit_ready). */
+static bool jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
   if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f)) return false;
   if (m <= 0 || n <= 0 || k <= 0) return false;
   if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(lda) || !fits_int(ldb) ||
@@ -87,7 +92,7 @@ bool gemm_jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
      * transpose, which the JIT has. */
     libxsmm_smmfunction f = xsmm_kernel(n, m, k, ldb, lda, ldc, ta, beta1);
     if (!f) return false;
-    f(b, a, c);
+    if (c) f(b, a, c);
     return true;
   }
   /* B is [n,k] (row-major, ldb): panels of np columns of C, each copied
@@ -98,7 +103,7 @@ bool gemm_jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
   /* Pass 0 makes (or finds) both kernels the panels need (full and tail),
    * so that a shape libxsmm declines leaves C untouched for OpenBLAS; pass
    * 1 computes. */
-  for (int pass = np == n; pass < 2; pass++)
+  for (int pass = np == n && c; pass < (c ? 2 : 1); pass++)
     for (int64_t j0 = 0; j0 < n; j0 += np) {
       int64_t w = n - j0 < np ? n - j0 : np;
       if (!pass && j0 > 0 && j0 + np < n) continue; /* the same kernel as the first */
@@ -112,6 +117,16 @@ bool gemm_jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
   return true;
 }
 
+bool gemm_jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+              int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  return c && jit(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+bool gemm_jit_ready(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, int64_t lda,
+                    int64_t ldb, float beta, int64_t ldc) {
+  return jit(ta, tb, m, n, k, alpha, NULL, lda, NULL, ldb, beta, NULL, ldc);
+}
+
 const char *gemm_jit_target(void) {
   pthread_once(&xsmm_once, xsmm_init);
   return libxsmm_get_target_arch();
@@ -121,6 +136,11 @@ const char *gemm_jit_target(void) {
 
 bool gemm_jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  return false;
+}
+
+bool gemm_jit_ready(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, int64_t lda,
+                    int64_t ldb, float beta, int64_t ldc) {
   return false;
 }
 

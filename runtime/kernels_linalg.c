@@ -120,6 +120,15 @@ void k_gemm(Pool *pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float
   if (parts < 2) parts = 2;
   if (parts > GEMM_MAX_BLOCKS) parts = GEMM_MAX_BLOCKS;
   GemmArg G = {ta, tb, by_rows, m, n, k, len, parts, alpha, beta, a, b, lda, ldb, ldc, c};
+  /* The blocks' JIT kernels are made here, before the workers look them up. */
+  if (pool)
+    for (int64_t t = 0; t < parts; t++) {
+      int64_t lo = len * t / parts / GEMM_ALIGN * GEMM_ALIGN;
+      int64_t hi = t == parts - 1 ? len : len * (t + 1) / parts / GEMM_ALIGN * GEMM_ALIGN;
+      if (hi > lo)
+        gemm_jit_ready(ta, tb, by_rows ? hi - lo : m, by_rows ? n : hi - lo, k, alpha, lda, ldb,
+                       beta, ldc);
+    }
   pool_for(pool, G.parts, 1, gemm_blocks, &G);
 }
 
@@ -207,6 +216,7 @@ int k_matmul(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *c
   int64_t mnk = m * nn * k;
   if (mnk <= K_SMALL_GEMM && nb > 1) {
     blas_single();
+    gemm_jit_ready(ta, tb, m, nn, k, 1.0f, lda, ldb, 0.0f, nn); /* before the workers */
     k_par(kc, k_threads(kc, nb * mnk), nb, mat_batch, &M);
     return 0;
   }

@@ -47,6 +47,7 @@
 #ifdef RA_HAVE_LIBXSMM
 #include <libxsmm.h>
 #include <pthread.h>
+#include <sched.h>
 
 /* Floats of a transposed panel of B (64 KiB of stack). */
 #define PANEL 16384
@@ -71,7 +72,16 @@ static libxsmm_smmfunction xsmm_kernel(int64_t M, int64_t N, int64_t K, int64_t 
   float alpha = 1.0f, beta = beta1 ? 1.0f : 0.0f;
   int flags = (trans_b ? LIBXSMM_GEMM_FLAG_TRANS_B : 0) | (beta1 ? 0 : LIBXSMM_GEMM_FLAG_BETA_0);
   int prefetch = LIBXSMM_GEMM_PREFETCH_NONE;
-  return libxsmm_smmdispatch(m, n, k, &la, &lb, &lc, &alpha, &beta, &flags, &prefetch);
+  /* A dispatch that meets another thread working on the registry may come
+   * back empty; a shape libxsmm cannot do stays empty.  Asking again a few
+   * times keeps a passing contention from sending a block to OpenBLAS. */
+  for (int tries = 0; tries < 64; tries++) {
+    libxsmm_smmfunction f =
+        libxsmm_smmdispatch(m, n, k, &la, &lb, &lc, &alpha, &beta, &flags, &prefetch);
+    if (f) return f;
+    sched_yield();
+  }
+  return NULL;
 }
 
 static bool fits_int(int64_t x) { return x >= 0 && x <= INT_MAX; }

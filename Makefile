@@ -30,7 +30,24 @@ endif
 WARN     := -Wall -Wextra -Wno-unused-parameter
 CFLAGS_ALL := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fPIC -fopenmp-simd -pthread $(CFLAGS)
 LIBCFLAGS := $(CFLAGS_ALL) -fvisibility=hidden -DRA_BUILDING_LIB -DRA_STDLIB_DIR=\"$(abspath $(PREFIX))/share/rac/stdlib\" -I$(B)/lang -Iinclude
-LIBS     := -lopenblas -lffi -ljansson -ldl -lm -lpthread $(LDSAN)
+# GEMM: libxsmm's JIT kernels (chosen by cpuid) where pkg-config finds
+# libxsmm (Debian's libxsmm-dev), OpenBLAS for what they decline and for
+# everything without it; `make XSMM=0` builds without it.  `rac --version`
+# says which.  libxsmm is a static library: it comes before -lopenblas,
+# which gives it the BLAS symbols it names (ra.pc lists it last, after
+# OpenBLAS's shared library), and libra.so keeps its symbols hidden.
+XSMM     ?= $(shell pkg-config --exists libxsmm 2>/dev/null && echo 1 || echo 0)
+ifeq ($(XSMM),1)
+XSMM_CFLAGS := -DRA_HAVE_LIBXSMM $(shell pkg-config --cflags libxsmm)
+XSMM_LIBS   := $(shell pkg-config --libs libxsmm)
+SO_HIDE     := -Wl,--exclude-libs,libxsmm.a
+else
+XSMM_CFLAGS :=
+XSMM_LIBS   :=
+SO_HIDE     :=
+endif
+$(info gemm: $(if $(filter 1,$(XSMM)),libxsmm (JIT kernels by cpuid) then openblas,openblas (libxsmm not found or XSMM=0)))
+LIBS     := $(XSMM_LIBS) -lopenblas -lffi -ljansson -ldl -lm -lpthread $(LDSAN)
 
 BASE_SRC := $(wildcard base/*.c)
 LANG_SRC := $(wildcard lang/*.c)
@@ -70,6 +87,13 @@ $(B)/lang/lexer.o: $(B)/lang/lexer.c
 $(B)/lang/parser.o: $(B)/lang/parser.c
 	$(CC) $(LIBCFLAGS) -Ilang -MMD -MP -Wno-unused-parameter -Wno-unused-variable -Wno-sign-compare -c -o $@ $<
 
+# The GEMM backend's object follows XSMM (rebuilt when it changes).
+$(B)/gemm.stamp: FORCE
+	@mkdir -p $(B)
+	@echo '$(XSMM)' | cmp -s - $@ || echo '$(XSMM)' > $@
+$(B)/runtime/exec/gemm_xsmm.o: $(B)/gemm.stamp
+$(B)/runtime/exec/gemm_xsmm.o: LIBCFLAGS += $(XSMM_CFLAGS)
+
 $(B)/%.o: %.c | $(B)/lang/parser.h
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBCFLAGS) -MMD -MP -c -o $@ $<
@@ -90,7 +114,7 @@ $(B)/libra_int.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(B)/libra.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libra.so.0 -o $@ $^ $(LIBS)
+	$(CC) -shared -Wl,-soname,libra.so.0 $(SO_HIDE) -o $@ $^ $(LIBS)
 
 # rac is built over ra.h only, like any application of the library.
 $(B)/cli/%.o: cli/%.c include/ra.h
@@ -103,7 +127,7 @@ $(B)/rac: $(CLI_OBJ) $(B)/libra.a
 # Tests see everything; each suite is one binary.
 $(B)/tests/%: tests/%.c tests/testutil.h tests/irutil.h $(B)/libra_int.a $(B)/libra.a $(CLI_TOOL_OBJ)
 	@mkdir -p $(B)/tests
-	$(CC) $(CFLAGS_ALL) -Iinclude -I$(B)/lang -o $@ $< $(CLI_TOOL_OBJ) $(B)/libra_int.a $(LIBS) -lcriterion
+	$(CC) $(CFLAGS_ALL) $(XSMM_CFLAGS) -Iinclude -I$(B)/lang -o $@ $< $(CLI_TOOL_OBJ) $(B)/libra_int.a $(LIBS) -lcriterion
 
 # A small native library for the extern tests (tests/ffi/myops.c).
 $(B)/tests/libmyops.so: tests/ffi/myops.c
@@ -145,9 +169,10 @@ $(B)/prefix.stamp: FORCE
 $(B)/runtime/api/api.o: $(B)/prefix.stamp
 FORCE:
 
-$(B)/ra.pc: ra.pc.in include/ra.h $(B)/prefix.stamp
+$(B)/ra.pc: ra.pc.in include/ra.h $(B)/prefix.stamp $(B)/gemm.stamp
 	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@LIBDIR@|$(abspath $(LIBDIR))|' \
-	    -e 's|@INCLUDEDIR@|$(abspath $(INCDIR))|' -e 's|@VERSION@|$(VERSION)|' ra.pc.in > $@
+	    -e 's|@INCLUDEDIR@|$(abspath $(INCDIR))|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|^\(Libs.private: .*\)$$|\1 $(XSMM_LIBS)|' ra.pc.in > $@
 
 install: all $(B)/ra.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR) \

@@ -327,7 +327,10 @@ static int rac_main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(argv[1], "--version")) {
-    printf("rac %s (library %s)\n", RA_VERSION_STRING, ra_version_string());
+    const char *kernels = "";
+    const char *gemm = ra_gemm_backend(&kernels);
+    printf("rac %s (library %s)\ngemm: %s (%s)\n", RA_VERSION_STRING, ra_version_string(), gemm,
+           kernels);
     return 0;
   }
   if (ra_version() / 100 != RA_VERSION_NUM / 100) {

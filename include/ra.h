@@ -60,6 +60,10 @@ typedef struct {
 /* Version of the library actually linked (compare with RA_VERSION_NUM). */
 RA_API int ra_version(void);
 RA_API const char *ra_version_string(void);
+/* The library this build does its GEMMs with ("libxsmm" or "openblas") and,
+ * in *kernels when not NULL, the kernel set it chose on this CPU ("cpx",
+ * "skx", "hsw" for libxsmm's cpuid targets; OpenBLAS's core name). */
+RA_API const char *ra_gemm_backend(const char **kernels);
 
 /* A context with the default allocator, or with one of the caller's
  * (realloc-like: nsize 0 frees). */

@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(
   build-essential pkg-config   # compiler, make, pkg-config
   re2c lemon                   # lexer and parser generators (lang/)
-  libopenblas-dev              # GEMM
+  libopenblas-dev              # GEMM (what libxsmm declines)
+  libxsmm-dev                  # GEMM: JIT kernels chosen by cpuid
   libffi-dev                   # extern functions
   libjansson-dev               # safetensors headers (JSON)
   libcriterion-dev             # the test suites

@@ -77,6 +77,7 @@ const char *api_set_text(ra_ctx *ctx, const char *s) {
 
 int ra_version(void) { return RA_VERSION_NUM; }
 const char *ra_version_string(void) { return RA_VERSION_STRING; }
+const char *ra_gemm_backend(const char **kernels) { return k_gemm_backend(kernels); }
 
 /* ---- contexts ---- */
 

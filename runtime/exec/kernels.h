@@ -45,4 +45,10 @@ void k_gemm(Pool *pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
             float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
             float beta, float *c, int64_t ldc);
 
+/* The library k_gemm's products go to ("libxsmm" or "openblas") and, in
+ * *kernels when not NULL, the kernel set it chose on this CPU (libxsmm's
+ * cpuid target such as "cpx" or "hsw"; OpenBLAS's core such as
+ * "Cooperlake" or "Haswell"). */
+const char *k_gemm_backend(const char **kernels);
+
 #endif

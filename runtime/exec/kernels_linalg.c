@@ -10,15 +10,23 @@
  * the same bits on any number of threads whatever GEMM kernel OpenBLAS
  * picks (its kernels compute a block's edge tiles in their own order, so a
  * cut that moved with the thread count would move those bits too).
+ *
+ * Each block (and each product of a batch) goes first to libxsmm's JIT
+ * kernels where the build has libxsmm (gemm_xsmm.c: kernels chosen by
+ * cpuid, whatever OPENBLAS_CORETYPE says); OpenBLAS does what it declines
+ * and everything in a build without it.  Which one a call takes is a
+ * function of its shape, alpha and beta alone.
  */
 #include <cblas.h>
 #include <limits.h>
 
+#include "gemm_backend.h"
 #include "kernels_int.h"
 
 /* OpenBLAS extensions (declared here so that any cblas.h will do). */
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
+char *openblas_get_corename(void);
 
 /* Below this m*n*k OpenBLAS runs a GEMM on one thread anyway (its
  * GEMM_MULTITHREAD_THRESHOLD * SMP_THRESHOLD_MIN); batched loops of such
@@ -34,9 +42,21 @@ static void gemm_raw(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float al
       for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0.0f : beta * c[i * ldc + j];
     return;
   }
+  if (gemm_jit(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
+
+const char *k_gemm_backend(const char **kernels) {
+  const char *t = gemm_jit_target();
+  if (t) {
+    if (kernels) *kernels = t;
+    return "libxsmm";
+  }
+  if (kernels) *kernels = openblas_get_corename();
+  return "openblas";
+}
+
 
 /* OpenBLAS always runs single-threaded here: its own thread pool would spin
  * against ours (2 cores: a 4 ms stall per switch).  Large products are cut
@@ -98,6 +118,15 @@ void k_gemm(Pool *pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float
   if (parts < 2) parts = 2;
   if (parts > GEMM_MAX_BLOCKS) parts = GEMM_MAX_BLOCKS;
   GemmArg G = {ta, tb, by_rows, m, n, k, len, parts, alpha, beta, a, b, lda, ldb, ldc, c};
+  /* The blocks' JIT kernels are made here, before the workers look them up. */
+  if (pool)
+    for (int64_t t = 0; t < parts; t++) {
+      int64_t lo = len * t / parts / GEMM_ALIGN * GEMM_ALIGN;
+      int64_t hi = t == parts - 1 ? len : len * (t + 1) / parts / GEMM_ALIGN * GEMM_ALIGN;
+      if (hi > lo)
+        gemm_jit_ready(ta, tb, by_rows ? hi - lo : m, by_rows ? n : hi - lo, k, alpha, lda, ldb,
+                       beta, ldc);
+    }
   pool_for(pool, G.parts, 1, gemm_blocks, &G);
 }
 
@@ -185,6 +214,7 @@ int k_matmul(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *c
   int64_t mnk = m * nn * k;
   if (mnk <= K_SMALL_GEMM && nb > 1) {
     blas_single();
+    gemm_jit_ready(ta, tb, m, nn, k, 1.0f, lda, ldb, 0.0f, nn); /* before the workers */
     k_par(kc, k_threads(kc, nb * mnk), nb, mat_batch, &M);
     return 0;
   }

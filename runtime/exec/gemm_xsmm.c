@@ -1,0 +1,159 @@
+/* gemm_xsmm.c - single-threaded row-major SGEMM through libxsmm's JIT
+ * kernels, where the build found libxsmm (RA_HAVE_LIBXSMM); OpenBLAS does
+ * what this declines.
+ *
+ * libxsmm generates a kernel per shape (m, n, k, leading dimensions,
+ * transposes, beta) for the instruction set it reads from cpuid
+ * (libxsmm_cpuid: AVX-512 where cpuid reports it, as on Skylake-X and later
+ * and Zen 4, AVX2 on Haswell and Zen 1-3); no environment variable chooses it (LIBXSMM_TARGET,
+ * which libxsmm_init reads, is overridden by the cpuid answer).  Kernels
+ * live in libxsmm's process-wide registry, made on first use of a shape;
+ * its one-time set-up runs under pthread_once.  k_gemm and k_matmul make a
+ * product's kernels on the calling thread (gemm_jit_ready) before the
+ * pool's workers run its blocks, so that workers only look kernels up: a
+ * dispatch that met another thread generating might decline, which would
+ * make the backend of a block depend on timing.
+ *
+ * libxsmm is column-major: the row-major C[m,n] = op(A) op(B) is computed
+ * as the column-major C^T = op(B)^T op(A)^T, B's buffer first.  Its JIT has
+ * no transposed first operand, so a transposed B (C = op(A) B^T) is copied
+ * into a row-major panel of B^T on the stack, a few columns of C at a time
+ * (whole columns of k: a product with k beyond PANEL / 16 goes to OpenBLAS).
+ * Each element of C is then one chain of FMAs in k order, as it is without
+ * the copy, so the bits do not depend on the panels nor on how k_gemm cuts
+ * the product.
+ *
+ * libxsmm's kernels do not pack: each column block of C re-reads the whole
+ * operand that is reused (B, or A when B is transposed and copied), which
+ * pays while it sits in cache.  Measured on one Zen 4 core (bench/README.md),
+ * libxsmm is ahead of OpenBLAS up to [1024,1024] operands and far behind
+ * beyond (a [2048,2048] B: 21-30 GFLOP/s against 55; a [2048,4000] one: 19
+ * against 92), so operands of more than JIT_MAX_OPERAND floats go to
+ * OpenBLAS.  k_gemm's blocks of about 512 rows or columns keep the encoder's
+ * products well below it.
+ *
+ * Declined (returns false): alpha other than 1, beta other than 0 or 1,
+ * dimensions beyond int, a reused operand beyond JIT_MAX_OPERAND, a
+ * transposed B with k beyond PANEL / 16, or a shape libxsmm does not
+ * generate.
+ */
+#include <limits.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gemm_backend.h"
+
+#ifdef RA_HAVE_LIBXSMM
+#include <libxsmm.h>
+#include <pthread.h>
+#include <sched.h>
+
+/* Floats of a transposed panel of B (64 KiB of stack). */
+#define PANEL 16384
+
+/* Largest reused operand (floats, 4 MiB) the JIT takes. */
+#define JIT_MAX_OPERAND (1 << 20)
+
+static pthread_once_t xsmm_once = PTHREAD_ONCE_INIT;
+
+static void xsmm_init(void) {
+  libxsmm_init();
+  libxsmm_set_target_archid(libxsmm_cpuid());
+}
+
+/* The column-major kernel C'[M,N] = op(A')[M,K] op(B')[K,N] (+ C' when
+ * beta1), or NULL. */
+static libxsmm_smmfunction xsmm_kernel(int64_t M, int64_t N, int64_t K, int64_t lda,
+                                       int64_t ldb, int64_t ldc, bool trans_b, bool beta1) {
+  libxsmm_blasint m = (libxsmm_blasint)M, n = (libxsmm_blasint)N, k = (libxsmm_blasint)K;
+  libxsmm_blasint la = (libxsmm_blasint)lda, lb = (libxsmm_blasint)ldb,
+                  lc = (libxsmm_blasint)ldc;
+  float alpha = 1.0f, beta = beta1 ? 1.0f : 0.0f;
+  int flags = (trans_b ? LIBXSMM_GEMM_FLAG_TRANS_B : 0) | (beta1 ? 0 : LIBXSMM_GEMM_FLAG_BETA_0);
+  int prefetch = LIBXSMM_GEMM_PREFETCH_NONE;
+  /* A dispatch that meets another thread working on the registry may come
+   * back empty; a shape libxsmm cannot do stays empty.  Asking again a few
+   * times keeps a passing contention from sending a block to OpenBLAS. */
+  for (int tries = 0; tries < 64; tries++) {
+    libxsmm_smmfunction f =
+        libxsmm_smmdispatch(m, n, k, &la, &lb, &lc, &alpha, &beta, &flags, &prefetch);
+    if (f) return f;
+    sched_yield();
+  }
+  return NULL;
+}
+
+static bool fits_int(int64_t x) { return x >= 0 && x <= INT_MAX; }
+
+/* gemm_jit, or with c NULL only the kernels it needs made (gemm_jit_ready). */
+static bool jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f)) return false;
+  if (m <= 0 || n <= 0 || k <= 0) return false;
+  if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(lda) || !fits_int(ldb) ||
+      !fits_int(ldc))
+    return false;
+  if ((tb ? m : n) * k > JIT_MAX_OPERAND) return false;
+  pthread_once(&xsmm_once, xsmm_init);
+  bool beta1 = beta == 1.0f;
+  if (!tb) {
+    /* C^T[n,m] = B'[n,k] op(A)'[k,m]: A transposed is the second operand's
+     * transpose, which the JIT has. */
+    libxsmm_smmfunction f = xsmm_kernel(n, m, k, ldb, lda, ldc, ta, beta1);
+    if (!f) return false;
+    if (c) f(b, a, c);
+    return true;
+  }
+  /* B is [n,k] (row-major, ldb): panels of np columns of C, each copied
+   * into bt as the row-major [k, np] B^T of those columns. */
+  if (k > PANEL / 16) return false;
+  float bt[PANEL];
+  int64_t np = n * k <= PANEL ? n : PANEL / k / 16 * 16;
+  /* Pass 0 makes (or finds) both kernels the panels need (full and tail),
+   * so that a shape libxsmm declines leaves C untouched for OpenBLAS; pass
+   * 1 computes. */
+  for (int pass = np == n && c; pass < (c ? 2 : 1); pass++)
+    for (int64_t j0 = 0; j0 < n; j0 += np) {
+      int64_t w = n - j0 < np ? n - j0 : np;
+      if (!pass && j0 > 0 && j0 + np < n) continue; /* the same kernel as the first */
+      libxsmm_smmfunction f = xsmm_kernel(w, m, k, w, lda, ldc, ta, beta1);
+      if (!f) return false;
+      if (!pass) continue;
+      for (int64_t j = 0; j < w; j++)
+        for (int64_t l = 0; l < k; l++) bt[l * w + j] = b[(j0 + j) * ldb + l];
+      f(bt, a, c + j0);
+    }
+  return true;
+}
+
+bool gemm_jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+              int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  return c && jit(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+bool gemm_jit_ready(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, int64_t lda,
+                    int64_t ldb, float beta, int64_t ldc) {
+  return jit(ta, tb, m, n, k, alpha, NULL, lda, NULL, ldb, beta, NULL, ldc);
+}
+
+const char *gemm_jit_target(void) {
+  pthread_once(&xsmm_once, xsmm_init);
+  return libxsmm_get_target_arch();
+}
+
+#else
+
+bool gemm_jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+              int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  return false;
+}
+
+bool gemm_jit_ready(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, int64_t lda,
+                    int64_t ldb, float beta, int64_t ldc) {
+  return false;
+}
+
+const char *gemm_jit_target(void) { return NULL; }
+
+#endif

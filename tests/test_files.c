@@ -60,3 +60,14 @@ Test(files, rac_refuses_fifos_everywhere) {
   cr_assert_eq(n, 5, "every message names the FIFO:\n%s", r.err);
   tu_run_free(&r);
 }
+
+/* A FIFO given as the log has no reader: an error at once, not a wait in
+ * open() for one. */
+Test(files, fifo_as_log_is_an_error_not_a_hang) {
+  TuRun r = tu_sh(30, "d=$(mktemp -d); trap 'rm -rf $d' EXIT; mkfifo $d/p\n"
+                      "$RAC run examples/reverse.ra --set steps=2 --set save=$d/c.safetensors "
+                      "--log $d/p --quiet");
+  cr_assert_eq(r.status, 1, "status %d\n%s", r.status, r.err);
+  cr_assert(strstr(r.err, "a FIFO with no reader"), "%s", r.err);
+  tu_run_free(&r);
+}

@@ -504,9 +504,14 @@ static int log_open(LogFile *lg, const char *path, int64_t resume_step, char *er
   lg->n = 0;
   lg->last_flush = -1;
   make_parent_dirs(path);
-  int flags = O_CREAT | O_CLOEXEC | (resume_step >= 0 ? O_RDWR : O_WRONLY | O_TRUNC);
+  /* O_NONBLOCK: a FIFO with no reader is an error (ENXIO), never a hang */
+  int flags = O_CREAT | O_CLOEXEC | O_NONBLOCK | (resume_step >= 0 ? O_RDWR : O_WRONLY | O_TRUNC);
   lg->fd = open(path, flags, 0644);
+  if (lg->fd < 0 && errno == ENXIO)
+    return fail(err, errlen, RA_EIO, "cannot write the log '%s': a FIFO with no reader", path);
   if (lg->fd < 0) return log_fail(lg, errno, err, errlen);
+  int fl = fcntl(lg->fd, F_GETFL);
+  if (fl >= 0) fcntl(lg->fd, F_SETFL, fl & ~O_NONBLOCK);
   struct stat st;
   if (resume_step >= 0 && fstat(lg->fd, &st) == 0 && S_ISREG(st.st_mode))
     return log_cut(lg, resume_step, err, errlen);

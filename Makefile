@@ -32,16 +32,35 @@ CFLAGS_ALL := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN
 LIBCFLAGS := $(CFLAGS_ALL) -fvisibility=hidden -DRA_BUILDING_LIB -DRA_STDLIB_DIR=\"$(abspath $(PREFIX))/share/rac/stdlib\" -I$(B)/lang -Iinclude
 LIBS     := -lopenblas -lffi -ljansson -ldl -lm -lpthread $(LDSAN)
 
+# The LLVM JIT (compiler/jit/, docs/notes.md): built when an llvm-config of
+# LLVM 15 or later is found (llvm-config-19 first); `make LLVM=0` leaves it
+# out, and --jit is then a usage error.  Only compiler/jit/ sees LLVM's
+# headers (as system headers, so -Wall -Wextra stay ours).
+LLVM ?= 1
+ifeq ($(LLVM),1)
+LLVM_CONFIG ?= $(firstword $(foreach v,19 18 17 16 15,$(shell command -v llvm-config-$(v) 2>/dev/null)) \
+                 $(shell c=$$(command -v llvm-config 2>/dev/null) && [ "$$($$c --version | cut -d. -f1)" -ge 15 ] && echo $$c))
+endif
+ifneq ($(LLVM_CONFIG),)
+JIT_SRC  := $(wildcard compiler/jit/*.c)
+JIT_CFLAGS := -isystem $(shell $(LLVM_CONFIG) --includedir)
+LIBCFLAGS += -DRA_HAVE_JIT
+JIT_LIBS := $(shell $(LLVM_CONFIG) --ldflags) $(shell $(LLVM_CONFIG) --libs orcjit native passes)
+LIBS     += $(JIT_LIBS)
+else
+JIT_SRC  :=
+endif
+
 BASE_SRC := $(wildcard base/*.c)
 LANG_SRC := $(wildcard lang/*.c)
 COMP_SRC := $(wildcard compiler/*.c)
 RT_SRC   := $(wildcard runtime/*/*.c)
-LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(BASE_SRC) $(LANG_SRC) $(COMP_SRC) $(RT_SRC)) \
+LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(BASE_SRC) $(LANG_SRC) $(COMP_SRC) $(JIT_SRC) $(RT_SRC)) \
             $(B)/lang/lexer.o $(B)/lang/parser.o
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 
-.PHONY: all test test-unit clean install uninstall embed embed-check data fuzz bench FORCE
+.PHONY: all test test-unit jit-config clean install uninstall embed embed-check data fuzz bench FORCE
 all: $(B)/libra.a $(B)/libra_int.a $(B)/libra.so $(B)/rac
 
 # lemon writes into lang/gen; parser.h is replaced only when its text
@@ -65,6 +84,16 @@ $(B)/lang/lexer.o: $(B)/lang/lexer.c
 
 $(B)/lang/parser.o: $(B)/lang/parser.c
 	$(CC) $(LIBCFLAGS) -Ilang -MMD -MP -Wno-unused-parameter -Wno-unused-variable -Wno-sign-compare -c -o $@ $<
+
+$(B)/compiler/jit/%.o: compiler/jit/%.c | $(B)/lang/parser.h
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBCFLAGS) $(JIT_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Objects that see RA_HAVE_JIT are rebuilt when the choice changes.
+$(B)/jit.stamp: FORCE
+	@mkdir -p $(B)
+	@echo '$(LLVM_CONFIG)' | cmp -s - $@ || echo '$(LLVM_CONFIG)' > $@
+$(B)/runtime/exec/exec_jit.o: $(B)/jit.stamp
 
 $(B)/%.o: %.c | $(B)/lang/parser.h
 	@mkdir -p $(dir $@)
@@ -138,7 +167,7 @@ FORCE:
 
 $(B)/ra.pc: ra.pc.in include/ra.h $(B)/prefix.stamp
 	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@LIBDIR@|$(abspath $(LIBDIR))|' \
-	    -e 's|@INCLUDEDIR@|$(abspath $(INCDIR))|' -e 's|@VERSION@|$(VERSION)|' ra.pc.in > $@
+	    -e 's|@INCLUDEDIR@|$(abspath $(INCDIR))|' -e 's|@VERSION@|$(VERSION)|' -e 's|@JITLIBS@|$(JIT_LIBS)|' ra.pc.in > $@
 
 install: all $(B)/ra.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR) \
@@ -192,3 +221,7 @@ clean:
 	rm -rf build build-san
 
 -include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)
+
+# make jit-config: whether this build has the JIT (for .ci/run)
+jit-config:
+	@echo $(if $(LLVM_CONFIG),llvm $(shell $(LLVM_CONFIG) --version),none)

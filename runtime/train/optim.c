@@ -20,6 +20,8 @@
 
 #include <math.h>
 
+#include "../exec/exec_jit.h"
+
 double sched_lr(const TrainDecl *t, int64_t step, int64_t total) {
   if (!t) return 0.0;
   const double lr = t->lr;
@@ -61,6 +63,11 @@ static inline double decay_of(const Optim *o, const uint8_t *mask, int64_t i) {
 static void sgd_step(Optim *o, float *w, const float *g, double lr, const uint8_t *mask) {
   const double mu = o->momentum;
   const int use_v = mu != 0.0 && o->m;
+  if (o->jit && !mask) {
+    JitOptArgs A = {.w = w, .g = g, .m = o->m, .lr = lr, .wd = o->weight_decay, .momentum = mu};
+    exec_jit_loop(o->pool, o->n >= 65536 ? 2 : 1, o->jit, &A, o->n);
+    return;
+  }
   for (int64_t i = 0; i < o->n; i++) {
     double d = (double)g[i] + decay_of(o, mask, i) * (double)w[i];
     if (use_v) {
@@ -113,6 +120,13 @@ static void adam_step(Optim *o, float *w, const float *g, double lr, const uint8
   if (!o->m || !o->v) return;
   const double t = (double)o->t;
   const double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
+  if (o->jit && !mask) {
+    JitOptArgs J = {.w = w, .g = g, .m = o->m, .v = o->v, .lr = lr, .wd = o->weight_decay,
+                    .b1 = o->beta1, .b2 = o->beta2, .eps = o->eps, .step_size = lr / bc1,
+                    .sqrt_bc2 = sqrt(bc2)};
+    exec_jit_loop(o->pool, o->n >= 65536 ? 2 : 1, o->jit, &J, o->n);
+    return;
+  }
   AdamArg A = {o, w, g, mask, decoupled, lr, lr / bc1, sqrt(bc2)};
   if (o->n >= 65536) pool_for(o->pool, o->n, 1, adam_range, &A);
   else adam_range(&A, 0, o->n, 0);

@@ -283,3 +283,159 @@ Test(jit, optimizers_bit_for_bit) {
   check_optim(j, OPT_SGD, 0.9, 0.01, 2);
   jit_free(j);
 }
+
+/* ---- caches ---- */
+
+Test(jit, a_function_compiles_once_per_context) {
+  Jit *j = jit_or_skip();
+  Arena ar;
+  arena_init(&ar, ra_alloc_default());
+  IrFunc *f = ir_func_new(&ar, "t", 1);
+  IrBuilder b = tu_builder(f);
+  int32_t x = tu_input(&b, "x", 0, "f32[8, 100]");
+  int32_t g1 = ir_unary(&b, OP_GELU, x);
+  int32_t g2 = ir_unary(&b, OP_GELU, ir_binary(&b, OP_ADD, g1, x));
+  int32_t s = ir_op(&b, (IrNode){.op = OP_SOFTMAX, .nin = 1, .in = {g2}});
+  ir_add_output(f, "out", s, OUT_OUTPUT, 0);
+  char err[512];
+  const JitFunc *c1 = jit_compile(j, f, err, sizeof err);
+  cr_assert(c1 != NULL, "%s", err);
+  cr_assert_eq(c1->ncompiled, 4);
+  cr_assert_eq(c1->nkernels, 3, "the two gelu nodes share one kernel");
+  cr_assert(c1->node[g1].fn == c1->node[g2].fn);
+  const JitFunc *c2 = jit_compile(j, f, err, sizeof err);
+  cr_assert(c2 == c1, "the same IR is found in the cache");
+  cr_assert(c2->compile_ms == 0);
+  /* another function with the same ops on other shapes reuses the kernels */
+  IrFunc *h = ir_func_new(&ar, "u", 1);
+  IrBuilder b2 = tu_builder(h);
+  int32_t y = tu_input(&b2, "y", 0, "f32[3, 7]");
+  int32_t gy = ir_unary(&b2, OP_GELU, y);
+  ir_add_output(h, "out", gy, OUT_OUTPUT, 0);
+  const JitFunc *c3 = jit_compile(j, h, err, sizeof err);
+  cr_assert(c3 != NULL && c3 != c1);
+  cr_assert(c3->node[gy].fn == c1->node[g1].fn, "kernels are cached by their key, not by shape");
+  arena_free(&ar);
+  jit_free(j);
+}
+
+/* ---- training: the interpreter's loss trajectory, bit for bit ---- */
+
+typedef struct Traj {
+  float loss[64];
+  int n;
+  char summary[512];
+} Traj;
+
+static int on_step(void *ud, int64_t step, double loss) {
+  Traj *t = ud;
+  if (t->n < 64) t->loss[t->n++] = (float)loss;
+  return 0;
+}
+
+/* Trains spec (a file, or text when src is set) for 50 steps (or fewer when
+ * the spec's budget is smaller) and evaluates the checkpoint on the test
+ * split. */
+static void trajectory(const char *spec, const char *src, bool jit, int threads, Traj *t) {
+  memset(t, 0, sizeof *t);
+  ra_ctx *c = ra_new();
+  ra_set_option(c, "quiet", "1");
+  char th[16];
+  snprintf(th, sizeof th, "%d", threads);
+  ra_set_option(c, "threads", th);
+  cr_assert_eq(ra_set_option(c, "set.steps", "50"), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_set_option(c, "jit", jit ? "1" : "0"), 0, "%s", ra_error(c));
+  char ckpt[256];
+  snprintf(ckpt, sizeof ckpt, "/tmp/rac_jit_%d_%d.safetensors", (int)getpid(), jit);
+  ra_set_option(c, "set.save", ckpt);
+  if (src) cr_assert_eq(ra_load_string(c, spec, src), 0, "%s", ra_error(c));
+  else cr_assert_eq(ra_load_file(c, spec), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_train(c, NULL, on_step, t), 0, "%s: %s", spec, ra_error(c));
+  const char *summary = NULL;
+  cr_assert_eq(ra_eval(c, NULL, ckpt, "test", &summary), 0, "%s", ra_error(c));
+  snprintf(t->summary, sizeof t->summary, "%s", summary);
+  unlink(ckpt);
+  ra_free(c);
+}
+
+static void same_trajectory(const char *spec, const char *src, int jit_threads) {
+  if (!exec_jit_available()) cr_skip_test("this build has no LLVM JIT");
+  Traj a, b;
+  trajectory(spec, src, false, 2, &a);
+  trajectory(spec, src, true, jit_threads, &b);
+  cr_assert(a.n == 50 && b.n == 50, "%s: %d and %d steps", spec, a.n, b.n);
+  for (int i = 0; i < a.n; i++)
+    cr_assert(memcmp(&a.loss[i], &b.loss[i], sizeof(float)) == 0,
+              "%s: step %d: interpreter loss %.9g, jit %.9g", spec, i + 1, (double)a.loss[i],
+              (double)b.loss[i]);
+  cr_assert_str_eq(a.summary, b.summary, "%s: the evaluations differ", spec);
+}
+
+Test(jit, reverse_trains_as_on_the_interpreter, .timeout = 300) {
+  same_trajectory("examples/reverse.ra", NULL, 2);
+}
+Test(jit, fortunes_trains_as_on_the_interpreter, .timeout = 300) {
+  cr_assert(access("data/fortunes.tsv", R_OK) == 0, "run `make data` first");
+  same_trajectory("examples/fortunes.ra", NULL, 1);
+}
+Test(jit, licenses_trains_as_on_the_interpreter, .timeout = 300) {
+  cr_assert(access("data/licenses.tsv", R_OK) == 0, "run `make data` first");
+  same_trajectory("examples/licenses.ra", NULL, 2);
+}
+Test(jit, charlm_trains_as_on_the_interpreter, .timeout = 300) {
+  cr_assert(access("data/corpus.txt", R_OK) == 0, "run `make data` first");
+  same_trajectory("examples/charlm.ra", NULL, 3);
+}
+Test(jit, encoder_benchmark_trains_as_on_the_interpreter, .timeout = 300) {
+  cr_assert(access("data/fortunes.tsv", R_OK) == 0, "run `make data` first");
+  same_trajectory("bench/encoder.ra", NULL, 2);
+}
+Test(jit, causal_dropout_spos_joint_trains_as_on_the_interpreter, .timeout = 300) {
+  same_trajectory("tests/jit/mix.ra", NULL, 1);
+  same_trajectory("tests/jit/mix.ra", NULL, 3);
+}
+Test(jit, sgd_with_momentum_trains_as_on_the_interpreter, .timeout = 300) {
+  char *src = tu_read_file("tests/jit/mix.ra", NULL);
+  cr_assert(src);
+  const char *from = "optimizer adamw { lr 3e-3  weight_decay 0.01 }";
+  char *p = strstr(src, from);
+  cr_assert(p, "tests/jit/mix.ra changed its optimizer line");
+  char buf[8192];
+  snprintf(buf, sizeof buf, "%.*soptimizer sgd { lr 0.1  momentum 0.9  weight_decay 0.001 }%s",
+           (int)(p - src), src, p + strlen(from));
+  same_trajectory("mix_sgd.ra", buf, 2);
+  free(src);
+}
+
+/* ---- the option ---- */
+
+Test(jit, the_option_and_builds_without_llvm) {
+  ra_ctx *c = ra_new();
+  int rc = ra_set_option(c, "jit", "1");
+  if (exec_jit_available()) {
+    cr_assert_eq(rc, RA_OK, "%s", ra_error(c));
+    cr_assert_eq(ra_set_option(c, "jit", "0"), RA_OK);
+  } else {
+    cr_assert_eq(rc, RA_EUSAGE);
+    cr_assert(strstr(ra_error(c), "this build of rac has no LLVM JIT"), "%s", ra_error(c));
+    TuRun r = tu_sh(30, "\"$RAC\" run examples/reverse.ra --jit --set steps=1");
+    cr_assert_eq(r.status, 2, "exit %d: %s", r.status, r.err);
+    cr_assert(strstr(r.err, "this build of rac has no LLVM JIT"), "%s", r.err);
+    tu_run_free(&r);
+  }
+  cr_assert_eq(ra_set_option(c, "jit", "maybe"), RA_EUSAGE);
+  ra_set_option(c, "jit", "0");
+  ra_free(c);
+}
+
+Test(jit, bench_reports_the_compile_time, .timeout = 120) {
+  if (!exec_jit_available()) cr_skip_test("this build has no LLVM JIT");
+  TuRun r = tu_sh(100, "\"$RAC\" bench tests/jit/mix.ra --steps 2 --jit");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(strstr(r.out, "jit compile "), "%s", r.out);
+  tu_run_free(&r);
+  r = tu_sh(100, "\"$RAC\" bench tests/jit/mix.ra --steps 2");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(!strstr(r.out, "jit compile"), "%s", r.out);
+  tu_run_free(&r);
+}

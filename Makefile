@@ -114,8 +114,14 @@ $(B)/libra_int.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(B)/libra.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libra.so.0 -o $@ $^ $(LIBS)
+# Only ra_* is exported: linking libLLVM otherwise makes ld export the
+# linker's own __bss_start, _edata and _end too.
+$(B)/libra.map:
+	@mkdir -p $(B)
+	@printf '{ global: ra_*; local: *; };\n' > $@
+
+$(B)/libra.so: $(LIB_OBJ) $(B)/libra.map
+	$(CC) -shared -Wl,-soname,libra.so.0 -Wl,--version-script=$(B)/libra.map -o $@ $(LIB_OBJ) $(LIBS)
 
 $(B)/rac: cli/rac.c include/ra.h $(B)/libra.a
 	$(CC) $(CFLAGS_ALL) -Iinclude -o $@ cli/rac.c $(B)/libra.a $(LIBS)
@@ -218,7 +224,7 @@ embed-check:
 	echo "embed-check: ok (installed in $(EMBED_PREFIX); shared, static and valgrind runs pass)"
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-nojit
 
 -include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)
 

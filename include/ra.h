@@ -74,7 +74,10 @@ RA_API const char *ra_error(ra_ctx *ctx);
 /* The code of the last error (RA_OK if none, or after a call that succeeded). */
 RA_API int ra_errcode(ra_ctx *ctx);
 
-/* Options: "threads" (N), "seed" (N), "allow_extern" (0|1), "jit" (0|1),
+/* Options: "threads" (N), "seed" (N), "allow_extern" (0|1), "jit" (0|1:
+ * elementwise, softmax and layernorm loops and the optimizer compiled for
+ * this CPU with LLVM, the interpreter's bits; RA_EUSAGE in a build without
+ * LLVM, RA_ERUNTIME when LLVM fails),
  * "repulsion" (none|svgd|spos, overrides every train block),
  * "stdlib" (folder), "ra_path" (colon-separated folders), "color" (0|1),
  * "progress" (0|1), "quiet" (0|1), "log" (a JSON Lines file of

@@ -357,6 +357,46 @@ int jit_prog_of_node(const IrNode *n, JitProg *p) {
   return 0;
 }
 
+#ifdef IR_FUSED_MAX
+/* The elementwise micro-program of a FUSED node (ir.h, IrFused): refs
+ * -1 - j (external input j) become operand j, refs k >= 0 operand nin + k.
+ * bc[j] says whether input j is read with broadcasting (by add, sub, mul or
+ * div), flat[j] whether some other op reads it flat.  -1 for a program with
+ * a row op, sum_to, dropout or causal_mask (the interpreter runs those). */
+static int prog_of_fused(const IrNode *n, JitProg *p, bool *bc, bool *flat) {
+  const IrFused *fz = n->fused;
+  if (!fz || fz->rowop >= 0 || fz->n < 1 || fz->n > JIT_MAX_MICRO || n->nin > IR_MAX_IN) return -1;
+  memset(p, 0, sizeof *p);
+  p->nin = n->nin;
+  p->n = fz->n;
+  for (int j = 0; j < fz->n; j++) {
+    const IrMicro *m = &fz->ops[j];
+    if (!jit_op_compiles(m->op) || m->nin < 1 || m->nin > 2) return -1;
+    JitMicro *q = &p->op[j];
+    q->op = m->op;
+    q->nin = m->nin;
+    q->s = (float)m->attr.f[0];
+    for (int k = 0; k < m->nin; k++) {
+      int32_t r = m->in[k];
+      if (r < 0) {
+        int32_t x = -1 - r;
+        if (x >= n->nin) return -1;
+        q->in[k] = (uint8_t)x;
+        if (ir_op_info[m->op].flags & OPF_BCAST) bc[x] = true;
+        else flat[x] = true;
+      } else {
+        if (r >= j) return -1;
+        q->in[k] = (uint8_t)(n->nin + r);
+      }
+    }
+  }
+  /* an input read both ways is read flat: it must have the result's shape */
+  for (int x = 0; x < n->nin; x++)
+    if (flat[x]) bc[x] = false;
+  return 0;
+}
+#endif
+
 /* ---- loops ---- */
 
 static LLVMBasicBlockRef block(E *e, const char *name) {
@@ -824,17 +864,29 @@ static void strides_for(const IrType *out, const IrType *x, int64_t *s) {
 
 /* The collapsed loop of an elementwise node over nin operands; -1 if it
  * does not fit the generated loop. */
-static int ew_plan(const IrFunc *f, const IrNode *n, int nin, bool bcast, JitEwArgs *a,
+/* bc[q]: input q is read with NumPy broadcasting; else flat (the same
+ * element count).  Flat inputs of another shape than the result's fit only
+ * when no input broadcasts. */
+static int ew_plan(const IrFunc *f, const IrNode *n, int nin, const bool *bc, JitEwArgs *a,
                    uint8_t *inner) {
   memset(a, 0, sizeof *a);
   const IrType *out = &n->type;
   int64_t N = ir_numel(out);
   if (out->dtype != IR_F32) return -1;
+  bool bcast = false, reshaped = false;
   for (int q = 0; q < nin; q++) {
     const IrType *t = &f->nodes[n->in[q]].type;
     if (t->dtype != IR_F32 || t->rank > out->rank) return -1;
-    if (!bcast && ir_numel(t) != N) return -1;
+    if (bc[q]) {
+      bcast = true;
+    } else {
+      if (ir_numel(t) != N) return -1;
+      bool same = t->rank == out->rank;
+      for (int d = 0; same && d < t->rank; d++) same = t->dim[d] == out->dim[d];
+      if (!same) reshaped = true;
+    }
   }
+  if (bcast && reshaped) return -1;
   if (!bcast) {
     a->rank = 1;
     a->dim[0] = N;
@@ -1012,16 +1064,31 @@ static uint64_t ir_hash(const IrFunc *f) {
 static int node_plan(const IrFunc *f, const IrNode *n, JitNode *jn, Key *k) {
   memset(k, 0, sizeof *k);
   unsigned fl = ir_op_info[n->op].flags;
-  if ((fl & OPF_EW) && jit_op_compiles(n->op)) {
+  bool ew = (fl & OPF_EW) && jit_op_compiles(n->op);
+  bool bc[IR_MAX_IN] = {false}, flat[IR_MAX_IN] = {false};
+  int64_t cost = 0;
+  if (ew) {
+    if (n->nin > IR_MAX_IN || jit_prog_of_node(n, &k->ew.prog)) return 0;
+    for (int q = 0; q < n->nin; q++) bc[q] = (fl & OPF_BCAST) != 0;
+    cost = (fl & OPF_BCAST) ? 1 : op_cost(n->op);
+  }
+#ifdef IR_FUSED_MAX
+  if (n->op == OP_FUSED) {
+    if (prog_of_fused(n, &k->ew.prog, bc, flat)) return 0;
+    for (int j = 0; j < k->ew.prog.n; j++) cost += op_cost(k->ew.prog.op[j].op);
+    ew = true;
+  }
+#endif
+  (void)flat;
+  if (ew) {
     k->tag = KEY_EW;
-    if (jit_prog_of_node(n, &k->ew.prog)) return 0;
-    if (ew_plan(f, n, n->nin, (fl & OPF_BCAST) != 0, &jn->ew, k->ew.inner)) return 0;
+    if (ew_plan(f, n, n->nin, bc, &jn->ew, k->ew.inner)) return 0;
     int64_t N = ir_numel(&n->type);
     int64_t rows = 1;
     for (int d = 0; d < jn->ew.rank - 1; d++) rows *= jn->ew.dim[d];
     jn->kind = JIT_EW;
     jn->units = rows * jn->ew.per_row;
-    jn->work = (fl & OPF_BCAST) ? N : N * op_cost(n->op);
+    jn->work = N * cost;
     return 1;
   }
   if (n->op == OP_SOFTMAX || n->op == OP_SOFTMAX_GRAD || n->op == OP_LAYERNORM ||

@@ -257,7 +257,8 @@ static LLVMValueRef em_exp(E *e, LLVMValueRef x) {
   p = ADD(K(1.0f), MUL(f, p));
   p = ADD(K(1.0f), MUL(f, p));
   LLVMTypeRef ity = int_of(e, ty);
-  LLVMValueRef ir = LLVMBuildFPToSI(e->B, r, ity, "");
+  LLVMValueRef rn = SEL(CMP(LLVMRealOEQ, r, r), r, K(0.0f)); /* no fptosi of NaN */
+  LLVMValueRef ir = LLVMBuildFPToSI(e->B, rn, ity, "");
   ir = LLVMBuildShl(e->B, LLVMBuildAdd(e->B, ir, ci32(e, ty, 127), ""), ci32(e, ty, 23), "");
   LLVMValueRef u = LLVMBuildBitCast(e->B, ir, ty, "");
   LLVMValueRef v = MUL(p, u);

@@ -151,13 +151,13 @@ Test(jit, every_elementwise_op_of_opmath_compiles_bit_for_bit) {
 #undef G2
   /* every op of the lists is one the JIT compiles */
   int listed = 0;
-#define CNT3(U, l, E) { cr_assert(jit_op_compiles(OP_##U), #l " has no code generation"); listed++; }
-#define CNT4(U, l, c, E) { cr_assert(jit_op_compiles(OP_##U), #l " has no code generation"); listed++; }
+#define CNT3(U, l, E) { cr_assert(exec_jit_op_compiles(OP_##U), #l " has no code generation"); listed++; }
+#define CNT4(U, l, c, E) { cr_assert(exec_jit_op_compiles(OP_##U), #l " has no code generation"); listed++; }
   OPMATH_BINARY(CNT3)
   OPMATH_UNARY(CNT4)
   OPMATH_GRAD(CNT4)
   cr_assert_eq(nops, listed);
-  jit_free(j);
+  exec_jit_free(j);
 }
 
 Test(jit, large_tensors_on_a_pool_bit_for_bit) {
@@ -165,7 +165,7 @@ Test(jit, large_tensors_on_a_pool_bit_for_bit) {
   check_op(j, OP_GELU, "f32[64, 4097]", NULL, 0, 3);
   check_op(j, OP_GELU_GRAD, "f32[64, 4097]", "f32[64, 4097]", 0, 2);
   check_op(j, OP_ADD, "f32[64, 9000]", "f32[9000]", 0, 3);
-  jit_free(j);
+  exec_jit_free(j);
 }
 
 Test(jit, broadcasting_bit_for_bit) {
@@ -181,7 +181,7 @@ Test(jit, broadcasting_bit_for_bit) {
     check_op(j, OP_MUL, cases[c][0], cases[c][1], 0, 2);
     check_op(j, OP_DIV, cases[c][0], cases[c][1], 0, 1);
   }
-  jit_free(j);
+  exec_jit_free(j);
 }
 
 /* ---- rows ---- */
@@ -230,7 +230,7 @@ Test(jit, softmax_and_layernorm_rows_bit_for_bit) {
   check_rows(j, OP_SOFTMAX, 40, 12, true, 1);
   check_rows(j, OP_SOFTMAX, 2048, 64, true, 3);
   check_rows(j, OP_LAYERNORM_GRAD, 2048, 128, false, 2);
-  jit_free(j);
+  exec_jit_free(j);
 }
 
 /* ---- the optimizer ---- */
@@ -281,7 +281,7 @@ Test(jit, optimizers_bit_for_bit) {
   check_optim(j, OPT_ADAM, 0, 0.1, 1);
   check_optim(j, OPT_SGD, 0, 0, 1);
   check_optim(j, OPT_SGD, 0.9, 0.01, 2);
-  jit_free(j);
+  exec_jit_free(j);
 }
 
 /* ---- caches ---- */
@@ -298,12 +298,12 @@ Test(jit, a_function_compiles_once_per_context) {
   int32_t s = ir_op(&b, (IrNode){.op = OP_SOFTMAX, .nin = 1, .in = {g2}});
   ir_add_output(f, "out", s, OUT_OUTPUT, 0);
   char err[512];
-  const JitFunc *c1 = jit_compile(j, f, err, sizeof err);
+  const JitFunc *c1 = exec_jit_compile(j, f, err, sizeof err);
   cr_assert(c1 != NULL, "%s", err);
   cr_assert_eq(c1->ncompiled, 4);
   cr_assert_eq(c1->nkernels, 3, "the two gelu nodes share one kernel");
   cr_assert(c1->node[g1].fn == c1->node[g2].fn);
-  const JitFunc *c2 = jit_compile(j, f, err, sizeof err);
+  const JitFunc *c2 = exec_jit_compile(j, f, err, sizeof err);
   cr_assert(c2 == c1, "the same IR is found in the cache");
   cr_assert(c2->compile_ms == 0);
   /* another function with the same ops on other shapes reuses the kernels */
@@ -312,11 +312,11 @@ Test(jit, a_function_compiles_once_per_context) {
   int32_t y = tu_input(&b2, "y", 0, "f32[3, 7]");
   int32_t gy = ir_unary(&b2, OP_GELU, y);
   ir_add_output(h, "out", gy, OUT_OUTPUT, 0);
-  const JitFunc *c3 = jit_compile(j, h, err, sizeof err);
+  const JitFunc *c3 = exec_jit_compile(j, h, err, sizeof err);
   cr_assert(c3 != NULL && c3 != c1);
   cr_assert(c3->node[gy].fn == c1->node[g1].fn, "kernels are cached by their key, not by shape");
   arena_free(&ar);
-  jit_free(j);
+  exec_jit_free(j);
 }
 
 /* ---- training: the interpreter's loss trajectory, bit for bit ---- */

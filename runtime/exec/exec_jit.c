@@ -59,6 +59,14 @@ Jit *exec_jit_new(RaAlloc alloc, char *err, size_t errlen) { return jit_new(allo
 
 void exec_jit_free(Jit *j) { jit_free(j); }
 
+const char *exec_jit_target(const Jit *j) { return jit_target(j); }
+
+const JitFunc *exec_jit_compile(Jit *j, const IrFunc *f, char *err, size_t errlen) {
+  return jit_compile(j, f, err, errlen);
+}
+
+bool exec_jit_op_compiles(int op) { return jit_op_compiles(op); }
+
 int exec_jit_attach(Exec *ex, Jit *j, char *err, size_t errlen) {
   const JitFunc *code = jit_compile(j, ex->f, err, errlen);
   if (!code) return -1;
@@ -80,6 +88,15 @@ Jit *exec_jit_new(RaAlloc alloc, char *err, size_t errlen) {
 }
 
 void exec_jit_free(Jit *j) {}
+
+const char *exec_jit_target(const Jit *j) { return ""; }
+
+const JitFunc *exec_jit_compile(Jit *j, const IrFunc *f, char *err, size_t errlen) {
+  snprintf(err, errlen, "%s", EXEC_NO_JIT_MSG);
+  return NULL;
+}
+
+bool exec_jit_op_compiles(int op) { return false; }
 
 int exec_jit_attach(Exec *ex, Jit *j, char *err, size_t errlen) {
   snprintf(err, errlen, "%s", EXEC_NO_JIT_MSG);

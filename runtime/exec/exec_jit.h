@@ -29,6 +29,12 @@ int exec_jit_attach(Exec *ex, Jit *j, char *err, size_t errlen);
 int exec_jit_node(Exec *ex, KernelCtx *kc, int32_t i, void *out, void *const *in);
 /* The optimizer loop of a kind (JIT_OPT_*), NULL with a message. */
 JitLoopFn exec_jit_optimizer(Jit *j, int kind, double *compile_ms, char *err, size_t errlen);
+/* jit_compile and jit_op_compiles (jit.h), for the tests; NULL and false
+ * without LLVM. */
+const JitFunc *exec_jit_compile(Jit *j, const IrFunc *f, char *err, size_t errlen);
+bool exec_jit_op_compiles(int op);
+/* The CPU the code is for ("znver4, 16 floats"); "" without LLVM. */
+const char *exec_jit_target(const Jit *j);
 /* Runs a JitLoopFn over [0, n) on pool p (NULL: this thread), split as
  * pool_for splits it when nt > 1. */
 void exec_jit_loop(Pool *p, int nt, JitLoopFn fn, const void *args, int64_t n);

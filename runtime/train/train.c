@@ -1159,7 +1159,7 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
         size_t k = strlen(report);
         snprintf(report + k, replen > k ? replen - k : 0,
                  "jit compile %.0f ms (%d of %d nodes, %d kernels, %s)\n", L.step.jit_ms + opt_ms,
-                 L.step.ex->jit->ncompiled, L.step.f->n, L.step.ex->jit->nkernels, jit_target(o->jit));
+                 L.step.ex->jit->ncompiled, L.step.f->n, L.step.ex->jit->nkernels, exec_jit_target(o->jit));
       }
     }
   }

@@ -1056,6 +1056,22 @@ static uint64_t ir_hash(const IrFunc *f) {
     h = fnv(h, n->type.dim, sizeof n->type.dim[0] * n->type.rank);
     h = fnv(h, n->attr.i, sizeof n->attr.i);
     h = fnv(h, n->attr.f, sizeof n->attr.f);
+#ifdef IR_FUSED_MAX
+    if (n->fused) { /* the micro-program, field by field (IrMicro has padding) */
+      h = fnv(h, &n->fused->n, sizeof n->fused->n);
+      h = fnv(h, &n->fused->rowop, sizeof n->fused->rowop);
+      for (int j = 0; j < n->fused->n; j++) {
+        const IrMicro *m = &n->fused->ops[j];
+        h = fnv(h, &m->op, sizeof m->op);
+        h = fnv(h, &m->nin, sizeof m->nin);
+        h = fnv(h, m->in, sizeof m->in);
+        h = fnv(h, m->attr.i, sizeof m->attr.i);
+        h = fnv(h, m->attr.f, sizeof m->attr.f);
+        h = fnv(h, &m->type.rank, 1);
+        h = fnv(h, m->type.dim, sizeof m->type.dim[0] * m->type.rank);
+      }
+    }
+#endif
   }
   return h;
 }

@@ -15,6 +15,8 @@ typedef struct Run {
   double loss[STEPS];
   int n, rc;
   char err[512];
+  char path[300]; /* ckpt with this process's id: suites of other build
+                     folders may run at the same time */
 } Run;
 
 static int record(void *ud, int64_t step, double loss) {
@@ -32,7 +34,8 @@ static void *run(void *arg) {
   ra_set_option(c, "seed", r->seed);
   ra_set_option(c, "repulsion", r->rep);
   ra_set_option(c, "set.steps", "25");
-  ra_set_option(c, "set.save", r->ckpt);
+  snprintf(r->path, sizeof r->path, "%s.%d", r->ckpt, (int)getpid());
+  ra_set_option(c, "set.save", r->path);
   r->rc = ra_load_file(c, r->spec ? r->spec : "examples/reverse.ra");
   if (r->rc == 0) r->rc = ra_train(c, NULL, record, r);
   snprintf(r->err, sizeof r->err, "%s", ra_error(c));
@@ -47,11 +50,13 @@ static void same(Run *a, Run *b) {
   cr_assert_eq(b->n, STEPS);
   cr_assert(memcmp(a->loss, b->loss, sizeof a->loss) == 0, "loss trajectories differ");
   size_t la = 0, lb = 0;
-  char *fa = tu_read_file(a->ckpt, &la), *fb = tu_read_file(b->ckpt, &lb);
+  char *fa = tu_read_file(a->path, &la), *fb = tu_read_file(b->path, &lb);
   cr_assert(fa && fb, "checkpoints missing");
   cr_assert(la == lb && memcmp(fa, fb, la) == 0, "checkpoints differ");
   free(fa);
   free(fb);
+  remove(a->path);
+  remove(b->path);
 }
 
 Test(determinism, same_seed_same_bits_svgd, .timeout = 120) {

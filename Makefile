@@ -49,11 +49,30 @@ endif
 $(info gemm: $(if $(filter 1,$(XSMM)),libxsmm (JIT kernels by cpuid) then openblas,openblas (libxsmm not found or XSMM=0)))
 LIBS     := $(XSMM_LIBS) -lopenblas -lffi -ljansson -ldl -lm -lpthread $(LDSAN)
 
+# The LLVM JIT (compiler/jit/, docs/notes.md): built when an llvm-config of
+# LLVM 15 or later is found (llvm-config-19 first); `make LLVM=0` leaves it
+# out, and --jit is then a usage error.  Only compiler/jit/ sees LLVM's
+# headers (as system headers, so -Wall -Wextra stay ours).
+LLVM ?= 1
+ifeq ($(LLVM),1)
+LLVM_CONFIG ?= $(firstword $(foreach v,19 18 17 16 15,$(shell command -v llvm-config-$(v) 2>/dev/null)) \
+                 $(shell c=$$(command -v llvm-config 2>/dev/null) && [ "$$($$c --version | cut -d. -f1)" -ge 15 ] && echo $$c))
+endif
+ifneq ($(LLVM_CONFIG),)
+JIT_SRC  := $(wildcard compiler/jit/*.c)
+JIT_CFLAGS := -isystem $(shell $(LLVM_CONFIG) --includedir)
+LIBCFLAGS += -DRA_HAVE_JIT
+JIT_LIBS := $(shell $(LLVM_CONFIG) --ldflags) $(shell $(LLVM_CONFIG) --libs orcjit native passes)
+LIBS     += $(JIT_LIBS)
+else
+JIT_SRC  :=
+endif
+
 BASE_SRC := $(wildcard base/*.c)
 LANG_SRC := $(wildcard lang/*.c)
 COMP_SRC := $(wildcard compiler/*.c)
 RT_SRC   := $(wildcard runtime/*/*.c)
-LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(BASE_SRC) $(LANG_SRC) $(COMP_SRC) $(RT_SRC)) \
+LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(BASE_SRC) $(LANG_SRC) $(COMP_SRC) $(JIT_SRC) $(RT_SRC)) \
             $(B)/lang/lexer.o $(B)/lang/parser.o
 CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(patsubst %.c,$(B)/%.o,$(CLI_SRC))
@@ -62,7 +81,7 @@ CLI_TOOL_OBJ := $(filter-out $(B)/cli/rac.o,$(CLI_OBJ))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 
-.PHONY: all test test-unit clean install uninstall embed embed-check data fuzz bench FORCE
+.PHONY: all test test-unit jit-config clean install uninstall embed embed-check data fuzz bench FORCE
 all: $(B)/libra.a $(B)/libra_int.a $(B)/libra.so $(B)/rac
 
 # lemon writes into lang/gen; parser.h is replaced only when its text
@@ -94,6 +113,16 @@ $(B)/gemm.stamp: FORCE
 $(B)/runtime/exec/gemm_xsmm.o: $(B)/gemm.stamp
 $(B)/runtime/exec/gemm_xsmm.o: LIBCFLAGS += $(XSMM_CFLAGS)
 
+$(B)/compiler/jit/%.o: compiler/jit/%.c | $(B)/lang/parser.h
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBCFLAGS) $(JIT_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Objects that see RA_HAVE_JIT are rebuilt when the choice changes.
+$(B)/jit.stamp: FORCE
+	@mkdir -p $(B)
+	@echo '$(LLVM_CONFIG)' | cmp -s - $@ || echo '$(LLVM_CONFIG)' > $@
+$(B)/runtime/exec/exec_jit.o: $(B)/jit.stamp
+
 $(B)/%.o: %.c | $(B)/lang/parser.h
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBCFLAGS) -MMD -MP -c -o $@ $<
@@ -113,8 +142,14 @@ $(B)/libra_int.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(B)/libra.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libra.so.0 $(SO_HIDE) -o $@ $^ $(LIBS)
+# Only ra_* is exported: linking libLLVM otherwise makes ld export the
+# linker's own __bss_start, _edata and _end too.
+$(B)/libra.map:
+	@mkdir -p $(B)
+	@printf '{ global: ra_*; local: *; };\n' > $@
+
+$(B)/libra.so: $(LIB_OBJ) $(B)/libra.map
+	$(CC) -shared -Wl,-soname,libra.so.0 $(SO_HIDE) -Wl,--version-script=$(B)/libra.map -o $@ $(LIB_OBJ) $(LIBS)
 
 # rac is built over ra.h only, like any application of the library.
 $(B)/cli/%.o: cli/%.c include/ra.h
@@ -171,7 +206,7 @@ FORCE:
 
 $(B)/ra.pc: ra.pc.in include/ra.h $(B)/prefix.stamp $(B)/gemm.stamp
 	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@LIBDIR@|$(abspath $(LIBDIR))|' \
-	    -e 's|@INCLUDEDIR@|$(abspath $(INCDIR))|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@INCLUDEDIR@|$(abspath $(INCDIR))|' -e 's|@VERSION@|$(VERSION)|' -e 's|@JITLIBS@|$(JIT_LIBS)|' \
 	    -e 's|^\(Libs.private: .*\)$$|\1 $(XSMM_LIBS)|' ra.pc.in > $@
 
 install: all $(B)/ra.pc
@@ -223,6 +258,10 @@ embed-check:
 	echo "embed-check: ok (installed in $(EMBED_PREFIX); shared, static and valgrind runs pass)"
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-nojit
 
 -include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)
+
+# make jit-config: whether this build has the JIT (for .ci/run)
+jit-config:
+	@echo $(if $(LLVM_CONFIG),llvm $(shell $(LLVM_CONFIG) --version),none)

@@ -36,7 +36,10 @@ static inline float km_exp(float x) {
   f = f - r * 1.428606765330187045e-06f;
   float p = 1.0f + f * (1.0f + f * (0.5f + f * (0.16666667f + f * (0.041666668f +
                 f * (0.008333334f + f * (0.0013888889f + f * 0.0001984127f))))));
-  union { int32_t i; float f; } u = {.i = ((int32_t)r + 127) << 23};
+  /* r is NaN only for a NaN x (p is NaN then too): converting a NaN to an
+   * integer is undefined, so the exponent is built from 0 instead */
+  float rn = r == r ? r : 0.0f;
+  union { int32_t i; float f; } u = {.i = ((int32_t)rn + 127) << 23};
   float v = p * u.f;
   return x < -87.3f ? 0.0f : v;
 }

@@ -79,7 +79,10 @@ RA_API const char *ra_error(ra_ctx *ctx);
 RA_API int ra_errcode(ra_ctx *ctx);
 
 /* Options: "threads", "seed" and "repulsion" (train settings, overriding
- * every train block), "allow_extern" (0|1), "jit" (0|1), "stdlib" (folder), "ra_path" (colon-separated folders), "color" (0|1),
+ * every train block), "allow_extern" (0|1), "jit" (0|1:
+ * elementwise, softmax and layernorm loops and the optimizer compiled for
+ * this CPU with LLVM, the interpreter's bits; RA_EUSAGE in a build without
+ * LLVM, RA_ERUNTIME when LLVM fails), "stdlib" (folder), "ra_path" (colon-separated folders), "color" (0|1),
  * "progress" (0|1), "quiet" (0|1), "log" (a JSON Lines file of
  * metrics, overriding the train block's: whole records, written out every
  * 2 seconds and at evaluations, every write checked; with "resume" it is cut

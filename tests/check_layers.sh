@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # check_layers.sh - the layers and what each may include (docs/hacking.md):
 #
-#   base -> lang -> compiler -> runtime/exec -> runtime/data -> runtime/train
+#   base -> lang -> compiler (-> compiler/jit) -> runtime/exec -> runtime/data -> runtime/train
 #        -> runtime/api -> (include/ra.h) -> cli
 #
 # A file may include its own folder and the folders listed for it below,
@@ -14,10 +14,11 @@ allowed() {
     base) echo "base" ;;
     lang) echo "base lang" ;;
     compiler) echo "base lang compiler" ;;
-    runtime/exec) echo "base compiler runtime/exec" ;;
+    compiler/jit) echo "base lang compiler compiler/jit" ;;
+    runtime/exec) echo "base compiler compiler/jit runtime/exec" ;;
     runtime/data) echo "base compiler runtime/exec runtime/data" ;;
-    runtime/train) echo "base compiler runtime/exec runtime/data runtime/train include" ;;
-    runtime/api) echo "base lang compiler runtime/exec runtime/data runtime/train runtime/api include" ;;
+    runtime/train) echo "base compiler compiler/jit runtime/exec runtime/data runtime/train include" ;;
+    runtime/api) echo "base lang compiler compiler/jit runtime/exec runtime/data runtime/train runtime/api include" ;;
     cli) echo "cli include" ;;
     *) echo "?" ;;
   esac

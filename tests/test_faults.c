@@ -228,7 +228,10 @@ static float hswish_d(float x) {
   return s + x * s * (1.0f - s);
 }
 
-/* The training phase; true if k was hit. */
+/* The training phase (with the JIT when train_jit is set); true if k was
+ * hit. */
+static bool train_jit;
+
 static bool run_train(long k, FaultAlloc *fa, int *nerr) {
   memset(fa, 0, sizeof *fa);
   fa->fail_at = k;
@@ -238,8 +241,8 @@ static bool run_train(long k, FaultAlloc *fa, int *nerr) {
     return true;
   }
   int rc = 0;
-  const char *opts[][2] = {{"quiet", "1"}, {"threads", "1"}, {"progress", "0"}};
-  for (int i = 0; i < 3 && rc == 0; i++) {
+  const char *opts[][2] = {{"quiet", "1"}, {"threads", "1"}, {"progress", "0"}, {"jit", "1"}};
+  for (int i = 0; i < (train_jit ? 4 : 3) && rc == 0; i++) {
     rc = ra_set_option(c, opts[i][0], opts[i][1]);
     check_rc(c, fa, rc, "ra_set_option", k, nerr);
   }
@@ -316,7 +319,7 @@ Test(faults, compile_phase_every_allocation, .timeout = 120) {
   cr_log_info("compile phase: %ld allocations, each failed once (%ld absorbed)\n", runs, absorbed);
 }
 
-Test(faults, training_phase, .timeout = 240) {
+static void training_phase(void) {
   snprintf(ckpt_path, sizeof ckpt_path, "/tmp/rac_faults_%ld.safetensors", (long)getpid());
   FaultAlloc fa;
   int nerr = 0;
@@ -337,4 +340,19 @@ Test(faults, training_phase, .timeout = 240) {
   cr_log_info("training phase: %ld allocations, %ld runs (every k up to %ld, then stride %ld)\n",
               total, runs, dense, stride);
   unlink(ckpt_path);
+}
+
+Test(faults, training_phase, .timeout = 240) { training_phase(); }
+
+/* The same with option jit: the Jit, its caches and the compiled functions
+ * take their memory from the context's allocator too (LLVM's own is not
+ * covered). */
+Test(faults, training_phase_with_jit, .timeout = 600) {
+  ra_ctx *c = ra_new();
+  int rc = ra_set_option(c, "jit", "1");
+  ra_free(c);
+  if (rc == RA_EUSAGE) cr_skip_test("this build has no LLVM JIT");
+  cr_assert_eq(rc, RA_OK);
+  train_jit = true;
+  training_phase();
 }

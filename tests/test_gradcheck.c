@@ -21,6 +21,7 @@
 #include "../runtime/exec/kernels.h"
 #include "irutil.h"
 #include "testutil.h"
+#include "jitutil.h"
 
 #define GB_MAXP 8
 #define GB_MAXI 4
@@ -347,6 +348,7 @@ static void gradcheck(const Case *c) {
   cr_assert(plan != NULL, "%s: plan_memory failed", c->name);
   Exec *ex = exec_new(ra_alloc_default(), g, plan, pbuf, offs, b.ni);
   cr_assert(ex != NULL);
+  tu_maybe_jit(ex);
   for (int k = 0; k < b.ni; k++) ex->inputs[k] = b.idata[k];
 
   ExternFn e0 = {.name = "softplus", .fn = softplus, .grad = softplus_d};

@@ -15,6 +15,7 @@
 #include <setjmp.h>
 
 #include "testutil.h"
+#include "jitutil.h"
 
 #include "../compiler/autodiff.h"
 #include "../compiler/program.h"
@@ -172,6 +173,7 @@ static void run_func(Rig *r, IrFunc *fun, RunCheck check) {
   shape_must_match(tgt, &m->targets[0].type, true, "input.target");
   Exec *ex = exec_new(r->alloc, f, plan, r->w, r->offs, nin);
   cr_assert(ex != NULL, "exec_new failed (%zu arena bytes)", plan->arena_bytes);
+  tu_maybe_jit(ex);
   ex->inputs[0] = tok->data;
   ex->inputs[1] = tgt->data;
   KernelCtx kc;
@@ -365,6 +367,7 @@ static void check_adamw(const char *name) {
   memcpy(w1, r.w, sizeof(float) * (size_t)n);
   Optim o = {.kind = OPT_ADAMW, .lr = LR, .beta1 = BETA1, .beta2 = BETA2, .eps = EPS,
              .weight_decay = WD, .n = n, .m = mo, .v = vo, .t = 0};
+  tu_maybe_jit_optim(&o);
   optim_step(&o, w1, gref, LR, NULL);
   cr_assert_eq(o.t, 1);
   for (int i = 0; i < r.m->nparams; i++)
@@ -381,6 +384,7 @@ static void check_adamw(const char *name) {
   memcpy(w2, r.w, sizeof(float) * (size_t)n);
   o = (Optim){.kind = OPT_ADAMW, .lr = LR, .beta1 = BETA1, .beta2 = BETA2, .eps = EPS,
               .weight_decay = WD, .n = n, .m = mo, .v = vo, .t = 0};
+  tu_maybe_jit_optim(&o);
   optim_step(&o, w2, r.g, LR, NULL);
   for (int i = 0; i < r.m->nparams; i++) {
     const ParamInfo *pi = &r.m->params[i];

@@ -10,6 +10,7 @@ pkgs=(
   libffi-dev                   # extern functions
   libjansson-dev               # safetensors headers (JSON)
   libcriterion-dev             # the test suites
+  llvm-19-dev                  # the JIT (compiler/jit; make LLVM=0 builds without it)
   clang libclang-rt-14-dev     # the fuzz target (libFuzzer)
   valgrind                     # leak checks of the embedding example
   libxml2-utils                # xmllint: the tests check the SVG files with it

@@ -129,6 +129,7 @@ void ra_free(ra_ctx *ctx) {
   api_strfree(ctx, ctx->last_save);
   ffi_host_free(ctx);
   pool_free(ctx->pool);
+  exec_jit_free(ctx->jit);
   ra_free_mem(&a, ctx->err, ctx->errcap);
   ra_free_mem(&a, ctx, sizeof *ctx);
 }
@@ -199,7 +200,14 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
     ctx->allow_extern = b;
   } else if (!strcmp(key, "jit")) {
     if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option jit: expected 0 or 1, got '%s'", value);
-    if (b) return api_fail(ctx, RA_EUSAGE, "option jit: this build of rac has no LLVM JIT; leave the option out to run on the interpreter");
+    if (b && !exec_jit_available())
+      return api_fail(ctx, RA_EUSAGE, "option jit: " EXEC_NO_JIT_MSG "; leave the option out to run on the interpreter");
+    if (b && !ctx->jit) {
+      char err[512];
+      ctx->jit = exec_jit_new(ctx->alloc, err, sizeof err);
+      if (!ctx->jit) return api_fail(ctx, RA_ERUNTIME, "option jit: %s", err);
+    }
+    ctx->use_jit = b;
   } else if (!strcmp(key, "stdlib") || !strcmp(key, "ra_path")) {
     char **slot = !strcmp(key, "stdlib") ? &ctx->stdlib : &ctx->ra_path;
     char *s = api_strdup(ctx, value);
@@ -501,6 +509,7 @@ void api_run_options(ra_ctx *ctx, RunOptions *o) {
   o->stop = ctx->stop;
   o->externs = ctx->externs;
   o->nexterns = ctx->nexterns;
+  o->jit = ctx->use_jit ? ctx->jit : NULL;
 }
 
 /* What every run-like call starts with: a loaded spec, the train block
@@ -590,6 +599,11 @@ static int fwd_prepare(ra_model *m, int64_t batch) {
     return api_fail(ctx, RA_ENOMEM, "%s", why);
   m->fex = exec_new(ctx->alloc, f, plan, m->ms.w, m->ms.offsets, nin);
   if (!m->fex) return api_fail(ctx, RA_ENOMEM, "out of memory: the forward pass needs %zu bytes", plan->arena_bytes);
+  if (o.jit && exec_jit_attach(m->fex, o.jit, why, sizeof why) != 0) {
+    exec_free(m->fex);
+    m->fex = NULL;
+    return api_fail(ctx, RA_ERUNTIME, "ra_forward: %s", why);
+  }
   m->fin = ra_calloc(&ctx->alloc, (size_t)nin + 1, sizeof *m->fin);
   m->fout = ra_calloc(&ctx->alloc, (size_t)k + 1, sizeof *m->fout);
   if (!m->fin || !m->fout) {

@@ -10,6 +10,7 @@
 #include "../../compiler/program.h"
 #include "../../include/ra.h"
 #include "../exec/exec.h"
+#include "../exec/exec_jit.h"
 #include "../train/train.h"
 
 #ifndef RA_STDLIB_DIR
@@ -60,6 +61,9 @@ struct ra_ctx {
   uint64_t seed;
   bool has_seed;
   bool allow_extern;
+  bool use_jit;             /* option jit: compiled loops (compiler/jit) */
+  Jit *jit;                 /* made when the option is first set, freed by
+                               ra_free; its code cache lives as long */
   bool has_rep_override;
   RepKind rep_override;
   char *stdlib, *ra_path;

@@ -7,6 +7,8 @@
  */
 #include "exec.h"
 
+#include "exec_jit.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -143,6 +145,7 @@ int exec_run(Exec *ex, KernelCtx *kc) {
     }
     void *out = exec_ptr(ex, i);
     if (!out) return run_fail(ex, kc, i, "the result has no storage");
+    if (ex->jit && exec_jit_node(ex, kc, i, out, in)) continue;
     if (kernel_table[n->op](kc, f, n, out, in)) {
       ex->err_node = i;
       if (!kc->err[0]) run_fail(ex, kc, i, "kernel failed");

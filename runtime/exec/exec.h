@@ -22,6 +22,7 @@ typedef struct Exec {
   void **inputs;        /* by input index (not owned), set before running */
   int ninputs;
   int32_t err_node;     /* the node whose kernel failed in the last run, or -1 */
+  const struct JitFunc *jit; /* compiled loops by node (exec_jit.h), or NULL */
 } Exec;
 
 /* NULL when out of memory. */

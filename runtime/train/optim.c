@@ -5,8 +5,7 @@
  * (default options: no dampening, no nesterov, no amsgrad) and
  * torch.nn.utils.clip_grad_norm_, so runs can be compared with it; the
  * reference vectors in tests/golden/optim/ come from PyTorch itself.
- * Adam and AdamW update each element in float on the context's pool, as
- * PyTorch's float32 tensors do; SGD in double, rounded once to float.
+ * Per-element arithmetic is done in double and rounded once to float.
  *
  * Schedules (step is 0-based, total the number of steps, N the warmup):
  *   constant             lr
@@ -20,6 +19,8 @@
 #include "optim.h"
 
 #include <math.h>
+
+#include "../exec/exec_jit.h"
 
 double sched_lr(const TrainDecl *t, int64_t step, int64_t total) {
   if (!t) return 0.0;
@@ -62,6 +63,11 @@ static inline double decay_of(const Optim *o, const uint8_t *mask, int64_t i) {
 static void sgd_step(Optim *o, float *w, const float *g, double lr, const uint8_t *mask) {
   const double mu = o->momentum;
   const int use_v = mu != 0.0 && o->m;
+  if (o->jit && !mask) {
+    JitOptArgs A = {.w = w, .g = g, .m = o->m, .lr = lr, .wd = o->weight_decay, .momentum = mu};
+    exec_jit_loop(o->pool, o->n >= 65536 ? 2 : 1, o->jit, &A, o->n);
+    return;
+  }
   for (int64_t i = 0; i < o->n; i++) {
     double d = (double)g[i] + decay_of(o, mask, i) * (double)w[i];
     if (use_v) {
@@ -79,61 +85,50 @@ typedef struct AdamArg {
   const float *g;
   const uint8_t *mask;
   int decoupled;
-  float b1, nb1, b2, nb2, eps, wd, shrink, step_size, sqrt_bc2;
+  double lr, step_size, sqrt_bc2;
 } AdamArg;
 
-/* Elements [lo, hi) of an Adam or AdamW update, in float as PyTorch's
- * float32 tensors compute it (each element independent, so the loop
- * vectorises and any split over threads gives the same bits). */
+/* Elements [lo, hi) of an Adam or AdamW update. */
 static void adam_range(void *arg, int64_t lo, int64_t hi, int worker) {
   const AdamArg *A = arg;
-  const float b1 = A->b1, nb1 = A->nb1, b2 = A->b2, nb2 = A->nb2, eps = A->eps;
-  const float step_size = A->step_size, sqrt_bc2 = A->sqrt_bc2;
-  float *restrict w = A->w, *restrict om = A->o->m, *restrict ov = A->o->v;
-  const float *restrict g = A->g;
-  const uint8_t *mask = A->mask;
-  const float wd = A->wd, shrink = A->shrink;
-  const int decoupled = A->decoupled;
-#pragma omp simd
+  const Optim *o = A->o;
+  const double b1 = o->beta1, b2 = o->beta2, eps = o->eps, lr = A->lr;
+  const double step_size = A->step_size, sqrt_bc2 = A->sqrt_bc2;
+  float *w = A->w, *om = o->m, *ov = o->v;
+  const float *g = A->g;
   for (int64_t i = lo; i < hi; i++) {
-    bool on = !mask || mask[i]; /* decay applies to this weight */
-    float wi = w[i], d = g[i];
-    if (decoupled) wi *= on ? shrink : 1.0f;
-    else d += on ? wd * wi : 0.0f;
-    float m = b1 * om[i] + nb1 * d;
-    float v = b2 * ov[i] + nb2 * (d * d);
-    om[i] = m;
-    ov[i] = v;
-    float denom = __builtin_sqrtf(v) / sqrt_bc2 + eps;
-    w[i] = wi - step_size * (m / denom);
+    double wd = decay_of(o, A->mask, i), wi = w[i], d = g[i];
+    if (A->decoupled)
+      wi *= 1.0 - lr * wd;
+    else
+      d += wd * wi;
+    double m = b1 * (double)om[i] + (1.0 - b1) * d;
+    double v = b2 * (double)ov[i] + (1.0 - b2) * d * d;
+    om[i] = (float)m;
+    ov[i] = (float)v;
+    double denom = sqrt((double)ov[i]) / sqrt_bc2 + eps;
+    w[i] = (float)(wi - step_size * (double)om[i] / denom);
   }
 }
 
 /* torch.optim.Adam (L2: d = g + wd w) and AdamW (w *= 1 - lr wd first):
  *   m = b1 m + (1-b1) d;  v = b2 v + (1-b2) d^2
  *   w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
- * The bias corrections are computed in double once per step; the update
- * of every element is in float, split over the pool. */
+ * Long buffers are split over the pool (each element is independent). */
 static void adam_step(Optim *o, float *w, const float *g, double lr, const uint8_t *mask,
                       int decoupled) {
   if (!o->m || !o->v) return;
   const double t = (double)o->t;
   const double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
-  AdamArg A = {o,
-               w,
-               g,
-               mask,
-               decoupled,
-               (float)o->beta1,
-               (float)(1.0 - o->beta1),
-               (float)o->beta2,
-               (float)(1.0 - o->beta2),
-               (float)o->eps,
-               (float)o->weight_decay,
-               (float)(1.0 - lr * o->weight_decay),
-               (float)(lr / bc1),
-               (float)sqrt(bc2)};
-  if (o->n >= 16384) pool_for(o->pool, o->n, 1, adam_range, &A);
+  if (o->jit && !mask) {
+    JitOptArgs J = {.w = w, .g = g, .m = o->m, .v = o->v, .lr = lr, .wd = o->weight_decay,
+                    .b1 = o->beta1, .b2 = o->beta2, .eps = o->eps, .step_size = lr / bc1,
+                    .sqrt_bc2 = sqrt(bc2)};
+    exec_jit_loop(o->pool, o->n >= 65536 ? 2 : 1, o->jit, &J, o->n);
+    return;
+  }
+  AdamArg A = {o, w, g, mask, decoupled, lr, lr / bc1, sqrt(bc2)};
+  if (o->n >= 65536) pool_for(o->pool, o->n, 1, adam_range, &A);
   else adam_range(&A, 0, o->n, 0);
 }
 

@@ -7,6 +7,7 @@
 
 #include "../../compiler/program.h"
 #include "../exec/pool.h"
+#include "../../compiler/jit/jit.h"
 
 typedef struct Optim {
   OptKind kind;
@@ -16,6 +17,8 @@ typedef struct Optim {
   int64_t t;        /* steps taken */
   Pool *pool;       /* workers for the update (elementwise: any count gives
                        the same bits); NULL = the caller only */
+  JitLoopFn jit;    /* the compiled update of this kind (exec_jit_optimizer),
+                       or NULL: the C loops below */
 } Optim;
 
 /* The learning rate at step (0-based) of total steps. */

@@ -20,6 +20,7 @@
 #include "../../include/ra.h"
 #include "../../base/file.h"
 #include "../exec/exec.h"
+#include "../exec/exec_jit.h"
 #include "optim.h"
 #include "particles.h"
 #include "../exec/rng.h"
@@ -111,6 +112,7 @@ typedef struct Bound {
   int nin;               /* inputs + targets */
   void *in[16];
   size_t in_bytes[16];
+  double jit_ms;         /* compiling its loops took (0: cached or no JIT) */
 } Bound;
 
 static void bound_free(Bound *b) {
@@ -158,7 +160,7 @@ static uint64_t bound_bytes(const Bound *b) {
 }
 
 /* The batch inputs and the interpreter's arena of a planned Bound. */
-static int bound_alloc(Bound *b, ModelState *ms, char *err, size_t errlen) {
+static int bound_alloc(Bound *b, ModelState *ms, struct Jit *jit, char *err, size_t errlen) {
   for (int k = 0; k < b->nin; k++) {
     b->in[k] = ra_calloc(&b->alloc, 1, b->in_bytes[k]);
     if (!b->in[k]) return fail(err, errlen, RA_ENOMEM, "out of memory for batch inputs");
@@ -167,6 +169,12 @@ static int bound_alloc(Bound *b, ModelState *ms, char *err, size_t errlen) {
   if (!b->ex) return fail(err, errlen, RA_ENOMEM, "out of memory: the step needs %zu bytes",
                           b->plan->arena_bytes);
   for (int k = 0; k < b->nin; k++) b->ex->inputs[k] = b->in[k];
+  if (jit) {
+    char why[512];
+    if (exec_jit_attach(b->ex, jit, why, sizeof why) != 0)
+      return fail(err, errlen, RA_ERUNTIME, "%s", why);
+    b->jit_ms = b->ex->jit->compile_ms;
+  }
   return 0;
 }
 
@@ -666,8 +674,8 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
                                         : (L->o->default_threads > 0 ? L->o->default_threads : 1);
   rc = loop_check_memory(L, need, threads, err, errlen);
   if (rc) return rc;
-  if ((need & LOOP_STEP) && (rc = bound_alloc(&L->step, L->ms, err, errlen)) != 0) return rc;
-  if ((need & LOOP_EVAL) && (rc = bound_alloc(&L->eval, L->ms, err, errlen)) != 0) return rc;
+  if ((need & LOOP_STEP) && (rc = bound_alloc(&L->step, L->ms, o->jit, err, errlen)) != 0) return rc;
+  if ((need & LOOP_EVAL) && (rc = bound_alloc(&L->eval, L->ms, o->jit, err, errlen)) != 0) return rc;
   memset(&L->kc, 0, sizeof L->kc);
   L->kc.pool = run_pool(L->o, a, threads, &L->own_pool);
   L->kc.threads = pool_size(L->kc.pool);
@@ -891,6 +899,22 @@ static int loop_stop(Loop *L, int64_t total, bool by_callback, char *err, size_t
               how, step, (long long)total, path);
 }
 
+/* With a JIT, the optimizer's update compiled (L->opt set up first); its
+ * compile time goes to *ms. */
+static int loop_jit_optim(Loop *L, double *ms, char *err, size_t errlen) {
+  *ms = 0;
+  if (!L->o->jit) return 0;
+  const TrainDecl *t = L->t;
+  int kind = t->opt == OPT_ADAM    ? JIT_OPT_ADAM
+             : t->opt == OPT_ADAMW ? JIT_OPT_ADAMW
+             : t->momentum != 0    ? JIT_OPT_SGD_MOMENTUM
+                                   : JIT_OPT_SGD;
+  char why[512];
+  L->opt.jit = exec_jit_optimizer(L->o->jit, kind, ms, why, sizeof why);
+  if (!L->opt.jit) return fail(err, errlen, RA_ERUNTIME, "%s", why);
+  return 0;
+}
+
 /* Everything a run needs before its first step: the checks of its output
  * paths, the resumed checkpoint, the loop, optimizer state and the log. */
 static int run_prepare(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
@@ -916,6 +940,9 @@ static int run_prepare(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
                    .beta2 = t->beta2, .eps = t->eps, .weight_decay = t->weight_decay,
                    .n = ms->nweights, .m = ms->opt_m, .v = ms->opt_v, .t = ms->step,
                    .pool = L->kc.pool};
+  double jms;
+  rc = loop_jit_optim(L, &jms, err, errlen);
+  if (rc) return rc;
   if (log_path) return log_open(&L->log, log_path, o->resume ? ms->step : -1, err, errlen);
   return 0;
 }
@@ -1105,6 +1132,8 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
     L.opt = (Optim){.kind = t->opt, .lr = t->lr, .momentum = t->momentum, .beta1 = t->beta1,
                     .beta2 = t->beta2, .eps = t->eps, .weight_decay = t->weight_decay,
                     .n = ms->nweights, .m = m1, .v = v1, .pool = L.kc.pool};
+    double opt_ms = 0;
+    rc = loop_jit_optim(&L, &opt_ms, err, errlen);
     int64_t ntrain = L.ds->split_n[SPLIT_TRAIN];
     int64_t *order = ra_calloc(&a, (size_t)(ntrain ? ntrain : 1), sizeof(int64_t));
     if (!order) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
@@ -1131,6 +1160,12 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
                L.step.m->name, (long long)t->batch, L.kc.threads, (long long)steps, sps,
                sps * (double)t->batch, 1000.0 / sps, flops * 1e-9, flops * 1e-9 * sps,
                (double)peak / 1048576.0, (double)L.step.plan->arena_bytes / 1048576.0, loss);
+      if (o->jit) {
+        size_t k = strlen(report);
+        snprintf(report + k, replen > k ? replen - k : 0,
+                 "jit compile %.0f ms (%d of %d nodes, %d kernels, %s)\n", L.step.jit_ms + opt_ms,
+                 L.step.ex->jit->ncompiled, L.step.f->n, L.step.ex->jit->nkernels, exec_jit_target(o->jit));
+      }
     }
   }
   ra_free_mem(&a, m1, nw * sizeof(float));
@@ -1269,7 +1304,7 @@ int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptio
   if (!ds) return RA_EDATA;
   Bound b;
   int rc = bound_make(&b, ms->alloc, p, item, 1, false, ms, err, errlen);
-  if (rc == 0) rc = bound_alloc(&b, ms, err, errlen);
+  if (rc == 0) rc = bound_alloc(&b, ms, o->jit, err, errlen);
   if (rc == 0 && (b.m->ninputs != 1 || b.m->inputs[0].type.dtype != IR_I32 ||
                   b.m->inputs[0].type.rank != 1 || !ir_find_output(b.f, OUT_PRED, -1)))
     rc = fail(err, errlen, RA_EUSAGE,

@@ -48,6 +48,8 @@ typedef struct RunOptions {
   const char *resume;       /* checkpoint to resume from */
   ExternFn *const *externs;
   int nexterns;
+  struct Jit *jit;          /* compile the loops with it (compiler/jit); NULL:
+                               the interpreter's kernels */
   /* sinks */
   void (*log)(void *ud, const char *line);   /* lines; '\r'-led = progress */
   void *log_ud;

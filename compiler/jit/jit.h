@@ -1,0 +1,127 @@
+/* jit.h - the LLVM backend: memory-bound loops of an IR function compiled
+ * to native code for the host CPU (ORC LLJIT, explicit vector types).
+ *
+ * What compiles: every elementwise op (OPF_EW, but extern, extern_grad,
+ * dropout and dropout_grad, which stay on the interpreter), taken as a
+ * micro-program (JitProg: a one-op program for a plain node, several ops for
+ * a fused node), softmax, softmax_grad, layernorm and layernorm_grad rows,
+ * and the optimizer update (sgd, adam, adamw).  The code does the float
+ * operations of compiler/opmath.h and of the kernels in the same order, so
+ * its results have the interpreter's bits (docs/ir.md, "JIT").
+ *
+ * Every generated loop is a function fn(args, lo, hi) over work units
+ * [lo, hi) (tiles of an elementwise node, rows of a row op, elements of the
+ * optimizer); the runtime calls it through pool_for with its static
+ * partition.  This folder includes base, lang and compiler only: the
+ * runtime calls what it produces through the function pointers below.
+ *
+ * One Jit per context: an LLJIT instance and two caches, kernels by their
+ * key (the micro-program and the operands' inner strides; shapes are run
+ * time arguments, so repeated layers share code) and compiled functions by
+ * a hash of the IR.  Allocations of ours go through the context allocator;
+ * LLVM allocates on its own.  LLVM's targets are initialised once per
+ * process (pthread_once).
+ */
+#ifndef RA_JIT_H
+#define RA_JIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../../base/arena.h"
+#include "../ir.h"
+
+typedef struct Jit Jit;
+
+/* A compiled loop over work units [lo, hi). */
+typedef void (*JitLoopFn)(const void *args, int64_t lo, int64_t hi);
+
+/* Elements of an elementwise tile and of the optimizer's chunks. */
+#define JIT_TILE 4096
+
+/* ---- micro-programs ----
+ * A flat list of elementwise micro-ops; operand k < nin is input k of the
+ * node, nin + j is the result of micro-op j; the last micro-op's value is
+ * the node's result.  s is the op's float attribute (scale's factor). */
+#define JIT_MAX_MICRO 64
+typedef struct JitMicro {
+  uint16_t op;   /* an IrOp with OPF_EW */
+  uint8_t nin;   /* 1 or 2 */
+  uint8_t in[2];
+  float s;
+} JitMicro;
+
+typedef struct JitProg {
+  int nin;       /* node inputs, <= IR_MAX_IN */
+  int n;         /* micro-ops, 1..JIT_MAX_MICRO */
+  JitMicro op[JIT_MAX_MICRO];
+} JitProg;
+
+/* The one-op program of a plain elementwise node; -1 if the op does not
+ * compile. */
+int jit_prog_of_node(const IrNode *n, JitProg *p);
+/* Whether an op can be a micro-op. */
+bool jit_op_compiles(int op);
+
+/* ---- run-time arguments (the generated code reads them at these
+ * offsets) ---- */
+typedef struct JitEwArgs {
+  float *out;
+  const float *in[IR_MAX_IN];
+  int64_t rank;                          /* collapsed rank, >= 1 */
+  int64_t dim[IR_MAX_RANK];              /* collapsed dims of the result */
+  int64_t stride[IR_MAX_IN][IR_MAX_RANK]; /* element strides, 0 = repeated */
+  int64_t L;                             /* dim[rank - 1] */
+  int64_t per_row;                       /* tiles of JIT_TILE per row */
+} JitEwArgs;
+
+typedef struct JitRowArgs {
+  float *y;
+  const float *x, *d;
+  int64_t L;
+  float eps;
+} JitRowArgs;
+
+typedef struct JitOptArgs {
+  float *w;
+  const float *g;
+  float *m, *v;
+  double lr, wd, b1, b2, eps, step_size, sqrt_bc2, momentum;
+} JitOptArgs;
+
+enum { JIT_NONE = 0, JIT_EW, JIT_ROWS };
+
+/* What runs node i of a compiled function. */
+typedef struct JitNode {
+  JitLoopFn fn;     /* NULL: the interpreter runs the node */
+  uint8_t kind;     /* JIT_EW or JIT_ROWS */
+  int64_t units;    /* fn runs over [0, units) */
+  int64_t work;     /* elements times cost: the thread decision */
+  JitEwArgs ew;     /* shapes (pointers are set at run time) */
+  JitRowArgs row;
+} JitNode;
+
+typedef struct JitFunc {
+  uint64_t hash;
+  int n;
+  JitNode *node;
+  int ncompiled;    /* nodes with code */
+  int nkernels;     /* distinct kernels they use */
+  double compile_ms; /* time spent compiling for this function (0: cached) */
+} JitFunc;
+
+enum { JIT_OPT_SGD, JIT_OPT_SGD_MOMENTUM, JIT_OPT_ADAM, JIT_OPT_ADAMW, JIT_OPT_COUNT };
+
+/* A Jit for the host CPU, or NULL with a message (LLVM's). */
+Jit *jit_new(RaAlloc alloc, char *err, size_t errlen);
+void jit_free(Jit *j);
+/* Compiles the loops of f (or finds them in the cache).  The result belongs
+ * to j; NULL with a message on an LLVM error or out of memory. */
+const JitFunc *jit_compile(Jit *j, const IrFunc *f, char *err, size_t errlen);
+/* The optimizer update of one kind (JIT_OPT_*), over elements [lo, hi) of
+ * a JitOptArgs; NULL with a message. */
+JitLoopFn jit_optimizer(Jit *j, int kind, double *compile_ms, char *err, size_t errlen);
+/* The host CPU and its vector width, for reports ("znver4, 16 floats"). */
+const char *jit_target(const Jit *j);
+
+#endif

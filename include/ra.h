@@ -75,6 +75,8 @@ RA_API const char *ra_error(ra_ctx *ctx);
 RA_API int ra_errcode(ra_ctx *ctx);
 
 /* Options: "threads" (N), "seed" (N), "allow_extern" (0|1), "jit" (0|1),
+ * "fuse" (0|1, default 1: 0 compiles without the fusion pass, for
+ * comparison; results are the same bits either way),
  * "repulsion" (none|svgd|spos, overrides every train block),
  * "stdlib" (folder), "ra_path" (colon-separated folders), "color" (0|1),
  * "progress" (0|1), "quiet" (0|1), "log" (a JSON Lines file of

@@ -60,6 +60,7 @@ struct ra_ctx {
   uint64_t seed;
   bool has_seed;
   bool allow_extern;
+  bool no_fuse;             /* option "fuse" 0: compile without pass_fuse */
   bool has_rep_override;
   RepKind rep_override;
   char *stdlib, *ra_path;

@@ -58,7 +58,7 @@ typedef struct RowArg {
 
 /* ---- softmax --------------------------------------------------------------- */
 
-K_CLONES static void softmax_row(float *y, const float *x, int64_t L) {
+K_CLONES void k_softmax_row(float *y, const float *x, int64_t L) {
   float mx = k_row_max(x, L);
   if (mx == -INFINITY) {  /* a fully masked row: zeros rather than NaN */
     for (int64_t j = 0; j < L; j++) y[j] = 0.0f;
@@ -72,7 +72,7 @@ K_CLONES static void softmax_row(float *y, const float *x, int64_t L) {
 }
 
 /* y (dy - sum(dy y)) for one row. */
-K_CLONES static void softmax_grad_row(float *o, const float *y, const float *d, int64_t L) {
+K_CLONES void k_softmax_grad_row(float *o, const float *y, const float *d, int64_t L) {
   float s = k_row_dot(y, d, L);
 #pragma omp simd
   for (int64_t j = 0; j < L; j++) o[j] = y[j] * (d[j] - s);
@@ -81,13 +81,13 @@ K_CLONES static void softmax_grad_row(float *o, const float *y, const float *d, 
 static void softmax_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   const RowArg *A = arg;
   int64_t L = A->L;
-  for (int64_t r = lo; r < hi; r++) softmax_row(A->y + r * L, A->x + r * L, L);
+  for (int64_t r = lo; r < hi; r++) k_softmax_row(A->y + r * L, A->x + r * L, L);
 }
 
 static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   const RowArg *A = arg;
   int64_t L = A->L;
-  for (int64_t r = lo; r < hi; r++) softmax_grad_row(A->y + r * L, A->x + r * L, A->d + r * L, L);
+  for (int64_t r = lo; r < hi; r++) k_softmax_grad_row(A->y + r * L, A->x + r * L, A->d + r * L, L);
 }
 
 int k_softmax(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
@@ -132,7 +132,7 @@ K_CLONES static void row_stats(const float *x, int64_t L, float eps, float *mean
 }
 
 /* dx of one layernorm row. */
-K_CLONES static void layernorm_grad_row(float *o, const float *xr, const float *dr, int64_t L,
+K_CLONES void k_layernorm_grad_row(float *o, const float *xr, const float *dr, int64_t L,
                                         float eps) {
   float mu, rs;
   row_stats(xr, L, eps, &mu, &rs);
@@ -142,25 +142,24 @@ K_CLONES static void layernorm_grad_row(float *o, const float *xr, const float *
   for (int64_t j = 0; j < L; j++) o[j] = rs * (dr[j] - md - (xr[j] - mu) * rs * mdx);
 }
 
+K_CLONES void k_layernorm_row(float *yr, const float *xr, int64_t L, float eps) {
+  float mu, rs;
+  row_stats(xr, L, eps, &mu, &rs);
+#pragma omp simd
+  for (int64_t j = 0; j < L; j++) yr[j] = (xr[j] - mu) * rs;
+}
+
 static void layernorm_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   const RowArg *A = arg;
   int64_t L = A->L;
-  float eps = A->eps;
-  for (int64_t r = lo; r < hi; r++) {
-    const float *xr = A->x + r * L;
-    float *yr = A->y + r * L;
-    float mu, rs;
-    row_stats(xr, L, eps, &mu, &rs);
-#pragma omp simd
-    for (int64_t j = 0; j < L; j++) yr[j] = (xr[j] - mu) * rs;
-  }
+  for (int64_t r = lo; r < hi; r++) k_layernorm_row(A->y + r * L, A->x + r * L, L, A->eps);
 }
 
 static void layernorm_grad_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   const RowArg *A = arg;
   int64_t L = A->L;
   for (int64_t r = lo; r < hi; r++)
-    layernorm_grad_row(A->y + r * L, A->x + r * L, A->d + r * L, L, A->eps);
+    k_layernorm_grad_row(A->y + r * L, A->x + r * L, A->d + r * L, L, A->eps);
 }
 
 int k_layernorm(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
@@ -701,7 +700,7 @@ static void ce_grad_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   for (int64_t r = lo; r < hi; r++) {
     const float *xr = A->x + r * K;
     float *o = A->y + r * K;
-    softmax_row(o, xr, K);
+    k_softmax_row(o, xr, K);
 #pragma omp simd
     for (int64_t j = 0; j < K; j++) o[j] *= sc;
     o[A->t[r]] -= sc;

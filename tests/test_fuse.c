@@ -4,7 +4,9 @@
  * printed form; and every example's training steps fused and unfused, bit
  * for bit. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../compiler/program.h"
 #include "../runtime/exec/exec.h"
@@ -335,9 +337,13 @@ static void train(Run *r) {
   ra_free(c);
 }
 
-static void same_bits(const char *spec, const char *source, const char *threads) {
-  Run a = {.spec = spec, .source = source, .ckpt = "/tmp/rac_fuse_a.safetensors", .fuse = "0", .threads = threads};
-  Run b = {.spec = spec, .source = source, .ckpt = "/tmp/rac_fuse_b.safetensors", .fuse = "1", .threads = threads};
+/* tag: the checkpoints' names, one per test (the tests run in parallel) */
+static void same_bits(const char *spec, const char *source, const char *threads, const char *tag) {
+  char ca[128], cb[128];
+  snprintf(ca, sizeof ca, "/tmp/rac_fuse_%s_%d_a.safetensors", tag, (int)getpid());
+  snprintf(cb, sizeof cb, "/tmp/rac_fuse_%s_%d_b.safetensors", tag, (int)getpid());
+  Run a = {.spec = spec, .source = source, .ckpt = ca, .fuse = "0", .threads = threads};
+  Run b = {.spec = spec, .source = source, .ckpt = cb, .fuse = "1", .threads = threads};
   train(&a);
   train(&b);
   cr_assert_eq(a.rc, 0, "%s: %s", spec, a.err);
@@ -351,12 +357,14 @@ static void same_bits(const char *spec, const char *source, const char *threads)
   cr_assert(la == lb && memcmp(fa, fb, la) == 0, "%s: checkpoints differ fused", spec);
   free(fa);
   free(fb);
+  remove(ca);
+  remove(cb);
 }
 
 Test(fuse, every_example_trains_to_the_same_bits, .timeout = 600) {
   const char *specs[] = {"examples/reverse.ra", "examples/fortunes.ra", "examples/licenses.ra",
                          "examples/charlm.ra", "bench/encoder.ra"};
-  for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) same_bits(specs[i], NULL, "2");
+  for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) same_bits(specs[i], NULL, "2", "ex");
 }
 
 /* reverse.ra with dropout after attention and the ffn: the fused masks are
@@ -374,8 +382,8 @@ Test(fuse, dropout_trains_to_the_same_bits, .timeout = 300) {
   strcpy(out + (at - src), to);
   strcat(out, at + strlen(from));
   free(src);
-  same_bits("reverse_dropout.ra", out, "1");
-  same_bits("reverse_dropout.ra", out, "2");
+  same_bits("reverse_dropout.ra", out, "1", "drop");
+  same_bits("reverse_dropout.ra", out, "2", "drop");
   /* and the dropout is fused */
   ra_ctx *c = ra_new();
   ra_set_option(c, "stdlib", "stdlib");

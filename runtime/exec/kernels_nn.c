@@ -58,7 +58,7 @@ typedef struct RowArg {
 
 /* ---- softmax --------------------------------------------------------------- */
 
-K_CLONES void k_softmax_row(float *y, const float *x, int64_t L) {
+K_CLONES static void softmax_row(float *y, const float *x, int64_t L) {
   float mx = k_row_max(x, L);
   if (mx == -INFINITY) {  /* a fully masked row: zeros rather than NaN */
     for (int64_t j = 0; j < L; j++) y[j] = 0.0f;
@@ -72,7 +72,7 @@ K_CLONES void k_softmax_row(float *y, const float *x, int64_t L) {
 }
 
 /* y (dy - sum(dy y)) for one row. */
-K_CLONES void k_softmax_grad_row(float *o, const float *y, const float *d, int64_t L) {
+K_CLONES static void softmax_grad_row(float *o, const float *y, const float *d, int64_t L) {
   float s = k_row_dot(y, d, L);
 #pragma omp simd
   for (int64_t j = 0; j < L; j++) o[j] = y[j] * (d[j] - s);
@@ -81,13 +81,13 @@ K_CLONES void k_softmax_grad_row(float *o, const float *y, const float *d, int64
 static void softmax_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   const RowArg *A = arg;
   int64_t L = A->L;
-  for (int64_t r = lo; r < hi; r++) k_softmax_row(A->y + r * L, A->x + r * L, L);
+  for (int64_t r = lo; r < hi; r++) softmax_row(A->y + r * L, A->x + r * L, L);
 }
 
 static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   const RowArg *A = arg;
   int64_t L = A->L;
-  for (int64_t r = lo; r < hi; r++) k_softmax_grad_row(A->y + r * L, A->x + r * L, A->d + r * L, L);
+  for (int64_t r = lo; r < hi; r++) softmax_grad_row(A->y + r * L, A->x + r * L, A->d + r * L, L);
 }
 
 int k_softmax(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
@@ -132,7 +132,7 @@ K_CLONES static void row_stats(const float *x, int64_t L, float eps, float *mean
 }
 
 /* dx of one layernorm row. */
-K_CLONES void k_layernorm_grad_row(float *o, const float *xr, const float *dr, int64_t L,
+K_CLONES static void layernorm_grad_row(float *o, const float *xr, const float *dr, int64_t L,
                                         float eps) {
   float mu, rs;
   row_stats(xr, L, eps, &mu, &rs);
@@ -142,7 +142,7 @@ K_CLONES void k_layernorm_grad_row(float *o, const float *xr, const float *dr, i
   for (int64_t j = 0; j < L; j++) o[j] = rs * (dr[j] - md - (xr[j] - mu) * rs * mdx);
 }
 
-K_CLONES void k_layernorm_row(float *yr, const float *xr, int64_t L, float eps) {
+K_CLONES static void layernorm_row(float *yr, const float *xr, int64_t L, float eps) {
   float mu, rs;
   row_stats(xr, L, eps, &mu, &rs);
 #pragma omp simd
@@ -152,14 +152,14 @@ K_CLONES void k_layernorm_row(float *yr, const float *xr, int64_t L, float eps) 
 static void layernorm_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   const RowArg *A = arg;
   int64_t L = A->L;
-  for (int64_t r = lo; r < hi; r++) k_layernorm_row(A->y + r * L, A->x + r * L, L, A->eps);
+  for (int64_t r = lo; r < hi; r++) layernorm_row(A->y + r * L, A->x + r * L, L, A->eps);
 }
 
 static void layernorm_grad_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   const RowArg *A = arg;
   int64_t L = A->L;
   for (int64_t r = lo; r < hi; r++)
-    k_layernorm_grad_row(A->y + r * L, A->x + r * L, A->d + r * L, L, A->eps);
+    layernorm_grad_row(A->y + r * L, A->x + r * L, A->d + r * L, L, A->eps);
 }
 
 int k_layernorm(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
@@ -187,6 +187,17 @@ int k_layernorm_grad(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
   RowArg A = {.y = dx, .x = x, .d = dy, .L = L, .eps = eps};
   k_par(kc, k_threads(kc, N * 8), rows, layernorm_grad_rows, &A);
   return 0;
+}
+
+/* The row functions for the fused kernel (kernels_int.h): plain functions
+ * over the multi-versioned ones, whose resolvers stay local. */
+void k_softmax_row(float *y, const float *x, int64_t L) { softmax_row(y, x, L); }
+void k_softmax_grad_row(float *o, const float *y, const float *d, int64_t L) {
+  softmax_grad_row(o, y, d, L);
+}
+void k_layernorm_row(float *y, const float *x, int64_t L, float eps) { layernorm_row(y, x, L, eps); }
+void k_layernorm_grad_row(float *o, const float *x, const float *d, int64_t L, float eps) {
+  layernorm_grad_row(o, x, d, L, eps);
 }
 
 /* ---- reductions along an axis -------------------------------------------- */
@@ -700,7 +711,7 @@ static void ce_grad_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   for (int64_t r = lo; r < hi; r++) {
     const float *xr = A->x + r * K;
     float *o = A->y + r * K;
-    k_softmax_row(o, xr, K);
+    softmax_row(o, xr, K);
 #pragma omp simd
     for (int64_t j = 0; j < K; j++) o[j] *= sc;
     o[A->t[r]] -= sc;

@@ -16,13 +16,15 @@
 #include "kernels_int.h"
 #include "rng.h"
 
-#define FB 256 /* elements per block */
+#define FB 1024 /* elements per block */
 
 typedef struct FusedRun {
   const IrFused *p;
   const IrType *region;          /* type of the elementwise micro-ops */
   const float *ext[IR_MAX_IN];   /* the node's inputs */
   bool flat[IR_MAX_IN];          /* read in place (same element count) */
+  int64_t suffix[IR_MAX_IN];     /* else, > 0: its dims end the region's,
+                                    element i reads i % suffix */
   KBcast plan[IR_MAX_IN];        /* else: where each region element reads */
   float *out;
   int64_t L;                     /* row length (row ops), columns (sum_to) */
@@ -41,8 +43,20 @@ typedef struct FusedScratch {
   float ext[IR_MAX_IN][FB];
 } FusedScratch;
 
-/* Elements [i0, i0 + len) of external input j, broadcast to the region. */
-static void gather(const FusedRun *R, int j, int64_t i0, int64_t len, float *dst) {
+/* Elements [i0, i0 + len) of external input j, broadcast to the region:
+ * a pointer into it when they are contiguous there, else copied to dst. */
+static const float *gather(const FusedRun *R, int j, int64_t i0, int64_t len, float *dst) {
+  if (R->suffix[j] > 0) {
+    int64_t M = R->suffix[j], off = i0 % M;
+    if (off + len <= M) return R->ext[j] + off;
+    for (int64_t e = 0; e < len;) {
+      int64_t run = M - off < len - e ? M - off : len - e;
+      memcpy(dst + e, R->ext[j] + off, (size_t)run * sizeof *dst);
+      e += run;
+      off = 0;
+    }
+    return dst;
+  }
   const KBcast *pl = &R->plan[j];
   const float *x = R->ext[j];
   int D = pl->rank;
@@ -70,6 +84,7 @@ static void gather(const FusedRun *R, int j, int64_t i0, int64_t len, float *dst
       off += pl->sa[d - 1];
     }
   }
+  return dst;
 }
 
 /* dropout of x over elements [i0, i0 + len) of its tensor: word i % 4 of
@@ -99,41 +114,60 @@ static void drop_block(const FusedRun *R, int k, float *o, const float *x, int64
   }
 }
 
-/* One micro-op over a block; a, b its operands' blocks; i0 the block's
- * first element in the region (dropout and masks). */
-K_CLONES static void micro_block(const FusedRun *R, int k, float *o, const float *pa,
-                                 const float *pb, int64_t i0, int64_t len) {
-  const IrMicro *m = &R->p->ops[k];
-  const float s = (float)m->attr.f[0];
-  (void)s;
-  switch ((IrOp)m->op) {
-#define F_BINARY(U, l, EXPR)                      \
-  case OP_##U:                                    \
-    _Pragma("omp simd") for (int64_t i = 0; i < len; i++) { \
-      float x = pa[i], y = pb[i];                 \
-      o[i] = (EXPR);                              \
-    }                                             \
-    break;
-#define F_UNARY(U, l, COST, EXPR)                 \
-  case OP_##U:                                    \
-    _Pragma("omp simd") for (int64_t i = 0; i < len; i++) { \
-      float x = pa[i];                            \
-      o[i] = (EXPR);                              \
-    }                                             \
-    break;
-#define F_GRAD(U, l, COST, EXPR)                  \
-  case OP_##U:                                    \
-    _Pragma("omp simd") for (int64_t i = 0; i < len; i++) { \
-      float a = pa[i], dy = pb[i];                \
-      o[i] = (EXPR);                              \
-    }                                             \
-    break;
-    OPMATH_BINARY(F_BINARY)
-    OPMATH_UNARY(F_UNARY)
-    OPMATH_GRAD(F_GRAD)
+/* The elementwise micro-ops, one vectorised function each (compiled per
+ * ISA, like the kernels' span functions): o = op(a, b) over len elements. */
+typedef void (*MicroFn)(float *o, const float *pa, const float *pb, int64_t len, float s);
+
+#define F_BINARY(U, l, EXPR)                                                                 \
+  K_CLONES static void mf_##l(float *o, const float *pa, const float *pb, int64_t len,       \
+                              float s) {                                                     \
+    _Pragma("omp simd") for (int64_t i = 0; i < len; i++) {                                  \
+      float x = pa[i], y = pb[i];                                                            \
+      o[i] = (EXPR);                                                                         \
+    }                                                                                        \
+  }
+#define F_UNARY(U, l, COST, EXPR)                                                            \
+  K_CLONES static void mf_##l(float *o, const float *pa, const float *pb, int64_t len,       \
+                              float s) {                                                     \
+    _Pragma("omp simd") for (int64_t i = 0; i < len; i++) {                                  \
+      float x = pa[i];                                                                       \
+      o[i] = (EXPR);                                                                         \
+    }                                                                                        \
+  }
+#define F_GRAD(U, l, COST, EXPR)                                                             \
+  K_CLONES static void mf_##l(float *o, const float *pa, const float *pb, int64_t len,       \
+                              float s) {                                                     \
+    _Pragma("omp simd") for (int64_t i = 0; i < len; i++) {                                  \
+      float a = pa[i], dy = pb[i];                                                           \
+      o[i] = (EXPR);                                                                         \
+    }                                                                                        \
+  }
+OPMATH_BINARY(F_BINARY)
+OPMATH_UNARY(F_UNARY)
+OPMATH_GRAD(F_GRAD)
 #undef F_BINARY
 #undef F_UNARY
 #undef F_GRAD
+
+static const MicroFn micro_fns[OP_COUNT] = {
+#define F_ROW2(U, l, EXPR) [OP_##U] = mf_##l,
+#define F_ROW3(U, l, COST, EXPR) [OP_##U] = mf_##l,
+    OPMATH_BINARY(F_ROW2) OPMATH_UNARY(F_ROW3) OPMATH_GRAD(F_ROW3)
+#undef F_ROW2
+#undef F_ROW3
+};
+
+/* One micro-op over a block; a, b its operands' blocks; i0 the block's
+ * first element in the region (dropout and masks). */
+static void micro_block(const FusedRun *R, int k, float *o, const float *pa, const float *pb,
+                        int64_t i0, int64_t len) {
+  const IrMicro *m = &R->p->ops[k];
+  const float s = (float)m->attr.f[0];
+  if (micro_fns[m->op]) {
+    micro_fns[m->op](o, pa, pb, len, s);
+    return;
+  }
+  switch ((IrOp)m->op) {
   case OP_DROPOUT:
   case OP_DROPOUT_GRAD:
     drop_block(R, k, o, pa, i0, len);
@@ -170,12 +204,7 @@ static void run_block(const FusedRun *R, FusedScratch *S, int k0, int k1, int64_
       }
       int e = -1 - r;
       if (!got[e]) {
-        if (R->flat[e]) {
-          ext[e] = R->ext[e] + i0;
-        } else {
-          gather(R, e, i0, len, S->ext[e]);
-          ext[e] = S->ext[e];
-        }
+        ext[e] = R->flat[e] ? R->ext[e] + i0 : gather(R, e, i0, len, S->ext[e]);
         got[e] = true;
       }
       arg[j] = ext[e];
@@ -196,33 +225,39 @@ static void ew_blocks(void *arg, int64_t lo, int64_t hi, int worker) {
   }
 }
 
+/* Rows [lo, hi) in groups of about FB elements: the prologue over the
+ * group into the output rows, the row op on each row in place, the
+ * epilogue over the group. */
 static void row_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   const FusedRun *R = arg;
   const IrFused *p = R->p;
   int ro = p->rowop;
   const IrMicro *rm = &p->ops[ro];
-  int64_t L = R->L;
+  int64_t L = R->L, per = L < FB ? FB / L : 1;
   FusedScratch S;
-  for (int64_t r = lo; r < hi; r++) {
-    float *y = R->out + r * L;
-    int64_t i0 = r * L;
-    for (int64_t j = 0; ro > 0 && j < L; j += FB) {
-      int64_t len = L - j < FB ? L - j : FB;
-      run_block(R, &S, 0, ro, i0 + j, len, y + j, -1, NULL);
+  for (int64_t r0 = lo; r0 < hi; r0 += per) {
+    int64_t r1 = r0 + per < hi ? r0 + per : hi;
+    int64_t g0 = r0 * L, g1 = r1 * L;
+    for (int64_t i = g0; ro > 0 && i < g1; i += FB) {
+      int64_t len = g1 - i < FB ? g1 - i : FB;
+      run_block(R, &S, 0, ro, i, len, R->out + i, -1, NULL);
     }
-    const float *a[2];
-    for (int j = 0; j < rm->nin; j++)
-      a[j] = rm->in[j] >= 0 ? y : R->ext[-1 - rm->in[j]] + i0;
-    switch ((IrOp)rm->op) {
-    case OP_SOFTMAX: k_softmax_row(y, a[0], L); break;
-    case OP_SOFTMAX_GRAD: k_softmax_grad_row(y, a[0], a[1], L); break;
-    case OP_LAYERNORM: k_layernorm_row(y, a[0], L, (float)rm->attr.f[0]); break;
-    case OP_LAYERNORM_GRAD: k_layernorm_grad_row(y, a[0], a[1], L, (float)rm->attr.f[0]); break;
-    default: break;
+    for (int64_t r = r0; r < r1; r++) {
+      float *y = R->out + r * L;
+      const float *a[2];
+      for (int j = 0; j < rm->nin; j++)
+        a[j] = rm->in[j] >= 0 ? y : R->ext[-1 - rm->in[j]] + r * L;
+      switch ((IrOp)rm->op) {
+      case OP_SOFTMAX: k_softmax_row(y, a[0], L); break;
+      case OP_SOFTMAX_GRAD: k_softmax_grad_row(y, a[0], a[1], L); break;
+      case OP_LAYERNORM: k_layernorm_row(y, a[0], L, (float)rm->attr.f[0]); break;
+      case OP_LAYERNORM_GRAD: k_layernorm_grad_row(y, a[0], a[1], L, (float)rm->attr.f[0]); break;
+      default: break;
+      }
     }
-    for (int64_t j = 0; ro + 1 < p->n && j < L; j += FB) {
-      int64_t len = L - j < FB ? L - j : FB;
-      run_block(R, &S, ro + 1, p->n, i0 + j, len, y + j, ro, y + j);
+    for (int64_t i = g0; ro + 1 < p->n && i < g1; i += FB) {
+      int64_t len = g1 - i < FB ? g1 - i : FB;
+      run_block(R, &S, ro + 1, p->n, i, len, R->out + i, ro, R->out + i);
     }
   }
 }
@@ -236,17 +271,34 @@ static void sum_chunks(void *arg, int64_t lo, int64_t hi, int worker) {
   float v[FB];
   float *y = R->out;
   for (int64_t t = lo; t < hi; t++) {
-    int64_t c0 = C * t / chunks, c1 = C * (t + 1) / chunks;
-    for (int64_t r = 0; r < R->rows; r++) {
-      run_block(R, &S, 0, last, r * C + c0, c1 - c0, v, -1, NULL);
-      if (r == 0) {
-        for (int64_t c = c0; c < c1; c++) y[c] = v[c - c0];
-      } else {
+    int64_t c0 = C * t / chunks, c1 = C * (t + 1) / chunks, w = c1 - c0;
+    /* whole rows are contiguous: several at a time */
+    int64_t per = w == C && C <= FB ? FB / C : 1;
+    for (int64_t r0 = 0; r0 < R->rows; r0 += per) {
+      int64_t r1 = r0 + per < R->rows ? r0 + per : R->rows;
+      run_block(R, &S, 0, last, r0 * C + c0, per == 1 ? w : (r1 - r0) * C, v, -1, NULL);
+      for (int64_t r = r0; r < r1; r++) {
+        const float *vr = v + (r - r0) * w;
+        if (r == 0) {
+          for (int64_t c = c0; c < c1; c++) y[c] = vr[c - c0];
+        } else {
 #pragma omp simd
-        for (int64_t c = c0; c < c1; c++) y[c] += v[c - c0];
+          for (int64_t c = c0; c < c1; c++) y[c] += vr[c - c0];
+        }
       }
     }
   }
+}
+
+/* The element count of t when its dims (less leading 1s) end r's, else 0. */
+static int64_t suffix_of(const IrType *t, const IrType *r) {
+  int lead = 0;
+  while (lead < t->rank && t->dim[lead] == 1) lead++;
+  int k = t->rank - lead;
+  if (k > r->rank) return 0;
+  for (int j = 0; j < k; j++)
+    if (t->dim[lead + j] != r->dim[r->rank - k + j]) return 0;
+  return k_numel(t);
 }
 
 int k_fused(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
@@ -268,7 +320,10 @@ int k_fused(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *co
     const IrType *t = k_in_type(f, n, j);
     R->ext[j] = in[j];
     R->flat[j] = k_numel(t) == N;
-    if (!R->flat[j]) k_bcast_plan(&R->plan[j], R->region, t, NULL);
+    if (!R->flat[j]) {
+      R->suffix[j] = suffix_of(t, R->region);
+      k_bcast_plan(&R->plan[j], R->region, t, NULL);
+    }
   }
   for (int k = 0; k < p->n; k++) {
     const IrMicro *m = &p->ops[k];

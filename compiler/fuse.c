@@ -19,19 +19,29 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "opmath.h"
 #include "program.h"
 
 /* ---- what may be a micro-op ---- */
 
+/* The ops of opmath.h's lists (whose expressions the fused kernel runs),
+ * dropout, dropout_grad and causal_mask; not extern, whose native code runs
+ * over whole arrays. */
 static bool is_ew_micro(int op) {
   switch ((IrOp)op) {
-  case OP_EXTERN:
-  case OP_EXTERN_GRAD:
-    return false;  /* native code runs over whole arrays */
+#define M2(U, l, EXPR) case OP_##U:
+#define M3(U, l, COST, EXPR) case OP_##U:
+    OPMATH_BINARY(M2)
+    OPMATH_UNARY(M3)
+    OPMATH_GRAD(M3)
+#undef M2
+#undef M3
+  case OP_DROPOUT:
+  case OP_DROPOUT_GRAD:
   case OP_CAUSAL_MASK:
     return true;
   default:
-    return (ir_op_info[op].flags & OPF_EW) != 0;
+    return false;
   }
 }
 

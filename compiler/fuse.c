@@ -358,8 +358,18 @@ IrFunc *pass_fuse(Arena *arena, const IrFunc *f) {
     map[i] = -1;
     if (F.group[i] >= 0 && F.group[i] != i) continue;  /* inside a fused node */
     if (F.group[i] == i) {
-      map[i] = emit_group(g, &F, &groups[gof[i]], map);
-      if (map[i] < 0) return NULL;
+      Group *gr = &groups[gof[i]];
+      map[i] = emit_group(g, &F, gr, map);
+      if (map[i] >= 0) continue;
+      if (arena->failed) return NULL;
+      /* a program its shape rule refuses (a gap in the rules above): the
+       * members as they were */
+      for (int k = 0; k < gr->n; k++) {
+        IrNode n = f->nodes[gr->mem[k]];
+        for (int j = 0; j < n.nin; j++) n.in[j] = map[n.in[j]];
+        map[gr->mem[k]] = ir_append(g, &n);
+        if (map[gr->mem[k]] < 0) return NULL;
+      }
       continue;
     }
     IrNode n = f->nodes[i];

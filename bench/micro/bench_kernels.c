@@ -193,6 +193,8 @@ int main(int argc, char **argv) {
       IrMicro ag[] = {{.op = OP_ADD, .nin = 2, .in = {E(0), E(1)}, .type = th_},
                       {.op = OP_GELU, .nin = 1, .in = {0}, .type = th_}};
       report("add bias, gelu: 2 nodes", t2, 0);
+      IrMicro g1[] = {{.op = OP_GELU, .nin = 1, .in = {E(0)}, .type = th_}};
+      report("  fused {gelu} alone", time_node(&b, fused(&b, (int32_t[]){h}, 1, g1, 1, -1), th), 0);
       report("  fused {add; gelu}", time_node(&b, fused(&b, (int32_t[]){h, bias}, 2, ag, 2, -1), th), 0);
       IrNode sc = {.op = OP_SCALE, .nin = 1, .in = {p}, .attr.f = {0.25}};
       int32_t ss = node(&b, sc);

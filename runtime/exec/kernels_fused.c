@@ -41,14 +41,23 @@ typedef struct FusedRun {
 typedef struct FusedScratch {
   float val[IR_FUSED_MAX][FB];
   float ext[IR_MAX_IN][FB];
+  bool tiled[IR_MAX_IN];  /* ext[j] holds input j repeated from index 0 */
 } FusedScratch;
 
 /* Elements [i0, i0 + len) of external input j, broadcast to the region:
  * a pointer into it when they are contiguous there, else copied to dst. */
-static const float *gather(const FusedRun *R, int j, int64_t i0, int64_t len, float *dst) {
+static const float *gather(const FusedRun *R, FusedScratch *S, int j, int64_t i0, int64_t len) {
+  float *dst = S->ext[j];
   if (R->suffix[j] > 0) {
     int64_t M = R->suffix[j], off = i0 % M;
     if (off + len <= M) return R->ext[j] + off;
+    if (off == 0 && FB % M == 0) {  /* a block from a period's start: the tile */
+      if (!S->tiled[j])
+        for (int64_t e = 0; e < FB; e += M) memcpy(dst + e, R->ext[j], (size_t)M * sizeof *dst);
+      S->tiled[j] = true;
+      return dst;
+    }
+    S->tiled[j] = false;
     for (int64_t e = 0; e < len;) {
       int64_t run = M - off < len - e ? M - off : len - e;
       memcpy(dst + e, R->ext[j] + off, (size_t)run * sizeof *dst);
@@ -57,6 +66,7 @@ static const float *gather(const FusedRun *R, int j, int64_t i0, int64_t len, fl
     }
     return dst;
   }
+  S->tiled[j] = false;
   const KBcast *pl = &R->plan[j];
   const float *x = R->ext[j];
   int D = pl->rank;
@@ -204,7 +214,7 @@ static void run_block(const FusedRun *R, FusedScratch *S, int k0, int k1, int64_
       }
       int e = -1 - r;
       if (!got[e]) {
-        ext[e] = R->flat[e] ? R->ext[e] + i0 : gather(R, e, i0, len, S->ext[e]);
+        ext[e] = R->flat[e] ? R->ext[e] + i0 : gather(R, S, e, i0, len);
         got[e] = true;
       }
       arg[j] = ext[e];
@@ -218,6 +228,7 @@ static void run_block(const FusedRun *R, FusedScratch *S, int k0, int k1, int64_
 static void ew_blocks(void *arg, int64_t lo, int64_t hi, int worker) {
   const FusedRun *R = arg;
   FusedScratch S;
+  memset(S.tiled, 0, sizeof S.tiled);
   int64_t N = R->rows;
   for (int64_t b = lo; b < hi; b++) {
     int64_t i0 = b * FB, len = N - i0 < FB ? N - i0 : FB;
@@ -235,18 +246,22 @@ static void row_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   const IrMicro *rm = &p->ops[ro];
   int64_t L = R->L, per = L < FB ? FB / L : 1;
   FusedScratch S;
+  memset(S.tiled, 0, sizeof S.tiled);
   for (int64_t r0 = lo; r0 < hi; r0 += per) {
     int64_t r1 = r0 + per < hi ? r0 + per : hi;
     int64_t g0 = r0 * L, g1 = r1 * L;
+    /* the row op's operand from the prologue: in scratch when the group
+     * fits one block, else in the output rows (the row op runs in place) */
+    float *pv = g1 - g0 <= FB ? S.val[ro > 0 ? ro - 1 : 0] : NULL;
     for (int64_t i = g0; ro > 0 && i < g1; i += FB) {
       int64_t len = g1 - i < FB ? g1 - i : FB;
-      run_block(R, &S, 0, ro, i, len, R->out + i, -1, NULL);
+      run_block(R, &S, 0, ro, i, len, pv ? pv : R->out + i, -1, NULL);
     }
     for (int64_t r = r0; r < r1; r++) {
       float *y = R->out + r * L;
       const float *a[2];
       for (int j = 0; j < rm->nin; j++)
-        a[j] = rm->in[j] >= 0 ? y : R->ext[-1 - rm->in[j]] + r * L;
+        a[j] = rm->in[j] >= 0 ? (pv ? pv + (r - r0) * L : y) : R->ext[-1 - rm->in[j]] + r * L;
       switch ((IrOp)rm->op) {
       case OP_SOFTMAX: k_softmax_row(y, a[0], L); break;
       case OP_SOFTMAX_GRAD: k_softmax_grad_row(y, a[0], a[1], L); break;
@@ -268,6 +283,7 @@ static void sum_chunks(void *arg, int64_t lo, int64_t hi, int worker) {
   int64_t C = R->L, chunks = R->chunks;
   int last = R->p->n - 1;
   FusedScratch S;
+  memset(S.tiled, 0, sizeof S.tiled);
   float v[FB];
   float *y = R->out;
   for (int64_t t = lo; t < hi; t++) {

@@ -63,6 +63,48 @@ typedef struct IrAttr {
   double f[2];
 } IrAttr;
 
+/* The micro-program of a FUSED node (compiler/fuse.c): a flat list of
+ * micro-ops, each an op of ops.def with its attributes, reading the node's
+ * external inputs and earlier micro-ops; the last entry is the node's value.
+ *
+ *   in[k] < 0   external input -1 - in[k] (IR_FUSED_EXT(j) names node.in[j])
+ *   in[k] >= 0  the value of micro-op in[k] (always < its own index)
+ *
+ * Every micro-op has the type its node had before fusion.  Elementwise
+ * micro-ops (OPF_EW rows, causal_mask) have the node's output type: they are
+ * evaluated once per output element (flat index i), in list order, each by
+ * the same scalar expression as its kernel (compiler/opmath.h), so the
+ * result has the unfused chain's bits.  An external input is read as the
+ * op's kernel reads it: with NumPy broadcasting against the node's type for
+ * add, sub, mul and div; flat (same element count) otherwise.  dropout,
+ * dropout_grad and causal_mask use the element's index in the output, which
+ * is their own index since their type is the output's: dropout's mask bits
+ * are those of (seed, step, stream attr.i[0], i), as unfused.
+ *
+ * At most one micro-op may be a row op (kernel over the last axis) -
+ * softmax, softmax_grad, layernorm, layernorm_grad - or, as the last entry
+ * only, sum_to.  The micro-ops before it (the prologue) have the row op's
+ * input type and compute at most one of its operands; those after it (the
+ * epilogue) have its output type.  rowop is the index of that entry, or -1.
+ * A code generator compiles the list as it stands: one loop over the
+ * elements (rows, for a row op), the micro-ops inlined in order. */
+#define IR_FUSED_MAX 16                    /* micro-ops per fused node */
+#define IR_FUSED_EXT(j) (-1 - (int32_t)(j)) /* ref of external input j */
+
+typedef struct IrMicro {
+  uint16_t op;            /* IrOp */
+  uint8_t nin;            /* 1 or 2 */
+  int32_t in[2];          /* refs, as above */
+  IrAttr attr;            /* the op's attributes, as its node had them */
+  IrType type;            /* its result type before fusion */
+} IrMicro;
+
+typedef struct IrFused {
+  int n;                  /* 1..IR_FUSED_MAX micro-ops; ops[n - 1] is the value */
+  int rowop;              /* index of the row op, or -1 */
+  const IrMicro *ops;     /* n entries */
+} IrFused;
+
 typedef struct IrNode {
   uint16_t op;
   uint8_t nin;
@@ -71,6 +113,7 @@ typedef struct IrNode {
   IrAttr attr;
   const char *name;   /* INPUT: input name; PARAM: path; else NULL */
   const float *data;  /* CONST tensor data (numel floats), or NULL */
+  const IrFused *fused; /* FUSED: the micro-program (in the function's arena) */
   Span span;          /* the .ra expression the node comes from */
 } IrNode;
 
@@ -176,6 +219,10 @@ IrType ir_type_make(IrDtype dt, int rank, const int64_t *dims, bool batched);
  * result type, validates it.  0 or -1 with a message. */
 typedef int (*IrShapeFn)(const IrFunc *f, IrNode *n, char *err, size_t errlen);
 extern const IrShapeFn ir_shape_fns[OP_COUNT];
+
+/* The checks of a FUSED node's micro-program (compiler/fuse.c), run by its
+ * shape rule: 0, or -1 with a message. */
+int ir_fused_check(const IrFunc *f, const IrNode *n, char *err, size_t errlen);
 
 /* ---- text form (compiler/print.c) ---- */
 /* Stable text form: one node per line, outputs at the end.  with_spans adds

@@ -17,7 +17,8 @@
  *   OPMATH_UNARY(X)   X(UPPER, lower, cost, expression of x; s = (float)f[0])
  *   OPMATH_GRAD(X)    X(UPPER, lower, cost, expression of a, dy)
  * (cost: the kernels' relative work per element).  An elementwise op added
- * to ops.def with its expression here gets its kernel and its folding.
+ * to ops.def with its expression here gets its kernel, its folding, and its
+ * place in fused nodes (compiler/fuse.c, runtime/exec/kernels_fused.c).
  */
 #ifndef RA_OPMATH_H
 #define RA_OPMATH_H

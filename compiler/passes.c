@@ -89,11 +89,13 @@ static uint64_t node_hash(const IrNode *n) {
   memcpy(bits, &n->attr, sizeof bits);
   for (int k = 0; k < IR_MAX_RANK + 2; k++) h = mix(h, bits[k]);
   h = mix(h, (uint64_t)(uintptr_t)n->data);
+  h = mix(h, (uint64_t)(uintptr_t)n->fused);
   return h;
 }
 
 static bool node_same(const IrNode *a, const IrNode *b) {
-  if (a->op != b->op || a->nin != b->nin || a->data != b->data) return false;
+  if (a->op != b->op || a->nin != b->nin || a->data != b->data || a->fused != b->fused)
+    return false;
   for (int k = 0; k < a->nin; k++)
     if (a->in[k] != b->in[k]) return false;
   if (!ir_type_eq(&a->type, &b->type) || a->type.batched != b->type.batched) return false;

@@ -94,6 +94,34 @@ static void battrs(SBuf *b, const IrNode *n) {
   }
 }
 
+/* A fused node's micro-program: " {mul $0, $1; add $2, @0}", $j being
+ * the node's input j and @k micro-op k, attributes in brackets as on a
+ * node; every micro-op has the node's type but for a row op's prologue
+ * (its operand's type) and sum_to, whose type is printed. */
+static void bfused(SBuf *b, const IrFused *p) {
+  sbuf_add(b, " {");
+  for (int k = 0; k < p->n; k++) {
+    const IrMicro *m = &p->ops[k];
+    sbuf_printf(b, "%s%s", k ? "; " : "", m->op < OP_COUNT ? ir_op_info[m->op].name : "?");
+    for (int j = 0; j < m->nin; j++) {
+      int32_t r = m->in[j];
+      if (r < 0) sbuf_printf(b, j ? ", $%d" : " $%d", (int)(-1 - r));
+      else sbuf_printf(b, j ? ", @%d" : " @%d", (int)r);
+    }
+    IrNode t;
+    memset(&t, 0, sizeof t);
+    t.op = m->op;
+    t.attr = m->attr;
+    t.type = m->type;
+    battrs(b, &t);
+    if (m->op == OP_SUM_TO) {
+      char tb[128];
+      sbuf_printf(b, " : %s", ir_type_str(&m->type, tb, sizeof tb));
+    }
+  }
+  sbuf_add(b, "}");
+}
+
 static const char *role_word(int role) {
   switch (role) {
   case OUT_LOSS: return "loss";
@@ -136,6 +164,7 @@ char *ir_print(Arena *arena, const IrFunc *f, const SrcSet *src, bool with_spans
       for (int k = 0; k < n->nin; k++) sbuf_printf(&b, k ? ", %%%d" : " %%%d", (int)n->in[k]);
       break;
     }
+    if (n->op == OP_FUSED && n->fused) bfused(&b, n->fused);
     battrs(&b, n);
     sbuf_printf(&b, " : %s", ir_type_str(&n->type, tb, sizeof tb));
     if (with_spans && n->span.file >= 0 && n->span.line > 0) {

@@ -192,6 +192,7 @@ typedef struct Program {
   int nexterns;
   ConstVal *consts;
   int nconsts;
+  bool no_fuse;             /* compile without pass_fuse (option "fuse" 0) */
 } Program;
 
 typedef struct CompileOptions {
@@ -228,7 +229,13 @@ IrFunc *autodiff(Arena *arena, const Model *m, const ExternDecl *externs, int ne
  * that also folds constants; each returns a new function (outputs kept). */
 IrFunc *pass_dce(Arena *arena, const IrFunc *f);
 IrFunc *pass_cse(Arena *arena, const IrFunc *f);
-IrFunc *pass_optimize(Arena *arena, const IrFunc *f); /* the pipeline */
+IrFunc *pass_optimize(Arena *arena, const IrFunc *f); /* fold, CSE, DCE */
+/* fuse.c: chains of elementwise ops (and a row op they feed or follow)
+ * become FUSED nodes; values read outside a chain, and outputs, stay. */
+IrFunc *pass_fuse(Arena *arena, const IrFunc *f);
+/* The pipeline from autodiff to the memory plan: pass_optimize, then
+ * pass_fuse when fuse is true (docs/ir.md, "Passes"). */
+IrFunc *pass_compile(Arena *arena, const IrFunc *f, bool fuse);
 
 /* plan.c: where each value lives. */
 typedef enum { STORE_ARENA, STORE_PARAM, STORE_INPUT, STORE_CONST, STORE_VIEW } StoreKind;

@@ -506,6 +506,14 @@ static int shape_causal_mask(const IrFunc *f, IrNode *n, char *err, size_t errle
   return unary(f, n, err, errlen);
 }
 
+/* ---- fusion ---- */
+
+static int shape_fused(const IrFunc *f, IrNode *n, char *err, size_t errlen) {
+  if (ir_fused_check(f, n, err, errlen)) return -1;
+  n->type = n->fused->ops[n->fused->n - 1].type;
+  return 0;
+}
+
 /* ---- losses ---- */
 
 static int check_target(const IrFunc *f, const IrNode *n, char *err, size_t errlen) {

@@ -83,6 +83,8 @@ RA_API int ra_errcode(ra_ctx *ctx);
  * elementwise, softmax and layernorm loops and the optimizer compiled for
  * this CPU with LLVM, the interpreter's bits; RA_EUSAGE in a build without
  * LLVM, RA_ERUNTIME when LLVM fails), "stdlib" (folder), "ra_path" (colon-separated folders), "color" (0|1),
+ * "fuse" (0|1, default 1: 0 compiles without the fusion pass, for
+ * comparison; results are the same bits either way),
  * "progress" (0|1), "quiet" (0|1), "log" (a JSON Lines file of
  * metrics, overriding the train block's: whole records, written out every
  * 2 seconds and at evaluations, every write checked; with "resume" it is cut

@@ -22,6 +22,19 @@ typedef struct Case {
 
 #define NOI {0, 0, 0}
 
+/* relu(x + b) over f32[4, 3], and the same reading an input it lacks */
+#define T43 {.dtype = IR_F32, .rank = 2, .dim = {4, 3}}
+static const IrMicro add_relu[] = {
+    {.op = OP_ADD, .nin = 2, .in = {IR_FUSED_EXT(0), IR_FUSED_EXT(1)}, .type = T43},
+    {.op = OP_RELU, .nin = 1, .in = {0}, .type = T43},
+};
+static const IrMicro add_relu_bad[] = {
+    {.op = OP_ADD, .nin = 2, .in = {IR_FUSED_EXT(0), IR_FUSED_EXT(2)}, .type = T43},
+    {.op = OP_RELU, .nin = 1, .in = {0}, .type = T43},
+};
+/* FUSED cases: i[0] picks the program */
+static const IrFused fused_progs[] = {{2, -1, add_relu}, {2, -1, add_relu_bad}};
+
 static const Case cases[] = {
     /* leaves */
     {OP_INPUT, {0}, NOI, 0, "Bi32[4, 6]", "i32[4, 6]", 1},
@@ -137,6 +150,9 @@ static const Case cases[] = {
     {OP_EXTERN, {"i32[3]"}, NOI, 0, 0, "extern: operand must be f32, got i32[3]", -1},
     {OP_EXTERN_GRAD, {"f32[3]", "f32[3]"}, NOI, 0, 0, "f32[3]", 0},
     {OP_EXTERN_GRAD, {"f32[3]", "f32[3]"}, {-1, 0, 0}, 0, 0, "extern_grad: function index -1 is negative", -1},
+    /* fusion */
+    {OP_FUSED, {"Bf32[4, 3]", "f32[3]"}, {0, 0, 0}, 0, 0, "f32[4, 3]", 0},
+    {OP_FUSED, {"f32[4, 3]", "f32[3]"}, {1, 0, 0}, 0, 0, "fused: micro-op 0 reads input 2 of 2", -1},
 };
 
 static bool is_type_text(const char *s) { return strncmp(s, "f32[", 4) == 0 || strncmp(s, "i32[", 4) == 0; }
@@ -161,6 +177,7 @@ static int32_t run_case(Arena *a, const Case *c, char *err, size_t errlen, IrFun
   for (int k = 0; k < 3; k++) n.attr.i[k] = c->i[k];
   n.attr.f[0] = c->f0;
   if (c->given) n.type = parse_type(c->given);
+  if (c->op == OP_FUSED) n.fused = &fused_progs[c->i[0]];
   *out = f;
   return ir_emit(f, &n, err, errlen);
 }

@@ -104,6 +104,21 @@ static void report(const char *name, double sec, double flops) {
 
 #define D(...) ((const int64_t[]){__VA_ARGS__})
 
+/* A FUSED node over inputs in[] running the micro-ops m[0..n) (rowop as in
+ * IrFused), with an output buffer. */
+static int32_t fused(B *b, const int32_t *in, int nin, const IrMicro *m, int n, int rowop) {
+  IrMicro *ops = arena_alloc(&b->ar, (size_t)n * sizeof *ops);
+  IrFused *p = arena_alloc(&b->ar, sizeof *p);
+  if (!ops || !p) misfit(NULL, SPAN_NONE, "out of memory");
+  memcpy(ops, m, (size_t)n * sizeof *ops);
+  *p = (IrFused){n, rowop, ops};
+  IrNode nd = {.op = OP_FUSED, .nin = (uint8_t)nin, .fused = p};
+  for (int k = 0; k < nin; k++) nd.in[k] = in[k];
+  return node(b, nd);
+}
+
+#define E(j) IR_FUSED_EXT(j)
+
 static int32_t matmul(B *b, int32_t x, int32_t y, int ta, int tb) {
   return buffered(b, ir_matmul(&b->ib, x, y, ta, tb));
 }
@@ -167,6 +182,44 @@ int main(int argc, char **argv) {
     IrNode tp = {.op = OP_TRANSPOSE, .nin = 1, .in = {x4}};
     tp.attr.i[0] = 0, tp.attr.i[1] = 2, tp.attr.i[2] = 1, tp.attr.i[3] = 3;
     report("transpose [B,T,H,16] (0,2,1,3)", time_node(&b, node(&b, tp), th), 0);
+    /* fused chains (compiler/fuse.c) against their nodes one by one */
+    {
+      IrType th_ = b.f->nodes[h].type, tp_ = b.f->nodes[p].type, tx_ = b.f->nodes[x].type;
+      IrType tb_ = ir_type_make(IR_F32, 1, D(F), false), td_ = ir_type_make(IR_F32, 1, D(d), false);
+      int32_t g = leaf(&b, 1, D(d));
+      int32_t sa = node(&b, (IrNode){.op = OP_ADD, .nin = 2, .in = {h, bias}});
+      int32_t sg = node(&b, (IrNode){.op = OP_GELU, .nin = 1, .in = {sa}});
+      double t2 = time_node(&b, sa, th) + time_node(&b, sg, th);
+      IrMicro ag[] = {{.op = OP_ADD, .nin = 2, .in = {E(0), E(1)}, .type = th_},
+                      {.op = OP_GELU, .nin = 1, .in = {0}, .type = th_}};
+      report("add bias, gelu: 2 nodes", t2, 0);
+      IrMicro g1[] = {{.op = OP_GELU, .nin = 1, .in = {E(0)}, .type = th_}};
+      report("  fused {gelu} alone", time_node(&b, fused(&b, (int32_t[]){h}, 1, g1, 1, -1), th), 0);
+      report("  fused {add; gelu}", time_node(&b, fused(&b, (int32_t[]){h, bias}, 2, ag, 2, -1), th), 0);
+      IrNode sc = {.op = OP_SCALE, .nin = 1, .in = {p}, .attr.f = {0.25}};
+      int32_t ss = node(&b, sc);
+      int32_t sx = node(&b, (IrNode){.op = OP_SOFTMAX, .nin = 1, .in = {ss}});
+      report("scale, softmax [B,H,64,64]: 2 nodes", time_node(&b, ss, th) + time_node(&b, sx, th), 0);
+      IrMicro ssm[] = {{.op = OP_SCALE, .nin = 1, .in = {E(0)}, .attr.f = {0.25}, .type = tp_},
+                       {.op = OP_SOFTMAX, .nin = 1, .in = {0}, .type = tp_}};
+      report("  fused {scale; softmax}", time_node(&b, fused(&b, (int32_t[]){p}, 1, ssm, 2, 1), th), 0);
+      int32_t m1 = node(&b, (IrNode){.op = OP_MUL, .nin = 2, .in = {g, x}});
+      IrNode lg2 = {.op = OP_LAYERNORM_GRAD, .nin = 2, .in = {x, m1}, .attr.f = {1e-5}};
+      int32_t l2 = node(&b, lg2);
+      int32_t a2 = node(&b, (IrNode){.op = OP_ADD, .nin = 2, .in = {x, l2}});
+      report("mul, layernorm_grad, add: 3 nodes",
+             time_node(&b, m1, th) + time_node(&b, l2, th) + time_node(&b, a2, th), 0);
+      IrMicro mla[] = {{.op = OP_MUL, .nin = 2, .in = {E(0), E(1)}, .type = tx_},
+                       {.op = OP_LAYERNORM_GRAD, .nin = 2, .in = {E(1), 0}, .attr.f = {1e-5}, .type = tx_},
+                       {.op = OP_ADD, .nin = 2, .in = {E(1), 1}, .type = tx_}};
+      report("  fused {mul; layernorm_grad; add}", time_node(&b, fused(&b, (int32_t[]){g, x}, 2, mla, 3, 1), th), 0);
+      IrNode st2 = {.op = OP_SUM_TO, .nin = 1, .in = {m1}, .type = td_};
+      report("mul, sum_to [B,T,128]->[128]: 2 nodes", time_node(&b, m1, th) + time_node(&b, node(&b, st2), th), 0);
+      IrMicro ms[] = {{.op = OP_MUL, .nin = 2, .in = {E(0), E(1)}, .type = tx_},
+                      {.op = OP_SUM_TO, .nin = 1, .in = {0}, .type = td_}};
+      report("  fused {mul; sum_to}", time_node(&b, fused(&b, (int32_t[]){g, x}, 2, ms, 2, 1), th), 0);
+      (void)tb_;
+    }
     IrNode dr = {.op = OP_DROPOUT, .nin = 1, .in = {p}};
     dr.attr.f[0] = 0.1;
     report("dropout [B,H,64,64]", time_node(&b, node(&b, dr), th), 0);

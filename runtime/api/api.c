@@ -208,6 +208,10 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
       if (!ctx->jit) return api_fail(ctx, RA_ERUNTIME, "option jit: %s", err);
     }
     ctx->use_jit = b;
+  } else if (!strcmp(key, "fuse")) {
+    if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option fuse: expected 0 or 1, got '%s'", value);
+    ctx->no_fuse = !b;
+    if (ctx->prog) ctx->prog->no_fuse = !b;
   } else if (!strcmp(key, "stdlib") || !strcmp(key, "ra_path")) {
     char **slot = !strcmp(key, "stdlib") ? &ctx->stdlib : &ctx->ra_path;
     char *s = api_strdup(ctx, value);
@@ -261,7 +265,7 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
       return api_fail(ctx, RA_EUSAGE, "unknown option '%s'; the train setting is 'set.%s'", key,
                       key);
     return api_fail(ctx, RA_EUSAGE,
-                    "unknown option '%s' (options: threads, seed, allow_extern, jit, repulsion, "
+                    "unknown option '%s' (options: threads, seed, allow_extern, jit, fuse, repulsion, "
                     "stdlib, ra_path, color, progress, quiet, log, resume, set.KEY)",
                     key);
   }
@@ -296,6 +300,7 @@ static int load_source(ra_ctx *ctx, const char *name, const char *text, size_t l
     return code;
   }
   ctx->prog = p;
+  p->no_fuse = ctx->no_fuse;
   return api_ok(ctx);
 }
 
@@ -587,7 +592,7 @@ static int fwd_prepare(ra_model *m, int64_t batch) {
     if (view.outs[i].role == OUT_OUTPUT) outs[k++] = view.outs[i];
   view.outs = outs;
   view.nout = view.outcap = k;
-  IrFunc *f = pass_optimize(ctx->prog->arena, &view);
+  IrFunc *f = pass_compile(ctx->prog->arena, &view, !ctx->prog->no_fuse);
   MemPlan *plan = f ? plan_memory(ctx->prog->arena, f) : NULL;
   if (!plan) return api_fail(ctx, RA_ENOMEM, "out of memory preparing '%s'", m->name);
   int nin = lm->ninputs + lm->ntargets;

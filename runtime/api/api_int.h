@@ -64,6 +64,7 @@ struct ra_ctx {
   bool use_jit;             /* option jit: compiled loops (compiler/jit) */
   Jit *jit;                 /* made when the option is first set, freed by
                                ra_free; its code cache lives as long */
+  bool no_fuse;             /* option "fuse" 0: compile without pass_fuse */
   bool has_rep_override;
   RepKind rep_override;
   char *stdlib, *ra_path;

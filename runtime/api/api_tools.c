@@ -79,7 +79,7 @@ int ra_dump(ra_ctx *ctx, const char *model_name, const char *what, const char **
     f = autodiff(ctx->prog->arena, m, ctx->prog->externs, ctx->prog->nexterns, &ctx->diags);
     if (!f) return api_compile_fail(ctx, name);
   }
-  if (opt || plan) f = pass_optimize(ctx->prog->arena, f);
+  if (opt || plan) f = pass_compile(ctx->prog->arena, f, !ctx->prog->no_fuse);
   if (!f) return api_fail(ctx, RA_ENOMEM, "out of memory");
   if (plan) {
     MemPlan *mp = plan_memory(ctx->prog->arena, f);

@@ -239,31 +239,8 @@ OPMATH_GRAD(GRAD_ROW)
 /* ---- dropout ---------------------------------------------------------------
  * Element i keeps with probability 1 - p: word i % 4 of the Philox block
  * (seed, RNG_STREAM_DROPOUT + stream, step * 2^32 + i / 4), as a 24-bit
- * uniform u, keeps iff u >= p.  Philox is inlined here (the same rounds as
- * rng_philox) so that blocks are generated several at a time in vectors. */
-
-static inline void philox_words(uint64_t seed, uint64_t stream, uint64_t c, uint32_t *w0,
-                                uint32_t *w1, uint32_t *w2, uint32_t *w3) {
-  uint32_t x0 = (uint32_t)c, x1 = (uint32_t)(c >> 32);
-  uint32_t x2 = (uint32_t)stream, x3 = (uint32_t)(stream >> 32);
-  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-#pragma GCC unroll 10
-  for (int r = 0; r < 10; r++) {
-    uint64_t p0 = (uint64_t)0xD2511F53u * x0, p1 = (uint64_t)0xCD9E8D57u * x2;
-    uint32_t y0 = (uint32_t)(p1 >> 32) ^ x1 ^ k0, y1 = (uint32_t)p1;
-    uint32_t y2 = (uint32_t)(p0 >> 32) ^ x3 ^ k1, y3 = (uint32_t)p0;
-    x0 = y0;
-    x1 = y1;
-    x2 = y2;
-    x3 = y3;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  *w0 = x0;
-  *w1 = x1;
-  *w2 = x2;
-  *w3 = x3;
-}
+ * uniform u, keeps iff u >= p (k_philox_words, kernels_int.h; the fused
+ * kernel draws the same words). */
 
 /* Full blocks [b0, b1): o[4b + k] = x[4b + k] * scale or 0. */
 K_CLONES static void dropout_blocks(float *o, const float *x, int64_t b0, int64_t b1,
@@ -272,7 +249,7 @@ K_CLONES static void dropout_blocks(float *o, const float *x, int64_t b0, int64_
 #pragma omp simd
   for (int64_t b = b0; b < b1; b++) {
     uint32_t w0, w1, w2, w3;
-    philox_words(seed, stream, base + (uint64_t)b, &w0, &w1, &w2, &w3);
+    k_philox_words(seed, stream, base + (uint64_t)b, &w0, &w1, &w2, &w3);
     float v0 = x[4 * b] * scale, v1 = x[4 * b + 1] * scale;
     float v2 = x[4 * b + 2] * scale, v3 = x[4 * b + 3] * scale;
     o[4 * b] = (w0 >> 8) >= thr ? v0 : 0.0f;
@@ -323,7 +300,7 @@ static int dropout_apply(KernelCtx *kc, const IrFunc *f, const IrNode *n, float 
   k_par(kc, k_threads(kc, N * 8), (full + DROP_CB - 1) / DROP_CB, dropout_chunks, &A);
   if (N % 4) {  /* the last partial block */
     uint32_t w[4];
-    philox_words(kc->seed, stream, base + (uint64_t)full, &w[0], &w[1], &w[2], &w[3]);
+    k_philox_words(kc->seed, stream, base + (uint64_t)full, &w[0], &w[1], &w[2], &w[3]);
     for (int64_t i = full * 4; i < N; i++)
       o[i] = (w[i - full * 4] >> 8) >= thr ? x[i] * scale : 0.0f;
   }

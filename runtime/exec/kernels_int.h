@@ -180,4 +180,37 @@ static inline float k_row_max(const float *x, int64_t n) {
   return acc[0];
 }
 
+/* Philox4x32-10 inlined (the same rounds as rng_philox) so that dropout's
+ * blocks are generated several at a time in vectors: the words of block c
+ * of (seed, stream). */
+static inline void k_philox_words(uint64_t seed, uint64_t stream, uint64_t c, uint32_t *w0,
+                                uint32_t *w1, uint32_t *w2, uint32_t *w3) {
+  uint32_t x0 = (uint32_t)c, x1 = (uint32_t)(c >> 32);
+  uint32_t x2 = (uint32_t)stream, x3 = (uint32_t)(stream >> 32);
+  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+#pragma GCC unroll 10
+  for (int r = 0; r < 10; r++) {
+    uint64_t p0 = (uint64_t)0xD2511F53u * x0, p1 = (uint64_t)0xCD9E8D57u * x2;
+    uint32_t y0 = (uint32_t)(p1 >> 32) ^ x1 ^ k0, y1 = (uint32_t)p1;
+    uint32_t y2 = (uint32_t)(p0 >> 32) ^ x3 ^ k1, y3 = (uint32_t)p0;
+    x0 = y0;
+    x1 = y1;
+    x2 = y2;
+    x3 = y3;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  *w0 = x0;
+  *w1 = x1;
+  *w2 = x2;
+  *w3 = x3;
+}
+
+/* Rows of the normalisations (kernels_nn.c), also run by the fused kernel
+ * on rows it computed; each is safe in place (out may be an operand). */
+void k_softmax_row(float *y, const float *x, int64_t L);
+void k_softmax_grad_row(float *o, const float *y, const float *d, int64_t L);
+void k_layernorm_row(float *y, const float *x, int64_t L, float eps);
+void k_layernorm_grad_row(float *o, const float *x, const float *d, int64_t L, float eps);
+
 #endif

@@ -142,18 +142,17 @@ K_CLONES static void layernorm_grad_row(float *o, const float *xr, const float *
   for (int64_t j = 0; j < L; j++) o[j] = rs * (dr[j] - md - (xr[j] - mu) * rs * mdx);
 }
 
+K_CLONES static void layernorm_row(float *yr, const float *xr, int64_t L, float eps) {
+  float mu, rs;
+  row_stats(xr, L, eps, &mu, &rs);
+#pragma omp simd
+  for (int64_t j = 0; j < L; j++) yr[j] = (xr[j] - mu) * rs;
+}
+
 static void layernorm_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   const RowArg *A = arg;
   int64_t L = A->L;
-  float eps = A->eps;
-  for (int64_t r = lo; r < hi; r++) {
-    const float *xr = A->x + r * L;
-    float *yr = A->y + r * L;
-    float mu, rs;
-    row_stats(xr, L, eps, &mu, &rs);
-#pragma omp simd
-    for (int64_t j = 0; j < L; j++) yr[j] = (xr[j] - mu) * rs;
-  }
+  for (int64_t r = lo; r < hi; r++) layernorm_row(A->y + r * L, A->x + r * L, L, A->eps);
 }
 
 static void layernorm_grad_rows(void *arg, int64_t lo, int64_t hi, int worker) {
@@ -188,6 +187,17 @@ int k_layernorm_grad(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
   RowArg A = {.y = dx, .x = x, .d = dy, .L = L, .eps = eps};
   k_par(kc, k_threads(kc, N * 8), rows, layernorm_grad_rows, &A);
   return 0;
+}
+
+/* The row functions for the fused kernel (kernels_int.h): plain functions
+ * over the multi-versioned ones, whose resolvers stay local. */
+void k_softmax_row(float *y, const float *x, int64_t L) { softmax_row(y, x, L); }
+void k_softmax_grad_row(float *o, const float *y, const float *d, int64_t L) {
+  softmax_grad_row(o, y, d, L);
+}
+void k_layernorm_row(float *y, const float *x, int64_t L, float eps) { layernorm_row(y, x, L, eps); }
+void k_layernorm_grad_row(float *o, const float *x, const float *d, int64_t L, float eps) {
+  layernorm_grad_row(o, x, d, L, eps);
 }
 
 /* ---- reductions along an axis -------------------------------------------- */

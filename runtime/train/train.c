@@ -139,7 +139,7 @@ static int bound_make(Bound *b, RaAlloc alloc, Program *p, const AstItem *item, 
     f = autodiff(p->arena, b->m, p->externs, p->nexterns, p->diags);
     if (!f) return fail(err, errlen, RA_ESPEC, "model '%s' cannot be differentiated", item->name);
   }
-  b->f = pass_optimize(p->arena, f);
+  b->f = pass_compile(p->arena, f, !p->no_fuse);
   if (!b->f) return fail(err, errlen, RA_ENOMEM, "out of memory optimizing '%s'", item->name);
   b->plan = plan_memory(p->arena, b->f);
   if (!b->plan) return fail(err, errlen, RA_ENOMEM, "out of memory planning '%s'", item->name);

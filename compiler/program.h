@@ -129,7 +129,8 @@ typedef struct DataDecl {
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
 typedef enum { SCHED_CONSTANT, SCHED_WARMUP_CONSTANT, SCHED_WARMUP_LINEAR,
                SCHED_WARMUP_COSINE } SchedKind;
-enum { MET_ACCURACY = 1, MET_LOSS = 2, MET_PERPLEXITY = 4, MET_HEAD_DIVERSITY = 8 };
+enum { MET_ACCURACY = 1, MET_LOSS = 2, MET_PERPLEXITY = 4, MET_HEAD_DIVERSITY = 8,
+       MET_EFFECTIVE_HEADS = 16 };
 typedef enum { SPLIT_TRAIN, SPLIT_VALID, SPLIT_TEST } SplitKind;
 
 typedef struct TrainDecl {

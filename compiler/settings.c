@@ -21,7 +21,7 @@ const char *const setting_schedules[NSCHEDULES] = {"constant", "warmup"};
 const char *const setting_schedule_after[NSCHEDULE_AFTER] = {"constant", "linear", "cosine"};
 const char *const setting_splits[NSPLITS] = {"train", "valid", "test"};
 const char *const setting_metrics[NMETRICS] = {"accuracy", "loss", "perplexity",
-                                               "head_diversity"};
+                                               "head_diversity", "effective_heads"};
 const char *const setting_repulsions[NREPULSIONS] = {"none", "svgd", "spos"};
 
 /* ---- the table ---- */

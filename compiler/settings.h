@@ -40,7 +40,7 @@ int limits_check_num(const char *name, const Limits *l, double v, char *msg, siz
 const char *limits_text(const Limits *l, bool is_int, char *buf, size_t n);
 
 /* ---- word lists (each defined once, in settings.c) ---- */
-enum { NOPTIMIZERS = 3, NSCHEDULES = 2, NSCHEDULE_AFTER = 3, NSPLITS = 3, NMETRICS = 4,
+enum { NOPTIMIZERS = 3, NSCHEDULES = 2, NSCHEDULE_AFTER = 3, NSPLITS = 3, NMETRICS = 5,
        NREPULSIONS = 3 };
 extern const char *const setting_optimizers[NOPTIMIZERS];     /* sgd adam adamw: OptKind */
 extern const char *const setting_schedules[NSCHEDULES];       /* constant warmup */

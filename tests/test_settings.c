@@ -201,7 +201,7 @@ Test(settings, words_agree) {
   free(spec);
   option_error("set.metrics", "acuracy", body, sizeof body);
   cr_assert_str_eq(sbody, body);
-  cr_assert_str_eq(body, "'metrics' expects accuracy, loss, perplexity or head_diversity, found "
+  cr_assert_str_eq(body, "'metrics' expects accuracy, loss, perplexity, head_diversity or effective_heads, found "
                          "'acuracy'; did you mean 'accuracy'?");
   option_error("set.optimizer", "adamm", body, sizeof body);
   cr_assert_str_eq(body, "'optimizer' expects sgd, adam or adamw, found 'adamm'; did you mean "

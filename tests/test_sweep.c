@@ -104,6 +104,11 @@ Test(sweep, tiny_sweep_files_match_the_runs_and_rerun_skips, .timeout = 240) {
     }
     cr_assert_eq(json_object_size(test), nfields, "%s: extra fields in test", names[n]);
     cr_assert(json_is_object(json_object_get(test, "head_diversity")));
+    /* effective_heads (reverse.ra asks for it) passes through like head_diversity */
+    json_t *eff = json_object_get(json_object_get(test, "effective_heads"), "reverser.r0.a");
+    cr_assert(json_is_number(eff), "%s: no test.effective_heads", names[n]);
+    cr_assert(json_number_value(eff) >= 1 && json_number_value(eff) <= 4, "%g",
+              json_number_value(eff));
     cr_assert(json_equal(json_object_get(o, "steps"), json_object_get(ev, "step")));
     acc[n] = json_number_value(json_object_get(test, "accuracy"));
     loss[n] = json_number_value(json_object_get(test, "loss"));
@@ -123,6 +128,7 @@ Test(sweep, tiny_sweep_files_match_the_runs_and_rerun_skips, .timeout = 240) {
   cr_assert(md, "no sweep.md");
   cr_assert(strstr(md, "\n## accuracy\n"), "%s", md);
   cr_assert(strstr(md, "\n## head_diversity reverser.r0.a\n"), "%s", md);
+  cr_assert(strstr(md, "\n## effective_heads reverser.r0.a\n"), "%s", md);
   /* the arms' rows with n and the mean of the runs' accuracies */
   char row[256];
   snprintf(row, sizeof row, "| repulsion=none, epochs=2 | 2 | %.4g |", (acc[0] + acc[1]) / 2);

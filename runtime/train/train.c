@@ -234,14 +234,21 @@ static int check_data(const Program *p, const Model *m, const DataSet *ds, const
 
 /* ---- evaluation ---- */
 
-/* head_diversity of one example (docs/language.md §8): 1 - the mean over
- * head pairs of |cos| between the heads' contributions to the layer output.
- * For attention, head i's contribution is C_i · wo[i·hd:(i+1)·hd, :]
- * ([T, dim], all heads in the same space); for attnpool, row i of A·x.
- * heads: [H][L]; scratch: H * (L / hd) * dim floats when wo is given. */
-static double head_diversity(const float *heads, int64_t H, int64_t L, const float *wo,
-                             int64_t hd, int64_t dim, float *scratch) {
-  if (H < 2) return 1.0;
+/* head_diversity and effective_heads of one example (docs/language.md §8),
+ * from the cosines between the heads' contributions to the layer output:
+ * diversity = 1 - the mean over head pairs of |cos|, effective = M² / Σᵢⱼ
+ * cosᵢⱼ² (the diagonal included).  A head whose contribution is zero counts
+ * as alike to every other (cos 1).  For attention, head i's contribution is
+ * C_i · wo[i·hd:(i+1)·hd, :] ([T, dim], all heads in the same space); for
+ * attnpool, row i of A·x.  heads: [H][L]; scratch: H * (L / hd) * dim
+ * floats when wo is given. */
+void heads_measure(const float *heads, int64_t H, int64_t L, const float *wo, int64_t hd,
+                   int64_t dim, float *scratch, double *diversity, double *effective) {
+  if (H < 2) {
+    *diversity = 1.0;
+    *effective = (double)(H > 0 ? H : 1);
+    return;
+  }
   const float *v = heads;
   int64_t n = L;
   if (wo) {
@@ -259,7 +266,7 @@ static double head_diversity(const float *heads, int64_t H, int64_t L, const flo
     v = scratch;
     n = T * dim;
   }
-  double acc = 0;
+  double acc = 0, sq = (double)H;
   int64_t pairs = 0;
   for (int64_t i = 0; i < H; i++)
     for (int64_t j = i + 1; j < H; j++) {
@@ -269,10 +276,14 @@ static double head_diversity(const float *heads, int64_t H, int64_t L, const flo
         ni += (double)v[i * n + k] * v[i * n + k];
         nj += (double)v[j * n + k] * v[j * n + k];
       }
-      acc += (ni > 0 && nj > 0) ? fabs(dot) / sqrt(ni * nj) : 1.0;
+      double c = (ni > 0 && nj > 0) ? fabs(dot) / sqrt(ni * nj) : 1.0;
+      if (c > 1.0) c = 1.0;
+      acc += c;
+      sq += 2 * c * c;
       pairs++;
     }
-  return 1.0 - acc / (double)pairs;
+  *diversity = 1.0 - acc / (double)pairs;
+  *effective = (double)H * (double)H / sq;
 }
 
 /* Floats of scratch head_diversity needs for the groups of m. */
@@ -291,7 +302,8 @@ static int64_t diversity_scratch(const Bound *b) {
 }
 
 static void eval_accumulate(const Bound *b, int64_t real, double *loss_sum, int64_t *npos,
-                            int64_t *correct, double *div_sum, int ngroups, float *scratch) {
+                            int64_t *correct, double *div_sum, double *eff_sum, int ngroups,
+                            float *scratch) {
   const IrOutput *po = ir_find_output(b->f, OUT_PRED, -1);
   if (po && b->m->ntargets > 0) {
     const IrType *lt = &b->f->nodes[po->value].type;
@@ -330,8 +342,12 @@ static void eval_accumulate(const Bound *b, int64_t real, double *loss_sum, int6
     const float *wo = NULL;
     if (!hg->attnpool && hg->wo >= 0)
       wo = b->ex->params + b->m->params[hg->wo].offset;
-    for (int64_t e = 0; e < real; e++)
-      div_sum[g] += head_diversity(h + e * H * L, H, L, wo, hg->head_dim, hg->dim, scratch);
+    for (int64_t e = 0; e < real; e++) {
+      double dv, ef;
+      heads_measure(h + e * H * L, H, L, wo, hg->head_dim, hg->dim, scratch, &dv, &ef);
+      div_sum[g] += dv;
+      eff_sum[g] += ef;
+    }
   }
 }
 
@@ -344,7 +360,7 @@ static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int n
   r->accuracy = -1;
   r->ngroups = ngroups < 64 ? ngroups : 64;
   int64_t bs = b->f->batch, n = ds->split_n[split];
-  double loss_sum = 0, div_sum[64] = {0};
+  double loss_sum = 0, div_sum[64] = {0}, eff_sum[64] = {0};
   int64_t npos = 0, correct = 0;
   int64_t nscratch = diversity_scratch(b);
   float *scratch = ra_calloc(&b->alloc, (size_t)(nscratch ? nscratch : 1), sizeof(float));
@@ -361,7 +377,8 @@ static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int n
     int64_t real = bound_fill(b, ds, split, NULL, s, bs);
     rc = bound_run(b, kc, err, errlen);
     if (rc == 0)
-      eval_accumulate(b, real, &loss_sum, &npos, &correct, div_sum, r->ngroups, scratch);
+      eval_accumulate(b, real, &loss_sum, &npos, &correct, div_sum, eff_sum, r->ngroups,
+                      scratch);
   }
   kc->training = was;
   ra_free_mem(&b->alloc, scratch, (size_t)(nscratch ? nscratch : 1) * sizeof(float));
@@ -370,7 +387,10 @@ static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int n
   r->loss = npos ? loss_sum / (double)npos : 0;
   r->perplexity = exp(r->loss);
   if (ir_find_output(b->f, OUT_PRED, -1) && npos) r->accuracy = (double)correct / (double)npos;
-  for (int g = 0; g < r->ngroups; g++) r->diversity[g] = n ? div_sum[g] / (double)n : 0;
+  for (int g = 0; g < r->ngroups; g++) {
+    r->diversity[g] = n ? div_sum[g] / (double)n : 0;
+    r->effective[g] = n ? eff_sum[g] / (double)n : 0;
+  }
   return 0;
 }
 
@@ -378,7 +398,7 @@ static const char *split_name(int s) {
   return s == SPLIT_TRAIN ? "train" : s == SPLIT_VALID ? "valid" : "test";
 }
 
-/* "valid loss 0.41 acc 0.873 ppl 1.51 div 0.42/0.45" */
+/* "valid loss 0.41 acc 0.873 ppl 1.51 div 0.42/0.45 eff 2.31/2.87" */
 static void eval_text(const EvalResult *r, int split, unsigned metrics, char *buf, size_t n) {
   size_t k = (size_t)snprintf(buf, n, "%s loss %.4f", split_name(split), r->loss);
   if (r->accuracy >= 0 && (metrics & MET_ACCURACY) && k < n)
@@ -389,6 +409,11 @@ static void eval_text(const EvalResult *r, int split, unsigned metrics, char *bu
     k += (size_t)snprintf(buf + k, n - k, " div");
     for (int g = 0; g < r->ngroups && k < n; g++)
       k += (size_t)snprintf(buf + k, n - k, "%s%.3f", g ? "/" : " ", r->diversity[g]);
+  }
+  if ((metrics & MET_EFFECTIVE_HEADS) && r->ngroups && k < n) {
+    k += (size_t)snprintf(buf + k, n - k, " eff");
+    for (int g = 0; g < r->ngroups && k < n; g++)
+      k += (size_t)snprintf(buf + k, n - k, "%s%.3f", g ? "/" : " ", r->effective[g]);
   }
 }
 
@@ -522,7 +547,7 @@ static int log_step(LogFile *lg, int64_t step, double loss, double lr, char *err
 }
 
 static int eval_json(LogFile *lg, const EvalResult *r, int split, int64_t step, int64_t epoch,
-                     const Model *m, char *err, size_t errlen) {
+                     const Model *m, unsigned metrics, char *err, size_t errlen) {
   if (lg->fd < 0) return 0;
   char line[16384];
   size_t k = (size_t)snprintf(line, sizeof line,
@@ -537,6 +562,13 @@ static int eval_json(LogFile *lg, const EvalResult *r, int split, int64_t step, 
     for (int g = 0; g < r->ngroups && k < sizeof line; g++)
       k += (size_t)snprintf(line + k, sizeof line - k, "%s\"%s\":%.6g", g ? "," : "",
                             m->groups[g].path, r->diversity[g]);
+    if (k < sizeof line) k += (size_t)snprintf(line + k, sizeof line - k, "}");
+  }
+  if ((metrics & MET_EFFECTIVE_HEADS) && r->ngroups && k < sizeof line) {
+    k += (size_t)snprintf(line + k, sizeof line - k, ",\"effective_heads\":{");
+    for (int g = 0; g < r->ngroups && k < sizeof line; g++)
+      k += (size_t)snprintf(line + k, sizeof line - k, "%s\"%s\":%.6g", g ? "," : "",
+                            m->groups[g].path, r->effective[g]);
     if (k < sizeof line) k += (size_t)snprintf(line + k, sizeof line - k, "}");
   }
   if (k < sizeof line) k += (size_t)snprintf(line + k, sizeof line - k, "}\n");
@@ -932,7 +964,7 @@ static int run_checkpoint(Loop *L, int64_t epoch, int64_t step, int64_t total, b
     if (rc == RA_ESTOPPED) rc = loop_stop(L, total, false, err, errlen);
     if (rc) return rc;
     eval_text(&r, t->eval_split, t->metrics | MET_LOSS, line, sizeof line);
-    rc = eval_json(&L->log, &r, t->eval_split, step, L->ms->epoch, m, err, errlen);
+    rc = eval_json(&L->log, &r, t->eval_split, step, L->ms->epoch, m, t->metrics, err, errlen);
     if (rc) return rc;
   }
   if (!o->quiet)
@@ -1008,7 +1040,7 @@ static int run_finish(Loop *L, int64_t total, char *err, size_t errlen) {
     char line[512];
     eval_text(&r, SPLIT_TEST, t->metrics | MET_LOSS, line, sizeof line);
     emit(o, "%s", line);
-    rc = eval_json(&L->log, &r, SPLIT_TEST, ms->step, ms->epoch, L->step.m, err, errlen);
+    rc = eval_json(&L->log, &r, SPLIT_TEST, ms->step, ms->epoch, L->step.m, t->metrics, err, errlen);
     if (rc) return rc;
   }
   if (t->save && L->saved_step != ms->step) {

@@ -66,8 +66,14 @@ typedef struct EvalResult {
   double accuracy;          /* -1 when the model has no classification */
   double perplexity;
   int ngroups;
-  double diversity[64];     /* per head group */
+  double diversity[64];     /* per head group: head_diversity */
+  double effective[64];     /* per head group: effective_heads */
 } EvalResult;
+
+/* head_diversity and effective_heads of one example's heads ([H][L]; wo,
+ * hd, dim and scratch as train.c says; wo NULL: the rows themselves). */
+void heads_measure(const float *heads, int64_t H, int64_t L, const float *wo, int64_t hd,
+                   int64_t dim, float *scratch, double *diversity, double *effective);
 
 int mstate_init(ModelState *ms, RaAlloc alloc, const Model *m, uint64_t seed);
 void mstate_free(ModelState *ms);

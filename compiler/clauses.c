@@ -335,12 +335,14 @@ void repulsion_defaults(Repulsion *r) {
   r->alpha = 1;
   r->stepsize = 1;
   r->beta = 1;
+  r->weight = 1;
   r->span = SPAN_NONE;
 }
 
-enum { RC_ALPHA, RC_STEPSIZE, RC_BETA, RC_EVERY, RC_BANDWIDTH, RC_KERNEL, RC_GROUP, RC_PARTICLES };
-static const char *const REP_CLAUSES[] = {"alpha",     "stepsize", "beta",  "every",
-                                          "bandwidth", "kernel",   "group", "particles"};
+enum { RC_ALPHA, RC_STEPSIZE, RC_BETA, RC_EVERY, RC_BANDWIDTH, RC_KERNEL, RC_GROUP, RC_PARTICLES,
+       RC_WEIGHT, NREP_CLAUSES };
+static const char *const REP_CLAUSES[NREP_CLAUSES] = {
+    "alpha", "stepsize", "beta", "every", "bandwidth", "kernel", "group", "particles", "weight"};
 
 static int parse_particles(Cur *k, Span at, unsigned *mask) {
   const AstWord *w = peek(k);
@@ -367,8 +369,8 @@ static int parse_particles(Cur *k, Span at, unsigned *mask) {
 static int read_repulsion_block(Program *p, const AstClauses *c, bool attnpool,
                                 const ConstScope *scope, Repulsion *r) {
   Cur k;
-  cur_init(&k, p, c, "repulsion", scope, REP_CLAUSES, 8);
-  Span at, beta_at = SPAN_NONE;
+  cur_init(&k, p, c, "repulsion", scope, REP_CLAUSES, NREP_CLAUSES);
+  Span at, beta_at = SPAN_NONE, weight_at = SPAN_NONE;
   int idx;
   while ((idx = next_clause(&k, &at)) >= 0) {
     once(&k, idx, at);
@@ -420,11 +422,18 @@ static int read_repulsion_block(Program *p, const AstClauses *c, bool attnpool,
       }
       rc = parse_particles(&k, at, &r->particles);
       break;
+    case RC_WEIGHT:
+      rc = arg_num(&k, "weight", at, &L_NONNEG, &r->weight);
+      weight_at = at;
+      break;
     }
     clause_end(&k, rc);
   }
   if (r->kind == REP_SVGD && beta_at.file >= 0 && k.seen[RC_BETA])
     diag_warning(p->diags, beta_at, "'beta' only applies to spos; svgd ignores it");
+  if (r->kind != REP_PENALTY && weight_at.file >= 0 && k.seen[RC_WEIGHT])
+    diag_warning(p->diags, weight_at, "'weight' only applies to penalty; %s ignores it",
+                 setting_repulsions[r->kind]);
   return k.bad ? -1 : 0;
 }
 

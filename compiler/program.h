@@ -30,7 +30,7 @@ typedef struct ParamInfo {
 } ParamInfo;
 
 /* ---- repulsion (language.md §6) ---- */
-typedef enum { REP_NONE, REP_SVGD, REP_SPOS } RepKind;
+typedef enum { REP_NONE, REP_SVGD, REP_SPOS, REP_PENALTY } RepKind;
 typedef enum { GROUP_EACH, GROUP_JOINT } RepGroup;
 enum { PART_Q = 1, PART_K = 2, PART_V = 4, PART_O = 8 };
 
@@ -44,6 +44,7 @@ typedef struct Repulsion {
   double alpha;        /* default 1 */
   double stepsize;     /* default 1 */
   double beta;         /* default 1 (spos) */
+  double weight;       /* default 1 (penalty: c of c · mean cos²) */
   Span span;
 } Repulsion;
 
@@ -215,6 +216,10 @@ const AstItem *sema_find_model(const Program *p, const char *name);
 /* lower.c: the model's forward IR for a batch size, with all metadata.
  * NULL on error (diagnostics in p->diags). */
 Model *lower_model(Program *p, const AstItem *model, int64_t batch);
+/* Same, with every attention layer's repulsion kind replaced by rep_override
+ * (a RepKind; -1: each layer's own), as --repulsion does: it decides which
+ * layers get the penalty term of `repulsion penalty`. */
+Model *lower_model_rep(Program *p, const AstItem *model, int64_t batch, int rep_override);
 
 /* autodiff.c: appends the backward pass to a copy of m->fwd: the result
  * computes the loss and one OUT_GRAD output per parameter.  externs[i] is

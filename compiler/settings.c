@@ -22,7 +22,7 @@ const char *const setting_schedule_after[NSCHEDULE_AFTER] = {"constant", "linear
 const char *const setting_splits[NSPLITS] = {"train", "valid", "test"};
 const char *const setting_metrics[NMETRICS] = {"accuracy", "loss", "perplexity",
                                                "head_diversity", "effective_heads"};
-const char *const setting_repulsions[NREPULSIONS] = {"none", "svgd", "spos"};
+const char *const setting_repulsions[NREPULSIONS] = {"none", "svgd", "spos", "penalty"};
 
 /* ---- the table ---- */
 

@@ -3,8 +3,11 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "../compiler/lower_int.h"
 #include "../compiler/program.h"
+#include "../runtime/exec/exec.h"
 #include "../runtime/train/train.h"
+#include "irutil.h"
 #include "testutil.h"
 
 static void measure(const float *v, int64_t H, int64_t L, double *div, double *eff) {
@@ -105,4 +108,98 @@ Test(effective_heads, in_a_trained_log, .timeout = 120) {
   }
   fclose(f);
   cr_assert_geq(evals, 2, "%d eval records", evals);
+}
+
+/* ---- the penalty of `repulsion penalty`: its value by hand ---- */
+
+/* lw_heads_cos2 of the rows u ([n][H][N], one PARAM) run by the interpreter */
+static double heads_cos2(const float *u, int64_t n, int64_t H, int64_t N) {
+  Arena ar;
+  arena_init(&ar, ra_alloc_default());
+  IrFunc *f = ir_func_new(&ar, "cos2", 1);
+  IrBuilder B = tu_builder(f);
+  int64_t d[3] = {n, H, N};
+  IrNode pn = {.op = OP_PARAM, .name = "u", .type = ir_type_make(IR_F32, 3, d, false)};
+  int32_t p = lw_heads_cos2(&B, &ar, ir_op(&B, pn), H);
+  cr_assert_geq(p, 0);
+  cr_assert_eq(f->nodes[p].type.rank, 0);
+  cr_assert_eq(ir_add_output(f, "loss", p, OUT_LOSS, 0), 0);
+  MemPlan *plan = plan_memory(&ar, f);
+  cr_assert(plan);
+  int64_t offs[1] = {0};
+  Exec *ex = exec_new(ra_alloc_default(), f, plan, (float *)u, offs, 0);
+  cr_assert(ex);
+  KernelCtx kc;
+  memset(&kc, 0, sizeof kc);
+  kc.threads = 1;
+  cr_assert_eq(exec_run(ex, &kc), 0, "%s", kc.err);
+  double v = *(const float *)exec_ptr(ex, p);
+  exec_free(ex);
+  arena_free(&ar);
+  return v;
+}
+
+Test(heads_penalty, mean_squared_cosine_of_the_pairs) {
+  /* two heads at cosine 0.6: 0.36 */
+  float a[4] = {1, 0, 3, 4};
+  cr_assert_float_eq(heads_cos2(a, 1, 2, 2), 0.36, 1e-6);
+  /* identical heads: 1; orthogonal: 0 */
+  float same[6] = {1, 2, 3, 1, 2, 3};
+  cr_assert_float_eq(heads_cos2(same, 1, 2, 3), 1.0, 1e-6);
+  float orth[9] = {1, 0, 0, 0, 2, 0, 0, 0, 3};
+  cr_assert_float_eq(heads_cos2(orth, 1, 3, 3), 0.0, 1e-6);
+  /* three heads, two alike, the third orthogonal: pairs (1, 0, 0) -> 1/3 */
+  float three[6] = {1, 0, 2, 0, 0, 5};
+  cr_assert_float_eq(heads_cos2(three, 1, 3, 2), 1.0 / 3.0, 1e-6);
+  /* the mean over examples: 0.36 and 1 -> 0.68 */
+  float two[8] = {1, 0, 3, 4, 1, 1, 2, 2};
+  cr_assert_float_eq(heads_cos2(two, 2, 2, 2), 0.68, 1e-6);
+}
+
+/* The loss of step `step` in a run log, or NAN. */
+static double log_step_loss(const char *path, int step) {
+  char *text = tu_read_file(path, NULL);
+  cr_assert(text, "no log %s", path);
+  char key[64];
+  snprintf(key, sizeof key, "{\"event\":\"step\",\"step\":%d,\"loss\":", step);
+  const char *k = strstr(text, key);
+  double v = k ? strtod(k + strlen(key), NULL) : NAN;
+  free(text);
+  return v;
+}
+
+/* reverse.ra for 4 steps with its layers' repulsion replaced by rep
+ * (a sed replacement) and the options opts; the log is left at log. */
+static void run_reverse(const char *rep, const char *opts, const char *log) {
+  const char *spec = tu_tmp("rev.ra");
+  TuRun r = tu_sh(100,
+                  "sed 's/repulsion svgd { alpha 0.05  group joint  particles qk }/%s/' "
+                  "examples/reverse.ra > %s && "
+                  "$RAC run %s --set steps=4 --set eval=off --log %s %s",
+                  rep, spec, spec, log, opts);
+  cr_assert_eq(r.status, 0, "status %d\n%s", r.status, r.err);
+  tu_run_free(&r);
+}
+
+/* `repulsion penalty { weight 0 }` trains bit for bit as `repulsion none`;
+ * a weight adds c · mean cos² to the first step's loss (the same weights
+ * then); `--repulsion penalty` puts the term in every layer. */
+Test(heads_penalty, in_training, .timeout = 200) {
+  const char *none = tu_tmp("none.jsonl"), *zero = tu_tmp("zero.jsonl");
+  const char *one = tu_tmp("one.jsonl"), *over = tu_tmp("over.jsonl");
+  run_reverse("repulsion none", "", none);
+  run_reverse("repulsion penalty { weight 0 }", "", zero);
+  run_reverse("repulsion penalty { weight 1 }", "", one);
+  run_reverse("repulsion none", "--repulsion penalty", over);
+  char *a = tu_read_file(none, NULL), *b = tu_read_file(zero, NULL);
+  cr_assert(a && b);
+  cr_assert_str_eq(a, b);
+  free(a);
+  free(b);
+  double l0 = log_step_loss(none, 1), l1 = log_step_loss(one, 1), lo = log_step_loss(over, 1);
+  cr_assert(isfinite(l0) && isfinite(l1) && isfinite(lo), "%g %g %g", l0, l1, lo);
+  /* two layers of 4 heads: each adds at most 1 */
+  cr_assert(l1 > l0 + 1e-4 && l1 < l0 + 2, "none %g, penalty %g", l0, l1);
+  cr_assert_float_eq(lo, l1, 1e-9, "--repulsion penalty %g, the clause %g", lo, l1);
+  cr_assert(log_step_loss(one, 4) != log_step_loss(none, 4));
 }

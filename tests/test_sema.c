@@ -999,7 +999,7 @@ Test(train_set, errors) {
       {"momentum", "0.9", "'momentum' applies to sgd, not adam"},
       {"clip", "-2", "clip must be at least 0"},
       {"eval", "dev", "'eval' expects train, valid, test or off (then 'every epoch' or 'every N steps'), found 'dev'"},
-      {"repulsion", "magic", "'repulsion' expects none, svgd or spos, found 'magic'"},
+      {"repulsion", "magic", "'repulsion' expects none, svgd, spos or penalty, found 'magic'"},
       {"metrics", "acuracy", "did you mean 'accuracy'?"},
       {"optimizer", "rmsprop", "'optimizer' expects sgd, adam or adamw, found 'rmsprop'"},
   };

@@ -207,10 +207,10 @@ Test(settings, words_agree) {
   cr_assert_str_eq(body, "'optimizer' expects sgd, adam or adamw, found 'adamm'; did you mean "
                          "'adam'?");
   option_error("repulsion", "svdg", body, sizeof body);
-  cr_assert_str_eq(body, "'repulsion' expects none, svgd or spos, found 'svdg'; did you mean "
+  cr_assert_str_eq(body, "'repulsion' expects none, svgd, spos or penalty, found 'svdg'; did you mean "
                          "'svgd'?");
   option_error("set.repulsion", "svdg", body, sizeof body);
-  cr_assert_str_eq(body, "'repulsion' expects none, svgd or spos, found 'svdg'; did you mean "
+  cr_assert_str_eq(body, "'repulsion' expects none, svgd, spos or penalty, found 'svdg'; did you mean "
                          "'svgd'?");
   /* a setting of the other optimizer: the same words in both paths */
   spec = spec_with("adam", "momentum 0.5", "");

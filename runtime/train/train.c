@@ -124,11 +124,12 @@ static const ModelVar *model_var(const Model *m, int k) {
   return k < m->ninputs ? &m->inputs[k] : &m->targets[k - m->ninputs];
 }
 
+/* rep_override: a RepKind for every layer (--repulsion), or -1. */
 static int bound_make(Bound *b, RaAlloc alloc, Program *p, const AstItem *item, int64_t batch,
-                      bool with_grad, ModelState *ms, char *err, size_t errlen) {
+                      int rep_override, bool with_grad, ModelState *ms, char *err, size_t errlen) {
   memset(b, 0, sizeof *b);
   b->alloc = alloc;
-  b->m = lower_model(p, item, batch);
+  b->m = lower_model_rep(p, item, batch, rep_override);
   if (!b->m) return fail(err, errlen, RA_ESPEC, "model '%s' does not compile", item->name);
   if (b->m->nweights != ms->nweights)
     return fail(err, errlen, RA_ESPEC, "model '%s' changed its parameters", item->name);
@@ -677,14 +678,15 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
             "may not be the ones it was trained with",
          ms->from, dd->name, (unsigned long long)ms->spec_hash, (unsigned long long)h);
   if (need & LOOP_STEP) ms->spec_hash = h;
-  int rc = 0;
+  int rc = 0, rep_override = t->has_repulsion_override ? (int)t->repulsion_override : -1;
   if (need & LOOP_STEP) {
-    rc = bound_make(&L->step, a, L->p, L->item, t->batch, true, L->ms, err, errlen);
+    rc = bound_make(&L->step, a, L->p, L->item, t->batch, rep_override, true, L->ms, err, errlen);
     if (rc) return rc;
   }
   if (need & LOOP_EVAL) {
     L->have_eval = true; /* loop_free frees a partly made one too */
-    rc = bound_make(&L->eval, a, L->p, L->item, t->batch, false, L->ms, err, errlen);
+    rc = bound_make(&L->eval, a, L->p, L->item, t->batch, rep_override, false, L->ms, err,
+                    errlen);
     if (rc) return rc;
   }
   rc = check_data(p, (need & LOOP_STEP) ? L->step.m : L->eval.m, L->ds, t, err, errlen);
@@ -734,7 +736,7 @@ static int loop_particles(Loop *L, int64_t step, char *err, size_t errlen) {
     const HeadGroup *hg = &m->groups[gi];
     Repulsion rep = hg->rep;
     rep.kind = group_kind(L, hg);
-    if (rep.kind == REP_NONE) continue;
+    if (rep.kind == REP_NONE || rep.kind == REP_PENALTY) continue; /* penalty: in the loss */
     if (rep.every > 1 && step % rep.every != 0) continue;
     for (int s = 0; s < particles_nsets(hg); s++) {
       int64_t D = particles_dim(hg, m->params, s);
@@ -1295,7 +1297,7 @@ int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptio
                                                     : data_load(ms->alloc, dd, err, errlen);
   if (!ds) return RA_EDATA;
   Bound b;
-  int rc = bound_make(&b, ms->alloc, p, item, 1, false, ms, err, errlen);
+  int rc = bound_make(&b, ms->alloc, p, item, 1, -1, false, ms, err, errlen);
   if (rc == 0) rc = bound_alloc(&b, ms, err, errlen);
   if (rc == 0 && (b.m->ninputs != 1 || b.m->inputs[0].type.dtype != IR_I32 ||
                   b.m->inputs[0].type.rank != 1 || !ir_find_output(b.f, OUT_PRED, -1)))

@@ -239,7 +239,8 @@ static HeadGroup *add_group(Lower *L) {
  * by a block's keyword parameter of the same name. */
 static const char *const CLAUSE_WORDS[] = {
     "heads", "head_dim", "causal", "dropout", "repulsion", "hidden", "penalty", "alpha",
-    "stepsize", "beta", "every", "bandwidth", "kernel", "group", "particles", "weight"};
+    "stepsize", "beta", "every", "bandwidth", "kernel", "group", "particles", "weight", "start",
+    "stop", "when"};
 
 static bool clause_word(const char *s) {
   for (size_t i = 0; i < sizeof CLAUSE_WORDS / sizeof CLAUSE_WORDS[0]; i++)

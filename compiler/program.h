@@ -45,8 +45,15 @@ typedef struct Repulsion {
   double stepsize;     /* default 1 */
   double beta;         /* default 1 (spos) */
   double weight;       /* default 1 (penalty: c of c · mean cos²) */
+  /* when it applies (language.md §6): steps in [start, stop), stop 0 = no
+   * end; with a trigger (when != REP_WHEN_NONE), from the first checked
+   * step whose measured head diversity compares true with threshold on */
+  int64_t start, stop;
+  int when;            /* REP_WHEN_* */
+  double threshold;
   Span span;
 } Repulsion;
+enum { REP_WHEN_NONE, REP_WHEN_LT, REP_WHEN_LE, REP_WHEN_GT, REP_WHEN_GE };
 
 /* An attention or attnpool layer: its heads are the particles. */
 typedef struct HeadGroup {

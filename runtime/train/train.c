@@ -594,6 +594,8 @@ typedef struct Loop {
   float *g;
   float *pwork, *ptheta, *pgrad;
   int64_t pwork_n, pbuf_n;
+  float *dscratch;          /* heads_measure's, for `when` triggers */
+  int64_t dscratch_n;
   Optim opt;
   Pool *own_pool;           /* when the caller gave no pool */
   LogFile log;
@@ -620,6 +622,7 @@ static void loop_free(Loop *L) {
   ra_free_mem(&a, L->pwork, (size_t)L->pwork_n * sizeof(float));
   ra_free_mem(&a, L->ptheta, (size_t)L->pbuf_n * sizeof(float));
   ra_free_mem(&a, L->pgrad, (size_t)L->pbuf_n * sizeof(float));
+  if (L->dscratch) ra_free_mem(&a, L->dscratch, (size_t)L->dscratch_n * sizeof(float));
   if (L->log.fd >= 0) close(L->log.fd); /* after an error; log_close checks */
   pool_free(L->own_pool);
 }
@@ -726,7 +729,57 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
     if (!L->ptheta || !L->pgrad || !L->pwork)
       return fail(err, errlen, RA_ENOMEM, "out of memory for particles");
   }
+  bool when = false;
+  for (int gi = 0; gi < m->ngroups; gi++) when |= m->groups[gi].rep.when != REP_WHEN_NONE;
+  if (when) {
+    int64_t n = diversity_scratch(&L->step);
+    L->dscratch_n = n > 0 ? n : 1;
+    L->dscratch = ra_calloc(&a, (size_t)L->dscratch_n, sizeof(float));
+    if (!L->dscratch) return fail(err, errlen, RA_ENOMEM, "out of memory for head diversity");
+  }
   return 0;
+}
+
+/* The head_diversity of group g over the training batch just run, for a
+ * `when` trigger. */
+typedef struct Measure {
+  Loop *L;
+  int g;
+  double last;              /* the last diversity measured */
+} Measure;
+
+static double step_diversity(void *ud) {
+  Measure *mu = ud;
+  const Bound *b = &mu->L->step;
+  const HeadGroup *hg = &b->m->groups[mu->g];
+  const IrOutput *ho = ir_find_output(b->f, OUT_HEADS, mu->g);
+  if (!ho) return 1.0;
+  const IrType *ht = &b->f->nodes[ho->value].type;
+  const float *h = exec_ptr(b->ex, ho->value);
+  int64_t n = ht->dim[0], H = ht->dim[1], L = ir_numel(ht) / (n * H);
+  const float *wo = !hg->attnpool && hg->wo >= 0 ? b->ex->params + b->m->params[hg->wo].offset
+                                                 : NULL;
+  double sum = 0;
+  for (int64_t e = 0; e < n; e++) {
+    double dv, ef;
+    heads_measure(h + e * H * L, H, L, wo, hg->head_dim, hg->dim, mu->L->dscratch, &dv, &ef);
+    sum += dv;
+  }
+  return mu->last = n ? sum / (double)n : 1.0;
+}
+
+/* A `when` trigger that fired, in the log: the step (numbered as in step
+ * records) whose update is the first, the layer and the diversity measured. */
+static int log_trigger(LogFile *lg, int64_t step, const char *layer, double div, char *err,
+                       size_t errlen) {
+  if (lg->fd < 0) return 0;
+  char line[1024];
+  int n = snprintf(line, sizeof line,
+                   "{\"event\":\"repulsion\",\"step\":%lld,\"layer\":\"%s\",\"diversity\":%.6g}\n",
+                   (long long)step, layer, div);
+  if (n < 0 || (size_t)n >= sizeof line)
+    return fail(err, errlen, RA_EIO, "a record of the log '%s' is too long", lg->path);
+  return log_record(lg, line, (size_t)n, err, errlen);
 }
 
 /* Repulsive particle updates on the gradient buffer (language.md §6). */
@@ -736,8 +789,15 @@ static int loop_particles(Loop *L, int64_t step, char *err, size_t errlen) {
     const HeadGroup *hg = &m->groups[gi];
     Repulsion rep = hg->rep;
     rep.kind = group_kind(L, hg);
-    if (rep.kind == REP_NONE || rep.kind == REP_PENALTY) continue; /* penalty: in the loss */
-    if (rep.every > 1 && step % rep.every != 0) continue;
+    /* the schedule (start, stop, every, when); penalty is in the loss */
+    bool was = gi < 64 && (L->ms->rep_triggered >> gi & 1), on = was;
+    Measure mu = {L, gi, 0};
+    if (!repulsion_applies(&rep, step, &on, step_diversity, &mu)) continue;
+    if (on && !was && gi < 64) {
+      L->ms->rep_triggered |= (uint64_t)1 << gi;
+      int rc = log_trigger(&L->log, step + 1, hg->path, mu.last, err, errlen);
+      if (rc) return rc;
+    }
     for (int s = 0; s < particles_nsets(hg); s++) {
       int64_t D = particles_dim(hg, m->params, s);
       particles_gather(hg, m->params, s, L->ms->w, L->ptheta);

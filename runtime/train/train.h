@@ -32,6 +32,7 @@ typedef struct ModelState {
   DataVocab *vocab;         /* tokenizer, vocabulary and labels it was trained
                                with (from the data or a checkpoint), or NULL */
   uint64_t spec_hash;       /* data_settings_hash of its training data, 0 unknown */
+  uint64_t rep_triggered;   /* bit g: head group g's `when` trigger has fired */
   char *from;               /* the checkpoint it was loaded from, or NULL */
 } ModelState;
 

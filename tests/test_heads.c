@@ -8,6 +8,7 @@
 #include "../runtime/exec/exec.h"
 #include "../runtime/train/train.h"
 #include "irutil.h"
+#include "ra.h"
 #include "testutil.h"
 
 static void measure(const float *v, int64_t H, int64_t L, double *div, double *eff) {
@@ -202,4 +203,117 @@ Test(heads_penalty, in_training, .timeout = 200) {
   cr_assert(l1 > l0 + 1e-4 && l1 < l0 + 2, "none %g, penalty %g", l0, l1);
   cr_assert_float_eq(lo, l1, 1e-9, "--repulsion penalty %g, the clause %g", lo, l1);
   cr_assert(log_step_loss(one, 4) != log_step_loss(none, 4));
+}
+
+/* ---- repulsion over time, end to end ---- */
+
+typedef struct Train {
+  const char *spec;     /* spec text */
+  const char *rep;      /* --repulsion, or NULL */
+  const char *steps;
+  const char *save, *resume;
+  int64_t stop_at;      /* > 0: stop after that step */
+} Train;
+
+static int stop_at(void *ud, int64_t step, double loss) {
+  (void)loss;
+  return step == *(const int64_t *)ud;
+}
+
+static int train(const Train *t) {
+  ra_ctx *c = ra_new();
+  ra_set_option(c, "quiet", "1");
+  ra_set_option(c, "threads", "2");
+  ra_set_option(c, "set.steps", t->steps);
+  ra_set_option(c, "set.schedule", "constant");
+  ra_set_option(c, "set.eval", "off");
+  ra_set_option(c, "set.save", t->save);
+  if (t->rep) ra_set_option(c, "repulsion", t->rep);
+  if (t->resume) ra_set_option(c, "resume", t->resume);
+  int rc = ra_load_string(c, "rev.ra", t->spec);
+  if (rc == 0)
+    rc = ra_train(c, NULL, t->stop_at > 0 ? stop_at : NULL, (void *)&t->stop_at);
+  if (rc && rc != RA_ESTOPPED) cr_log_error("%s", ra_error(c));
+  ra_free(c);
+  return rc;
+}
+
+/* examples/reverse.ra with its repulsion block's clauses replaced. */
+static char *reverse_with(const char *clauses) {
+  char *text = tu_read_file("examples/reverse.ra", NULL);
+  cr_assert(text);
+  const char *old = "repulsion svgd { alpha 0.05  group joint  particles qk }";
+  char *at = strstr(text, old);
+  cr_assert(at);
+  size_t n = strlen(text) + strlen(clauses) + 1;
+  char *out = malloc(n);
+  cr_assert(out);
+  snprintf(out, n, "%.*s%s%s", (int)(at - text), text, clauses, at + strlen(old));
+  free(text);
+  return out;
+}
+
+static void same_file(const char *a, const char *b) {
+  size_t la = 0, lb = 0;
+  char *fa = tu_read_file(a, &la), *fb = tu_read_file(b, &lb);
+  cr_assert(fa && fb, "missing %s or %s", a, b);
+  cr_assert(la == lb && memcmp(fa, fb, la) == 0, "%s and %s differ", a, b);
+  free(fa);
+  free(fb);
+}
+
+/* `start 3 stop 6` over 9 steps is bit for bit 3 steps of none, 3 of svgd
+ * and 3 of none, resumed from each other's checkpoints: the update applies
+ * on steps 3, 4 and 5 (counted from 0) and on no other. */
+Test(repulsion_schedule, start_and_stop_apply_exactly_their_steps, .timeout = 200) {
+  char *win = reverse_with("repulsion svgd { alpha 0.5  group joint  particles qk  start 3  stop 6 }");
+  char *all = reverse_with("repulsion svgd { alpha 0.5  group joint  particles qk }");
+  const char *w = tu_tmp("win.safetensors"), *c1 = tu_tmp("c1.safetensors");
+  const char *c2 = tu_tmp("c2.safetensors"), *c3 = tu_tmp("c3.safetensors");
+  cr_assert_eq(train(&(Train){.spec = win, .steps = "9", .save = w}), 0);
+  cr_assert_eq(train(&(Train){.spec = all, .rep = "none", .steps = "3", .save = c1}), 0);
+  cr_assert_eq(train(&(Train){.spec = all, .steps = "6", .save = c2, .resume = c1}), 0);
+  cr_assert_eq(train(&(Train){.spec = all, .rep = "none", .steps = "9", .save = c3, .resume = c2}),
+               0);
+  same_file(w, c3);
+  /* and it is not the same as svgd throughout, nor as none */
+  const char *a = tu_tmp("all.safetensors"), *n = tu_tmp("none.safetensors");
+  cr_assert_eq(train(&(Train){.spec = all, .steps = "9", .save = a}), 0);
+  cr_assert_eq(train(&(Train){.spec = all, .rep = "none", .steps = "9", .save = n}), 0);
+  size_t la = 0, lw = 0, ln = 0;
+  char *fa = tu_read_file(a, &la), *fw = tu_read_file(w, &lw), *fn = tu_read_file(n, &ln);
+  cr_assert(fa && fw && fn);
+  cr_assert(la != lw || memcmp(fa, fw, la) != 0, "the window changed nothing");
+  cr_assert(ln != lw || memcmp(fn, fw, ln) != 0, "the window applied nothing");
+  free(fa);
+  free(fw);
+  free(fn);
+  free(win);
+  free(all);
+}
+
+/* A trigger that fired survives --resume: stopped after it fired and
+ * resumed, the run ends with the bits of the straight one (its checkpoint
+ * names the fired trigger).  The first layer's diversity, checked at steps
+ * 0, 5, 10, ..., is above 0.92 at step 10 only (0.915, 0.912, 0.931,
+ * 0.906, ... without repulsion), so a resumed run that measured again at
+ * step 15 instead of keeping the trigger would leave the update out. */
+Test(repulsion_schedule, a_trigger_survives_resume, .timeout = 200) {
+  char *spec = reverse_with(
+      "repulsion svgd { alpha 0.5  group joint  particles qk  when diversity > 0.92  every 5 }");
+  const char *s = tu_tmp("straight.safetensors"), *h = tu_tmp("half.safetensors");
+  const char *r = tu_tmp("resumed.safetensors");
+  cr_assert_eq(train(&(Train){.spec = spec, .steps = "40", .save = s}), 0);
+  cr_assert_eq(train(&(Train){.spec = spec, .steps = "40", .save = h, .stop_at = 12}), RA_ESTOPPED);
+  size_t lh = 0;
+  char *half = tu_read_file(h, &lh);
+  const char *key = "\"repulsion_triggered\"";
+  bool found = false;
+  for (size_t i = 0; half && i + strlen(key) <= lh && !found; i++)
+    found = memcmp(half + i, key, strlen(key)) == 0;
+  cr_assert(found, "no trigger had fired by step 12");
+  free(half);
+  cr_assert_eq(train(&(Train){.spec = spec, .steps = "40", .save = r, .resume = h}), 0);
+  same_file(s, r);
+  free(spec);
 }

@@ -160,6 +160,10 @@ typedef struct TrainDecl {
   int64_t threads;          /* 0 = default */
   bool has_repulsion_override;
   RepKind repulsion_override;
+  /* --set repulsion_start / repulsion_stop: every layer's start and stop
+   * (stop 0: no end), when has_ */
+  bool has_repulsion_start, has_repulsion_stop;
+  int64_t repulsion_start, repulsion_stop;
 } TrainDecl;
 
 /* ---- extern functions (language.md §9) ---- */

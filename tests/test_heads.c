@@ -213,6 +213,8 @@ typedef struct Train {
   const char *steps;
   const char *save, *resume;
   int64_t stop_at;      /* > 0: stop after that step */
+  const char *start, *stop; /* --set repulsion_start / repulsion_stop */
+  char *err;            /* out, when given: the error (512 bytes) */
 } Train;
 
 static int stop_at(void *ud, int64_t step, double loss) {
@@ -230,10 +232,13 @@ static int train(const Train *t) {
   ra_set_option(c, "set.save", t->save);
   if (t->rep) ra_set_option(c, "repulsion", t->rep);
   if (t->resume) ra_set_option(c, "resume", t->resume);
+  if (t->start) ra_set_option(c, "set.repulsion_start", t->start);
+  if (t->stop) ra_set_option(c, "set.repulsion_stop", t->stop);
   int rc = ra_load_string(c, "rev.ra", t->spec);
   if (rc == 0)
     rc = ra_train(c, NULL, t->stop_at > 0 ? stop_at : NULL, (void *)&t->stop_at);
-  if (rc && rc != RA_ESTOPPED) cr_log_error("%s", ra_error(c));
+  if (rc && rc != RA_ESTOPPED && !t->err) cr_log_error("%s", ra_error(c));
+  if (t->err) snprintf(t->err, 512, "%s", rc ? ra_error(c) : "");
   ra_free(c);
   return rc;
 }
@@ -276,6 +281,13 @@ Test(repulsion_schedule, start_and_stop_apply_exactly_their_steps, .timeout = 20
   cr_assert_eq(train(&(Train){.spec = all, .rep = "none", .steps = "9", .save = c3, .resume = c2}),
                0);
   same_file(w, c3);
+  /* --set repulsion_start=3 repulsion_stop=6 on the spec without a window */
+  const char *o = tu_tmp("over.safetensors");
+  cr_assert_eq(train(&(Train){.spec = all, .steps = "9", .save = o, .start = "3", .stop = "6"}), 0);
+  same_file(w, o);
+  char err[512];
+  cr_assert_neq(train(&(Train){.spec = win, .steps = "9", .save = o, .start = "6", .err = err}), 0);
+  cr_assert(strstr(err, "layer 'reverser.r0.a': repulsion stop 6 is not after start 6"), "%s", err);
   /* and it is not the same as svgd throughout, nor as none */
   const char *a = tu_tmp("all.safetensors"), *n = tu_tmp("none.safetensors");
   cr_assert_eq(train(&(Train){.spec = all, .steps = "9", .save = a}), 0);

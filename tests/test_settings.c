@@ -152,8 +152,12 @@ Test(settings, limits_agree_for_every_setting) {
     char want_spec[256];
     snprintf(want_spec, sizeof want_spec, "%s must be %s, found %s", spec_key,
              limits_text(&s->lim, is_int, lim, sizeof lim), bad);
-    spec_error(spec, body, sizeof body);
-    cr_assert_str_eq(body, want_spec, "spec: %s", clause);
+    /* repulsion_start and repulsion_stop are a layer's `start` and `stop`
+     * in a spec (their limits there: test_heads and tests/bad) */
+    if (strncmp(s->key, "repulsion_", 10) != 0) {
+      spec_error(spec, body, sizeof body);
+      cr_assert_str_eq(body, want_spec, "spec: %s", clause);
+    }
     free(spec);
     if (s->where & IN_SET) {
       char key[64];

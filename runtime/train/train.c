@@ -627,8 +627,13 @@ static void loop_free(Loop *L) {
   pool_free(L->own_pool);
 }
 
-static RepKind group_kind(const Loop *L, const HeadGroup *hg) {
-  return L->t->has_repulsion_override ? L->t->repulsion_override : hg->rep.kind;
+/* A layer's repulsion with --repulsion and --set repulsion_start/stop. */
+static Repulsion group_rep(const Loop *L, const HeadGroup *hg) {
+  Repulsion r = hg->rep;
+  if (L->t->has_repulsion_override) r.kind = L->t->repulsion_override;
+  if (L->t->has_repulsion_start) r.start = L->t->repulsion_start;
+  if (L->t->has_repulsion_stop) r.stop = L->t->repulsion_stop;
+  return r;
 }
 
 /* What a loop needs: the training step (with gradients, particle buffers),
@@ -730,7 +735,15 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
       return fail(err, errlen, RA_ENOMEM, "out of memory for particles");
   }
   bool when = false;
-  for (int gi = 0; gi < m->ngroups; gi++) when |= m->groups[gi].rep.when != REP_WHEN_NONE;
+  for (int gi = 0; gi < m->ngroups; gi++) {
+    Repulsion r = group_rep(L, &m->groups[gi]);
+    when |= r.when != REP_WHEN_NONE;
+    if (r.stop > 0 && r.stop <= r.start)
+      return fail(err, errlen, RA_EUSAGE,
+                  "layer '%s': repulsion stop %lld is not after start %lld (with "
+                  "--set repulsion_start/repulsion_stop): it would never apply",
+                  m->groups[gi].path, (long long)r.stop, (long long)r.start);
+  }
   if (when) {
     int64_t n = diversity_scratch(&L->step);
     L->dscratch_n = n > 0 ? n : 1;
@@ -787,8 +800,7 @@ static int loop_particles(Loop *L, int64_t step, char *err, size_t errlen) {
   const Model *m = L->step.m;
   for (int gi = 0; gi < m->ngroups; gi++) {
     const HeadGroup *hg = &m->groups[gi];
-    Repulsion rep = hg->rep;
-    rep.kind = group_kind(L, hg);
+    Repulsion rep = group_rep(L, hg);
     /* the schedule (start, stop, every, when); penalty is in the loss */
     bool was = gi < 64 && (L->ms->rep_triggered >> gi & 1), on = was;
     Measure mu = {L, gi, 0};

@@ -1,6 +1,6 @@
 /* rac.c - the command line, over ra.h only: argument parsing and printing.
  *
- *   rac run FILE [--train NAME] [--set key=value]... [--repulsion none|svgd|spos]
+ *   rac run FILE [--train NAME] [--set key=value]... [--repulsion none|svgd|spos|penalty]
  *                [--threads N] [--seed N] [--jit] [--resume CKPT] [--allow-extern]
  *                [--log FILE.jsonl] [--quiet]
  *   rac check FILE | ir FILE [--grad] [--opt] [--plan] | params FILE
@@ -47,7 +47,7 @@ static const char *usage_text =
     "options of run, eval, predict and bench:\n"
     "  --train NAME          the train block (its model's name, or model:data)\n"
     "  --set KEY=VALUE       override a train clause (epochs=2, lr=1e-3, batch=16, ...)\n"
-    "  --repulsion KIND      none, svgd or spos for every attention layer\n"
+    "  --repulsion KIND      none, svgd, spos or penalty for every attention layer\n"
     "  --threads N           worker threads (default: the train block's, else all cores up to 8)\n"
     "  --seed N              the run's seed (default: the train block's)\n"
     "  --resume CKPT         continue training from a checkpoint (weights, optimizer, step)\n"

@@ -335,12 +335,41 @@ void repulsion_defaults(Repulsion *r) {
   r->alpha = 1;
   r->stepsize = 1;
   r->beta = 1;
+  r->weight = 1;
   r->span = SPAN_NONE;
 }
 
-enum { RC_ALPHA, RC_STEPSIZE, RC_BETA, RC_EVERY, RC_BANDWIDTH, RC_KERNEL, RC_GROUP, RC_PARTICLES };
-static const char *const REP_CLAUSES[] = {"alpha",     "stepsize", "beta",  "every",
-                                          "bandwidth", "kernel",   "group", "particles"};
+enum { RC_ALPHA, RC_STEPSIZE, RC_BETA, RC_EVERY, RC_BANDWIDTH, RC_KERNEL, RC_GROUP, RC_PARTICLES,
+       RC_WEIGHT, RC_START, RC_STOP, RC_WHEN, NREP_CLAUSES };
+static const char *const REP_CLAUSES[NREP_CLAUSES] = {
+    "alpha", "stepsize", "beta",   "every", "bandwidth", "kernel", "group",
+    "particles", "weight", "start", "stop", "when"};
+
+/* `when diversity < X` (<, <=, >, >=; X in [0, 1]) after `when` at `at`. */
+static int parse_when(Cur *k, Span at, Repulsion *r) {
+  const AstWord *w = peek(k);
+  if (!at_arg(k)) return missing(k, "when", at, "diversity, a comparison and a number");
+  if (w->kind != W_IDENT || strcmp(w->ident, "diversity") != 0) {
+    cerr(k, w->span, "'when' measures diversity (as in 'when diversity < 0.6'), found %s",
+         word_desc(k, w));
+    k->i++;
+    return -1;
+  }
+  k->i++;
+  static const char *const cmps[] = {"<", "<=", ">", ">="};
+  w = peek(k);
+  if (!at_arg(k)) return missing(k, "when diversity", at, "<, <=, > or >=");
+  int c = w->kind == W_IDENT ? name_index(cmps, 4, w->ident) : -1;
+  if (c < 0) {
+    cerr(k, w->span, "unknown comparison %s in 'when' (expected <, <=, > or >=)", word_desc(k, w));
+    k->i++;
+    return -1;
+  }
+  k->i++;
+  if (arg_num(k, "when diversity", at, &L_UNIT, &r->threshold)) return -1;
+  r->when = REP_WHEN_LT + c;
+  return 0;
+}
 
 static int parse_particles(Cur *k, Span at, unsigned *mask) {
   const AstWord *w = peek(k);
@@ -367,8 +396,8 @@ static int parse_particles(Cur *k, Span at, unsigned *mask) {
 static int read_repulsion_block(Program *p, const AstClauses *c, bool attnpool,
                                 const ConstScope *scope, Repulsion *r) {
   Cur k;
-  cur_init(&k, p, c, "repulsion", scope, REP_CLAUSES, 8);
-  Span at, beta_at = SPAN_NONE;
+  cur_init(&k, p, c, "repulsion", scope, REP_CLAUSES, NREP_CLAUSES);
+  Span at, beta_at = SPAN_NONE, weight_at = SPAN_NONE, stop_at = SPAN_NONE;
   int idx;
   while ((idx = next_clause(&k, &at)) >= 0) {
     once(&k, idx, at);
@@ -420,11 +449,34 @@ static int read_repulsion_block(Program *p, const AstClauses *c, bool attnpool,
       }
       rc = parse_particles(&k, at, &r->particles);
       break;
+    case RC_WEIGHT:
+      rc = arg_num(&k, "weight", at, &L_NONNEG, &r->weight);
+      weight_at = at;
+      break;
+    case RC_START: rc = arg_int(&k, "start", at, 0, &r->start); break;
+    case RC_STOP:
+      rc = arg_int(&k, "stop", at, 1, &r->stop);
+      stop_at = at;
+      break;
+    case RC_WHEN: rc = parse_when(&k, at, r); break;
     }
     clause_end(&k, rc);
   }
   if (r->kind == REP_SVGD && beta_at.file >= 0 && k.seen[RC_BETA])
     diag_warning(p->diags, beta_at, "'beta' only applies to spos; svgd ignores it");
+  if (stop_at.file >= 0 && k.seen[RC_STOP] && r->stop > 0 && r->stop <= r->start) {
+    cerr(&k, stop_at, "'stop %lld' is not after 'start %lld': repulsion would never apply",
+         (long long)r->stop, (long long)r->start);
+    k.bad = true;
+  }
+  if (r->kind == REP_PENALTY && (k.seen[RC_START] || k.seen[RC_STOP] || k.seen[RC_WHEN])) {
+    cerr(&k, r->span, "'start', 'stop' and 'when' schedule svgd and spos updates; penalty is a "
+                      "loss term of every step");
+    k.bad = true;
+  }
+  if (r->kind != REP_PENALTY && weight_at.file >= 0 && k.seen[RC_WEIGHT])
+    diag_warning(p->diags, weight_at, "'weight' only applies to penalty; %s ignores it",
+                 setting_repulsions[r->kind]);
   return k.bad ? -1 : 0;
 }
 

@@ -239,7 +239,8 @@ static HeadGroup *add_group(Lower *L) {
  * by a block's keyword parameter of the same name. */
 static const char *const CLAUSE_WORDS[] = {
     "heads", "head_dim", "causal", "dropout", "repulsion", "hidden", "penalty", "alpha",
-    "stepsize", "beta", "every", "bandwidth", "kernel", "group", "particles"};
+    "stepsize", "beta", "every", "bandwidth", "kernel", "group", "particles", "weight", "start",
+    "stop", "when"};
 
 static bool clause_word(const char *s) {
   for (size_t i = 0; i < sizeof CLAUSE_WORDS / sizeof CLAUSE_WORDS[0]; i++)
@@ -355,6 +356,66 @@ static int32_t merge_heads(Call *c, int32_t x) {
   return ir_reshape(B(c), y, &nt);
 }
 
+/* x's type with its last axis split into (a, b) or, b = 0, the last two
+ * axes merged into one. */
+static IrType reshaped_last(const IrType *t, int64_t a, int64_t b) {
+  int64_t d[IR_MAX_RANK];
+  int r = t->rank;
+  for (int i = 0; i < r; i++) d[i] = t->dim[i];
+  if (b) {
+    d[r - 1] = a;
+    d[r] = b;
+    r++;
+  } else {
+    d[r - 2] *= d[r - 1];
+    r--;
+  }
+  return ir_type_make((IrDtype)t->dtype, r, d, t->batched);
+}
+
+int32_t lw_heads_cos2(IrBuilder *b, Arena *A, int32_t u, int64_t H) {
+  if (u < 0 || H < 2) return -1;
+  const IrType *t = &b->f->nodes[u].type;
+  if (t->rank < 2 || t->rank + 1 > IR_MAX_RANK) return -1;
+  int32_t g = ir_matmul(b, u, u, false, true);                  /* [.., H, H] */
+  int32_t n = ir_reduce(b, OP_SUM, ir_unary(b, OP_SQUARE, u), t->rank - 1);
+  if (n < 0) return -1;
+  IrType tn = reshaped_last(&b->f->nodes[n].type, H, 1);
+  n = ir_reshape(b, n, &tn);                                   /* [.., H, 1] */
+  int32_t den = ir_matmul(b, n, n, false, true);               /* |u_i|² |u_j|² */
+  IrType ts = ir_type_make(IR_F32, 0, NULL, false);
+  den = ir_binary(b, OP_ADD, den, ir_fill(b, &ts, 1e-12));
+  int32_t c2 = ir_binary(b, OP_DIV, ir_unary(b, OP_SQUARE, g), den);
+  /* off the diagonal, each pair weighted 1 / (H (H - 1)) */
+  float *mask = arena_alloc(A, sizeof *mask * (size_t)(H * H));
+  for (int64_t i = 0; i < H; i++)
+    for (int64_t j = 0; j < H; j++) mask[i * H + j] = i == j ? 0.0f : 1.0f / (float)(H * (H - 1));
+  int64_t hh[2] = {H, H};
+  IrType tm = ir_type_make(IR_F32, 2, hh, false);
+  int32_t p = ir_binary(b, OP_MUL, c2, ir_const_data(b, &tm, mask));
+  if (p < 0) return -1;
+  int r = b->f->nodes[p].type.rank;
+  p = ir_reduce(b, OP_SUM, p, r - 1);
+  p = ir_reduce(b, OP_SUM, p, r - 2);
+  while (p >= 0 && b->f->nodes[p].type.rank > 0) p = ir_reduce(b, OP_MEAN, p, 0);
+  return p;
+}
+
+/* The kind of a layer's repulsion, --repulsion included. */
+static RepKind rep_kind(const Lower *L, const AttnOptions *o) {
+  return L->rep_override >= 0 ? (RepKind)L->rep_override : o->rep.kind;
+}
+
+/* `repulsion penalty { weight c }`: c · lw_heads_cos2 of the heads'
+ * contributions u, added to the loss. */
+static int add_rep_penalty(Call *c, const AttnOptions *o, int32_t u, int64_t H) {
+  if (rep_kind(c->L, o) != REP_PENALTY || H < 2) return 0;
+  int32_t p = ir_scale(B(c), lw_heads_cos2(B(c), c->L->A, u, H), o->rep.weight);
+  if (p < 0) return -1;
+  lw_add_penalty(c->L, p, c->e->span);
+  return 0;
+}
+
 static int32_t b_attention(Call *c) {
   Lower *L = c->L;
   AttnOptions o;
@@ -421,6 +482,15 @@ static int32_t b_attention(Call *c) {
   g->wo = io;
   g->rep = o.rep;
   lw_add_output(L, g->path, ctx, OUT_HEADS, L->m->ngroups - 1);
+  if (rep_kind(L, &o) == REP_PENALTY && H > 1) {
+    /* head i's contribution: C_i · wo[i·hd:(i+1)·hd, :], [.., H, T·d] */
+    int64_t w3[3] = {H, hd, d};
+    IrType tw = ir_type_make(IR_F32, 3, w3, false);
+    int32_t u = ir_matmul(B(c), ctx, ir_reshape(B(c), wo, &tw), false, false);
+    if (u < 0) return -1;
+    IrType tu = reshaped_last(ty(c, u), 0, 0);
+    if (add_rep_penalty(c, &o, ir_reshape(B(c), u, &tu), H)) return -1;
+  }
   return affine(c, merge_heads(c, ctx), wo, bo);
 }
 
@@ -454,6 +524,7 @@ static int32_t b_attnpool(Call *c) {
   g->w2 = i2;
   g->rep = o.rep;
   lw_add_output(L, g->path, M, OUT_HEADS, L->m->ngroups - 1);
+  if (add_rep_penalty(c, &o, M, H)) return -1;
   if (o.penalty > 0) {
     /* c * mean over the batch of ||A A^T - I||_F^2 */
     float *eye = arena_alloc(L->A, sizeof *eye * (size_t)(H * H));

@@ -1051,10 +1051,11 @@ static void lower_stmts(Lower *L, Frame *fr, PNode *scope, AstStmt **body, int n
 /* ------------------------------------------------------------------------ */
 /* the model                                                                 */
 
-static Model *lower_run(Program *p, const AstItem *item, int64_t batch) {
+static Model *lower_run(Program *p, const AstItem *item, int64_t batch, int rep_override) {
   Lower Lv;
   Lower *L = &Lv;
   memset(L, 0, sizeof *L);
+  L->rep_override = rep_override;
   L->p = p;
   L->A = p->arena;
   L->d = p->diags;
@@ -1101,6 +1102,10 @@ static Model *lower_run(Program *p, const AstItem *item, int64_t batch) {
  *   biases                                 zeros
  *   layernorm gain / bias                  ones / zeros */
 Model *lower_model(Program *p, const AstItem *model, int64_t batch) {
+  return lower_model_rep(p, model, batch, -1);
+}
+
+Model *lower_model_rep(Program *p, const AstItem *model, int64_t batch, int rep_override) {
   if (!p || !p->arena || !p->diags || !model) return NULL;
   if (model->kind != IT_MODEL) {
     diag_error(p->diags, model->span, "'%s' is not a model", model->name ? model->name : "?");
@@ -1121,7 +1126,7 @@ Model *lower_model(Program *p, const AstItem *model, int64_t batch) {
     return NULL;
   }
   A->oom_jmp = &jb;
-  Model *m = lower_run(p, model, batch);
+  Model *m = lower_run(p, model, batch, rep_override);
   A->oom_jmp = saved;
   return m;
 }

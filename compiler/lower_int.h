@@ -92,7 +92,8 @@ typedef struct Lower {
   int32_t loss;         /* -1: none */
   Span loss_span;
   const AstStmt *loss_stmt;
-  int32_t *pens;        /* attnpool penalty terms, added to the loss */
+  int rep_override;      /* a RepKind for every layer (--repulsion), -1: none */
+  int32_t *pens;        /* penalty terms (attnpool, repulsion penalty), added to the loss */
   Span *pen_spans;
   int npens, pencap;
   int ninputs_top;      /* inputs of the model: targets are indexed after */
@@ -139,6 +140,10 @@ const char *lw_path(Lower *L, PNode *n);
 PNode *lw_pnode(Lower *L, PNode *parent, PNodeKind kind, const char *base, bool whole);
 void lw_add_output(Lower *L, const char *name, int32_t v, IrOutRole role, int32_t index);
 void lw_add_penalty(Lower *L, int32_t v, Span at);
+/* The mean over the leading axes of u ([.., H, N]: H heads' contributions)
+ * of the mean over head pairs i != j of cos²(u_i, u_j), a rank-0 value
+ * built from IR ops (so autodiff differentiates it); -1 when H < 2. */
+int32_t lw_heads_cos2(IrBuilder *b, Arena *A, int32_t u, int64_t H);
 
 /* ---- lower.c: names and compile-time numbers ---- */
 const Binding *lw_lookup(const Frame *fr, const char *name);

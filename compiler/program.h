@@ -30,7 +30,7 @@ typedef struct ParamInfo {
 } ParamInfo;
 
 /* ---- repulsion (language.md §6) ---- */
-typedef enum { REP_NONE, REP_SVGD, REP_SPOS } RepKind;
+typedef enum { REP_NONE, REP_SVGD, REP_SPOS, REP_PENALTY } RepKind;
 typedef enum { GROUP_EACH, GROUP_JOINT } RepGroup;
 enum { PART_Q = 1, PART_K = 2, PART_V = 4, PART_O = 8 };
 
@@ -44,8 +44,16 @@ typedef struct Repulsion {
   double alpha;        /* default 1 */
   double stepsize;     /* default 1 */
   double beta;         /* default 1 (spos) */
+  double weight;       /* default 1 (penalty: c of c · mean cos²) */
+  /* when it applies (language.md §6): steps in [start, stop), stop 0 = no
+   * end; with a trigger (when != REP_WHEN_NONE), from the first checked
+   * step whose measured head diversity compares true with threshold on */
+  int64_t start, stop;
+  int when;            /* REP_WHEN_* */
+  double threshold;
   Span span;
 } Repulsion;
+enum { REP_WHEN_NONE, REP_WHEN_LT, REP_WHEN_LE, REP_WHEN_GT, REP_WHEN_GE };
 
 /* An attention or attnpool layer: its heads are the particles. */
 typedef struct HeadGroup {
@@ -129,7 +137,8 @@ typedef struct DataDecl {
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
 typedef enum { SCHED_CONSTANT, SCHED_WARMUP_CONSTANT, SCHED_WARMUP_LINEAR,
                SCHED_WARMUP_COSINE } SchedKind;
-enum { MET_ACCURACY = 1, MET_LOSS = 2, MET_PERPLEXITY = 4, MET_HEAD_DIVERSITY = 8 };
+enum { MET_ACCURACY = 1, MET_LOSS = 2, MET_PERPLEXITY = 4, MET_HEAD_DIVERSITY = 8,
+       MET_EFFECTIVE_HEADS = 16 };
 typedef enum { SPLIT_TRAIN, SPLIT_VALID, SPLIT_TEST } SplitKind;
 
 typedef struct TrainDecl {
@@ -151,6 +160,10 @@ typedef struct TrainDecl {
   int64_t threads;          /* 0 = default */
   bool has_repulsion_override;
   RepKind repulsion_override;
+  /* --set repulsion_start / repulsion_stop: every layer's start and stop
+   * (stop 0: no end), when has_ */
+  bool has_repulsion_start, has_repulsion_stop;
+  int64_t repulsion_start, repulsion_stop;
 } TrainDecl;
 
 /* ---- extern functions (language.md §9) ---- */
@@ -215,6 +228,10 @@ const AstItem *sema_find_model(const Program *p, const char *name);
 /* lower.c: the model's forward IR for a batch size, with all metadata.
  * NULL on error (diagnostics in p->diags). */
 Model *lower_model(Program *p, const AstItem *model, int64_t batch);
+/* Same, with every attention layer's repulsion kind replaced by rep_override
+ * (a RepKind; -1: each layer's own), as --repulsion does: it decides which
+ * layers get the penalty term of `repulsion penalty`. */
+Model *lower_model_rep(Program *p, const AstItem *model, int64_t batch, int rep_override);
 
 /* autodiff.c: appends the backward pass to a copy of m->fwd: the result
  * computes the loss and one OUT_GRAD output per parameter.  externs[i] is

@@ -21,8 +21,8 @@ const char *const setting_schedules[NSCHEDULES] = {"constant", "warmup"};
 const char *const setting_schedule_after[NSCHEDULE_AFTER] = {"constant", "linear", "cosine"};
 const char *const setting_splits[NSPLITS] = {"train", "valid", "test"};
 const char *const setting_metrics[NMETRICS] = {"accuracy", "loss", "perplexity",
-                                               "head_diversity"};
-const char *const setting_repulsions[NREPULSIONS] = {"none", "svgd", "spos"};
+                                               "head_diversity", "effective_heads"};
+const char *const setting_repulsions[NREPULSIONS] = {"none", "svgd", "spos", "penalty"};
 
 /* ---- the table ---- */
 
@@ -359,6 +359,8 @@ int settings_apply(TrainDecl *t, Arena *a, const char *key, const char *value, b
     if (setting_parse_int(s, value, &iv, msg, n)) return -1;
     memcpy(field, &iv, sizeof iv);  /* int64_t, or the uint64_t seed */
     if (s == &TABLE[SET_epochs]) c.steps = 0;
+    if (s == &TABLE[SET_repulsion_start]) c.has_repulsion_start = true;
+    if (s == &TABLE[SET_repulsion_stop]) c.has_repulsion_stop = true;
     if (s == &TABLE[SET_steps]) c.epochs = 0;
     if (s == &TABLE[SET_warmup]) {
       if (c.sched == SCHED_CONSTANT && iv > 0) c.sched = SCHED_WARMUP_CONSTANT;

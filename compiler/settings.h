@@ -40,14 +40,14 @@ int limits_check_num(const char *name, const Limits *l, double v, char *msg, siz
 const char *limits_text(const Limits *l, bool is_int, char *buf, size_t n);
 
 /* ---- word lists (each defined once, in settings.c) ---- */
-enum { NOPTIMIZERS = 3, NSCHEDULES = 2, NSCHEDULE_AFTER = 3, NSPLITS = 3, NMETRICS = 4,
-       NREPULSIONS = 3 };
+enum { NOPTIMIZERS = 3, NSCHEDULES = 2, NSCHEDULE_AFTER = 3, NSPLITS = 3, NMETRICS = 5,
+       NREPULSIONS = 4 };
 extern const char *const setting_optimizers[NOPTIMIZERS];     /* sgd adam adamw: OptKind */
 extern const char *const setting_schedules[NSCHEDULES];       /* constant warmup */
 extern const char *const setting_schedule_after[NSCHEDULE_AFTER]; /* constant linear cosine */
 extern const char *const setting_splits[NSPLITS];             /* train valid test: SplitKind */
 extern const char *const setting_metrics[NMETRICS];           /* bit i is MET_* */
-extern const char *const setting_repulsions[NREPULSIONS];     /* none svgd spos: RepKind */
+extern const char *const setting_repulsions[NREPULSIONS];     /* none svgd spos penalty: RepKind */
 
 /* ---- the table ---- */
 typedef enum { SETK_INT, SETK_NUM, SETK_PATH, SETK_SPECIAL } SettingKind;
@@ -98,7 +98,7 @@ int setting_parse_num(const Setting *s, const char *text, double *out, char *msg
 int words_parse(const char *key, const char *const *w, int nw, const char *text, int len,
                 char *msg, size_t n);
 /* One of s's words (a word choice); its index, or -1 with "'repulsion'
- * expects none, svgd or spos, found 'magic'" (with "did you mean"). */
+ * expects none, svgd, spos or penalty, found 'magic'" (with "did you mean"). */
 int setting_parse_word(const Setting *s, const char *text, char *msg, size_t n);
 
 /* Applies `key=value` to t as --set does.  Paths are copied into a (when a

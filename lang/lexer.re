@@ -79,6 +79,15 @@ static Tok tok_kw(Lexer *L, int kind, const char *word, const unsigned char *p,
   return t;
 }
 
+/* An operator token that is also a clause word (its text in str). */
+static Tok tok_op(Lexer *L, int kind, const char *text, const unsigned char *p,
+                  const unsigned char *q) {
+  Tok t = tok_make(L, kind, p, q);
+  t.str = text;
+  t.len = (uint32_t)(q - p);
+  return t;
+}
+
 static Tok tok_stop(Lexer *L) {
   L->stopped = true;
   Tok t;
@@ -439,6 +448,10 @@ Tok lex_next(Lexer *L) {
     "%" { L->cur = cur; return tok_make(L, TK_PERCENT, tok, cur); }
     "@" { L->cur = cur; return tok_make(L, TK_AT, tok, cur); }
     "->" { L->cur = cur; return tok_make(L, TK_ARROW, tok, cur); }
+    "<=" { L->cur = cur; return tok_op(L, TK_CMP, "<=", tok, cur); }
+    ">=" { L->cur = cur; return tok_op(L, TK_CMP, ">=", tok, cur); }
+    "<" { L->cur = cur; return tok_op(L, TK_CMP, "<", tok, cur); }
+    ">" { L->cur = cur; return tok_op(L, TK_CMP, ">", tok, cur); }
     ".." { L->cur = cur; return tok_make(L, TK_DOTDOT, tok, cur); }
 
     * { lex_invalid(L, tok); continue; }
@@ -471,6 +484,7 @@ const char *lex_kind_name(int kind) {
   case TK_AT: return "'@'";
   case TK_ARROW: return "'->'";
   case TK_DOTDOT: return "'..'";
+  case TK_CMP: return "a comparison";
 #define KW(tok, word) \
   case tok: return "'" #word "'";
 #include "keywords.def"

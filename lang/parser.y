@@ -48,7 +48,7 @@ static void rap_syntax_error(struct yyParser *p, PState *ps, Tok t);
 
 /* Token codes: fixed order, so parser.h is stable. */
 %token NAME NUMBER STRING NEWLINE SEMI LPAREN RPAREN LBRACKET RBRACKET LBRACE RBRACE
-       COMMA COLON EQ PLUS MINUS STAR SLASH PERCENT AT ARROW DOTDOT
+       COMMA COLON EQ PLUS MINUS STAR SLASH PERCENT AT ARROW DOTDOT CMP
        USE CONST DATA MODEL BLOCK TRAIN ON INPUT TARGET OUTPUT LOSS REPEAT RETURN
        EXTERN FN FROM GRAD.
 
@@ -226,6 +226,8 @@ cblock(A) ::= LBRACE(L) words(W) error RBRACE(R).
 
 words(A) ::= .                              { A = astb_words(ps); }
 words(A) ::= words(L) NAME(T).              { A = astb_word_ident(ps, L, T); }
+/* < <= > >= (a repulsion block's `when diversity < 0.6`): a word of its own */
+words(A) ::= words(L) CMP(T).               { A = astb_word_ident(ps, L, T); }
 words(A) ::= words(L) wvalue(V).            { A = astb_word_value(ps, L, V); }
 words(A) ::= words(L) rbound(X) DOTDOT rbound(Y).
                                             { A = astb_word_value(ps, L, astb_range(ps, X, Y)); }

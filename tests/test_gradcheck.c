@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "../compiler/autodiff.h"
+#include "../compiler/lower_int.h"
 #include "../compiler/program.h"
 #include "../runtime/exec/exec.h"
 #include "../runtime/exec/externfn.h"
@@ -231,6 +232,19 @@ static int32_t c_attention(GB *b) {
   return ir_unary(&b->B, OP_GELU, ir_op(&b->B, ln));
 }
 
+/* `repulsion penalty`: the mean squared cosine between heads'
+ * contributions, on rows given directly and through per-head rows of wo */
+static int32_t c_heads_cos2(GB *b) {
+  return lw_heads_cos2(&b->B, b->ar, param(b, 3, D(2, 3, 5)), 3);
+}
+static int32_t c_heads_cos2_wo(GB *b) {
+  int32_t ctx = param(b, 4, D(2, 3, 2, 2)), wo = param(b, 2, D(6, 4));
+  IrType tw = ir_type_make(IR_F32, 3, D(3, 2, 4), false);
+  int32_t u = ir_matmul(&b->B, ctx, ir_reshape(&b->B, wo, &tw), 0, 0);
+  IrType tu = ir_type_make(IR_F32, 3, D(2, 3, 8), false);
+  return ir_scale(&b->B, lw_heads_cos2(&b->B, b->ar, ir_reshape(&b->B, u, &tu), 3), 0.7);
+}
+
 typedef struct Case {
   IrOp op;
   const char *name;
@@ -275,6 +289,8 @@ static const Case cases[] = {
     {OP_EXTERN, "extern", c_extern},
     {OP_EXTERN, "extern_array", c_extern_array},
     {OP_COUNT, "attention", c_attention},
+    {OP_COUNT, "heads_cos2", c_heads_cos2},
+    {OP_COUNT, "heads_cos2_wo", c_heads_cos2_wo},
 };
 #define NCASES ((int)(sizeof cases / sizeof *cases))
 

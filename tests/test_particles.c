@@ -525,3 +525,89 @@ Test(particles, golden_group_update) {
   gold_free(&lay);
   gold_free(&gd);
 }
+
+/* ---- the schedule: start, stop, every, when (repulsion_applies) ---- */
+
+typedef struct FakeDiv {
+  const double *v; /* the diversity measured at each call */
+  int calls;
+} FakeDiv;
+
+static double fake_div(void *ud) {
+  FakeDiv *f = ud;
+  return f->v[f->calls++];
+}
+
+static Repulsion sched_rep(int64_t start, int64_t stop, int64_t every) {
+  Repulsion r = rep_make(REP_SVGD, 1, 1, 1, 0);
+  r.start = start;
+  r.stop = stop;
+  r.every = every;
+  return r;
+}
+
+Test(schedule, start_stop_and_every) {
+  Repulsion r = sched_rep(3, 9, 2);
+  char got[16] = {0};
+  for (int s = 0; s < 12; s++) got[s] = repulsion_applies(&r, s, NULL, NULL, NULL) ? 'x' : '.';
+  /* steps 3..8, the even ones: 4, 6, 8 */
+  cr_assert_str_eq(got, "....x.x.x...");
+  r = sched_rep(0, 0, 1);
+  for (int s = 0; s < 12; s++) got[s] = repulsion_applies(&r, s, NULL, NULL, NULL) ? 'x' : '.';
+  cr_assert_str_eq(got, "xxxxxxxxxxxx");
+  r = sched_rep(5, 0, 1);
+  for (int s = 0; s < 12; s++) got[s] = repulsion_applies(&r, s, NULL, NULL, NULL) ? 'x' : '.';
+  cr_assert_str_eq(got, ".....xxxxxxx");
+  r = sched_rep(0, 4, 1);
+  for (int s = 0; s < 12; s++) got[s] = repulsion_applies(&r, s, NULL, NULL, NULL) ? 'x' : '.';
+  cr_assert_str_eq(got, "xxxx........");
+  /* none and penalty have no particle update */
+  r.kind = REP_NONE;
+  cr_assert(!repulsion_applies(&r, 0, NULL, NULL, NULL));
+  r.kind = REP_PENALTY;
+  cr_assert(!repulsion_applies(&r, 0, NULL, NULL, NULL));
+}
+
+/* `when diversity < 0.6 every 3`: measured on the due steps only, until it
+ * holds; from then on it stays on without measuring. */
+Test(schedule, a_trigger_stays_on) {
+  Repulsion r = sched_rep(0, 0, 3);
+  r.when = REP_WHEN_LT;
+  r.threshold = 0.6;
+  const double v[] = {0.9, 0.7, 0.6, 0.5, 0.1};
+  FakeDiv f = {v, 0};
+  bool on = false;
+  char got[24] = {0};
+  for (int s = 0; s < 21; s++) got[s] = repulsion_applies(&r, s, &on, fake_div, &f) ? 'x' : '.';
+  /* checks at 0 (0.9), 3 (0.7), 6 (0.6: not < 0.6), 9 (0.5: fires) */
+  cr_assert_str_eq(got, ".........x..x..x..x..");
+  cr_assert_eq(f.calls, 4);
+  cr_assert(on);
+  /* a state that is already on (resumed) applies without measuring */
+  FakeDiv g = {v, 0};
+  on = true;
+  cr_assert(repulsion_applies(&r, 3, &on, fake_div, &g));
+  cr_assert_eq(g.calls, 0);
+  /* <=, >, >= */
+  const double w[] = {0.6};
+  int kinds[3] = {REP_WHEN_LE, REP_WHEN_GT, REP_WHEN_GE};
+  bool want[3] = {true, false, true};
+  for (int i = 0; i < 3; i++) {
+    r.when = kinds[i];
+    FakeDiv h = {w, 0};
+    on = false;
+    cr_assert_eq(repulsion_applies(&r, 0, &on, fake_div, &h), want[i], "comparison %d", kinds[i]);
+    cr_assert_eq(on, want[i]);
+  }
+  /* outside the window nothing is measured */
+  r = sched_rep(10, 20, 1);
+  r.when = REP_WHEN_LT;
+  r.threshold = 1;
+  FakeDiv z = {v, 0};
+  on = false;
+  cr_assert(!repulsion_applies(&r, 9, &on, fake_div, &z));
+  cr_assert(!repulsion_applies(&r, 20, &on, fake_div, &z));
+  cr_assert_eq(z.calls, 0);
+  cr_assert(repulsion_applies(&r, 10, &on, fake_div, &z));
+  cr_assert_eq(z.calls, 1);
+}

@@ -662,7 +662,7 @@ Test(train, errors) {
       {"train m on d {\n  batch 4; epochs 1\n  optimizer sgd { lr 0 }\n}", 3,
        "lr must be greater than 0"},
       {"train m on d {\n  batch 4; epochs 1\n  metrics accuracy precision\n}", 3,
-       "'metrics' expects accuracy, loss, perplexity or head_diversity, found 'precision'"},
+       "'metrics' expects accuracy, loss, perplexity, head_diversity or effective_heads, found 'precision'"},
       {"train m on d {\n  batch 4; epochs 1\n  save runs\n}", 3, "'save' expects a string"},
       {"train m on d {\n  batch 4; epochs 1\n  eval dev\n}", 3, "'eval' expects train, valid or test"},
       {"train m on d {\n  batch 0; epochs 1\n}", 2, "batch must be at least 1"},
@@ -999,7 +999,7 @@ Test(train_set, errors) {
       {"momentum", "0.9", "'momentum' applies to sgd, not adam"},
       {"clip", "-2", "clip must be at least 0"},
       {"eval", "dev", "'eval' expects train, valid, test or off (then 'every epoch' or 'every N steps'), found 'dev'"},
-      {"repulsion", "magic", "'repulsion' expects none, svgd or spos, found 'magic'"},
+      {"repulsion", "magic", "'repulsion' expects none, svgd, spos or penalty, found 'magic'"},
       {"metrics", "acuracy", "did you mean 'accuracy'?"},
       {"optimizer", "rmsprop", "'optimizer' expects sgd, adam or adamw, found 'rmsprop'"},
   };

@@ -104,6 +104,11 @@ Test(sweep, tiny_sweep_files_match_the_runs_and_rerun_skips, .timeout = 240) {
     }
     cr_assert_eq(json_object_size(test), nfields, "%s: extra fields in test", names[n]);
     cr_assert(json_is_object(json_object_get(test, "head_diversity")));
+    /* effective_heads (reverse.ra asks for it) passes through like head_diversity */
+    json_t *eff = json_object_get(json_object_get(test, "effective_heads"), "reverser.r0.a");
+    cr_assert(json_is_number(eff), "%s: no test.effective_heads", names[n]);
+    cr_assert(json_number_value(eff) >= 1 && json_number_value(eff) <= 4, "%g",
+              json_number_value(eff));
     cr_assert(json_equal(json_object_get(o, "steps"), json_object_get(ev, "step")));
     acc[n] = json_number_value(json_object_get(test, "accuracy"));
     loss[n] = json_number_value(json_object_get(test, "loss"));
@@ -123,6 +128,7 @@ Test(sweep, tiny_sweep_files_match_the_runs_and_rerun_skips, .timeout = 240) {
   cr_assert(md, "no sweep.md");
   cr_assert(strstr(md, "\n## accuracy\n"), "%s", md);
   cr_assert(strstr(md, "\n## head_diversity reverser.r0.a\n"), "%s", md);
+  cr_assert(strstr(md, "\n## effective_heads reverser.r0.a\n"), "%s", md);
   /* the arms' rows with n and the mean of the runs' accuracies */
   char row[256];
   snprintf(row, sizeof row, "| repulsion=none, epochs=2 | 2 | %.4g |", (acc[0] + acc[1]) / 2);
@@ -203,6 +209,45 @@ Test(sweep, tiny_sweep_files_match_the_runs_and_rerun_skips, .timeout = 240) {
 
 /* A run that fails is reported with its name and the end of its output;
  * the others still run; the sweep exits 1 and marks none finished. */
+/* Every repulsion kind is an arm, penalty included: one object each in
+ * sweep.jsonl, in the order given, and a row each in sweep.md. */
+Test(sweep, every_repulsion_kind_is_an_arm, .timeout = 200) {
+  char dir[] = "/tmp/ra-sweep-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  TuRun r = tu_sh(180, "$RAC sweep examples/reverse.ra --repulsion none,svgd,spos,penalty "
+                       "--seeds 1 --set steps=3 --jobs 2 --out %s/s", dir);
+  cr_assert_eq(r.status, 0, "status %d\n%s", r.status, r.err);
+  tu_run_free(&r);
+  char path[512];
+  snprintf(path, sizeof path, "%s/s/sweep.jsonl", dir);
+  char *jsonl = tu_read_file(path, NULL);
+  cr_assert(jsonl, "no sweep.jsonl");
+  const char *kinds[] = {"none", "svgd", "spos", "penalty"};
+  int n = 0;
+  for (char *line = jsonl, *nl; *line; line = nl + 1) {
+    nl = strchr(line, '\n');
+    cr_assert(nl);
+    *nl = 0;
+    cr_assert_lt(n, 4, "more than 4 objects");
+    json_t *o = json_loads(line, 0, NULL);
+    cr_assert(o, "bad line %s", line);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "repulsion")), kinds[n]);
+    cr_assert(json_is_object(json_object_get(json_object_get(o, "test"), "effective_heads")), "%s",
+              line);
+    json_decref(o);
+    n++;
+  }
+  cr_assert_eq(n, 4);
+  free(jsonl);
+  snprintf(path, sizeof path, "%s/s/sweep.md", dir);
+  char *md = tu_read_file(path, NULL);
+  cr_assert(md);
+  cr_assert(strstr(md, "| repulsion=penalty, steps=3 | 1 |"), "%s", md);
+  free(md);
+  r = tu_sh(20, "rm -rf %s", dir);
+  tu_run_free(&r);
+}
+
 Test(sweep, failed_runs_are_reported, .timeout = 120) {
   TuRun r = tu_sh(100,
                   "d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
@@ -252,7 +297,7 @@ Test(sweep, bad_input_is_a_clear_error) {
       {"--set lr=", "--set lr: no values", 2},
       {"--set lr=1e-3,,2e-3", "--set lr: an empty value in '1e-3,,2e-3'", 2},
       {"--set batch=0,8", "--set batch=0: batch must be at least 1", 2},
-      {"--repulsion none,bogus", "--repulsion bogus: 'repulsion' expects none, svgd or spos, found 'bogus'", 2},
+      {"--repulsion none,bogus", "--repulsion bogus: 'repulsion' expects none, svgd, spos or penalty, found 'bogus'", 2},
       {"--repulsion none,svgd --baseline spos", "--baseline spos: not a value of the first axis", 2},
       {"--set save=x", "--set save: the sweep sets each run's checkpoint and log itself", 2},
       {"--jobs 0", "--jobs needs an integer from 1 to 256, got '0'", 2},

@@ -781,7 +781,7 @@ int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *s
   /* sized for every group's line, so none is cut (and for three %f numbers
    * of up to 320 characters each: a double's largest) */
   size_t cap = 1024;
-  for (int g = 0; g < r.ngroups; g++) cap += strlen(m->meta->groups[g].path) + 48;
+  for (int g = 0; g < r.ngroups; g++) cap += 2 * strlen(m->meta->groups[g].path) + 96;
   char *buf = ra_malloc(&ctx->alloc, cap);
   if (!buf) return api_fail(ctx, RA_ENOMEM, "ra_eval: out of memory for the summary");
   size_t k = (size_t)snprintf(buf, cap, "%s: %lld examples  loss %.4f", split ? split : "test",
@@ -789,8 +789,9 @@ int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *s
   if (r.accuracy >= 0) k += (size_t)snprintf(buf + k, cap - k, "  accuracy %.4f", r.accuracy);
   k += (size_t)snprintf(buf + k, cap - k, "  perplexity %.3f", r.perplexity);
   for (int g = 0; g < r.ngroups && k < cap; g++)
-    k += (size_t)snprintf(buf + k, cap - k, "\n  head_diversity %s %.4f", m->meta->groups[g].path,
-                          r.diversity[g]);
+    k += (size_t)snprintf(buf + k, cap - k, "\n  head_diversity %s %.4f\n  effective_heads %s %.4f",
+                          m->meta->groups[g].path, r.diversity[g], m->meta->groups[g].path,
+                          r.effective[g]);
   const char *text = api_set_text(ctx, buf);
   ra_free_mem(&ctx->alloc, buf, cap);
   if (!ctx->text) return api_fail(ctx, RA_ENOMEM, "ra_eval: out of memory for the summary");

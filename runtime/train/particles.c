@@ -82,6 +82,21 @@ int64_t particles_work_floats(int64_t M, int64_t D) {
   return 2 * M * M + 2 * M * D;
 }
 
+bool repulsion_applies(const Repulsion *rep, int64_t step, bool *triggered,
+                       double (*measure)(void *ud), void *ud) {
+  if (!rep || (rep->kind != REP_SVGD && rep->kind != REP_SPOS)) return false;
+  if (step < rep->start || (rep->stop > 0 && step >= rep->stop)) return false;
+  if (rep->every > 1 && step % rep->every != 0) return false;
+  if (rep->when == REP_WHEN_NONE) return true;
+  if (triggered && *triggered) return true;
+  if (!measure) return false;
+  double d = measure(ud), x = rep->threshold;
+  bool on = rep->when == REP_WHEN_LT ? d < x : rep->when == REP_WHEN_LE ? d <= x
+          : rep->when == REP_WHEN_GT ? d > x : rep->when == REP_WHEN_GE ? d >= x : false;
+  if (on && triggered) *triggered = true;
+  return on;
+}
+
 static int rep_valid(const Repulsion *rep) {
   if (!rep) return 0;
   if (rep->kind == REP_NONE) return 1;

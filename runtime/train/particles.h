@@ -8,6 +8,7 @@
 #ifndef RA_PARTICLES_H
 #define RA_PARTICLES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../../compiler/program.h"
@@ -33,6 +34,15 @@ int64_t particles_work_floats(int64_t M, int64_t D);
  * (fixed bandwidth <= 0, spos with stepsize <= 0 or beta < 0). */
 int particles_update_noise(const Repulsion *rep, int64_t M, int64_t D, const float *theta,
                            float *g, float *work, const float *xi, ParticleStats *stats);
+
+/* Whether rep's particle update applies at step (0-based: the steps taken
+ * before it, as ModelState.step): start <= step < stop (stop 0: no end) and
+ * step % every == 0.  With a trigger (rep->when), such a step also needs
+ * *triggered: while it is false, measure(ud) (the layer's diversity on the
+ * step's batch) is called and compared with the threshold; once true it
+ * sets *triggered, which stays set.  svgd and spos only (false otherwise). */
+bool repulsion_applies(const Repulsion *rep, int64_t step, bool *triggered,
+                       double (*measure)(void *ud), void *ud);
 
 /* The particle sets of a head group: how many, and the particle size of
  * each (group each: one set per chosen matrix; joint: one set). */

@@ -1,7 +1,8 @@
 /* state.c - a ModelState to and from a .safetensors checkpoint: parameters
  * by path, optimizer moments as "optim.m/<path>" and "optim.v/<path>", and
  * metadata (format, version, model, spec hash, step, epoch; the tokenizer,
- * vocabulary and labels as JSON arrays of strings). */
+ * vocabulary and labels as JSON arrays of strings; the repulsion triggers
+ * that fired, when any did). */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -183,11 +184,12 @@ int mstate_save(const ModelState *ms, const char *path, char *err, size_t errlen
   }
   if (rc == 0) {
     make_parent_dirs(path);
-    char hash[32], step[32], epoch[32];
+    char hash[32], step[32], epoch[32], trig[32];
     snprintf(hash, sizeof hash, "%016" PRIx64, ms->spec_hash);
+    snprintf(trig, sizeof trig, "%016" PRIx64, ms->rep_triggered);
     snprintf(step, sizeof step, "%" PRId64, ms->step);
     snprintf(epoch, sizeof epoch, "%" PRId64, ms->epoch);
-    CkptMeta meta[9] = {{"format", CKPT_FORMAT}, {"version", CKPT_VERSION},
+    CkptMeta meta[10] = {{"format", CKPT_FORMAT}, {"version", CKPT_VERSION},
                         {"model", ms->name},     {"spec_hash", hash},
                         {"step", step},          {"epoch", epoch}};
     Arena va;
@@ -196,8 +198,10 @@ int mstate_save(const ModelState *ms, const char *path, char *err, size_t errlen
     if (nv < 0) {
       snprintf(err, errlen, "out of memory saving '%s'", path);
       rc = RA_ENOMEM;
-    } else if (ckpt_write(path, t, k, meta, 6 + nv, err, errlen) != 0) {
-      rc = RA_EIO;
+    } else {
+      /* the repulsion triggers that fired (bit g: head group g), to resume */
+      if (ms->rep_triggered) meta[6 + nv++] = (CkptMeta){"repulsion_triggered", trig};
+      if (ckpt_write(path, t, k, meta, 6 + nv, err, errlen) != 0) rc = RA_EIO;
     }
     arena_free(&va);
   } else {
@@ -396,6 +400,25 @@ static int check_identity(const Ckpt *c, const char *path, const ModelState *ms,
   return RA_ECKPT;
 }
 
+/* The metadata "repulsion_triggered" (16 hex digits; absent: none fired). */
+static int meta_triggered(const Ckpt *c, const char *path, uint64_t *out, char *err,
+                          size_t errlen) {
+  *out = 0;
+  const char *s = ckpt_meta(c, "repulsion_triggered");
+  if (!s) return 0;
+  bool ok = strlen(s) == 16;
+  for (int i = 0; ok && i < 16; i++) {
+    char x = s[i];
+    int v = x >= '0' && x <= '9' ? x - '0' : x >= 'a' && x <= 'f' ? x - 'a' + 10 : -1;
+    if (v < 0) ok = false;
+    else *out = *out << 4 | (uint64_t)v;
+  }
+  if (ok) return 0;
+  snprintf(err, errlen, "%s: metadata 'repulsion_triggered' is '%.40s', not 16 hex digits", path,
+           s);
+  return RA_ECKPT;
+}
+
 /* Every tensor the model needs, found and checked, into src[nsrc]: the
  * weights, then (need_optim) the moments m and v. */
 static int find_sources(const Ckpt *c, const char *path, const ModelState *ms, int nsrc,
@@ -426,6 +449,8 @@ int mstate_load(ModelState *ms, const char *path, bool need_optim, char *err, si
   int64_t step = 0, epoch = 0;
   if (rc == 0) rc = meta_count(c, path, "step", need_optim, &step, err, errlen);
   if (rc == 0) rc = meta_count(c, path, "epoch", need_optim, &epoch, err, errlen);
+  uint64_t triggered = 0;
+  if (rc == 0) rc = meta_triggered(c, path, &triggered, err, errlen);
   int nsrc = ms->nparams * (need_optim ? 3 : 1);
   const float **src = NULL;
   if (rc == 0) {
@@ -457,6 +482,7 @@ int mstate_load(ModelState *ms, const char *path, bool need_optim, char *err, si
   if (rc == 0 && need_optim) {
     ms->step = step;
     ms->epoch = epoch;
+    ms->rep_triggered = triggered;
   }
   if (rc == 0) {
     /* without them (an older checkpoint) the data's are used, as before */

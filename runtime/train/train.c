@@ -126,11 +126,12 @@ static const ModelVar *model_var(const Model *m, int k) {
   return k < m->ninputs ? &m->inputs[k] : &m->targets[k - m->ninputs];
 }
 
+/* rep_override: a RepKind for every layer (--repulsion), or -1. */
 static int bound_make(Bound *b, RaAlloc alloc, Program *p, const AstItem *item, int64_t batch,
-                      bool with_grad, ModelState *ms, char *err, size_t errlen) {
+                      int rep_override, bool with_grad, ModelState *ms, char *err, size_t errlen) {
   memset(b, 0, sizeof *b);
   b->alloc = alloc;
-  b->m = lower_model(p, item, batch);
+  b->m = lower_model_rep(p, item, batch, rep_override);
   if (!b->m) return fail(err, errlen, RA_ESPEC, "model '%s' does not compile", item->name);
   if (b->m->nweights != ms->nweights)
     return fail(err, errlen, RA_ESPEC, "model '%s' changed its parameters", item->name);
@@ -242,14 +243,21 @@ static int check_data(const Program *p, const Model *m, const DataSet *ds, const
 
 /* ---- evaluation ---- */
 
-/* head_diversity of one example (docs/language.md §8): 1 - the mean over
- * head pairs of |cos| between the heads' contributions to the layer output.
- * For attention, head i's contribution is C_i · wo[i·hd:(i+1)·hd, :]
- * ([T, dim], all heads in the same space); for attnpool, row i of A·x.
- * heads: [H][L]; scratch: H * (L / hd) * dim floats when wo is given. */
-static double head_diversity(const float *heads, int64_t H, int64_t L, const float *wo,
-                             int64_t hd, int64_t dim, float *scratch) {
-  if (H < 2) return 1.0;
+/* head_diversity and effective_heads of one example (docs/language.md §8),
+ * from the cosines between the heads' contributions to the layer output:
+ * diversity = 1 - the mean over head pairs of |cos|, effective = M² / Σᵢⱼ
+ * cosᵢⱼ² (the diagonal included).  A head whose contribution is zero counts
+ * as alike to every other (cos 1).  For attention, head i's contribution is
+ * C_i · wo[i·hd:(i+1)·hd, :] ([T, dim], all heads in the same space); for
+ * attnpool, row i of A·x.  heads: [H][L]; scratch: H * (L / hd) * dim
+ * floats when wo is given. */
+void heads_measure(const float *heads, int64_t H, int64_t L, const float *wo, int64_t hd,
+                   int64_t dim, float *scratch, double *diversity, double *effective) {
+  if (H < 2) {
+    *diversity = 1.0;
+    *effective = (double)(H > 0 ? H : 1);
+    return;
+  }
   const float *v = heads;
   int64_t n = L;
   if (wo) {
@@ -267,7 +275,7 @@ static double head_diversity(const float *heads, int64_t H, int64_t L, const flo
     v = scratch;
     n = T * dim;
   }
-  double acc = 0;
+  double acc = 0, sq = (double)H;
   int64_t pairs = 0;
   for (int64_t i = 0; i < H; i++)
     for (int64_t j = i + 1; j < H; j++) {
@@ -277,10 +285,14 @@ static double head_diversity(const float *heads, int64_t H, int64_t L, const flo
         ni += (double)v[i * n + k] * v[i * n + k];
         nj += (double)v[j * n + k] * v[j * n + k];
       }
-      acc += (ni > 0 && nj > 0) ? fabs(dot) / sqrt(ni * nj) : 1.0;
+      double c = (ni > 0 && nj > 0) ? fabs(dot) / sqrt(ni * nj) : 1.0;
+      if (c > 1.0) c = 1.0;
+      acc += c;
+      sq += 2 * c * c;
       pairs++;
     }
-  return 1.0 - acc / (double)pairs;
+  *diversity = 1.0 - acc / (double)pairs;
+  *effective = (double)H * (double)H / sq;
 }
 
 /* Floats of scratch head_diversity needs for the groups of m. */
@@ -299,7 +311,8 @@ static int64_t diversity_scratch(const Bound *b) {
 }
 
 static void eval_accumulate(const Bound *b, int64_t real, double *loss_sum, int64_t *npos,
-                            int64_t *correct, double *div_sum, int ngroups, float *scratch) {
+                            int64_t *correct, double *div_sum, double *eff_sum, int ngroups,
+                            float *scratch) {
   const IrOutput *po = ir_find_output(b->f, OUT_PRED, -1);
   if (po && b->m->ntargets > 0) {
     const IrType *lt = &b->f->nodes[po->value].type;
@@ -338,8 +351,12 @@ static void eval_accumulate(const Bound *b, int64_t real, double *loss_sum, int6
     const float *wo = NULL;
     if (!hg->attnpool && hg->wo >= 0)
       wo = b->ex->params + b->m->params[hg->wo].offset;
-    for (int64_t e = 0; e < real; e++)
-      div_sum[g] += head_diversity(h + e * H * L, H, L, wo, hg->head_dim, hg->dim, scratch);
+    for (int64_t e = 0; e < real; e++) {
+      double dv, ef;
+      heads_measure(h + e * H * L, H, L, wo, hg->head_dim, hg->dim, scratch, &dv, &ef);
+      div_sum[g] += dv;
+      eff_sum[g] += ef;
+    }
   }
 }
 
@@ -352,7 +369,7 @@ static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int n
   r->accuracy = -1;
   r->ngroups = ngroups < 64 ? ngroups : 64;
   int64_t bs = b->f->batch, n = ds->split_n[split];
-  double loss_sum = 0, div_sum[64] = {0};
+  double loss_sum = 0, div_sum[64] = {0}, eff_sum[64] = {0};
   int64_t npos = 0, correct = 0;
   int64_t nscratch = diversity_scratch(b);
   float *scratch = ra_calloc(&b->alloc, (size_t)(nscratch ? nscratch : 1), sizeof(float));
@@ -369,7 +386,8 @@ static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int n
     int64_t real = bound_fill(b, ds, split, NULL, s, bs);
     rc = bound_run(b, kc, err, errlen);
     if (rc == 0)
-      eval_accumulate(b, real, &loss_sum, &npos, &correct, div_sum, r->ngroups, scratch);
+      eval_accumulate(b, real, &loss_sum, &npos, &correct, div_sum, eff_sum, r->ngroups,
+                      scratch);
   }
   kc->training = was;
   ra_free_mem(&b->alloc, scratch, (size_t)(nscratch ? nscratch : 1) * sizeof(float));
@@ -378,7 +396,10 @@ static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int n
   r->loss = npos ? loss_sum / (double)npos : 0;
   r->perplexity = exp(r->loss);
   if (ir_find_output(b->f, OUT_PRED, -1) && npos) r->accuracy = (double)correct / (double)npos;
-  for (int g = 0; g < r->ngroups; g++) r->diversity[g] = n ? div_sum[g] / (double)n : 0;
+  for (int g = 0; g < r->ngroups; g++) {
+    r->diversity[g] = n ? div_sum[g] / (double)n : 0;
+    r->effective[g] = n ? eff_sum[g] / (double)n : 0;
+  }
   return 0;
 }
 
@@ -386,7 +407,7 @@ static const char *split_name(int s) {
   return s == SPLIT_TRAIN ? "train" : s == SPLIT_VALID ? "valid" : "test";
 }
 
-/* "valid loss 0.41 acc 0.873 ppl 1.51 div 0.42/0.45" */
+/* "valid loss 0.41 acc 0.873 ppl 1.51 div 0.42/0.45 eff 2.31/2.87" */
 static void eval_text(const EvalResult *r, int split, unsigned metrics, char *buf, size_t n) {
   size_t k = (size_t)snprintf(buf, n, "%s loss %.4f", split_name(split), r->loss);
   if (r->accuracy >= 0 && (metrics & MET_ACCURACY) && k < n)
@@ -397,6 +418,11 @@ static void eval_text(const EvalResult *r, int split, unsigned metrics, char *bu
     k += (size_t)snprintf(buf + k, n - k, " div");
     for (int g = 0; g < r->ngroups && k < n; g++)
       k += (size_t)snprintf(buf + k, n - k, "%s%.3f", g ? "/" : " ", r->diversity[g]);
+  }
+  if ((metrics & MET_EFFECTIVE_HEADS) && r->ngroups && k < n) {
+    k += (size_t)snprintf(buf + k, n - k, " eff");
+    for (int g = 0; g < r->ngroups && k < n; g++)
+      k += (size_t)snprintf(buf + k, n - k, "%s%.3f", g ? "/" : " ", r->effective[g]);
   }
 }
 
@@ -535,7 +561,7 @@ static int log_step(LogFile *lg, int64_t step, double loss, double lr, char *err
 }
 
 static int eval_json(LogFile *lg, const EvalResult *r, int split, int64_t step, int64_t epoch,
-                     const Model *m, char *err, size_t errlen) {
+                     const Model *m, unsigned metrics, char *err, size_t errlen) {
   if (lg->fd < 0) return 0;
   char line[16384];
   size_t k = (size_t)snprintf(line, sizeof line,
@@ -550,6 +576,13 @@ static int eval_json(LogFile *lg, const EvalResult *r, int split, int64_t step, 
     for (int g = 0; g < r->ngroups && k < sizeof line; g++)
       k += (size_t)snprintf(line + k, sizeof line - k, "%s\"%s\":%.6g", g ? "," : "",
                             m->groups[g].path, r->diversity[g]);
+    if (k < sizeof line) k += (size_t)snprintf(line + k, sizeof line - k, "}");
+  }
+  if ((metrics & MET_EFFECTIVE_HEADS) && r->ngroups && k < sizeof line) {
+    k += (size_t)snprintf(line + k, sizeof line - k, ",\"effective_heads\":{");
+    for (int g = 0; g < r->ngroups && k < sizeof line; g++)
+      k += (size_t)snprintf(line + k, sizeof line - k, "%s\"%s\":%.6g", g ? "," : "",
+                            m->groups[g].path, r->effective[g]);
     if (k < sizeof line) k += (size_t)snprintf(line + k, sizeof line - k, "}");
   }
   if (k < sizeof line) k += (size_t)snprintf(line + k, sizeof line - k, "}\n");
@@ -574,6 +607,8 @@ typedef struct Loop {
   float *g;
   float *pwork, *ptheta, *pgrad;
   int64_t pwork_n, pbuf_n;
+  float *dscratch;          /* heads_measure's, for `when` triggers */
+  int64_t dscratch_n;
   Optim opt;
   Pool *own_pool;           /* when the caller gave no pool */
   LogFile log;
@@ -600,12 +635,18 @@ static void loop_free(Loop *L) {
   ra_free_mem(&a, L->pwork, (size_t)L->pwork_n * sizeof(float));
   ra_free_mem(&a, L->ptheta, (size_t)L->pbuf_n * sizeof(float));
   ra_free_mem(&a, L->pgrad, (size_t)L->pbuf_n * sizeof(float));
+  if (L->dscratch) ra_free_mem(&a, L->dscratch, (size_t)L->dscratch_n * sizeof(float));
   if (L->log.fd >= 0) close(L->log.fd); /* after an error; log_close checks */
   pool_free(L->own_pool);
 }
 
-static RepKind group_kind(const Loop *L, const HeadGroup *hg) {
-  return L->t->has_repulsion_override ? L->t->repulsion_override : hg->rep.kind;
+/* A layer's repulsion with --repulsion and --set repulsion_start/stop. */
+static Repulsion group_rep(const Loop *L, const HeadGroup *hg) {
+  Repulsion r = hg->rep;
+  if (L->t->has_repulsion_override) r.kind = L->t->repulsion_override;
+  if (L->t->has_repulsion_start) r.start = L->t->repulsion_start;
+  if (L->t->has_repulsion_stop) r.stop = L->t->repulsion_stop;
+  return r;
 }
 
 /* What a loop needs: the training step (with gradients, particle buffers),
@@ -658,14 +699,15 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
             "may not be the ones it was trained with",
          ms->from, dd->name, (unsigned long long)ms->spec_hash, (unsigned long long)h);
   if (need & LOOP_STEP) ms->spec_hash = h;
-  int rc = 0;
+  int rc = 0, rep_override = t->has_repulsion_override ? (int)t->repulsion_override : -1;
   if (need & LOOP_STEP) {
-    rc = bound_make(&L->step, a, L->p, L->item, t->batch, true, L->ms, err, errlen);
+    rc = bound_make(&L->step, a, L->p, L->item, t->batch, rep_override, true, L->ms, err, errlen);
     if (rc) return rc;
   }
   if (need & LOOP_EVAL) {
     L->have_eval = true; /* loop_free frees a partly made one too */
-    rc = bound_make(&L->eval, a, L->p, L->item, t->batch, false, L->ms, err, errlen);
+    rc = bound_make(&L->eval, a, L->p, L->item, t->batch, rep_override, false, L->ms, err,
+                    errlen);
     if (rc) return rc;
   }
   rc = check_data(p, (need & LOOP_STEP) ? L->step.m : L->eval.m, L->ds, t, err, errlen);
@@ -705,7 +747,65 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
     if (!L->ptheta || !L->pgrad || !L->pwork)
       return fail(err, errlen, RA_ENOMEM, "out of memory for particles");
   }
+  bool when = false;
+  for (int gi = 0; gi < m->ngroups; gi++) {
+    Repulsion r = group_rep(L, &m->groups[gi]);
+    when |= r.when != REP_WHEN_NONE;
+    if (r.stop > 0 && r.stop <= r.start)
+      return fail(err, errlen, RA_EUSAGE,
+                  "layer '%s': repulsion stop %lld is not after start %lld (with "
+                  "--set repulsion_start/repulsion_stop): it would never apply",
+                  m->groups[gi].path, (long long)r.stop, (long long)r.start);
+  }
+  if (when) {
+    int64_t n = diversity_scratch(&L->step);
+    L->dscratch_n = n > 0 ? n : 1;
+    L->dscratch = ra_calloc(&a, (size_t)L->dscratch_n, sizeof(float));
+    if (!L->dscratch) return fail(err, errlen, RA_ENOMEM, "out of memory for head diversity");
+  }
   return 0;
+}
+
+/* The head_diversity of group g over the training batch just run, for a
+ * `when` trigger. */
+typedef struct Measure {
+  Loop *L;
+  int g;
+  double last;              /* the last diversity measured */
+} Measure;
+
+static double step_diversity(void *ud) {
+  Measure *mu = ud;
+  const Bound *b = &mu->L->step;
+  const HeadGroup *hg = &b->m->groups[mu->g];
+  const IrOutput *ho = ir_find_output(b->f, OUT_HEADS, mu->g);
+  if (!ho) return 1.0;
+  const IrType *ht = &b->f->nodes[ho->value].type;
+  const float *h = exec_ptr(b->ex, ho->value);
+  int64_t n = ht->dim[0], H = ht->dim[1], L = ir_numel(ht) / (n * H);
+  const float *wo = !hg->attnpool && hg->wo >= 0 ? b->ex->params + b->m->params[hg->wo].offset
+                                                 : NULL;
+  double sum = 0;
+  for (int64_t e = 0; e < n; e++) {
+    double dv, ef;
+    heads_measure(h + e * H * L, H, L, wo, hg->head_dim, hg->dim, mu->L->dscratch, &dv, &ef);
+    sum += dv;
+  }
+  return mu->last = n ? sum / (double)n : 1.0;
+}
+
+/* A `when` trigger that fired, in the log: the step (numbered as in step
+ * records) whose update is the first, the layer and the diversity measured. */
+static int log_trigger(LogFile *lg, int64_t step, const char *layer, double div, char *err,
+                       size_t errlen) {
+  if (lg->fd < 0) return 0;
+  char line[1024];
+  int n = snprintf(line, sizeof line,
+                   "{\"event\":\"repulsion\",\"step\":%lld,\"layer\":\"%s\",\"diversity\":%.6g}\n",
+                   (long long)step, layer, div);
+  if (n < 0 || (size_t)n >= sizeof line)
+    return fail(err, errlen, RA_EIO, "a record of the log '%s' is too long", lg->path);
+  return log_record(lg, line, (size_t)n, err, errlen);
 }
 
 /* Repulsive particle updates on the gradient buffer (language.md §6). */
@@ -713,10 +813,16 @@ static int loop_particles(Loop *L, int64_t step, char *err, size_t errlen) {
   const Model *m = L->step.m;
   for (int gi = 0; gi < m->ngroups; gi++) {
     const HeadGroup *hg = &m->groups[gi];
-    Repulsion rep = hg->rep;
-    rep.kind = group_kind(L, hg);
-    if (rep.kind == REP_NONE) continue;
-    if (rep.every > 1 && step % rep.every != 0) continue;
+    Repulsion rep = group_rep(L, hg);
+    /* the schedule (start, stop, every, when); penalty is in the loss */
+    bool was = gi < 64 && (L->ms->rep_triggered >> gi & 1), on = was;
+    Measure mu = {L, gi, 0};
+    if (!repulsion_applies(&rep, step, &on, step_diversity, &mu)) continue;
+    if (on && !was && gi < 64) {
+      L->ms->rep_triggered |= (uint64_t)1 << gi;
+      int rc = log_trigger(&L->log, step + 1, hg->path, mu.last, err, errlen);
+      if (rc) return rc;
+    }
     for (int s = 0; s < particles_nsets(hg); s++) {
       int64_t D = particles_dim(hg, m->params, s);
       particles_gather(hg, m->params, s, L->ms->w, L->ptheta);
@@ -964,7 +1070,7 @@ static int run_checkpoint(Loop *L, int64_t epoch, int64_t step, int64_t total, b
     if (rc == RA_ESTOPPED) rc = loop_stop(L, total, false, err, errlen);
     if (rc) return rc;
     eval_text(&r, t->eval_split, t->metrics | MET_LOSS, line, sizeof line);
-    rc = eval_json(&L->log, &r, t->eval_split, step, L->ms->epoch, m, err, errlen);
+    rc = eval_json(&L->log, &r, t->eval_split, step, L->ms->epoch, m, t->metrics, err, errlen);
     if (rc) return rc;
   }
   if (!o->quiet)
@@ -1040,7 +1146,7 @@ static int run_finish(Loop *L, int64_t total, char *err, size_t errlen) {
     char line[512];
     eval_text(&r, SPLIT_TEST, t->metrics | MET_LOSS, line, sizeof line);
     emit(o, "%s", line);
-    rc = eval_json(&L->log, &r, SPLIT_TEST, ms->step, ms->epoch, L->step.m, err, errlen);
+    rc = eval_json(&L->log, &r, SPLIT_TEST, ms->step, ms->epoch, L->step.m, t->metrics, err, errlen);
     if (rc) return rc;
   }
   if (t->save && L->saved_step != ms->step) {
@@ -1303,7 +1409,7 @@ int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptio
                                                     : data_load(ms->alloc, dd, err, errlen);
   if (!ds) return RA_EDATA;
   Bound b;
-  int rc = bound_make(&b, ms->alloc, p, item, 1, false, ms, err, errlen);
+  int rc = bound_make(&b, ms->alloc, p, item, 1, -1, false, ms, err, errlen);
   if (rc == 0) rc = bound_alloc(&b, ms, o->jit, err, errlen);
   if (rc == 0 && (b.m->ninputs != 1 || b.m->inputs[0].type.dtype != IR_I32 ||
                   b.m->inputs[0].type.rank != 1 || !ir_find_output(b.f, OUT_PRED, -1)))

@@ -32,6 +32,7 @@ typedef struct ModelState {
   DataVocab *vocab;         /* tokenizer, vocabulary and labels it was trained
                                with (from the data or a checkpoint), or NULL */
   uint64_t spec_hash;       /* data_settings_hash of its training data, 0 unknown */
+  uint64_t rep_triggered;   /* bit g: head group g's `when` trigger has fired */
   char *from;               /* the checkpoint it was loaded from, or NULL */
 } ModelState;
 
@@ -68,8 +69,14 @@ typedef struct EvalResult {
   double accuracy;          /* -1 when the model has no classification */
   double perplexity;
   int ngroups;
-  double diversity[64];     /* per head group */
+  double diversity[64];     /* per head group: head_diversity */
+  double effective[64];     /* per head group: effective_heads */
 } EvalResult;
+
+/* head_diversity and effective_heads of one example's heads ([H][L]; wo,
+ * hd, dim and scratch as train.c says; wo NULL: the rows themselves). */
+void heads_measure(const float *heads, int64_t H, int64_t L, const float *wo, int64_t hd,
+                   int64_t dim, float *scratch, double *diversity, double *effective);
 
 int mstate_init(ModelState *ms, RaAlloc alloc, const Model *m, uint64_t seed);
 void mstate_free(ModelState *ms);

@@ -495,11 +495,12 @@ int clauses_attention(Program *p, const AstClauses *c, Span call, bool attnpool,
 static const char *const LOADERS[] = {"tsv", "csv", "text", "synthetic"};
 static const char *const TOKENIZERS[] = {"chars", "words"};
 
-static const char *const TSV_CLAUSES[] = {"text", "features", "label", "header", "split", "seed",
+static const char *const TSV_CLAUSES[] = {"text", "features", "label", "labels", "header", "split",
+                                          "seed",
                                           /* field sub-clauses, misplaced at top level */
                                           "column", "columns", "tokenize", "vocab", "maxlen",
                                           "shape"};
-enum { DC_TEXT, DC_FEATURES, DC_LABEL, DC_HEADER, DC_SPLIT, DC_SEED, DC_COLUMN, DC_COLUMNS,
+enum { DC_TEXT, DC_FEATURES, DC_LABEL, DC_LABELS, DC_HEADER, DC_SPLIT, DC_SEED, DC_COLUMN, DC_COLUMNS,
        DC_TOKENIZE, DC_VOCAB, DC_MAXLEN, DC_SHAPE };
 static const char *const TEXT_CLAUSES[] = {"tokenize", "window", "vocab", "split", "seed"};
 enum { TC_TOKENIZE, TC_WINDOW, TC_VOCAB, TC_SPLIT, TC_SEED };
@@ -626,7 +627,7 @@ static int read_shape(Cur *k, Span at, IrType *t) {
 /* A field being read: its own clauses may follow it on its line or on the
  * next lines (`text column 1` then `maxlen 48` means the same as one line). */
 typedef struct FieldState {
-  int kind;              /* DC_TEXT, DC_FEATURES, DC_LABEL */
+  int kind;              /* DC_TEXT, DC_FEATURES, DC_LABEL, DC_LABELS */
   Span seen[4];          /* where each of its clauses was given */
   bool shape_given;
   bool bad;              /* an error in its clauses: skip the final checks */
@@ -637,12 +638,14 @@ static const char *const FEAT_SUBS[] = {"columns", "shape"};
 static const char *const LABEL_SUBS[] = {"column"};
 
 static const char *const *field_subs(int kind, int *n) {
-  *n = kind == DC_TEXT ? 4 : kind == DC_FEATURES ? 2 : 1;
-  return kind == DC_TEXT ? TEXT_SUBS : kind == DC_FEATURES ? FEAT_SUBS : LABEL_SUBS;
+  *n = kind == DC_TEXT ? 4 : kind == DC_FEATURES || kind == DC_LABELS ? 2 : 1;
+  return kind == DC_TEXT ? TEXT_SUBS
+       : kind == DC_FEATURES || kind == DC_LABELS ? FEAT_SUBS : LABEL_SUBS;
 }
 
 static const char *field_name(int kind) {
-  return kind == DC_TEXT ? "text" : kind == DC_FEATURES ? "features" : "label";
+  return kind == DC_TEXT ? "text" : kind == DC_FEATURES ? "features"
+       : kind == DC_LABELS ? "labels" : "label";
 }
 
 static void field_start(int kind, Span at, DataField *f, FieldState *st) {
@@ -650,6 +653,7 @@ static void field_start(int kind, Span at, DataField *f, FieldState *st) {
   memset(st, 0, sizeof *st);
   st->kind = kind;
   f->role = kind == DC_TEXT ? FIELD_TEXT : kind == DC_FEATURES ? FIELD_FEATURES : FIELD_LABEL;
+  f->range = kind == DC_FEATURES || kind == DC_LABELS;
   f->span = at;
   f->column = -1;
   f->tokenize = kind == DC_TEXT ? TOK_WORDS : TOK_NONE;
@@ -753,7 +757,7 @@ static void field_finish(Cur *k, DataField *f, FieldState *st) {
     f->shape.dtype = IR_I32;
     f->shape.rank = 1;
     f->shape.dim[0] = f->maxlen;
-  } else if (st->kind == DC_FEATURES) {
+  } else if (st->kind == DC_FEATURES || st->kind == DC_LABELS) {
     bool named = f->col_lo < 0 || f->col_hi < 0;
     int64_t count = named ? 0 : f->col_hi - f->col_lo + 1;
     if (st->shape_given) {
@@ -763,8 +767,8 @@ static void field_finish(Cur *k, DataField *f, FieldState *st) {
         cerr(k, st->seen[1], "shape holds %lld values but columns %lld..%lld are %lld",
              (long long)numel, (long long)f->col_lo, (long long)f->col_hi, (long long)count);
     } else if (named) {
-      cerr(k, f->span, "features given by column names need 'shape [N]' (the count is not "
-                       "known before the header is read)");
+      cerr(k, f->span, "%s given by column names need 'shape [N]' (the count is not "
+                       "known before the header is read)", field_name(st->kind));
     } else {
       memset(&f->shape, 0, sizeof f->shape);
       f->shape.dtype = IR_F32;
@@ -790,11 +794,12 @@ static int read_tsv_block(Cur *k, Span call, DataDecl *d) {
     switch (idx) {
     case DC_TEXT:
     case DC_FEATURES:
-    case DC_LABEL: {
-      if (idx == DC_LABEL) {
+    case DC_LABEL:
+    case DC_LABELS: {
+      if (idx == DC_LABEL || idx == DC_LABELS) {
         if (label_at.line > 0) {
-          Diag *g = cerr(k, at, "duplicate clause 'label'");
-          diag_note(k->p->diags, g, label_at, "'label' was first given here");
+          Diag *g = cerr(k, at, "a data set has one target: a second '%s' field", k->names[idx]);
+          diag_note(k->p->diags, g, label_at, "the first is here");
         }
         label_at = at;
       }
@@ -1074,8 +1079,8 @@ int clauses_data(Program *p, const AstItem *it, const char *spec_dir, DataDecl *
   switch (d->loader) {
   case LOADER_TSV:
   case LOADER_CSV:
-    cur_init(&k, p, call->clauses, LOADERS[li], NULL, TSV_CLAUSES, 12);
-    k.nlisted = 6;
+    cur_init(&k, p, call->clauses, LOADERS[li], NULL, TSV_CLAUSES, 13);
+    k.nlisted = DC_COLUMN;
     read_tsv_block(&k, call->span, d);
     break;
   case LOADER_TEXT:

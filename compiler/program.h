@@ -97,7 +97,11 @@ typedef struct DataField {
   const char *column_name;
   int64_t col_lo, col_hi;   /* features: columns lo..hi inclusive */
   const char *col_lo_name, *col_hi_name;
-  IrType shape;          /* features: per-example shape; text: int[maxlen] */
+  bool range;            /* features, labels: columns col_lo..col_hi */
+  bool typed;            /* sema set shape.dtype from a train block */
+  IrType shape;          /* per-example type: text int[maxlen]; features and labels f32
+                          * (int when sema binds features to an int input); label:
+                          * rank 0 i32 (class), or f32 when bound to an f32 target */
   TokKind tokenize;
   int64_t vocab;         /* cap, specials included */
   int64_t maxlen;

@@ -516,13 +516,62 @@ static int table_text_field(Loader *L, const DataField *f, int64_t col, Vocab *f
   return 0;
 }
 
+/* The number in a cell (anything strtod reads, finite, in f32's range), or
+ * with ints an integer id in int32's range; an error names line and column. */
+static int cell_number(Loader *L, const Rec *r, int64_t col, bool ints, double *out) {
+  Cell c = trim(((const Cell *)L->cells.p)[r->first + col]);
+  char small[128], ex[48];
+  char *end = NULL;
+  double v = 0;
+  bool ok = c.n > 0;
+  if (ok) {
+    /* a field of any length (a long run of digits is still a number) */
+    char *num = c.n < sizeof small ? small : arena_alloc(&L->tmp, c.n + 1);
+    if (!num) return oom(L);
+    memcpy(num, c.p, c.n);
+    num[c.n] = 0;
+    errno = 0;
+    if (ints) {
+      long long iv = strtoll(num, &end, 10);
+      ok = end == num + c.n && errno == 0 && iv >= INT32_MIN && iv <= INT32_MAX;
+      v = (double)iv;
+    } else {
+      v = strtod(num, &end);
+      ok = end == num + c.n && isfinite(v) && fabs(v) <= 3.4e38;
+    }
+  }
+  if (!ok) {
+    if (c.n == 0)
+      return fail(L, r->line, "column %lld: expected %s, found an empty field", (long long)col,
+                  ints ? "an integer id" : "a number");
+    return fail(L, r->line, "column %lld: expected %s, found '%s'", (long long)col,
+                ints ? "an integer id (the input it feeds is int)" : "a number",
+                excerpt(c.p, c.n, ex, sizeof ex));
+  }
+  *out = v;
+  return 0;
+}
+
+/* Columns lo..hi of every record as numbers (f32) or integer ids (int32,
+ * when dt is IR_I32) into out[n][hi-lo+1]. */
+static int table_numbers(Loader *L, int64_t lo, int64_t hi, IrDtype dt, void *out) {
+  const Rec *recs = (const Rec *)L->recs.p + (L->d->header ? 1 : 0);
+  int64_t m = hi - lo + 1;
+  for (int64_t i = 0; i < L->ds->n; i++)
+    for (int64_t j = 0; j < m; j++) {
+      double v = 0;
+      if (cell_number(L, &recs[i], lo + j, dt == IR_I32, &v)) return -1;
+      if (dt == IR_I32) ((int32_t *)out)[i * m + j] = (int32_t)v;
+      else ((float *)out)[i * m + j] = (float)v;
+    }
+  return 0;
+}
+
 static int table_features(Loader *L, int k, const DataField *f, int64_t lo, int64_t hi) {
   DataSet *ds = L->ds;
-  const Rec *recs = (const Rec *)L->recs.p + (L->d->header ? 1 : 0);
-  const Cell *cells = L->cells.p;
   int64_t m = hi - lo + 1;
   IrType t = f->shape;
-  t.dtype = IR_F32;
+  t.dtype = f->shape.dtype == IR_I32 ? IR_I32 : IR_F32;
   t.batched = 0;
   if (t.rank == 0) {
     t.rank = 1;
@@ -534,37 +583,31 @@ static int table_features(Loader *L, int k, const DataField *f, int64_t lo, int6
   ds->in_type[k] = t;
   int64_t total;
   if (!mul_ok(ds->n, m, &total)) return oom(L);
-  float *out = arena_alloc(L->keep, sizeof(float) * (size_t)(total ? total : 1));
+  void *out = arena_alloc(L->keep, 4 * (size_t)(total ? total : 1));
   if (!out) return oom(L);
   ds->in_data[k] = out;
-  for (int64_t i = 0; i < ds->n; i++) {
-    for (int64_t j = 0; j < m; j++) {
-      Cell c = trim(cells[recs[i].first + lo + j]);
-      char small[128], ex[48];
-      char *end = NULL;
-      double v = 0;
-      bool ok = c.n > 0;
-      if (ok) {
-        /* a field of any length (a long run of digits is still a number) */
-        char *num = c.n < sizeof small ? small : arena_alloc(&L->tmp, c.n + 1);
-        if (!num) return oom(L);
-        memcpy(num, c.p, c.n);
-        num[c.n] = 0;
-        errno = 0;
-        v = strtod(num, &end);
-        ok = end == num + c.n && isfinite(v) && fabs(v) <= 3.4e38;
-      }
-      if (!ok) {
-        if (c.n == 0)
-          return fail(L, recs[i].line, "column %lld: expected a number, found an empty field",
-                      (long long)(lo + j));
-        return fail(L, recs[i].line, "column %lld: expected a number, found '%s'", (long long)(lo + j),
-                    excerpt(c.p, c.n, ex, sizeof ex));
-      }
-      out[i * m + j] = (float)v;
-    }
+  return table_numbers(L, lo, hi, t.dtype, out);
+}
+
+/* A label field bound to an f32 target: numbers, columns lo..hi. */
+static int table_value_labels(Loader *L, const DataField *f, int64_t lo, int64_t hi) {
+  DataSet *ds = L->ds;
+  int64_t m = hi - lo + 1;
+  IrType t = f->shape;
+  t.batched = 0;
+  if (t.rank == 0) {
+    t.rank = 1;
+    t.dim[0] = m;
   }
-  return 0;
+  if (numel(&t) != m)
+    return fail(L, 0, "labels columns %lld..%lld give %lld values per example, but the shape has %lld",
+                (long long)lo, (long long)hi, (long long)m, (long long)numel(&t));
+  ds->tgt_type = t;
+  int64_t total;
+  if (!mul_ok(ds->n, m, &total)) return oom(L);
+  ds->tgt_data = arena_alloc(L->keep, 4 * (size_t)(total ? total : 1));
+  if (!ds->tgt_data) return oom(L);
+  return table_numbers(L, lo, hi, IR_F32, ds->tgt_data);
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -698,10 +741,11 @@ static int table_columns(Loader *L, int64_t cols[][2]) {
   int nlabel = 0;
   for (int i = 0; i < d->nfields; i++) {
     const DataField *f = &d->fields[i];
-    int64_t lo = f->role == FIELD_FEATURES ? f->col_lo : f->column;
-    int64_t hi = f->role == FIELD_FEATURES ? f->col_hi : f->column;
-    const char *lon = f->role == FIELD_FEATURES ? f->col_lo_name : f->column_name;
-    const char *hin = f->role == FIELD_FEATURES ? f->col_hi_name : f->column_name;
+    bool range = f->range || f->role == FIELD_FEATURES;
+    int64_t lo = range ? f->col_lo : f->column;
+    int64_t hi = range ? f->col_hi : f->column;
+    const char *lon = range ? f->col_lo_name : f->column_name;
+    const char *hin = range ? f->col_hi_name : f->column_name;
     if ((lon && lo < 0) || (hin && hi < 0)) {
       if (!d->header)
         return fail(L, 0, "column '%s' is named, but the data has no header line (add 'header')",
@@ -772,7 +816,10 @@ static int load_table(Loader *L) {
   for (int i = 0; i < d->nfields && rc == 0; i++) {
     const DataField *f = &d->fields[i];
     if (f->role == FIELD_LABEL) {
-      rc = table_labels(L, cols[i][0]);
+      /* numbers for an f32 target (sema types the field), else class labels */
+      bool numbers = f->range || (f->typed && f->shape.dtype == IR_F32);
+      rc = numbers ? table_value_labels(L, f, cols[i][0], cols[i][1])
+                                    : table_labels(L, cols[i][0]);
       continue;
     }
     if (k >= 8) {
@@ -1088,7 +1135,7 @@ DataSet *data_from_vocab(RaAlloc alloc, const DataDecl *d, const DataVocab *v, c
         ds->in_type[k] = int_vec(f->maxlen);
       } else {
         ds->in_type[k] = f->shape;
-        ds->in_type[k].dtype = IR_F32;
+        ds->in_type[k].dtype = f->shape.dtype == IR_I32 ? IR_I32 : IR_F32;
       }
     }
   }

@@ -207,6 +207,22 @@ static int check_data(const Program *p, const Model *m, const DataSet *ds, const
     const IrNode *tab = &m->fwd->nodes[n->in[0]];
     if (idx->op != OP_INPUT || idx->attr.i[0] >= m->ninputs) continue;
     int64_t rows = tab->type.dim[0];
+    int k = (int)idx->attr.i[0];
+    if (ds->tok[k] == TOK_NONE && ds->in_type[k].dtype == IR_I32) {
+      /* integer ids read from columns: each must be a row of the table */
+      int64_t per = 1;
+      for (int d = 0; d < ds->in_type[k].rank; d++) per *= ds->in_type[k].dim[d];
+      const int32_t *ids = ds->in_data[k];
+      for (int64_t e = 0; e < ds->n * per; e++)
+        if (ids[e] < 0 || ids[e] >= rows)
+          return fail(err, errlen, RA_EDATA,
+                      "%s: error: data '%s', example %lld (in file order, from 0), value %lld: "
+                      "id %d of input '%s' is outside the embedding's vocab %lld (ids 0..%lld)",
+                      where(p, n->span, at, sizeof at), t->data, (long long)(e / per),
+                      (long long)(e % per), (int)ids[e], m->inputs[k].name, (long long)rows,
+                      (long long)(rows - 1));
+      continue;
+    }
     if (ds->vocab.n > rows)
       return fail(err, errlen, RA_EDATA,
                   "%s: error: data '%s' has a vocabulary of %lld tokens but the embedding of "
@@ -1176,6 +1192,64 @@ static int64_t sample_token(const float *x, int64_t K, uint64_t seed, uint64_t i
   return K - 1;
 }
 
+/* A line of numbers separated by commas, tabs or spaces into the model's
+ * input 0 (f32, or integer ids for an int input). */
+static int encode_numbers(Bound *b, const char *line, const char *src, int64_t lineno,
+                          char *err, size_t errlen) {
+  const IrType *t = &b->m->inputs[0].type;
+  int64_t want = 1;
+  for (int i = t->batched ? 1 : 0; i < t->rank; i++) want *= t->dim[i];
+  bool ints = t->dtype == IR_I32;
+  int64_t got = 0;
+  const char *s = line;
+  for (;;) {
+    while (*s == ' ' || *s == '\t' || *s == ',') s++;
+    if (!*s) break;
+    char *end = NULL;
+    errno = 0;
+    double v = 0;
+    if (ints) {
+      long long iv = strtoll(s, &end, 10);
+      if (errno || iv < INT32_MIN || iv > INT32_MAX) end = (char *)s;
+      v = (double)iv;
+    } else {
+      v = strtod(s, &end);
+      if (!isfinite(v) || fabs(v) > 3.4e38) end = (char *)s;
+    }
+    if (end == s || (*end && *end != ' ' && *end != '\t' && *end != ',')) {
+      size_t w = strcspn(s, " \t,");
+      return fail(err, errlen, RA_EDATA, "%s%s%lld: column %lld: expected %s, found '%.*s'",
+                  src ? src : "input line", src ? ":" : " ", (long long)lineno, (long long)got,
+                  ints ? "an integer id" : "a number", (int)(w > 40 ? 40 : w), s);
+    }
+    if (got < want) {
+      if (ints) ((int32_t *)b->in[0])[got] = (int32_t)v;
+      else ((float *)b->in[0])[got] = (float)v;
+    }
+    got++;
+    s = end;
+  }
+  if (got != want)
+    return fail(err, errlen, RA_EDATA, "%s%s%lld: expected %lld %s (input '%s'), found %lld",
+                src ? src : "input line", src ? ":" : " ", (long long)lineno, (long long)want,
+                ints ? "ids" : "numbers", b->m->inputs[0].name, (long long)got);
+  return 0;
+}
+
+/* The model's first output, its numbers separated by spaces. */
+static void print_values(const Bound *b, TextBuf *out) {
+  const IrOutput *oo = ir_find_output(b->f, OUT_OUTPUT, -1);
+  if (!oo) return;
+  const IrType *ot = &b->f->nodes[oo->value].type;
+  int64_t n = ir_numel(ot);
+  const float *x = exec_ptr(b->ex, oo->value);
+  char num[48];
+  for (int64_t i = 0; i < n; i++) {
+    snprintf(num, sizeof num, "%s%.6g", i ? " " : "", (double)x[i]);
+    tb_puts(out, num);
+  }
+}
+
 /* One line of the text to predict for (line number lineno of src, a file's
  * path, or of the text given inline when src is NULL). */
 static void predict_line(Bound *b, const DataSet *ds, const char *line, const char *src,
@@ -1184,7 +1258,18 @@ static void predict_line(Bound *b, const DataSet *ds, const char *line, const ch
   const IrOutput *po = ir_find_output(b->f, OUT_PRED, -1);
   int32_t *in = b->in[0];
   int64_t T = b->m->inputs[0].type.dim[0];
-  int n = data_encode_text(ds, 0, line, in);
+  if (ds->tok[0] == TOK_NONE) { /* numbers or ids, as in the data's columns */
+    if ((*rc = encode_numbers(b, line, src, lineno, err, errlen))) return;
+    if ((*rc = bound_run(b, kc, err, errlen))) return;
+    if (!po) {
+      print_values(b, out);
+      tb_puts(out, "\t");
+      tb_puts(out, line);
+      tb_puts(out, "\n");
+      return;
+    }
+  }
+  int n = ds->tok[0] == TOK_NONE ? 0 : data_encode_text(ds, 0, line, in);
   if (n < 0) {
     *rc = fail(err, errlen, RA_EDATA, "%s%s%lld: cannot encode '%.40s%s' (not valid UTF-8, or "
                                       "the model's input is not text)",
@@ -1195,7 +1280,7 @@ static void predict_line(Bound *b, const DataSet *ds, const char *line, const ch
   const IrType *lt = &b->f->nodes[po->value].type;
   int64_t K = lt->dim[lt->rank - 1];
   if (lt->rank == 2) { /* one class per example */
-    if ((*rc = bound_run(b, kc, err, errlen))) return;
+    if (ds->tok[0] != TOK_NONE && (*rc = bound_run(b, kc, err, errlen))) return;
     const float *x = exec_ptr(b->ex, po->value);
     double mx = x[0], sum = 0;
     int64_t arg = 0;
@@ -1265,11 +1350,15 @@ int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptio
   Bound b;
   int rc = bound_make(&b, ms->alloc, p, item, 1, false, ms, err, errlen);
   if (rc == 0) rc = bound_alloc(&b, ms, err, errlen);
-  if (rc == 0 && (b.m->ninputs != 1 || b.m->inputs[0].type.dtype != IR_I32 ||
+  bool numbers = ds->nin == 1 && ds->tok[0] == TOK_NONE;
+  if (rc == 0 && numbers && b.m->ninputs == 1 &&
+      (ir_find_output(b.f, OUT_PRED, -1) || ir_find_output(b.f, OUT_OUTPUT, -1))) {
+    /* features or integer ids: one line of numbers per example */
+  } else if (rc == 0 && (b.m->ninputs != 1 || b.m->inputs[0].type.dtype != IR_I32 ||
                   b.m->inputs[0].type.rank != 1 || !ir_find_output(b.f, OUT_PRED, -1)))
     rc = fail(err, errlen, RA_EUSAGE,
-              "predict needs a model with one text input and a cross_entropy loss; '%s' has "
-              "%d inputs", t->model, b.m->ninputs);
+              "predict needs a model with one input and a cross_entropy loss (or, for numbers, "
+              "an 'output'); '%s' has %d inputs", t->model, b.m->ninputs);
   KernelCtx kc;
   memset(&kc, 0, sizeof kc);
   Pool *own_pool = NULL;

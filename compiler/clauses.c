@@ -492,7 +492,7 @@ int clauses_attention(Program *p, const AstClauses *c, Span call, bool attnpool,
 
 /* ---- data (language.md §8) ---- */
 
-static const char *const LOADERS[] = {"tsv", "csv", "text", "synthetic"};
+static const char *const LOADERS[] = {"tsv", "csv", "text", "synthetic", "npy"};
 static const char *const TOKENIZERS[] = {"chars", "words"};
 
 static const char *const TSV_CLAUSES[] = {"text", "features", "label", "labels", "header", "split",
@@ -505,6 +505,8 @@ enum { DC_TEXT, DC_FEATURES, DC_LABEL, DC_LABELS, DC_HEADER, DC_SPLIT, DC_SEED, 
 static const char *const TEXT_CLAUSES[] = {"tokenize", "window", "vocab", "split", "seed"};
 enum { TC_TOKENIZE, TC_WINDOW, TC_VOCAB, TC_SPLIT, TC_SEED };
 static const char *const SYN_CLAUSES[] = {"split", "seed"};
+static const char *const NPY_CLAUSES[] = {"label", "split", "seed"};
+enum { NC_LABEL, NC_SPLIT, NC_SEED };
 
 static int read_split(Cur *k, Span at, double split[3]) {
   bool got[3] = {false, false, false};
@@ -919,6 +921,56 @@ static int read_syn_block(Cur *k, DataDecl *d) {
   return 0;
 }
 
+/* npy("x.npy") { label npy("y.npy")  split ...  seed N }: the input is the
+ * first array, the target (if any) the label's. */
+static int read_npy_block(Cur *k, DataDecl *d) {
+  Span at;
+  int idx;
+  DataField *in = &d->fields[0];
+  memset(in, 0, sizeof *in);
+  in->role = FIELD_FEATURES;
+  in->span = d->path_span;
+  in->path = d->path;
+  in->path_span = d->path_span;
+  d->nfields = 1;
+  while ((idx = next_clause(k, &at)) >= 0) {
+    once(k, idx, at);
+    int rc = 0;
+    int64_t v;
+    if (idx == NC_LABEL) {
+      DataField *f = &d->fields[1];
+      memset(f, 0, sizeof *f);
+      f->role = FIELD_LABEL;
+      f->span = at;
+      f->column = -1;
+      f->shape.dtype = IR_I32;
+      const AstWord *w = peek(k);
+      if (at_arg(k) && w->kind == W_IDENT && strcmp(w->ident, "npy") == 0) k->i++;
+      w = peek(k);
+      if (at_arg(k) && !(w->kind == W_VALUE && w->value->kind == EX_STR)) {
+        cerr(k, w->span, "the label of npy data is an array, as in label npy(\"y.npy\"); "
+                         "found %s", word_desc(k, w));
+        k->i++;
+        rc = -1;
+      } else {
+        rc = arg_str(k, "label", at, &f->path, &f->path_span);
+      }
+      if (!rc && !*f->path) {
+        cerr(k, f->path_span, "the path of the label array is empty");
+        rc = -1;
+      }
+      if (!rc) d->nfields = 2;
+    } else if (idx == NC_SPLIT) {
+      rc = read_split(k, at, d->split);
+    } else {
+      rc = arg_int(k, "seed", at, 0, &v);
+      if (!rc) d->seed = (uint64_t)v;
+    }
+    clause_end(k, rc);
+  }
+  return 0;
+}
+
 /* synthetic(task: copy|reverse|recall, length: N, vocab: N, examples: N) */
 static int read_synthetic_args(Program *p, const AstExpr *call, DataDecl *d) {
   static const char *const KW[] = {"task", "length", "vocab", "examples"};
@@ -1029,15 +1081,15 @@ int clauses_data(Program *p, const AstItem *it, const char *spec_dir, DataDecl *
                "a data set is made by a loader call such as tsv(\"data.tsv\") { ... }");
     return -1;
   }
-  int li = name_index(LOADERS, 4, call->str);
+  int li = name_index(LOADERS, 5, call->str);
   if (li < 0) {
-    const char *s = diag_suggest(call->str, LOADERS, 4);
+    const char *s = diag_suggest(call->str, LOADERS, 5);
     if (s)
       diag_error(p->diags, call->name_span, "unknown loader '%s'; did you mean '%s'?", call->str,
                  s);
     else
       diag_error(p->diags, call->name_span,
-                 "unknown loader '%s' (expected tsv, csv, text or synthetic)", call->str);
+                 "unknown loader '%s' (expected tsv, csv, text, synthetic or npy)", call->str);
     return -1;
   }
   d->loader = (LoaderKind)li;
@@ -1090,6 +1142,10 @@ int clauses_data(Program *p, const AstItem *it, const char *spec_dir, DataDecl *
   case LOADER_SYNTHETIC:
     cur_init(&k, p, call->clauses, "synthetic", NULL, SYN_CLAUSES, 2);
     read_syn_block(&k, d);
+    break;
+  case LOADER_NPY:
+    cur_init(&k, p, call->clauses, "npy", NULL, NPY_CLAUSES, 3);
+    read_npy_block(&k, d);
     break;
   }
   if (k.bad) bad = true;

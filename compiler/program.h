@@ -85,7 +85,7 @@ typedef struct Model {
 } Model;
 
 /* ---- data (language.md §8) ---- */
-typedef enum { LOADER_TSV, LOADER_CSV, LOADER_TEXT, LOADER_SYNTHETIC } LoaderKind;
+typedef enum { LOADER_TSV, LOADER_CSV, LOADER_TEXT, LOADER_SYNTHETIC, LOADER_NPY } LoaderKind;
 typedef enum { TOK_NONE, TOK_CHARS, TOK_WORDS } TokKind;
 typedef enum { FIELD_TEXT, FIELD_FEATURES, FIELD_LABEL } FieldRole;
 typedef enum { SYN_COPY, SYN_REVERSE, SYN_RECALL } SynTask;
@@ -99,6 +99,8 @@ typedef struct DataField {
   const char *col_lo_name, *col_hi_name;
   bool range;            /* features, labels: columns col_lo..col_hi */
   bool typed;            /* sema set shape.dtype from a train block */
+  const char *path;      /* npy: the array's file, as written */
+  Span path_span;
   IrType shape;          /* per-example type: text int[maxlen]; features and labels f32
                           * (int when sema binds features to an int input); label:
                           * rank 0 i32 (class), or f32 when bound to an f32 target */

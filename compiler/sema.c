@@ -426,6 +426,8 @@ static void data_feed(const DataDecl *d, Feed *fd) {
     fd->target = seq;
     fd->target_span = d->span;
     break;
+  case LOADER_NPY: /* typed by check_npy_binding */
+    break;
   case LOADER_SYNTHETIC:
     seq.dim[0] = d->length;
     fd->in[0] = seq;
@@ -478,7 +480,40 @@ static bool type_field(Program *p, const TrainDecl *t, const DataDecl *d, int fi
   return true;
 }
 
+/* npy arrays take the types of what they feed: their shapes are checked
+ * against them when the files are read (docs/data.md). */
+static void check_npy_binding(Program *p, const TrainDecl *t, const Model *m,
+                              const DataDecl *d) {
+  Arena *a = p->arena;
+  if (m->ninputs != 1) {
+    Diag *g = diag_error(p->diags, t->data_span,
+                         "data '%s' gives 1 input but model '%s' takes %d", d->name, m->name,
+                         m->ninputs);
+    diag_note(p->diags, g, m->span, "model '%s' is here", m->name);
+    return;
+  }
+  type_field(p, t, d, 0, m->inputs[0].type.dtype, &m->inputs[0].type);
+  bool has = d->nfields > 1;
+  if (m->ntargets != (has ? 1 : 0)) {
+    Diag *g = has ? diag_error(p->diags, t->data_span,
+                               "data '%s' gives a target but model '%s' declares none", d->name,
+                               m->name)
+                  : diag_error(p->diags, t->data_span,
+                               "data '%s' gives no target for target '%s' (add a 'label "
+                               "npy(\"y.npy\")' clause)", d->name, m->targets[0].name);
+    diag_note(p->diags, g, has ? m->span : m->targets[0].span, "%s is here",
+              has ? "the model" : "the target");
+    return;
+  }
+  if (has) type_field(p, t, d, 1, m->targets[0].type.dtype, &m->targets[0].type);
+  (void)a;
+}
+
 static void check_binding(Program *p, const TrainDecl *t, const Model *m, const DataDecl *d) {
+  if (d->loader == LOADER_NPY) {
+    check_npy_binding(p, t, m, d);
+    return;
+  }
   Feed fd;
   data_feed(d, &fd);
   Arena *a = p->arena;

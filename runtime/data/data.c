@@ -8,6 +8,7 @@
 #include "data.h"
 
 #include "../../base/file.h"
+#include "npy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -155,10 +156,9 @@ static int file_exists(const char *p) {
   return stat(p, &st) == 0;
 }
 
-/* Resolves the path (relative to the spec's folder first, then to the
- * working directory) and reads the file. */
-static int read_file(Loader *L) {
-  const char *p = L->d->path;
+/* Resolves the path p (relative to the spec's folder first, then to the
+ * working directory), sets L->path and reads the file whole. */
+static int read_path(Loader *L, const char *p, char **buf, size_t *size) {
   if (!p || !*p) return fail(L, 0, "no file name given");
   const char *path = p;
   if (p[0] != '/' && L->d->spec_dir && *L->d->spec_dir && strcmp(L->d->spec_dir, ".") != 0) {
@@ -168,13 +168,19 @@ static int read_file(Loader *L) {
   }
   L->path = path;
   char why[256];
-  char *buf;
-  size_t size;
-  if (file_read_all(&L->alloc, path, (uint64_t)1 << 40, &buf, &size, why, sizeof why) != 0) {
+  if (file_read_all(&L->alloc, path, (uint64_t)1 << 40, buf, size, why, sizeof why) != 0) {
     if (path != p)
       return fail(L, 0, "cannot open the data file: %s (also looked for '%s')", why, p);
     return fail(L, 0, "cannot open the data file: %s", why);
   }
+  return 0;
+}
+
+/* Reads the data block's file into L->buf. */
+static int read_file(Loader *L) {
+  char *buf;
+  size_t size;
+  if (read_path(L, L->d->path, &buf, &size)) return -1;
   L->buf = buf;
   L->buf_size = size + 1;
   L->buf[size] = 0;
@@ -1019,6 +1025,120 @@ static int load_synthetic(Loader *L) {
 /* ---- the public entry points ---- */
 
 /* The inputs of d and their tokenizers, from the declaration alone. */
+/* ---- npy(path) { label npy(path) } ---- */
+
+static const char *shape_text(Arena *a, const int64_t *dim, int n, bool tuple) {
+  char buf[256];
+  size_t k = 0;
+  buf[k++] = tuple ? '(' : '[';
+  for (int i = 0; i < n && k < sizeof buf - 32; i++)
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%lld", i ? ", " : "", (long long)dim[i]);
+  if (tuple && n == 1) buf[k++] = ',';
+  buf[k++] = tuple ? ')' : ']';
+  buf[k] = 0;
+  return arena_strdup(a, buf);
+}
+
+/* One array of the data set: read, parsed, its examples checked against
+ * the field's per-example type (as sema typed it from the model; an
+ * untyped field takes the array's), converted into out. */
+static int npy_array(Loader *L, const DataField *f, const char *what, IrType *t, void **out,
+                     int64_t n_want) {
+  char *buf = NULL;
+  size_t size = 0;
+  if (read_path(L, f->path, &buf, &size)) return -1;
+  NpyArray a;
+  char why[256];
+  int rc = 0;
+  if (npy_parse((const unsigned char *)buf, size, &a, why, sizeof why)) {
+    rc = fail(L, 0, "%s", why);
+    goto done;
+  }
+  const char *ashape = shape_text(&L->tmp, a.shape, a.ndim, true);
+  if (!ashape) {
+    rc = oom(L);
+    goto done;
+  }
+  if (n_want >= 0 && a.shape[0] != n_want) {
+    rc = fail(L, 0, "the %s array has %lld examples (shape %s), but the input array has %lld",
+              what, (long long)a.shape[0], ashape, (long long)n_want);
+    goto done;
+  }
+  *t = f->shape;
+  t->batched = 0;
+  if (!f->typed) { /* the array's own shape */
+    t->dtype = a.dtype == NPY_I4 || a.dtype == NPY_I8 ? IR_I32 : IR_F32;
+    t->rank = (uint8_t)(a.ndim - 1);
+    for (int i = 1; i < a.ndim; i++) t->dim[i - 1] = a.shape[i];
+  }
+  /* per example: the dims after the first must be the type's (a class
+   * label's are none, and an f32[1] target may also come as shape (n,)) */
+  bool same = a.ndim - 1 == t->rank;
+  for (int i = 1; same && i < a.ndim; i++) same = a.shape[i] == t->dim[i - 1];
+  if (!same && a.ndim == 1 && t->rank == 1 && t->dim[0] == 1) same = true;
+  if (!same) {
+    const char *want = t->rank == 0 && t->dtype == IR_I32
+                           ? "one class id per example (an array of shape (n,))"
+                           : arena_printf(&L->tmp, "%s%s", t->dtype == IR_I32 ? "int" : "f32",
+                                          shape_text(&L->tmp, t->dim, t->rank, false));
+    rc = fail(L, 0, "the %s array has examples of shape %s (the array is %s), but what it "
+                    "feeds takes %s",
+              what, shape_text(&L->tmp, a.shape + 1, a.ndim - 1, false), ashape,
+              want ? want : "?");
+    goto done;
+  }
+  void *data = arena_alloc(L->keep, 4 * (size_t)(a.count ? a.count : 1));
+  if (!data) {
+    rc = oom(L);
+    goto done;
+  }
+  if (npy_convert(&a, 0, a.count, t->dtype, data, why, sizeof why)) {
+    rc = fail(L, 0, "%s", why);
+    goto done;
+  }
+  *out = data;
+  L->ds->n = a.shape[0];
+done:
+  if (buf) ra_free_mem(&L->alloc, buf, size + 1);
+  return rc;
+}
+
+static int load_npy(Loader *L) {
+  const DataDecl *d = L->d;
+  DataSet *ds = L->ds;
+  if (npy_array(L, &d->fields[0], "input", &ds->in_type[0], &ds->in_data[0], -1)) return -1;
+  ds->nin = 1;
+  const char *in_path = L->path;
+  if (ds->n == 0) return fail(L, 0, "the array has no examples (its first dimension is 0)");
+  if (d->nfields > 1) {
+    const DataField *f = &d->fields[1];
+    void *tg = NULL;
+    if (npy_array(L, f, "label", &ds->tgt_type, &tg, ds->n)) return -1;
+    ds->tgt_data = tg;
+    if (ds->tgt_type.dtype == IR_I32) { /* class ids */
+      int64_t per = numel(&ds->tgt_type), maxv = -1;
+      int64_t fixed = L->fixed && L->fixed->nlabels > 0 ? L->fixed->nlabels : -1;
+      for (int64_t i = 0; i < ds->n * per; i++) {
+        int32_t v = ds->tgt_data[i];
+        if (v < 0 || v >= 65536 || (fixed >= 0 && v >= fixed))
+          return fail(L, 0, "element %lld is %d, not a class id (0 .. %lld)", (long long)i, (int)v,
+                      (long long)(fixed >= 0 ? fixed - 1 : 65535));
+        if (v > maxv) maxv = v;
+      }
+      ds->classes = fixed >= 0 ? fixed : maxv + 1;
+      ds->label_names = arena_alloc(L->keep, sizeof(char *) * (size_t)(ds->classes + 1));
+      if (!ds->label_names) return oom(L);
+      for (int64_t k = 0; k < ds->classes; k++) {
+        ds->label_names[k] = fixed >= 0 ? arena_strdup(L->keep, L->fixed->labels[k])
+                                        : arena_printf(L->keep, "%lld", (long long)k);
+        if (!ds->label_names[k]) return oom(L);
+      }
+    }
+  }
+  L->path = in_path;
+  return make_split(L);
+}
+
 static int decl_inputs(const DataDecl *d, TokKind tok[8]) {
   if (d->loader == LOADER_TEXT) {
     tok[0] = d->tokenize == TOK_WORDS ? TOK_WORDS : TOK_CHARS;
@@ -1098,6 +1218,7 @@ DataSet *data_load_with(RaAlloc alloc, const DataDecl *d, const DataVocab *fixed
   case LOADER_CSV: rc = load_table(&L); break;
   case LOADER_TEXT: rc = load_text(&L); break;
   case LOADER_SYNTHETIC: rc = load_synthetic(&L); break;
+  case LOADER_NPY: rc = load_npy(&L); break;
   default: rc = fail(&L, 0, "unknown loader"); break;
   }
   vec_free(&L, &L.recs);

@@ -1355,8 +1355,8 @@ int clauses_train(Program *p, const AstItem *it, TrainDecl *t) {
   } else if (!batch) cerr(&k, where, "train needs 'batch N' (examples per step)");
   if (epochs && steps) {
     bool steps_last = steps_at.off > epochs_at.off;
-    Diag *d = cerr(&k, steps_last ? steps_at : epochs_at,
-                   "give either 'epochs' or 'steps', not both");
+    Diag *d = cerr(&k, steps_last ? steps_at : epochs_at, "%s",
+                   settings_exclusive("epochs", "steps"));
     diag_note(p->diags, d, steps_last ? epochs_at : steps_at, "the other one is here");
   } else if (!epochs && !steps && !k.unknown) {
     cerr(&k, where, "train needs 'epochs N' or 'steps N' (how long to train)");

@@ -59,6 +59,10 @@ struct ra_ctx {
   Pool *pool;
   uint64_t seed;
   bool has_seed;
+  /* predict of a sequence model: 0 (or false) for the defaults */
+  int64_t predict_tokens, predict_top_k;
+  double predict_temperature;
+  bool predict_greedy;
   bool allow_extern;
   bool has_rep_override;
   RepKind rep_override;

@@ -1179,17 +1179,54 @@ static void tb_add(TextBuf *b, const char *s, size_t k) {
 
 static void tb_puts(TextBuf *b, const char *s) { tb_add(b, s, strlen(s)); }
 
-/* Samples a token from logits x[K] at temperature 0.8 with the counter RNG. */
-static int64_t sample_token(const float *x, int64_t K, uint64_t seed, uint64_t i) {
-  double mx = x[0], sum = 0;
-  for (int64_t k = 1; k < K; k++) if (x[k] > mx) mx = x[k];
-  for (int64_t k = 0; k < K; k++) sum += exp((x[k] - mx) / 0.8);
-  double u = rng_uniform(seed, RNG_STREAM_DATA + 0x99, i) * sum, acc = 0;
-  for (int64_t k = 0; k < K; k++) {
-    acc += exp((x[k] - mx) / 0.8);
-    if (acc >= u) return k;
+/* How predict picks each generated token (RunOptions' predict_*). */
+typedef struct Sampler {
+  int64_t tokens;
+  double temperature;
+  int64_t top_k;     /* 0: every token */
+  bool greedy;
+  uint64_t seed;
+  int64_t *order;    /* [K] scratch for top-k */
+} Sampler;
+
+/* x[a] ranks above x[b]: larger, ties to the smaller id. */
+static bool ranks_above(const float *x, int64_t a, int64_t b) {
+  return x[a] > x[b] || (x[a] == x[b] && a < b);
+}
+
+/* A token from logits x[K]: the argmax when greedy (or top-k 1), else
+ * sampled at the temperature among the top k (all when 0) with the counter
+ * RNG, draw i. */
+static int64_t sample_token(const float *x, int64_t K, const Sampler *s, uint64_t i) {
+  int64_t arg = 0;
+  for (int64_t k = 1; k < K; k++) if (ranks_above(x, k, arg)) arg = k;
+  if (s->greedy || s->top_k == 1) return arg;
+  int64_t n = K;
+  const int64_t *ids = NULL;
+  if (s->top_k > 0 && s->top_k < K) {
+    /* the k best by partial selection: order[0..k) sorted by rank */
+    n = s->top_k;
+    int64_t m = 0;
+    for (int64_t k = 0; k < K; k++) {
+      int64_t j = m < n ? m++ : n;
+      if (j == n && !ranks_above(x, k, s->order[n - 1])) continue;
+      if (j == n) j = n - 1;
+      while (j > 0 && ranks_above(x, k, s->order[j - 1])) {
+        s->order[j] = s->order[j - 1];
+        j--;
+      }
+      s->order[j] = k;
+    }
+    ids = s->order;
   }
-  return K - 1;
+  double mx = x[arg], sum = 0;
+  for (int64_t k = 0; k < n; k++) sum += exp((x[ids ? ids[k] : k] - mx) / s->temperature);
+  double u = rng_uniform(s->seed, RNG_STREAM_DATA + 0x99, i) * sum, acc = 0;
+  for (int64_t k = 0; k < n; k++) {
+    acc += exp((x[ids ? ids[k] : k] - mx) / s->temperature);
+    if (acc >= u) return ids ? ids[k] : k;
+  }
+  return ids ? ids[n - 1] : K - 1;
 }
 
 /* A line of numbers separated by commas, tabs or spaces into the model's
@@ -1253,8 +1290,8 @@ static void print_values(const Bound *b, TextBuf *out) {
 /* One line of the text to predict for (line number lineno of src, a file's
  * path, or of the text given inline when src is NULL). */
 static void predict_line(Bound *b, const DataSet *ds, const char *line, const char *src,
-                         int64_t lineno, KernelCtx *kc, uint64_t seed, TextBuf *out, char *err,
-                         size_t errlen, int *rc) {
+                         int64_t lineno, KernelCtx *kc, const Sampler *sm, TextBuf *out,
+                         char *err, size_t errlen, int *rc) {
   const IrOutput *po = ir_find_output(b->f, OUT_PRED, -1);
   int32_t *in = b->in[0];
   int64_t T = b->m->inputs[0].type.dim[0];
@@ -1318,10 +1355,10 @@ static void predict_line(Bound *b, const DataSet *ds, const char *line, const ch
   int64_t len = n > 0 ? n : 1;
   if (n == 0) in[0] = 0;
   tb_puts(out, line);
-  for (int g = 0; g < 200; g++) {
+  for (int64_t g = 0; g < sm->tokens; g++) {
     if ((*rc = bound_run(b, kc, err, errlen))) return;
     const float *x = (const float *)exec_ptr(b->ex, po->value) + (len - 1) * K;
-    int64_t tok = sample_token(x, K, seed, (uint64_t)g);
+    int64_t tok = sample_token(x, K, sm, (uint64_t)g);
     const char *w = tok < ds->vocab.n ? ds->vocab.words[tok] : "?";
     if (words) tb_puts(out, " ");
     tb_puts(out, tok <= 1 ? "" : w);
@@ -1367,7 +1404,19 @@ int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptio
   kc.externs = o->externs;
   kc.nexterns = o->nexterns;
   TextBuf out = {ms->alloc, NULL, 0, 0, false};
-  uint64_t seed = o->has_seed ? o->seed : t->seed;
+  Sampler sm;
+  sm.tokens = o->predict_tokens > 0 ? o->predict_tokens : 200;
+  sm.temperature = o->predict_temperature > 0 ? o->predict_temperature : 0.8;
+  sm.top_k = o->predict_top_k > 0 ? o->predict_top_k : 0;
+  sm.greedy = o->predict_greedy;
+  sm.seed = o->has_seed ? o->seed : t->seed;
+  sm.order = NULL;
+  size_t order_bytes = 0;
+  if (rc == 0 && sm.top_k > 1) {
+    order_bytes = sizeof(int64_t) * (size_t)sm.top_k;
+    sm.order = ra_malloc(&ms->alloc, order_bytes);
+    if (!sm.order) rc = fail(err, errlen, RA_ENOMEM, "out of memory for top-k");
+  }
   const char *s = text;
   char *line = NULL; /* the current line, of any length */
   size_t linecap = 0;
@@ -1390,10 +1439,11 @@ int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptio
     memcpy(line, s, k);
     line[k] = 0;
     if (k && line[k - 1] == '\r') line[k - 1] = 0;
-    if (line[0]) predict_line(&b, ds, line, src, lineno, &kc, seed, &out, err, errlen, &rc);
+    if (line[0]) predict_line(&b, ds, line, src, lineno, &kc, &sm, &out, err, errlen, &rc);
     s = e ? e + 1 : s + strlen(s);
   }
   ra_free_mem(&ms->alloc, line, linecap);
+  if (sm.order) ra_free_mem(&ms->alloc, sm.order, order_bytes);
   bound_free(&b);
   data_free(ds);
   pool_free(own_pool);

@@ -38,6 +38,8 @@ static const char *usage_text =
     "  params FILE   parameter paths, shapes and counts [--model NAME]\n"
     "  eval FILE     evaluate a checkpoint: --ckpt CKPT [--split train|valid|test]\n"
     "  predict FILE  predict with a checkpoint: --ckpt CKPT (--input TEXT | --file F)\n"
+    "                a language model continues each line: [--tokens N] (200)\n"
+    "                [--temperature T] (0.8) [--top-k K] (all) [--greedy]\n"
     "  bench FILE    time training steps [--steps N]: steps/s, samples/s, GFLOP/s, memory\n"
   "  sweep FILE    train every combination of the axes, then tables and plots:\n"
   "                --out DIR [--repulsion K1,K2,...] [--seeds A..B|A,B,...]\n"
@@ -184,7 +186,7 @@ static int fail(ra_ctx *ctx) {
 static const char *const value_opts[] = {"--train",   "--model",   "--ckpt",      "--split",
                                          "--input",   "--file",    "--steps",     "--threads",
                                          "--seed",    "--repulsion", "--resume",  "--log",
-                                         "--set"};
+                                         "--set",     "--tokens",  "--temperature", "--top-k"};
 
 static int takes_value(const char *s) {
   for (size_t i = 0; i < sizeof value_opts / sizeof value_opts[0]; i++)
@@ -269,6 +271,10 @@ static int parse_args(ra_ctx *ctx, int argc, char **argv, Args *a) {
     else if (!strcmp(s, "--resume")) rc = set_opt(ctx, "resume", next);
     else if (!strcmp(s, "--log")) rc = set_opt(ctx, "log", next);
     else if (!strcmp(s, "--set")) rc = set_kv(ctx, next);
+    else if (!strcmp(s, "--tokens")) rc = set_opt(ctx, "predict.tokens", next);
+    else if (!strcmp(s, "--temperature")) rc = set_opt(ctx, "predict.temperature", next);
+    else if (!strcmp(s, "--top-k")) rc = set_opt(ctx, "predict.top_k", next);
+    else if (!strcmp(s, "--greedy")) rc = set_opt(ctx, "predict.greedy", "1");
     else rc = usage("unknown option '%s'", s);
     if (rc) return rc;
   }

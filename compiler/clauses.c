@@ -544,18 +544,21 @@ int clauses_attention(Program *p, const AstClauses *c, Span call, bool attnpool,
 
 /* ---- data (language.md §8) ---- */
 
-static const char *const LOADERS[] = {"tsv", "csv", "text", "synthetic"};
+static const char *const LOADERS[] = {"tsv", "csv", "text", "synthetic", "npy"};
 static const char *const TOKENIZERS[] = {"chars", "words"};
 
-static const char *const TSV_CLAUSES[] = {"text", "features", "label", "header", "split", "seed",
+static const char *const TSV_CLAUSES[] = {"text", "features", "label", "labels", "header", "split",
+                                          "seed",
                                           /* field sub-clauses, misplaced at top level */
                                           "column", "columns", "tokenize", "vocab", "maxlen",
                                           "shape"};
-enum { DC_TEXT, DC_FEATURES, DC_LABEL, DC_HEADER, DC_SPLIT, DC_SEED, DC_COLUMN, DC_COLUMNS,
+enum { DC_TEXT, DC_FEATURES, DC_LABEL, DC_LABELS, DC_HEADER, DC_SPLIT, DC_SEED, DC_COLUMN, DC_COLUMNS,
        DC_TOKENIZE, DC_VOCAB, DC_MAXLEN, DC_SHAPE };
 static const char *const TEXT_CLAUSES[] = {"tokenize", "window", "vocab", "split", "seed"};
 enum { TC_TOKENIZE, TC_WINDOW, TC_VOCAB, TC_SPLIT, TC_SEED };
 static const char *const SYN_CLAUSES[] = {"split", "seed"};
+static const char *const NPY_CLAUSES[] = {"label", "split", "seed"};
+enum { NC_LABEL, NC_SPLIT, NC_SEED };
 
 static int read_split(Cur *k, Span at, double split[3]) {
   bool got[3] = {false, false, false};
@@ -678,7 +681,7 @@ static int read_shape(Cur *k, Span at, IrType *t) {
 /* A field being read: its own clauses may follow it on its line or on the
  * next lines (`text column 1` then `maxlen 48` means the same as one line). */
 typedef struct FieldState {
-  int kind;              /* DC_TEXT, DC_FEATURES, DC_LABEL */
+  int kind;              /* DC_TEXT, DC_FEATURES, DC_LABEL, DC_LABELS */
   Span seen[4];          /* where each of its clauses was given */
   bool shape_given;
   bool bad;              /* an error in its clauses: skip the final checks */
@@ -689,12 +692,14 @@ static const char *const FEAT_SUBS[] = {"columns", "shape"};
 static const char *const LABEL_SUBS[] = {"column"};
 
 static const char *const *field_subs(int kind, int *n) {
-  *n = kind == DC_TEXT ? 4 : kind == DC_FEATURES ? 2 : 1;
-  return kind == DC_TEXT ? TEXT_SUBS : kind == DC_FEATURES ? FEAT_SUBS : LABEL_SUBS;
+  *n = kind == DC_TEXT ? 4 : kind == DC_FEATURES || kind == DC_LABELS ? 2 : 1;
+  return kind == DC_TEXT ? TEXT_SUBS
+       : kind == DC_FEATURES || kind == DC_LABELS ? FEAT_SUBS : LABEL_SUBS;
 }
 
 static const char *field_name(int kind) {
-  return kind == DC_TEXT ? "text" : kind == DC_FEATURES ? "features" : "label";
+  return kind == DC_TEXT ? "text" : kind == DC_FEATURES ? "features"
+       : kind == DC_LABELS ? "labels" : "label";
 }
 
 static void field_start(int kind, Span at, DataField *f, FieldState *st) {
@@ -702,6 +707,7 @@ static void field_start(int kind, Span at, DataField *f, FieldState *st) {
   memset(st, 0, sizeof *st);
   st->kind = kind;
   f->role = kind == DC_TEXT ? FIELD_TEXT : kind == DC_FEATURES ? FIELD_FEATURES : FIELD_LABEL;
+  f->range = kind == DC_FEATURES || kind == DC_LABELS;
   f->span = at;
   f->column = -1;
   f->tokenize = kind == DC_TEXT ? TOK_WORDS : TOK_NONE;
@@ -805,7 +811,7 @@ static void field_finish(Cur *k, DataField *f, FieldState *st) {
     f->shape.dtype = IR_I32;
     f->shape.rank = 1;
     f->shape.dim[0] = f->maxlen;
-  } else if (st->kind == DC_FEATURES) {
+  } else if (st->kind == DC_FEATURES || st->kind == DC_LABELS) {
     bool named = f->col_lo < 0 || f->col_hi < 0;
     int64_t count = named ? 0 : f->col_hi - f->col_lo + 1;
     if (st->shape_given) {
@@ -815,8 +821,8 @@ static void field_finish(Cur *k, DataField *f, FieldState *st) {
         cerr(k, st->seen[1], "shape holds %lld values but columns %lld..%lld are %lld",
              (long long)numel, (long long)f->col_lo, (long long)f->col_hi, (long long)count);
     } else if (named) {
-      cerr(k, f->span, "features given by column names need 'shape [N]' (the count is not "
-                       "known before the header is read)");
+      cerr(k, f->span, "%s given by column names need 'shape [N]' (the count is not "
+                       "known before the header is read)", field_name(st->kind));
     } else {
       memset(&f->shape, 0, sizeof f->shape);
       f->shape.dtype = IR_F32;
@@ -842,11 +848,12 @@ static int read_tsv_block(Cur *k, Span call, DataDecl *d) {
     switch (idx) {
     case DC_TEXT:
     case DC_FEATURES:
-    case DC_LABEL: {
-      if (idx == DC_LABEL) {
+    case DC_LABEL:
+    case DC_LABELS: {
+      if (idx == DC_LABEL || idx == DC_LABELS) {
         if (label_at.line > 0) {
-          Diag *g = cerr(k, at, "duplicate clause 'label'");
-          diag_note(k->p->diags, g, label_at, "'label' was first given here");
+          Diag *g = cerr(k, at, "a data set has one target: a second '%s' field", k->names[idx]);
+          diag_note(k->p->diags, g, label_at, "the first is here");
         }
         label_at = at;
       }
@@ -956,6 +963,56 @@ static int read_syn_block(Cur *k, DataDecl *d) {
     int rc = 0;
     int64_t v;
     if (idx == 0) {
+      rc = read_split(k, at, d->split);
+    } else {
+      rc = arg_int(k, "seed", at, 0, &v);
+      if (!rc) d->seed = (uint64_t)v;
+    }
+    clause_end(k, rc);
+  }
+  return 0;
+}
+
+/* npy("x.npy") { label npy("y.npy")  split ...  seed N }: the input is the
+ * first array, the target (if any) the label's. */
+static int read_npy_block(Cur *k, DataDecl *d) {
+  Span at;
+  int idx;
+  DataField *in = &d->fields[0];
+  memset(in, 0, sizeof *in);
+  in->role = FIELD_FEATURES;
+  in->span = d->path_span;
+  in->path = d->path;
+  in->path_span = d->path_span;
+  d->nfields = 1;
+  while ((idx = next_clause(k, &at)) >= 0) {
+    once(k, idx, at);
+    int rc = 0;
+    int64_t v;
+    if (idx == NC_LABEL) {
+      DataField *f = &d->fields[1];
+      memset(f, 0, sizeof *f);
+      f->role = FIELD_LABEL;
+      f->span = at;
+      f->column = -1;
+      f->shape.dtype = IR_I32;
+      const AstWord *w = peek(k);
+      if (at_arg(k) && w->kind == W_IDENT && strcmp(w->ident, "npy") == 0) k->i++;
+      w = peek(k);
+      if (at_arg(k) && !(w->kind == W_VALUE && w->value->kind == EX_STR)) {
+        cerr(k, w->span, "the label of npy data is an array, as in label npy(\"y.npy\"); "
+                         "found %s", word_desc(k, w));
+        k->i++;
+        rc = -1;
+      } else {
+        rc = arg_str(k, "label", at, &f->path, &f->path_span);
+      }
+      if (!rc && !*f->path) {
+        cerr(k, f->path_span, "the path of the label array is empty");
+        rc = -1;
+      }
+      if (!rc) d->nfields = 2;
+    } else if (idx == NC_SPLIT) {
       rc = read_split(k, at, d->split);
     } else {
       rc = arg_int(k, "seed", at, 0, &v);
@@ -1076,15 +1133,15 @@ int clauses_data(Program *p, const AstItem *it, const char *spec_dir, DataDecl *
                "a data set is made by a loader call such as tsv(\"data.tsv\") { ... }");
     return -1;
   }
-  int li = name_index(LOADERS, 4, call->str);
+  int li = name_index(LOADERS, 5, call->str);
   if (li < 0) {
-    const char *s = diag_suggest(call->str, LOADERS, 4);
+    const char *s = diag_suggest(call->str, LOADERS, 5);
     if (s)
       diag_error(p->diags, call->name_span, "unknown loader '%s'; did you mean '%s'?", call->str,
                  s);
     else
       diag_error(p->diags, call->name_span,
-                 "unknown loader '%s' (expected tsv, csv, text or synthetic)", call->str);
+                 "unknown loader '%s' (expected tsv, csv, text, synthetic or npy)", call->str);
     return -1;
   }
   d->loader = (LoaderKind)li;
@@ -1126,8 +1183,8 @@ int clauses_data(Program *p, const AstItem *it, const char *spec_dir, DataDecl *
   switch (d->loader) {
   case LOADER_TSV:
   case LOADER_CSV:
-    cur_init(&k, p, call->clauses, LOADERS[li], NULL, TSV_CLAUSES, 12);
-    k.nlisted = 6;
+    cur_init(&k, p, call->clauses, LOADERS[li], NULL, TSV_CLAUSES, 13);
+    k.nlisted = DC_COLUMN;
     read_tsv_block(&k, call->span, d);
     break;
   case LOADER_TEXT:
@@ -1137,6 +1194,10 @@ int clauses_data(Program *p, const AstItem *it, const char *spec_dir, DataDecl *
   case LOADER_SYNTHETIC:
     cur_init(&k, p, call->clauses, "synthetic", NULL, SYN_CLAUSES, 2);
     read_syn_block(&k, d);
+    break;
+  case LOADER_NPY:
+    cur_init(&k, p, call->clauses, "npy", NULL, NPY_CLAUSES, 3);
+    read_npy_block(&k, d);
     break;
   }
   if (k.bad) bad = true;
@@ -1346,8 +1407,8 @@ int clauses_train(Program *p, const AstItem *it, TrainDecl *t) {
   } else if (!batch) cerr(&k, where, "train needs 'batch N' (examples per step)");
   if (epochs && steps) {
     bool steps_last = steps_at.off > epochs_at.off;
-    Diag *d = cerr(&k, steps_last ? steps_at : epochs_at,
-                   "give either 'epochs' or 'steps', not both");
+    Diag *d = cerr(&k, steps_last ? steps_at : epochs_at, "%s",
+                   settings_exclusive("epochs", "steps"));
     diag_note(p->diags, d, steps_last ? epochs_at : steps_at, "the other one is here");
   } else if (!epochs && !steps && !k.unknown) {
     cerr(&k, where, "train needs 'epochs N' or 'steps N' (how long to train)");

@@ -93,7 +93,7 @@ typedef struct Model {
 } Model;
 
 /* ---- data (language.md §8) ---- */
-typedef enum { LOADER_TSV, LOADER_CSV, LOADER_TEXT, LOADER_SYNTHETIC } LoaderKind;
+typedef enum { LOADER_TSV, LOADER_CSV, LOADER_TEXT, LOADER_SYNTHETIC, LOADER_NPY } LoaderKind;
 typedef enum { TOK_NONE, TOK_CHARS, TOK_WORDS } TokKind;
 typedef enum { FIELD_TEXT, FIELD_FEATURES, FIELD_LABEL } FieldRole;
 typedef enum { SYN_COPY, SYN_REVERSE, SYN_RECALL } SynTask;
@@ -105,7 +105,13 @@ typedef struct DataField {
   const char *column_name;
   int64_t col_lo, col_hi;   /* features: columns lo..hi inclusive */
   const char *col_lo_name, *col_hi_name;
-  IrType shape;          /* features: per-example shape; text: int[maxlen] */
+  bool range;            /* features, labels: columns col_lo..col_hi */
+  bool typed;            /* sema set shape.dtype from a train block */
+  const char *path;      /* npy: the array's file, as written */
+  Span path_span;
+  IrType shape;          /* per-example type: text int[maxlen]; features and labels f32
+                          * (int when sema binds features to an int input); label:
+                          * rank 0 i32 (class), or f32 when bound to an f32 target */
   TokKind tokenize;
   int64_t vocab;         /* cap, specials included */
   int64_t maxlen;

@@ -375,19 +375,26 @@ static bool same_shape(const IrType *a, const IrType *b) {
   return true;
 }
 
-/* What a data set feeds: inputs in order and at most one target. */
+/* What a data set feeds: inputs in order and at most one target.  A table's
+ * features and labels take their element type from what they feed
+ * (docs/data.md): numbers or integer ids for an int input, numbers for an
+ * f32 target, class labels for a class target. */
 typedef struct Feed {
   IrType in[8];
   Span in_span[8];
+  int field[8];        /* the table field of each input, or -1 */
   int nin;
   bool has_target;
   bool target_label;   /* a class label (rank 0) */
   IrType target;
   Span target_span;
+  int target_field;    /* the table field of the target, or -1 */
 } Feed;
 
 static void data_feed(const DataDecl *d, Feed *fd) {
   memset(fd, 0, sizeof *fd);
+  fd->target_field = -1;
+  for (int i = 0; i < 8; i++) fd->field[i] = -1;
   IrType seq;
   memset(&seq, 0, sizeof seq);
   seq.dtype = IR_I32;
@@ -399,12 +406,13 @@ static void data_feed(const DataDecl *d, Feed *fd) {
       const DataField *f = &d->fields[i];
       if (f->role == FIELD_LABEL) {
         fd->has_target = true;
-        fd->target_label = true;
-        memset(&fd->target, 0, sizeof fd->target);
-        fd->target.dtype = IR_I32;
+        fd->target_label = !f->range;
+        fd->target = f->shape;
         fd->target_span = f->span;
+        fd->target_field = i;
       } else if (fd->nin < 8) {
         fd->in_span[fd->nin] = f->span;
+        fd->field[fd->nin] = f->role == FIELD_FEATURES ? i : -1;
         fd->in[fd->nin++] = f->shape;
       }
     }
@@ -417,6 +425,8 @@ static void data_feed(const DataDecl *d, Feed *fd) {
     fd->has_target = true;
     fd->target = seq;
     fd->target_span = d->span;
+    break;
+  case LOADER_NPY: /* typed by check_npy_binding */
     break;
   case LOADER_SYNTHETIC:
     seq.dim[0] = d->length;
@@ -436,10 +446,78 @@ static void data_feed(const DataDecl *d, Feed *fd) {
   }
 }
 
+static int64_t type_numel(const IrType *t) {
+  int64_t n = 1;
+  for (int i = t->batched ? 1 : 0; i < t->rank; i++) n *= t->dim[i];
+  return n;
+}
+
+/* Gives a table field the element type of what it feeds: dt, and for a
+ * label the target's shape.  A field a second train block reads as another
+ * type is an error at that block. */
+static bool type_field(Program *p, const TrainDecl *t, const DataDecl *d, int fi, IrDtype dt,
+                       const IrType *shape) {
+  DataField *f = &p->data[d - p->data].fields[fi];
+  if (f->typed && f->shape.dtype != dt) {
+    Diag *g = diag_error(p->diags, t->data_span,
+                         "data '%s' is read as %s here but as %s by another train block",
+                         d->name, dt == IR_I32 ? "integers" : "numbers",
+                         f->shape.dtype == IR_I32 ? "integers" : "numbers");
+    diag_note(p->diags, g, f->span, "the field is here");
+    return false;
+  }
+  f->typed = true;
+  f->shape.dtype = dt;
+  if (shape) {
+    f->shape = *shape;
+    f->shape.batched = 0;
+    if (shape->batched) {
+      f->shape.rank = (uint8_t)(shape->rank - 1);
+      for (int i = 0; i < f->shape.rank; i++) f->shape.dim[i] = shape->dim[i + 1];
+    }
+    f->shape.dtype = dt;
+  }
+  return true;
+}
+
+/* npy arrays take the types of what they feed: their shapes are checked
+ * against them when the files are read (docs/data.md). */
+static void check_npy_binding(Program *p, const TrainDecl *t, const Model *m,
+                              const DataDecl *d) {
+  Arena *a = p->arena;
+  if (m->ninputs != 1) {
+    Diag *g = diag_error(p->diags, t->data_span,
+                         "data '%s' gives 1 input but model '%s' takes %d", d->name, m->name,
+                         m->ninputs);
+    diag_note(p->diags, g, m->span, "model '%s' is here", m->name);
+    return;
+  }
+  type_field(p, t, d, 0, m->inputs[0].type.dtype, &m->inputs[0].type);
+  bool has = d->nfields > 1;
+  if (m->ntargets != (has ? 1 : 0)) {
+    Diag *g = has ? diag_error(p->diags, t->data_span,
+                               "data '%s' gives a target but model '%s' declares none", d->name,
+                               m->name)
+                  : diag_error(p->diags, t->data_span,
+                               "data '%s' gives no target for target '%s' (add a 'label "
+                               "npy(\"y.npy\")' clause)", d->name, m->targets[0].name);
+    diag_note(p->diags, g, has ? m->span : m->targets[0].span, "%s is here",
+              has ? "the model" : "the target");
+    return;
+  }
+  if (has) type_field(p, t, d, 1, m->targets[0].type.dtype, &m->targets[0].type);
+  (void)a;
+}
+
 static void check_binding(Program *p, const TrainDecl *t, const Model *m, const DataDecl *d) {
+  if (d->loader == LOADER_NPY) {
+    check_npy_binding(p, t, m, d);
+    return;
+  }
   Feed fd;
   data_feed(d, &fd);
   Arena *a = p->arena;
+  bool table = d->loader == LOADER_TSV || d->loader == LOADER_CSV;
   if (fd.nin != m->ninputs) {
     Diag *g = diag_error(p->diags, t->data_span,
                          "data '%s' gives %d input%s but model '%s' takes %d", d->name, fd.nin,
@@ -451,13 +529,18 @@ static void check_binding(Program *p, const TrainDecl *t, const Model *m, const 
   } else {
     for (int i = 0; i < fd.nin; i++) {
       const ModelVar *v = &m->inputs[i];
-      if (v->type.dtype == fd.in[i].dtype && same_shape(&v->type, &fd.in[i])) continue;
+      /* features read numbers for an f32 input, integer ids for an int one */
+      bool either = fd.field[i] >= 0 && (v->type.dtype == IR_F32 || v->type.dtype == IR_I32);
+      if (either) fd.in[i].dtype = v->type.dtype;
+      if (v->type.dtype == fd.in[i].dtype && same_shape(&v->type, &fd.in[i])) {
+        if (either) type_field(p, t, d, fd.field[i], v->type.dtype, NULL);
+        continue;
+      }
       Diag *g = diag_error(p->diags, t->data_span, "data '%s' gives %s for input '%s' : %s",
                            d->name, type_text(a, &fd.in[i], 0), v->name,
                            type_text(a, &v->type, v->classes));
       diag_note(p->diags, g, v->span, "'%s' is declared here", v->name);
-      if (d->loader == LOADER_TSV || d->loader == LOADER_CSV)
-        diag_note(p->diags, g, fd.in_span[i], "the field that feeds it is here");
+      if (table) diag_note(p->diags, g, fd.in_span[i], "the field that feeds it is here");
     }
   }
   int ntgt = fd.has_target ? 1 : 0;
@@ -467,8 +550,7 @@ static void check_binding(Program *p, const TrainDecl *t, const Model *m, const 
     if (ntgt == 0)
       g = diag_error(p->diags, t->data_span, "data '%s' gives no target for target '%s'%s",
                      d->name, v->name,
-                     d->loader == LOADER_TSV || d->loader == LOADER_CSV
-                         ? " (add a 'label column N' field)" : "");
+                     table ? " (add a 'label column N' field)" : "");
     else
       g = diag_error(p->diags, t->data_span, "data '%s' gives one target but model '%s' has %d",
                      d->name, m->name, m->ntargets);
@@ -485,18 +567,38 @@ static void check_binding(Program *p, const TrainDecl *t, const Model *m, const 
   }
   if (!ntgt) return;
   const ModelVar *v = &m->targets[0];
-  const char *got = fd.target_label ? "class labels" : type_text(a, &fd.target, 0);
+  int r = v->type.rank - (v->type.batched ? 1 : 0);
+  const char *got;
   bool ok;
-  if (fd.target_label) {
-    int r = v->type.rank - (v->type.batched ? 1 : 0);
-    ok = v->type.dtype == IR_I32 && r == 0;
+  const char *hint = NULL;
+  if (fd.target_field >= 0) {
+    /* a table's label: class labels for class(K), numbers for f32 */
+    const DataField *f = &d->fields[fd.target_field];
+    int64_t cols = f->range ? type_numel(&f->shape) : 1;
+    got = f->range ? arena_printf(a, "%lld number%s", (long long)cols, cols == 1 ? "" : "s")
+                   : v->type.dtype == IR_F32 ? "one number" : "class labels";
+    if (v->type.dtype == IR_F32) {
+      ok = type_numel(&v->type) == cols;
+      if (ok) ok = type_field(p, t, d, fd.target_field, IR_F32, &v->type);
+      else if (!f->range)
+        hint = "one 'label column' gives one number; use 'labels columns A..B shape [..]'";
+    } else {
+      ok = !f->range && v->type.dtype == IR_I32 && r == 0;
+      if (f->range && v->type.dtype == IR_I32)
+        hint = "'labels columns' give numbers, for an f32 target; a class target takes "
+               "'label column C'";
+    }
   } else {
-    ok = v->type.dtype == fd.target.dtype && same_shape(&v->type, &fd.target);
+    got = fd.target_label ? "class labels" : type_text(a, &fd.target, 0);
+    if (fd.target_label) ok = v->type.dtype == IR_I32 && r == 0;
+    else ok = v->type.dtype == fd.target.dtype && same_shape(&v->type, &fd.target);
   }
   if (!ok) {
     Diag *g = diag_error(p->diags, t->data_span, "data '%s' gives %s for target '%s' : %s",
-                         d->name, got, v->name, type_text(a, &v->type, v->classes));
+                         d->name, got ? got : "?", v->name, type_text(a, &v->type, v->classes));
     diag_note(p->diags, g, v->span, "'%s' is declared here", v->name);
+    if (fd.target_field >= 0)
+      diag_note(p->diags, g, fd.target_span, "%s", hint ? hint : "the field that feeds it is here");
   }
 }
 

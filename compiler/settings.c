@@ -344,6 +344,14 @@ static int set_special(const Setting *s, TrainDecl *t, const char *value, char *
   }
 }
 
+const char *settings_exclusive(const char *a, const char *b) {
+  if (!a || !b) return NULL;
+  bool ea = strcmp(a, "epochs") == 0, sa = strcmp(a, "steps") == 0;
+  bool eb = strcmp(b, "epochs") == 0, sb = strcmp(b, "steps") == 0;
+  if ((ea && sb) || (sa && eb)) return "give either 'epochs' or 'steps', not both";
+  return NULL;
+}
+
 int settings_apply(TrainDecl *t, Arena *a, const char *key, const char *value, bool check_opt,
                    char *msg, size_t n) {
   if (msg && n) msg[0] = 0;

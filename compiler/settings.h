@@ -108,4 +108,10 @@ int setting_parse_word(const Setting *s, const char *text, char *msg, size_t n);
 int settings_apply(TrainDecl *t, Arena *a, const char *key, const char *value, bool check_opt,
                    char *msg, size_t n);
 
+/* The one rule of settings given together: 'epochs' and 'steps' exclude
+ * each other, in a train block and among the --set options of one run (a
+ * single --set of either replaces the spec's other one).  The message when
+ * keys a and b may not both be given, or NULL. */
+const char *settings_exclusive(const char *a, const char *b);
+
 #endif

@@ -90,7 +90,12 @@ RA_API int ra_errcode(ra_ctx *ctx);
  * 2 seconds and at evaluations, every write checked; with "resume" it is cut
  * back to the checkpoint's step and continued), "resume" (a checkpoint to
  * continue training from), and any train setting as "set.KEY" (e.g.
- * "set.epochs" = "2").  The train settings and their limits are listed
+ * "set.epochs" = "2"; "set.epochs" and "set.steps" together are refused,
+ * as in a spec), and for ra_predict of a language model "predict.tokens"
+ * (1 to 1000000, default 200), "predict.temperature" (above 0, at most
+ * 1000, default 0.8), "predict.top_k" (1 to 1000000, default all tokens)
+ * and "predict.greedy" (0|1: the most likely token, as top_k 1); sampling
+ * is deterministic for a seed.  The train settings and their limits are listed
  * once, in docs/language.md section 8; a value is checked when it is set
  * (a setting of the other optimizer when ra_train applies it) and a bad one
  * is RA_EUSAGE with the message a spec would get, without the location.

@@ -3,6 +3,7 @@
  * point checks its arguments and returns a status; messages are kept on the
  * context (ra_error).  Nothing here is global. */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +196,25 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
       ctx->rep_override = (RepKind)w;
       ctx->has_rep_override = true;
     }
+  } else if (!strcmp(key, "predict.tokens") || !strcmp(key, "predict.top_k")) {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (!*value || *end || errno || v < 1 || v > 1000000)
+      return api_fail(ctx, RA_EUSAGE, "option %s (--%s): expected an integer from 1 to 1000000, "
+                      "got '%s'", key, strcmp(key, "predict.tokens") == 0 ? "tokens" : "top-k", value);
+    if (!strcmp(key, "predict.tokens")) ctx->predict_tokens = v;
+    else ctx->predict_top_k = v;
+  } else if (!strcmp(key, "predict.temperature")) {
+    char *end = NULL;
+    double v = strtod(value, &end);
+    if (!*value || *end || !isfinite(v) || !(v > 0) || v > 1000)
+      return api_fail(ctx, RA_EUSAGE, "option predict.temperature (--temperature): expected a "
+                      "number above 0 and at most 1000, got '%s'", value);
+    ctx->predict_temperature = v;
+  } else if (!strcmp(key, "predict.greedy")) {
+    if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option predict.greedy (--greedy): expected 0 or 1, got '%s'", value);
+    ctx->predict_greedy = b;
   } else if (!strcmp(key, "allow_extern")) {
     if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option allow_extern: expected 0 or 1, got '%s'", value);
     ctx->allow_extern = b;
@@ -241,6 +261,12 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
     memset(&scratch, 0, sizeof scratch);
     if (settings_apply(&scratch, NULL, key + 4, value, false, msg, sizeof msg))
       return api_fail(ctx, RA_EUSAGE, "--set %s=%s: %s", key + 4, value, msg);
+    for (int i = 0; i < ctx->nsets; i++) {
+      const char *why = settings_exclusive(ctx->sets[i].key, key + 4);
+      if (why)
+        return api_fail(ctx, RA_EUSAGE, "--set %s=%s: %s (--set %s=%s is given too)", key + 4,
+                        value, why, ctx->sets[i].key, ctx->sets[i].value);
+    }
     if (ctx->nsets == (int)(sizeof ctx->sets / sizeof ctx->sets[0]))
       return api_fail(ctx, RA_EUSAGE, "too many set.* options (at most %d)", ctx->nsets);
     char *k = api_strdup(ctx, key + 4), *val = api_strdup(ctx, value);
@@ -505,6 +531,10 @@ void api_run_options(ra_ctx *ctx, RunOptions *o) {
   o->pool = &ctx->pool;
   o->seed = ctx->seed;
   o->has_seed = ctx->has_seed;
+  o->predict_tokens = ctx->predict_tokens > 0 ? ctx->predict_tokens : 200;
+  o->predict_temperature = ctx->predict_temperature > 0 ? ctx->predict_temperature : 0.8;
+  o->predict_top_k = ctx->predict_top_k;
+  o->predict_greedy = ctx->predict_greedy;
   o->progress = ctx->progress;
   o->quiet = ctx->quiet;
   o->log_path = ctx->log_path;

@@ -60,6 +60,10 @@ struct ra_ctx {
   Pool *pool;
   uint64_t seed;
   bool has_seed;
+  /* predict of a sequence model: 0 (or false) for the defaults */
+  int64_t predict_tokens, predict_top_k;
+  double predict_temperature;
+  bool predict_greedy;
   bool allow_extern;
   bool use_jit;             /* option jit: compiled loops (compiler/jit) */
   Jit *jit;                 /* made when the option is first set, freed by

@@ -8,6 +8,7 @@
 #include "data.h"
 
 #include "../../base/file.h"
+#include "npy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -155,10 +156,9 @@ static int file_exists(const char *p) {
   return stat(p, &st) == 0;
 }
 
-/* Resolves the path (relative to the spec's folder first, then to the
- * working directory) and reads the file. */
-static int read_file(Loader *L) {
-  const char *p = L->d->path;
+/* Resolves the path p (relative to the spec's folder first, then to the
+ * working directory), sets L->path and reads the file whole. */
+static int read_path(Loader *L, const char *p, char **buf, size_t *size) {
   if (!p || !*p) return fail(L, 0, "no file name given");
   const char *path = p;
   if (p[0] != '/' && L->d->spec_dir && *L->d->spec_dir && strcmp(L->d->spec_dir, ".") != 0) {
@@ -168,13 +168,19 @@ static int read_file(Loader *L) {
   }
   L->path = path;
   char why[256];
-  char *buf;
-  size_t size;
-  if (file_read_all(&L->alloc, path, (uint64_t)1 << 40, &buf, &size, why, sizeof why) != 0) {
+  if (file_read_all(&L->alloc, path, (uint64_t)1 << 40, buf, size, why, sizeof why) != 0) {
     if (path != p)
       return fail(L, 0, "cannot open the data file: %s (also looked for '%s')", why, p);
     return fail(L, 0, "cannot open the data file: %s", why);
   }
+  return 0;
+}
+
+/* Reads the data block's file into L->buf. */
+static int read_file(Loader *L) {
+  char *buf;
+  size_t size;
+  if (read_path(L, L->d->path, &buf, &size)) return -1;
   L->buf = buf;
   L->buf_size = size + 1;
   L->buf[size] = 0;
@@ -516,13 +522,62 @@ static int table_text_field(Loader *L, const DataField *f, int64_t col, Vocab *f
   return 0;
 }
 
+/* The number in a cell (anything strtod reads, finite, in f32's range), or
+ * with ints an integer id in int32's range; an error names line and column. */
+static int cell_number(Loader *L, const Rec *r, int64_t col, bool ints, double *out) {
+  Cell c = trim(((const Cell *)L->cells.p)[r->first + col]);
+  char small[128], ex[48];
+  char *end = NULL;
+  double v = 0;
+  bool ok = c.n > 0;
+  if (ok) {
+    /* a field of any length (a long run of digits is still a number) */
+    char *num = c.n < sizeof small ? small : arena_alloc(&L->tmp, c.n + 1);
+    if (!num) return oom(L);
+    memcpy(num, c.p, c.n);
+    num[c.n] = 0;
+    errno = 0;
+    if (ints) {
+      long long iv = strtoll(num, &end, 10);
+      ok = end == num + c.n && errno == 0 && iv >= INT32_MIN && iv <= INT32_MAX;
+      v = (double)iv;
+    } else {
+      v = strtod(num, &end);
+      ok = end == num + c.n && isfinite(v) && fabs(v) <= 3.4e38;
+    }
+  }
+  if (!ok) {
+    if (c.n == 0)
+      return fail(L, r->line, "column %lld: expected %s, found an empty field", (long long)col,
+                  ints ? "an integer id" : "a number");
+    return fail(L, r->line, "column %lld: expected %s, found '%s'", (long long)col,
+                ints ? "an integer id (the input it feeds is int)" : "a number",
+                excerpt(c.p, c.n, ex, sizeof ex));
+  }
+  *out = v;
+  return 0;
+}
+
+/* Columns lo..hi of every record as numbers (f32) or integer ids (int32,
+ * when dt is IR_I32) into out[n][hi-lo+1]. */
+static int table_numbers(Loader *L, int64_t lo, int64_t hi, IrDtype dt, void *out) {
+  const Rec *recs = (const Rec *)L->recs.p + (L->d->header ? 1 : 0);
+  int64_t m = hi - lo + 1;
+  for (int64_t i = 0; i < L->ds->n; i++)
+    for (int64_t j = 0; j < m; j++) {
+      double v = 0;
+      if (cell_number(L, &recs[i], lo + j, dt == IR_I32, &v)) return -1;
+      if (dt == IR_I32) ((int32_t *)out)[i * m + j] = (int32_t)v;
+      else ((float *)out)[i * m + j] = (float)v;
+    }
+  return 0;
+}
+
 static int table_features(Loader *L, int k, const DataField *f, int64_t lo, int64_t hi) {
   DataSet *ds = L->ds;
-  const Rec *recs = (const Rec *)L->recs.p + (L->d->header ? 1 : 0);
-  const Cell *cells = L->cells.p;
   int64_t m = hi - lo + 1;
   IrType t = f->shape;
-  t.dtype = IR_F32;
+  t.dtype = f->shape.dtype == IR_I32 ? IR_I32 : IR_F32;
   t.batched = 0;
   if (t.rank == 0) {
     t.rank = 1;
@@ -534,37 +589,31 @@ static int table_features(Loader *L, int k, const DataField *f, int64_t lo, int6
   ds->in_type[k] = t;
   int64_t total;
   if (!mul_ok(ds->n, m, &total)) return oom(L);
-  float *out = arena_alloc(L->keep, sizeof(float) * (size_t)(total ? total : 1));
+  void *out = arena_alloc(L->keep, 4 * (size_t)(total ? total : 1));
   if (!out) return oom(L);
   ds->in_data[k] = out;
-  for (int64_t i = 0; i < ds->n; i++) {
-    for (int64_t j = 0; j < m; j++) {
-      Cell c = trim(cells[recs[i].first + lo + j]);
-      char small[128], ex[48];
-      char *end = NULL;
-      double v = 0;
-      bool ok = c.n > 0;
-      if (ok) {
-        /* a field of any length (a long run of digits is still a number) */
-        char *num = c.n < sizeof small ? small : arena_alloc(&L->tmp, c.n + 1);
-        if (!num) return oom(L);
-        memcpy(num, c.p, c.n);
-        num[c.n] = 0;
-        errno = 0;
-        v = strtod(num, &end);
-        ok = end == num + c.n && isfinite(v) && fabs(v) <= 3.4e38;
-      }
-      if (!ok) {
-        if (c.n == 0)
-          return fail(L, recs[i].line, "column %lld: expected a number, found an empty field",
-                      (long long)(lo + j));
-        return fail(L, recs[i].line, "column %lld: expected a number, found '%s'", (long long)(lo + j),
-                    excerpt(c.p, c.n, ex, sizeof ex));
-      }
-      out[i * m + j] = (float)v;
-    }
+  return table_numbers(L, lo, hi, t.dtype, out);
+}
+
+/* A label field bound to an f32 target: numbers, columns lo..hi. */
+static int table_value_labels(Loader *L, const DataField *f, int64_t lo, int64_t hi) {
+  DataSet *ds = L->ds;
+  int64_t m = hi - lo + 1;
+  IrType t = f->shape;
+  t.batched = 0;
+  if (t.rank == 0) {
+    t.rank = 1;
+    t.dim[0] = m;
   }
-  return 0;
+  if (numel(&t) != m)
+    return fail(L, 0, "labels columns %lld..%lld give %lld values per example, but the shape has %lld",
+                (long long)lo, (long long)hi, (long long)m, (long long)numel(&t));
+  ds->tgt_type = t;
+  int64_t total;
+  if (!mul_ok(ds->n, m, &total)) return oom(L);
+  ds->tgt_data = arena_alloc(L->keep, 4 * (size_t)(total ? total : 1));
+  if (!ds->tgt_data) return oom(L);
+  return table_numbers(L, lo, hi, IR_F32, ds->tgt_data);
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -698,10 +747,11 @@ static int table_columns(Loader *L, int64_t cols[][2]) {
   int nlabel = 0;
   for (int i = 0; i < d->nfields; i++) {
     const DataField *f = &d->fields[i];
-    int64_t lo = f->role == FIELD_FEATURES ? f->col_lo : f->column;
-    int64_t hi = f->role == FIELD_FEATURES ? f->col_hi : f->column;
-    const char *lon = f->role == FIELD_FEATURES ? f->col_lo_name : f->column_name;
-    const char *hin = f->role == FIELD_FEATURES ? f->col_hi_name : f->column_name;
+    bool range = f->range || f->role == FIELD_FEATURES;
+    int64_t lo = range ? f->col_lo : f->column;
+    int64_t hi = range ? f->col_hi : f->column;
+    const char *lon = range ? f->col_lo_name : f->column_name;
+    const char *hin = range ? f->col_hi_name : f->column_name;
     if ((lon && lo < 0) || (hin && hi < 0)) {
       if (!d->header)
         return fail(L, 0, "column '%s' is named, but the data has no header line (add 'header')",
@@ -772,7 +822,10 @@ static int load_table(Loader *L) {
   for (int i = 0; i < d->nfields && rc == 0; i++) {
     const DataField *f = &d->fields[i];
     if (f->role == FIELD_LABEL) {
-      rc = table_labels(L, cols[i][0]);
+      /* numbers for an f32 target (sema types the field), else class labels */
+      bool numbers = f->range || (f->typed && f->shape.dtype == IR_F32);
+      rc = numbers ? table_value_labels(L, f, cols[i][0], cols[i][1])
+                                    : table_labels(L, cols[i][0]);
       continue;
     }
     if (k >= 8) {
@@ -972,6 +1025,120 @@ static int load_synthetic(Loader *L) {
 /* ---- the public entry points ---- */
 
 /* The inputs of d and their tokenizers, from the declaration alone. */
+/* ---- npy(path) { label npy(path) } ---- */
+
+static const char *shape_text(Arena *a, const int64_t *dim, int n, bool tuple) {
+  char buf[256];
+  size_t k = 0;
+  buf[k++] = tuple ? '(' : '[';
+  for (int i = 0; i < n && k < sizeof buf - 32; i++)
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%lld", i ? ", " : "", (long long)dim[i]);
+  if (tuple && n == 1) buf[k++] = ',';
+  buf[k++] = tuple ? ')' : ']';
+  buf[k] = 0;
+  return arena_strdup(a, buf);
+}
+
+/* One array of the data set: read, parsed, its examples checked against
+ * the field's per-example type (as sema typed it from the model; an
+ * untyped field takes the array's), converted into out. */
+static int npy_array(Loader *L, const DataField *f, const char *what, IrType *t, void **out,
+                     int64_t n_want) {
+  char *buf = NULL;
+  size_t size = 0;
+  if (read_path(L, f->path, &buf, &size)) return -1;
+  NpyArray a;
+  char why[256];
+  int rc = 0;
+  if (npy_parse((const unsigned char *)buf, size, &a, why, sizeof why)) {
+    rc = fail(L, 0, "%s", why);
+    goto done;
+  }
+  const char *ashape = shape_text(&L->tmp, a.shape, a.ndim, true);
+  if (!ashape) {
+    rc = oom(L);
+    goto done;
+  }
+  if (n_want >= 0 && a.shape[0] != n_want) {
+    rc = fail(L, 0, "the %s array has %lld examples (shape %s), but the input array has %lld",
+              what, (long long)a.shape[0], ashape, (long long)n_want);
+    goto done;
+  }
+  *t = f->shape;
+  t->batched = 0;
+  if (!f->typed) { /* the array's own shape */
+    t->dtype = a.dtype == NPY_I4 || a.dtype == NPY_I8 ? IR_I32 : IR_F32;
+    t->rank = (uint8_t)(a.ndim - 1);
+    for (int i = 1; i < a.ndim; i++) t->dim[i - 1] = a.shape[i];
+  }
+  /* per example: the dims after the first must be the type's (a class
+   * label's are none, and an f32[1] target may also come as shape (n,)) */
+  bool same = a.ndim - 1 == t->rank;
+  for (int i = 1; same && i < a.ndim; i++) same = a.shape[i] == t->dim[i - 1];
+  if (!same && a.ndim == 1 && t->rank == 1 && t->dim[0] == 1) same = true;
+  if (!same) {
+    const char *want = t->rank == 0 && t->dtype == IR_I32
+                           ? "one class id per example (an array of shape (n,))"
+                           : arena_printf(&L->tmp, "%s%s", t->dtype == IR_I32 ? "int" : "f32",
+                                          shape_text(&L->tmp, t->dim, t->rank, false));
+    rc = fail(L, 0, "the %s array has examples of shape %s (the array is %s), but what it "
+                    "feeds takes %s",
+              what, shape_text(&L->tmp, a.shape + 1, a.ndim - 1, false), ashape,
+              want ? want : "?");
+    goto done;
+  }
+  void *data = arena_alloc(L->keep, 4 * (size_t)(a.count ? a.count : 1));
+  if (!data) {
+    rc = oom(L);
+    goto done;
+  }
+  if (npy_convert(&a, 0, a.count, t->dtype, data, why, sizeof why)) {
+    rc = fail(L, 0, "%s", why);
+    goto done;
+  }
+  *out = data;
+  L->ds->n = a.shape[0];
+done:
+  if (buf) ra_free_mem(&L->alloc, buf, size + 1);
+  return rc;
+}
+
+static int load_npy(Loader *L) {
+  const DataDecl *d = L->d;
+  DataSet *ds = L->ds;
+  if (npy_array(L, &d->fields[0], "input", &ds->in_type[0], &ds->in_data[0], -1)) return -1;
+  ds->nin = 1;
+  const char *in_path = L->path;
+  if (ds->n == 0) return fail(L, 0, "the array has no examples (its first dimension is 0)");
+  if (d->nfields > 1) {
+    const DataField *f = &d->fields[1];
+    void *tg = NULL;
+    if (npy_array(L, f, "label", &ds->tgt_type, &tg, ds->n)) return -1;
+    ds->tgt_data = tg;
+    if (ds->tgt_type.dtype == IR_I32) { /* class ids */
+      int64_t per = numel(&ds->tgt_type), maxv = -1;
+      int64_t fixed = L->fixed && L->fixed->nlabels > 0 ? L->fixed->nlabels : -1;
+      for (int64_t i = 0; i < ds->n * per; i++) {
+        int32_t v = ds->tgt_data[i];
+        if (v < 0 || v >= 65536 || (fixed >= 0 && v >= fixed))
+          return fail(L, 0, "element %lld is %d, not a class id (0 .. %lld)", (long long)i, (int)v,
+                      (long long)(fixed >= 0 ? fixed - 1 : 65535));
+        if (v > maxv) maxv = v;
+      }
+      ds->classes = fixed >= 0 ? fixed : maxv + 1;
+      ds->label_names = arena_alloc(L->keep, sizeof(char *) * (size_t)(ds->classes + 1));
+      if (!ds->label_names) return oom(L);
+      for (int64_t k = 0; k < ds->classes; k++) {
+        ds->label_names[k] = fixed >= 0 ? arena_strdup(L->keep, L->fixed->labels[k])
+                                        : arena_printf(L->keep, "%lld", (long long)k);
+        if (!ds->label_names[k]) return oom(L);
+      }
+    }
+  }
+  L->path = in_path;
+  return make_split(L);
+}
+
 static int decl_inputs(const DataDecl *d, TokKind tok[8]) {
   if (d->loader == LOADER_TEXT) {
     tok[0] = d->tokenize == TOK_WORDS ? TOK_WORDS : TOK_CHARS;
@@ -1051,6 +1218,7 @@ DataSet *data_load_with(RaAlloc alloc, const DataDecl *d, const DataVocab *fixed
   case LOADER_CSV: rc = load_table(&L); break;
   case LOADER_TEXT: rc = load_text(&L); break;
   case LOADER_SYNTHETIC: rc = load_synthetic(&L); break;
+  case LOADER_NPY: rc = load_npy(&L); break;
   default: rc = fail(&L, 0, "unknown loader"); break;
   }
   vec_free(&L, &L.recs);
@@ -1088,7 +1256,7 @@ DataSet *data_from_vocab(RaAlloc alloc, const DataDecl *d, const DataVocab *v, c
         ds->in_type[k] = int_vec(f->maxlen);
       } else {
         ds->in_type[k] = f->shape;
-        ds->in_type[k].dtype = IR_F32;
+        ds->in_type[k].dtype = f->shape.dtype == IR_I32 ? IR_I32 : IR_F32;
       }
     }
   }

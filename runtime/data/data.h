@@ -23,13 +23,13 @@ typedef struct DataSet {
   int64_t n;              /* examples */
   int nin;                /* input fields */
   IrType in_type[8];      /* per example */
-  IrType tgt_type;        /* per example: rank 0 class, or int[T] */
+  IrType tgt_type;        /* per example: rank 0 class, int[T], or f32[..] numbers */
   int64_t classes;        /* labels: number of distinct labels (K) */
   char **label_names;     /* id -> label text (tsv/csv) */
   Vocab vocab;            /* text fields and text loader */
   TokKind tok[8];         /* per input: TOK_CHARS or TOK_WORDS for text, TOK_NONE */
   void *in_data[8];       /* [n][numel(in_type[k])] f32 or i32 */
-  int32_t *tgt_data;      /* [n][numel(tgt_type)] */
+  int32_t *tgt_data;      /* [n][numel(tgt_type)]: ids, or f32 bits when tgt_type is f32 */
   int64_t *split_idx[3];  /* example indices of train / valid / test */
   int64_t split_n[3];
 } DataSet;

@@ -141,6 +141,7 @@ uint64_t data_settings_hash(const DataDecl *d) {
     fnv_i64(&f, x->tokenize);
     fnv_i64(&f, x->vocab);
     fnv_i64(&f, x->maxlen);
+    if (x->path) fnv_str(&f, x->path); /* npy arrays */
   }
   for (int k = 0; k < 3; k++) fnv_f64(&f, d->split[k]);
   fnv_i64(&f, (int64_t)d->seed);

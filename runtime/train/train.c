@@ -216,6 +216,22 @@ static int check_data(const Program *p, const Model *m, const DataSet *ds, const
     const IrNode *tab = &m->fwd->nodes[n->in[0]];
     if (idx->op != OP_INPUT || idx->attr.i[0] >= m->ninputs) continue;
     int64_t rows = tab->type.dim[0];
+    int k = (int)idx->attr.i[0];
+    if (ds->tok[k] == TOK_NONE && ds->in_type[k].dtype == IR_I32) {
+      /* integer ids read from columns: each must be a row of the table */
+      int64_t per = 1;
+      for (int d = 0; d < ds->in_type[k].rank; d++) per *= ds->in_type[k].dim[d];
+      const int32_t *ids = ds->in_data[k];
+      for (int64_t e = 0; e < ds->n * per; e++)
+        if (ids[e] < 0 || ids[e] >= rows)
+          return fail(err, errlen, RA_EDATA,
+                      "%s: error: data '%s', example %lld (in file order, from 0), value %lld: "
+                      "id %d of input '%s' is outside the embedding's vocab %lld (ids 0..%lld)",
+                      where(p, n->span, at, sizeof at), t->data, (long long)(e / per),
+                      (long long)(e % per), (int)ids[e], m->inputs[k].name, (long long)rows,
+                      (long long)(rows - 1));
+      continue;
+    }
     if (ds->vocab.n > rows)
       return fail(err, errlen, RA_EDATA,
                   "%s: error: data '%s' has a vocabulary of %lld tokens but the embedding of "
@@ -1309,28 +1325,134 @@ static void tb_add(TextBuf *b, const char *s, size_t k) {
 
 static void tb_puts(TextBuf *b, const char *s) { tb_add(b, s, strlen(s)); }
 
-/* Samples a token from logits x[K] at temperature 0.8 with the counter RNG. */
-static int64_t sample_token(const float *x, int64_t K, uint64_t seed, uint64_t i) {
-  double mx = x[0], sum = 0;
-  for (int64_t k = 1; k < K; k++) if (x[k] > mx) mx = x[k];
-  for (int64_t k = 0; k < K; k++) sum += exp((x[k] - mx) / 0.8);
-  double u = rng_uniform(seed, RNG_STREAM_DATA + 0x99, i) * sum, acc = 0;
-  for (int64_t k = 0; k < K; k++) {
-    acc += exp((x[k] - mx) / 0.8);
-    if (acc >= u) return k;
+/* How predict picks each generated token (RunOptions' predict_*). */
+typedef struct Sampler {
+  int64_t tokens;
+  double temperature;
+  int64_t top_k;     /* 0: every token */
+  bool greedy;
+  uint64_t seed;
+  int64_t *order;    /* [K] scratch for top-k */
+} Sampler;
+
+/* x[a] ranks above x[b]: larger, ties to the smaller id. */
+static bool ranks_above(const float *x, int64_t a, int64_t b) {
+  return x[a] > x[b] || (x[a] == x[b] && a < b);
+}
+
+/* A token from logits x[K]: the argmax when greedy (or top-k 1), else
+ * sampled at the temperature among the top k (all when 0) with the counter
+ * RNG, draw i. */
+static int64_t sample_token(const float *x, int64_t K, const Sampler *s, uint64_t i) {
+  int64_t arg = 0;
+  for (int64_t k = 1; k < K; k++) if (ranks_above(x, k, arg)) arg = k;
+  if (s->greedy || s->top_k == 1) return arg;
+  int64_t n = K;
+  const int64_t *ids = NULL;
+  if (s->top_k > 0 && s->top_k < K) {
+    /* the k best by partial selection: order[0..k) sorted by rank */
+    n = s->top_k;
+    int64_t m = 0;
+    for (int64_t k = 0; k < K; k++) {
+      int64_t j = m < n ? m++ : n;
+      if (j == n && !ranks_above(x, k, s->order[n - 1])) continue;
+      if (j == n) j = n - 1;
+      while (j > 0 && ranks_above(x, k, s->order[j - 1])) {
+        s->order[j] = s->order[j - 1];
+        j--;
+      }
+      s->order[j] = k;
+    }
+    ids = s->order;
   }
-  return K - 1;
+  double mx = x[arg], sum = 0;
+  for (int64_t k = 0; k < n; k++) sum += exp((x[ids ? ids[k] : k] - mx) / s->temperature);
+  double u = rng_uniform(s->seed, RNG_STREAM_DATA + 0x99, i) * sum, acc = 0;
+  for (int64_t k = 0; k < n; k++) {
+    acc += exp((x[ids ? ids[k] : k] - mx) / s->temperature);
+    if (acc >= u) return ids ? ids[k] : k;
+  }
+  return ids ? ids[n - 1] : K - 1;
+}
+
+/* A line of numbers separated by commas, tabs or spaces into the model's
+ * input 0 (f32, or integer ids for an int input). */
+static int encode_numbers(Bound *b, const char *line, const char *src, int64_t lineno,
+                          char *err, size_t errlen) {
+  const IrType *t = &b->m->inputs[0].type;
+  int64_t want = 1;
+  for (int i = t->batched ? 1 : 0; i < t->rank; i++) want *= t->dim[i];
+  bool ints = t->dtype == IR_I32;
+  int64_t got = 0;
+  const char *s = line;
+  for (;;) {
+    while (*s == ' ' || *s == '\t' || *s == ',') s++;
+    if (!*s) break;
+    char *end = NULL;
+    errno = 0;
+    double v = 0;
+    if (ints) {
+      long long iv = strtoll(s, &end, 10);
+      if (errno || iv < INT32_MIN || iv > INT32_MAX) end = (char *)s;
+      v = (double)iv;
+    } else {
+      v = strtod(s, &end);
+      if (!isfinite(v) || fabs(v) > 3.4e38) end = (char *)s;
+    }
+    if (end == s || (*end && *end != ' ' && *end != '\t' && *end != ',')) {
+      size_t w = strcspn(s, " \t,");
+      return fail(err, errlen, RA_EDATA, "%s%s%lld: column %lld: expected %s, found '%.*s'",
+                  src ? src : "input line", src ? ":" : " ", (long long)lineno, (long long)got,
+                  ints ? "an integer id" : "a number", (int)(w > 40 ? 40 : w), s);
+    }
+    if (got < want) {
+      if (ints) ((int32_t *)b->in[0])[got] = (int32_t)v;
+      else ((float *)b->in[0])[got] = (float)v;
+    }
+    got++;
+    s = end;
+  }
+  if (got != want)
+    return fail(err, errlen, RA_EDATA, "%s%s%lld: expected %lld %s (input '%s'), found %lld",
+                src ? src : "input line", src ? ":" : " ", (long long)lineno, (long long)want,
+                ints ? "ids" : "numbers", b->m->inputs[0].name, (long long)got);
+  return 0;
+}
+
+/* The model's first output, its numbers separated by spaces. */
+static void print_values(const Bound *b, TextBuf *out) {
+  const IrOutput *oo = ir_find_output(b->f, OUT_OUTPUT, -1);
+  if (!oo) return;
+  const IrType *ot = &b->f->nodes[oo->value].type;
+  int64_t n = ir_numel(ot);
+  const float *x = exec_ptr(b->ex, oo->value);
+  char num[48];
+  for (int64_t i = 0; i < n; i++) {
+    snprintf(num, sizeof num, "%s%.6g", i ? " " : "", (double)x[i]);
+    tb_puts(out, num);
+  }
 }
 
 /* One line of the text to predict for (line number lineno of src, a file's
  * path, or of the text given inline when src is NULL). */
 static void predict_line(Bound *b, const DataSet *ds, const char *line, const char *src,
-                         int64_t lineno, KernelCtx *kc, uint64_t seed, TextBuf *out, char *err,
-                         size_t errlen, int *rc) {
+                         int64_t lineno, KernelCtx *kc, const Sampler *sm, TextBuf *out,
+                         char *err, size_t errlen, int *rc) {
   const IrOutput *po = ir_find_output(b->f, OUT_PRED, -1);
   int32_t *in = b->in[0];
   int64_t T = b->m->inputs[0].type.dim[0];
-  int n = data_encode_text(ds, 0, line, in);
+  if (ds->tok[0] == TOK_NONE) { /* numbers or ids, as in the data's columns */
+    if ((*rc = encode_numbers(b, line, src, lineno, err, errlen))) return;
+    if ((*rc = bound_run(b, kc, err, errlen))) return;
+    if (!po) {
+      print_values(b, out);
+      tb_puts(out, "\t");
+      tb_puts(out, line);
+      tb_puts(out, "\n");
+      return;
+    }
+  }
+  int n = ds->tok[0] == TOK_NONE ? 0 : data_encode_text(ds, 0, line, in);
   if (n < 0) {
     *rc = fail(err, errlen, RA_EDATA, "%s%s%lld: cannot encode '%.40s%s' (not valid UTF-8, or "
                                       "the model's input is not text)",
@@ -1341,7 +1463,7 @@ static void predict_line(Bound *b, const DataSet *ds, const char *line, const ch
   const IrType *lt = &b->f->nodes[po->value].type;
   int64_t K = lt->dim[lt->rank - 1];
   if (lt->rank == 2) { /* one class per example */
-    if ((*rc = bound_run(b, kc, err, errlen))) return;
+    if (ds->tok[0] != TOK_NONE && (*rc = bound_run(b, kc, err, errlen))) return;
     const float *x = exec_ptr(b->ex, po->value);
     double mx = x[0], sum = 0;
     int64_t arg = 0;
@@ -1379,10 +1501,10 @@ static void predict_line(Bound *b, const DataSet *ds, const char *line, const ch
   int64_t len = n > 0 ? n : 1;
   if (n == 0) in[0] = 0;
   tb_puts(out, line);
-  for (int g = 0; g < 200; g++) {
+  for (int64_t g = 0; g < sm->tokens; g++) {
     if ((*rc = bound_run(b, kc, err, errlen))) return;
     const float *x = (const float *)exec_ptr(b->ex, po->value) + (len - 1) * K;
-    int64_t tok = sample_token(x, K, seed, (uint64_t)g);
+    int64_t tok = sample_token(x, K, sm, (uint64_t)g);
     const char *w = tok < ds->vocab.n ? ds->vocab.words[tok] : "?";
     if (words) tb_puts(out, " ");
     tb_puts(out, tok <= 1 ? "" : w);
@@ -1411,11 +1533,15 @@ int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptio
   Bound b;
   int rc = bound_make(&b, ms->alloc, p, item, 1, -1, false, ms, err, errlen);
   if (rc == 0) rc = bound_alloc(&b, ms, o->jit, err, errlen);
-  if (rc == 0 && (b.m->ninputs != 1 || b.m->inputs[0].type.dtype != IR_I32 ||
+  bool numbers = ds->nin == 1 && ds->tok[0] == TOK_NONE;
+  if (rc == 0 && numbers && b.m->ninputs == 1 &&
+      (ir_find_output(b.f, OUT_PRED, -1) || ir_find_output(b.f, OUT_OUTPUT, -1))) {
+    /* features or integer ids: one line of numbers per example */
+  } else if (rc == 0 && (b.m->ninputs != 1 || b.m->inputs[0].type.dtype != IR_I32 ||
                   b.m->inputs[0].type.rank != 1 || !ir_find_output(b.f, OUT_PRED, -1)))
     rc = fail(err, errlen, RA_EUSAGE,
-              "predict needs a model with one text input and a cross_entropy loss; '%s' has "
-              "%d inputs", t->model, b.m->ninputs);
+              "predict needs a model with one input and a cross_entropy loss (or, for numbers, "
+              "an 'output'); '%s' has %d inputs", t->model, b.m->ninputs);
   KernelCtx kc;
   memset(&kc, 0, sizeof kc);
   Pool *own_pool = NULL;
@@ -1424,7 +1550,19 @@ int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptio
   kc.externs = o->externs;
   kc.nexterns = o->nexterns;
   TextBuf out = {ms->alloc, NULL, 0, 0, false};
-  uint64_t seed = o->has_seed ? o->seed : t->seed;
+  Sampler sm;
+  sm.tokens = o->predict_tokens > 0 ? o->predict_tokens : 200;
+  sm.temperature = o->predict_temperature > 0 ? o->predict_temperature : 0.8;
+  sm.top_k = o->predict_top_k > 0 ? o->predict_top_k : 0;
+  sm.greedy = o->predict_greedy;
+  sm.seed = o->has_seed ? o->seed : t->seed;
+  sm.order = NULL;
+  size_t order_bytes = 0;
+  if (rc == 0 && sm.top_k > 1) {
+    order_bytes = sizeof(int64_t) * (size_t)sm.top_k;
+    sm.order = ra_malloc(&ms->alloc, order_bytes);
+    if (!sm.order) rc = fail(err, errlen, RA_ENOMEM, "out of memory for top-k");
+  }
   const char *s = text;
   char *line = NULL; /* the current line, of any length */
   size_t linecap = 0;
@@ -1447,10 +1585,11 @@ int train_predict(Program *p, const TrainDecl *t, ModelState *ms, const RunOptio
     memcpy(line, s, k);
     line[k] = 0;
     if (k && line[k - 1] == '\r') line[k - 1] = 0;
-    if (line[0]) predict_line(&b, ds, line, src, lineno, &kc, seed, &out, err, errlen, &rc);
+    if (line[0]) predict_line(&b, ds, line, src, lineno, &kc, &sm, &out, err, errlen, &rc);
     s = e ? e + 1 : s + strlen(s);
   }
   ra_free_mem(&ms->alloc, line, linecap);
+  if (sm.order) ra_free_mem(&ms->alloc, sm.order, order_bytes);
   bound_free(&b);
   data_free(ds);
   pool_free(own_pool);

@@ -43,6 +43,12 @@ typedef struct RunOptions {
                                the run uses; NULL: a pool for this call only */
   uint64_t seed;            /* used when has_seed */
   bool has_seed;
+  /* predict of a sequence model (docs/embedding.md, predict.*): tokens to
+   * generate, sampling temperature, top-k (0: all), greedy (argmax) */
+  int64_t predict_tokens;
+  double predict_temperature;
+  int64_t predict_top_k;
+  bool predict_greedy;
   bool progress;            /* one-line progress bar (a terminal) */
   bool quiet;
   const char *log_path;     /* overrides the train block's */

@@ -46,7 +46,9 @@ XSMM_CFLAGS :=
 XSMM_LIBS   :=
 SO_HIDE     :=
 endif
+ifeq ($(filter s,$(firstword $(MAKEFLAGS))),)
 $(info gemm: $(if $(filter 1,$(XSMM)),libxsmm (JIT kernels by cpuid) then openblas,openblas (libxsmm not found or XSMM=0)))
+endif
 LIBS     := $(XSMM_LIBS) -lopenblas -lffi -ljansson -ldl -lm -lpthread $(LDSAN)
 
 # The LLVM JIT (compiler/jit/, docs/notes.md): built when an llvm-config of

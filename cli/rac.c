@@ -26,6 +26,7 @@
 
 #include "plot.h"
 #include "ra.h"
+#include "stdlib_dir.h"
 #include "sweep.h"
 
 static const char *usage_text =
@@ -130,32 +131,6 @@ typedef struct Args {
   long long steps;
   int grad, opt, plan;
 } Args;
-
-/* The stdlib folder: next to the binary (in-tree: build/../stdlib;
- * installed: bin/../share/rac/stdlib). */
-static void find_stdlib(ra_ctx *ctx) {
-  if (getenv("RA_STDLIB")) {
-    ra_set_option(ctx, "stdlib", getenv("RA_STDLIB"));
-    return;
-  }
-  char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return;
-  exe[n] = 0;
-  char *slash = strrchr(exe, '/');
-  if (!slash) return;
-  *slash = 0;
-  const char *cands[] = {"/../stdlib", "/../share/rac/stdlib"};
-  for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
-    char dir[PATH_MAX + 32], probe[PATH_MAX + 64];
-    snprintf(dir, sizeof dir, "%s%s", exe, cands[i]);
-    snprintf(probe, sizeof probe, "%s/std", dir);
-    if (access(probe, R_OK) == 0) {
-      ra_set_option(ctx, "stdlib", dir);
-      return;
-    }
-  }
-}
 
 /* Lines from the library: a line led by '\r' redraws the progress bar;
  * any other line first clears a bar that is showing. */
@@ -361,7 +336,7 @@ static int rac_main(int argc, char **argv) {
     return 1;
   }
   ra_set_option(ctx, "color", isatty(2) ? "1" : "0");
-  find_stdlib(ctx);
+  cli_find_stdlib(ctx);
   int bar = 0; /* a progress bar is showing */
   int rc = parse_args(ctx, argc, argv, &a);
   if (rc == 0 && ra_load_file(ctx, a.file) != 0) rc = fail(ctx);

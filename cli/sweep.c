@@ -30,6 +30,7 @@
 #include "plot.h"
 #include "ra.h"
 #include "stats.h"
+#include "stdlib_dir.h"
 #include "svg.h"
 
 /* The one piece of writable state: the last SIGINT/SIGTERM and how many. */
@@ -335,30 +336,6 @@ static int make_dirs(const char *path) {
   return rc;
 }
 
-/* The stdlib folder beside the binary, as rac run finds it. */
-static void find_stdlib(ra_ctx *ctx) {
-  if (getenv("RA_STDLIB")) {
-    ra_set_option(ctx, "stdlib", getenv("RA_STDLIB"));
-    return;
-  }
-  char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return;
-  exe[n] = 0;
-  char *slash = strrchr(exe, '/');
-  if (!slash) return;
-  *slash = 0;
-  const char *cands[] = {"/../stdlib", "/../share/rac/stdlib"};
-  for (size_t i = 0; i < 2; i++) {
-    char *dir = xasprintf("%s%s", exe, cands[i]), *probe = xasprintf("%s/std", dir);
-    int ok = access(probe, R_OK) == 0;
-    if (ok) ra_set_option(ctx, "stdlib", dir);
-    free(dir);
-    free(probe);
-    if (ok) return;
-  }
-}
-
 /* Checks what can be checked before any run starts: the spec loads, every
  * repulsion kind, seed and thread count is accepted, the train block exists
  * and every --set value is accepted (as rac run --set would check it). */
@@ -372,7 +349,7 @@ static ra_ctx *load_spec(const Sweep *s, int *rc) {
   }
   ra_set_option(ctx, "color", "0");
   if (s->allow_extern) ra_set_option(ctx, "allow_extern", "1");
-  find_stdlib(ctx);
+  cli_find_stdlib(ctx);
   if (ra_load_file(ctx, s->file) != 0) {
     const char *e = ra_error(ctx);
     fprintf(stderr, "%s%s", e, *e && e[strlen(e) - 1] == '\n' ? "" : "\n");

@@ -5,26 +5,7 @@
 #include "ra.h"
 #include "testutil.h"
 
-static const char *tiny_spec =
-    "data syn = synthetic(task: copy, length: 6, vocab: 8, examples: 64) {\n"
-    "  split train 0.75 valid 0.125 test 0.125\n"
-    "  seed 3\n"
-    "}\n"
-    "model tiny {\n"
-    "  input  seq : int[6]\n"
-    "  target out : class(8)[6]\n"
-    "  x = embed(seq, vocab: 8, dim: 8) + position(6, dim: 8)\n"
-    "  a = attention(x) { heads 2 }\n"
-    "  logits = linear(x + a, out: 8)\n"
-    "  loss cross_entropy(logits, out)\n"
-    "  output probs = softmax(logits)\n"
-    "}\n"
-    "train tiny on syn {\n"
-    "  optimizer adam { lr 1e-2 }\n"
-    "  batch 8\n"
-    "  steps 3\n"
-    "  seed 1\n"
-    "}\n";
+static const char *tiny_spec = TU_TINY_SPEC;
 
 Test(api, version) {
   cr_assert_eq(ra_version(), RA_VERSION_NUM);

@@ -18,6 +18,29 @@
 #include <string.h>
 
 /* Reads a whole file (NUL-terminated, malloc'd) or NULL. */
+/* The smallest whole spec: a copy task, one attention layer of two heads,
+ * three steps.  Suites that need a model to train, save or misuse share it. */
+#define TU_TINY_SPEC \
+    "data syn = synthetic(task: copy, length: 6, vocab: 8, examples: 64) {\n" \
+    "  split train 0.75 valid 0.125 test 0.125\n" \
+    "  seed 3\n" \
+    "}\n" \
+    "model tiny {\n" \
+    "  input  seq : int[6]\n" \
+    "  target out : class(8)[6]\n" \
+    "  x = embed(seq, vocab: 8, dim: 8) + position(6, dim: 8)\n" \
+    "  a = attention(x) { heads 2 }\n" \
+    "  logits = linear(x + a, out: 8)\n" \
+    "  loss cross_entropy(logits, out)\n" \
+    "  output probs = softmax(logits)\n" \
+    "}\n" \
+    "train tiny on syn {\n" \
+    "  optimizer adam { lr 1e-2 }\n" \
+    "  batch 8\n" \
+    "  steps 3\n" \
+    "  seed 1\n" \
+    "}\n"
+
 static inline char *tu_read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;

@@ -545,7 +545,10 @@ int clauses_attention(Program *p, const AstClauses *c, Span call, bool attnpool,
 /* ---- data (language.md §8) ---- */
 
 static const char *const LOADERS[] = {"tsv", "csv", "text", "synthetic", "npy"};
-static const char *const TOKENIZERS[] = {"chars", "words"};
+static const char *const TOKENIZERS[] = {"chars", "words", "bpe"};
+/* tokenize bpe: <pad>, <unk> and the 256 bytes come before any merge */
+#define BPE_MIN_VOCAB 258
+#define BPE_MAX_VOCAB 1000000
 
 static const char *const TSV_CLAUSES[] = {"text", "features", "label", "labels", "header", "split",
                                           "seed",
@@ -727,7 +730,13 @@ static int field_clause(Cur *k, DataField *f, FieldState *st, int sub, Span sat)
   if (strcmp(sname, "column") == 0) {
     rc = read_column_ref(k, "column", sat, &f->column, &f->column_name);
   } else if (strcmp(sname, "tokenize") == 0) {
-    rc = arg_choice(k, "tokenize", sat, TOKENIZERS, 2, &ch);
+    Span vs = at_arg(k) ? peek(k)->span : sat;
+    rc = arg_choice(k, "tokenize", sat, TOKENIZERS, 3, &ch);
+    if (!rc && ch == 2) {
+      cerr(k, vs, "tokenize bpe is read by the text loader only; a text field of tsv or csv "
+                  "data takes chars or words");
+      rc = -1;
+    }
     if (!rc) f->tokenize = ch ? TOK_WORDS : TOK_CHARS;
   } else if (strcmp(sname, "vocab") == 0) {
     rc = arg_int(k, "vocab", sat, 3, &f->vocab);
@@ -937,8 +946,8 @@ static int read_text_block(Cur *k, Span call, DataDecl *d) {
     int64_t v;
     switch (idx) {
     case TC_TOKENIZE:
-      rc = arg_choice(k, "tokenize", at, TOKENIZERS, 2, &ch);
-      if (!rc) d->tokenize = ch ? TOK_WORDS : TOK_CHARS;
+      rc = arg_choice(k, "tokenize", at, TOKENIZERS, 3, &ch);
+      if (!rc) d->tokenize = ch == 2 ? TOK_BPE : ch ? TOK_WORDS : TOK_CHARS;
       break;
     case TC_WINDOW: rc = arg_int(k, "window", at, 1, &d->window); break;
     case TC_VOCAB: rc = arg_int(k, "vocab", at, 3, &d->vocab); break;
@@ -952,6 +961,20 @@ static int read_text_block(Cur *k, Span call, DataDecl *d) {
   }
   if (!has(k, TC_WINDOW) && !k->unknown)
     cerr(k, k->c ? k->c->span : call, "text data needs 'window N' (the length of each example)");
+  if (d->tokenize == TOK_BPE && !k->unknown) {
+    if (!has(k, TC_VOCAB))
+      cerr(k, k->first[TC_TOKENIZE], "tokenize bpe needs 'vocab N', the size of the vocabulary "
+                                     "(at least %d: <pad>, <unk>, the 256 bytes, then the merges)",
+           BPE_MIN_VOCAB);
+    else if (d->vocab > 0 && d->vocab < BPE_MIN_VOCAB)
+      cerr(k, k->first[TC_VOCAB], "vocab %lld is too small for tokenize bpe: <pad>, <unk> and "
+                                  "the 256 bytes take %d ids before the first merge",
+           (long long)d->vocab, BPE_MIN_VOCAB);
+    else if (d->vocab > BPE_MAX_VOCAB)
+      cerr(k, k->first[TC_VOCAB], "vocab %lld is too large for tokenize bpe (at most %d: "
+                                  "%d merges)",
+           (long long)d->vocab, BPE_MAX_VOCAB, BPE_MAX_VOCAB - BPE_MIN_VOCAB);
+  }
   return 0;
 }
 

@@ -8,6 +8,7 @@
 #include "data.h"
 
 #include "../../base/file.h"
+#include "../../base/utf8.h"
 #include "npy.h"
 
 #include <errno.h>
@@ -364,10 +365,12 @@ static int cmp_i64(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int make_split(Loader *L) {
-  DataSet *ds = L->ds;
+/* A split of n items (examples, or the lines of tokenize bpe) into idx[s]
+ * and cnt[s], each sorted, in arena where; noun names the items in the
+ * message of an empty split. */
+static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, int64_t *idx[3],
+                       int64_t cnt[3]) {
   const DataDecl *d = L->d;
-  int64_t n = ds->n;
   double f[3] = {d->split[0], d->split[1], d->split[2]};
   static const char *const names[3] = {"train", "valid", "test"};
   double sum = 0;
@@ -381,9 +384,8 @@ static int make_split(Loader *L) {
     f[0] = 1;
     sum = 1;
   }
-  int64_t *perm = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)n);
-  L->is_train = arena_alloc(&L->tmp, sizeof(bool) * (size_t)n);
-  if (!perm || !L->is_train) return oom(L);
+  int64_t *perm = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(n ? n : 1));
+  if (!perm) return oom(L);
   for (int64_t i = 0; i < n; i++) perm[i] = i;
   for (int64_t i = n - 1; i > 0; i--) {
     int64_t j = (int64_t)rng_below(d->seed, RNG_STREAM_SPLIT, (uint64_t)i, (uint64_t)i + 1);
@@ -403,16 +405,23 @@ static int make_split(Loader *L) {
   for (int s = 0; s < 3; s++) {
     int64_t m = cut[s + 1] - cut[s];
     if (m == 0 && f[s] > 0)
-      return fail(L, 0, "the %s split is empty (%lld examples, %s fraction %g); use more data or change the split",
-                  names[s], (long long)n, names[s], f[s]);
-    ds->split_n[s] = m;
-    ds->split_idx[s] = arena_alloc(L->keep, sizeof(int64_t) * (size_t)(m ? m : 1));
-    if (!ds->split_idx[s]) return oom(L);
-    memcpy(ds->split_idx[s], perm + cut[s], sizeof(int64_t) * (size_t)m);
-    qsort(ds->split_idx[s], (size_t)m, sizeof(int64_t), cmp_i64);
-    if (s == 0)
-      for (int64_t i = 0; i < m; i++) L->is_train[ds->split_idx[0][i]] = true;
+      return fail(L, 0, "the %s split is empty (%lld %s, %s fraction %g); use more data or change the split",
+                  names[s], (long long)n, noun, names[s], f[s]);
+    cnt[s] = m;
+    idx[s] = arena_alloc(where, sizeof(int64_t) * (size_t)(m ? m : 1));
+    if (!idx[s]) return oom(L);
+    memcpy(idx[s], perm + cut[s], sizeof(int64_t) * (size_t)m);
+    qsort(idx[s], (size_t)m, sizeof(int64_t), cmp_i64);
   }
+  return 0;
+}
+
+static int make_split(Loader *L) {
+  DataSet *ds = L->ds;
+  if (split_items(L, ds->n, "examples", L->keep, ds->split_idx, ds->split_n)) return -1;
+  L->is_train = arena_alloc(&L->tmp, sizeof(bool) * (size_t)(ds->n ? ds->n : 1));
+  if (!L->is_train) return oom(L);
+  for (int64_t i = 0; i < ds->split_n[0]; i++) L->is_train[ds->split_idx[0][i]] = true;
   return 0;
 }
 
@@ -855,6 +864,147 @@ static int load_table(Loader *L) {
   return rc;
 }
 
+/* ---- text(path) { tokenize bpe }: windows over byte-pair tokens ---- */
+
+typedef struct IdSink {
+  Loader *L;
+  Vec *ids;
+} IdSink;
+
+static int id_push(void *ud, int32_t id) {
+  IdSink *k = ud;
+  int32_t *slot = vec_push(k->L, k->ids);
+  if (!slot) return 1;
+  *slot = id;
+  return 0;
+}
+
+/* The vocabulary of ds->bpe: <pad>, <unk>, the bytes, the merges. */
+static int bpe_vocab(Loader *L) {
+  DataSet *ds = L->ds;
+  memset(&ds->vocab, 0, sizeof ds->vocab);
+  ds->vocab.words = bpe_tokens(L->keep, &ds->bpe);
+  if (!ds->vocab.words) return oom(L);
+  ds->vocab.n = BPE_FIRST + ds->bpe.n;
+  return 0;
+}
+
+/* The merges of L->fixed (a checkpoint's) as ds->bpe and its vocabulary. */
+static int fixed_bpe(Loader *L) {
+  int64_t bad = 0;
+  int r = bpe_from_merges(L->keep, (const int32_t(*)[2])L->fixed->merges, L->fixed->nmerges,
+                          &L->ds->bpe, &bad);
+  if (r == -1) return oom(L);
+  if (r) return fail(L, 0, "merge %lld of '%s' refers to a token it precedes", (long long)bad,
+                     L->fixed->source ? L->fixed->source : "?");
+  return bpe_vocab(L);
+}
+
+/* The file (CRLF already LF) is cut into lines, each with its newline; the
+ * lines are split as examples are (seed, fractions), each split's lines
+ * joined in file order into one text; the merges are learned from the
+ * train text alone, and each text gives the windows of its split. */
+static int load_text_bpe(Loader *L) {
+  const DataDecl *d = L->d;
+  DataSet *ds = L->ds;
+  int64_t N = d->window;
+  if (L->fixed && L->fixed->ntokens == 0) L->fixed = NULL; /* labels only: learn */
+  if (!L->fixed && d->vocab < BPE_FIRST)
+    return fail(L, 0, "tokenize bpe needs a vocab of at least %d, not %lld", BPE_FIRST,
+                (long long)d->vocab);
+  /* valid UTF-8 and no NUL, as for chars */
+  int64_t line = 1, nlines = 0;
+  for (size_t i = 0; i < L->len;) {
+    const unsigned char *u = (const unsigned char *)L->buf + i;
+    int k = u[0] ? utf8_seq_len(u, L->len - i, NULL) : 0;
+    if (k == 0) return fail(L, line, "%s (byte 0x%02x)", u[0] ? "invalid UTF-8" : "NUL byte", (unsigned)u[0]);
+    if (u[0] == '\n') line++;
+    i += (size_t)k;
+  }
+  /* line starts */
+  for (size_t i = 0; i < L->len; i++)
+    if (i == 0 || L->buf[i - 1] == '\n') nlines++;
+  int64_t *start = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(nlines + 1));
+  if (!start) return oom(L);
+  for (size_t i = 0, k = 0; i < L->len; i++)
+    if (i == 0 || L->buf[i - 1] == '\n') start[k++] = (int64_t)i;
+  start[nlines] = (int64_t)L->len;
+  int64_t *lidx[3], lcnt[3];
+  if (split_items(L, nlines, "lines", &L->tmp, lidx, lcnt)) return -1;
+  /* the three texts, one after another in one buffer */
+  char *text = ra_malloc(&L->alloc, L->len ? L->len : 1);
+  if (!text) return oom(L);
+  size_t toff[4] = {0};
+  for (int s = 0; s < 3; s++) {
+    size_t o = toff[s];
+    for (int64_t j = 0; j < lcnt[s]; j++) {
+      int64_t a = start[lidx[s][j]], b = start[lidx[s][j] + 1];
+      memcpy(text + o, L->buf + a, (size_t)(b - a));
+      o += (size_t)(b - a);
+    }
+    toff[s + 1] = o;
+  }
+  int rc = 0;
+  Vec ids[3];
+  memset(ids, 0, sizeof ids);
+  for (int s = 0; s < 3; s++) ids[s].esz = sizeof(int32_t);
+  if (L->fixed) rc = fixed_bpe(L);
+  else if (bpe_learn(L->keep, L->alloc, text, toff[1], d->vocab - BPE_FIRST, &ds->bpe))
+    rc = oom(L);
+  else rc = bpe_vocab(L);
+  int64_t nwin[3] = {0, 0, 0};
+  static const char *const names[3] = {"train", "valid", "test"};
+  for (int s = 0; s < 3 && rc == 0; s++) {
+    IdSink sink = {L, &ids[s]};
+    if (bpe_encode(&ds->bpe, L->alloc, text + toff[s], toff[s + 1] - toff[s], id_push, &sink)) {
+      rc = oom(L);
+      break;
+    }
+    int64_t t = (int64_t)ids[s].n;
+    nwin[s] = t >= N + 1 ? (t - 1) / N : 0;
+    if (lcnt[s] > 0 && nwin[s] == 0)
+      rc = fail(L, 0, "the %s split's %lld lines give %lld tokens, fewer than one window of %lld plus 1; use more data or change the split",
+                names[s], (long long)lcnt[s], (long long)t, (long long)N);
+  }
+  ra_free_mem(&L->alloc, text, L->len ? L->len : 1);
+  int64_t total = 0;
+  if (rc == 0) {
+    ds->n = nwin[0] + nwin[1] + nwin[2];
+    ds->nin = 1;
+    ds->in_type[0] = int_vec(N);
+    ds->tgt_type = int_vec(N);
+    ds->classes = ds->vocab.n;
+    if (!mul_ok(ds->n, N, &total)) rc = oom(L);
+  }
+  int32_t *in = NULL, *tg = NULL;
+  if (rc == 0) {
+    in = arena_alloc(L->keep, sizeof(int32_t) * (size_t)(total ? total : 1));
+    tg = arena_alloc(L->keep, sizeof(int32_t) * (size_t)(total ? total : 1));
+    if (!in || !tg) rc = oom(L);
+  }
+  /* examples: the train windows, then the valid ones, then the test ones */
+  for (int s = 0, e = 0; s < 3 && rc == 0; s++) {
+    ds->split_n[s] = nwin[s];
+    ds->split_idx[s] = arena_alloc(L->keep, sizeof(int64_t) * (size_t)(nwin[s] ? nwin[s] : 1));
+    if (!ds->split_idx[s]) {
+      rc = oom(L);
+      break;
+    }
+    const int32_t *x = ids[s].p;
+    for (int64_t i = 0; i < nwin[s]; i++, e++) {
+      ds->split_idx[s][i] = e;
+      for (int64_t j = 0; j < N; j++) {
+        in[e * N + j] = x[i * N + j];
+        tg[e * N + j] = x[i * N + j + 1];
+      }
+    }
+  }
+  ds->in_data[0] = in;
+  ds->tgt_data = tg;
+  for (int s = 0; s < 3; s++) vec_free(L, &ids[s]);
+  return rc;
+}
+
 /* ---- text(path): language modelling windows ---- */
 
 static int load_text(Loader *L) {
@@ -870,6 +1020,7 @@ static int load_text(Loader *L) {
   }
   L->len = w;
   L->buf[w] = 0;
+  if (d->tokenize == TOK_BPE) return load_text_bpe(L);
   Vocab full;
   memset(&full, 0, sizeof full);
   TokSeq seq;
@@ -1141,7 +1292,7 @@ static int load_npy(Loader *L) {
 
 static int decl_inputs(const DataDecl *d, TokKind tok[8]) {
   if (d->loader == LOADER_TEXT) {
-    tok[0] = d->tokenize == TOK_WORDS ? TOK_WORDS : TOK_CHARS;
+    tok[0] = d->tokenize == TOK_WORDS || d->tokenize == TOK_BPE ? d->tokenize : TOK_CHARS;
     return 1;
   }
   if (d->loader == LOADER_SYNTHETIC) {
@@ -1158,7 +1309,7 @@ static int decl_inputs(const DataDecl *d, TokKind tok[8]) {
 }
 
 static const char *tok_name(TokKind k) {
-  return k == TOK_WORDS ? "words" : k == TOK_CHARS ? "chars" : "none (not text)";
+  return k == TOK_WORDS ? "words" : k == TOK_CHARS ? "chars" : k == TOK_BPE ? "bpe" : "none (not text)";
 }
 
 /* The declaration's tokenizers against the checkpoint's. */
@@ -1260,7 +1411,9 @@ DataSet *data_from_vocab(RaAlloc alloc, const DataDecl *d, const DataVocab *v, c
       }
     }
   }
-  if (rc == 0) {
+  if (rc == 0 && nin > 0 && ds->tok[0] == TOK_BPE) {
+    rc = fixed_bpe(&L);
+  } else if (rc == 0) {
     Vocab none;
     memset(&none, 0, sizeof none);
     rc = fixed_vocab(&L, &none, NULL);
@@ -1306,6 +1459,12 @@ DataVocab *data_vocab_of(RaAlloc alloc, const DataSet *ds) {
     for (int64_t k = 0; ok && k < ds->vocab.n; k++) ok = (v->tokens[k] = arena_strdup(&v->arena, ds->vocab.words[k])) != NULL;
     v->ntokens = ds->vocab.n;
   }
+  if (ok && ds->tok[0] == TOK_BPE) {
+    v->merges = arena_alloc(&v->arena, sizeof *v->merges * (size_t)(ds->bpe.n ? ds->bpe.n : 1));
+    ok = v->merges != NULL;
+    if (ok && ds->bpe.n) memcpy(v->merges, ds->bpe.merge, sizeof *v->merges * (size_t)ds->bpe.n);
+    v->nmerges = ds->bpe.n;
+  }
   if (ok && ds->label_names && ds->classes > 0) {
     v->labels = arena_alloc(&v->arena, sizeof(char *) * (size_t)ds->classes);
     ok = v->labels != NULL;
@@ -1317,6 +1476,19 @@ DataVocab *data_vocab_of(RaAlloc alloc, const DataSet *ds) {
     return NULL;
   }
   return v;
+}
+
+int data_vocab_set_merges(DataVocab *v, const int32_t (*merges)[2], int64_t n, int64_t *bad) {
+  Bpe b;
+  int r = bpe_from_merges(&v->arena, merges, n, &b, bad);
+  if (r) return r;
+  char **t = bpe_tokens(&v->arena, &b);
+  if (!t) return -1;
+  v->merges = b.merge;
+  v->nmerges = n;
+  v->tokens = t;
+  v->ntokens = BPE_FIRST + n;
+  return 0;
 }
 
 void data_vocab_free(DataVocab *v) {
@@ -1349,6 +1521,18 @@ static int enc_emit(void *ud, const char *tok, size_t len) {
   return 0;
 }
 
+static int enc_none(void *ud, const char *tok, size_t len) {
+  (void)ud, (void)tok, (void)len;
+  return 0;
+}
+
+static int enc_bpe(void *ud, int32_t id) {
+  EncCtx *c = ud;
+  if (c->n >= c->max) return 2; /* enough */
+  c->out[c->n++] = id;
+  return 0;
+}
+
 int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *out) {
   if (!ds || !text || !out || field < 0 || field >= ds->nin) return -1;
   const IrType *t = &ds->in_type[field];
@@ -1359,8 +1543,12 @@ int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *ou
   EncCtx c = {&ds->vocab, kind == TOK_WORDS, out, 0, T};
   size_t len = strlen(text);
   size_t bad;
-  int r = tok_split(kind, text, len, enc_emit, &c, &bad);
-  if (r == -1) return -1;
+  if (kind == TOK_BPE) { /* valid UTF-8 as for chars, then the merges */
+    if (tok_split(TOK_CHARS, text, len, enc_none, NULL, &bad) == -1) return -1;
+    if (bpe_encode(&ds->bpe, ds->alloc, text, len, enc_bpe, &c) == -1) return -1;
+  } else if (tok_split(kind, text, len, enc_emit, &c, &bad) == -1) {
+    return -1;
+  }
   for (int64_t j = c.n; j < T; j++) out[j] = 0;
   return (int)c.n;
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "../../compiler/program.h"
+#include "bpe.h"
 
 typedef struct Vocab {
   char **words;     /* id -> token (UTF-8); 0 "<pad>", 1 "<unk>" */
@@ -27,7 +28,8 @@ typedef struct DataSet {
   int64_t classes;        /* labels: number of distinct labels (K) */
   char **label_names;     /* id -> label text (tsv/csv) */
   Vocab vocab;            /* text fields and text loader */
-  TokKind tok[8];         /* per input: TOK_CHARS or TOK_WORDS for text, TOK_NONE */
+  TokKind tok[8];         /* per input: TOK_CHARS, TOK_WORDS or TOK_BPE for text, TOK_NONE */
+  Bpe bpe;                /* tokenize bpe: the merges (vocab is their tokens, no hash) */
   void *in_data[8];       /* [n][numel(in_type[k])] f32 or i32 */
   int32_t *tgt_data;      /* [n][numel(tgt_type)]: ids, or f32 bits when tgt_type is f32 */
   int64_t *split_idx[3];  /* example indices of train / valid / test */
@@ -45,6 +47,8 @@ typedef struct DataVocab {
   TokKind tok[8];
   char **tokens;          /* ntokens == 0: no text input */
   int64_t ntokens;
+  int32_t (*merges)[2];   /* tokenize bpe: the merges in order (tokens are theirs) */
+  int64_t nmerges;
   char **labels;          /* nlabels == 0: no label names */
   int64_t nlabels;
   const char *source;     /* the checkpoint it came from (messages), or NULL */
@@ -68,6 +72,10 @@ DataSet *data_from_vocab(RaAlloc alloc, const DataDecl *d, const DataVocab *v, c
 DataVocab *data_vocab_new(RaAlloc alloc);
 DataVocab *data_vocab_of(RaAlloc alloc, const DataSet *ds);
 void data_vocab_free(DataVocab *v);
+/* Sets v's merges (tokenize bpe) and the tokens they make.  0; -1 when out
+ * of memory; -2 with *bad the first merge that refers to a token not made
+ * before it. */
+int data_vocab_set_merges(DataVocab *v, const int32_t (*merges)[2], int64_t n, int64_t *bad);
 void data_free(DataSet *ds);
 /* Encodes raw text as the data set's text field does (for predict).  field
  * is the input index (0 .. nin-1); out gets numel(in_type[field]) ids,

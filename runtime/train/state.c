@@ -349,10 +349,11 @@ static int load_merges(const Ckpt *c, const char *path, DataVocab *v, char *err,
     }
     if (!ok) bad_at = i;
   }
+  bool pairs = root && json_is_array(root) && m <= 100000000; /* the entry is what is wrong */
   if (root) json_decref(root);
   int rc = 0;
   if (!ok) {
-    if (root && json_is_array(root) && m <= 100000000)
+    if (pairs)
       snprintf(err, errlen, "%s: metadata 'bpe_merges': entry %zu is not a pair of token ids", path, bad_at);
     else
       snprintf(err, errlen, "%s: metadata 'bpe_merges' is not a JSON array of [left, right] pairs", path);

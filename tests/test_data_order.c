@@ -48,9 +48,25 @@ static void describe(const char *name, const char *path, const char *text, SBuf 
     DataSet *ds = data_load(ra_alloc_default(), &p->data[i], err, sizeof err);
     cr_assert(ds, "%s: %s", name, err);
     Fnv ex = {1469598103934665603ull}, sp = ex, sh = ex;
-    for (int k = 0; k < ds->nin; k++)
-      fnv(&ex, ds->in_data[k], (size_t)(numel(&ds->in_type[k]) * ds->n) * 4);
-    if (ds->tgt_data) fnv(&ex, ds->tgt_data, (size_t)(numel(&ds->tgt_type) * ds->n) * 4);
+    /* every input of every example, then every target: the bytes of
+     * in_data[0 ..] and tgt_data when a loader holds them, read through
+     * data_example (the text loader reads them from the file) */
+    static char one[1 << 16];
+    for (int k = 0; k < ds->nin; k++) {
+      size_t sz = (size_t)numel(&ds->in_type[k]) * 4;
+      cr_assert(sz <= sizeof one);
+      void *in[8] = {NULL};
+      in[k] = one;
+      for (int64_t e = 0; e < ds->n; e++) {
+        data_example(ds, e, in, NULL);
+        fnv(&ex, one, sz);
+      }
+    }
+    if (ds->tgt_data || ds->text)
+      for (int64_t e = 0; e < ds->n; e++) {
+        data_example(ds, e, NULL, (int32_t *)one);
+        fnv(&ex, one, (size_t)numel(&ds->tgt_type) * 4);
+      }
     for (int s = 0; s < 3; s++) fnv(&sp, ds->split_idx[s], sizeof(int64_t) * (size_t)ds->split_n[s]);
     int64_t *order = malloc(sizeof(int64_t) * (size_t)(ds->split_n[0] + 1));
     for (int64_t e = 0; e < 2; e++) {

@@ -27,7 +27,19 @@
 typedef struct DataBox {
   DataSet ds;
   Arena keep;
+  const void *map;      /* the text loader's file, mapped while its examples are read */
+  size_t map_len;
 } DataBox;
+
+/* The text loader's examples (chars, words), read from the mapped file when
+ * a batch asks for them: window i is the N + 1 tokens from byte woff[i]. */
+struct DataText {
+  const char *s;        /* the text (after a byte order mark) */
+  size_t len;
+  int64_t *woff;        /* [n] */
+  int64_t N;
+  TokKind kind;
+};
 
 /* A field of a table record: bytes (not NUL-terminated). */
 typedef struct Cell {
@@ -54,8 +66,10 @@ typedef struct Loader {
   Arena *keep;
   Arena tmp;
   const char *path;      /* as opened (for messages) */
-  char *buf;             /* the file, NUL-terminated */
-  size_t len, buf_size;
+  const char *buf;       /* the file's bytes (mapped), after a byte order mark */
+  size_t len;
+  const void *map;       /* the mapping (unmapped by the loader unless kept) */
+  size_t map_len;
   Vec recs, cells;       /* tables */
   bool *is_train;        /* per example */
   char *err;
@@ -158,8 +172,8 @@ static int file_exists(const char *p) {
 }
 
 /* Resolves the path p (relative to the spec's folder first, then to the
- * working directory), sets L->path and reads the file whole. */
-static int read_path(Loader *L, const char *p, char **buf, size_t *size) {
+ * working directory) and sets L->path; *also* gets p when it was joined. */
+static int resolve_path(Loader *L, const char *p, const char **also) {
   if (!p || !*p) return fail(L, 0, "no file name given");
   const char *path = p;
   if (p[0] != '/' && L->d->spec_dir && *L->d->spec_dir && strcmp(L->d->spec_dir, ".") != 0) {
@@ -168,31 +182,54 @@ static int read_path(Loader *L, const char *p, char **buf, size_t *size) {
     if (file_exists(joined) || !file_exists(p)) path = joined;
   }
   L->path = path;
-  char why[256];
-  if (file_read_all(&L->alloc, path, (uint64_t)1 << 40, buf, size, why, sizeof why) != 0) {
-    if (path != p)
-      return fail(L, 0, "cannot open the data file: %s (also looked for '%s')", why, p);
-    return fail(L, 0, "cannot open the data file: %s", why);
-  }
+  *also = path != p ? p : NULL;
   return 0;
 }
 
-/* Reads the data block's file into L->buf. */
+static int open_error(Loader *L, const char *why, const char *also) {
+  if (also) return fail(L, 0, "cannot open the data file: %s (also looked for '%s')", why, also);
+  return fail(L, 0, "cannot open the data file: %s", why);
+}
+
+/* Resolves p and reads the file whole (npy arrays). */
+static int read_path(Loader *L, const char *p, char **buf, size_t *size) {
+  const char *also;
+  if (resolve_path(L, p, &also)) return -1;
+  char why[256];
+  if (file_read_all(&L->alloc, L->path, (uint64_t)1 << 40, buf, size, why, sizeof why) != 0)
+    return open_error(L, why, also);
+  return 0;
+}
+
+/* Maps the data block's file as L->buf (tsv, csv, text): never copied into
+ * memory, so a corpus may be larger than it. */
 static int read_file(Loader *L) {
-  char *buf;
-  size_t size;
-  if (read_path(L, L->d->path, &buf, &size)) return -1;
-  L->buf = buf;
-  L->buf_size = size + 1;
-  L->buf[size] = 0;
-  L->len = size;
+  const char *also;
+  if (resolve_path(L, L->d->path, &also)) return -1;
+  char why[256];
+  if (file_map(L->path, &L->map, &L->map_len, why, sizeof why) != 0) {
+    if (strncmp(why, "cannot map", 10) == 0) /* opened, but not mappable (a /sys or /proc file) */
+      return fail(L, 0, "%s (tsv, csv and text files are read through a memory mapping)", why);
+    return open_error(L, why, also);
+  }
+  L->buf = L->map;
+  L->len = L->map_len;
   /* a UTF-8 byte order mark is not data */
   if (L->len >= 3 && memcmp(L->buf, "\xEF\xBB\xBF", 3) == 0) {
-    memmove(L->buf, L->buf + 3, L->len - 2);
+    L->buf += 3;
     L->len -= 3;
   }
   if (L->len == 0) return fail(L, 0, "the file is empty");
   return 0;
+}
+
+/* The file's size against the mapping's after a pass over it: a file that
+ * shrank would raise SIGBUS at the next read of its lost pages. */
+static int still_whole(Loader *L) {
+  int64_t now = file_size_now(L->path);
+  if (now >= 0 && (uint64_t)now >= (uint64_t)L->map_len) return 0;
+  return fail(L, 0, "the file was truncated while it was read (%llu bytes mapped, %lld now)",
+              (unsigned long long)L->map_len, (long long)now);
 }
 
 /* ---- tables (tsv, csv) ---- */
@@ -939,6 +976,12 @@ static int load_text_bpe(Loader *L) {
     size_t o = toff[s];
     for (int64_t j = 0; j < lcnt[s]; j++) {
       int64_t a = start[lidx[s][j]], b = start[lidx[s][j] + 1];
+      if (b - a >= 2 && L->buf[b - 1] == '\n' && L->buf[b - 2] == '\r') { /* CRLF is LF */
+        memcpy(text + o, L->buf + a, (size_t)(b - a - 2));
+        o += (size_t)(b - a - 2);
+        text[o++] = '\n';
+        continue;
+      }
       memcpy(text + o, L->buf + a, (size_t)(b - a));
       o += (size_t)(b - a);
     }
@@ -1007,91 +1050,179 @@ static int load_text_bpe(Loader *L) {
 
 /* ---- text(path): language modelling windows ---- */
 
+/* Tokens of s[a..b) as the text loader reads them: "\r\n" is "\n" (the
+ * \r is skipped, so no token holds it).  *bad is an offset into s. */
+static int text_split(TokKind kind, const char *s, size_t a, size_t b, TokEmitFn emit, void *ud,
+                      size_t *bad) {
+  size_t i = a;
+  while (i < b) {
+    size_t e = i;
+    for (;;) {
+      const char *cr = memchr(s + e, '\r', b - e);
+      if (!cr) {
+        e = b;
+        break;
+      }
+      e = (size_t)(cr - s);
+      if (e + 1 < b && s[e + 1] == '\n') break;
+      e++;
+    }
+    size_t bad0 = 0;
+    int r = tok_split(kind, s + i, e - i, emit, ud, &bad0);
+    if (r) {
+      if (bad) *bad = i + bad0;
+      return r;
+    }
+    i = e + 1; /* past the \r of \r\n (or the end) */
+  }
+  return 0;
+}
+
+/* Pass 1: every token into the full dictionary; the byte offset of every
+ * N-th token (the windows' starts). */
+typedef struct TextScan {
+  Loader *L;
+  Vocab *full;
+  int fold;
+  int64_t N, ntok;
+  Vec woff;            /* int64 */
+  const int32_t *remap;  /* pass 2 */
+  const bool *train;
+  int64_t nwin;
+  int64_t *counts;
+} TextScan;
+
+static int scan_token(void *ud, const char *tok, size_t len) {
+  TextScan *c = ud;
+  int64_t id = vocab_intern(&c->L->tmp, c->full, tok, len, c->fold);
+  if (id < 0 || id > INT32_MAX) return 1;
+  if (c->ntok % c->N == 0) {
+    int64_t *slot = vec_push(c->L, &c->woff);
+    if (!slot) return 1;
+    *slot = (int64_t)(tok - c->L->buf);
+  }
+  c->ntok++;
+  return 0;
+}
+
+/* Pass 2: each train window's N + 1 tokens counted, as if the windows were
+ * cut apart (a token between two train windows counts twice). */
+static int count_token(void *ud, const char *tok, size_t len) {
+  TextScan *c = ud;
+  int64_t j = c->ntok++, w = j / c->N;
+  int64_t times = (w < c->nwin && c->train[w]) + (j % c->N == 0 && w >= 1 && w - 1 < c->nwin && c->train[w - 1]);
+  if (times) c->counts[vocab_lookup(c->full, tok, len, c->fold)] += times;
+  return 0;
+}
+
+static int text_error(Loader *L, size_t at) {
+  const char *what = L->buf[at] == 0 ? "NUL byte" : "invalid UTF-8";
+  return fail(L, line_of(L, at), "%s (byte 0x%02x)", what, (unsigned)(unsigned char)L->buf[at]);
+}
+
 static int load_text(Loader *L) {
   const DataDecl *d = L->d;
   DataSet *ds = L->ds;
   if (d->window <= 0) return fail(L, 0, "the text loader needs a window above 0");
   if (read_file(L)) return -1;
-  /* CRLF -> LF */
-  size_t w = 0;
-  for (size_t i = 0; i < L->len; i++) {
-    if (L->buf[i] == '\r' && i + 1 < L->len && L->buf[i + 1] == '\n') continue;
-    L->buf[w++] = L->buf[i];
-  }
-  L->len = w;
-  L->buf[w] = 0;
   if (d->tokenize == TOK_BPE) return load_text_bpe(L);
   Vocab full;
   memset(&full, 0, sizeof full);
-  TokSeq seq;
-  memset(&seq, 0, sizeof seq);
-  seq.ids.esz = sizeof(int32_t);
   TokKind kind = d->tokenize == TOK_WORDS ? TOK_WORDS : TOK_CHARS;
-  if (tokenize_into(L, &full, &seq.ids, kind, L->buf, L->len, 0, -1)) {
-    vec_free(L, &seq.ids);
-    return -1;
-  }
-  int64_t N = d->window, ntok = (int64_t)seq.ids.n;
+  int64_t N = d->window;
+  TextScan c;
+  memset(&c, 0, sizeof c);
+  c.L = L;
+  c.full = &full;
+  c.fold = kind == TOK_WORDS;
+  c.N = N;
+  c.woff.esz = sizeof(int64_t);
+  /* pass 1 over the mapping: the dictionary and the windows' offsets */
+  file_map_sequential(L->map, L->map_len);
+  size_t bad = 0;
+  int r = text_split(kind, L->buf, 0, L->len, scan_token, &c, &bad);
   int rc = 0;
-  if (ntok < N + 1) {
+  if (r < 0) rc = text_error(L, bad);
+  else if (r > 0) rc = oom(L);
+  if (rc == 0) rc = still_whole(L);
+  file_map_done(L->map, L->map_len, 0, L->map_len);
+  int64_t ntok = c.ntok;
+  if (rc == 0 && ntok < N + 1)
     rc = fail(L, 0, "the text has %lld tokens, fewer than one window of %lld plus 1", (long long)ntok,
               (long long)N);
-    goto done;
-  }
-  ds->n = (ntok - 1) / N;
-  ds->nin = 1;
-  ds->in_type[0] = int_vec(N);
-  ds->tgt_type = int_vec(N);
-  if ((rc = make_split(L)) != 0) goto done;
-  /* window i reads tokens [i*N, i*N + N] */
-  seq.off = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(ds->n + 1));
-  if (!seq.off) {
-    rc = oom(L);
-    goto done;
+  if (rc == 0) {
+    ds->n = (ntok - 1) / N;
+    ds->nin = 1;
+    ds->in_type[0] = int_vec(N);
+    ds->tgt_type = int_vec(N);
+    rc = make_split(L);
   }
   int32_t *remap = NULL;
-  {
-    /* count each train window's N + 1 tokens: offsets overlap by one */
-    int64_t *counts = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(full.n ? full.n : 1));
+  if (rc == 0) {
+    /* pass 2: the train windows' token counts, then the vocabulary */
+    c.counts = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(full.n ? full.n : 1));
     remap = arena_alloc(&L->tmp, sizeof(int32_t) * (size_t)(full.n ? full.n : 1));
-    if (!counts || !remap) {
-      rc = oom(L);
-      goto done;
-    }
-    const int32_t *ids = seq.ids.p;
-    for (int64_t i = 0; i < ds->n; i++)
-      if (L->is_train[i])
-        for (int64_t j = i * N; j <= i * N + N; j++) counts[ids[j]]++;
-    if (L->fixed && L->fixed->ntokens > 0) {
-      if ((rc = fixed_vocab(L, &full, remap)) != 0) goto done;
-    } else if (vocab_build(L->keep, &ds->vocab, &full, counts, d->vocab, remap) != 0) {
-      rc = oom(L);
-      goto done;
+    if (!c.counts || !remap) rc = oom(L);
+  }
+  if (rc == 0 && !(L->fixed && L->fixed->ntokens > 0)) {
+    c.ntok = 0;
+    c.train = L->is_train;
+    c.nwin = ds->n;
+    if (text_split(kind, L->buf, 0, L->len, count_token, &c, &bad)) rc = oom(L);
+    if (rc == 0) rc = still_whole(L);
+    file_map_done(L->map, L->map_len, 0, L->map_len);
+  }
+  if (rc == 0) {
+    if (L->fixed && L->fixed->ntokens > 0) rc = fixed_vocab(L, &full, remap);
+    else if (vocab_build(L->keep, &ds->vocab, &full, c.counts, d->vocab, remap) != 0) rc = oom(L);
+  }
+  /* the examples stay in the file: the data set keeps the mapping and the
+   * windows' offsets, and a batch tokenizes its windows */
+  if (rc == 0) {
+    struct DataText *t = arena_alloc(L->keep, sizeof *t);
+    int64_t *woff = arena_alloc(L->keep, sizeof(int64_t) * (size_t)ds->n);
+    if (!t || !woff) rc = oom(L);
+    else {
+      memcpy(woff, c.woff.p, sizeof(int64_t) * (size_t)ds->n);
+      t->s = L->buf;
+      t->len = L->len;
+      t->woff = woff;
+      t->N = N;
+      t->kind = kind;
+      ds->text = t;
+      ds->classes = ds->vocab.n;
+      DataBox *box = (DataBox *)ds;
+      box->map = L->map;
+      box->map_len = L->map_len;
     }
   }
-  int64_t total;
-  if (!mul_ok(ds->n, N, &total)) {
-    rc = oom(L);
-    goto done;
-  }
-  int32_t *in = arena_alloc(L->keep, sizeof(int32_t) * (size_t)total);
-  int32_t *tg = arena_alloc(L->keep, sizeof(int32_t) * (size_t)total);
-  if (!in || !tg) {
-    rc = oom(L);
-    goto done;
-  }
-  const int32_t *ids = seq.ids.p;
-  for (int64_t i = 0; i < ds->n; i++)
-    for (int64_t j = 0; j < N; j++) {
-      in[i * N + j] = remap[ids[i * N + j]];
-      tg[i * N + j] = remap[ids[i * N + j + 1]];
-    }
-  ds->in_data[0] = in;
-  ds->tgt_data = tg;
-  ds->classes = ds->vocab.n;
-done:
-  vec_free(L, &seq.ids);
+  vec_free(L, &c.woff);
   return rc;
+}
+
+/* A window's N + 1 tokens as ids of the vocabulary: the first N into in,
+ * the last N into tg. */
+typedef struct WinCtx {
+  const DataSet *ds;
+  int fold;
+  int32_t *in, *tg;
+  int64_t k, N;
+} WinCtx;
+
+static int win_token(void *ud, const char *tok, size_t len) {
+  WinCtx *c = ud;
+  int64_t id = vocab_lookup(&c->ds->vocab, tok, len, c->fold);
+  int32_t v = id >= 0 ? (int32_t)id : 1;
+  if (c->k < c->N && c->in) c->in[c->k] = v;
+  if (c->k >= 1 && c->tg) c->tg[c->k - 1] = v;
+  return ++c->k > c->N ? 2 : 0;
+}
+
+static void text_window(const DataSet *ds, int64_t ex, int32_t *in, int32_t *tg) {
+  const struct DataText *t = ds->text;
+  WinCtx c = {ds, t->kind == TOK_WORDS, in, tg, 0, t->N};
+  size_t bad;
+  text_split(t->kind, t->s, (size_t)t->woff[ex], t->len, win_token, &c, &bad);
 }
 
 /* ---- synthetic(task, length, vocab, examples) ---- */
@@ -1374,7 +1505,8 @@ DataSet *data_load_with(RaAlloc alloc, const DataDecl *d, const DataVocab *fixed
   }
   vec_free(&L, &L.recs);
   vec_free(&L, &L.cells);
-  if (L.buf) ra_free_mem(&alloc, L.buf, L.buf_size);
+  if (L.map && rc == 0 && box->map == L.map) L.map = NULL; /* the data set reads it */
+  file_unmap(L.map, L.map_len);
   arena_free(&L.tmp);
   if (rc != 0) {
     arena_free(&box->keep);
@@ -1502,6 +1634,7 @@ void data_free(DataSet *ds) {
   if (!ds) return;
   DataBox *box = (DataBox *)ds;
   RaAlloc alloc = ds->alloc;
+  file_unmap(box->map, box->map_len);
   arena_free(&box->keep);
   ra_free_mem(&alloc, box, sizeof *box);
 }
@@ -1553,6 +1686,21 @@ int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *ou
   return (int)c.n;
 }
 
+void data_example(const DataSet *ds, int64_t ex, void **in, int32_t *tg) {
+  if (!ds || ex < 0 || ex >= ds->n) return;
+  if (ds->text) {
+    text_window(ds, ex, in ? (int32_t *)in[0] : NULL, tg);
+    return;
+  }
+  for (int k = 0; k < ds->nin; k++) {
+    if (!in || !in[k]) continue;
+    size_t sz = (size_t)numel(&ds->in_type[k]) * 4;
+    memcpy(in[k], (const char *)ds->in_data[k] + (size_t)ex * sz, sz);
+  }
+  int64_t tn = numel(&ds->tgt_type);
+  if (tg && ds->tgt_data) memcpy(tg, ds->tgt_data + ex * tn, sizeof(int32_t) * (size_t)tn);
+}
+
 int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t start,
                    int64_t bs, void **inputs, int32_t *targets) {
   if (!ds || split < 0 || split > 2 || bs <= 0 || start < 0) return 0;
@@ -1560,17 +1708,14 @@ int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t s
   int64_t real = n - start < bs ? n - start : bs;
   if (real <= 0) return 0;
   const int64_t *idx = ds->split_idx[split];
-  int64_t tn = ds->tgt_data ? numel(&ds->tgt_type) : 0;
+  int64_t tn = ds->tgt_data || ds->text ? numel(&ds->tgt_type) : 0;
   for (int64_t r = 0; r < bs; r++) {
     int64_t pos = start + (r < real ? r : r % real);
     int64_t ex = idx[order ? order[pos] : pos];
-    for (int k = 0; k < ds->nin; k++) {
-      if (!inputs || !inputs[k]) continue;
-      size_t sz = (size_t)numel(&ds->in_type[k]) * 4;
-      memcpy((char *)inputs[k] + (size_t)r * sz, (const char *)ds->in_data[k] + (size_t)ex * sz, sz);
-    }
-    if (targets && tn)
-      memcpy(targets + r * tn, ds->tgt_data + ex * tn, sizeof(int32_t) * (size_t)tn);
+    void *row[8] = {NULL};
+    for (int k = 0; k < ds->nin && k < 8; k++)
+      if (inputs && inputs[k]) row[k] = (char *)inputs[k] + (size_t)r * (size_t)numel(&ds->in_type[k]) * 4;
+    data_example(ds, ex, row, targets && tn ? targets + r * tn : NULL);
   }
   return real;
 }

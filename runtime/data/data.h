@@ -32,6 +32,8 @@ typedef struct DataSet {
   Bpe bpe;                /* tokenize bpe: the merges (vocab is their tokens, no hash) */
   void *in_data[8];       /* [n][numel(in_type[k])] f32 or i32 */
   int32_t *tgt_data;      /* [n][numel(tgt_type)]: ids, or f32 bits when tgt_type is f32 */
+  const struct DataText *text; /* text loader (chars, words): examples read from the
+                                 * mapped file by data_batch (in_data, tgt_data NULL) */
   int64_t *split_idx[3];  /* example indices of train / valid / test */
   int64_t split_n[3];
 } DataSet;
@@ -87,6 +89,9 @@ int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *ou
  * batches are padded by repeating examples; returns the real count. */
 int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t start,
                    int64_t bs, void **inputs, int32_t *targets);
+/* Example ex (in file order) into in[k] (numel(in_type[k]) values each, f32
+ * or int32) and tg (numel(tgt_type)), either NULL to skip. */
+void data_example(const DataSet *ds, int64_t ex, void **in, int32_t *tg);
 /* A permutation of a split for an epoch, from (seed, epoch): order gets
  * split_n[split] positions within the split (0 .. split_n-1). */
 void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, int64_t *order);

@@ -575,18 +575,26 @@ static void check_binding(Program *p, const TrainDecl *t, const Model *m, const 
     /* a table's label: class labels for class(K), numbers for f32 */
     const DataField *f = &d->fields[fd.target_field];
     int64_t cols = f->range ? type_numel(&f->shape) : 1;
-    got = f->range ? arena_printf(a, "%lld number%s", (long long)cols, cols == 1 ? "" : "s")
+    got = f->range ? arena_printf(a, "%lld %s%s", (long long)cols,
+                                  v->type.dtype == IR_F32 ? "number" : "class label",
+                                  cols == 1 ? "" : "s")
                    : v->type.dtype == IR_F32 ? "one number" : "class labels";
     if (v->type.dtype == IR_F32) {
       ok = type_numel(&v->type) == cols;
       if (ok) ok = type_field(p, t, d, fd.target_field, IR_F32, &v->type);
       else if (!f->range)
         hint = "one 'label column' gives one number; use 'labels columns A..B shape [..]'";
+    } else if (f->range && v->type.dtype == IR_I32) {
+      /* one class label per column, for a class(K)[..] target */
+      ok = r >= 1 && type_numel(&v->type) == cols;
+      if (ok) ok = type_field(p, t, d, fd.target_field, IR_I32, &v->type);
+      else
+        hint = r == 0 ? "'labels columns A..B' give one class label per column, for a target "
+                        "class(K)[N] with N = B - A + 1; one class takes 'label column C'"
+                      : "'labels columns A..B' give one class label per column: the target's "
+                        "positions must be B - A + 1";
     } else {
       ok = !f->range && v->type.dtype == IR_I32 && r == 0;
-      if (f->range && v->type.dtype == IR_I32)
-        hint = "'labels columns' give numbers, for an f32 target; a class target takes "
-               "'label column C'";
     }
   } else {
     got = fd.target_label ? "class labels" : type_text(a, &fd.target, 0);

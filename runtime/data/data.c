@@ -29,6 +29,8 @@ typedef struct DataBox {
   Arena keep;
   const void *map;      /* the text loader's file, mapped while its examples are read */
   size_t map_len;
+  void *woff;           /* the text loader's window offsets (through ds.alloc) */
+  size_t woff_bytes;
 } DataBox;
 
 /* The text loader's examples (chars, words), read from the mapped file when
@@ -667,8 +669,9 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 /* Labels as class ids of L->fixed's names; a label it does not have is an
- * error naming both the line and the checkpoint. */
-static int fixed_labels(Loader *L, int64_t col) {
+ * error naming both the line and the checkpoint.  Columns lo .. lo + m - 1
+ * of each record, into tgt_data[i * m + j]. */
+static int fixed_labels(Loader *L, int64_t lo, int64_t m) {
   DataSet *ds = L->ds;
   const DataVocab *fx = L->fixed;
   const Rec *recs = (const Rec *)L->recs.p + (L->d->header ? 1 : 0);
@@ -680,28 +683,30 @@ static int fixed_labels(Loader *L, int64_t col) {
     if (id < 0) return oom(L);
     if (id != k) return fail(L, 0, "the labels of '%s' have '%s' twice", fx->source, fx->labels[k]);
   }
-  for (int64_t i = 0; i < ds->n; i++) {
-    Cell c = trim(cells[recs[i].first + col]);
-    if (c.n == 0) return fail(L, recs[i].line, "column %lld: empty label", (long long)col);
-    int64_t id = memchr(c.p, 0, c.n) ? -1 : vocab_lookup(&names, c.p, c.n, 0);
-    if (id < 0) {
-      char ex[48], list[160];
-      size_t n = 0;
-      list[0] = 0;
-      for (int64_t k = 0; k < fx->nlabels && n + 8 < sizeof list; k++) {
-        int w = snprintf(list + n, sizeof list - n, "%s%s", k ? ", " : "", fx->labels[k]);
-        if (w < 0 || (size_t)w >= sizeof list - n) {
-          snprintf(list + n, sizeof list - n, ", ...");
-          break;
+  for (int64_t i = 0; i < ds->n; i++)
+    for (int64_t j = 0; j < m; j++) {
+      int64_t col = lo + j;
+      Cell c = trim(cells[recs[i].first + col]);
+      if (c.n == 0) return fail(L, recs[i].line, "column %lld: empty label", (long long)col);
+      int64_t id = memchr(c.p, 0, c.n) ? -1 : vocab_lookup(&names, c.p, c.n, 0);
+      if (id < 0) {
+        char ex[48], list[160];
+        size_t n = 0;
+        list[0] = 0;
+        for (int64_t k = 0; k < fx->nlabels && n + 8 < sizeof list; k++) {
+          int w = snprintf(list + n, sizeof list - n, "%s%s", k ? ", " : "", fx->labels[k]);
+          if (w < 0 || (size_t)w >= sizeof list - n) {
+            snprintf(list + n, sizeof list - n, ", ...");
+            break;
+          }
+          n += (size_t)w;
         }
-        n += (size_t)w;
+        return fail(L, recs[i].line, "column %lld: label '%s' is not one of the %lld labels the checkpoint '%s' was trained with (%s)",
+                    (long long)col, excerpt(c.p, c.n, ex, sizeof ex), (long long)fx->nlabels,
+                    fx->source ? fx->source : "?", list);
       }
-      return fail(L, recs[i].line, "column %lld: label '%s' is not one of the %lld labels the checkpoint '%s' was trained with (%s)",
-                  (long long)col, excerpt(c.p, c.n, ex, sizeof ex), (long long)fx->nlabels,
-                  fx->source ? fx->source : "?", list);
+      ds->tgt_data[i * m + j] = (int32_t)id;
     }
-    ds->tgt_data[i] = (int32_t)id;
-  }
   ds->classes = fx->nlabels;
   ds->label_names = arena_alloc(L->keep, sizeof(char *) * (size_t)fx->nlabels);
   if (!ds->label_names) return oom(L);
@@ -712,33 +717,50 @@ static int fixed_labels(Loader *L, int64_t col) {
   return 0;
 }
 
-static int table_labels(Loader *L, int64_t col) {
+/* Class labels of columns lo..hi (one column for `label`, a range for
+ * `labels` feeding a class(K)[m] target): the cells of all of them share
+ * one set of classes. */
+static int table_labels(Loader *L, const DataField *f, int64_t lo, int64_t hi) {
   DataSet *ds = L->ds;
   const Rec *recs = (const Rec *)L->recs.p + (L->d->header ? 1 : 0);
   const Cell *cells = L->cells.p;
+  int64_t m = hi - lo + 1, total;
   ds->tgt_type = (IrType){0};
   ds->tgt_type.dtype = IR_I32;
-  ds->tgt_data = arena_alloc(L->keep, sizeof(int32_t) * (size_t)ds->n);
+  if (f->range) {
+    IrType t = f->shape;
+    t.dtype = IR_I32;
+    t.batched = 0;
+    if (t.rank == 0) t = int_vec(m);
+    if (numel(&t) != m)
+      return fail(L, 0, "labels columns %lld..%lld give %lld labels per example, but the shape has %lld",
+                  (long long)lo, (long long)hi, (long long)m, (long long)numel(&t));
+    ds->tgt_type = t;
+  }
+  if (!mul_ok(ds->n, m, &total)) return oom(L);
+  ds->tgt_data = arena_alloc(L->keep, sizeof(int32_t) * (size_t)(total ? total : 1));
   if (!ds->tgt_data) return oom(L);
-  if (L->fixed && L->fixed->nlabels > 0) return fixed_labels(L, col);
+  if (L->fixed && L->fixed->nlabels > 0) return fixed_labels(L, lo, m);
   /* integer labels when every label is a small non-negative integer */
   bool ints = true;
   int64_t maxv = -1;
-  for (int64_t i = 0; i < ds->n; i++) {
-    Cell c = trim(cells[recs[i].first + col]);
-    if (c.n == 0) return fail(L, recs[i].line, "column %lld: empty label", (long long)col);
-    const char *nul = memchr(c.p, 0, c.n);
-    if (nul) return fail(L, recs[i].line, "column %lld: NUL byte in the label", (long long)col);
-    if (ints) {
-      int64_t v = 0;
-      for (size_t j = 0; j < c.n && ints; j++) {
-        if (c.p[j] < '0' || c.p[j] > '9' || j >= 6) ints = false;
-        else v = v * 10 + (c.p[j] - '0');
+  for (int64_t i = 0; i < ds->n; i++)
+    for (int64_t j = 0; j < m; j++) {
+      int64_t col = lo + j;
+      Cell c = trim(cells[recs[i].first + col]);
+      if (c.n == 0) return fail(L, recs[i].line, "column %lld: empty label", (long long)col);
+      const char *nul = memchr(c.p, 0, c.n);
+      if (nul) return fail(L, recs[i].line, "column %lld: NUL byte in the label", (long long)col);
+      if (ints) {
+        int64_t v = 0;
+        for (size_t q = 0; q < c.n && ints; q++) {
+          if (c.p[q] < '0' || c.p[q] > '9' || q >= 6) ints = false;
+          else v = v * 10 + (c.p[q] - '0');
+        }
+        if (ints && v >= 65536) ints = false;
+        if (ints && v > maxv) maxv = v;
       }
-      if (ints && v >= 65536) ints = false;
-      if (ints && v > maxv) maxv = v;
     }
-  }
   if (ints) {
     ds->classes = maxv + 1;
     ds->label_names = arena_alloc(L->keep, sizeof(char *) * (size_t)ds->classes);
@@ -747,25 +769,27 @@ static int table_labels(Loader *L, int64_t col) {
       ds->label_names[k] = arena_printf(L->keep, "%lld", (long long)k);
       if (!ds->label_names[k]) return oom(L);
     }
-    for (int64_t i = 0; i < ds->n; i++) {
-      Cell c = trim(cells[recs[i].first + col]);
-      int32_t v = 0;
-      for (size_t j = 0; j < c.n; j++) v = v * 10 + (c.p[j] - '0');
-      ds->tgt_data[i] = v;
-    }
+    for (int64_t i = 0; i < ds->n; i++)
+      for (int64_t j = 0; j < m; j++) {
+        Cell c = trim(cells[recs[i].first + lo + j]);
+        int32_t v = 0;
+        for (size_t q = 0; q < c.n; q++) v = v * 10 + (c.p[q] - '0');
+        ds->tgt_data[i * m + j] = v;
+      }
     return 0;
   }
   /* text labels: sorted by bytes, so ids do not depend on the file order */
   Vocab names;
   memset(&names, 0, sizeof names);
-  int32_t *tmp_id = arena_alloc(&L->tmp, sizeof(int32_t) * (size_t)ds->n);
+  int32_t *tmp_id = arena_alloc(&L->tmp, sizeof(int32_t) * (size_t)(total ? total : 1));
   if (!tmp_id) return oom(L);
-  for (int64_t i = 0; i < ds->n; i++) {
-    Cell c = trim(cells[recs[i].first + col]);
-    int64_t id = vocab_intern(&L->tmp, &names, c.p, c.n, 0);
-    if (id < 0) return oom(L);
-    tmp_id[i] = (int32_t)id;
-  }
+  for (int64_t i = 0; i < ds->n; i++)
+    for (int64_t j = 0; j < m; j++) {
+      Cell c = trim(cells[recs[i].first + lo + j]);
+      int64_t id = vocab_intern(&L->tmp, &names, c.p, c.n, 0);
+      if (id < 0) return oom(L);
+      tmp_id[i * m + j] = (int32_t)id;
+    }
   char **sorted = arena_alloc(L->keep, sizeof(char *) * (size_t)names.n);
   int32_t *rank = arena_alloc(&L->tmp, sizeof(int32_t) * (size_t)names.n);
   if (!sorted || !rank) return oom(L);
@@ -778,7 +802,7 @@ static int table_labels(Loader *L, int64_t col) {
     int64_t id = vocab_lookup(&names, sorted[k], strlen(sorted[k]), 0);
     rank[id] = (int32_t)k;
   }
-  for (int64_t i = 0; i < ds->n; i++) ds->tgt_data[i] = rank[tmp_id[i]];
+  for (int64_t i = 0; i < total; i++) ds->tgt_data[i] = rank[tmp_id[i]];
   ds->classes = names.n;
   ds->label_names = sorted;
   return 0;
@@ -868,10 +892,11 @@ static int load_table(Loader *L) {
   for (int i = 0; i < d->nfields && rc == 0; i++) {
     const DataField *f = &d->fields[i];
     if (f->role == FIELD_LABEL) {
-      /* numbers for an f32 target (sema types the field), else class labels */
-      bool numbers = f->range || (f->typed && f->shape.dtype == IR_F32);
+      /* numbers for an f32 target, class labels for a class one (sema
+       * types the field); untyped, `labels` are numbers, `label` classes */
+      bool numbers = f->typed ? f->shape.dtype == IR_F32 : f->range;
       rc = numbers ? table_value_labels(L, f, cols[i][0], cols[i][1])
-                                    : table_labels(L, cols[i][0]);
+                   : table_labels(L, f, cols[i][0], cols[i][1]);
       continue;
     }
     if (k >= 8) {
@@ -1050,22 +1075,45 @@ static int load_text_bpe(Loader *L) {
 
 /* ---- text(path): language modelling windows ---- */
 
+static int ascii_space(char c) { return c == ' ' || c == '\n' || c == '\t'; }
+
 /* Tokens of s[a..b) as the text loader reads them: "\r\n" is "\n" (the
- * \r is skipped, so no token holds it).  *bad is an offset into s. */
+ * \r is skipped, so no token holds it).  *bad is an offset into s.  The
+ * text is handed to tok_split in pieces cut at a \r\n or just after an
+ * ASCII space, tab or newline (no token spans one), at most 64 KiB each
+ * unless a run without any is longer, so a reader that stops after a few
+ * tokens (a batch's window) reads only the bytes near them. */
 static int text_split(TokKind kind, const char *s, size_t a, size_t b, TokEmitFn emit, void *ud,
                       size_t *bad) {
   size_t i = a;
   while (i < b) {
-    size_t e = i;
+    size_t e = b, skip = 0, w = (size_t)1 << 16;
     for (;;) {
-      const char *cr = memchr(s + e, '\r', b - e);
-      if (!cr) {
-        e = b;
+      size_t lim = b - i <= w ? b : i + w, x = i;
+      bool found = false;
+      while (x < lim) { /* a \r\n in [i, lim) */
+        const char *cr = memchr(s + x, '\r', lim - x);
+        if (!cr) break;
+        x = (size_t)(cr - s);
+        if (x + 1 < b && s[x + 1] == '\n') {
+          found = true;
+          break;
+        }
+        x++;
+      }
+      if (found) {
+        e = x;
+        skip = 1;
         break;
       }
-      e = (size_t)(cr - s);
-      if (e + 1 < b && s[e + 1] == '\n') break;
-      e++;
+      if (lim == b) break;
+      size_t c = lim;
+      while (c > i && !ascii_space(s[c - 1])) c--;
+      if (c > i) {
+        e = c;
+        break;
+      }
+      w *= 2; /* no space in w bytes: look further */
     }
     size_t bad0 = 0;
     int r = tok_split(kind, s + i, e - i, emit, ud, &bad0);
@@ -1073,7 +1121,7 @@ static int text_split(TokKind kind, const char *s, size_t a, size_t b, TokEmitFn
       if (bad) *bad = i + bad0;
       return r;
     }
-    i = e + 1; /* past the \r of \r\n (or the end) */
+    i = e + skip; /* past the \r of \r\n */
   }
   return 0;
 }
@@ -1090,10 +1138,22 @@ typedef struct TextScan {
   const bool *train;
   int64_t nwin;
   int64_t *counts;
+  size_t dropped;        /* the mapping's pages before this are given back */
 } TextScan;
+
+/* Gives back the pages a pass has read (before the token at off), every
+ * 64 MiB, so that a pass over a large file holds little of it resident. */
+static void scan_progress(TextScan *c, const char *tok) {
+  Loader *L = c->L;
+  size_t off = (size_t)(tok - (const char *)L->map);
+  if (off - c->dropped < ((size_t)64 << 20)) return;
+  file_map_done(L->map, L->map_len, c->dropped, off - c->dropped);
+  c->dropped = off;
+}
 
 static int scan_token(void *ud, const char *tok, size_t len) {
   TextScan *c = ud;
+  scan_progress(c, tok);
   int64_t id = vocab_intern(&c->L->tmp, c->full, tok, len, c->fold);
   if (id < 0 || id > INT32_MAX) return 1;
   if (c->ntok % c->N == 0) {
@@ -1109,6 +1169,7 @@ static int scan_token(void *ud, const char *tok, size_t len) {
  * cut apart (a token between two train windows counts twice). */
 static int count_token(void *ud, const char *tok, size_t len) {
   TextScan *c = ud;
+  scan_progress(c, tok);
   int64_t j = c->ntok++, w = j / c->N;
   int64_t times = (w < c->nwin && c->train[w]) + (j % c->N == 0 && w >= 1 && w - 1 < c->nwin && c->train[w - 1]);
   if (times) c->counts[vocab_lookup(c->full, tok, len, c->fold)] += times;
@@ -1166,6 +1227,7 @@ static int load_text(Loader *L) {
   }
   if (rc == 0 && !(L->fixed && L->fixed->ntokens > 0)) {
     c.ntok = 0;
+    c.dropped = 0;
     c.train = L->is_train;
     c.nwin = ds->n;
     if (text_split(kind, L->buf, 0, L->len, count_token, &c, &bad)) rc = oom(L);
@@ -1180,20 +1242,21 @@ static int load_text(Loader *L) {
    * windows' offsets, and a batch tokenizes its windows */
   if (rc == 0) {
     struct DataText *t = arena_alloc(L->keep, sizeof *t);
-    int64_t *woff = arena_alloc(L->keep, sizeof(int64_t) * (size_t)ds->n);
-    if (!t || !woff) rc = oom(L);
-    else {
-      memcpy(woff, c.woff.p, sizeof(int64_t) * (size_t)ds->n);
+    if (!t) rc = oom(L);
+    else { /* the offsets' array goes to the data set as it is (no copy) */
+      DataBox *box = (DataBox *)ds;
       t->s = L->buf;
       t->len = L->len;
-      t->woff = woff;
+      t->woff = c.woff.p;
       t->N = N;
       t->kind = kind;
       ds->text = t;
       ds->classes = ds->vocab.n;
-      DataBox *box = (DataBox *)ds;
       box->map = L->map;
       box->map_len = L->map_len;
+      box->woff = c.woff.p;
+      box->woff_bytes = c.woff.cap * c.woff.esz;
+      c.woff.p = NULL;
     }
   }
   vec_free(L, &c.woff);
@@ -1635,6 +1698,7 @@ void data_free(DataSet *ds) {
   DataBox *box = (DataBox *)ds;
   RaAlloc alloc = ds->alloc;
   file_unmap(box->map, box->map_len);
+  if (box->woff) ra_free_mem(&alloc, box->woff, box->woff_bytes);
   arena_free(&box->keep);
   ra_free_mem(&alloc, box, sizeof *box);
 }

@@ -1510,7 +1510,10 @@ static void predict_line(Bound *b, const DataSet *ds, const char *line, const ch
       int64_t arg = 0;
       for (int64_t k = 1; k < K; k++) if (x[i * K + k] > x[i * K + arg]) arg = k;
       if (i && words) tb_puts(out, " ");
-      tb_puts(out, arg < ds->vocab.n ? ds->vocab.words[arg] : "?");
+      /* class labels per position (labels columns) by name, else tokens */
+      tb_puts(out, ds->label_names && arg < ds->classes ? ds->label_names[arg]
+                   : arg < ds->vocab.n                  ? ds->vocab.words[arg]
+                                                        : "?");
     }
     tb_puts(out, "\t");
     tb_puts(out, line);

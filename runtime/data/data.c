@@ -1139,7 +1139,19 @@ typedef struct TextScan {
   int64_t nwin;
   int64_t *counts;
   size_t dropped;        /* the mapping's pages before this are given back */
+  int64_t ascii[128];    /* the full id of each one-byte token seen, or -1 */
 } TextScan;
+
+/* The full id of a token: one-byte tokens from a table, the rest hashed;
+ * interned when intern (pass 1).  -1 when out of memory. */
+static int64_t scan_id(TextScan *c, const char *tok, size_t len, bool intern) {
+  unsigned char b = (unsigned char)tok[0];
+  if (len == 1 && b < 128 && c->ascii[b] >= 0) return c->ascii[b];
+  int64_t id = intern ? vocab_intern(&c->L->tmp, c->full, tok, len, c->fold)
+                      : vocab_lookup(c->full, tok, len, c->fold);
+  if (len == 1 && b < 128) c->ascii[b] = id;
+  return id;
+}
 
 /* Gives back the pages a pass has read (before the token at off), every
  * 64 MiB, so that a pass over a large file holds little of it resident. */
@@ -1154,7 +1166,7 @@ static void scan_progress(TextScan *c, const char *tok) {
 static int scan_token(void *ud, const char *tok, size_t len) {
   TextScan *c = ud;
   scan_progress(c, tok);
-  int64_t id = vocab_intern(&c->L->tmp, c->full, tok, len, c->fold);
+  int64_t id = scan_id(c, tok, len, true);
   if (id < 0 || id > INT32_MAX) return 1;
   if (c->ntok % c->N == 0) {
     int64_t *slot = vec_push(c->L, &c->woff);
@@ -1172,7 +1184,7 @@ static int count_token(void *ud, const char *tok, size_t len) {
   scan_progress(c, tok);
   int64_t j = c->ntok++, w = j / c->N;
   int64_t times = (w < c->nwin && c->train[w]) + (j % c->N == 0 && w >= 1 && w - 1 < c->nwin && c->train[w - 1]);
-  if (times) c->counts[vocab_lookup(c->full, tok, len, c->fold)] += times;
+  if (times) c->counts[scan_id(c, tok, len, false)] += times;
   return 0;
 }
 
@@ -1198,6 +1210,7 @@ static int load_text(Loader *L) {
   c.fold = kind == TOK_WORDS;
   c.N = N;
   c.woff.esz = sizeof(int64_t);
+  for (int b = 0; b < 128; b++) c.ascii[b] = -1;
   /* pass 1 over the mapping: the dictionary and the windows' offsets */
   file_map_sequential(L->map, L->map_len);
   size_t bad = 0;
@@ -1405,8 +1418,9 @@ static int npy_array(Loader *L, const DataField *f, const char *what, IrType *t,
     goto done;
   }
   if (n_want >= 0 && a.shape[0] != n_want) {
-    rc = fail(L, 0, "the %s array has %lld examples (shape %s), but the input array has %lld",
-              what, (long long)a.shape[0], ashape, (long long)n_want);
+    rc = fail(L, 0, "the %s array has %lld examples (shape %s), but the %s array has %lld",
+              what, (long long)a.shape[0], ashape,
+              strncmp(what, "input", 5) == 0 ? "first input" : "input", (long long)n_want);
     goto done;
   }
   *t = f->shape;
@@ -1455,8 +1469,22 @@ static int load_npy(Loader *L) {
   ds->nin = 1;
   const char *in_path = L->path;
   if (ds->n == 0) return fail(L, 0, "the array has no examples (its first dimension is 0)");
-  if (d->nfields > 1) {
-    const DataField *f = &d->fields[1];
+  /* further inputs (input npy(...)), in order, as many examples each */
+  int label = -1;
+  for (int i = 1; i < d->nfields; i++) {
+    if (d->fields[i].role == FIELD_LABEL) {
+      label = i;
+      continue;
+    }
+    if (ds->nin >= 8) return fail(L, 0, "more than 8 input arrays");
+    int k = ds->nin;
+    char what[32];
+    snprintf(what, sizeof what, "input %d", k + 1);
+    if (npy_array(L, &d->fields[i], what, &ds->in_type[k], &ds->in_data[k], ds->n)) return -1;
+    ds->nin++;
+  }
+  if (label >= 0) {
+    const DataField *f = &d->fields[label];
     void *tg = NULL;
     if (npy_array(L, f, "label", &ds->tgt_type, &tg, ds->n)) return -1;
     ds->tgt_data = tg;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,4 +88,56 @@ int file_read_all(const RaAlloc *a, const char *path, uint64_t max, char **buf, 
   *buf = b;
   *len = (size_t)size;
   return 0;
+}
+
+int file_map(const char *path, const void **base, size_t *len, char *err, size_t errlen) {
+  *base = NULL;
+  *len = 0;
+  uint64_t size;
+  int fd = file_open_regular(path, &size, err, errlen);
+  if (fd < 0) return -1;
+  if (size == 0) {
+    close(fd);
+    return 0;
+  }
+  if (size > (uint64_t)SIZE_MAX) {
+    if (err && errlen) snprintf(err, errlen, "the file is too large to map (%llu bytes)", (unsigned long long)size);
+    close(fd);
+    return -1;
+  }
+  void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+  int e = errno;
+  close(fd);
+  if (p == MAP_FAILED) {
+    if (err && errlen) snprintf(err, errlen, "cannot map the file: %s", strerror(e));
+    return -1;
+  }
+  *base = p;
+  *len = (size_t)size;
+  return 0;
+}
+
+void file_unmap(const void *base, size_t len) {
+  if (base && len) munmap((void *)base, len);
+}
+
+void file_map_sequential(const void *base, size_t len) {
+  if (base && len) madvise((void *)base, len, MADV_SEQUENTIAL);
+}
+
+void file_map_done(const void *base, size_t len, size_t off, size_t n) {
+  if (!base || off >= len) return;
+  long pg = sysconf(_SC_PAGESIZE);
+  size_t page = pg > 0 ? (size_t)pg : 4096;
+  size_t a = (off + page - 1) / page * page; /* whole pages inside the range */
+  size_t b = off + n > len ? len : off + n;
+  if (b == len) b = (len + page - 1) / page * page;
+  else b = b / page * page;
+  if (b > a) madvise((char *)base + a, b - a, MADV_DONTNEED);
+}
+
+int64_t file_size_now(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0) return -1;
+  return (int64_t)st.st_size;
 }

@@ -33,6 +33,22 @@ int file_open_regular(const char *path, uint64_t *size, char *err, size_t errlen
 int file_read_all(const RaAlloc *a, const char *path, uint64_t max, char **buf, size_t *len,
                   char *err, size_t errlen);
 
+/* Maps a whole regular file read-only (opened as file_open_regular opens
+ * it): *base and *len; an empty file gives NULL and 0.  0, or -1 with the
+ * reason (without the path) in err ("cannot map the file: ...").  Pages
+ * are read on first use, so the file is never copied into memory; a file
+ * truncated while mapped raises SIGBUS on the next access to a page past
+ * its new end (the kernel's rule for mappings: docs/data.md). */
+int file_map(const char *path, const void **base, size_t *len, char *err, size_t errlen);
+void file_unmap(const void *base, size_t len);
+/* Hints that base[off .. off + n) of a mapping will be read in order, or
+ * is done with (its pages leave the process's resident set and are read
+ * again from the page cache if used). */
+void file_map_sequential(const void *base, size_t len);
+void file_map_done(const void *base, size_t len, size_t off, size_t n);
+/* The size of the file at path now, or -1 (a file that changed while mapped). */
+int64_t file_size_now(const char *path);
+
 /* What a file-system object is, for messages: "a directory", "a FIFO", ... */
 const char *file_kind(unsigned mode);
 

@@ -89,6 +89,28 @@ static void catch_stop_signals(void) {
   }
 }
 
+/* Data files are read through a memory mapping (docs/data.md): one that is
+ * truncated while in use raises SIGBUS at the next read of a page it lost.
+ * Say so, then end as the signal would. */
+static void on_bus_error(int sig) {
+  static const char msg[] =
+      "rac: bus error (SIGBUS): a data file read through a memory mapping was truncated, or its "
+      "storage failed, while in use; steps after the last saved checkpoint are lost\n";
+  ssize_t w = write(2, msg, sizeof msg - 1);
+  (void)w;
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void catch_bus_error(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_bus_error;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND;
+  sigaction(SIGBUS, &sa, NULL);
+}
+
 /* A word as the shell reads it back: as is when it is plain, else in
  * single quotes. */
 static void put_shell_word(const char *w, FILE *f) {
@@ -184,6 +206,7 @@ static int rac_main(int argc, char **argv);
  * flushes its output and leaves without running exit handlers (the leak
  * check of a sanitizer build runs first). */
 int main(int argc, char **argv) {
+  catch_bus_error();
   int rc = rac_main(argc, argv);
   fflush(NULL);
 #if defined(__SANITIZE_ADDRESS__)

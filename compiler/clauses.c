@@ -545,7 +545,10 @@ int clauses_attention(Program *p, const AstClauses *c, Span call, bool attnpool,
 /* ---- data (language.md §8) ---- */
 
 static const char *const LOADERS[] = {"tsv", "csv", "text", "synthetic", "npy"};
-static const char *const TOKENIZERS[] = {"chars", "words"};
+static const char *const TOKENIZERS[] = {"chars", "words", "bpe"};
+/* tokenize bpe: <pad>, <unk> and the 256 bytes come before any merge */
+#define BPE_MIN_VOCAB 258
+#define BPE_MAX_VOCAB 1000000
 
 static const char *const TSV_CLAUSES[] = {"text", "features", "label", "labels", "header", "split",
                                           "seed",
@@ -557,8 +560,8 @@ enum { DC_TEXT, DC_FEATURES, DC_LABEL, DC_LABELS, DC_HEADER, DC_SPLIT, DC_SEED, 
 static const char *const TEXT_CLAUSES[] = {"tokenize", "window", "vocab", "split", "seed"};
 enum { TC_TOKENIZE, TC_WINDOW, TC_VOCAB, TC_SPLIT, TC_SEED };
 static const char *const SYN_CLAUSES[] = {"split", "seed"};
-static const char *const NPY_CLAUSES[] = {"label", "split", "seed"};
-enum { NC_LABEL, NC_SPLIT, NC_SEED };
+static const char *const NPY_CLAUSES[] = {"label", "input", "split", "seed"};
+enum { NC_LABEL, NC_INPUT, NC_SPLIT, NC_SEED };
 
 static int read_split(Cur *k, Span at, double split[3]) {
   bool got[3] = {false, false, false};
@@ -727,7 +730,15 @@ static int field_clause(Cur *k, DataField *f, FieldState *st, int sub, Span sat)
   if (strcmp(sname, "column") == 0) {
     rc = read_column_ref(k, "column", sat, &f->column, &f->column_name);
   } else if (strcmp(sname, "tokenize") == 0) {
-    rc = arg_choice(k, "tokenize", sat, TOKENIZERS, 2, &ch);
+    const AstWord *w = peek(k);
+    if (at_arg(k) && w->kind == W_IDENT && strcmp(w->ident, "bpe") == 0) {
+      cerr(k, w->span, "tokenize bpe is read by the text loader only; a text field of tsv or "
+                       "csv data takes chars or words");
+      k->i++;
+      rc = -1;
+    } else {
+      rc = arg_choice(k, "tokenize", sat, TOKENIZERS, 2, &ch); /* chars, words */
+    }
     if (!rc) f->tokenize = ch ? TOK_WORDS : TOK_CHARS;
   } else if (strcmp(sname, "vocab") == 0) {
     rc = arg_int(k, "vocab", sat, 3, &f->vocab);
@@ -937,8 +948,8 @@ static int read_text_block(Cur *k, Span call, DataDecl *d) {
     int64_t v;
     switch (idx) {
     case TC_TOKENIZE:
-      rc = arg_choice(k, "tokenize", at, TOKENIZERS, 2, &ch);
-      if (!rc) d->tokenize = ch ? TOK_WORDS : TOK_CHARS;
+      rc = arg_choice(k, "tokenize", at, TOKENIZERS, 3, &ch);
+      if (!rc) d->tokenize = ch == 2 ? TOK_BPE : ch ? TOK_WORDS : TOK_CHARS;
       break;
     case TC_WINDOW: rc = arg_int(k, "window", at, 1, &d->window); break;
     case TC_VOCAB: rc = arg_int(k, "vocab", at, 3, &d->vocab); break;
@@ -952,6 +963,20 @@ static int read_text_block(Cur *k, Span call, DataDecl *d) {
   }
   if (!has(k, TC_WINDOW) && !k->unknown)
     cerr(k, k->c ? k->c->span : call, "text data needs 'window N' (the length of each example)");
+  if (d->tokenize == TOK_BPE && !k->unknown) {
+    if (!has(k, TC_VOCAB))
+      cerr(k, k->first[TC_TOKENIZE], "tokenize bpe needs 'vocab N', the size of the vocabulary "
+                                     "(at least %d: <pad>, <unk>, the 256 bytes, then the merges)",
+           BPE_MIN_VOCAB);
+    else if (d->vocab > 0 && d->vocab < BPE_MIN_VOCAB)
+      cerr(k, k->first[TC_VOCAB], "vocab %lld is too small for tokenize bpe: <pad>, <unk> and "
+                                  "the 256 bytes take %d ids before the first merge",
+           (long long)d->vocab, BPE_MIN_VOCAB);
+    else if (d->vocab > BPE_MAX_VOCAB)
+      cerr(k, k->first[TC_VOCAB], "vocab %lld is too large for tokenize bpe (at most %d: "
+                                  "%d merges)",
+           (long long)d->vocab, BPE_MAX_VOCAB, BPE_MAX_VOCAB - BPE_MIN_VOCAB);
+  }
   return 0;
 }
 
@@ -975,6 +1000,29 @@ static int read_syn_block(Cur *k, DataDecl *d) {
 
 /* npy("x.npy") { label npy("y.npy")  split ...  seed N }: the input is the
  * first array, the target (if any) the label's. */
+/* The path of an array clause: npy("y.npy") or a bare string. */
+static int npy_path(Cur *k, const char *clause, Span at, DataField *f) {
+  const AstWord *w = peek(k);
+  if (at_arg(k) && w->kind == W_IDENT && strcmp(w->ident, "npy") == 0) k->i++;
+  w = peek(k);
+  int rc;
+  if (at_arg(k) && !(w->kind == W_VALUE && w->value->kind == EX_STR)) {
+    cerr(k, w->span, "the %s of npy data is an array, as in %s npy(\"%s.npy\"); found %s",
+         clause, clause, strcmp(clause, "label") == 0 ? "y" : "x2", word_desc(k, w));
+    k->i++;
+    rc = -1;
+  } else {
+    rc = arg_str(k, clause, at, &f->path, &f->path_span);
+  }
+  if (!rc && !*f->path) {
+    cerr(k, f->path_span, "the path of the %s array is empty", clause);
+    rc = -1;
+  }
+  return rc;
+}
+
+/* npy("x.npy") { input npy("x2.npy") ... label npy("y.npy") }: the inputs
+ * in order (the loader's array first), then the label. */
 static int read_npy_block(Cur *k, DataDecl *d) {
   Span at;
   int idx;
@@ -985,33 +1033,34 @@ static int read_npy_block(Cur *k, DataDecl *d) {
   in->path = d->path;
   in->path_span = d->path_span;
   d->nfields = 1;
+  DataField label;
+  bool has_label = false;
   while ((idx = next_clause(k, &at)) >= 0) {
-    once(k, idx, at);
+    if (idx != NC_INPUT) once(k, idx, at);
     int rc = 0;
     int64_t v;
     if (idx == NC_LABEL) {
-      DataField *f = &d->fields[1];
+      DataField *f = &label;
       memset(f, 0, sizeof *f);
       f->role = FIELD_LABEL;
       f->span = at;
       f->column = -1;
       f->shape.dtype = IR_I32;
-      const AstWord *w = peek(k);
-      if (at_arg(k) && w->kind == W_IDENT && strcmp(w->ident, "npy") == 0) k->i++;
-      w = peek(k);
-      if (at_arg(k) && !(w->kind == W_VALUE && w->value->kind == EX_STR)) {
-        cerr(k, w->span, "the label of npy data is an array, as in label npy(\"y.npy\"); "
-                         "found %s", word_desc(k, w));
-        k->i++;
+      rc = npy_path(k, "label", at, f);
+      if (!rc) has_label = true;
+    } else if (idx == NC_INPUT) {
+      if (d->nfields >= 7) {
+        cerr(k, at, "npy data has at most 7 input arrays");
         rc = -1;
       } else {
-        rc = arg_str(k, "label", at, &f->path, &f->path_span);
+        DataField *f = &d->fields[d->nfields];
+        memset(f, 0, sizeof *f);
+        f->role = FIELD_FEATURES;
+        f->span = at;
+        f->column = -1;
+        rc = npy_path(k, "input", at, f);
+        if (!rc) d->nfields++;
       }
-      if (!rc && !*f->path) {
-        cerr(k, f->path_span, "the path of the label array is empty");
-        rc = -1;
-      }
-      if (!rc) d->nfields = 2;
     } else if (idx == NC_SPLIT) {
       rc = read_split(k, at, d->split);
     } else {
@@ -1020,6 +1069,7 @@ static int read_npy_block(Cur *k, DataDecl *d) {
     }
     clause_end(k, rc);
   }
+  if (has_label) d->fields[d->nfields++] = label;
   return 0;
 }
 
@@ -1196,7 +1246,7 @@ int clauses_data(Program *p, const AstItem *it, const char *spec_dir, DataDecl *
     read_syn_block(&k, d);
     break;
   case LOADER_NPY:
-    cur_init(&k, p, call->clauses, "npy", NULL, NPY_CLAUSES, 3);
+    cur_init(&k, p, call->clauses, "npy", NULL, NPY_CLAUSES, 4);
     read_npy_block(&k, d);
     break;
   }

@@ -94,7 +94,7 @@ typedef struct Model {
 
 /* ---- data (language.md §8) ---- */
 typedef enum { LOADER_TSV, LOADER_CSV, LOADER_TEXT, LOADER_SYNTHETIC, LOADER_NPY } LoaderKind;
-typedef enum { TOK_NONE, TOK_CHARS, TOK_WORDS } TokKind;
+typedef enum { TOK_NONE, TOK_CHARS, TOK_WORDS, TOK_BPE } TokKind;
 typedef enum { FIELD_TEXT, FIELD_FEATURES, FIELD_LABEL } FieldRole;
 typedef enum { SYN_COPY, SYN_REVERSE, SYN_RECALL } SynTask;
 

@@ -484,16 +484,27 @@ static bool type_field(Program *p, const TrainDecl *t, const DataDecl *d, int fi
  * against them when the files are read (docs/data.md). */
 static void check_npy_binding(Program *p, const TrainDecl *t, const Model *m,
                               const DataDecl *d) {
-  Arena *a = p->arena;
-  if (m->ninputs != 1) {
+  int nin = 0, label = -1;
+  for (int i = 0; i < d->nfields; i++) {
+    if (d->fields[i].role == FIELD_LABEL) label = i;
+    else nin++;
+  }
+  if (m->ninputs != nin) {
     Diag *g = diag_error(p->diags, t->data_span,
-                         "data '%s' gives 1 input but model '%s' takes %d", d->name, m->name,
-                         m->ninputs);
+                         "data '%s' gives %d input%s but model '%s' takes %d", d->name, nin,
+                         nin == 1 ? "" : "s", m->name, m->ninputs);
     diag_note(p->diags, g, m->span, "model '%s' is here", m->name);
+    if (m->ninputs > nin)
+      diag_note(p->diags, g, d->span, "each further input is a clause input npy(\"x2.npy\")");
     return;
   }
-  type_field(p, t, d, 0, m->inputs[0].type.dtype, &m->inputs[0].type);
-  bool has = d->nfields > 1;
+  /* the arrays feed the inputs in order */
+  for (int i = 0, k = 0; i < d->nfields; i++)
+    if (d->fields[i].role != FIELD_LABEL) {
+      type_field(p, t, d, i, m->inputs[k].type.dtype, &m->inputs[k].type);
+      k++;
+    }
+  bool has = label >= 0;
   if (m->ntargets != (has ? 1 : 0)) {
     Diag *g = has ? diag_error(p->diags, t->data_span,
                                "data '%s' gives a target but model '%s' declares none", d->name,
@@ -505,8 +516,7 @@ static void check_npy_binding(Program *p, const TrainDecl *t, const Model *m,
               has ? "the model" : "the target");
     return;
   }
-  if (has) type_field(p, t, d, 1, m->targets[0].type.dtype, &m->targets[0].type);
-  (void)a;
+  if (has) type_field(p, t, d, label, m->targets[0].type.dtype, &m->targets[0].type);
 }
 
 static void check_binding(Program *p, const TrainDecl *t, const Model *m, const DataDecl *d) {
@@ -575,18 +585,26 @@ static void check_binding(Program *p, const TrainDecl *t, const Model *m, const 
     /* a table's label: class labels for class(K), numbers for f32 */
     const DataField *f = &d->fields[fd.target_field];
     int64_t cols = f->range ? type_numel(&f->shape) : 1;
-    got = f->range ? arena_printf(a, "%lld number%s", (long long)cols, cols == 1 ? "" : "s")
+    got = f->range ? arena_printf(a, "%lld %s%s", (long long)cols,
+                                  v->type.dtype == IR_F32 ? "number" : "class label",
+                                  cols == 1 ? "" : "s")
                    : v->type.dtype == IR_F32 ? "one number" : "class labels";
     if (v->type.dtype == IR_F32) {
       ok = type_numel(&v->type) == cols;
       if (ok) ok = type_field(p, t, d, fd.target_field, IR_F32, &v->type);
       else if (!f->range)
         hint = "one 'label column' gives one number; use 'labels columns A..B shape [..]'";
+    } else if (f->range && v->type.dtype == IR_I32) {
+      /* one class label per column, for a class(K)[..] target */
+      ok = r >= 1 && type_numel(&v->type) == cols;
+      if (ok) ok = type_field(p, t, d, fd.target_field, IR_I32, &v->type);
+      else
+        hint = r == 0 ? "'labels columns A..B' give one class label per column, for a target "
+                        "class(K)[N] with N = B - A + 1; one class takes 'label column C'"
+                      : "'labels columns A..B' give one class label per column: the target's "
+                        "positions must be B - A + 1";
     } else {
       ok = !f->range && v->type.dtype == IR_I32 && r == 0;
-      if (f->range && v->type.dtype == IR_I32)
-        hint = "'labels columns' give numbers, for an f32 target; a class target takes "
-               "'label column C'";
     }
   } else {
     got = fd.target_label ? "class labels" : type_text(a, &fd.target, 0);

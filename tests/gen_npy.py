@@ -34,6 +34,9 @@ def main():
     ids = np.loadtxt("tests/data/token_ids.csv", delimiter=",", dtype=np.int64)[:40]
     np.save(OUT + "reg_x.npy", reg[:, 1:].astype(np.float32))      # 1.0, <f4
     np.save(OUT + "reg_y.npy", reg[:, :1])                        # 1.0, <f8, (n, 1)
+    # the same inputs as two arrays (input npy(...)): x1 x2, and x3 x4 in float64
+    np.save(OUT + "reg_xa.npy", reg[:, 1:3].astype(np.float32))
+    np.save(OUT + "reg_xb.npy", reg[:, 3:5])
     x = ids[:, 1:]
     y = ids[:, 0].astype(np.int32)
     write("ids_x.npy", header("<i8", x.shape, version=2) + x.astype("<i8").tobytes())

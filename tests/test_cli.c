@@ -1,5 +1,7 @@
 /* test_cli.c - the rac command line: usage errors, exit statuses and
  * messages, run on the built rac. */
+#include <signal.h>
+
 #include "testutil.h"
 
 /* Every option that takes a value, given last with no value, is a usage
@@ -88,5 +90,34 @@ Test(cli, set_long_key_is_not_cut) {
   char want[400];
   snprintf(want, sizeof want, "unknown setting '%s'", key);
   cr_assert(strstr(r.err, want), "%s", r.err);
+  tu_run_free(&r);
+}
+
+/* A text corpus truncated while rac trains on it (its examples are read
+ * from the mapped file at each batch) ends rac with a message saying so:
+ * SIGBUS at the next read of a lost page (exit 135). */
+Test(cli, data_file_truncated_while_training_is_reported, .timeout = 120) {
+  const char *txt = tu_tmp("shrink.txt"), *spec = tu_tmp("shrink.ra"), *err = tu_tmp("shrink.err");
+  static char corpus[1 << 18];
+  for (size_t i = 0; i + 1 < sizeof corpus; i++) corpus[i] = (char)(i % 61 == 60 ? '\n' : 'a' + (i * 7) % 26);
+  cr_assert(tu_write_file(txt, corpus) == 0);
+  char text[1024];
+  snprintf(text, sizeof text,
+           "data d = text(\"%s\") { tokenize chars  window 16  vocab 32 }\n"
+           "model m {\n  input t : int[16]\n  target y : class(32)[16]\n"
+           "  x = embed(t, vocab: 32, dim: 8)\n  logits = linear(x, out: 32)\n"
+           "  loss cross_entropy(logits, y)\n}\n"
+           "train m on d {\n  batch 4\n  steps 100000000\n}\n",
+           txt);
+  cr_assert(tu_write_file(spec, text) == 0);
+  TuRun r = tu_sh(100,
+                  "$RAC run %s --threads 1 2>%s & pid=$!\n"
+                  "until grep -q '^training' %s; do sleep 0.05; done\n"
+                  "truncate -s 0 %s\nwait $pid; st=$?\ncat %s >&2\nexit $st",
+                  spec, err, err, txt, err);
+  cr_assert_eq(r.status, 128 + SIGBUS, "status %d\n%s", r.status, r.err);
+  cr_assert(strstr(r.err, "rac: bus error (SIGBUS): a data file read through a memory mapping was "
+                          "truncated"),
+            "%s", r.err);
   tu_run_free(&r);
 }

@@ -1,5 +1,6 @@
 /* test_data.c - the data loaders (tsv, csv, text, synthetic), tokenizers,
  * vocabularies, splits, shuffles, batches and every malformed-input error. */
+#include <signal.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -82,7 +83,11 @@ static void expect_error(const DataDecl *d, const char *want) {
 /* Token ids of example ex, field k, as words joined by '|'. */
 static const char *decode(const DataSet *ds, int k, int64_t ex, char *buf, size_t n) {
   int64_t T = ds->in_type[k].dim[0];
-  const int32_t *x = (const int32_t *)ds->in_data[k] + ex * T;
+  int32_t x[256];
+  void *in[8] = {NULL};
+  cr_assert(T <= 256);
+  in[k] = x;
+  data_example(ds, ex, in, NULL);
   buf[0] = 0;
   for (int64_t j = 0; j < T; j++) {
     if (j) strncat(buf, "|", n - strlen(buf) - 1);
@@ -406,7 +411,10 @@ Test(data, text_windows_shift_by_one) {
   cr_assert_eq(ds->tgt_type.rank, 1);
   cr_assert_eq(ds->tgt_type.dim[0], 8);
   cr_assert_eq(ds->classes, ds->vocab.n);
-  const int32_t *in = ds->in_data[0], *tg = ds->tgt_data;
+  /* the text loader's examples are read from the file by data_example */
+  cr_assert_null(ds->in_data[0]);
+  int32_t in[9 * 8], tg[9 * 8];
+  for (int64_t i = 0; i < ds->n; i++) data_example(ds, i, (void *[]){in + i * 8}, tg + i * 8);
   for (int64_t i = 0; i < ds->n; i++) {
     for (int j = 0; j < 7; j++) cr_assert_eq(tg[i * 8 + j], in[i * 8 + j + 1]);
     if (i + 1 < ds->n) cr_assert_eq(tg[i * 8 + 7], in[(i + 1) * 8]);
@@ -845,4 +853,65 @@ Test(data, random_files_never_crash) {
   }
   unlink(path);
   cr_assert(loaded > 0);
+}
+
+/* ---- files read through a mapping ---- */
+
+Test(data, text_crlf_is_lf_for_chars_and_words) {
+  const char *lf = tu_tmp("lf.txt"), *crlf = tu_tmp("crlf.txt");
+  cr_assert(tu_write_file(lf, "one two\nthree\r four\nfive six seven\n\neight nine\n") == 0);
+  cr_assert(tu_write_file(crlf, "one two\r\nthree\r four\r\nfive six seven\r\n\r\neight nine\r\n") == 0);
+  for (int kind = 0; kind < 2; kind++) {
+    DataDecl a = decl(LOADER_TEXT, lf), b = decl(LOADER_TEXT, crlf);
+    a.tokenize = b.tokenize = kind ? TOK_WORDS : TOK_CHARS;
+    a.window = b.window = 2;
+    DataSet *x = load_ok(&a), *y = load_ok(&b);
+    cr_assert_eq(x->n, y->n);
+    cr_assert_eq(x->vocab.n, y->vocab.n);
+    for (int64_t i = 0; i < x->vocab.n; i++) cr_assert_str_eq(x->vocab.words[i], y->vocab.words[i]);
+    /* a lone \r is a character of its own */
+    if (!kind) cr_assert_geq(vocab_lookup(&x->vocab, "\r", 1, 0), 0);
+    for (int64_t i = 0; i < x->n; i++) {
+      int32_t p[2], q[2], tp[2], tq[2];
+      data_example(x, i, (void *[]){p}, tp);
+      data_example(y, i, (void *[]){q}, tq);
+      cr_assert(p[0] == q[0] && p[1] == q[1] && tp[0] == tq[0] && tp[1] == tq[1], "window %lld", (long long)i);
+    }
+    data_free(x);
+    data_free(y);
+  }
+}
+
+/* A file the kernel cannot map (sysfs attributes cannot be) is refused by name. */
+Test(data_errors, a_file_that_cannot_be_mapped) {
+  const char *f = "/sys/devices/system/cpu/online";
+  if (access(f, R_OK) != 0) cr_skip_test("no %s here", f);
+  DataDecl d = decl(LOADER_TEXT, f);
+  d.tokenize = TOK_CHARS;
+  d.window = 2;
+  expect_error(&d, "/sys/devices/system/cpu/online: cannot map the file: No such device (tsv, csv and "
+                   "text files are read through a memory mapping)");
+}
+
+/* The text loader's examples are read from the mapped file: one truncated
+ * after loading raises SIGBUS at the next batch (docs/data.md; rac says so
+ * before it ends). */
+#if defined(__SANITIZE_ADDRESS__)
+#define DIES_OF_SIGBUS .exit_code = 1 /* ASan reports the SIGBUS, then exits 1 */
+#else
+#define DIES_OF_SIGBUS .signal = SIGBUS
+#endif
+Test(data, text_truncated_while_mapped_raises_sigbus, DIES_OF_SIGBUS) {
+  const char *path = tu_tmp("shrinks.txt");
+  static char text[1 << 16];
+  for (size_t i = 0; i + 1 < sizeof text; i++) text[i] = (char)('a' + i % 26);
+  cr_assert(tu_write_file(path, text) == 0);
+  DataDecl d = decl(LOADER_TEXT, path);
+  d.tokenize = TOK_CHARS;
+  d.window = 16;
+  DataSet *ds = load_ok(&d);
+  cr_assert(truncate(path, 0) == 0);
+  int32_t in[16 * 4], tg[16 * 4];
+  data_batch(ds, 0, NULL, ds->split_n[0] - 4, 4, (void *[]){in}, tg);
+  data_free(ds);
 }

@@ -5,7 +5,9 @@
  * reach (measured with 2 threads and the specs' seeds, AMD EPYC family 25
  * model 17: fortunes 2 epochs accuracy 0.585, floor 0.45, chance 0.20;
  * licenses 6 epochs 0.738, floor 0.50, largest class 0.28; charlm 150 steps
- * perplexity 8.87, ceiling 12, about 25 for unigram counts; reverse 2 epochs
+ * perplexity 8.87, ceiling 12, about 25 for unigram counts; charlm_bpe 150
+ * steps perplexity 56.9 per byte-pair token, ceiling 90, about 181 for
+ * unigram counts of its tokens; reverse 2 epochs
  * 1.00, floor 0.90, chance 0.07), so that another BLAS kernel or thread
  * count cannot fail them while a broken model still does. */
 #include <string.h>
@@ -70,6 +72,11 @@ Test(examples, licenses, .timeout = 600) {
 
 Test(examples, charlm, .timeout = 600) {
   Case k = {"examples/charlm.ra", "data/corpus.txt", {"steps=150", "eval=none"}, "perplexity", 12.0};
+  run_case(&k);
+}
+
+Test(examples, charlm_bpe, .timeout = 600) {
+  Case k = {"examples/charlm_bpe.ra", "data/corpus.txt", {"steps=150", "eval=none"}, "perplexity", 90.0};
   run_case(&k);
 }
 

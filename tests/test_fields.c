@@ -201,3 +201,61 @@ Test(fields, id_outside_vocab_is_an_error_before_training) {
                           "outside"), "%s", r.out);
   tu_run_free(&r);
 }
+
+/* labels columns A..B give one class label per column to a class(K)[N]
+ * target: a tag per character (vowel or consonant), learnt and predicted
+ * by name. */
+Test(fields, labels_columns_feed_a_class_target_per_position) {
+  static char tsv[16384];
+  size_t n = 0;
+  const char *letters = "abcde";
+  for (int i = 0; i < 300; i++) {
+    char w[5];
+    for (int j = 0; j < 4; j++) w[j] = letters[(i * 7 + j * 3 + i / 5 * j) % 5];
+    w[4] = 0;
+    n += (size_t)snprintf(tsv + n, sizeof tsv - n, "%s", w);
+    for (int j = 0; j < 4; j++)
+      n += (size_t)snprintf(tsv + n, sizeof tsv - n, "\t%s", w[j] == 'a' || w[j] == 'e' ? "vowel" : "cons");
+    n += (size_t)snprintf(tsv + n, sizeof tsv - n, "\n");
+  }
+  const char *data = tu_tmp("tags.tsv");
+  cr_assert(tu_write_file(data, tsv) == 0);
+  char text[2048];
+  snprintf(text, sizeof text,
+           "data d = tsv(\"%s\") {\n"
+           "  text column 0 tokenize chars maxlen 4\n"
+           "  labels columns 1..4\n"
+           "}\n"
+           "model tag {\n"
+           "  input t : int[4]\n"
+           "  target y : class(2)[4]\n"
+           "  x = embed(t, vocab: 8, dim: 8)\n"
+           "  logits = linear(x, out: 2)\n"
+           "  loss cross_entropy(logits, y)\n"
+           "}\n"
+           "train tag on d {\n  optimizer adam { lr 5e-2 }\n  batch 16\n  epochs 15\n  metrics accuracy\n}\n",
+           data);
+  const char *spec = spec_file("tags.ra", text);
+  const char *ck = tu_tmp("tags.safetensors");
+  TuRun r = tu_sh(60, "$RAC check %s", spec);
+  cr_assert_eq(r.status, 0, "check: %d\n%s", r.status, r.err);
+  tu_run_free(&r);
+  r = tu_sh(120, "$RAC run %s --quiet --set save=%s 2>&1", spec, ck);
+  cr_assert_eq(r.status, 0, "run: %d\n%s", r.status, r.out);
+  cr_assert(strstr(r.out, "acc 1.0000"), "%s", r.out);
+  tu_run_free(&r);
+  /* the labels are named in sorted order (cons 0, vowel 1), per position */
+  r = tu_sh(60, "$RAC predict %s --ckpt %s --input 'abed'", spec, ck);
+  cr_assert_eq(r.status, 0, "predict: %d\n%s", r.status, r.err);
+  cr_assert_str_eq(r.out, "vowel cons vowel cons\tabed\n");
+  tu_run_free(&r);
+  /* a label column that is not a class of the checkpoint is an error */
+  n = 0;
+  for (int i = 0; i < 20; i++)
+    n += (size_t)snprintf(tsv + n, sizeof tsv - n, "bbbb\tcons\tcons\tcons\t%s\n", i == 1 ? "other" : "cons");
+  cr_assert(tu_write_file(data, tsv) == 0);
+  r = tu_sh(60, "$RAC eval %s --ckpt %s --split train", spec, ck);
+  cr_assert_eq(r.status, 1, "eval: %d\n%s", r.status, r.out);
+  cr_assert(strstr(r.err, ":2: column 4: label 'other' is not one of the 2 labels the checkpoint"), "%s", r.err);
+  tu_run_free(&r);
+}

@@ -213,3 +213,78 @@ Test(npy, trains_as_the_csv_does) {
   cr_assert(strstr(r.out, "test loss"), "%s", r.out);
   tu_run_free(&r);
 }
+
+/* input npy("x2.npy"): a second input array, as many examples; the same
+ * floats as the CSV's columns, and the label after both. */
+Test(npy, two_input_arrays) {
+  DataDecl d = npy_decl("tests/data/npy/reg_xa.npy", NULL);
+  d.fields[1].role = FIELD_FEATURES;
+  d.fields[1].path = "tests/data/npy/reg_xb.npy";
+  d.fields[2].role = FIELD_LABEL;
+  d.fields[2].path = "tests/data/npy/reg_y.npy";
+  d.fields[2].typed = true;
+  d.fields[2].shape.dtype = IR_F32;
+  d.fields[2].shape.rank = 1;
+  d.fields[2].shape.dim[0] = 1;
+  d.nfields = 3;
+  DataSet *two = load_ok(&d);
+  DataDecl one = npy_decl("tests/data/npy/reg_x.npy", NULL);
+  DataSet *ds = load_ok(&one);
+  cr_assert_eq(two->nin, 2);
+  cr_assert_eq(two->n, ds->n);
+  cr_assert_eq(two->in_type[0].dim[0], 2);
+  cr_assert_eq(two->in_type[1].dim[0], 2);
+  const float *a = two->in_data[0], *b = two->in_data[1], *x = ds->in_data[0];
+  for (int64_t i = 0; i < ds->n; i++) {
+    cr_assert(a[2 * i] == x[4 * i] && a[2 * i + 1] == x[4 * i + 1], "example %lld", (long long)i);
+    cr_assert(b[2 * i] == x[4 * i + 2] && b[2 * i + 1] == x[4 * i + 3], "example %lld", (long long)i);
+  }
+  cr_assert_not_null(two->tgt_data);
+  for (int s = 0; s < 3; s++) cr_assert_eq(two->split_n[s], ds->split_n[s]);
+  data_free(ds);
+  data_free(two);
+  /* a second array with another number of examples names both */
+  d.fields[1].path = "tests/data/npy/good_x.npy";
+  err[0] = 0;
+  cr_assert_null(data_load(ra_alloc_default(), &d, err, sizeof err));
+  cr_assert(strstr(err, "tests/data/npy/good_x.npy: the input 2 array has 3 examples (shape (3, 4)), but the first input array has"),
+            "%s", err);
+}
+
+/* A spec with two npy inputs trains (rac on the built tree). */
+Test(npy, a_model_of_two_input_arrays_trains) {
+  const char *spec = tu_tmp("two.ra");
+  char text[8192], cwd[1024];
+  cr_assert(getcwd(cwd, sizeof cwd));
+  snprintf(text, sizeof text,
+           "data d = npy(\"%s/tests/data/npy/reg_xa.npy\") {\n"
+           "  input npy(\"%s/tests/data/npy/reg_xb.npy\")\n"
+           "  label npy(\"%s/tests/data/npy/reg_y.npy\")\n"
+           "}\n"
+           "model r {\n  input a : f32[2]\n  input b : f32[2]\n  target y : f32[1]\n"
+           "  h = linear(a, out: 1) + linear(b, out: 1)\n  output yhat = h\n  loss mse(h, y)\n}\n"
+           "train r on d {\n  optimizer adam { lr 3e-2 }\n  batch 16\n  epochs 10\n}\n",
+           cwd, cwd, cwd);
+  cr_assert(tu_write_file(spec, text) == 0);
+  TuRun r = tu_sh(120, "$RAC run %s --quiet 2>&1", spec);
+  cr_assert_eq(r.status, 0, "run: %d\n%s", r.status, r.out);
+  double loss = -1;
+  const char *p = strstr(r.out, "test loss ");
+  cr_assert(p, "%s", r.out);
+  loss = atof(p + 10);
+  cr_assert(loss >= 0 && loss < 0.01, "test loss %g (y is linear in the inputs)\n%s", loss, r.out);
+  tu_run_free(&r);
+  /* a model with more inputs than arrays is an error at the train block */
+  snprintf(text, sizeof text,
+           "data d = npy(\"%s/tests/data/npy/reg_xa.npy\") {\n  label npy(\"%s/tests/data/npy/reg_y.npy\")\n}\n"
+           "model r {\n  input a : f32[2]\n  input b : f32[2]\n  target y : f32[1]\n"
+           "  h = linear(a, out: 1) + linear(b, out: 1)\n  loss mse(h, y)\n}\n"
+           "train r on d {\n  batch 16\n  epochs 1\n}\n",
+           cwd, cwd);
+  cr_assert(tu_write_file(spec, text) == 0);
+  r = tu_sh(60, "$RAC check %s", spec);
+  cr_assert_eq(r.status, 1, "%s", r.err);
+  cr_assert(strstr(r.err, "data 'd' gives 1 input but model 'r' takes 2"), "%s", r.err);
+  cr_assert(strstr(r.err, "each further input is a clause input npy(\"x2.npy\")"), "%s", r.err);
+  tu_run_free(&r);
+}

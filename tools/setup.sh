@@ -16,6 +16,7 @@ pkgs=(
   libxml2-utils                # xmllint: the tests check the SVG files with it
   fortunes fortunes-min        # data: fortunes.tsv
   bible-kjv                    # data: the character corpus (KJV text)
+  time bc                      # bench/data.sh: peak resident set, arithmetic
 )
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"

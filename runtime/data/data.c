@@ -8,6 +8,7 @@
 #include "data.h"
 
 #include "../../base/file.h"
+#include "../../base/utf8.h"
 #include "npy.h"
 
 #include <errno.h>
@@ -26,7 +27,21 @@
 typedef struct DataBox {
   DataSet ds;
   Arena keep;
+  const void *map;      /* the text loader's file, mapped while its examples are read */
+  size_t map_len;
+  void *woff;           /* the text loader's window offsets (through ds.alloc) */
+  size_t woff_bytes;
 } DataBox;
+
+/* The text loader's examples (chars, words), read from the mapped file when
+ * a batch asks for them: window i is the N + 1 tokens from byte woff[i]. */
+struct DataText {
+  const char *s;        /* the text (after a byte order mark) */
+  size_t len;
+  int64_t *woff;        /* [n] */
+  int64_t N;
+  TokKind kind;
+};
 
 /* A field of a table record: bytes (not NUL-terminated). */
 typedef struct Cell {
@@ -53,8 +68,10 @@ typedef struct Loader {
   Arena *keep;
   Arena tmp;
   const char *path;      /* as opened (for messages) */
-  char *buf;             /* the file, NUL-terminated */
-  size_t len, buf_size;
+  const char *buf;       /* the file's bytes (mapped), after a byte order mark */
+  size_t len;
+  const void *map;       /* the mapping (unmapped by the loader unless kept) */
+  size_t map_len;
   Vec recs, cells;       /* tables */
   bool *is_train;        /* per example */
   char *err;
@@ -157,8 +174,8 @@ static int file_exists(const char *p) {
 }
 
 /* Resolves the path p (relative to the spec's folder first, then to the
- * working directory), sets L->path and reads the file whole. */
-static int read_path(Loader *L, const char *p, char **buf, size_t *size) {
+ * working directory) and sets L->path; *also* gets p when it was joined. */
+static int resolve_path(Loader *L, const char *p, const char **also) {
   if (!p || !*p) return fail(L, 0, "no file name given");
   const char *path = p;
   if (p[0] != '/' && L->d->spec_dir && *L->d->spec_dir && strcmp(L->d->spec_dir, ".") != 0) {
@@ -167,31 +184,54 @@ static int read_path(Loader *L, const char *p, char **buf, size_t *size) {
     if (file_exists(joined) || !file_exists(p)) path = joined;
   }
   L->path = path;
-  char why[256];
-  if (file_read_all(&L->alloc, path, (uint64_t)1 << 40, buf, size, why, sizeof why) != 0) {
-    if (path != p)
-      return fail(L, 0, "cannot open the data file: %s (also looked for '%s')", why, p);
-    return fail(L, 0, "cannot open the data file: %s", why);
-  }
+  *also = path != p ? p : NULL;
   return 0;
 }
 
-/* Reads the data block's file into L->buf. */
+static int open_error(Loader *L, const char *why, const char *also) {
+  if (also) return fail(L, 0, "cannot open the data file: %s (also looked for '%s')", why, also);
+  return fail(L, 0, "cannot open the data file: %s", why);
+}
+
+/* Resolves p and reads the file whole (npy arrays). */
+static int read_path(Loader *L, const char *p, char **buf, size_t *size) {
+  const char *also;
+  if (resolve_path(L, p, &also)) return -1;
+  char why[256];
+  if (file_read_all(&L->alloc, L->path, (uint64_t)1 << 40, buf, size, why, sizeof why) != 0)
+    return open_error(L, why, also);
+  return 0;
+}
+
+/* Maps the data block's file as L->buf (tsv, csv, text): never copied into
+ * memory, so a corpus may be larger than it. */
 static int read_file(Loader *L) {
-  char *buf;
-  size_t size;
-  if (read_path(L, L->d->path, &buf, &size)) return -1;
-  L->buf = buf;
-  L->buf_size = size + 1;
-  L->buf[size] = 0;
-  L->len = size;
+  const char *also;
+  if (resolve_path(L, L->d->path, &also)) return -1;
+  char why[256];
+  if (file_map(L->path, &L->map, &L->map_len, why, sizeof why) != 0) {
+    if (strncmp(why, "cannot map", 10) == 0) /* opened, but not mappable (a /sys or /proc file) */
+      return fail(L, 0, "%s (tsv, csv and text files are read through a memory mapping)", why);
+    return open_error(L, why, also);
+  }
+  L->buf = L->map;
+  L->len = L->map_len;
   /* a UTF-8 byte order mark is not data */
   if (L->len >= 3 && memcmp(L->buf, "\xEF\xBB\xBF", 3) == 0) {
-    memmove(L->buf, L->buf + 3, L->len - 2);
+    L->buf += 3;
     L->len -= 3;
   }
   if (L->len == 0) return fail(L, 0, "the file is empty");
   return 0;
+}
+
+/* The file's size against the mapping's after a pass over it: a file that
+ * shrank would raise SIGBUS at the next read of its lost pages. */
+static int still_whole(Loader *L) {
+  int64_t now = file_size_now(L->path);
+  if (now >= 0 && (uint64_t)now >= (uint64_t)L->map_len) return 0;
+  return fail(L, 0, "the file was truncated while it was read (%llu bytes mapped, %lld now)",
+              (unsigned long long)L->map_len, (long long)now);
 }
 
 /* ---- tables (tsv, csv) ---- */
@@ -364,10 +404,12 @@ static int cmp_i64(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int make_split(Loader *L) {
-  DataSet *ds = L->ds;
+/* A split of n items (examples, or the lines of tokenize bpe) into idx[s]
+ * and cnt[s], each sorted, in arena where; noun names the items in the
+ * message of an empty split. */
+static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, int64_t *idx[3],
+                       int64_t cnt[3]) {
   const DataDecl *d = L->d;
-  int64_t n = ds->n;
   double f[3] = {d->split[0], d->split[1], d->split[2]};
   static const char *const names[3] = {"train", "valid", "test"};
   double sum = 0;
@@ -381,9 +423,8 @@ static int make_split(Loader *L) {
     f[0] = 1;
     sum = 1;
   }
-  int64_t *perm = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)n);
-  L->is_train = arena_alloc(&L->tmp, sizeof(bool) * (size_t)n);
-  if (!perm || !L->is_train) return oom(L);
+  int64_t *perm = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(n ? n : 1));
+  if (!perm) return oom(L);
   for (int64_t i = 0; i < n; i++) perm[i] = i;
   for (int64_t i = n - 1; i > 0; i--) {
     int64_t j = (int64_t)rng_below(d->seed, RNG_STREAM_SPLIT, (uint64_t)i, (uint64_t)i + 1);
@@ -403,16 +444,23 @@ static int make_split(Loader *L) {
   for (int s = 0; s < 3; s++) {
     int64_t m = cut[s + 1] - cut[s];
     if (m == 0 && f[s] > 0)
-      return fail(L, 0, "the %s split is empty (%lld examples, %s fraction %g); use more data or change the split",
-                  names[s], (long long)n, names[s], f[s]);
-    ds->split_n[s] = m;
-    ds->split_idx[s] = arena_alloc(L->keep, sizeof(int64_t) * (size_t)(m ? m : 1));
-    if (!ds->split_idx[s]) return oom(L);
-    memcpy(ds->split_idx[s], perm + cut[s], sizeof(int64_t) * (size_t)m);
-    qsort(ds->split_idx[s], (size_t)m, sizeof(int64_t), cmp_i64);
-    if (s == 0)
-      for (int64_t i = 0; i < m; i++) L->is_train[ds->split_idx[0][i]] = true;
+      return fail(L, 0, "the %s split is empty (%lld %s, %s fraction %g); use more data or change the split",
+                  names[s], (long long)n, noun, names[s], f[s]);
+    cnt[s] = m;
+    idx[s] = arena_alloc(where, sizeof(int64_t) * (size_t)(m ? m : 1));
+    if (!idx[s]) return oom(L);
+    memcpy(idx[s], perm + cut[s], sizeof(int64_t) * (size_t)m);
+    qsort(idx[s], (size_t)m, sizeof(int64_t), cmp_i64);
   }
+  return 0;
+}
+
+static int make_split(Loader *L) {
+  DataSet *ds = L->ds;
+  if (split_items(L, ds->n, "examples", L->keep, ds->split_idx, ds->split_n)) return -1;
+  L->is_train = arena_alloc(&L->tmp, sizeof(bool) * (size_t)(ds->n ? ds->n : 1));
+  if (!L->is_train) return oom(L);
+  for (int64_t i = 0; i < ds->split_n[0]; i++) L->is_train[ds->split_idx[0][i]] = true;
   return 0;
 }
 
@@ -621,8 +669,9 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 /* Labels as class ids of L->fixed's names; a label it does not have is an
- * error naming both the line and the checkpoint. */
-static int fixed_labels(Loader *L, int64_t col) {
+ * error naming both the line and the checkpoint.  Columns lo .. lo + m - 1
+ * of each record, into tgt_data[i * m + j]. */
+static int fixed_labels(Loader *L, int64_t lo, int64_t m) {
   DataSet *ds = L->ds;
   const DataVocab *fx = L->fixed;
   const Rec *recs = (const Rec *)L->recs.p + (L->d->header ? 1 : 0);
@@ -634,28 +683,30 @@ static int fixed_labels(Loader *L, int64_t col) {
     if (id < 0) return oom(L);
     if (id != k) return fail(L, 0, "the labels of '%s' have '%s' twice", fx->source, fx->labels[k]);
   }
-  for (int64_t i = 0; i < ds->n; i++) {
-    Cell c = trim(cells[recs[i].first + col]);
-    if (c.n == 0) return fail(L, recs[i].line, "column %lld: empty label", (long long)col);
-    int64_t id = memchr(c.p, 0, c.n) ? -1 : vocab_lookup(&names, c.p, c.n, 0);
-    if (id < 0) {
-      char ex[48], list[160];
-      size_t n = 0;
-      list[0] = 0;
-      for (int64_t k = 0; k < fx->nlabels && n + 8 < sizeof list; k++) {
-        int w = snprintf(list + n, sizeof list - n, "%s%s", k ? ", " : "", fx->labels[k]);
-        if (w < 0 || (size_t)w >= sizeof list - n) {
-          snprintf(list + n, sizeof list - n, ", ...");
-          break;
+  for (int64_t i = 0; i < ds->n; i++)
+    for (int64_t j = 0; j < m; j++) {
+      int64_t col = lo + j;
+      Cell c = trim(cells[recs[i].first + col]);
+      if (c.n == 0) return fail(L, recs[i].line, "column %lld: empty label", (long long)col);
+      int64_t id = memchr(c.p, 0, c.n) ? -1 : vocab_lookup(&names, c.p, c.n, 0);
+      if (id < 0) {
+        char ex[48], list[160];
+        size_t n = 0;
+        list[0] = 0;
+        for (int64_t k = 0; k < fx->nlabels && n + 8 < sizeof list; k++) {
+          int w = snprintf(list + n, sizeof list - n, "%s%s", k ? ", " : "", fx->labels[k]);
+          if (w < 0 || (size_t)w >= sizeof list - n) {
+            snprintf(list + n, sizeof list - n, ", ...");
+            break;
+          }
+          n += (size_t)w;
         }
-        n += (size_t)w;
+        return fail(L, recs[i].line, "column %lld: label '%s' is not one of the %lld labels the checkpoint '%s' was trained with (%s)",
+                    (long long)col, excerpt(c.p, c.n, ex, sizeof ex), (long long)fx->nlabels,
+                    fx->source ? fx->source : "?", list);
       }
-      return fail(L, recs[i].line, "column %lld: label '%s' is not one of the %lld labels the checkpoint '%s' was trained with (%s)",
-                  (long long)col, excerpt(c.p, c.n, ex, sizeof ex), (long long)fx->nlabels,
-                  fx->source ? fx->source : "?", list);
+      ds->tgt_data[i * m + j] = (int32_t)id;
     }
-    ds->tgt_data[i] = (int32_t)id;
-  }
   ds->classes = fx->nlabels;
   ds->label_names = arena_alloc(L->keep, sizeof(char *) * (size_t)fx->nlabels);
   if (!ds->label_names) return oom(L);
@@ -666,33 +717,50 @@ static int fixed_labels(Loader *L, int64_t col) {
   return 0;
 }
 
-static int table_labels(Loader *L, int64_t col) {
+/* Class labels of columns lo..hi (one column for `label`, a range for
+ * `labels` feeding a class(K)[m] target): the cells of all of them share
+ * one set of classes. */
+static int table_labels(Loader *L, const DataField *f, int64_t lo, int64_t hi) {
   DataSet *ds = L->ds;
   const Rec *recs = (const Rec *)L->recs.p + (L->d->header ? 1 : 0);
   const Cell *cells = L->cells.p;
+  int64_t m = hi - lo + 1, total;
   ds->tgt_type = (IrType){0};
   ds->tgt_type.dtype = IR_I32;
-  ds->tgt_data = arena_alloc(L->keep, sizeof(int32_t) * (size_t)ds->n);
+  if (f->range) {
+    IrType t = f->shape;
+    t.dtype = IR_I32;
+    t.batched = 0;
+    if (t.rank == 0) t = int_vec(m);
+    if (numel(&t) != m)
+      return fail(L, 0, "labels columns %lld..%lld give %lld labels per example, but the shape has %lld",
+                  (long long)lo, (long long)hi, (long long)m, (long long)numel(&t));
+    ds->tgt_type = t;
+  }
+  if (!mul_ok(ds->n, m, &total)) return oom(L);
+  ds->tgt_data = arena_alloc(L->keep, sizeof(int32_t) * (size_t)(total ? total : 1));
   if (!ds->tgt_data) return oom(L);
-  if (L->fixed && L->fixed->nlabels > 0) return fixed_labels(L, col);
+  if (L->fixed && L->fixed->nlabels > 0) return fixed_labels(L, lo, m);
   /* integer labels when every label is a small non-negative integer */
   bool ints = true;
   int64_t maxv = -1;
-  for (int64_t i = 0; i < ds->n; i++) {
-    Cell c = trim(cells[recs[i].first + col]);
-    if (c.n == 0) return fail(L, recs[i].line, "column %lld: empty label", (long long)col);
-    const char *nul = memchr(c.p, 0, c.n);
-    if (nul) return fail(L, recs[i].line, "column %lld: NUL byte in the label", (long long)col);
-    if (ints) {
-      int64_t v = 0;
-      for (size_t j = 0; j < c.n && ints; j++) {
-        if (c.p[j] < '0' || c.p[j] > '9' || j >= 6) ints = false;
-        else v = v * 10 + (c.p[j] - '0');
+  for (int64_t i = 0; i < ds->n; i++)
+    for (int64_t j = 0; j < m; j++) {
+      int64_t col = lo + j;
+      Cell c = trim(cells[recs[i].first + col]);
+      if (c.n == 0) return fail(L, recs[i].line, "column %lld: empty label", (long long)col);
+      const char *nul = memchr(c.p, 0, c.n);
+      if (nul) return fail(L, recs[i].line, "column %lld: NUL byte in the label", (long long)col);
+      if (ints) {
+        int64_t v = 0;
+        for (size_t q = 0; q < c.n && ints; q++) {
+          if (c.p[q] < '0' || c.p[q] > '9' || q >= 6) ints = false;
+          else v = v * 10 + (c.p[q] - '0');
+        }
+        if (ints && v >= 65536) ints = false;
+        if (ints && v > maxv) maxv = v;
       }
-      if (ints && v >= 65536) ints = false;
-      if (ints && v > maxv) maxv = v;
     }
-  }
   if (ints) {
     ds->classes = maxv + 1;
     ds->label_names = arena_alloc(L->keep, sizeof(char *) * (size_t)ds->classes);
@@ -701,25 +769,27 @@ static int table_labels(Loader *L, int64_t col) {
       ds->label_names[k] = arena_printf(L->keep, "%lld", (long long)k);
       if (!ds->label_names[k]) return oom(L);
     }
-    for (int64_t i = 0; i < ds->n; i++) {
-      Cell c = trim(cells[recs[i].first + col]);
-      int32_t v = 0;
-      for (size_t j = 0; j < c.n; j++) v = v * 10 + (c.p[j] - '0');
-      ds->tgt_data[i] = v;
-    }
+    for (int64_t i = 0; i < ds->n; i++)
+      for (int64_t j = 0; j < m; j++) {
+        Cell c = trim(cells[recs[i].first + lo + j]);
+        int32_t v = 0;
+        for (size_t q = 0; q < c.n; q++) v = v * 10 + (c.p[q] - '0');
+        ds->tgt_data[i * m + j] = v;
+      }
     return 0;
   }
   /* text labels: sorted by bytes, so ids do not depend on the file order */
   Vocab names;
   memset(&names, 0, sizeof names);
-  int32_t *tmp_id = arena_alloc(&L->tmp, sizeof(int32_t) * (size_t)ds->n);
+  int32_t *tmp_id = arena_alloc(&L->tmp, sizeof(int32_t) * (size_t)(total ? total : 1));
   if (!tmp_id) return oom(L);
-  for (int64_t i = 0; i < ds->n; i++) {
-    Cell c = trim(cells[recs[i].first + col]);
-    int64_t id = vocab_intern(&L->tmp, &names, c.p, c.n, 0);
-    if (id < 0) return oom(L);
-    tmp_id[i] = (int32_t)id;
-  }
+  for (int64_t i = 0; i < ds->n; i++)
+    for (int64_t j = 0; j < m; j++) {
+      Cell c = trim(cells[recs[i].first + lo + j]);
+      int64_t id = vocab_intern(&L->tmp, &names, c.p, c.n, 0);
+      if (id < 0) return oom(L);
+      tmp_id[i * m + j] = (int32_t)id;
+    }
   char **sorted = arena_alloc(L->keep, sizeof(char *) * (size_t)names.n);
   int32_t *rank = arena_alloc(&L->tmp, sizeof(int32_t) * (size_t)names.n);
   if (!sorted || !rank) return oom(L);
@@ -732,7 +802,7 @@ static int table_labels(Loader *L, int64_t col) {
     int64_t id = vocab_lookup(&names, sorted[k], strlen(sorted[k]), 0);
     rank[id] = (int32_t)k;
   }
-  for (int64_t i = 0; i < ds->n; i++) ds->tgt_data[i] = rank[tmp_id[i]];
+  for (int64_t i = 0; i < total; i++) ds->tgt_data[i] = rank[tmp_id[i]];
   ds->classes = names.n;
   ds->label_names = sorted;
   return 0;
@@ -822,10 +892,11 @@ static int load_table(Loader *L) {
   for (int i = 0; i < d->nfields && rc == 0; i++) {
     const DataField *f = &d->fields[i];
     if (f->role == FIELD_LABEL) {
-      /* numbers for an f32 target (sema types the field), else class labels */
-      bool numbers = f->range || (f->typed && f->shape.dtype == IR_F32);
+      /* numbers for an f32 target, class labels for a class one (sema
+       * types the field); untyped, `labels` are numbers, `label` classes */
+      bool numbers = f->typed ? f->shape.dtype == IR_F32 : f->range;
       rc = numbers ? table_value_labels(L, f, cols[i][0], cols[i][1])
-                                    : table_labels(L, cols[i][0]);
+                   : table_labels(L, f, cols[i][0], cols[i][1]);
       continue;
     }
     if (k >= 8) {
@@ -855,92 +926,379 @@ static int load_table(Loader *L) {
   return rc;
 }
 
+/* ---- text(path) { tokenize bpe }: windows over byte-pair tokens ---- */
+
+typedef struct IdSink {
+  Loader *L;
+  Vec *ids;
+} IdSink;
+
+static int id_push(void *ud, int32_t id) {
+  IdSink *k = ud;
+  int32_t *slot = vec_push(k->L, k->ids);
+  if (!slot) return 1;
+  *slot = id;
+  return 0;
+}
+
+/* The vocabulary of ds->bpe: <pad>, <unk>, the bytes, the merges. */
+static int bpe_vocab(Loader *L) {
+  DataSet *ds = L->ds;
+  memset(&ds->vocab, 0, sizeof ds->vocab);
+  ds->vocab.words = bpe_tokens(L->keep, &ds->bpe);
+  if (!ds->vocab.words) return oom(L);
+  ds->vocab.n = BPE_FIRST + ds->bpe.n;
+  return 0;
+}
+
+/* The merges of L->fixed (a checkpoint's) as ds->bpe and its vocabulary. */
+static int fixed_bpe(Loader *L) {
+  int64_t bad = 0;
+  int r = bpe_from_merges(L->keep, (const int32_t(*)[2])L->fixed->merges, L->fixed->nmerges,
+                          &L->ds->bpe, &bad);
+  if (r == -1) return oom(L);
+  if (r) return fail(L, 0, "merge %lld of '%s' refers to a token it precedes", (long long)bad,
+                     L->fixed->source ? L->fixed->source : "?");
+  return bpe_vocab(L);
+}
+
+/* The file (CRLF already LF) is cut into lines, each with its newline; the
+ * lines are split as examples are (seed, fractions), each split's lines
+ * joined in file order into one text; the merges are learned from the
+ * train text alone, and each text gives the windows of its split. */
+static int load_text_bpe(Loader *L) {
+  const DataDecl *d = L->d;
+  DataSet *ds = L->ds;
+  int64_t N = d->window;
+  if (L->fixed && L->fixed->ntokens == 0) L->fixed = NULL; /* labels only: learn */
+  if (!L->fixed && d->vocab < BPE_FIRST)
+    return fail(L, 0, "tokenize bpe needs a vocab of at least %d, not %lld", BPE_FIRST,
+                (long long)d->vocab);
+  /* valid UTF-8 and no NUL, as for chars */
+  int64_t line = 1, nlines = 0;
+  for (size_t i = 0; i < L->len;) {
+    const unsigned char *u = (const unsigned char *)L->buf + i;
+    int k = u[0] ? utf8_seq_len(u, L->len - i, NULL) : 0;
+    if (k == 0) return fail(L, line, "%s (byte 0x%02x)", u[0] ? "invalid UTF-8" : "NUL byte", (unsigned)u[0]);
+    if (u[0] == '\n') line++;
+    i += (size_t)k;
+  }
+  /* line starts */
+  for (size_t i = 0; i < L->len; i++)
+    if (i == 0 || L->buf[i - 1] == '\n') nlines++;
+  int64_t *start = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(nlines + 1));
+  if (!start) return oom(L);
+  for (size_t i = 0, k = 0; i < L->len; i++)
+    if (i == 0 || L->buf[i - 1] == '\n') start[k++] = (int64_t)i;
+  start[nlines] = (int64_t)L->len;
+  int64_t *lidx[3], lcnt[3];
+  if (split_items(L, nlines, "lines", &L->tmp, lidx, lcnt)) return -1;
+  /* the three texts, one after another in one buffer */
+  char *text = ra_malloc(&L->alloc, L->len ? L->len : 1);
+  if (!text) return oom(L);
+  size_t toff[4] = {0};
+  for (int s = 0; s < 3; s++) {
+    size_t o = toff[s];
+    for (int64_t j = 0; j < lcnt[s]; j++) {
+      int64_t a = start[lidx[s][j]], b = start[lidx[s][j] + 1];
+      if (b - a >= 2 && L->buf[b - 1] == '\n' && L->buf[b - 2] == '\r') { /* CRLF is LF */
+        memcpy(text + o, L->buf + a, (size_t)(b - a - 2));
+        o += (size_t)(b - a - 2);
+        text[o++] = '\n';
+        continue;
+      }
+      memcpy(text + o, L->buf + a, (size_t)(b - a));
+      o += (size_t)(b - a);
+    }
+    toff[s + 1] = o;
+  }
+  int rc = 0;
+  Vec ids[3];
+  memset(ids, 0, sizeof ids);
+  for (int s = 0; s < 3; s++) ids[s].esz = sizeof(int32_t);
+  if (L->fixed) rc = fixed_bpe(L);
+  else if (bpe_learn(L->keep, L->alloc, text, toff[1], d->vocab - BPE_FIRST, &ds->bpe))
+    rc = oom(L);
+  else rc = bpe_vocab(L);
+  int64_t nwin[3] = {0, 0, 0};
+  static const char *const names[3] = {"train", "valid", "test"};
+  for (int s = 0; s < 3 && rc == 0; s++) {
+    IdSink sink = {L, &ids[s]};
+    if (bpe_encode(&ds->bpe, L->alloc, text + toff[s], toff[s + 1] - toff[s], id_push, &sink)) {
+      rc = oom(L);
+      break;
+    }
+    int64_t t = (int64_t)ids[s].n;
+    nwin[s] = t >= N + 1 ? (t - 1) / N : 0;
+    if (lcnt[s] > 0 && nwin[s] == 0)
+      rc = fail(L, 0, "the %s split's %lld lines give %lld tokens, fewer than one window of %lld plus 1; use more data or change the split",
+                names[s], (long long)lcnt[s], (long long)t, (long long)N);
+  }
+  ra_free_mem(&L->alloc, text, L->len ? L->len : 1);
+  int64_t total = 0;
+  if (rc == 0) {
+    ds->n = nwin[0] + nwin[1] + nwin[2];
+    ds->nin = 1;
+    ds->in_type[0] = int_vec(N);
+    ds->tgt_type = int_vec(N);
+    ds->classes = ds->vocab.n;
+    if (!mul_ok(ds->n, N, &total)) rc = oom(L);
+  }
+  int32_t *in = NULL, *tg = NULL;
+  if (rc == 0) {
+    in = arena_alloc(L->keep, sizeof(int32_t) * (size_t)(total ? total : 1));
+    tg = arena_alloc(L->keep, sizeof(int32_t) * (size_t)(total ? total : 1));
+    if (!in || !tg) rc = oom(L);
+  }
+  /* examples: the train windows, then the valid ones, then the test ones */
+  for (int s = 0, e = 0; s < 3 && rc == 0; s++) {
+    ds->split_n[s] = nwin[s];
+    ds->split_idx[s] = arena_alloc(L->keep, sizeof(int64_t) * (size_t)(nwin[s] ? nwin[s] : 1));
+    if (!ds->split_idx[s]) {
+      rc = oom(L);
+      break;
+    }
+    const int32_t *x = ids[s].p;
+    for (int64_t i = 0; i < nwin[s]; i++, e++) {
+      ds->split_idx[s][i] = e;
+      for (int64_t j = 0; j < N; j++) {
+        in[e * N + j] = x[i * N + j];
+        tg[e * N + j] = x[i * N + j + 1];
+      }
+    }
+  }
+  ds->in_data[0] = in;
+  ds->tgt_data = tg;
+  for (int s = 0; s < 3; s++) vec_free(L, &ids[s]);
+  return rc;
+}
+
 /* ---- text(path): language modelling windows ---- */
+
+static int ascii_space(char c) { return c == ' ' || c == '\n' || c == '\t'; }
+
+/* Tokens of s[a..b) as the text loader reads them: "\r\n" is "\n" (the
+ * \r is skipped, so no token holds it).  *bad is an offset into s.  The
+ * text is handed to tok_split in pieces cut at a \r\n or just after an
+ * ASCII space, tab or newline (no token spans one), at most 64 KiB each
+ * unless a run without any is longer, so a reader that stops after a few
+ * tokens (a batch's window) reads only the bytes near them. */
+static int text_split(TokKind kind, const char *s, size_t a, size_t b, TokEmitFn emit, void *ud,
+                      size_t *bad) {
+  size_t i = a;
+  while (i < b) {
+    size_t e = b, skip = 0, w = (size_t)1 << 16;
+    for (;;) {
+      size_t lim = b - i <= w ? b : i + w, x = i;
+      bool found = false;
+      while (x < lim) { /* a \r\n in [i, lim) */
+        const char *cr = memchr(s + x, '\r', lim - x);
+        if (!cr) break;
+        x = (size_t)(cr - s);
+        if (x + 1 < b && s[x + 1] == '\n') {
+          found = true;
+          break;
+        }
+        x++;
+      }
+      if (found) {
+        e = x;
+        skip = 1;
+        break;
+      }
+      if (lim == b) break;
+      size_t c = lim;
+      while (c > i && !ascii_space(s[c - 1])) c--;
+      if (c > i) {
+        e = c;
+        break;
+      }
+      w *= 2; /* no space in w bytes: look further */
+    }
+    size_t bad0 = 0;
+    int r = tok_split(kind, s + i, e - i, emit, ud, &bad0);
+    if (r) {
+      if (bad) *bad = i + bad0;
+      return r;
+    }
+    i = e + skip; /* past the \r of \r\n */
+  }
+  return 0;
+}
+
+/* Pass 1: every token into the full dictionary; the byte offset of every
+ * N-th token (the windows' starts). */
+typedef struct TextScan {
+  Loader *L;
+  Vocab *full;
+  int fold;
+  int64_t N, ntok;
+  Vec woff;            /* int64 */
+  const int32_t *remap;  /* pass 2 */
+  const bool *train;
+  int64_t nwin;
+  int64_t *counts;
+  size_t dropped;        /* the mapping's pages before this are given back */
+  int64_t ascii[128];    /* the full id of each one-byte token seen, or -1 */
+} TextScan;
+
+/* The full id of a token: one-byte tokens from a table, the rest hashed;
+ * interned when intern (pass 1).  -1 when out of memory. */
+static int64_t scan_id(TextScan *c, const char *tok, size_t len, bool intern) {
+  unsigned char b = (unsigned char)tok[0];
+  if (len == 1 && b < 128 && c->ascii[b] >= 0) return c->ascii[b];
+  int64_t id = intern ? vocab_intern(&c->L->tmp, c->full, tok, len, c->fold)
+                      : vocab_lookup(c->full, tok, len, c->fold);
+  if (len == 1 && b < 128) c->ascii[b] = id;
+  return id;
+}
+
+/* Gives back the pages a pass has read (before the token at off), every
+ * 64 MiB, so that a pass over a large file holds little of it resident. */
+static void scan_progress(TextScan *c, const char *tok) {
+  Loader *L = c->L;
+  size_t off = (size_t)(tok - (const char *)L->map);
+  if (off - c->dropped < ((size_t)64 << 20)) return;
+  file_map_done(L->map, L->map_len, c->dropped, off - c->dropped);
+  c->dropped = off;
+}
+
+static int scan_token(void *ud, const char *tok, size_t len) {
+  TextScan *c = ud;
+  scan_progress(c, tok);
+  int64_t id = scan_id(c, tok, len, true);
+  if (id < 0 || id > INT32_MAX) return 1;
+  if (c->ntok % c->N == 0) {
+    int64_t *slot = vec_push(c->L, &c->woff);
+    if (!slot) return 1;
+    *slot = (int64_t)(tok - c->L->buf);
+  }
+  c->ntok++;
+  return 0;
+}
+
+/* Pass 2: each train window's N + 1 tokens counted, as if the windows were
+ * cut apart (a token between two train windows counts twice). */
+static int count_token(void *ud, const char *tok, size_t len) {
+  TextScan *c = ud;
+  scan_progress(c, tok);
+  int64_t j = c->ntok++, w = j / c->N;
+  int64_t times = (w < c->nwin && c->train[w]) + (j % c->N == 0 && w >= 1 && w - 1 < c->nwin && c->train[w - 1]);
+  if (times) c->counts[scan_id(c, tok, len, false)] += times;
+  return 0;
+}
+
+static int text_error(Loader *L, size_t at) {
+  const char *what = L->buf[at] == 0 ? "NUL byte" : "invalid UTF-8";
+  return fail(L, line_of(L, at), "%s (byte 0x%02x)", what, (unsigned)(unsigned char)L->buf[at]);
+}
 
 static int load_text(Loader *L) {
   const DataDecl *d = L->d;
   DataSet *ds = L->ds;
   if (d->window <= 0) return fail(L, 0, "the text loader needs a window above 0");
   if (read_file(L)) return -1;
-  /* CRLF -> LF */
-  size_t w = 0;
-  for (size_t i = 0; i < L->len; i++) {
-    if (L->buf[i] == '\r' && i + 1 < L->len && L->buf[i + 1] == '\n') continue;
-    L->buf[w++] = L->buf[i];
-  }
-  L->len = w;
-  L->buf[w] = 0;
+  if (d->tokenize == TOK_BPE) return load_text_bpe(L);
   Vocab full;
   memset(&full, 0, sizeof full);
-  TokSeq seq;
-  memset(&seq, 0, sizeof seq);
-  seq.ids.esz = sizeof(int32_t);
   TokKind kind = d->tokenize == TOK_WORDS ? TOK_WORDS : TOK_CHARS;
-  if (tokenize_into(L, &full, &seq.ids, kind, L->buf, L->len, 0, -1)) {
-    vec_free(L, &seq.ids);
-    return -1;
-  }
-  int64_t N = d->window, ntok = (int64_t)seq.ids.n;
+  int64_t N = d->window;
+  TextScan c;
+  memset(&c, 0, sizeof c);
+  c.L = L;
+  c.full = &full;
+  c.fold = kind == TOK_WORDS;
+  c.N = N;
+  c.woff.esz = sizeof(int64_t);
+  for (int b = 0; b < 128; b++) c.ascii[b] = -1;
+  /* pass 1 over the mapping: the dictionary and the windows' offsets */
+  file_map_sequential(L->map, L->map_len);
+  size_t bad = 0;
+  int r = text_split(kind, L->buf, 0, L->len, scan_token, &c, &bad);
   int rc = 0;
-  if (ntok < N + 1) {
+  if (r < 0) rc = text_error(L, bad);
+  else if (r > 0) rc = oom(L);
+  if (rc == 0) rc = still_whole(L);
+  file_map_done(L->map, L->map_len, 0, L->map_len);
+  int64_t ntok = c.ntok;
+  if (rc == 0 && ntok < N + 1)
     rc = fail(L, 0, "the text has %lld tokens, fewer than one window of %lld plus 1", (long long)ntok,
               (long long)N);
-    goto done;
-  }
-  ds->n = (ntok - 1) / N;
-  ds->nin = 1;
-  ds->in_type[0] = int_vec(N);
-  ds->tgt_type = int_vec(N);
-  if ((rc = make_split(L)) != 0) goto done;
-  /* window i reads tokens [i*N, i*N + N] */
-  seq.off = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(ds->n + 1));
-  if (!seq.off) {
-    rc = oom(L);
-    goto done;
+  if (rc == 0) {
+    ds->n = (ntok - 1) / N;
+    ds->nin = 1;
+    ds->in_type[0] = int_vec(N);
+    ds->tgt_type = int_vec(N);
+    rc = make_split(L);
   }
   int32_t *remap = NULL;
-  {
-    /* count each train window's N + 1 tokens: offsets overlap by one */
-    int64_t *counts = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(full.n ? full.n : 1));
+  if (rc == 0) {
+    /* pass 2: the train windows' token counts, then the vocabulary */
+    c.counts = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(full.n ? full.n : 1));
     remap = arena_alloc(&L->tmp, sizeof(int32_t) * (size_t)(full.n ? full.n : 1));
-    if (!counts || !remap) {
-      rc = oom(L);
-      goto done;
-    }
-    const int32_t *ids = seq.ids.p;
-    for (int64_t i = 0; i < ds->n; i++)
-      if (L->is_train[i])
-        for (int64_t j = i * N; j <= i * N + N; j++) counts[ids[j]]++;
-    if (L->fixed && L->fixed->ntokens > 0) {
-      if ((rc = fixed_vocab(L, &full, remap)) != 0) goto done;
-    } else if (vocab_build(L->keep, &ds->vocab, &full, counts, d->vocab, remap) != 0) {
-      rc = oom(L);
-      goto done;
+    if (!c.counts || !remap) rc = oom(L);
+  }
+  if (rc == 0 && !(L->fixed && L->fixed->ntokens > 0)) {
+    c.ntok = 0;
+    c.dropped = 0;
+    c.train = L->is_train;
+    c.nwin = ds->n;
+    if (text_split(kind, L->buf, 0, L->len, count_token, &c, &bad)) rc = oom(L);
+    if (rc == 0) rc = still_whole(L);
+    file_map_done(L->map, L->map_len, 0, L->map_len);
+  }
+  if (rc == 0) {
+    if (L->fixed && L->fixed->ntokens > 0) rc = fixed_vocab(L, &full, remap);
+    else if (vocab_build(L->keep, &ds->vocab, &full, c.counts, d->vocab, remap) != 0) rc = oom(L);
+  }
+  /* the examples stay in the file: the data set keeps the mapping and the
+   * windows' offsets, and a batch tokenizes its windows */
+  if (rc == 0) {
+    struct DataText *t = arena_alloc(L->keep, sizeof *t);
+    if (!t) rc = oom(L);
+    else { /* the offsets' array goes to the data set as it is (no copy) */
+      DataBox *box = (DataBox *)ds;
+      t->s = L->buf;
+      t->len = L->len;
+      t->woff = c.woff.p;
+      t->N = N;
+      t->kind = kind;
+      ds->text = t;
+      ds->classes = ds->vocab.n;
+      box->map = L->map;
+      box->map_len = L->map_len;
+      box->woff = c.woff.p;
+      box->woff_bytes = c.woff.cap * c.woff.esz;
+      c.woff.p = NULL;
     }
   }
-  int64_t total;
-  if (!mul_ok(ds->n, N, &total)) {
-    rc = oom(L);
-    goto done;
-  }
-  int32_t *in = arena_alloc(L->keep, sizeof(int32_t) * (size_t)total);
-  int32_t *tg = arena_alloc(L->keep, sizeof(int32_t) * (size_t)total);
-  if (!in || !tg) {
-    rc = oom(L);
-    goto done;
-  }
-  const int32_t *ids = seq.ids.p;
-  for (int64_t i = 0; i < ds->n; i++)
-    for (int64_t j = 0; j < N; j++) {
-      in[i * N + j] = remap[ids[i * N + j]];
-      tg[i * N + j] = remap[ids[i * N + j + 1]];
-    }
-  ds->in_data[0] = in;
-  ds->tgt_data = tg;
-  ds->classes = ds->vocab.n;
-done:
-  vec_free(L, &seq.ids);
+  vec_free(L, &c.woff);
   return rc;
+}
+
+/* A window's N + 1 tokens as ids of the vocabulary: the first N into in,
+ * the last N into tg. */
+typedef struct WinCtx {
+  const DataSet *ds;
+  int fold;
+  int32_t *in, *tg;
+  int64_t k, N;
+} WinCtx;
+
+static int win_token(void *ud, const char *tok, size_t len) {
+  WinCtx *c = ud;
+  int64_t id = vocab_lookup(&c->ds->vocab, tok, len, c->fold);
+  int32_t v = id >= 0 ? (int32_t)id : 1;
+  if (c->k < c->N && c->in) c->in[c->k] = v;
+  if (c->k >= 1 && c->tg) c->tg[c->k - 1] = v;
+  return ++c->k > c->N ? 2 : 0;
+}
+
+static void text_window(const DataSet *ds, int64_t ex, int32_t *in, int32_t *tg) {
+  const struct DataText *t = ds->text;
+  WinCtx c = {ds, t->kind == TOK_WORDS, in, tg, 0, t->N};
+  size_t bad;
+  text_split(t->kind, t->s, (size_t)t->woff[ex], t->len, win_token, &c, &bad);
 }
 
 /* ---- synthetic(task, length, vocab, examples) ---- */
@@ -1060,8 +1418,9 @@ static int npy_array(Loader *L, const DataField *f, const char *what, IrType *t,
     goto done;
   }
   if (n_want >= 0 && a.shape[0] != n_want) {
-    rc = fail(L, 0, "the %s array has %lld examples (shape %s), but the input array has %lld",
-              what, (long long)a.shape[0], ashape, (long long)n_want);
+    rc = fail(L, 0, "the %s array has %lld examples (shape %s), but the %s array has %lld",
+              what, (long long)a.shape[0], ashape,
+              strncmp(what, "input", 5) == 0 ? "first input" : "input", (long long)n_want);
     goto done;
   }
   *t = f->shape;
@@ -1110,8 +1469,22 @@ static int load_npy(Loader *L) {
   ds->nin = 1;
   const char *in_path = L->path;
   if (ds->n == 0) return fail(L, 0, "the array has no examples (its first dimension is 0)");
-  if (d->nfields > 1) {
-    const DataField *f = &d->fields[1];
+  /* further inputs (input npy(...)), in order, as many examples each */
+  int label = -1;
+  for (int i = 1; i < d->nfields; i++) {
+    if (d->fields[i].role == FIELD_LABEL) {
+      label = i;
+      continue;
+    }
+    if (ds->nin >= 8) return fail(L, 0, "more than 8 input arrays");
+    int k = ds->nin;
+    char what[32];
+    snprintf(what, sizeof what, "input %d", k + 1);
+    if (npy_array(L, &d->fields[i], what, &ds->in_type[k], &ds->in_data[k], ds->n)) return -1;
+    ds->nin++;
+  }
+  if (label >= 0) {
+    const DataField *f = &d->fields[label];
     void *tg = NULL;
     if (npy_array(L, f, "label", &ds->tgt_type, &tg, ds->n)) return -1;
     ds->tgt_data = tg;
@@ -1141,7 +1514,7 @@ static int load_npy(Loader *L) {
 
 static int decl_inputs(const DataDecl *d, TokKind tok[8]) {
   if (d->loader == LOADER_TEXT) {
-    tok[0] = d->tokenize == TOK_WORDS ? TOK_WORDS : TOK_CHARS;
+    tok[0] = d->tokenize == TOK_WORDS || d->tokenize == TOK_BPE ? d->tokenize : TOK_CHARS;
     return 1;
   }
   if (d->loader == LOADER_SYNTHETIC) {
@@ -1158,7 +1531,7 @@ static int decl_inputs(const DataDecl *d, TokKind tok[8]) {
 }
 
 static const char *tok_name(TokKind k) {
-  return k == TOK_WORDS ? "words" : k == TOK_CHARS ? "chars" : "none (not text)";
+  return k == TOK_WORDS ? "words" : k == TOK_CHARS ? "chars" : k == TOK_BPE ? "bpe" : "none (not text)";
 }
 
 /* The declaration's tokenizers against the checkpoint's. */
@@ -1223,7 +1596,8 @@ DataSet *data_load_with(RaAlloc alloc, const DataDecl *d, const DataVocab *fixed
   }
   vec_free(&L, &L.recs);
   vec_free(&L, &L.cells);
-  if (L.buf) ra_free_mem(&alloc, L.buf, L.buf_size);
+  if (L.map && rc == 0 && box->map == L.map) L.map = NULL; /* the data set reads it */
+  file_unmap(L.map, L.map_len);
   arena_free(&L.tmp);
   if (rc != 0) {
     arena_free(&box->keep);
@@ -1260,7 +1634,9 @@ DataSet *data_from_vocab(RaAlloc alloc, const DataDecl *d, const DataVocab *v, c
       }
     }
   }
-  if (rc == 0) {
+  if (rc == 0 && nin > 0 && ds->tok[0] == TOK_BPE) {
+    rc = fixed_bpe(&L);
+  } else if (rc == 0) {
     Vocab none;
     memset(&none, 0, sizeof none);
     rc = fixed_vocab(&L, &none, NULL);
@@ -1306,6 +1682,12 @@ DataVocab *data_vocab_of(RaAlloc alloc, const DataSet *ds) {
     for (int64_t k = 0; ok && k < ds->vocab.n; k++) ok = (v->tokens[k] = arena_strdup(&v->arena, ds->vocab.words[k])) != NULL;
     v->ntokens = ds->vocab.n;
   }
+  if (ok && ds->tok[0] == TOK_BPE) {
+    v->merges = arena_alloc(&v->arena, sizeof *v->merges * (size_t)(ds->bpe.n ? ds->bpe.n : 1));
+    ok = v->merges != NULL;
+    if (ok && ds->bpe.n) memcpy(v->merges, ds->bpe.merge, sizeof *v->merges * (size_t)ds->bpe.n);
+    v->nmerges = ds->bpe.n;
+  }
   if (ok && ds->label_names && ds->classes > 0) {
     v->labels = arena_alloc(&v->arena, sizeof(char *) * (size_t)ds->classes);
     ok = v->labels != NULL;
@@ -1319,6 +1701,19 @@ DataVocab *data_vocab_of(RaAlloc alloc, const DataSet *ds) {
   return v;
 }
 
+int data_vocab_set_merges(DataVocab *v, const int32_t (*merges)[2], int64_t n, int64_t *bad) {
+  Bpe b;
+  int r = bpe_from_merges(&v->arena, merges, n, &b, bad);
+  if (r) return r;
+  char **t = bpe_tokens(&v->arena, &b);
+  if (!t) return -1;
+  v->merges = b.merge;
+  v->nmerges = n;
+  v->tokens = t;
+  v->ntokens = BPE_FIRST + n;
+  return 0;
+}
+
 void data_vocab_free(DataVocab *v) {
   if (!v) return;
   RaAlloc alloc = v->alloc;
@@ -1330,6 +1725,8 @@ void data_free(DataSet *ds) {
   if (!ds) return;
   DataBox *box = (DataBox *)ds;
   RaAlloc alloc = ds->alloc;
+  file_unmap(box->map, box->map_len);
+  if (box->woff) ra_free_mem(&alloc, box->woff, box->woff_bytes);
   arena_free(&box->keep);
   ra_free_mem(&alloc, box, sizeof *box);
 }
@@ -1349,6 +1746,18 @@ static int enc_emit(void *ud, const char *tok, size_t len) {
   return 0;
 }
 
+static int enc_none(void *ud, const char *tok, size_t len) {
+  (void)ud, (void)tok, (void)len;
+  return 0;
+}
+
+static int enc_bpe(void *ud, int32_t id) {
+  EncCtx *c = ud;
+  if (c->n >= c->max) return 2; /* enough */
+  c->out[c->n++] = id;
+  return 0;
+}
+
 int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *out) {
   if (!ds || !text || !out || field < 0 || field >= ds->nin) return -1;
   const IrType *t = &ds->in_type[field];
@@ -1359,10 +1768,29 @@ int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *ou
   EncCtx c = {&ds->vocab, kind == TOK_WORDS, out, 0, T};
   size_t len = strlen(text);
   size_t bad;
-  int r = tok_split(kind, text, len, enc_emit, &c, &bad);
-  if (r == -1) return -1;
+  if (kind == TOK_BPE) { /* valid UTF-8 as for chars, then the merges */
+    if (tok_split(TOK_CHARS, text, len, enc_none, NULL, &bad) == -1) return -1;
+    if (bpe_encode(&ds->bpe, ds->alloc, text, len, enc_bpe, &c) == -1) return -1;
+  } else if (tok_split(kind, text, len, enc_emit, &c, &bad) == -1) {
+    return -1;
+  }
   for (int64_t j = c.n; j < T; j++) out[j] = 0;
   return (int)c.n;
+}
+
+void data_example(const DataSet *ds, int64_t ex, void **in, int32_t *tg) {
+  if (!ds || ex < 0 || ex >= ds->n) return;
+  if (ds->text) {
+    text_window(ds, ex, in ? (int32_t *)in[0] : NULL, tg);
+    return;
+  }
+  for (int k = 0; k < ds->nin; k++) {
+    if (!in || !in[k]) continue;
+    size_t sz = (size_t)numel(&ds->in_type[k]) * 4;
+    memcpy(in[k], (const char *)ds->in_data[k] + (size_t)ex * sz, sz);
+  }
+  int64_t tn = numel(&ds->tgt_type);
+  if (tg && ds->tgt_data) memcpy(tg, ds->tgt_data + ex * tn, sizeof(int32_t) * (size_t)tn);
 }
 
 int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t start,
@@ -1372,17 +1800,14 @@ int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t s
   int64_t real = n - start < bs ? n - start : bs;
   if (real <= 0) return 0;
   const int64_t *idx = ds->split_idx[split];
-  int64_t tn = ds->tgt_data ? numel(&ds->tgt_type) : 0;
+  int64_t tn = ds->tgt_data || ds->text ? numel(&ds->tgt_type) : 0;
   for (int64_t r = 0; r < bs; r++) {
     int64_t pos = start + (r < real ? r : r % real);
     int64_t ex = idx[order ? order[pos] : pos];
-    for (int k = 0; k < ds->nin; k++) {
-      if (!inputs || !inputs[k]) continue;
-      size_t sz = (size_t)numel(&ds->in_type[k]) * 4;
-      memcpy((char *)inputs[k] + (size_t)r * sz, (const char *)ds->in_data[k] + (size_t)ex * sz, sz);
-    }
-    if (targets && tn)
-      memcpy(targets + r * tn, ds->tgt_data + ex * tn, sizeof(int32_t) * (size_t)tn);
+    void *row[8] = {NULL};
+    for (int k = 0; k < ds->nin && k < 8; k++)
+      if (inputs && inputs[k]) row[k] = (char *)inputs[k] + (size_t)r * (size_t)numel(&ds->in_type[k]) * 4;
+    data_example(ds, ex, row, targets && tn ? targets + r * tn : NULL);
   }
   return real;
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "../../compiler/program.h"
+#include "bpe.h"
 
 typedef struct Vocab {
   char **words;     /* id -> token (UTF-8); 0 "<pad>", 1 "<unk>" */
@@ -27,9 +28,12 @@ typedef struct DataSet {
   int64_t classes;        /* labels: number of distinct labels (K) */
   char **label_names;     /* id -> label text (tsv/csv) */
   Vocab vocab;            /* text fields and text loader */
-  TokKind tok[8];         /* per input: TOK_CHARS or TOK_WORDS for text, TOK_NONE */
+  TokKind tok[8];         /* per input: TOK_CHARS, TOK_WORDS or TOK_BPE for text, TOK_NONE */
+  Bpe bpe;                /* tokenize bpe: the merges (vocab is their tokens, no hash) */
   void *in_data[8];       /* [n][numel(in_type[k])] f32 or i32 */
   int32_t *tgt_data;      /* [n][numel(tgt_type)]: ids, or f32 bits when tgt_type is f32 */
+  const struct DataText *text; /* text loader (chars, words): examples read from the
+                                 * mapped file by data_batch (in_data, tgt_data NULL) */
   int64_t *split_idx[3];  /* example indices of train / valid / test */
   int64_t split_n[3];
 } DataSet;
@@ -45,6 +49,8 @@ typedef struct DataVocab {
   TokKind tok[8];
   char **tokens;          /* ntokens == 0: no text input */
   int64_t ntokens;
+  int32_t (*merges)[2];   /* tokenize bpe: the merges in order (tokens are theirs) */
+  int64_t nmerges;
   char **labels;          /* nlabels == 0: no label names */
   int64_t nlabels;
   const char *source;     /* the checkpoint it came from (messages), or NULL */
@@ -68,6 +74,10 @@ DataSet *data_from_vocab(RaAlloc alloc, const DataDecl *d, const DataVocab *v, c
 DataVocab *data_vocab_new(RaAlloc alloc);
 DataVocab *data_vocab_of(RaAlloc alloc, const DataSet *ds);
 void data_vocab_free(DataVocab *v);
+/* Sets v's merges (tokenize bpe) and the tokens they make.  0; -1 when out
+ * of memory; -2 with *bad the first merge that refers to a token not made
+ * before it. */
+int data_vocab_set_merges(DataVocab *v, const int32_t (*merges)[2], int64_t n, int64_t *bad);
 void data_free(DataSet *ds);
 /* Encodes raw text as the data set's text field does (for predict).  field
  * is the input index (0 .. nin-1); out gets numel(in_type[field]) ids,
@@ -79,6 +89,9 @@ int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *ou
  * batches are padded by repeating examples; returns the real count. */
 int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t start,
                    int64_t bs, void **inputs, int32_t *targets);
+/* Example ex (in file order) into in[k] (numel(in_type[k]) values each, f32
+ * or int32) and tg (numel(tgt_type)), either NULL to skip. */
+void data_example(const DataSet *ds, int64_t ex, void **in, int32_t *tg);
 /* A permutation of a split for an epoch, from (seed, epoch): order gets
  * split_n[split] positions within the split (0 .. split_n-1). */
 void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, int64_t *order);

@@ -61,7 +61,7 @@ static bool json_strings(SBuf *b, char *const *s, int64_t n) {
   return true;
 }
 
-static const char *const tok_names[3] = {"none", "chars", "words"};
+static const char *const tok_names[4] = {"none", "chars", "words", "bpe"};
 
 /* The metadata of v ("tokenizer", "vocab", "labels") into meta, text in a;
  * labels that are not valid UTF-8 are left out.  The number of entries, or
@@ -76,7 +76,16 @@ static int vocab_meta(const DataVocab *v, Arena *a, CkptMeta *meta) {
     sbuf_addc(&b, ']');
     meta[n++] = (CkptMeta){"tokenizer", sbuf_str(&b)};
   }
-  if (v->ntokens > 0) {
+  if (v->nin > 0 && v->tok[0] == TOK_BPE) {
+    /* tokenize bpe: the merges, [[left, right], ...]; the tokens are theirs
+     * (byte strings, not always UTF-8), so there is no "vocab" */
+    sbuf_init(&b, a);
+    sbuf_addc(&b, '[');
+    for (int64_t k = 0; k < v->nmerges; k++)
+      sbuf_printf(&b, "%s[%d,%d]", k ? "," : "", (int)v->merges[k][0], (int)v->merges[k][1]);
+    sbuf_addc(&b, ']');
+    meta[n++] = (CkptMeta){"bpe_merges", sbuf_str(&b)};
+  } else if (v->ntokens > 0) {
     sbuf_init(&b, a);
     json_strings(&b, v->tokens, v->ntokens); /* tokens are valid UTF-8 */
     meta[n++] = (CkptMeta){"vocab", sbuf_str(&b)};
@@ -315,12 +324,64 @@ static int meta_strings(const Ckpt *c, const char *path, const char *key, DataVo
   return 0;
 }
 
+/* The metadata "bpe_merges": [[left, right], ...], each side an id made
+ * before the merge (2 .. 257 bytes, then earlier merges). */
+static int load_merges(const Ckpt *c, const char *path, DataVocab *v, char *err, size_t errlen) {
+  json_error_t je;
+  json_t *root = json_loads(ckpt_meta(c, "bpe_merges"), 0, &je);
+  size_t m = root && json_is_array(root) ? json_array_size(root) : 0;
+  bool ok = root && json_is_array(root) && m <= 100000000;
+  RaAlloc al = v->alloc;
+  int32_t (*mg)[2] = ok && m ? ra_malloc(&al, sizeof *mg * m) : NULL;
+  if (ok && m && !mg) {
+    json_decref(root);
+    snprintf(err, errlen, "out of memory loading '%s'", path);
+    return RA_ENOMEM;
+  }
+  size_t bad_at = 0;
+  for (size_t i = 0; ok && i < m; i++) {
+    json_t *e = json_array_get(root, i);
+    ok = json_is_array(e) && json_array_size(e) == 2;
+    for (size_t j = 0; ok && j < 2; j++) {
+      json_t *x = json_array_get(e, j);
+      ok = json_is_integer(x) && json_integer_value(x) >= 0 && json_integer_value(x) <= INT32_MAX;
+      if (ok) mg[i][j] = (int32_t)json_integer_value(x);
+    }
+    if (!ok) bad_at = i;
+  }
+  bool pairs = root && json_is_array(root) && m <= 100000000; /* the entry is what is wrong */
+  if (root) json_decref(root);
+  int rc = 0;
+  if (!ok) {
+    if (pairs)
+      snprintf(err, errlen, "%s: metadata 'bpe_merges': entry %zu is not a pair of token ids", path, bad_at);
+    else
+      snprintf(err, errlen, "%s: metadata 'bpe_merges' is not a JSON array of [left, right] pairs", path);
+    rc = RA_ECKPT;
+  } else {
+    int64_t bad = 0;
+    int r = data_vocab_set_merges(v, (const int32_t(*)[2])mg, (int64_t)m, &bad);
+    if (r == -1) {
+      snprintf(err, errlen, "out of memory loading '%s'", path);
+      rc = RA_ENOMEM;
+    } else if (r) {
+      snprintf(err, errlen, "%s: metadata 'bpe_merges': merge %lld [%d, %d] uses a token not made before it (ids 2 .. %lld)",
+               path, (long long)bad, (int)mg[bad][0], (int)mg[bad][1], (long long)(BPE_FIRST + bad - 1));
+      rc = RA_ECKPT;
+    }
+  }
+  if (mg) ra_free_mem(&al, mg, sizeof *mg * m);
+  return rc;
+}
+
 /* The tokenizer, vocabulary and labels of the metadata: *out NULL when the
  * checkpoint has none (one written before they were stored). */
 static int load_vocab(const Ckpt *c, const char *path, RaAlloc alloc, DataVocab **out, char *err,
                       size_t errlen) {
   *out = NULL;
-  if (!ckpt_meta(c, "tokenizer") && !ckpt_meta(c, "vocab") && !ckpt_meta(c, "labels")) return 0;
+  if (!ckpt_meta(c, "tokenizer") && !ckpt_meta(c, "vocab") && !ckpt_meta(c, "labels") &&
+      !ckpt_meta(c, "bpe_merges"))
+    return 0;
   DataVocab *v = data_vocab_new(alloc);
   if (!v) {
     snprintf(err, errlen, "out of memory loading '%s'", path);
@@ -337,14 +398,25 @@ static int load_vocab(const Ckpt *c, const char *path, RaAlloc alloc, DataVocab 
   }
   for (int64_t k = 0; rc == 0 && k < nk; k++) {
     int j = 0;
-    while (j < 3 && strcmp(kinds[k], tok_names[j])) j++;
-    if (j == 3) {
-      snprintf(err, errlen, "%s: metadata 'tokenizer': unknown tokenizer '%.40s' (chars, words or none)", path, kinds[k]);
+    while (j < 4 && strcmp(kinds[k], tok_names[j])) j++;
+    if (j == 4) {
+      snprintf(err, errlen, "%s: metadata 'tokenizer': unknown tokenizer '%.40s' (chars, words, bpe or none)", path, kinds[k]);
       rc = RA_ECKPT;
     }
     v->tok[k] = (TokKind)j;
   }
   v->nin = (int)nk;
+  bool bpe = rc == 0 && nk > 0 && v->tok[0] == TOK_BPE;
+  if (rc == 0 && bpe != (ckpt_meta(c, "bpe_merges") != NULL)) {
+    snprintf(err, errlen, bpe ? "%s: metadata 'tokenizer' is bpe, but 'bpe_merges' is missing"
+                              : "%s: metadata 'bpe_merges' without a bpe 'tokenizer'", path);
+    rc = RA_ECKPT;
+  }
+  if (rc == 0 && bpe && v->ntokens > 0) {
+    snprintf(err, errlen, "%s: metadata 'vocab' and 'bpe_merges' together (a bpe vocabulary is its merges)", path);
+    rc = RA_ECKPT;
+  }
+  if (rc == 0 && bpe) rc = load_merges(c, path, v, err, errlen);
   if (rc == 0 && v->ntokens > 0 && (v->ntokens < 2 || strcmp(v->tokens[0], "<pad>") || strcmp(v->tokens[1], "<unk>"))) {
     snprintf(err, errlen, "%s: metadata 'vocab' does not start with \"<pad>\", \"<unk>\"", path);
     rc = RA_ECKPT;

@@ -19,6 +19,7 @@
 #include "../../compiler/autodiff.h"
 #include "../../include/ra.h"
 #include "../../base/file.h"
+#include "../../base/utf8.h"
 #include "../exec/exec.h"
 #include "../exec/exec_jit.h"
 #include "optim.h"
@@ -1325,6 +1326,25 @@ static void tb_add(TextBuf *b, const char *s, size_t k) {
 
 static void tb_puts(TextBuf *b, const char *s) { tb_add(b, s, strlen(s)); }
 
+/* s[0..n) with each byte that starts no valid UTF-8 sequence written as
+ * U+FFFD (byte-pair tokens may end inside a character, and a sampled
+ * sequence of them need not join into valid text). */
+static void tb_add_utf8(TextBuf *b, const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t i = 0, run = 0;
+  while (i < n) {
+    int k = utf8_seq_len(u + i, n - i, NULL);
+    if (k > 0) {
+      i += (size_t)k;
+      continue;
+    }
+    tb_add(b, s + run, i - run);
+    tb_add(b, "\xEF\xBF\xBD", 3);
+    run = ++i;
+  }
+  tb_add(b, s + run, n - run);
+}
+
 /* How predict picks each generated token (RunOptions' predict_*). */
 typedef struct Sampler {
   int64_t tokens;
@@ -1490,7 +1510,10 @@ static void predict_line(Bound *b, const DataSet *ds, const char *line, const ch
       int64_t arg = 0;
       for (int64_t k = 1; k < K; k++) if (x[i * K + k] > x[i * K + arg]) arg = k;
       if (i && words) tb_puts(out, " ");
-      tb_puts(out, arg < ds->vocab.n ? ds->vocab.words[arg] : "?");
+      /* class labels per position (labels columns) by name, else tokens */
+      tb_puts(out, ds->label_names && arg < ds->classes ? ds->label_names[arg]
+                   : arg < ds->vocab.n                  ? ds->vocab.words[arg]
+                                                        : "?");
     }
     tb_puts(out, "\t");
     tb_puts(out, line);
@@ -1501,13 +1524,16 @@ static void predict_line(Bound *b, const DataSet *ds, const char *line, const ch
   int64_t len = n > 0 ? n : 1;
   if (n == 0) in[0] = 0;
   tb_puts(out, line);
+  bool bytes = ds->tok[0] == TOK_BPE; /* tokens are bytes: joined, then made valid */
+  TextBuf gen = {out->alloc, NULL, 0, 0, false};
+  TextBuf *to = bytes ? &gen : out;
   for (int64_t g = 0; g < sm->tokens; g++) {
-    if ((*rc = bound_run(b, kc, err, errlen))) return;
+    if ((*rc = bound_run(b, kc, err, errlen))) break;
     const float *x = (const float *)exec_ptr(b->ex, po->value) + (len - 1) * K;
     int64_t tok = sample_token(x, K, sm, (uint64_t)g);
     const char *w = tok < ds->vocab.n ? ds->vocab.words[tok] : "?";
-    if (words) tb_puts(out, " ");
-    tb_puts(out, tok <= 1 ? "" : w);
+    if (words) tb_puts(to, " ");
+    tb_puts(to, tok <= 1 ? "" : w);
     if (len < T) {
       in[len++] = (int32_t)tok;
     } else {
@@ -1515,6 +1541,12 @@ static void predict_line(Bound *b, const DataSet *ds, const char *line, const ch
       in[T - 1] = (int32_t)tok;
     }
   }
+  if (bytes) {
+    if (gen.failed) out->failed = true;
+    else if (gen.n) tb_add_utf8(out, gen.s, gen.n);
+    ra_free_mem(&gen.alloc, gen.s, gen.cap);
+  }
+  if (*rc) return;
   tb_puts(out, "\n");
 }
 

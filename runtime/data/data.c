@@ -1367,22 +1367,28 @@ int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *ou
 
 int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t start,
                    int64_t bs, void **inputs, int32_t *targets) {
-  if (!ds || split < 0 || split > 2 || bs <= 0 || start < 0) return 0;
+  return data_batch_rows(ds, split, order, start, bs, 0, bs, inputs, targets);
+}
+
+int64_t data_batch_rows(const DataSet *ds, int split, const int64_t *order, int64_t start,
+                        int64_t bs, int64_t r0, int64_t rn, void **inputs, int32_t *targets) {
+  if (!ds || split < 0 || split > 2 || bs <= 0 || start < 0 || r0 < 0 || rn < 0 || r0 + rn > bs)
+    return 0;
   int64_t n = ds->split_n[split];
   int64_t real = n - start < bs ? n - start : bs;
   if (real <= 0) return 0;
   const int64_t *idx = ds->split_idx[split];
   int64_t tn = ds->tgt_data ? numel(&ds->tgt_type) : 0;
-  for (int64_t r = 0; r < bs; r++) {
-    int64_t pos = start + (r < real ? r : r % real);
+  for (int64_t r = r0; r < r0 + rn; r++) {
+    int64_t pos = start + (r < real ? r : r % real), o = r - r0;
     int64_t ex = idx[order ? order[pos] : pos];
     for (int k = 0; k < ds->nin; k++) {
       if (!inputs || !inputs[k]) continue;
       size_t sz = (size_t)numel(&ds->in_type[k]) * 4;
-      memcpy((char *)inputs[k] + (size_t)r * sz, (const char *)ds->in_data[k] + (size_t)ex * sz, sz);
+      memcpy((char *)inputs[k] + (size_t)o * sz, (const char *)ds->in_data[k] + (size_t)ex * sz, sz);
     }
     if (targets && tn)
-      memcpy(targets + r * tn, ds->tgt_data + ex * tn, sizeof(int32_t) * (size_t)tn);
+      memcpy(targets + o * tn, ds->tgt_data + ex * tn, sizeof(int32_t) * (size_t)tn);
   }
   return real;
 }

@@ -79,6 +79,11 @@ int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *ou
  * batches are padded by repeating examples; returns the real count. */
 int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t start,
                    int64_t bs, void **inputs, int32_t *targets);
+/* Rows [r0, r0 + rn) of that batch (a rank's share, docs/distributed.md)
+ * into rows 0 .. rn of inputs/targets, padded as the whole batch is;
+ * returns the real count of the whole batch. */
+int64_t data_batch_rows(const DataSet *ds, int split, const int64_t *order, int64_t start,
+                        int64_t bs, int64_t r0, int64_t rn, void **inputs, int32_t *targets);
 /* A permutation of a split for an epoch, from (seed, epoch): order gets
  * split_n[split] positions within the split (0 .. split_n-1). */
 void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, int64_t *order);

@@ -295,4 +295,4 @@ jit-config:
 
 # make mpi-config: whether this build has MPI (for .ci/run)
 mpi-config:
-	@echo $(if $(filter 1,$(MPI)),mpi $(shell mpirun --version 2>/dev/null | head -1),none)
+	@echo '$(if $(filter 1,$(MPI)),mpi $(shell mpicc --showme:version 2>/dev/null || echo ompi-c),none)'

@@ -198,6 +198,14 @@ $(B)/tests/libmyops.so: tests/ffi/myops.c
 
 $(TEST_BIN): $(B)/tests/libmyops.so
 
+# An application that uses MPI and hands rac its communicator (test_mpi).
+ifeq ($(MPI),1)
+$(B)/tests/mpi_handoff: tests/mpi/handoff.c include/ra.h $(B)/libra.a
+	@mkdir -p $(B)/tests
+	$(CC) $(CFLAGS_ALL) $(subst -I,-isystem ,$(filter -I%,$(MPI_CFLAGS))) -Iinclude -o $@ $< $(B)/libra.a $(LIBS)
+$(B)/tests/test_mpi: $(B)/tests/mpi_handoff
+endif
+
 test: all $(TEST_BIN)
 	@bash tests/run.sh $(B)
 

@@ -265,3 +265,66 @@ Test(mpi, version_names_the_mpi) {
   else cr_assert(strstr(v.out, "mpi: none"), "%s", v.out);
   tu_run_free(&v);
 }
+
+/* An application that uses MPI hands rac a communicator (tests/mpi/
+ * handoff.c, 3 processes): ranks 0 and 1 train together on their part of
+ * MPI_COMM_WORLD, rank 2 alone on its own; both see their communicator's
+ * size, get the same losses (to float tolerance), and MPI still works for
+ * the application after ra_free. */
+Test(mpi, an_application_hands_its_communicator, .timeout = 240) {
+  need_mpi();
+  const char *a = tu_tmp("handoff01.st"), *b = tu_tmp("handoff2.st");
+  TuRun r = tu_sh(200, MPIRUN " -np 3 \"$(dirname \"$RAC\")/tests/mpi_handoff\" " SPEC " %s %s",
+                  a, b);
+  cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+  const char *two = strstr(r.out, "size 2 world 3 steps 20 ");
+  const char *one = strstr(r.out, "size 1 world 3 steps 20 ");
+  cr_assert(two && one, "%s", r.out);
+  two += strlen("size 2 world 3 steps 20 ");
+  one += strlen("size 1 world 3 steps 20 ");
+  double la[20], lb[20];
+  for (int i = 0; i < 20; i++) {
+    char *end;
+    la[i] = strtod(two, &end);
+    cr_assert(end != two);
+    two = end;
+    lb[i] = strtod(one, &end);
+    cr_assert(end != one);
+    one = end;
+  }
+  close_to(la, lb, 20, "loss of step");
+  same_params(a, b);
+  tu_run_free(&r);
+}
+
+/* ra_set_mpi_comm checks its call: NULL, and (with MPI in the build) MPI
+ * not initialised; without MPI it says the build has none. */
+Test(mpi, set_mpi_comm_checks_its_call) {
+  ra_ctx *c = ra_new();
+  cr_assert_eq(ra_set_mpi_comm(c, NULL), RA_EUSAGE);
+  cr_assert(strstr(ra_error(c), "must not be NULL"), "%s", ra_error(c));
+  int dummy = 0;
+  cr_assert_eq(ra_set_mpi_comm(c, &dummy), RA_EUSAGE);
+  if (ra_mpi_library())
+    cr_assert(strstr(ra_error(c), "MPI is not initialised"), "%s", ra_error(c));
+  else
+    cr_assert(strstr(ra_error(c), "this build of rac has no MPI"), "%s", ra_error(c));
+  cr_assert_eq(ra_mpi_rank(c, NULL), -1);
+  cr_assert_eq(ra_set_mpi_comm(NULL, &dummy), RA_EUSAGE);
+  ra_free(c);
+}
+
+/* Rank 0's log fails (a full disk): every rank stops at the same step, the
+ * message is printed once, nothing hangs. */
+Test(mpi, rank_zeros_failing_log_stops_every_rank, .timeout = 120) {
+  need_mpi();
+  TuRun r = tu_sh(100, MPIRUN " -np 2 \"$RAC\" run " SPEC " --threads 1 --quiet --log /dev/full "
+                  "--set save=%s", tu_tmp("full.st"));
+  cr_assert_neq(r.status, 124, "the run hung");
+  cr_assert_neq(r.status, 0);
+  const char *want = "cannot write the log '/dev/full': No space left on device";
+  const char *m = strstr(r.err, want);
+  cr_assert(m, "%s", r.err);
+  cr_assert(!strstr(m + strlen(want), want), "printed more than once:\n%s", r.err);
+  tu_run_free(&r);
+}

@@ -712,7 +712,8 @@ enum { LOOP_STEP = 1, LOOP_EVAL = 2 };
 static int loop_check_memory(const Loop *L, int need, int threads, char *err, size_t errlen) {
   uint64_t arenas = bound_bytes(&L->step) + bound_bytes(&L->eval);
   uint64_t nw = (uint64_t)(L->ms->nweights ? L->ms->nweights : 1) * sizeof(float);
-  uint64_t grads = (need & LOOP_STEP) ? nw : 0;
+  /* over several ranks, the gradients' reduction buffer too */
+  uint64_t grads = (need & LOOP_STEP) ? nw * (L->nranks > 1 ? 2 : 1) : 0;
   uint64_t moments = (need & LOOP_STEP) && !L->ms->opt_m ? 2 * nw : 0;
   char what[160];
   snprintf(what, sizeof what,

@@ -56,6 +56,9 @@ int dist_same(Dist *d, uint64_t h, bool *same, uint64_t *lo, uint64_t *hi, char 
 int dist_ireduce(Dist *d, float *x, int64_t n, char *err, size_t errlen);
 int dist_poll(Dist *d, char *err, size_t errlen);
 int dist_wait(Dist *d, double *waited, char *err, size_t errlen);
+/* How many of the reductions in flight, from the first started, have
+ * completed (tested, not waited for). */
+int dist_done(Dist *d);
 /* One blocking sum of x[0..n) (floats, in place). */
 int dist_reduce(Dist *d, float *x, int64_t n, char *err, size_t errlen);
 

@@ -46,6 +46,7 @@ typedef struct GradSync {
   int64_t steps;
   double wait_s;            /* in MPI_Waitall after the backward pass */
   double finish_s;          /* in gradsync_finish (wait and copies) */
+  int64_t early_floats;     /* reduced already when the backward pass ended */
 } GradSync;
 
 /* bucket_bytes 0: one reduction of every gradient after the backward pass

@@ -1418,12 +1418,14 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
     if (!order) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
     else data_shuffle(L.ds, SPLIT_TRAIN, L.seed, 0, order);
     double loss = 0, t0 = 0, wait0 = 0, fin0 = 0;
+    int64_t early0 = 0;
     if (o->dist) rc = dist_agree(o->dist, rc, err, errlen, NULL);
     for (int64_t s = 0; s <= steps && rc == 0; s++) {
       if (s == 1) { /* step 0 warms up */
         t0 = now_seconds();
         wait0 = L.gs.wait_s;
         fin0 = L.gs.finish_s;
+        early0 = L.gs.early_floats;
       }
       bound_fill_rows(&L.step, L.ds, SPLIT_TRAIN, order, (s * t->batch) % (ntrain ? ntrain : 1),
                       t->batch, (int64_t)L.rank * L.lbatch, L.lbatch);
@@ -1460,11 +1462,14 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
                  "ranks %d (batch %lld each)\nallreduce %.2f MiB/step in %d bucket%s (%s)\n"
                  "allreduce wait ms/step %.2f (after the backward pass)\n"
                  "allreduce finish ms/step %.2f (wait, copies and the mean)\n"
-                 "allreduce alone ms %.2f (one blocking call of every gradient)\n",
+                 "allreduce alone ms %.2f (one blocking call of every gradient)\n"
+                 "allreduce done during the backward pass %.1f%% of the bytes\n",
                  L.nranks, (long long)L.lbatch, mib, L.gs.nbuckets, L.gs.nbuckets == 1 ? "" : "s",
                  L.overlap ? "overlapping the backward pass" : "one reduction after it",
                  1000.0 * (L.gs.wait_s - wait0) / (double)steps,
-                 1000.0 * (L.gs.finish_s - fin0) / (double)steps, 1000.0 * alone / 10.0);
+                 1000.0 * (L.gs.finish_s - fin0) / (double)steps, 1000.0 * alone / 10.0,
+                 100.0 * (double)(L.gs.early_floats - early0) /
+                     ((double)(L.gs.nbuf ? L.gs.nbuf : 1) * (double)steps));
       }
       if (o->jit) {
         size_t k = strlen(report);

@@ -60,7 +60,7 @@ static const char *usage_text =
     "  --quiet               print only the final result\n"
     "  --jit                 use the LLVM JIT (when built with it)\n"
     "  --mpi-bucket BYTES    under mpirun: gradient buckets reduced during the backward\n"
-    "                        pass (default 1048576; 0: one reduction after it)\n"
+    "                        pass (default 262144; 0: one reduction after it)\n"
     "\n"
     "mpirun -np N rac run FILE trains data-parallel on N processes (run, eval and bench;\n"
     "the batch is shared among them; rank 0 prints, logs and saves)\n"

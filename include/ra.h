@@ -88,7 +88,7 @@ RA_API int ra_errcode(ra_ctx *ctx);
  * LLVM, RA_ERUNTIME when LLVM fails), "stdlib" (folder), "ra_path" (colon-separated folders), "color" (0|1),
  * "fuse" (0|1, default 1: 0 compiles without the fusion pass, for
  * comparison; results are the same bits either way), "mpi.bucket_bytes"
- * (a data-parallel run's gradient buckets, default 1048576; 0: one
+ * (a data-parallel run's gradient buckets, default 262144; 0: one
  * reduction after the backward pass instead of buckets overlapping it),
  * "progress" (0|1), "quiet" (0|1), "log" (a JSON Lines file of
  * metrics, overriding the train block's: whole records, written out every

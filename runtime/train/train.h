@@ -94,7 +94,7 @@ void mstate_free(ModelState *ms);
 
 /* The gradient bucket of a data-parallel step when RunOptions.bucket_bytes
  * is negative. */
-#define TRAIN_BUCKET_BYTES_DEFAULT ((int64_t)1 << 20)
+#define TRAIN_BUCKET_BYTES_DEFAULT ((int64_t)1 << 18)
 
 /* Trains; returns 0, RA_ESTOPPED (callback or stop flag; the checkpoint of
  * the steps taken is saved first) or another RA_E* code with a message in

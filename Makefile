@@ -70,6 +70,23 @@ else
 JIT_SRC  :=
 endif
 
+# MPI (runtime/train/dist.c, docs/distributed.md): built when mpicc
+# (Debian's libopenmpi-dev) answers --showme, else pkg-config's ompi-c;
+# `make MPI=0` leaves it out, and a run under mpirun with more than one
+# process is then a usage error.  Only dist.c sees mpi.h.
+MPI ?= $(shell { mpicc --showme:compile >/dev/null 2>&1 || pkg-config --exists ompi-c 2>/dev/null; } && echo 1 || echo 0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := -DRA_HAVE_MPI $(shell mpicc --showme:compile 2>/dev/null || pkg-config --cflags ompi-c)
+MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null || pkg-config --libs ompi-c)
+LIBS       += $(MPI_LIBS)
+else
+MPI_CFLAGS :=
+MPI_LIBS   :=
+endif
+ifeq ($(filter s,$(firstword $(MAKEFLAGS))),)
+$(info mpi: $(if $(filter 1,$(MPI)),$(shell mpicc --showme:version 2>/dev/null || echo ompi-c),none (no mpicc or libopenmpi-dev, or MPI=0)))
+endif
+
 BASE_SRC := $(wildcard base/*.c)
 LANG_SRC := $(wildcard lang/*.c)
 COMP_SRC := $(wildcard compiler/*.c)
@@ -83,7 +100,7 @@ CLI_TOOL_OBJ := $(filter-out $(B)/cli/rac.o,$(CLI_OBJ))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 
-.PHONY: all test test-unit jit-config clean install uninstall embed embed-check data fuzz bench FORCE
+.PHONY: all test test-unit jit-config mpi-config clean install uninstall embed embed-check data fuzz bench FORCE
 all: $(B)/libra.a $(B)/libra_int.a $(B)/libra.so $(B)/rac
 
 # lemon writes into lang/gen; parser.h is replaced only when its text
@@ -118,6 +135,14 @@ $(B)/runtime/exec/gemm_xsmm.o: LIBCFLAGS += $(XSMM_CFLAGS)
 $(B)/compiler/jit/%.o: compiler/jit/%.c | $(B)/lang/parser.h
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBCFLAGS) $(JIT_CFLAGS) -MMD -MP -c -o $@ $<
+
+# dist.c follows MPI (rebuilt when it changes); its headers are system
+# headers, so -Wall -Wextra stay ours.
+$(B)/mpi.stamp: FORCE
+	@mkdir -p $(B)
+	@echo '$(MPI) $(MPI_CFLAGS)' | cmp -s - $@ || echo '$(MPI) $(MPI_CFLAGS)' > $@
+$(B)/runtime/train/dist.o: $(B)/mpi.stamp
+$(B)/runtime/train/dist.o: LIBCFLAGS += $(subst -I,-isystem ,$(MPI_CFLAGS))
 
 # Objects that see RA_HAVE_JIT are rebuilt when the choice changes.
 $(B)/jit.stamp: FORCE
@@ -173,6 +198,14 @@ $(B)/tests/libmyops.so: tests/ffi/myops.c
 
 $(TEST_BIN): $(B)/tests/libmyops.so
 
+# An application that uses MPI and hands rac its communicator (test_mpi).
+ifeq ($(MPI),1)
+$(B)/tests/mpi_handoff: tests/mpi/handoff.c include/ra.h $(B)/libra.a
+	@mkdir -p $(B)/tests
+	$(CC) $(CFLAGS_ALL) $(subst -I,-isystem ,$(filter -I%,$(MPI_CFLAGS))) -Iinclude -o $@ $< $(B)/libra.a $(LIBS)
+$(B)/tests/test_mpi: $(B)/tests/mpi_handoff
+endif
+
 test: all $(TEST_BIN)
 	@bash tests/run.sh $(B)
 
@@ -206,10 +239,10 @@ $(B)/prefix.stamp: FORCE
 $(B)/runtime/api/api.o: $(B)/prefix.stamp
 FORCE:
 
-$(B)/ra.pc: ra.pc.in include/ra.h $(B)/prefix.stamp $(B)/gemm.stamp
+$(B)/ra.pc: ra.pc.in include/ra.h $(B)/prefix.stamp $(B)/gemm.stamp $(B)/mpi.stamp
 	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@LIBDIR@|$(abspath $(LIBDIR))|' \
 	    -e 's|@INCLUDEDIR@|$(abspath $(INCDIR))|' -e 's|@VERSION@|$(VERSION)|' -e 's|@JITLIBS@|$(JIT_LIBS)|' \
-	    -e 's|^\(Libs.private: .*\)$$|\1 $(XSMM_LIBS)|' ra.pc.in > $@
+	    -e 's|^\(Libs.private: .*\)$$|\1 $(XSMM_LIBS) $(MPI_LIBS)|' ra.pc.in > $@
 
 install: all $(B)/ra.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR) \
@@ -267,3 +300,7 @@ clean:
 # make jit-config: whether this build has the JIT (for .ci/run)
 jit-config:
 	@echo $(if $(LLVM_CONFIG),llvm $(shell $(LLVM_CONFIG) --version),none)
+
+# make mpi-config: whether this build has MPI (for .ci/run)
+mpi-config:
+	@echo '$(if $(filter 1,$(MPI)),mpi $(shell mpicc --showme:version 2>/dev/null || echo ompi-c),none)'

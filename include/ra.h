@@ -64,6 +64,9 @@ RA_API const char *ra_version_string(void);
  * in *kernels when not NULL, the kernel set it chose on this CPU ("cpx",
  * "skx", "hsw" for libxsmm's cpuid targets; OpenBLAS's core name). */
 RA_API const char *ra_gemm_backend(const char **kernels);
+/* The MPI this build trains data-parallel with ("Open MPI 4.1.4 (MPI 3.1)"),
+ * or NULL for a build without MPI (docs/distributed.md). */
+RA_API const char *ra_mpi_library(void);
 
 /* A context with the default allocator, or with one of the caller's
  * (realloc-like: nsize 0 frees). */
@@ -84,7 +87,9 @@ RA_API int ra_errcode(ra_ctx *ctx);
  * this CPU with LLVM, the interpreter's bits; RA_EUSAGE in a build without
  * LLVM, RA_ERUNTIME when LLVM fails), "stdlib" (folder), "ra_path" (colon-separated folders), "color" (0|1),
  * "fuse" (0|1, default 1: 0 compiles without the fusion pass, for
- * comparison; results are the same bits either way),
+ * comparison; results are the same bits either way), "mpi.bucket_bytes"
+ * (a data-parallel run's gradient buckets, default 262144; 0: one
+ * reduction after the backward pass instead of buckets overlapping it),
  * "progress" (0|1), "quiet" (0|1), "log" (a JSON Lines file of
  * metrics, overriding the train block's: whole records, written out every
  * 2 seconds and at evaluations, every write checked; with "resume" it is cut
@@ -103,6 +108,25 @@ RA_API int ra_errcode(ra_ctx *ctx);
  * before the first step, a log or save path that is the spec, a data file
  * or the resumed checkpoint, and a save path it cannot write. */
 RA_API int ra_set_option(ra_ctx *ctx, const char *key, const char *value);
+
+/* Data-parallel training (docs/distributed.md).  Launched by mpirun or srun
+ * as several processes (read from the launcher's environment), ra_train,
+ * ra_eval and ra_bench start MPI on their first call (MPI_Init_thread,
+ * finalised by ra_free) and share every batch among the processes; a
+ * process that was not launched so starts no MPI.  An application that
+ * uses MPI itself hands its communicator instead: comm points at an
+ * MPI_Comm (MPI initialised, MPI_THREAD_SERIALIZED or more when several
+ * threads call MPI), which ctx duplicates at once (MPI_Comm_dup: its
+ * messages never mix with the application's) and frees in ra_free; the
+ * application finalises MPI after ra_free.  Every process of the
+ * communicator must make the same calls on ctx.  RA_EUSAGE in a build
+ * without MPI. */
+RA_API int ra_set_mpi_comm(ra_ctx *ctx, const void *comm);
+/* This process's rank in ctx's run (-1 while ctx has no communicator),
+ * and in *size (may be NULL) the number of processes (1 without one).
+ * Errors of a data-parallel run are agreed: every rank gets the same
+ * code and message, so one rank (0) can print them. */
+RA_API int ra_mpi_rank(ra_ctx *ctx, int *size);
 
 /* Loading a spec parses and checks it; no data is read. */
 RA_API int ra_load_file(ra_ctx *ctx, const char *path);

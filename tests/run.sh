@@ -10,7 +10,7 @@ shift || true
 only=""
 if [ "${1:-}" = "--only" ]; then shift; only=" $* "; skip=""; else skip=" $* "; fi
 cd "$(dirname "$0")/.." || exit 1
-serial=" test_examples test_determinism test_sweep "
+serial=" test_examples test_determinism test_sweep test_mpi "
 pass=0; fail=0; failed=()
 for t in "$B"/tests/test_*; do
   [ -x "$t" ] || continue

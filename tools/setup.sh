@@ -11,6 +11,7 @@ pkgs=(
   libjansson-dev               # safetensors headers (JSON)
   libcriterion-dev             # the test suites
   llvm-19-dev                  # the JIT (compiler/jit; make LLVM=0 builds without it)
+  libopenmpi-dev openmpi-bin   # data-parallel training (runtime/train/dist.c; make MPI=0 builds without it)
   clang libclang-rt-14-dev     # the fuzz target (libFuzzer)
   valgrind                     # leak checks of the embedding example
   libxml2-utils                # xmllint: the tests check the SVG files with it

@@ -79,6 +79,7 @@ const char *api_set_text(ra_ctx *ctx, const char *s) {
 int ra_version(void) { return RA_VERSION_NUM; }
 const char *ra_version_string(void) { return RA_VERSION_STRING; }
 const char *ra_gemm_backend(const char **kernels) { return k_gemm_backend(kernels); }
+const char *ra_mpi_library(void) { return dist_library(); }
 
 /* ---- contexts ---- */
 
@@ -90,6 +91,7 @@ ra_ctx *ra_new_with_alloc(void *(*alloc)(void *, void *, size_t, size_t), void *
   ctx->alloc = a;
   ctx->seed = 0;
   ctx->threads = 0;
+  ctx->bucket_bytes = -1;
   arena_init(&ctx->arena, a);
   return ctx;
 }
@@ -131,6 +133,7 @@ void ra_free(ra_ctx *ctx) {
   ffi_host_free(ctx);
   pool_free(ctx->pool);
   exec_jit_free(ctx->jit);
+  dist_free(ctx->dist); /* last: MPI_Finalize when this context started MPI */
   ra_free_mem(&a, ctx->err, ctx->errcap);
   ra_free_mem(&a, ctx, sizeof *ctx);
 }
@@ -152,6 +155,50 @@ int ra_set_stop_flag(ra_ctx *ctx, volatile sig_atomic_t *flag) {
 }
 
 const char *ra_last_save(ra_ctx *ctx) { return ctx ? ctx->last_save : NULL; }
+
+/* ---- the processes of a data-parallel run ---- */
+
+int api_dist(ra_ctx *ctx) {
+  if (ctx->dist) return 0;
+  int rank = 0, n = dist_launched_size(&rank);
+  if (n <= 1) return 0;
+  if (!dist_available())
+    return api_fail(ctx, RA_EUSAGE,
+                    "this build of rac has no MPI, but it was started as process %d of %d (by "
+                    "mpirun or srun): build it where mpicc and libopenmpi-dev are installed "
+                    "(tools/setup.sh), or run it as one process", rank, n);
+  char err[FILE_MSG_MAX] = "";
+  ctx->dist = dist_new(ctx->alloc, NULL, err, sizeof err);
+  if (!ctx->dist) return api_fail(ctx, RA_ERUNTIME, "%s", err);
+  return 0;
+}
+
+int api_agree(ra_ctx *ctx, int code) {
+  if (!ctx->dist || dist_size(ctx->dist) < 2) return code;
+  char err[FILE_MSG_MAX] = "";
+  if (code) snprintf(err, sizeof err, "%s", ra_error(ctx));
+  int rc = dist_agree(ctx->dist, code, err, sizeof err, NULL);
+  if (rc) return api_fail(ctx, rc, "%s", err);
+  return 0;
+}
+
+int ra_set_mpi_comm(ra_ctx *ctx, const void *comm) {
+  if (!ctx) return RA_EUSAGE;
+  if (!comm) return api_fail(ctx, RA_EUSAGE, "ra_set_mpi_comm: the communicator must not be NULL");
+  if (!dist_available())
+    return api_fail(ctx, RA_EUSAGE, "ra_set_mpi_comm: this build of rac has no MPI");
+  char err[FILE_MSG_MAX] = "";
+  Dist *d = dist_new(ctx->alloc, comm, err, sizeof err);
+  if (!d) return api_fail(ctx, RA_EUSAGE, "%s", err);
+  dist_free(ctx->dist);
+  ctx->dist = d;
+  return api_ok(ctx);
+}
+
+int ra_mpi_rank(ra_ctx *ctx, int *size) {
+  if (size) *size = ctx && ctx->dist ? dist_size(ctx->dist) : 1;
+  return ctx && ctx->dist ? dist_rank(ctx->dist) : -1;
+}
 
 void ra_set_log(ra_ctx *ctx, void (*log)(void *, const char *), void *ud) {
   if (!ctx) return;
@@ -228,6 +275,14 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
       if (!ctx->jit) return api_fail(ctx, RA_ERUNTIME, "option jit: %s", err);
     }
     ctx->use_jit = b;
+  } else if (!strcmp(key, "mpi.bucket_bytes")) {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (!*value || *end || errno || v < 0 || v > ((long long)1 << 32))
+      return api_fail(ctx, RA_EUSAGE, "option mpi.bucket_bytes: expected bytes from 0 (one "
+                      "reduction after the backward pass) to 4294967296, got '%s'", value);
+    ctx->bucket_bytes = v;
   } else if (!strcmp(key, "fuse")) {
     if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option fuse: expected 0 or 1, got '%s'", value);
     ctx->no_fuse = !b;
@@ -280,7 +335,7 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
     ctx->nsets++;
   } else {
     static const char *const other[] = {"allow_extern", "jit", "stdlib", "ra_path", "color",
-                                        "progress", "quiet", "log", "resume"};
+                                        "progress", "quiet", "log", "resume", "mpi.bucket_bytes"};
     enum { NOTHER = sizeof other / sizeof other[0] };
     const char *names[SETTING_COUNT + NOTHER];
     int n = setting_keys(IN_OPTION, names, NULL);
@@ -292,7 +347,7 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
                       key);
     return api_fail(ctx, RA_EUSAGE,
                     "unknown option '%s' (options: threads, seed, allow_extern, jit, fuse, repulsion, "
-                    "stdlib, ra_path, color, progress, quiet, log, resume, set.KEY)",
+                    "stdlib, ra_path, color, progress, quiet, log, resume, mpi.bucket_bytes, set.KEY)",
                     key);
   }
   return api_ok(ctx);
@@ -545,6 +600,8 @@ void api_run_options(ra_ctx *ctx, RunOptions *o) {
   o->externs = ctx->externs;
   o->nexterns = ctx->nexterns;
   o->jit = ctx->use_jit ? ctx->jit : NULL;
+  o->dist = ctx->dist;
+  o->bucket_bytes = ctx->bucket_bytes;
 }
 
 /* What every run-like call starts with: a loaded spec, the train block
@@ -572,9 +629,10 @@ int ra_train(ra_ctx *ctx, const char *train_name,
   if (!ctx) return RA_EUSAGE;
   api_strfree(ctx, ctx->last_save);
   ctx->last_save = NULL;
+  if (api_dist(ctx)) return ctx->code;
   TrainDecl t;
   ra_model *m = api_begin_run(ctx, "ra_train", train_name, NULL, &t);
-  if (!m) return ctx->code;
+  if (api_agree(ctx, m ? 0 : ctx->code)) return ctx->code;
   fwd_free(m);
   if (!ctx->resume) {
     /* a fresh run: the schedule and the optimizer start over */
@@ -799,9 +857,10 @@ int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *s
   int sp = !split || !strcmp(split, "test") ? SPLIT_TEST : !strcmp(split, "valid") ? SPLIT_VALID
            : !strcmp(split, "train") ? SPLIT_TRAIN : -1;
   if (sp < 0) return api_fail(ctx, RA_EUSAGE, "unknown split '%s' (train, valid or test)", split);
+  if (api_dist(ctx)) return ctx->code;
   TrainDecl t;
   ra_model *m = api_begin_run(ctx, "ra_eval", train_name, ckpt, &t);
-  if (!m) return ctx->code;
+  if (api_agree(ctx, m ? 0 : ctx->code)) return ctx->code;
   char err[FILE_MSG_MAX] = "";
   RunOptions o;
   api_run_options(ctx, &o);
@@ -832,9 +891,10 @@ int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *s
 int ra_bench(ra_ctx *ctx, const char *train_name, int64_t steps, const char **report) {
   if (!ctx) return RA_EUSAGE;
   if (steps < 1) return api_fail(ctx, RA_EUSAGE, "ra_bench: steps must be at least 1");
+  if (api_dist(ctx)) return ctx->code;
   TrainDecl t;
   ra_model *m = api_begin_run(ctx, "ra_bench", train_name, NULL, &t);
-  if (!m) return ctx->code;
+  if (api_agree(ctx, m ? 0 : ctx->code)) return ctx->code;
   RunOptions o;
   api_run_options(ctx, &o);
   char err[FILE_MSG_MAX] = "", rep[2048] = "";

@@ -11,6 +11,7 @@
 #include "../../include/ra.h"
 #include "../exec/exec.h"
 #include "../exec/exec_jit.h"
+#include "../train/dist.h"
 #include "../train/train.h"
 
 #ifndef RA_STDLIB_DIR
@@ -69,6 +70,12 @@ struct ra_ctx {
   Jit *jit;                 /* made when the option is first set, freed by
                                ra_free; its code cache lives as long */
   bool no_fuse;             /* option "fuse" 0: compile without pass_fuse */
+  /* data-parallel runs (docs/distributed.md): the processes, made by the
+   * first ra_train/ra_eval/ra_bench launched by mpirun or srun, or by
+   * ra_set_mpi_comm; freed (and MPI finalised, when this context started
+   * it) by ra_free */
+  Dist *dist;
+  int64_t bucket_bytes;     /* option mpi.bucket_bytes; < 0: the default */
   bool has_rep_override;
   RepKind rep_override;
   char *stdlib, *ra_path;
@@ -96,6 +103,13 @@ struct ra_ctx {
   /* text handed to the caller */
   char *text;
 };
+
+/* The processes of a run when rac was launched as several (ctx->dist),
+ * before anything of MPI starts otherwise; RA_EUSAGE in a build without
+ * MPI.  Then api_agree makes every rank see the first rank's failure of a
+ * step before the run (loading a checkpoint, a spec error). */
+int api_dist(ra_ctx *ctx);
+int api_agree(ra_ctx *ctx, int code);
 
 int api_fail(ra_ctx *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A public call that succeeds ends with this: RA_OK, and no error left from

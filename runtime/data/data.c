@@ -1476,7 +1476,7 @@ static int load_npy(Loader *L) {
       label = i;
       continue;
     }
-    if (ds->nin >= 8) return fail(L, 0, "more than 8 input arrays");
+    if (ds->nin >= DATA_MAX_INPUTS) return fail(L, 0, "more than %d input arrays", DATA_MAX_INPUTS);
     int k = ds->nin;
     char what[32];
     snprintf(what, sizeof what, "input %d", k + 1);
@@ -1795,19 +1795,25 @@ void data_example(const DataSet *ds, int64_t ex, void **in, int32_t *tg) {
 
 int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t start,
                    int64_t bs, void **inputs, int32_t *targets) {
-  if (!ds || split < 0 || split > 2 || bs <= 0 || start < 0) return 0;
+  return data_batch_rows(ds, split, order, start, bs, 0, bs, inputs, targets);
+}
+
+int64_t data_batch_rows(const DataSet *ds, int split, const int64_t *order, int64_t start,
+                        int64_t bs, int64_t r0, int64_t rn, void **inputs, int32_t *targets) {
+  if (!ds || split < 0 || split > 2 || bs <= 0 || start < 0 || r0 < 0 || rn < 0 || r0 + rn > bs)
+    return 0;
   int64_t n = ds->split_n[split];
   int64_t real = n - start < bs ? n - start : bs;
   if (real <= 0) return 0;
   const int64_t *idx = ds->split_idx[split];
   int64_t tn = ds->tgt_data || ds->text ? numel(&ds->tgt_type) : 0;
-  for (int64_t r = 0; r < bs; r++) {
-    int64_t pos = start + (r < real ? r : r % real);
+  for (int64_t r = r0; r < r0 + rn; r++) {
+    int64_t pos = start + (r < real ? r : r % real), o = r - r0;
     int64_t ex = idx[order ? order[pos] : pos];
-    void *row[8] = {NULL};
-    for (int k = 0; k < ds->nin && k < 8; k++)
-      if (inputs && inputs[k]) row[k] = (char *)inputs[k] + (size_t)r * (size_t)numel(&ds->in_type[k]) * 4;
-    data_example(ds, ex, row, targets && tn ? targets + r * tn : NULL);
+    void *row[DATA_MAX_INPUTS] = {NULL};
+    for (int k = 0; k < ds->nin; k++)
+      if (inputs && inputs[k]) row[k] = (char *)inputs[k] + (size_t)o * (size_t)numel(&ds->in_type[k]) * 4;
+    data_example(ds, ex, row, targets && tn ? targets + o * tn : NULL);
   }
   return real;
 }

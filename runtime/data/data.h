@@ -17,20 +17,23 @@ typedef struct Vocab {
   int64_t nslots;
 } Vocab;
 
+/* Inputs a data set may feed (npy arrays; the model may have fewer). */
+#define DATA_MAX_INPUTS 8
+
 /* One example field: int tokens, float features, or a class / token target. */
 typedef struct DataSet {
   RaAlloc alloc;
   const DataDecl *decl;
   int64_t n;              /* examples */
   int nin;                /* input fields */
-  IrType in_type[8];      /* per example */
+  IrType in_type[DATA_MAX_INPUTS];  /* per example */
   IrType tgt_type;        /* per example: rank 0 class, int[T], or f32[..] numbers */
   int64_t classes;        /* labels: number of distinct labels (K) */
   char **label_names;     /* id -> label text (tsv/csv) */
   Vocab vocab;            /* text fields and text loader */
   TokKind tok[8];         /* per input: TOK_CHARS, TOK_WORDS or TOK_BPE for text, TOK_NONE */
   Bpe bpe;                /* tokenize bpe: the merges (vocab is their tokens, no hash) */
-  void *in_data[8];       /* [n][numel(in_type[k])] f32 or i32 */
+  void *in_data[DATA_MAX_INPUTS];   /* [n][numel(in_type[k])] f32 or i32 */
   int32_t *tgt_data;      /* [n][numel(tgt_type)]: ids, or f32 bits when tgt_type is f32 */
   const struct DataText *text; /* text loader (chars, words): examples read from the
                                  * mapped file by data_batch (in_data, tgt_data NULL) */
@@ -92,6 +95,11 @@ int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t s
 /* Example ex (in file order) into in[k] (numel(in_type[k]) values each, f32
  * or int32) and tg (numel(tgt_type)), either NULL to skip. */
 void data_example(const DataSet *ds, int64_t ex, void **in, int32_t *tg);
+/* Rows [r0, r0 + rn) of that batch (a rank's share, docs/distributed.md)
+ * into rows 0 .. rn of inputs/targets, padded as the whole batch is;
+ * returns the real count of the whole batch. */
+int64_t data_batch_rows(const DataSet *ds, int split, const int64_t *order, int64_t start,
+                        int64_t bs, int64_t r0, int64_t rn, void **inputs, int32_t *targets);
 /* A permutation of a split for an epoch, from (seed, epoch): order gets
  * split_n[split] positions within the split (0 .. split_n-1). */
 void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, int64_t *order);

@@ -135,6 +135,7 @@ int exec_run(Exec *ex, KernelCtx *kc) {
       } else if (n->op == OP_PARAM && !exec_ptr(ex, i)) {
         return run_fail(ex, kc, i, "no parameter buffer");
       }
+      if (kc->node_done) kc->node_done(kc->node_ud, i);
       continue;
     }
     void *in[IR_MAX_IN];
@@ -145,12 +146,13 @@ int exec_run(Exec *ex, KernelCtx *kc) {
     }
     void *out = exec_ptr(ex, i);
     if (!out) return run_fail(ex, kc, i, "the result has no storage");
-    if (ex->jit && exec_jit_node(ex, kc, i, out, in)) continue;
-    if (kernel_table[n->op](kc, f, n, out, in)) {
+    if (!(ex->jit && exec_jit_node(ex, kc, i, out, in)) &&
+        kernel_table[n->op](kc, f, n, out, in)) {
       ex->err_node = i;
       if (!kc->err[0]) run_fail(ex, kc, i, "kernel failed");
       return -1;
     }
+    if (kc->node_done) kc->node_done(kc->node_ud, i);
   }
   return 0;
 }

@@ -23,6 +23,13 @@ typedef struct KernelCtx {
   int threads;          /* pool_size(pool), for reports (kernels use the pool) */
   uint64_t seed;        /* the run's seed (dropout masks) */
   int64_t step;         /* the training step (dropout masks) */
+  int64_t example0;     /* the row of the global batch that is row 0 of this
+                           one (a rank's share, docs/distributed.md): dropout
+                           masks are keyed by the global element index */
+  /* called after each node has run (the gradient reductions start there);
+   * NULL: none */
+  void (*node_done)(void *ud, int32_t node);
+  void *node_ud;
   bool training;        /* dropout active */
   ExternFn *const *externs;  /* by extern index (EXTERN, EXTERN_GRAD) */
   int nexterns;

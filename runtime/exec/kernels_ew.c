@@ -240,7 +240,8 @@ OPMATH_GRAD(GRAD_ROW)
  * Element i keeps with probability 1 - p: word i % 4 of the Philox block
  * (seed, RNG_STREAM_DROPOUT + stream, step * 2^32 + i / 4), as a 24-bit
  * uniform u, keeps iff u >= p (k_philox_words, kernels_int.h; the fused
- * kernel draws the same words). */
+ * kernel draws the same words).  i counts from the start of the global
+ * batch: a rank's share of it starts at k_dropout_offset. */
 
 /* Full blocks [b0, b1): o[4b + k] = x[4b + k] * scale or 0. */
 K_CLONES static void dropout_blocks(float *o, const float *x, int64_t b0, int64_t b1,
@@ -295,6 +296,17 @@ static int dropout_apply(KernelCtx *kc, const IrFunc *f, const IrNode *n, float 
   uint32_t thr = (uint32_t)ceil(p * 16777216.0);  /* u24 >= thr  <=>  u >= p */
   uint64_t stream = (uint64_t)RNG_STREAM_DROPOUT + (uint64_t)n->attr.i[0];
   uint64_t base = (uint64_t)kc->step << 32;
+  int64_t off = k_dropout_offset(kc, f, &n->type);
+  if (off % 4) { /* a share that starts inside a block: element by element */
+    for (int64_t i = 0; i < N; i++) {
+      uint64_t gi = (uint64_t)(off + i);
+      uint32_t w[4];
+      k_philox_words(kc->seed, stream, base + gi / 4, &w[0], &w[1], &w[2], &w[3]);
+      o[i] = (w[gi % 4] >> 8) >= thr ? x[i] * scale : 0.0f;
+    }
+    return 0;
+  }
+  base += (uint64_t)(off / 4);
   int64_t full = N / 4;
   DropArg A = {o, x, full, kc->seed, stream, base, thr, scale};
   k_par(kc, k_threads(kc, N * 8), (full + DROP_CB - 1) / DROP_CB, dropout_chunks, &A);

@@ -35,6 +35,7 @@ typedef struct FusedRun {
   uint32_t drop_thr[IR_FUSED_MAX];
   uint64_t drop_stream[IR_FUSED_MAX];
   uint64_t seed, base;
+  int64_t drop_off;              /* k_dropout_offset of the region */
 } FusedRun;
 
 /* Per-worker block storage. */
@@ -114,7 +115,7 @@ static void drop_block(const FusedRun *R, int k, float *o, const float *x, int64
   uint64_t stream = R->drop_stream[k];
   int64_t e = 0;
   while (e < len) {
-    int64_t i = i0 + e, b = i / 4;
+    int64_t i = R->drop_off + i0 + e, b = i / 4;
     uint32_t w[4];
     k_philox_words(R->seed, stream, R->base + (uint64_t)b, &w[0], &w[1], &w[2], &w[3]);
     for (int64_t q = i - b * 4; q < 4 && e < len; q++, e++) {
@@ -332,6 +333,7 @@ int k_fused(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *co
    * row op's type, or the node's */
   R->region = ro < 0 ? &n->type : sum ? &p->ops[p->ops[ro].in[0]].type : &p->ops[ro].type;
   int64_t N = k_numel(R->region);
+  R->drop_off = k_dropout_offset(kc, f, R->region);
   for (int j = 0; j < n->nin; j++) {
     const IrType *t = k_in_type(f, n, j);
     R->ext[j] = in[j];

@@ -206,6 +206,18 @@ static inline void k_philox_words(uint64_t seed, uint64_t stream, uint64_t c, ui
   *w3 = x3;
 }
 
+/* The global element index of element 0 of a dropout over type t: a batched
+ * value of a rank's share of the batch (kc->example0 its first row, f->batch
+ * its rows) starts example0 rows into the global batch, so every rank draws
+ * the mask a single process draws for those rows.  0 for an unbatched value
+ * (the same mask for every row, on every rank). */
+static inline int64_t k_dropout_offset(const KernelCtx *kc, const IrFunc *f, const IrType *t) {
+  if (!kc->example0 || !t->batched || f->batch <= 0) return 0;
+  int64_t n = 1;
+  for (int d = 0; d < t->rank; d++) n *= t->dim[d];
+  return n % f->batch ? 0 : kc->example0 * (n / f->batch);
+}
+
 /* Rows of the normalisations (kernels_nn.c), also run by the fused kernel
  * on rows it computed; each is safe in place (out may be an operand). */
 void k_softmax_row(float *y, const float *x, int64_t L);

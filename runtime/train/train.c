@@ -22,6 +22,8 @@
 #include "../../base/utf8.h"
 #include "../exec/exec.h"
 #include "../exec/exec_jit.h"
+#include "dist.h"
+#include "gradsync.h"
 #include "optim.h"
 #include "particles.h"
 #include "../exec/rng.h"
@@ -185,13 +187,19 @@ static int bound_run(Bound *b, KernelCtx *kc, char *err, size_t errlen) {
   return 0;
 }
 
-/* Fills the bound inputs from a batch of the data set. */
-static int64_t bound_fill(Bound *b, const DataSet *ds, int split, const int64_t *order,
-                          int64_t start, int64_t bs) {
+/* Fills the bound inputs with rows [r0, r0 + rn) of a batch of the data
+ * set (a rank's share of it; the whole batch is r0 0, rn bs). */
+static int64_t bound_fill_rows(Bound *b, const DataSet *ds, int split, const int64_t *order,
+                               int64_t start, int64_t bs, int64_t r0, int64_t rn) {
   void *ins[8] = {0};
   for (int k = 0; k < ds->nin && k < 8; k++) ins[k] = b->in[k];
   int32_t *tg = b->m->ntargets > 0 ? (int32_t *)b->in[b->m->ninputs] : NULL;
-  return data_batch(ds, split, order, start, bs, ins, tg);
+  return data_batch_rows(ds, split, order, start, bs, r0, rn, ins, tg);
+}
+
+static int64_t bound_fill(Bound *b, const DataSet *ds, int split, const int64_t *order,
+                          int64_t start, int64_t bs) {
+  return bound_fill_rows(b, ds, split, order, start, bs, 0, bs);
 }
 
 /* ---- data against the model ---- */
@@ -380,8 +388,12 @@ static void eval_accumulate(const Bound *b, int64_t real, double *loss_sum, int6
 /* Polled between steps and between evaluation batches (ra_set_stop_flag). */
 static bool stop_requested(volatile sig_atomic_t *stop) { return stop && *stop; }
 
+/* Evaluates a split; over the ranks of dist (NULL: one process), rank k
+ * takes batches k, k + N, ... and the sums are reduced, so every rank gets
+ * the whole split's figures (a stop then waits for the next step). */
 static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int ngroups,
-                    volatile sig_atomic_t *stop, EvalResult *r, char *err, size_t errlen) {
+                    Dist *dist, volatile sig_atomic_t *stop, EvalResult *r, char *err,
+                    size_t errlen) {
   memset(r, 0, sizeof *r);
   r->accuracy = -1;
   r->ngroups = ngroups < 64 ? ngroups : 64;
@@ -394,7 +406,9 @@ static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int n
   bool was = kc->training;
   kc->training = false;
   int rc = 0;
-  for (int64_t s = 0; s < n && rc == 0; s += bs) {
+  int nranks = dist_size(dist);
+  if (nranks > 1) stop = NULL;
+  for (int64_t s = (int64_t)dist_rank(dist) * bs; s < n && rc == 0; s += bs * nranks) {
     if (stop_requested(stop)) {
       rc = fail(err, errlen, RA_ESTOPPED, "evaluation stopped after %lld of %lld examples",
                 (long long)s, (long long)n);
@@ -408,6 +422,22 @@ static int run_eval(Bound *b, const DataSet *ds, int split, KernelCtx *kc, int n
   }
   kc->training = was;
   ra_free_mem(&b->alloc, scratch, (size_t)(nscratch ? nscratch : 1) * sizeof(float));
+  if (nranks > 1) {
+    rc = dist_agree(dist, rc, err, errlen, NULL);
+    double v[3 + 2 * 64] = {loss_sum, (double)npos, (double)correct};
+    for (int g = 0; g < r->ngroups; g++) {
+      v[3 + g] = div_sum[g];
+      v[3 + 64 + g] = eff_sum[g];
+    }
+    if (rc == 0) rc = dist_sum(dist, v, 3 + 2 * 64, err, errlen);
+    loss_sum = v[0];
+    npos = (int64_t)v[1];
+    correct = (int64_t)v[2];
+    for (int g = 0; g < r->ngroups; g++) {
+      div_sum[g] = v[3 + g];
+      eff_sum[g] = v[3 + 64 + g];
+    }
+  }
   if (rc) return rc;
   r->examples = n;
   r->loss = npos ? loss_sum / (double)npos : 0;
@@ -631,6 +661,12 @@ typedef struct Loop {
   LogFile log;
   uint64_t seed;
   int64_t saved_step;       /* the step of the last checkpoint at t->save, or -1 */
+  /* data parallel (docs/distributed.md): this rank's share of each batch */
+  Dist *dist;
+  int rank, nranks;
+  int64_t lbatch;           /* rows of the batch this rank runs */
+  GradSync gs;              /* the gradient reductions (nranks > 1) */
+  bool have_gs, overlap;
 } Loop;
 
 /* The pool for a run on `threads` workers: the caller's (remade if its size
@@ -654,6 +690,7 @@ static void loop_free(Loop *L) {
   ra_free_mem(&a, L->pgrad, (size_t)L->pbuf_n * sizeof(float));
   if (L->dscratch) ra_free_mem(&a, L->dscratch, (size_t)L->dscratch_n * sizeof(float));
   if (L->log.fd >= 0) close(L->log.fd); /* after an error; log_close checks */
+  if (L->have_gs) gradsync_free(&L->gs);
   pool_free(L->own_pool);
 }
 
@@ -676,7 +713,8 @@ enum { LOOP_STEP = 1, LOOP_EVAL = 2 };
 static int loop_check_memory(const Loop *L, int need, int threads, char *err, size_t errlen) {
   uint64_t arenas = bound_bytes(&L->step) + bound_bytes(&L->eval);
   uint64_t nw = (uint64_t)(L->ms->nweights ? L->ms->nweights : 1) * sizeof(float);
-  uint64_t grads = (need & LOOP_STEP) ? nw : 0;
+  /* over several ranks, the gradients' reduction buffer too */
+  uint64_t grads = (need & LOOP_STEP) ? nw * (L->nranks > 1 ? 2 : 1) : 0;
   uint64_t moments = (need & LOOP_STEP) && !L->ms->opt_m ? 2 * nw : 0;
   char what[160];
   snprintf(what, sizeof what,
@@ -704,6 +742,20 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
     if (strcmp(L->p->data[i].name, t->data) == 0) dd = &L->p->data[i];
   if (!dd) return fail(err, errlen, RA_ENOTFOUND, "no data set '%s'", t->data);
   L->seed = L->o->has_seed ? L->o->seed : t->seed;
+  L->dist = o->dist;
+  L->rank = dist_rank(L->dist);
+  L->nranks = dist_size(L->dist);
+  L->lbatch = t->batch;
+  if ((need & LOOP_STEP) && L->nranks > 1) {
+    if (t->batch % L->nranks != 0)
+      return fail(err, errlen, RA_EUSAGE,
+                  "batch %lld does not divide among %d processes: each rank runs an equal "
+                  "share of every batch (docs/distributed.md); make the batch a multiple of %d "
+                  "(--set batch=%lld) or start %d processes", (long long)t->batch, L->nranks,
+                  L->nranks, (long long)((t->batch / L->nranks + 1) * L->nranks),
+                  L->nranks);
+    L->lbatch = t->batch / L->nranks;
+  }
   /* the vocabulary and labels the model was trained with, when known */
   L->ds = data_load_with(a, dd, ms->vocab, err, errlen);
   if (!L->ds) return RA_EDATA;
@@ -718,7 +770,8 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
   if (need & LOOP_STEP) ms->spec_hash = h;
   int rc = 0, rep_override = t->has_repulsion_override ? (int)t->repulsion_override : -1;
   if (need & LOOP_STEP) {
-    rc = bound_make(&L->step, a, L->p, L->item, t->batch, rep_override, true, L->ms, err, errlen);
+    rc = bound_make(&L->step, a, L->p, L->item, L->lbatch, rep_override, true, L->ms, err,
+                    errlen);
     if (rc) return rc;
   }
   if (need & LOOP_EVAL) {
@@ -746,6 +799,14 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
   size_t nw = (size_t)(L->ms->nweights ? L->ms->nweights : 1);
   L->g = ra_calloc(&a, nw, sizeof(float));
   if (!L->g) return fail(err, errlen, RA_ENOMEM, "out of memory for gradients");
+  if (L->nranks > 1) {
+    int64_t bucket = o->bucket_bytes < 0 ? TRAIN_BUCKET_BYTES_DEFAULT : o->bucket_bytes;
+    rc = gradsync_init(&L->gs, a, L->dist, L->step.f, L->ms->params, L->step.ex, bucket, err,
+                       errlen);
+    if (rc) return rc;
+    L->have_gs = true;
+    L->overlap = bucket > 0;
+  }
   /* particle buffers: the largest set */
   const Model *m = L->step.m;
   for (int gi = 0; gi < m->ngroups; gi++) {
@@ -808,6 +869,14 @@ static double step_diversity(void *ud) {
     heads_measure(h + e * H * L, H, L, wo, hg->head_dim, hg->dim, mu->L->dscratch, &dv, &ef);
     sum += dv;
   }
+  /* over the global batch: every rank measures its share (each rank asks
+   * at the same steps: the schedule is the same everywhere) */
+  double v[2] = {sum, (double)n};
+  char why[512];
+  if (mu->L->nranks > 1 && dist_sum(mu->L->dist, v, 2, why, sizeof why) == 0) {
+    sum = v[0];
+    n = (int64_t)v[1];
+  }
   return mu->last = n ? sum / (double)n : 1.0;
 }
 
@@ -860,16 +929,34 @@ static int loop_particles(Loop *L, int64_t step, char *err, size_t errlen) {
 static int loop_step(Loop *L, int64_t step, int64_t total, double *loss, char *err,
                      size_t errlen) {
   L->kc.step = step;
+  L->kc.example0 = (int64_t)L->rank * L->lbatch;
+  L->kc.node_done = L->overlap ? gradsync_node : NULL;
+  L->kc.node_ud = &L->gs;
   int rc = bound_run(&L->step, &L->kc, err, errlen);
-  if (rc) return rc;
+  L->kc.node_done = NULL;
   const IrOutput *lo = ir_find_output(L->step.f, OUT_LOSS, -1);
-  *loss = *(const float *)exec_ptr(L->step.ex, lo->value);
+  if (L->nranks > 1) {
+    /* every rank reduces the same buckets, even after its own failure;
+     * then all agree on the first failure, and the loss is the mean of the
+     * ranks' means (equal shares: the global batch's mean) */
+    int grc = gradsync_finish(&L->gs, L->g, rc ? NULL : err, rc ? 0 : errlen);
+    if (rc == 0) rc = grc;
+    rc = dist_agree(L->dist, rc, err, errlen, NULL);
+    if (rc) return rc;
+    double v = *(const float *)exec_ptr(L->step.ex, lo->value);
+    rc = dist_sum(L->dist, &v, 1, err, errlen);
+    if (rc) return rc;
+    *loss = v / (double)L->nranks;
+  } else {
+    if (rc) return rc;
+    *loss = *(const float *)exec_ptr(L->step.ex, lo->value);
+  }
   if (!isfinite(*loss))
     return fail(err, errlen, RA_ERUNTIME,
                 "the loss became %s at step %lld: lower the learning rate or add clip",
                 isnan(*loss) ? "NaN" : "infinite", (long long)step);
   const IrFunc *f = L->step.f;
-  for (int i = 0; i < f->nout; i++) {
+  for (int i = 0; i < f->nout && L->nranks == 1; i++) {
     const IrOutput *o = &f->outs[i];
     if (o->role != OUT_GRAD) continue;
     const ParamInfo *pi = &L->ms->params[o->index];
@@ -984,9 +1071,41 @@ static int check_save_path(const char *path, char *err, size_t errlen) {
   return 0;
 }
 
-/* Saves the model state at path and tells the caller (RunOptions.saved). */
+/* rc as every rank of the run sees it: a step of rank 0's log (or any
+ * rank-local failure) is agreed before the next collective. */
+static int agreed(Loop *L, int rc, char *err, size_t errlen) {
+  return L->nranks > 1 ? dist_agree(L->dist, rc, err, errlen, NULL) : rc;
+}
+
+/* FNV-1a over the parameters' bytes and the step. */
+static uint64_t params_hash(const ModelState *ms) {
+  uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)ms->step;
+  const unsigned char *b = (const unsigned char *)ms->w;
+  size_t n = (size_t)ms->nweights * sizeof(float);
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+  return h;
+}
+
+/* Saves the model state at path and tells the caller (RunOptions.saved).
+ * Over several ranks, every rank calls it: the parameters are first
+ * checked equal on every rank (a hash), rank 0 writes, and all agree on
+ * how that went. */
 static int loop_save(Loop *L, const char *path, char *err, size_t errlen) {
-  int rc = mstate_save(L->ms, path, err, errlen);
+  int rc = 0;
+  if (L->nranks > 1) {
+    bool same;
+    uint64_t lo, hi;
+    rc = dist_same(L->dist, params_hash(L->ms), &same, &lo, &hi, err, errlen);
+    if (rc) return rc;
+    if (!same)
+      return fail(err, errlen, RA_ERUNTIME,
+                  "the parameters differ between the %d ranks at step %lld (hashes %016llx .. "
+                  "%016llx): the ranks diverged, so no checkpoint was written to '%s'",
+                  L->nranks, (long long)L->ms->step, (unsigned long long)lo,
+                  (unsigned long long)hi, path);
+  }
+  if (L->rank == 0) rc = mstate_save(L->ms, path, err, errlen);
+  rc = dist_agree(L->dist, rc, err, errlen, NULL);
   if (rc == 0 && L->o->saved && L->o->saved_len)
     snprintf(L->o->saved, L->o->saved_len, "%s", path);
   return rc;
@@ -1045,8 +1164,11 @@ static int run_prepare(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
   memset(L, 0, sizeof *L);
   L->ms = ms; /* loop_free needs it even when loop_setup is not reached */
   const char *log_path = o->log_path ? o->log_path : t->log;
-  int rc = check_outputs(p, t, o, log_path, err, errlen);
-  if (rc == 0 && t->save) rc = check_save_path(t->save, err, errlen);
+  /* over several ranks, rank 0 alone writes the log and checkpoints */
+  bool writer = dist_rank(o->dist) == 0;
+  if (!writer) log_path = NULL;
+  int rc = writer ? check_outputs(p, t, o, log_path, err, errlen) : 0;
+  if (rc == 0 && t->save && writer) rc = check_save_path(t->save, err, errlen);
   /* the checkpoint first: the data is encoded with its vocabulary */
   if (rc == 0 && o->resume) rc = mstate_load(ms, o->resume, true, err, errlen);
   if (rc) return rc;
@@ -1082,13 +1204,14 @@ static int run_checkpoint(Loop *L, int64_t epoch, int64_t step, int64_t total, b
   if (do_eval && L->ds->split_n[t->eval_split] > 0) {
     EvalResult r;
     rc = log_flush(&L->log, err, errlen); /* the steps are out before a long evaluation */
-    if (rc) return rc;
-    rc = run_eval(&L->eval, L->ds, t->eval_split, &L->kc, m->ngroups, o->stop, &r, err, errlen);
+    if ((rc = agreed(L, rc, err, errlen)) != 0) return rc;
+    rc = run_eval(&L->eval, L->ds, t->eval_split, &L->kc, m->ngroups, L->dist, o->stop, &r, err,
+                  errlen);
     if (rc == RA_ESTOPPED) rc = loop_stop(L, total, false, err, errlen);
     if (rc) return rc;
     eval_text(&r, t->eval_split, t->metrics | MET_LOSS, line, sizeof line);
     rc = eval_json(&L->log, &r, t->eval_split, step, L->ms->epoch, m, t->metrics, err, errlen);
-    if (rc) return rc;
+    if ((rc = agreed(L, rc, err, errlen)) != 0) return rc;
   }
   if (!o->quiet)
     emit(o, "epoch %lld step %lld/%lld  train loss %.4f  %s  (%.1f steps/s)", (long long)(epoch + 1),
@@ -1114,7 +1237,8 @@ static int run_steps(Loop *L, int64_t total, int64_t spe, int64_t *order, char *
       data_shuffle(L->ds, SPLIT_TRAIN, L->seed, epoch, order);
       cur_epoch = epoch;
     }
-    bound_fill(&L->step, L->ds, SPLIT_TRAIN, order, in_epoch * t->batch, t->batch);
+    bound_fill_rows(&L->step, L->ds, SPLIT_TRAIN, order, in_epoch * t->batch, t->batch,
+                    (int64_t)L->rank * L->lbatch, L->lbatch);
     double loss;
     int rc = loop_step(L, step, total, &loss, err, errlen);
     if (rc) return rc;
@@ -1123,8 +1247,11 @@ static int run_steps(Loop *L, int64_t total, int64_t spe, int64_t *order, char *
     L->opt.t = ms->step;
     loss_sum += loss;
     loss_n++;
-    rc = log_step(&L->log, step + 1, loss, sched_lr(t, step, total), err, errlen);
-    if (rc) return rc;
+    /* over several ranks rank 0's log error is agreed at the step's end */
+    char lerr[512] = "";
+    int lrc = log_step(&L->log, step + 1, loss, sched_lr(t, step, total),
+                       L->nranks > 1 ? lerr : err, L->nranks > 1 ? sizeof lerr : errlen);
+    if (lrc && L->nranks == 1) return lrc;
     double el = now_seconds() - t0;
     double rate = (double)(step + 1 - first_step) / (el > 1e-9 ? el : 1e-9);
     if (o->progress && el - last_print > 0.1) {
@@ -1143,7 +1270,13 @@ static int run_steps(Loop *L, int64_t total, int64_t spe, int64_t *order, char *
     }
     /* last, so a callback that stops at an epoch's end finds its checkpoint */
     bool by_callback = o->on_step && o->on_step(o->step_ud, step + 1, loss) != 0;
-    if (by_callback || stop_requested(o->stop)) return loop_stop(L, total, by_callback, err, errlen);
+    bool stop = by_callback || stop_requested(o->stop);
+    if (L->nranks > 1) { /* rank 0's log and any rank's stop, agreed by all */
+      if (lrc) snprintf(err, errlen, "%s", lerr);
+      rc = dist_agree(L->dist, lrc, err, errlen, &stop);
+      if (rc) return rc;
+    }
+    if (stop) return loop_stop(L, total, by_callback, err, errlen);
   }
   return 0;
 }
@@ -1157,14 +1290,15 @@ static int run_finish(Loop *L, int64_t total, char *err, size_t errlen) {
   int rc = 0;
   if (L->ds->split_n[SPLIT_TEST] > 0) {
     EvalResult r;
-    rc = run_eval(&L->eval, L->ds, SPLIT_TEST, &L->kc, L->step.m->ngroups, o->stop, &r, err, errlen);
+    rc = run_eval(&L->eval, L->ds, SPLIT_TEST, &L->kc, L->step.m->ngroups, L->dist, o->stop, &r,
+                  err, errlen);
     if (rc == RA_ESTOPPED) return loop_stop(L, total, false, err, errlen);
     if (rc) return rc;
     char line[512];
     eval_text(&r, SPLIT_TEST, t->metrics | MET_LOSS, line, sizeof line);
     emit(o, "%s", line);
     rc = eval_json(&L->log, &r, SPLIT_TEST, ms->step, ms->epoch, L->step.m, t->metrics, err, errlen);
-    if (rc) return rc;
+    if ((rc = agreed(L, rc, err, errlen)) != 0) return rc;
   }
   if (t->save && L->saved_step != ms->step) {
     rc = loop_save(L, t->save, err, errlen);
@@ -1175,29 +1309,45 @@ static int run_finish(Loop *L, int64_t total, char *err, size_t errlen) {
   return 0;
 }
 
-int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, char *err,
+/* The options of one rank: over several, rank 0 alone prints. */
+static RunOptions rank_options(const RunOptions *o) {
+  RunOptions r = *o;
+  if (dist_rank(o->dist) != 0) {
+    r.log = NULL;
+    r.progress = false;
+  }
+  return r;
+}
+
+int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o0, char *err,
               size_t errlen) {
+  RunOptions ro = rank_options(o0);
+  const RunOptions *o = &ro;
   Loop L;
   int rc = run_prepare(&L, p, t, ms, o, err, errlen);
+  RaAlloc a = ms->alloc;
+  int64_t ntrain = rc ? 0 : L.ds->split_n[SPLIT_TRAIN];
+  int64_t *order = rc ? NULL : ra_calloc(&a, (size_t)(ntrain ? ntrain : 1), sizeof(int64_t));
+  if (rc == 0 && !order) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
+  /* every rank is ready, or none starts */
+  if (o->dist) rc = dist_agree(o->dist, rc, err, errlen, NULL);
   if (rc) {
+    if (order) ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(int64_t));
     if (L.p) loop_free(&L); /* loop_setup was reached */
     return rc;
   }
-  RaAlloc a = ms->alloc;
-  int64_t ntrain = L.ds->split_n[SPLIT_TRAIN];
   int64_t spe = (ntrain + t->batch - 1) / t->batch;
   int64_t total = t->steps > 0 ? t->steps : t->epochs * spe;
-  int64_t *order = ra_calloc(&a, (size_t)(ntrain ? ntrain : 1), sizeof(int64_t));
-  if (!order) {
-    loop_free(&L);
-    return fail(err, errlen, RA_ENOMEM, "out of memory");
-  }
+  char ranks[96] = "";
+  if (L.nranks > 1)
+    snprintf(ranks, sizeof ranks, " on each of %d processes (%lld examples each a step)",
+             L.nranks, (long long)L.lbatch);
   if (!o->quiet)
     emit(o, "training %s on %s: %lld parameters, %lld train / %lld valid / %lld test examples, "
-          "%lld steps, batch %lld, %d threads",
+          "%lld steps, batch %lld, %d threads%s",
          L.step.m->name, t->data, (long long)ms->nweights, (long long)ntrain,
          (long long)L.ds->split_n[SPLIT_VALID], (long long)L.ds->split_n[SPLIT_TEST],
-         (long long)total, (long long)t->batch, L.kc.threads);
+         (long long)total, (long long)t->batch, L.kc.threads, ranks);
   int64_t first_step = ms->step;
   rc = run_steps(&L, total, spe, order, err, errlen);
   ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(int64_t));
@@ -1213,15 +1363,19 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
   return rc;
 }
 
-int train_eval(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, int split,
+int train_eval(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o0, int split,
                EvalResult *r, char *err, size_t errlen) {
+  RunOptions ro = rank_options(o0);
+  const RunOptions *o = &ro;
   Loop L;
   int rc = loop_setup(&L, p, t, ms, o, LOOP_EVAL, err, errlen);
+  if (o->dist) rc = dist_agree(o->dist, rc, err, errlen, NULL);
   if (rc == 0) {
     if (L.ds->split_n[split] == 0)
       rc = fail(err, errlen, RA_EDATA, "the %s split of '%s' is empty", split_name(split), t->data);
     else
-      rc = run_eval(&L.eval, L.ds, split, &L.kc, L.eval.m->ngroups, o->stop, r, err, errlen);
+      rc = run_eval(&L.eval, L.ds, split, &L.kc, L.eval.m->ngroups, L.dist, o->stop, r, err,
+                    errlen);
   }
   loop_free(&L);
   return rc;
@@ -1239,10 +1393,13 @@ static double step_flops(const IrFunc *f) {
   return fl;
 }
 
-int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
+int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o0,
                 int64_t steps, char *report, size_t replen, char *err, size_t errlen) {
+  RunOptions ro = rank_options(o0);
+  const RunOptions *o = &ro;
   Loop L;
   int rc = loop_setup(&L, p, t, ms, o, LOOP_STEP, err, errlen);
+  if (o->dist) rc = dist_agree(o->dist, rc, err, errlen, NULL);
   RaAlloc a = ms->alloc;
   size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
   float *m1 = NULL, *v1 = NULL;
@@ -1261,11 +1418,18 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
     int64_t *order = ra_calloc(&a, (size_t)(ntrain ? ntrain : 1), sizeof(int64_t));
     if (!order) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
     else data_shuffle(L.ds, SPLIT_TRAIN, L.seed, 0, order);
-    double loss = 0, t0 = 0;
+    double loss = 0, t0 = 0, wait0 = 0, fin0 = 0;
+    int64_t early0 = 0;
+    if (o->dist) rc = dist_agree(o->dist, rc, err, errlen, NULL);
     for (int64_t s = 0; s <= steps && rc == 0; s++) {
-      if (s == 1) t0 = now_seconds(); /* step 0 warms up */
-      bound_fill(&L.step, L.ds, SPLIT_TRAIN, order, (s * t->batch) % (ntrain ? ntrain : 1),
-                 t->batch);
+      if (s == 1) { /* step 0 warms up */
+        t0 = now_seconds();
+        wait0 = L.gs.wait_s;
+        fin0 = L.gs.finish_s;
+        early0 = L.gs.early_floats;
+      }
+      bound_fill_rows(&L.step, L.ds, SPLIT_TRAIN, order, (s * t->batch) % (ntrain ? ntrain : 1),
+                      t->batch, (int64_t)L.rank * L.lbatch, L.lbatch);
       rc = loop_step(&L, s, steps + 1, &loss, err, errlen);
     }
     ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(int64_t));
@@ -1283,6 +1447,31 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
                L.step.m->name, (long long)t->batch, L.kc.threads, (long long)steps, sps,
                sps * (double)t->batch, 1000.0 / sps, flops * 1e-9, flops * 1e-9 * sps,
                (double)peak / 1048576.0, (double)L.step.plan->arena_bytes / 1048576.0, loss);
+      if (L.nranks > 1) {
+        /* the reduction alone: every gradient in one blocking call, after
+         * the ranks met (no compute, no waiting for a slower rank) */
+        double alone = 0;
+        for (int k = 0; k < 10 && rc == 0; k++) {
+          rc = dist_agree(L.dist, 0, err, errlen, NULL);
+          double a0 = now_seconds();
+          if (rc == 0) rc = dist_reduce(L.dist, L.gs.buf, L.gs.nbuf, err, errlen);
+          alone += now_seconds() - a0;
+        }
+        size_t k = strlen(report);
+        double mib = (double)L.gs.nbuf * sizeof(float) / 1048576.0;
+        snprintf(report + k, replen > k ? replen - k : 0,
+                 "ranks %d (batch %lld each)\nallreduce %.2f MiB/step in %d bucket%s (%s)\n"
+                 "allreduce wait ms/step %.2f (after the backward pass)\n"
+                 "allreduce finish ms/step %.2f (wait, copies and the mean)\n"
+                 "allreduce alone ms %.2f (one blocking call of every gradient)\n"
+                 "allreduce done during the backward pass %.1f%% of the bytes\n",
+                 L.nranks, (long long)L.lbatch, mib, L.gs.nbuckets, L.gs.nbuckets == 1 ? "" : "s",
+                 L.overlap ? "overlapping the backward pass" : "one reduction after it",
+                 1000.0 * (L.gs.wait_s - wait0) / (double)steps,
+                 1000.0 * (L.gs.finish_s - fin0) / (double)steps, 1000.0 * alone / 10.0,
+                 100.0 * (double)(L.gs.early_floats - early0) /
+                     ((double)(L.gs.nbuf ? L.gs.nbuf : 1) * (double)steps));
+      }
       if (o->jit) {
         size_t k = strlen(report);
         snprintf(report + k, replen > k ? replen - k : 0,

@@ -57,6 +57,11 @@ typedef struct RunOptions {
   int nexterns;
   struct Jit *jit;          /* compile the loops with it (compiler/jit); NULL:
                                the interpreter's kernels */
+  /* data-parallel training over the ranks of dist (docs/distributed.md);
+   * NULL: one process.  Gradients are reduced in buckets of bucket_bytes
+   * (0: one reduction after the backward pass; < 0: the default) */
+  struct Dist *dist;
+  int64_t bucket_bytes;
   /* sinks */
   void (*log)(void *ud, const char *line);   /* lines; '\r'-led = progress */
   void *log_ud;
@@ -86,6 +91,10 @@ void heads_measure(const float *heads, int64_t H, int64_t L, const float *wo, in
 
 int mstate_init(ModelState *ms, RaAlloc alloc, const Model *m, uint64_t seed);
 void mstate_free(ModelState *ms);
+
+/* The gradient bucket of a data-parallel step when RunOptions.bucket_bytes
+ * is negative. */
+#define TRAIN_BUCKET_BYTES_DEFAULT ((int64_t)1 << 18)
 
 /* Trains; returns 0, RA_ESTOPPED (callback or stop flag; the checkpoint of
  * the steps taken is saved first) or another RA_E* code with a message in

@@ -111,14 +111,8 @@ void k_bcast_plan(KBcast *p, const IrType *out, const IrType *a, const IrType *b
  * compiler/opmath.h, shared with constant folding; it is included below. */
 
 /* Hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64, picked
- * at load time (GCC function multi-versioning; not under the sanitizers,
- * whose runtimes are not ready when the ifunc resolvers run). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
-    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-#define K_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define K_CLONES
-#endif
+ * at load time: K_CLONES (base/simd.h). */
+#include "../../base/simd.h"
 
 /* GCC will not turn `c ? a : b` on floats into vector selects while it must
  * preserve floating-point traps; the kernels never rely on traps (values are

@@ -1104,6 +1104,8 @@ static int node_plan(const IrFunc *f, const IrNode *n, JitNode *jn, Key *k) {
   if (n->op == OP_SOFTMAX || n->op == OP_SOFTMAX_GRAD || n->op == OP_LAYERNORM ||
       n->op == OP_LAYERNORM_GRAD) {
     if (n->type.dtype != IR_F32 || n->type.rank < 1) return 0;
+    /* causal rows (prefixes, pass_causal) run on the interpreter's kernel */
+    if ((n->op == OP_SOFTMAX || n->op == OP_SOFTMAX_GRAD) && n->attr.i[0]) return 0;
     int64_t N = ir_numel(&n->type), L = n->type.dim[n->type.rank - 1];
     for (int q = 0; q < n->nin; q++) {
       const IrType *t = &f->nodes[n->in[q]].type;

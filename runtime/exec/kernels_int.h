@@ -201,9 +201,18 @@ static inline void k_philox_words(uint64_t seed, uint64_t stream, uint64_t c, ui
 }
 
 /* Rows of the normalisations (kernels_nn.c), also run by the fused kernel
- * on rows it computed; each is safe in place (out may be an operand). */
-void k_softmax_row(float *y, const float *x, int64_t L);
-void k_softmax_grad_row(float *o, const float *y, const float *d, int64_t L);
+ * on rows it computed; each is safe in place (out may be an operand).  The
+ * softmax rows run over the prefix [0, n) of a row of L and write 0 to the
+ * rest (n < L: causal rows, pass_causal; the bits of the prefix are the
+ * whole row's when the rest of x is -inf, or of y is 0). */
+void k_softmax_row(float *y, const float *x, int64_t n, int64_t L);
+void k_softmax_grad_row(float *o, const float *y, const float *d, int64_t n, int64_t L);
+/* The prefix length of row r of a softmax node or micro-op with attributes
+ * a over rows of L (causal: row r % L of its square matrix, plus one). */
+static inline int64_t k_row_prefix(const IrAttr *a, const IrType *t, int64_t r, int64_t L) {
+  if (!a->i[0] || t->rank < 2 || t->dim[t->rank - 2] != L) return L;
+  return r % L + 1;
+}
 void k_layernorm_row(float *y, const float *x, int64_t L, float eps);
 void k_layernorm_grad_row(float *o, const float *x, const float *d, int64_t L, float eps);
 

@@ -26,10 +26,10 @@
 # the caller's environment (the thread count still set by the script).  rac
 # needs no settings and runs in the caller's environment in both tables.
 #
-# Before the rounds it builds and runs two probes (bench/micro): the FMA
-# peak (fma_peak: independent FMA chains, AVX-512 or AVX2 by cpuid) and the
-# sgemm peak (sgemm_peak: OpenBLAS on a 2048-cube, OPENBLAS_CORETYPE unset
-# and as given), at 1 and 2 threads.  Prints two tables, best steps/s of
+# It builds two probes (bench/micro) and runs them in every round, keeping
+# the best: the FMA peak (fma_peak: independent FMA chains, AVX-512 or AVX2
+# by cpuid) and the sgemm peak (sgemm_peak: OpenBLAS on a 2048-cube,
+# OPENBLAS_CORETYPE unset and as given), at 1 and 2 threads.  Prints two tables, best steps/s of
 # the rounds: rac against PyTorch configured, and against PyTorch as given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -134,15 +134,25 @@ torch_cfg() {
     "${lib[@]}" "$@"
 }
 
-# ---- the probes ----
+# ---- the probes: run in every round, the best kept (a probe that met a
+# busy machine would otherwise set the peak too low) ----
 maxT=1
 for t in $THREADS; do [ "$t" -gt "$maxT" ] && maxT=$t; done
-probe=$("$B/bench/fma_peak" "$maxT") || die "fma_peak failed"
-sg_given=$("$B/bench/sgemm_peak" "$maxT" 2048 5) || die "sgemm_peak failed"
-sg_unset=$(env -u OPENBLAS_CORETYPE "$B/bench/sgemm_peak" "$maxT" 2048 5) || die "sgemm_peak failed"
-peak_of() { printf '%s\n' "$1" | awk -v k="$2" -v t="$3" '$1 == k && $2 == t { print $3 }'; }
-fma() { local v; v=$(peak_of "$probe" peak "$1"); [ -n "$v" ] || v=$(awk -v p="$(peak_of "$probe" peak 1)" -v t="$1" 'BEGIN { print p * t }'); echo "$v"; }
-sgemm() { local v; v=$(peak_of "$1" sgemm "$2"); [ -n "$v" ] || v=$(peak_of "$1" sgemm 1); echo "$v"; }
+probe_round() {
+  local out t
+  out=$("$B/bench/fma_peak" "$maxT") || die "fma_peak failed"
+  for t in 1 "$maxT"; do keep_best "fma.$t" "$(printf '%s\n' "$out" | awk -v t="$t" '$1 == "peak" && $2 == t { print $3 }')"; done
+  out=$("$B/bench/sgemm_peak" "$maxT" 2048 5) || die "sgemm_peak failed"
+  last[core.given]=$(printf '%s\n' "$out" | awk '$1 == "core" { print $2 }')
+  for t in 1 "$maxT"; do keep_best "sg_given.$t" "$(printf '%s\n' "$out" | awk -v t="$t" '$1 == "sgemm" && $2 == t { print $3 }')"; done
+  out=$(env -u OPENBLAS_CORETYPE "$B/bench/sgemm_peak" "$maxT" 2048 5) || die "sgemm_peak failed"
+  last[core.unset]=$(printf '%s\n' "$out" | awk '$1 == "core" { print $2 }')
+  for t in 1 "$maxT"; do keep_best "sg_unset.$t" "$(printf '%s\n' "$out" | awk -v t="$t" '$1 == "sgemm" && $2 == t { print $3 }')"; done
+}
+# a thread count between 1 and the largest: the 1-thread figure times t
+scaled() { awk -v p="${best[$1.1]}" -v q="${best[$1.$2]:-}" -v t="$2" 'BEGIN { print q != "" ? q : p * t }'; }
+fma() { scaled fma "$1"; }
+sgemm() { scaled "$1" "$2"; }
 
 cpu=$(awk -F': ' '/^model name/ { n = $2 } /^cpu family/ { f = $2 } /^model\t/ { m = $2 } END { printf "%s (family %s, model %s)", n, f, m }' /proc/cpuinfo)
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -150,6 +160,7 @@ load0=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---- the rounds ----
 for ((r = 1; r <= ROUNDS; r++)); do
   echo "round $r of $ROUNDS ..." >&2
+  probe_round
   for m in $MODELS; do
     spec=$(spec_of "$m") n=$(steps_of "$m")
     for t in $THREADS; do
@@ -169,10 +180,10 @@ printf 'FMA peak (fma_peak): %s GFLOP/s at 1 thread' "$(fma 1)"
 [ "$maxT" -eq 1 ] || printf ', %s at %d' "$(fma "$maxT")" "$maxT"
 echo
 printf 'sgemm peak (sgemm_peak, 2048-cube, OpenBLAS %s unset / %s as given, OPENBLAS_CORETYPE=%s):' \
-  "$(printf '%s\n' "$sg_unset" | awk '$1 == "core" { print $2 }')" \
-  "$(printf '%s\n' "$sg_given" | awk '$1 == "core" { print $2 }')" "${OPENBLAS_CORETYPE:-(unset)}"
-for t in $THREADS; do printf ' %d thread(s) %s / %s' "$t" "$(sgemm "$sg_unset" "$t")" "$(sgemm "$sg_given" "$t")"; done
+  "${last[core.unset]}" "${last[core.given]}" "${OPENBLAS_CORETYPE:-(unset)}"
+for t in $THREADS; do printf ' %d thread(s) %s / %s' "$t" "$(sgemm sg_unset "$t")" "$(sgemm sg_given "$t")"; done
 echo
+echo "(probes: the best of the rounds, like the programs)"
 
 table() {
   local tk=$1 sg=$2
@@ -198,9 +209,9 @@ table() {
 
 echo
 echo "PyTorch configured ($OMPNOTE; OMP_WAIT_POLICY=PASSIVE, malloc thresholds, OPENBLAS_CORETYPE unset); % sgemm of the unset peak"
-table torch "$sg_unset"
+table torch sg_unset
 echo
 echo "PyTorch in the environment as given (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)}, system OpenBLAS); % sgemm of the as-given peak"
-table torchgiven "$sg_given"
+table torchgiven sg_given
 echo
 echo "rac/torch: the faster of rac's two executors against torch; GFLOP/s counts the model's matmuls (the same count for both)."

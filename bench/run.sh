@@ -29,14 +29,17 @@
 # It builds two probes (bench/micro) and runs them in every round, keeping
 # the best: the FMA peak (fma_peak: independent FMA chains, AVX-512 or AVX2
 # by cpuid) and the sgemm peak (sgemm_peak: OpenBLAS on a 2048-cube,
-# OPENBLAS_CORETYPE unset and as given), at 1 and 2 threads.  Prints two tables, best steps/s of
-# the rounds: rac against PyTorch configured, and against PyTorch as given.
+# OPENBLAS_CORETYPE unset and as given), at 1 and 2 threads.  Prints two
+# tables, best steps/s of the rounds: rac against PyTorch configured, and
+# against PyTorch as given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 B=build
 if [ $# -gt 0 ]; then B=$1; shift; fi
-[ $# -eq 0 ] || { echo "usage: bash bench/run.sh [BUILD_DIR]   (ROUNDS, STEPS, MODELS, THREADS from the environment)" >&2; exit 2; }
+usage="usage: bash bench/run.sh [BUILD_DIR]   (ROUNDS, STEPS, MODELS, THREADS from the environment)"
+[ $# -eq 0 ] || { echo "$usage" >&2; exit 2; }
+if [[ $B =~ ^[0-9]+$ ]]; then echo "bench/run.sh: '$B' is not a build folder; threads and steps are set by THREADS and STEPS"$'\n'"$usage" >&2; exit 2; fi
 ROUNDS=${ROUNDS:-5}
 MODELS=${MODELS:-tiny small medium charlm}
 THREADS=${THREADS:-1 2}

@@ -58,6 +58,12 @@ typedef struct IrOpInfo {
 
 extern const IrOpInfo ir_op_info[OP_COUNT];  /* constant table, not state */
 
+/* MATMUL's i[2], set by pass_causal (causal.c): a is square and exactly
+ * zero above its diagonal (its products there are left out), or the
+ * result is square and read only on and below its diagonal (the entries
+ * above are finite: the product's, or 0 where it was not computed). */
+enum { IR_MM_TRI_A = 1, IR_MM_TRI_OUT = 2 };
+
 typedef struct IrAttr {
   int64_t i[IR_MAX_RANK];
   double f[2];

@@ -51,6 +51,10 @@ static void bname(SBuf *b, const char *s) {
 static void battrs(SBuf *b, const IrNode *n) {
   const IrAttr *a = &n->attr;
   switch ((IrOp)n->op) {
+  case OP_SOFTMAX:
+  case OP_SOFTMAX_GRAD:
+    if (a->i[0]) sbuf_add(b, " [causal]");
+    break;
   case OP_SCALE:
     sbuf_printf(b, " [f=%.9g]", a->f[0]);
     break;
@@ -59,7 +63,10 @@ static void battrs(SBuf *b, const IrNode *n) {
     sbuf_printf(b, " [eps=%.9g]", a->f[0]);
     break;
   case OP_MATMUL:
-    sbuf_printf(b, " [ta=%lld tb=%lld]", (long long)a->i[0], (long long)a->i[1]);
+    sbuf_printf(b, " [ta=%lld tb=%lld%s]", (long long)a->i[0], (long long)a->i[1],
+                a->i[2] == IR_MM_TRI_A     ? " tri=a"
+                : a->i[2] == IR_MM_TRI_OUT ? " tri=out"
+                                           : "");
     break;
   case OP_SUM:
   case OP_MEAN:

@@ -256,8 +256,11 @@ IrFunc *pass_optimize(Arena *arena, const IrFunc *f); /* fold, CSE, DCE */
 /* fuse.c: chains of elementwise ops (and a row op they feed or follow)
  * become FUSED nodes; values read outside a chain, and outputs, stay. */
 IrFunc *pass_fuse(Arena *arena, const IrFunc *f);
+/* causal.c: marks the matmuls of causal attention that may skip the
+ * triangle above the diagonal (MATMUL's i[2], IR_MM_TRI_*). */
+IrFunc *pass_causal(Arena *arena, const IrFunc *f);
 /* The pipeline from autodiff to the memory plan: pass_optimize, then
- * pass_fuse when fuse is true (docs/ir.md, "Passes"). */
+ * pass_fuse when fuse is true, then pass_causal (docs/ir.md, "Passes"). */
 IrFunc *pass_compile(Arena *arena, const IrFunc *f, bool fuse);
 
 /* plan.c: where each value lives. */

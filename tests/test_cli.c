@@ -4,6 +4,8 @@
 
 #include "testutil.h"
 
+#include "ra.h"
+
 /* Every option that takes a value, given last with no value, is a usage
  * error naming the option (exit 2), for each command that could take it. */
 Test(cli, option_without_value_is_usage_error) {
@@ -119,5 +121,21 @@ Test(cli, data_file_truncated_while_training_is_reported, .timeout = 120) {
   cr_assert(strstr(r.err, "rac: bus error (SIGBUS): a data file read through a memory mapping was "
                           "truncated"),
             "%s", r.err);
+  tu_run_free(&r);
+}
+
+/* rac bench's report names the GEMM backend as --version does and gives
+ * the process's resident peak (bench/run.sh reads both). */
+Test(cli, bench_names_the_gemm_backend_and_rss, .timeout = 60) {
+  const char *kernels = "";
+  const char *gemm = ra_gemm_backend(&kernels);
+  char want[128];
+  snprintf(want, sizeof want, "  gemm %s (%s)\n", gemm, kernels);
+  TuRun r = tu_sh(50, "$RAC bench examples/reverse.ra --steps 1 --threads 1");
+  cr_assert_eq(r.status, 0, "status %d\n%s", r.status, r.err);
+  cr_assert(strstr(r.out, want), "want '%s' in:\n%s", want, r.out);
+  const char *p = strstr(r.out, "\nmax rss ");
+  cr_assert(p, "%s", r.out);
+  cr_assert_gt(strtod(p + 9, NULL), 1.0, "%s", r.out);
   tu_run_free(&r);
 }

@@ -135,7 +135,9 @@ Test(gemm, jit_takes_and_matches_every_case) { all_cases(true, NULL); }
 Test(gemm, jit_sums_each_element_in_k_order) {
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("fma")) cr_skip_test("no FMA on this CPU");
-  const int64_t sh[][3] = {{64, 64, 16}, {64, 16, 64}, {37, 29, 131}, {512, 128, 128},
+  /* with a transposed B: 16x16 tiles of its panel and their edges
+   * (gemm_xsmm.c, panel), rows of 16 to 64 floats and longer */
+  const int64_t sh[][3] = {{64, 64, 16}, {64, 16, 64}, {33, 40, 48}, {37, 29, 131}, {512, 128, 128},
                            {40, 500, 1000}, {40, 50, 1100}, {3, 20, 2050}};
   for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++)
     for (int tr = 0; tr < 4; tr++) {

@@ -232,6 +232,19 @@ static int32_t c_attention(GB *b) {
   return ir_unary(&b->B, OP_GELU, ir_op(&b->B, ln));
 }
 
+/* causal attention long enough for the triangular products and rows of
+ * pass_causal (the case runs the compiled pipeline): q, k, v of 2 heads,
+ * 32 positions */
+static int32_t c_causal_attention(GB *b) {
+  int32_t q = param(b, 4, D(1, 2, 32, 3)), k = param(b, 4, D(1, 2, 32, 3));
+  int32_t v = param(b, 4, D(1, 2, 32, 3));
+  int32_t s = ir_scale(&b->B, ir_matmul(&b->B, q, k, 0, 1), 0.5);
+  IrNode cm = {.op = OP_CAUSAL_MASK, .nin = 1, .in = {s}};
+  cm.attr.f[0] = -INFINITY;
+  int32_t p = ir_unary(&b->B, OP_SOFTMAX, ir_op(&b->B, cm));
+  return ir_unary(&b->B, OP_TANH, ir_matmul(&b->B, p, v, 0, 0));
+}
+
 /* `repulsion penalty`: the mean squared cosine between heads'
  * contributions, on rows given directly and through per-head rows of wo */
 static int32_t c_heads_cos2(GB *b) {
@@ -249,48 +262,53 @@ typedef struct Case {
   IrOp op;
   const char *name;
   int32_t (*build)(GB *);
+  int tri;  /* > 0: run the gradient through pass_compile (fusion and
+               pass_causal), which must mark at least this many matmuls */
+  bool unfused; /* with tri: pass_compile without fusion */
 } Case;
 
 static const Case cases[] = {
-    {OP_ADD, "add", c_add},
-    {OP_ADD, "add_mid", c_add_mid},
-    {OP_SUB, "sub", c_sub},
-    {OP_MUL, "mul", c_mul},
-    {OP_MUL, "mul_scalar", c_mul_scalar},
-    {OP_DIV, "div", c_div},
-    {OP_NEG, "neg", c_neg},
-    {OP_SCALE, "scale", c_scale},
-    {OP_SQUARE, "square", c_square},
-    {OP_RELU, "relu", c_relu},
-    {OP_GELU, "gelu", c_gelu},
-    {OP_TANH, "tanh", c_tanh},
-    {OP_SIGMOID, "sigmoid", c_sigmoid},
-    {OP_SILU, "silu", c_silu},
-    {OP_SOFTMAX, "softmax", c_softmax},
-    {OP_LAYERNORM, "layernorm", c_layernorm},
-    {OP_MATMUL, "matmul", c_matmul},
-    {OP_MATMUL, "matmul_tt", c_matmul_tt},
-    {OP_MATMUL, "matmul_batched", c_matmul_batched},
-    {OP_MATMUL, "matmul_bcast", c_matmul_bcast},
-    {OP_GATHER, "gather", c_gather},
-    {OP_SUM, "sum", c_sum},
-    {OP_MEAN, "mean", c_mean},
-    {OP_MAX, "max", c_max},
-    {OP_BROADCAST, "broadcast", c_broadcast},
-    {OP_SUM_TO, "sum_to", c_sum_to},
-    {OP_RESHAPE, "reshape", c_reshape},
-    {OP_TRANSPOSE, "transpose", c_transpose},
-    {OP_CONCAT, "concat", c_concat},
-    {OP_SLICE, "slice", c_slice},
-    {OP_DROPOUT, "dropout", c_dropout},
-    {OP_CAUSAL_MASK, "causal_mask", c_causal_mask},
-    {OP_CAUSAL_MASK, "causal_softmax", c_causal_softmax},
-    {OP_CROSS_ENTROPY, "cross_entropy", c_cross_entropy},
-    {OP_EXTERN, "extern", c_extern},
-    {OP_EXTERN, "extern_array", c_extern_array},
-    {OP_COUNT, "attention", c_attention},
-    {OP_COUNT, "heads_cos2", c_heads_cos2},
-    {OP_COUNT, "heads_cos2_wo", c_heads_cos2_wo},
+    {OP_ADD, "add", c_add, 0, false},
+    {OP_ADD, "add_mid", c_add_mid, 0, false},
+    {OP_SUB, "sub", c_sub, 0, false},
+    {OP_MUL, "mul", c_mul, 0, false},
+    {OP_MUL, "mul_scalar", c_mul_scalar, 0, false},
+    {OP_DIV, "div", c_div, 0, false},
+    {OP_NEG, "neg", c_neg, 0, false},
+    {OP_SCALE, "scale", c_scale, 0, false},
+    {OP_SQUARE, "square", c_square, 0, false},
+    {OP_RELU, "relu", c_relu, 0, false},
+    {OP_GELU, "gelu", c_gelu, 0, false},
+    {OP_TANH, "tanh", c_tanh, 0, false},
+    {OP_SIGMOID, "sigmoid", c_sigmoid, 0, false},
+    {OP_SILU, "silu", c_silu, 0, false},
+    {OP_SOFTMAX, "softmax", c_softmax, 0, false},
+    {OP_LAYERNORM, "layernorm", c_layernorm, 0, false},
+    {OP_MATMUL, "matmul", c_matmul, 0, false},
+    {OP_MATMUL, "matmul_tt", c_matmul_tt, 0, false},
+    {OP_MATMUL, "matmul_batched", c_matmul_batched, 0, false},
+    {OP_MATMUL, "matmul_bcast", c_matmul_bcast, 0, false},
+    {OP_GATHER, "gather", c_gather, 0, false},
+    {OP_SUM, "sum", c_sum, 0, false},
+    {OP_MEAN, "mean", c_mean, 0, false},
+    {OP_MAX, "max", c_max, 0, false},
+    {OP_BROADCAST, "broadcast", c_broadcast, 0, false},
+    {OP_SUM_TO, "sum_to", c_sum_to, 0, false},
+    {OP_RESHAPE, "reshape", c_reshape, 0, false},
+    {OP_TRANSPOSE, "transpose", c_transpose, 0, false},
+    {OP_CONCAT, "concat", c_concat, 0, false},
+    {OP_SLICE, "slice", c_slice, 0, false},
+    {OP_DROPOUT, "dropout", c_dropout, 0, false},
+    {OP_CAUSAL_MASK, "causal_mask", c_causal_mask, 0, false},
+    {OP_CAUSAL_MASK, "causal_softmax", c_causal_softmax, 0, false},
+    {OP_CROSS_ENTROPY, "cross_entropy", c_cross_entropy, 0, false},
+    {OP_EXTERN, "extern", c_extern, 0, false},
+    {OP_EXTERN, "extern_array", c_extern_array, 0, false},
+    {OP_COUNT, "attention", c_attention, 0, false},
+    {OP_COUNT, "causal_attention", c_causal_attention, 6, false},
+    {OP_COUNT, "causal_attention_unfused", c_causal_attention, 6, true},
+    {OP_COUNT, "heads_cos2", c_heads_cos2, 0, false},
+    {OP_COUNT, "heads_cos2_wo", c_heads_cos2_wo, 0, false},
 };
 #define NCASES ((int)(sizeof cases / sizeof *cases))
 
@@ -360,6 +378,20 @@ static void gradcheck(const Case *c) {
   IrFunc *g = autodiff(&ar, &m, exts, 2, &dl);
   cr_assert(g != NULL, "%s: autodiff failed: %s", c->name,
             dl.head ? dl.head->msg : "(no diagnostic)");
+  if (c->tri > 0) {
+    g = pass_compile(&ar, g, !c->unfused);
+    cr_assert(g != NULL, "%s: pass_compile failed", c->name);
+    int marked = 0, rows = 0;
+    for (int i = 0; i < g->n; i++) {
+      const IrNode *n = &g->nodes[i];
+      marked += n->op == OP_MATMUL && n->attr.i[2] != 0;
+      if (n->op == OP_FUSED && n->fused->rowop >= 0)
+        rows += n->fused->ops[n->fused->rowop].attr.i[0] != 0;
+      rows += (n->op == OP_SOFTMAX || n->op == OP_SOFTMAX_GRAD) && n->attr.i[0] != 0;
+    }
+    cr_assert_geq(marked, c->tri, "%s: %d triangular matmuls", c->name, marked);
+    cr_assert_eq(rows, 2, "%s: %d causal softmax rows", c->name, rows);
+  }
   MemPlan *plan = plan_memory(&ar, g);
   cr_assert(plan != NULL, "%s: plan_memory failed", c->name);
   Exec *ex = exec_new(ra_alloc_default(), g, plan, pbuf, offs, b.ni);

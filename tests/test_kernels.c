@@ -774,6 +774,103 @@ Test(kernels, causal_mask) {
   kh_free(&h);
 }
 
+/* ---- causal attention (pass_causal's marks) ------------------------------------ */
+
+/* A [B, H, T, T] leaf lower triangular (zeros above the diagonal). */
+static int32_t tri_leaf(KH *h, int64_t T) {
+  int32_t a = kh_leaf(h, 4, D(2, 3, T, T), -1, 1);
+  float *p = kh_f(h, a);
+  for (int64_t m = 0; m < 6; m++)
+    for (int64_t i = 0; i < T; i++)
+      for (int64_t j = i + 1; j < T; j++) p[(m * T + i) * T + j] = 0.0f;
+  return a;
+}
+
+/* Bits of matmul(a, b) with mode against the unmarked product; only the
+ * entries on and below the diagonal for IR_MM_TRI_OUT (finite above). */
+static void check_tri(KH *h, int32_t a, int32_t b, bool ta, bool tb, int64_t mode) {
+  IrNode nd = {.op = OP_MATMUL, .nin = 2, .in = {a, b}, .attr.i = {ta, tb, 0}};
+  int32_t full = ir_op(&h->B, nd);
+  nd.attr.i[2] = mode;
+  int32_t tri = ir_op(&h->B, nd);
+  cr_assert(full >= 0 && tri >= 0, "%s", h->B.err);
+  kh_run_ok(h, full);
+  kh_run_ok(h, tri);
+  const IrType *t = &h->f->nodes[full].type;
+  int64_t m = t->dim[2], n = t->dim[3];
+  const float *x = kh_f(h, full), *y = kh_f(h, tri);
+  /* libxsmm sums each element in k order, so the products left out (exact
+   * zeros) change no bit; OpenBLAS's kernels block k their own way */
+  bool exact = !strcmp(k_gemm_backend(NULL), "libxsmm");
+  for (int64_t e = 0; e < 6 * m * n; e++) {
+    int64_t i = e / n % m, j = e % n;
+    if (mode == IR_MM_TRI_OUT && j > i) {
+      cr_assert(isfinite(y[e]), "T %lld: entry %lld above the diagonal is %g", (long long)m,
+                (long long)e, y[e]);
+      continue;
+    }
+    if (exact)
+      cr_assert(memcmp(&x[e], &y[e], 4) == 0, "T %lld ta %d tb %d mode %lld: element %lld %.9g vs %.9g",
+                (long long)m, ta, tb, (long long)mode, (long long)e, x[e], y[e]);
+    else
+      cr_assert(fabsf(x[e] - y[e]) <= 1e-5f * (1 + fabsf(x[e])), "element %lld", (long long)e);
+  }
+}
+
+/* Every product of causal attention, with sequence lengths that are and are
+ * not multiples of the row blocks (and too short for them: the full
+ * product), on 1 and 3 threads: the same bits as the full products. */
+Test(kernels, causal_products_keep_the_bits) {
+  const int64_t Ts[] = {8, 33, 48, 64, 100, 128, 160, 192};
+  for (int t = 1; t <= 3; t += 2)
+    for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
+      int64_t T = Ts[ti], hd = 16;
+      KH h;
+      kh_init(&h, t);
+      int32_t p = tri_leaf(&h, T);
+      int32_t v = kh_leaf(&h, 4, D(2, 3, T, hd), -1, 1), q = kh_leaf(&h, 4, D(2, 3, T, hd), -1, 1);
+      check_tri(&h, p, v, false, false, IR_MM_TRI_A); /* P V, dS K */
+      check_tri(&h, p, q, true, false, IR_MM_TRI_A);  /* P^T dctx, dS^T Q */
+      check_tri(&h, q, v, false, true, IR_MM_TRI_OUT); /* Q K^T, dctx V^T */
+      kh_free(&h);
+    }
+}
+
+/* Causal rows (softmax over x masked with -inf, softmax_grad of such a y):
+ * the prefixes give the full rows' bits, zeros above the diagonal. */
+Test(kernels, causal_softmax_rows_keep_the_bits) {
+  for (int64_t T = 5; T <= 70; T += 13) {
+    KH h;
+    kh_init(&h, 2);
+    int32_t x = kh_leaf(&h, 3, D(3, T, T), -8, 8);
+    IrNode mk = {.op = OP_CAUSAL_MASK, .nin = 1, .in = {x}, .attr.f = {-INFINITY}};
+    int32_t xm = ir_op(&h.B, mk);
+    IrNode sm = {.op = OP_SOFTMAX, .nin = 1, .in = {xm}};
+    int32_t y0 = ir_op(&h.B, sm);
+    sm.attr.i[0] = 1;
+    int32_t y1 = ir_op(&h.B, sm);
+    int32_t dy = kh_leaf(&h, 3, D(3, T, T), -1, 1);
+    IrNode sg = {.op = OP_SOFTMAX_GRAD, .nin = 2, .in = {y0, dy}};
+    int32_t g0 = ir_op(&h.B, sg);
+    sg.attr.i[0] = 1;
+    int32_t g1 = ir_op(&h.B, sg);
+    kh_run_ok(&h, xm);
+    kh_run_ok(&h, y0);
+    kh_run_ok(&h, y1);
+    kh_run_ok(&h, g0);
+    kh_run_ok(&h, g1);
+    int64_t N = 3 * T * T;
+    cr_assert(memcmp(kh_f(&h, y0), kh_f(&h, y1), (size_t)N * 4) == 0, "T %lld: softmax", (long long)T);
+    for (int64_t e = 0; e < N; e++) {
+      int64_t i = e / T % T, j = e % T;
+      float a = kh_f(&h, g0)[e], b = kh_f(&h, g1)[e];
+      if (j > i) cr_assert(b == 0.0f && a == 0.0f, "T %lld: gradient above the diagonal", (long long)T);
+      else cr_assert(memcmp(&a, &b, 4) == 0, "T %lld: softmax_grad element %lld", (long long)T, (long long)e);
+    }
+    kh_free(&h);
+  }
+}
+
 /* ---- cross entropy ------------------------------------------------------------- */
 
 Test(kernels, cross_entropy_and_grad) {

@@ -33,16 +33,23 @@ static void close_to(double got, double want, const char *what) {
 
 enum { NW = 12, STEPS = 5 };
 
-static void run_optimizer(const char *file, OptKind want_kind) {
+/* The golden case tiled `tiles` times (the mask with it) and run on a pool
+ * of `threads` (0: none): long buffers take the vector loops and the
+ * pool's split, and every tile must still follow PyTorch's trajectory. */
+static void run_optimizer_tiled(const char *file, OptKind want_kind, int tiles, int threads) {
   Gold gd;
   gold_load(&gd, file);
-  float w[NW], g[NW], want[NW], m[NW] = {0}, v[NW] = {0};
-  uint8_t mask[NW];
+  const size_t N = (size_t)NW * (size_t)tiles;
+  float *w = calloc(N, sizeof *w), *g = calloc(N, sizeof *g), *m = calloc(N, sizeof *m),
+        *v = calloc(N, sizeof *v), want[NW];
+  uint8_t *mask = calloc(N, 1);
+  cr_assert(w && g && m && v && mask);
+  Pool *pool = threads > 0 ? pool_new(ra_alloc_default(), threads) : NULL;
   const double *maskv = gold_get(&gd, "mask", NW), *lr = gold_get(&gd, "lr", STEPS);
   const double *betas = gold_get(&gd, "betas", 2);
   const double *grads = gold_get(&gd, "grads", NW * STEPS);
   const double *traj = gold_get(&gd, "w", NW * STEPS);
-  for (int i = 0; i < NW; i++) mask[i] = maskv[i] != 0;
+  for (size_t i = 0; i < N; i++) mask[i] = maskv[i % NW] != 0;
   Optim o;
   memset(&o, 0, sizeof o);
   o.kind = (OptKind)(int)gold_num(&gd, "kind");
@@ -52,20 +59,35 @@ static void run_optimizer(const char *file, OptKind want_kind) {
   o.beta2 = betas[1];
   o.eps = gold_num(&gd, "eps");
   o.weight_decay = gold_num(&gd, "weight_decay");
-  o.n = NW;
+  o.n = (int64_t)N;
   o.m = m;
   o.v = v;
-  to_floats(w, gold_get(&gd, "w0", NW), NW);
+  o.pool = pool;
+  for (int k = 0; k < tiles; k++) to_floats(w + k * NW, gold_get(&gd, "w0", NW), NW);
   for (int t = 0; t < STEPS; t++) {
-    to_floats(g, grads + t * NW, NW);
+    for (int k = 0; k < tiles; k++) to_floats(g + k * NW, grads + t * NW, NW);
     optim_step(&o, w, g, lr[t], mask);
     cr_assert_eq(o.t, t + 1);
     to_floats(want, traj + t * NW, NW);
-    char what[64];
-    snprintf(what, sizeof what, "%s step %d", file, t + 1);
-    tu_allclose(w, want, NW, RTOL, ATOL, what);
+    for (int k = 0; k < tiles; k++) {
+      char what[96];
+      snprintf(what, sizeof what, "%s step %d tile %d of %d", file, t + 1, k, tiles);
+      tu_allclose(w + k * NW, want, NW, RTOL, ATOL, what);
+    }
   }
+  pool_free(pool);
+  free(w);
+  free(g);
+  free(m);
+  free(v);
+  free(mask);
   gold_free(&gd);
+}
+
+static void run_optimizer(const char *file, OptKind want_kind) {
+  run_optimizer_tiled(file, want_kind, 1, 0);
+  /* 2001 tiles: 24,012 floats, split over the pool (optim.c, OPT_PAR_MIN) */
+  run_optimizer_tiled(file, want_kind, 2001, 2);
 }
 
 Test(optim, torch_sgd) { run_optimizer("sgd", OPT_SGD); }
@@ -122,6 +144,58 @@ Test(optim, adam_first_step_by_hand) {
              .n = 1, .m = m3, .v = v3};
   optim_step(&r, w3, z3, 0.1, NULL);
   cr_assert_float_eq(w3[0], 1.9f, 1e-6);
+}
+
+/* The update is elementwise and float: a long buffer gives the same bits
+ * on 1, 2 and 3 threads (the pool's split) as element by element alone. */
+Test(optim, same_bits_on_any_thread_count) {
+  const int64_t n = 70001;
+  const OptKind kinds[] = {OPT_ADAMW, OPT_ADAM, OPT_SGD, OPT_SGD};
+  const double mom[] = {0, 0, 0.9, 0};
+  for (int c = 0; c < 4; c++) {
+    float *ref = NULL, *refm = NULL;
+    for (int threads = 0; threads <= 3; threads++) {
+      float *w = malloc((size_t)n * 4), *g = malloc((size_t)n * 4), *m = calloc((size_t)n, 4),
+            *v = calloc((size_t)n, 4);
+      cr_assert(w && g && m && v);
+      for (int64_t i = 0; i < n; i++) {
+        w[i] = (float)sin(0.37 * (double)i);
+        g[i] = (float)(cos(1.3 * (double)i) * (i % 7 == 0 ? 1e-5 : 0.1));
+      }
+      Pool *pool = threads > 0 ? pool_new(ra_alloc_default(), threads) : NULL;
+      Optim o = {.kind = kinds[c], .momentum = mom[c], .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+                 .weight_decay = 0.01, .n = n, .m = m, .v = v, .pool = pool};
+      if (threads == 0) {
+        /* element by element: buffers of one float each */
+        for (int step = 0; step < 4; step++)
+          for (int64_t i = 0; i < n; i++) {
+            Optim e = o;
+            e.n = 1;
+            e.m = m + i;
+            e.v = v + i;
+            e.t = step;
+            optim_step(&e, w + i, g + i, 1e-3 * (step + 1), NULL);
+          }
+        ref = w;
+        refm = m;
+        free(g);
+        free(v);
+        continue;
+      }
+      for (int step = 0; step < 4; step++) optim_step(&o, w, g, 1e-3 * (step + 1), NULL);
+      cr_assert(memcmp(w, ref, (size_t)n * 4) == 0, "kind %d: weights differ on %d threads", c,
+                threads);
+      cr_assert(memcmp(m, refm, (size_t)n * 4) == 0, "kind %d: moments differ on %d threads", c,
+                threads);
+      pool_free(pool);
+      free(w);
+      free(g);
+      free(m);
+      free(v);
+    }
+    free(ref);
+    free(refm);
+  }
 }
 
 /* ---- clipping ---- */

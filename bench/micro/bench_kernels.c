@@ -15,6 +15,7 @@
 #include "../../compiler/ir.h"
 #include "../../runtime/exec/kernels.h"
 #include "../../runtime/exec/pool.h"
+#include "../../runtime/train/optim.h"
 
 #define MAXV 64  /* values of the benchmark function */
 
@@ -92,6 +93,34 @@ static double time_node(B *b, int32_t v, Pool *pool) {
       ts[j] = ts[j - 1];
       ts[j - 1] = t;
     }
+  return ts[20];
+}
+
+/* Median seconds of one AdamW update (runtime/train/optim.c) of n weights. */
+static double time_adamw(int64_t n, Pool *pool) {
+  float *w = calloc((size_t)n, 4), *g = calloc((size_t)n, 4), *m = calloc((size_t)n, 4),
+        *v = calloc((size_t)n, 4);
+  if (!w || !g || !m || !v) misfit(NULL, SPAN_NONE, "out of memory");
+  for (int64_t i = 0; i < n; i++) w[i] = (float)(i % 97) * 0.01f, g[i] = (float)(i % 13) * 1e-3f;
+  Optim o = {.kind = OPT_ADAMW, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
+             .n = n, .m = m, .v = v, .pool = pool};
+  double ts[41];
+  optim_step(&o, w, g, 1e-3, NULL);
+  for (int s = 0; s < 41; s++) {
+    double t0 = now();
+    optim_step(&o, w, g, 1e-3, NULL);
+    ts[s] = now() - t0;
+  }
+  for (int i = 1; i < 41; i++)
+    for (int j = i; j > 0 && ts[j] < ts[j - 1]; j--) {
+      double t = ts[j];
+      ts[j] = ts[j - 1];
+      ts[j - 1] = t;
+    }
+  free(w);
+  free(g);
+  free(m);
+  free(v);
   return ts[20];
 }
 
@@ -223,6 +252,7 @@ int main(int argc, char **argv) {
     IrNode dr = {.op = OP_DROPOUT, .nin = 1, .in = {p}};
     dr.attr.f[0] = 0.1;
     report("dropout [B,H,64,64]", time_node(&b, node(&b, dr), th), 0);
+    report("adamw 917,768 weights", time_adamw(917768, th), 0);
     for (int i = 0; i < MAXV; i++) free(b.buf[i]);
     arena_free(&b.ar);
     pool_free(th);

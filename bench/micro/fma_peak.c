@@ -6,6 +6,10 @@
  * a virtual machine is the nominal clock, not the boost clock).
  *
  *   build/bench/fma_peak [threads]      (default: every online core)
+ *
+ * The last lines, "peak T G", give for 1 and T threads the GFLOP/s of the
+ * widest FMA cpuid reports (AVX-512F, else AVX2/FMA3): bench/run.sh reads
+ * them as the machine's FMA peak.
  */
 #include <immintrin.h>
 #include <pthread.h>
@@ -120,6 +124,7 @@ int main(int argc, char **argv) {
   double ghz = tsc_ghz();
   printf("fma_peak: %d accumulators, TSC %.2f GHz\n", ACC, ghz);
   int threads[2] = {1, T};
+  double best[2] = {0, 0};
   for (int ti = 0; ti < (T > 1 ? 2 : 1); ti++) {
     int nt = threads[ti];
     for (int w = 0; w < 2; w++) {
@@ -133,7 +138,10 @@ int main(int argc, char **argv) {
       double g = flop / dt / 1e9;
       printf("%3d-bit FMA  %d thread(s)  %7.1f GFLOP/s  %6.1f per core  %5.1f FLOP/cycle/core at TSC\n",
              wide, nt, g, g / nt, g / nt / ghz);
+      if ((wide == 512 && has512) || (wide == 256 && !has512)) best[ti] = g;
     }
   }
+  for (int ti = 0; ti < (T > 1 ? 2 : 1); ti++)
+    printf("peak %d %.1f\n", threads[ti], best[ti]);
   return 0;
 }

@@ -2,11 +2,11 @@
  * caches, and the code generators of the elementwise, row and optimizer
  * loops.
  *
- * The generated code uses explicit vector types (<16 x float> for the
- * elementwise and row loops, <8 x double> for the optimizer) and no
+ * The generated code uses explicit vector types (<16 x float>) and no
  * fast-math flags, so LLVM may neither reassociate nor contract a*b+c into
  * an FMA: each float operation is the one opmath.h or the kernel does, in
- * the same order, and rounds the same way.  Reductions (the row sums of
+ * the same order, and rounds the same way (an FMA only where the C code
+ * calls fmaf: llvm.fma, the optimizer's).  Reductions (the row sums of
  * softmax and layernorm) keep the kernels' 16 interleaved partials and
  * their pairwise combination (kernels_int.h, k_row_sum).
  */
@@ -30,7 +30,6 @@
 #include <time.h>
 
 #define VW 16   /* floats per vector */
-#define VD 8    /* doubles per vector (optimizer) */
 
 typedef struct Kern {
   uint64_t hash;
@@ -183,7 +182,7 @@ typedef struct E {
   LLVMModuleRef M;
   LLVMBuilderRef B;
   LLVMValueRef fn;
-  LLVMTypeRef f32, f64, i1, i32, i64, ptr, v16, v8d, vi16;
+  LLVMTypeRef f32, f64, i1, i32, i64, ptr, v16, vi16;
 } E;
 
 static LLVMValueRef splat(LLVMTypeRef ty, LLVMValueRef s, int n) {
@@ -769,67 +768,62 @@ static int emit_rows(E *e, const char *name, int op) {
   return 0;
 }
 
-/* ---- the optimizer (optim.c: per-element double arithmetic) ---- */
+/* ---- the optimizer (optim.c, opt_range: float arithmetic) ---- */
 
-static LLVMValueRef dbc(E *e, LLVMTypeRef ty, LLVMValueRef s) {
-  if (LLVMGetTypeKind(ty) != LLVMVectorTypeKind) return s;
-  LLVMValueRef u = LLVMBuildInsertElement(e->B, LLVMGetUndef(ty), s, c64(e, 0), "");
-  LLVMValueRef zero[VD];
-  for (int i = 0; i < VD; i++) zero[i] = LLVMConstInt(e->i32, 0, 0);
-  return LLVMBuildShuffleVector(e->B, u, u, LLVMConstVector(zero, VD), "");
+static LLVMValueRef call3(E *e, const char *name, LLVMValueRef x, LLVMValueRef y,
+                          LLVMValueRef z) {
+  LLVMTypeRef ty = LLVMTypeOf(x);
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(e->M, id, &ty, 1);
+  LLVMTypeRef fty = LLVMIntrinsicGetType(e->C, id, &ty, 1);
+  LLVMValueRef a[3] = {x, y, z};
+  return LLVMBuildCall2(e->B, fty, f, a, 3, "");
 }
+
+/* fmaf(a, b, c): one rounding, as the C loop's */
+#define FMA(a, b, c) call3(e, "llvm.fma", a, b, c)
 
 static int emit_opt(E *e, const char *name, int kind) {
   new_fn(e, name);
   LLVMValueRef args = LLVMGetParam(e->fn, 0), lo = LLVMGetParam(e->fn, 1),
                hi = LLVMGetParam(e->fn, 2);
+#define SCALAR(f) arg_at(e, args, OFF(JitOptArgs, f), e->f32)
   LLVMValueRef W = arg_at(e, args, OFF(JitOptArgs, w), e->ptr);
   LLVMValueRef G = arg_at(e, args, OFF(JitOptArgs, g), e->ptr);
   LLVMValueRef Mm = arg_at(e, args, OFF(JitOptArgs, m), e->ptr);
   LLVMValueRef Vv = arg_at(e, args, OFF(JitOptArgs, v), e->ptr);
-  LLVMValueRef lr = arg_at(e, args, OFF(JitOptArgs, lr), e->f64);
-  LLVMValueRef wd = arg_at(e, args, OFF(JitOptArgs, wd), e->f64);
-  LLVMValueRef b1 = arg_at(e, args, OFF(JitOptArgs, b1), e->f64);
-  LLVMValueRef b2 = arg_at(e, args, OFF(JitOptArgs, b2), e->f64);
-  LLVMValueRef eps = arg_at(e, args, OFF(JitOptArgs, eps), e->f64);
-  LLVMValueRef ss = arg_at(e, args, OFF(JitOptArgs, step_size), e->f64);
-  LLVMValueRef sb = arg_at(e, args, OFF(JitOptArgs, sqrt_bc2), e->f64);
-  LLVMValueRef mu = arg_at(e, args, OFF(JitOptArgs, momentum), e->f64);
-  LLVMValueRef one = LLVMConstReal(e->f64, 1.0);
-  LLVMValueRef decay = LLVMBuildFSub(e->B, one, LLVMBuildFMul(e->B, lr, wd, ""), "");
-  LLVMValueRef omb1 = LLVMBuildFSub(e->B, one, b1, ""), omb2 = LLVMBuildFSub(e->B, one, b2, "");
+  LLVMValueRef wd = SCALAR(wd), decay = SCALAR(decay), b1 = SCALAR(b1), omb1 = SCALAR(omb1),
+               b2 = SCALAR(b2), omb2 = SCALAR(omb2), eps = SCALAR(eps), isb = SCALAR(inv_sb),
+               nss = SCALAR(nss), nlr = SCALAR(nlr), mu = SCALAR(mu);
+#undef SCALAR
   LLVMValueRef iv = var(e, e->i64, lo);
   for (int pass = 0; pass < 2; pass++) {
-    Loop l = loop_begin(e, iv, hi, pass == 0 ? VD : 1);
+    Loop l = loop_begin(e, iv, hi, pass == 0 ? VW : 1);
     LLVMValueRef i = ld(e, e->i64, iv);
-    LLVMTypeRef fty = pass == 0 ? LLVMVectorType(e->f32, VD) : e->f32;
-    LLVMTypeRef ty = pass == 0 ? e->v8d : e->f64;
-#define XT(v) LLVMBuildFPExt(e->B, v, ty, "")
-#define TR(v) LLVMBuildFPTrunc(e->B, v, fty, "")
+    LLVMTypeRef ty = pass == 0 ? e->v16 : e->f32;
+#define S(x) bcast(e, ty, x)
     LLVMValueRef pw = fptr(e, e->f32, W, i), pg = fptr(e, e->f32, G, i);
     LLVMValueRef pm = fptr(e, e->f32, Mm, i), pv = fptr(e, e->f32, Vv, i);
-    LLVMValueRef wi = XT(vload(e, fty, pw)), d = XT(vload(e, fty, pg));
+    LLVMValueRef wi = vload(e, ty, pw), gi = vload(e, ty, pg);
     if (kind == JIT_OPT_SGD || kind == JIT_OPT_SGD_MOMENTUM) {
-      d = ADD(d, MUL(dbc(e, ty, wd), wi));
+      LLVMValueRef d = FMA(S(wd), wi, gi);
       if (kind == JIT_OPT_SGD_MOMENTUM) {
-        LLVMValueRef v = ADD(MUL(dbc(e, ty, mu), XT(vload(e, fty, pm))), d);
-        vstore(e, TR(v), pm);
-        d = v;
+        d = FMA(S(mu), vload(e, ty, pm), d);
+        vstore(e, d, pm);
       }
-      vstore(e, TR(SUB(wi, MUL(dbc(e, ty, lr), d))), pw);
+      vstore(e, FMA(S(nlr), d, wi), pw);
     } else {
-      if (kind == JIT_OPT_ADAMW) wi = MUL(wi, dbc(e, ty, decay));
-      else d = ADD(d, MUL(dbc(e, ty, wd), wi));
-      LLVMValueRef m = ADD(MUL(dbc(e, ty, b1), XT(vload(e, fty, pm))), MUL(dbc(e, ty, omb1), d));
-      LLVMValueRef v = ADD(MUL(dbc(e, ty, b2), XT(vload(e, fty, pv))), MUL(MUL(dbc(e, ty, omb2), d), d));
-      LLVMValueRef mf = TR(m), vf = TR(v);
-      vstore(e, mf, pm);
-      vstore(e, vf, pv);
-      LLVMValueRef denom = ADD(DIV(call1(e, "llvm.sqrt", XT(vf)), dbc(e, ty, sb)), dbc(e, ty, eps));
-      vstore(e, TR(SUB(wi, DIV(MUL(dbc(e, ty, ss), XT(mf)), denom))), pw);
+      LLVMValueRef d = gi;
+      if (kind == JIT_OPT_ADAMW) wi = MUL(wi, S(decay));
+      else d = FMA(S(wd), wi, gi);
+      LLVMValueRef m = FMA(S(b1), vload(e, ty, pm), MUL(S(omb1), d));
+      LLVMValueRef v = FMA(S(b2), vload(e, ty, pv), MUL(MUL(S(omb2), d), d));
+      vstore(e, m, pm);
+      vstore(e, v, pv);
+      LLVMValueRef denom = FMA(call1(e, "llvm.sqrt", v), S(isb), S(eps));
+      vstore(e, FMA(S(nss), DIV(m, denom), wi), pw);
     }
-#undef XT
-#undef TR
+#undef S
     loop_end(e, &l);
   }
   LLVMBuildRetVoid(e->B);
@@ -985,7 +979,6 @@ static int build(Jit *j, const int *pend, int np, char *err, size_t errlen) {
   e.i64 = LLVMInt64TypeInContext(e.C);
   e.ptr = LLVMPointerTypeInContext(e.C, 0);
   e.v16 = LLVMVectorType(e.f32, VW);
-  e.v8d = LLVMVectorType(e.f64, VD);
   LLVMSetTarget(e.M, j->triple);
   LLVMTargetDataRef td = LLVMCreateTargetDataLayout(j->tm);
   LLVMSetModuleDataLayout(e.M, td);
@@ -1111,6 +1104,8 @@ static int node_plan(const IrFunc *f, const IrNode *n, JitNode *jn, Key *k) {
   if (n->op == OP_SOFTMAX || n->op == OP_SOFTMAX_GRAD || n->op == OP_LAYERNORM ||
       n->op == OP_LAYERNORM_GRAD) {
     if (n->type.dtype != IR_F32 || n->type.rank < 1) return 0;
+    /* causal rows (prefixes, pass_causal) run on the interpreter's kernel */
+    if ((n->op == OP_SOFTMAX || n->op == OP_SOFTMAX_GRAD) && n->attr.i[0]) return 0;
     int64_t N = ir_numel(&n->type), L = n->type.dim[n->type.rank - 1];
     for (int q = 0; q < n->nin; q++) {
       const IrType *t = &f->nodes[n->in[q]].type;

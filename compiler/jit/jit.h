@@ -82,11 +82,22 @@ typedef struct JitRowArgs {
   float eps;
 } JitRowArgs;
 
+/* The optimizer update over elements [lo, hi) (runtime/train/optim.c has
+ * the formulas): the step's scalars, each rounded once to float there, so
+ * that the compiled loop and the C loop compute with the same numbers. */
 typedef struct JitOptArgs {
   float *w;
   const float *g;
   float *m, *v;
-  double lr, wd, b1, b2, eps, step_size, sqrt_bc2, momentum;
+  float wd;         /* weight decay (sgd, adam: added to the gradient) */
+  float decay;      /* adamw: 1 - lr wd */
+  float b1, omb1;   /* beta1, 1 - beta1 */
+  float b2, omb2;   /* beta2, 1 - beta2 */
+  float eps;
+  float inv_sb;     /* 1 / sqrt(1 - beta2^t) */
+  float nss;        /* -lr / (1 - beta1^t) */
+  float nlr;        /* sgd: -lr */
+  float mu;         /* sgd: momentum */
 } JitOptArgs;
 
 enum { JIT_NONE = 0, JIT_EW, JIT_ROWS };

@@ -184,10 +184,23 @@ static void micro_block(const FusedRun *R, int k, float *o, const float *pa, con
     drop_block(R, k, o, pa, i0, len);
     break;
   case OP_CAUSAL_MASK: {
+    /* runs of a row: the entries up to the diagonal copied, the rest s (two
+     * divisions per block, not per element) */
     int64_t T = m->type.dim[m->type.rank - 1];
-    for (int64_t i = 0; i < len; i++) {
-      int64_t at = i0 + i, col = at % T, row = (at / T) % T;
-      o[i] = col > row ? s : pa[i];
+    int64_t col = i0 % T, row = (i0 / T) % T;
+    for (int64_t i = 0; i < len;) {
+      int64_t run = T - col < len - i ? T - col : len - i;
+      int64_t keep = row + 1 - col; /* entries j <= row left in this run */
+      if (keep < 0) keep = 0;
+      if (keep > run) keep = run;
+      if (o != pa) memmove(o + i, pa + i, (size_t)keep * sizeof *o);
+      for (int64_t e = keep; e < run; e++) o[i + e] = s;
+      i += run;
+      col += run;
+      if (col == T) {
+        col = 0;
+        if (++row == T) row = 0;
+      }
     }
     break;
   }
@@ -264,8 +277,10 @@ static void row_rows(void *arg, int64_t lo, int64_t hi, int worker) {
       for (int j = 0; j < rm->nin; j++)
         a[j] = rm->in[j] >= 0 ? (pv ? pv + (r - r0) * L : y) : R->ext[-1 - rm->in[j]] + r * L;
       switch ((IrOp)rm->op) {
-      case OP_SOFTMAX: k_softmax_row(y, a[0], L); break;
-      case OP_SOFTMAX_GRAD: k_softmax_grad_row(y, a[0], a[1], L); break;
+      case OP_SOFTMAX: k_softmax_row(y, a[0], k_row_prefix(&rm->attr, &rm->type, r, L), L); break;
+      case OP_SOFTMAX_GRAD:
+        k_softmax_grad_row(y, a[0], a[1], k_row_prefix(&rm->attr, &rm->type, r, L), L);
+        break;
       case OP_LAYERNORM: k_layernorm_row(y, a[0], L, (float)rm->attr.f[0]); break;
       case OP_LAYERNORM_GRAD: k_layernorm_grad_row(y, a[0], a[1], L, (float)rm->attr.f[0]); break;
       default: break;

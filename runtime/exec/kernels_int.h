@@ -111,14 +111,8 @@ void k_bcast_plan(KBcast *p, const IrType *out, const IrType *a, const IrType *b
  * compiler/opmath.h, shared with constant folding; it is included below. */
 
 /* Hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64, picked
- * at load time (GCC function multi-versioning; not under the sanitizers,
- * whose runtimes are not ready when the ifunc resolvers run). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
-    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-#define K_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define K_CLONES
-#endif
+ * at load time: K_CLONES (base/simd.h). */
+#include "../../base/simd.h"
 
 /* GCC will not turn `c ? a : b` on floats into vector selects while it must
  * preserve floating-point traps; the kernels never rely on traps (values are
@@ -219,9 +213,18 @@ static inline int64_t k_dropout_offset(const KernelCtx *kc, const IrFunc *f, con
 }
 
 /* Rows of the normalisations (kernels_nn.c), also run by the fused kernel
- * on rows it computed; each is safe in place (out may be an operand). */
-void k_softmax_row(float *y, const float *x, int64_t L);
-void k_softmax_grad_row(float *o, const float *y, const float *d, int64_t L);
+ * on rows it computed; each is safe in place (out may be an operand).  The
+ * softmax rows run over the prefix [0, n) of a row of L and write 0 to the
+ * rest (n < L: causal rows, pass_causal; the bits of the prefix are the
+ * whole row's when the rest of x is -inf, or of y is 0). */
+void k_softmax_row(float *y, const float *x, int64_t n, int64_t L);
+void k_softmax_grad_row(float *o, const float *y, const float *d, int64_t n, int64_t L);
+/* The prefix length of row r of a softmax node or micro-op with attributes
+ * a over rows of L (causal: row r % L of its square matrix, plus one). */
+static inline int64_t k_row_prefix(const IrAttr *a, const IrType *t, int64_t r, int64_t L) {
+  if (!a->i[0] || t->rank < 2 || t->dim[t->rank - 2] != L) return L;
+  return r % L + 1;
+}
 void k_layernorm_row(float *y, const float *x, int64_t L, float eps);
 void k_layernorm_grad_row(float *o, const float *x, const float *d, int64_t L, float eps);
 

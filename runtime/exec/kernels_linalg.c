@@ -153,6 +153,7 @@ typedef struct MatArg {
   int64_t lda, ldb;
   float *y;
   int64_t sa[IR_MAX_RANK], sb[IR_MAX_RANK];
+  int tri;  /* IR_MM_TRI_* of each product, or 0 */
 } MatArg;
 
 static void mat_offsets(const MatArg *M, int64_t i, int64_t *oa, int64_t *ob) {
@@ -167,14 +168,79 @@ static void mat_offsets(const MatArg *M, int64_t i, int64_t *oa, int64_t *ob) {
   }
 }
 
-/* Products [lo, hi) of a batch, one single-threaded GEMM each. */
+/* ---- triangular products (pass_causal, MATMUL's i[2]) ----
+ * A product of causal attention whose length T is a multiple of 16 runs as
+ * blocks of TRI_BLOCK rows (16 for short sequences or when T is not a
+ * multiple of TRI_BLOCK), each a GEMM over only what it needs: with IR_MM_TRI_A
+ * (a square A, zero above its diagonal) block [r0, r1) of A B takes the
+ * inner dimension [0, r1), and of A^T B the inner dimension [r0, T); with
+ * IR_MM_TRI_OUT (only entries j <= i are read) it takes the columns
+ * [0, r1) and writes 0 to the rest of its rows (entries above the
+ * diagonal inside the block keep the product's values).  What is left out are
+ * products with exact zeros (or entries nobody reads), and a JIT kernel
+ * sums each element in k order, so the bits are the full product's
+ * (causal.c). */
+#define TRI_BLOCK 32
+
+static int64_t tri_block(int64_t T) {
+  return T >= 4 * TRI_BLOCK && T % TRI_BLOCK == 0 ? TRI_BLOCK : 16;
+}
+
+/* The mode of a product, 0 when its shape does not fit it: too short to
+ * gain, or a length that would leave a short last block (libxsmm makes a
+ * kernel of few rows that sums in another order: measured, a 4-row block
+ * of T = 100 changed bits).  Blocks of 16 and 32 rows keep the full
+ * product's (kernels::causal_products_keep_the_bits). */
+static int tri_mode(int64_t mode, bool ta, int64_t m, int64_t nn, int64_t k) {
+  if (m % 16 || m < 2 * tri_block(m)) return 0;
+  if (mode == IR_MM_TRI_A && m == k) return IR_MM_TRI_A;
+  if (mode == IR_MM_TRI_OUT && m == nn) return IR_MM_TRI_OUT;
+  return 0;
+}
+
+/* Row block [r0, r1) of a triangular product as one GEMM's arguments; with
+ * ready set, only makes its JIT kernel. */
+static void tri_gemm(int mode, bool ta, bool tb, int64_t m, int64_t nn, int64_t k,
+                     const float *a, int64_t lda, const float *b, int64_t ldb, float *y,
+                     int64_t ldy, bool ready) {
+  int64_t bs = tri_block(m);
+  for (int64_t r0 = 0; r0 < m; r0 += bs) {
+    int64_t r1 = r0 + bs < m ? r0 + bs : m, rows = r1 - r0;
+    const float *ab = ta ? a + r0 : a + r0 * lda, *bb = b;
+    int64_t kk = k, cols = nn;
+    if (mode == IR_MM_TRI_A && !ta) {
+      kk = r1;
+    } else if (mode == IR_MM_TRI_A) {
+      ab = a + r0 * lda + r0;
+      bb = tb ? b + r0 : b + r0 * ldb;
+      kk = k - r0;
+    } else {
+      cols = r1;
+    }
+    if (ready) {
+      gemm_jit_ready(ta, tb, rows, cols, kk, 1.0f, lda, ldb, 0.0f, ldy);
+      continue;
+    }
+    gemm_raw(ta, tb, rows, cols, kk, 1.0f, ab, lda, bb, ldb, 0.0f, y + r0 * ldy, ldy);
+    if (cols < nn)
+      for (int64_t r = r0; r < r1; r++)
+        memset(y + r * ldy + cols, 0, (size_t)(nn - cols) * sizeof *y);
+  }
+}
+
+/* Products [lo, hi) of a batch, one single-threaded GEMM each (or the
+ * blocks of a triangular one). */
 static void mat_batch(void *arg, int64_t lo, int64_t hi, int worker) {
   const MatArg *M = arg;
   for (int64_t i = lo; i < hi; i++) {
     int64_t oa, ob;
     mat_offsets(M, i, &oa, &ob);
-    gemm_raw(M->ta, M->tb, M->m, M->nn, M->k, 1.0f, M->a + oa, M->lda, M->b + ob, M->ldb, 0.0f,
-             M->y + i * M->m * M->nn, M->nn);
+    if (M->tri)
+      tri_gemm(M->tri, M->ta, M->tb, M->m, M->nn, M->k, M->a + oa, M->lda, M->b + ob, M->ldb,
+               M->y + i * M->m * M->nn, M->nn, false);
+    else
+      gemm_raw(M->ta, M->tb, M->m, M->nn, M->k, 1.0f, M->a + oa, M->lda, M->b + ob, M->ldb,
+               0.0f, M->y + i * M->m * M->nn, M->nn);
   }
 }
 
@@ -200,21 +266,27 @@ int k_matmul(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *c
   int64_t nb = k_prod(Y, 0, R);
   int64_t a_mats = k_prod(A, 0, ra - 2), b_mats = k_prod(B, 0, rb - 2);
 
+  int tri = tri_mode(n->attr.i[2], ta, m, nn, k);
+
   /* [..., m, k] x [k, n]: one GEMM over all the rows. */
-  if (b_mats == 1 && !ta && a_mats == nb) {
+  if (b_mats == 1 && !ta && a_mats == nb && !tri) {
     if (nb * m > INT_MAX / 2) return k_fail(kc, n, "too many rows for one GEMM");
     k_gemm(k_threads(kc, nb * m * nn * k) > 1 ? kc->pool : NULL, false, tb, nb * m, nn, k, 1.0f,
            a, lda, b, ldb, 0.0f, y, nn);
     return 0;
   }
 
-  MatArg M = {Y, R, ta, tb, m, nn, k, a, b, lda, ldb, y, {0}, {0}};
+  MatArg M = {Y, R, ta, tb, m, nn, k, a, b, lda, ldb, y, {0}, {0}, tri};
   batch_strides(Y, R, A, m * k, M.sa);
   batch_strides(Y, R, B, k * nn, M.sb);
   int64_t mnk = m * nn * k;
-  if (mnk <= K_SMALL_GEMM && nb > 1) {
+  /* triangular products: the batch shared out, whatever their size (a
+   * single one runs whole, below) */
+  if ((mnk <= K_SMALL_GEMM || tri) && nb > 1) {
     blas_single();
-    gemm_jit_ready(ta, tb, m, nn, k, 1.0f, lda, ldb, 0.0f, nn); /* before the workers */
+    /* the kernels before the workers */
+    if (tri) tri_gemm(tri, ta, tb, m, nn, k, NULL, lda, NULL, ldb, NULL, nn, true);
+    else gemm_jit_ready(ta, tb, m, nn, k, 1.0f, lda, ldb, 0.0f, nn);
     k_par(kc, k_threads(kc, nb * mnk), nb, mat_batch, &M);
     return 0;
   }

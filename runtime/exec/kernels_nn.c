@@ -54,6 +54,7 @@ typedef struct RowArg {
   const int32_t *t;
   int64_t L;
   float eps, sc;
+  const IrNode *n;  /* softmax rows: the node (causal prefixes) */
 } RowArg;
 
 /* ---- softmax --------------------------------------------------------------- */
@@ -81,13 +82,16 @@ K_CLONES static void softmax_grad_row(float *o, const float *y, const float *d, 
 static void softmax_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   const RowArg *A = arg;
   int64_t L = A->L;
-  for (int64_t r = lo; r < hi; r++) softmax_row(A->y + r * L, A->x + r * L, L);
+  for (int64_t r = lo; r < hi; r++)
+    k_softmax_row(A->y + r * L, A->x + r * L, k_row_prefix(&A->n->attr, &A->n->type, r, L), L);
 }
 
 static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   const RowArg *A = arg;
   int64_t L = A->L;
-  for (int64_t r = lo; r < hi; r++) softmax_grad_row(A->y + r * L, A->x + r * L, A->d + r * L, L);
+  for (int64_t r = lo; r < hi; r++)
+    k_softmax_grad_row(A->y + r * L, A->x + r * L, A->d + r * L,
+                       k_row_prefix(&A->n->attr, &A->n->type, r, L), L);
 }
 
 int k_softmax(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
@@ -97,7 +101,7 @@ int k_softmax(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *
   int64_t rows = L ? N / L : 0;
   float *y = out;
   const float *x = in[0];
-  RowArg A = {.y = y, .x = x, .L = L};
+  RowArg A = {.y = y, .x = x, .L = L, .n = n};
   k_par(kc, k_threads(kc, N * 8), rows, softmax_rows, &A);
   return 0;
 }
@@ -110,7 +114,7 @@ int k_softmax_grad(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
   int64_t rows = L ? N / L : 0;
   float *dx = out;
   const float *y = in[0], *dy = in[1];
-  RowArg A = {.y = dx, .x = y, .d = dy, .L = L};
+  RowArg A = {.y = dx, .x = y, .d = dy, .L = L, .n = n};
   k_par(kc, k_threads(kc, N * 3), rows, softmax_grad_rows, &A);
   return 0;
 }
@@ -191,9 +195,13 @@ int k_layernorm_grad(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out,
 
 /* The row functions for the fused kernel (kernels_int.h): plain functions
  * over the multi-versioned ones, whose resolvers stay local. */
-void k_softmax_row(float *y, const float *x, int64_t L) { softmax_row(y, x, L); }
-void k_softmax_grad_row(float *o, const float *y, const float *d, int64_t L) {
-  softmax_grad_row(o, y, d, L);
+void k_softmax_row(float *y, const float *x, int64_t n, int64_t L) {
+  softmax_row(y, x, n);
+  if (n < L) memset(y + n, 0, (size_t)(L - n) * sizeof *y);
+}
+void k_softmax_grad_row(float *o, const float *y, const float *d, int64_t n, int64_t L) {
+  softmax_grad_row(o, y, d, n);
+  if (n < L) memset(o + n, 0, (size_t)(L - n) * sizeof *o);
 }
 void k_layernorm_row(float *y, const float *x, int64_t L, float eps) { layernorm_row(y, x, L, eps); }
 void k_layernorm_grad_row(float *o, const float *x, const float *d, int64_t L, float eps) {

@@ -5,7 +5,14 @@
  * (default options: no dampening, no nesterov, no amsgrad) and
  * torch.nn.utils.clip_grad_norm_, so runs can be compared with it; the
  * reference vectors in tests/golden/optim/ come from PyTorch itself.
- * Per-element arithmetic is done in double and rounded once to float.
+ * The update is float arithmetic, as PyTorch's: the step's scalars (the
+ * bias corrections, 1 - lr wd, ...) are computed in double and rounded
+ * once to float (JitOptArgs), then each element takes a few float
+ * operations, the products that feed a sum fused with fmaf (one rounding:
+ * the same bits in every clone of the loop and in the JIT's kernel,
+ * compiler/jit/jit.c, emit_opt, which does the same operations in the same
+ * order).  Buffers of OPT_PAR_MIN floats and more are split over the
+ * pool: each element is independent, so any split gives the same bits.
  *
  * Schedules (step is 0-based, total the number of steps, N the warmup):
  *   constant             lr
@@ -20,7 +27,19 @@
 
 #include <math.h>
 
+#include "../../base/simd.h"
 #include "../exec/exec_jit.h"
+
+/* The update's loops vectorise only when sqrtf need not set errno (v is
+ * never negative) and `c ? a : b` may become a vector select (the kernels'
+ * reason, kernels_int.h); neither changes a value. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-math-errno", "no-trapping-math")
+#endif
+
+/* Floats from which an update is split over the pool (about 10 us of
+ * work on one core: a pool_for costs a few). */
+#define OPT_PAR_MIN 16384
 
 double sched_lr(const TrainDecl *t, int64_t step, int64_t total) {
   if (!t) return 0.0;
@@ -54,82 +73,107 @@ double clip_global_norm(float *g, int64_t n, double max_norm) {
   return norm;
 }
 
-static inline double decay_of(const Optim *o, const uint8_t *mask, int64_t i) {
-  return (!mask || mask[i]) ? o->weight_decay : 0.0;
-}
+/* One update's arguments: the JIT's (the same struct, so both loops read
+ * the same float scalars), the decay mask (C loop only) and the kind. */
+typedef struct OptRun {
+  JitOptArgs a;
+  const uint8_t *mask; /* NULL: every element decays */
+  int kind;            /* JIT_OPT_* */
+} OptRun;
 
 /* torch.optim.SGD: d = g + wd w; v = mu v + d (v = d at the first step,
- * which is the same from v = 0); w -= lr v.  Without momentum w -= lr d. */
-static void sgd_step(Optim *o, float *w, const float *g, double lr, const uint8_t *mask) {
-  const double mu = o->momentum;
-  const int use_v = mu != 0.0 && o->m;
-  if (o->jit && !mask) {
-    JitOptArgs A = {.w = w, .g = g, .m = o->m, .lr = lr, .wd = o->weight_decay, .momentum = mu};
-    exec_jit_loop(o->pool, o->n >= 65536 ? 2 : 1, o->jit, &A, o->n);
-    return;
-  }
-  for (int64_t i = 0; i < o->n; i++) {
-    double d = (double)g[i] + decay_of(o, mask, i) * (double)w[i];
-    if (use_v) {
-      double v = mu * (double)o->m[i] + d;
-      o->m[i] = (float)v;
-      d = v;
-    }
-    w[i] = (float)((double)w[i] - lr * d);
-  }
-}
-
-typedef struct AdamArg {
-  const Optim *o;
-  float *w;
-  const float *g;
-  const uint8_t *mask;
-  int decoupled;
-  double lr, step_size, sqrt_bc2;
-} AdamArg;
-
-/* Elements [lo, hi) of an Adam or AdamW update. */
-static void adam_range(void *arg, int64_t lo, int64_t hi, int worker) {
-  const AdamArg *A = arg;
-  const Optim *o = A->o;
-  const double b1 = o->beta1, b2 = o->beta2, eps = o->eps, lr = A->lr;
-  const double step_size = A->step_size, sqrt_bc2 = A->sqrt_bc2;
-  float *w = A->w, *om = o->m, *ov = o->v;
-  const float *g = A->g;
-  for (int64_t i = lo; i < hi; i++) {
-    double wd = decay_of(o, A->mask, i), wi = w[i], d = g[i];
-    if (A->decoupled)
-      wi *= 1.0 - lr * wd;
-    else
-      d += wd * wi;
-    double m = b1 * (double)om[i] + (1.0 - b1) * d;
-    double v = b2 * (double)ov[i] + (1.0 - b2) * d * d;
-    om[i] = (float)m;
-    ov[i] = (float)v;
-    double denom = sqrt((double)ov[i]) / sqrt_bc2 + eps;
-    w[i] = (float)(wi - step_size * (double)om[i] / denom);
-  }
-}
-
-/* torch.optim.Adam (L2: d = g + wd w) and AdamW (w *= 1 - lr wd first):
+ * which is the same from v = 0); w -= lr v.  Without momentum w -= lr d.
+ * Adam (L2: d = g + wd w) and AdamW (w *= 1 - lr wd first), as
+ * torch.optim.Adam and AdamW:
  *   m = b1 m + (1-b1) d;  v = b2 v + (1-b2) d^2
  *   w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
- * Long buffers are split over the pool (each element is independent). */
+ * each line one fmaf where a product meets a sum. */
+K_CLONES static void opt_range(const OptRun *R, int64_t lo, int64_t hi) {
+  const JitOptArgs *A = &R->a;
+  float *restrict w = A->w, *restrict om = A->m, *restrict ov = A->v;
+  const float *restrict g = A->g;
+  const uint8_t *mask = R->mask;
+  const float wd = A->wd, decay = A->decay, b1 = A->b1, omb1 = A->omb1, b2 = A->b2,
+              omb2 = A->omb2, eps = A->eps, inv_sb = A->inv_sb, nss = A->nss, nlr = A->nlr,
+              mu = A->mu;
+  switch (R->kind) {
+  case JIT_OPT_SGD:
+#pragma omp simd
+    for (int64_t i = lo; i < hi; i++) {
+      float wdi = (!mask || mask[i]) ? wd : 0.0f;
+      w[i] = fmaf(nlr, fmaf(wdi, w[i], g[i]), w[i]);
+    }
+    break;
+  case JIT_OPT_SGD_MOMENTUM:
+#pragma omp simd
+    for (int64_t i = lo; i < hi; i++) {
+      float wdi = (!mask || mask[i]) ? wd : 0.0f;
+      float v = fmaf(mu, om[i], fmaf(wdi, w[i], g[i]));
+      om[i] = v;
+      w[i] = fmaf(nlr, v, w[i]);
+    }
+    break;
+  case JIT_OPT_ADAM:
+#pragma omp simd
+    for (int64_t i = lo; i < hi; i++) {
+      float wdi = (!mask || mask[i]) ? wd : 0.0f;
+      float wi = w[i], d = fmaf(wdi, wi, g[i]);
+      float m = fmaf(b1, om[i], omb1 * d);
+      float v = fmaf(b2, ov[i], (omb2 * d) * d);
+      om[i] = m;
+      ov[i] = v;
+      w[i] = fmaf(nss, m / fmaf(sqrtf(v), inv_sb, eps), wi);
+    }
+    break;
+  case JIT_OPT_ADAMW:
+#pragma omp simd
+    for (int64_t i = lo; i < hi; i++) {
+      float di = (!mask || mask[i]) ? decay : 1.0f;
+      float wi = w[i] * di, d = g[i];
+      float m = fmaf(b1, om[i], omb1 * d);
+      float v = fmaf(b2, ov[i], (omb2 * d) * d);
+      om[i] = m;
+      ov[i] = v;
+      w[i] = fmaf(nss, m / fmaf(sqrtf(v), inv_sb, eps), wi);
+    }
+    break;
+  }
+}
+
+static void opt_chunk(void *arg, int64_t lo, int64_t hi, int worker) { opt_range(arg, lo, hi); }
+
+static void run_update(Optim *o, OptRun *R) {
+  const int par = o->n >= OPT_PAR_MIN;
+  if (o->jit && !R->mask) {
+    exec_jit_loop(o->pool, par ? 2 : 1, o->jit, &R->a, o->n);
+    return;
+  }
+  if (par && o->pool) pool_for(o->pool, o->n, 1, opt_chunk, R);
+  else opt_range(R, 0, o->n);
+}
+
+static void sgd_step(Optim *o, float *w, const float *g, double lr, const uint8_t *mask) {
+  const int use_v = o->momentum != 0.0 && o->m;
+  OptRun R = {.a = {.w = w, .g = g, .m = o->m, .wd = (float)o->weight_decay, .nlr = (float)-lr,
+                    .mu = (float)o->momentum},
+              .mask = mask,
+              .kind = use_v ? JIT_OPT_SGD_MOMENTUM : JIT_OPT_SGD};
+  run_update(o, &R);
+}
+
 static void adam_step(Optim *o, float *w, const float *g, double lr, const uint8_t *mask,
                       int decoupled) {
   if (!o->m || !o->v) return;
   const double t = (double)o->t;
   const double bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
-  if (o->jit && !mask) {
-    JitOptArgs J = {.w = w, .g = g, .m = o->m, .v = o->v, .lr = lr, .wd = o->weight_decay,
-                    .b1 = o->beta1, .b2 = o->beta2, .eps = o->eps, .step_size = lr / bc1,
-                    .sqrt_bc2 = sqrt(bc2)};
-    exec_jit_loop(o->pool, o->n >= 65536 ? 2 : 1, o->jit, &J, o->n);
-    return;
-  }
-  AdamArg A = {o, w, g, mask, decoupled, lr, lr / bc1, sqrt(bc2)};
-  if (o->n >= 65536) pool_for(o->pool, o->n, 1, adam_range, &A);
-  else adam_range(&A, 0, o->n, 0);
+  OptRun R = {.a = {.w = w, .g = g, .m = o->m, .v = o->v, .wd = (float)o->weight_decay,
+                    .decay = (float)(1.0 - lr * o->weight_decay), .b1 = (float)o->beta1,
+                    .omb1 = (float)(1.0 - o->beta1), .b2 = (float)o->beta2,
+                    .omb2 = (float)(1.0 - o->beta2), .eps = (float)o->eps,
+                    .inv_sb = (float)(1.0 / sqrt(bc2)), .nss = (float)(-lr / bc1)},
+              .mask = mask,
+              .kind = decoupled ? JIT_OPT_ADAMW : JIT_OPT_ADAM};
+  run_update(o, &R);
 }
 
 void optim_step(Optim *o, float *w, const float *g, double lr, const uint8_t *decay_mask) {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "../../base/utf8.h"
 #include "../exec/exec.h"
 #include "../exec/exec_jit.h"
+#include "../exec/kernels.h"
 #include "dist.h"
 #include "gradsync.h"
 #include "optim.h"
@@ -1440,13 +1442,19 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
       size_t peak = L.step.plan->arena_bytes + L.step.plan->const_bytes +
                     (size_t)ms->nweights * sizeof(float) * 4;
       for (int k = 0; k < L.step.nin; k++) peak += L.step.in_bytes[k];
+      /* the process's resident peak (getrusage: KiB on Linux), as a peer
+       * program measures its own */
+      struct rusage ru;
+      double rss = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
+      const char *kernels = "";
+      const char *gemm = k_gemm_backend(&kernels);
       snprintf(report, replen,
-               "model %s  batch %lld  threads %d  steps %lld\n"
+               "model %s  batch %lld  threads %d  steps %lld  gemm %s (%s)\n"
                "steps/s %.3f\nsamples/s %.1f\nms/step %.2f\nGFLOP/step %.3f\nGFLOP/s %.2f\n"
-               "peak memory %.1f MiB (arena %.1f MiB)\nloss %.4f\n",
-               L.step.m->name, (long long)t->batch, L.kc.threads, (long long)steps, sps,
-               sps * (double)t->batch, 1000.0 / sps, flops * 1e-9, flops * 1e-9 * sps,
-               (double)peak / 1048576.0, (double)L.step.plan->arena_bytes / 1048576.0, loss);
+               "peak memory %.1f MiB (arena %.1f MiB)\nmax rss %.1f MiB\nloss %.4f\n",
+               L.step.m->name, (long long)t->batch, L.kc.threads, (long long)steps, gemm, kernels,
+               sps, sps * (double)t->batch, 1000.0 / sps, flops * 1e-9, flops * 1e-9 * sps,
+               (double)peak / 1048576.0, (double)L.step.plan->arena_bytes / 1048576.0, rss, loss);
       if (L.nranks > 1) {
         /* the reduction alone: every gradient in one blocking call, after
          * the ranks met (no compute, no waiting for a slower rank) */

@@ -98,7 +98,17 @@ ra_ctx *ra_new(void) { return ra_new_with_alloc(NULL, NULL); }
 
 static void model_free(ra_model *m);
 
+static void ablation_drop(ra_ctx *ctx) {
+  if (ctx->ablation_layers)
+    ra_free_mem(&ctx->alloc, ctx->ablation_layers,
+                (size_t)ctx->ablation.nheads * sizeof *ctx->ablation_layers);
+  ctx->ablation_layers = NULL;
+  ablation_free(ctx->alloc, &ctx->ablation);
+  memset(&ctx->ablation_view, 0, sizeof ctx->ablation_view);
+}
+
 static void unload(ra_ctx *ctx) {
+  ablation_drop(ctx);
   ra_model *m = ctx->models;
   while (m) {
     ra_model *next = m->next;
@@ -793,11 +803,15 @@ int ra_load(ra_model *m, const char *path) {
 
 /* ---- eval, bench ---- */
 
+static int split_of(const char *split) {
+  return !split || !strcmp(split, "test") ? SPLIT_TEST : !strcmp(split, "valid") ? SPLIT_VALID
+         : !strcmp(split, "train") ? SPLIT_TRAIN : -1;
+}
+
 int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *split,
             const char **summary) {
   if (!ctx) return RA_EUSAGE;
-  int sp = !split || !strcmp(split, "test") ? SPLIT_TEST : !strcmp(split, "valid") ? SPLIT_VALID
-           : !strcmp(split, "train") ? SPLIT_TRAIN : -1;
+  int sp = split_of(split);
   if (sp < 0) return api_fail(ctx, RA_EUSAGE, "unknown split '%s' (train, valid or test)", split);
   TrainDecl t;
   ra_model *m = api_begin_run(ctx, "ra_eval", train_name, ckpt, &t);
@@ -826,6 +840,44 @@ int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *s
   ra_free_mem(&ctx->alloc, buf, cap);
   if (!ctx->text) return api_fail(ctx, RA_ENOMEM, "ra_eval: out of memory for the summary");
   if (summary) *summary = text;
+  return api_ok(ctx);
+}
+
+int ra_ablate_heads(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *split,
+                    const ra_ablation **out) {
+  if (!ctx) return RA_EUSAGE;
+  if (out) *out = NULL;
+  ablation_drop(ctx);
+  if (!ckpt) return api_fail(ctx, RA_EUSAGE, "ra_ablate_heads: ckpt is NULL");
+  int sp = split_of(split);
+  if (sp < 0) return api_fail(ctx, RA_EUSAGE, "unknown split '%s' (train, valid or test)", split);
+  TrainDecl t;
+  ra_model *m = api_begin_run(ctx, "ra_ablate_heads", train_name, ckpt, &t);
+  if (!m) return ctx->code;
+  char err[FILE_MSG_MAX] = "";
+  RunOptions o;
+  api_run_options(ctx, &o);
+  Ablation *a = &ctx->ablation;
+  int rc = train_ablate(ctx->prog, &t, &m->ms, &o, sp, a, err, sizeof err);
+  if (rc) return api_fail(ctx, rc, "%s", err);
+  ctx->ablation_layers = ra_calloc(&ctx->alloc, (size_t)a->nheads, sizeof *ctx->ablation_layers);
+  if (!ctx->ablation_layers) {
+    ablation_drop(ctx);
+    return api_fail(ctx, RA_ENOMEM, "ra_ablate_heads: out of memory for the result");
+  }
+  for (int i = 0; i < a->nheads; i++) ctx->ablation_layers[i] = m->meta->groups[a->group[i]].path;
+  ra_ablation *v = &ctx->ablation_view;
+  v->metric = a->metric == MET_ACCURACY ? "accuracy" : a->metric == MET_PERPLEXITY ? "perplexity"
+                                                                                   : "loss";
+  v->higher_is_better = a->metric == MET_ACCURACY;
+  v->base = ablation_value(a, &a->base);
+  v->n_heads = a->nheads;
+  v->layer = ctx->ablation_layers;
+  v->head = a->head;
+  v->single = a->single;
+  v->order = a->order;
+  v->greedy = a->greedy;
+  if (out) *out = v;
   return api_ok(ctx);
 }
 

@@ -95,6 +95,10 @@ struct ra_ctx {
   void *ffi_state;
   /* text handed to the caller */
   char *text;
+  /* the last ra_ablate_heads: its result and the public view of it */
+  Ablation ablation;
+  const char **ablation_layers;
+  ra_ablation ablation_view;
 };
 
 int api_fail(ra_ctx *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -349,7 +349,11 @@ static int rac_main(int argc, char **argv) {
   cli_find_stdlib(ctx);
   int bar = 0; /* a progress bar is showing */
   int rc = parse_args(ctx, argc, argv, &a);
-  if (rc == 0 && ra_load_file(ctx, a.file) != 0) rc = fail(ctx);
+  if (rc == 0 && ra_load_file(ctx, a.file) != 0) {
+    /* a --set that names neither a setting nor a const of the spec */
+    if (ra_errcode(ctx) == RA_EUSAGE) fputs("rac: ", stderr);
+    rc = fail(ctx);
+  }
   if (rc == 0) {
     const char *warn = ra_diagnostics(ctx);
     if (warn && *warn) fputs(warn, stderr);

@@ -78,6 +78,10 @@ struct ra_ctx {
   char *last_save;          /* what the last ra_train saved last, or NULL */
   struct { char *key, *value; } sets[64];
   int nsets;
+  /* set.NAME for a name that is no train setting: a const of the spec,
+   * applied when a spec loads (names owned by ctx) */
+  ConstOverride csets[64];
+  int ncsets;
   void (*log)(void *ud, const char *line);
   void *log_ud;
   /* the loaded spec */

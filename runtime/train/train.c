@@ -656,12 +656,15 @@ static void loop_free(Loop *L) {
   pool_free(L->own_pool);
 }
 
-/* A layer's repulsion with --repulsion and --set repulsion_start/stop. */
+/* A layer's repulsion with --repulsion and --set repulsion_start, _stop,
+ * _when and _alpha. */
 static Repulsion group_rep(const Loop *L, const HeadGroup *hg) {
   Repulsion r = hg->rep;
   if (L->t->has_repulsion_override) r.kind = L->t->repulsion_override;
   if (L->t->has_repulsion_start) r.start = L->t->repulsion_start;
   if (L->t->has_repulsion_stop) r.stop = L->t->repulsion_stop;
+  if (L->t->has_repulsion_when) r.when = REP_WHEN_LT, r.threshold = L->t->repulsion_when;
+  if (L->t->has_repulsion_alpha) r.alpha = L->t->repulsion_alpha;
   return r;
 }
 

@@ -251,3 +251,34 @@ Test(ablate, command_table_plot_and_errors, .timeout = 200) {
             r.err);
   tu_run_free(&r);
 }
+
+/* A checkpoint records the heads of each attention layer: with a const
+ * that set them otherwise (shapes alone do not show it), loading it is an
+ * error naming both, not a silent evaluation of another model. */
+Test(ablate, checkpoint_heads_must_match, .timeout = 60) {
+  static const char *spec =
+      "const h = 2\n"
+      "data syn = synthetic(task: copy, length: 6, vocab: 8, examples: 64)\n"
+      "model tiny {\n"
+      "  input  seq : int[6]\n"
+      "  target out : class(8)[6]\n"
+      "  x = embed(seq, vocab: 8, dim: 8)\n"
+      "  a = attention(x) { heads h }\n"
+      "  logits = linear(x + a, out: 8)\n"
+      "  loss cross_entropy(logits, out)\n"
+      "}\n"
+      "train tiny on syn { batch 8  steps 2  metrics accuracy }\n";
+  const char *ra = tu_tmp("h.ra"), *ck = tu_tmp("h4.safetensors");
+  tu_write_file(ra, spec);
+  TuRun r = tu_sh(60, "$RAC run %s --quiet --set h=4 --set save=%s && $RAC eval %s --ckpt %s --set h=4 "
+                      "&& $RAC eval %s --ckpt %s --set h=4 --ablate-heads --quiet --out %s.svg",
+                  ra, ck, ra, ck, ra, ck, ck);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(strstr(r.out, "(4 heads; higher is better)"), "%s", r.out);
+  tu_run_free(&r);
+  r = tu_sh(60, "$RAC eval %s --ckpt %s", ra, ck);
+  cr_assert_eq(r.status, 1, "%s", r.err);
+  cr_assert(strstr(r.err, "h4.safetensors: trained with heads tiny.a:4, but the model has tiny.a:2"),
+            "%s", r.err);
+  tu_run_free(&r);
+}

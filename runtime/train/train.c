@@ -61,6 +61,8 @@ int mstate_init(ModelState *ms, RaAlloc alloc, const Model *m, uint64_t seed) {
   ms->params = m->params;
   ms->nparams = m->nparams;
   ms->nweights = m->nweights;
+  ms->groups = m->groups;
+  ms->ngroups = m->ngroups;
   ms->w = ra_calloc(&alloc, (size_t)(m->nweights ? m->nweights : 1), sizeof(float));
   ms->offsets = ra_calloc(&alloc, (size_t)(m->nparams ? m->nparams : 1), sizeof(int64_t));
   if (!ms->w || !ms->offsets) {

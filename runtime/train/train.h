@@ -33,6 +33,9 @@ typedef struct ModelState {
                                with (from the data or a checkpoint), or NULL */
   uint64_t spec_hash;       /* data_settings_hash of its training data, 0 unknown */
   uint64_t rep_triggered;   /* bit g: head group g's `when` trigger has fired */
+  const HeadGroup *groups;  /* the model's attention layers (their heads are
+                               checked against a checkpoint's "heads") */
+  int ngroups;
   char *from;               /* the checkpoint it was loaded from, or NULL */
 } ModelState;
 

@@ -8,8 +8,10 @@
 #
 # PART: kinds dropout heads ablate schedule charlm (default: all, in that
 # order; ablate needs heads).  Every run has one thread, one run at a time
-# (--jobs 1 --threads 1): about 55 minutes on one core of the AMD EPYC
-# (family 25 model 17) the figures were measured on.  RAC names the rac to
+# (--jobs 1 --threads 1): about 40 minutes of one idle core of the AMD
+# EPYC (family 25 model 17) the figures were measured on; docs/results.md
+# says what the study took there.  OUT/compare-PART.txt holds the paired
+# differences between arms of different sweeps.  RAC names the rac to
 # use (default build/rac); `make` and `make data` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,31 @@ ci() {
          printf "%.4f [%.4f, %.4f] (n %d)\n", m, m - h, m + h, n }'
 }
 
+# The paired difference of a metric between two arms, over the seeds both
+# have: arm B of sweep.jsonl FB minus arm A of FA (an arm: the start of
+# its runs' names, e.g. "repulsion=svgd,"), then ci of the differences.
+# Runs with the same seed and settings give the same bits in any sweep, so
+# arms of two sweeps pair as arms of one do.
+paired() {
+  awk -v fa="$1" -v pa="$2" -v fb="$3" -v pb="$4" -v key="\"$5\"" -F'[:,{}]' '
+    { name = ""; seed = ""; val = ""
+      for (i = 1; i < NF; i++) {
+        if ($i == "\"name\"" && name == "") name = $(i + 1)
+        if ($i == "\"seed\"") seed = $(i + 1)
+        if ($i == key && val == "") val = $(i + 1) }
+      sub(/^"/, "", name)
+      if (FILENAME == fa && index($0, "{\"name\":\"" pa) == 1) a[seed] = val
+      if (FILENAME == fb && index($0, "{\"name\":\"" pb) == 1) b[seed] = val }
+    END { for (s in b) if (s in a) print b[s] - a[s] }' "$1" "$3" | ci
+}
+
+# One line of OUT/compare-PART.txt: what, then the paired difference.
+compare() {
+  local what=$1
+  shift
+  echo "$what: $(paired "$@")" | tee -a "$OUT/compare-$part.txt"
+}
+
 # The ablation figures of one `rac eval --ablate-heads` table: all heads,
 # half of them left, one left, and how many can go (greedily) before
 # accuracy falls more than 0.01 below the figure with all heads.
@@ -51,6 +78,8 @@ ablation_figures() {
 }
 
 for part in $PARTS; do
+  mkdir -p "$OUT"
+  rm -f "$OUT/compare-$part.txt"
   case $part in
   kinds)
     # does repulsion help: every kind on every example, the specs' budgets
@@ -58,20 +87,25 @@ for part in $PARTS; do
       sweep "examples/$x.ra" --repulsion none,svgd,spos,penalty --out "$OUT/kinds-$x"
     done ;;
   dropout)
-    # does attention dropout change what svgd does (examples/fortunes.ra)
-    sweep examples/fortunes.ra --repulsion none,svgd --set dropout_pct=0,10 --out "$OUT/dropout"
+    # does attention dropout change what svgd does (examples/fortunes.ra);
+    # dropout 0 is kinds-fortunes
+    sweep examples/fortunes.ra --repulsion none,svgd --set dropout_pct=10 --out "$OUT/dropout"
+    k=$OUT/kinds-fortunes/sweep.jsonl d=$OUT/dropout/sweep.jsonl
+    for m in accuracy loss; do
+      compare "fortunes $m, dropout 10 % minus 0 %, none" "$k" "repulsion=none," "$d" "repulsion=none,dropout_pct=10," $m
+      compare "fortunes $m, dropout 10 % minus 0 %, svgd" "$k" "repulsion=svgd," "$d" "repulsion=svgd,dropout_pct=10," $m
+    done
     # the interaction per seed: (svgd - none at 10 %) - (svgd - none at 0 %)
-    awk -F'[:,]' '{ for (i = 1; i < NF; i++) {
+    awk -v dfile="$d" -F'[:,{}]' '{ for (i = 1; i < NF; i++) {
                       if ($i == "\"repulsion\"") r = $(i + 1)
-                      if ($i == "\"dropout_pct\"") d = $(i + 1)
                       if ($i == "\"seed\"") s = $(i + 1)
                       if ($i == "\"accuracy\"") a = $(i + 1) }
-                    v[r, d, s] = a; seeds[s] = 1 }
+                    p = FILENAME == dfile ? 10 : 0
+                    v[r, p, s] = a; seeds[s] = 1 }
          END { for (s in seeds)
                  print (v["\"svgd\"", 10, s] - v["\"none\"", 10, s]) - (v["\"svgd\"", 0, s] - v["\"none\"", 0, s]) }' \
-      "$OUT/dropout/sweep.jsonl" | ci | sed 's/^/accuracy interaction (svgd gain at 10 % minus at 0 %): /' \
-      > "$OUT/dropout/interaction.txt"
-    cat "$OUT/dropout/interaction.txt" ;;
+      "$k" "$d" | ci | sed 's/^/fortunes accuracy, interaction (svgd gain at 10 % minus at 0 %): /' \
+      | tee -a "$OUT/compare-$part.txt" ;;
   heads)
     # how many heads: 1, 2, 4, 8 per layer, with and without svgd
     sweep examples/fortunes.ra --repulsion none,svgd --set n_heads=1,2,4,8 --out "$OUT/heads" ;;
@@ -101,16 +135,35 @@ for part in $PARTS; do
     done
     cat "$summary" ;;
   schedule)
-    # repulsion from the start, from mid-training, or when diversity falls
-    sweep examples/fortunes.ra --set repulsion_start=0,150 --out "$OUT/start-fortunes"
+    # repulsion from the start (kinds-*: svgd), from mid-training, or when
+    # the layer's diversity falls below X
+    sweep examples/fortunes.ra --set repulsion_start=150 --out "$OUT/start-fortunes"
     sweep examples/fortunes.ra --set repulsion_when=0.85,0.9 --out "$OUT/when-fortunes"
-    sweep examples/licenses.ra --set repulsion_start=0,80 --out "$OUT/start-licenses"
-    sweep examples/licenses.ra --set repulsion_when=0.6,0.7 --out "$OUT/when-licenses" ;;
+    sweep examples/licenses.ra --set repulsion_start=80 --out "$OUT/start-licenses"
+    sweep examples/licenses.ra --set repulsion_when=0.6,0.7 --out "$OUT/when-licenses"
+    for x in fortunes licenses; do
+      k=$OUT/kinds-$x/sweep.jsonl
+      case $x in fortunes) mid=150 w1=0.85 w2=0.9 ;; licenses) mid=80 w1=0.6 w2=0.7 ;; esac
+      for m in accuracy loss; do
+        compare "$x $m, svgd from step $mid minus none" "$k" "repulsion=none," "$OUT/start-$x/sweep.jsonl" "repulsion_start=$mid," $m
+        compare "$x $m, svgd from step $mid minus svgd from 0" "$k" "repulsion=svgd," "$OUT/start-$x/sweep.jsonl" "repulsion_start=$mid," $m
+        for w in $w1 $w2; do
+          compare "$x $m, svgd when diversity < $w minus none" "$k" "repulsion=none," "$OUT/when-$x/sweep.jsonl" "repulsion_when=$w," $m
+          compare "$x $m, svgd when diversity < $w minus svgd from 0" "$k" "repulsion=svgd," "$OUT/when-$x/sweep.jsonl" "repulsion_when=$w," $m
+        done
+      done
+    done ;;
   charlm)
-    # the character model's perplexity cost: the repulsive term (alpha 0:
-    # only the kernel-weighted mixing of the heads' gradients), and a late start
-    sweep examples/charlm.ra --repulsion svgd --set repulsion_alpha=1,0 --out "$OUT/charlm-alpha"
-    sweep examples/charlm.ra --set repulsion_start=0,1000 --out "$OUT/charlm-late" ;;
+    # the character model's perplexity cost (kinds-charlm: none, svgd, spos):
+    # svgd with alpha 0 keeps only the kernel-weighted mixing of the heads'
+    # gradients, without the repulsive term; spos from step 1000 of 1500
+    sweep examples/charlm.ra --repulsion svgd --set repulsion_alpha=0 --out "$OUT/charlm-alpha0"
+    sweep examples/charlm.ra --set repulsion_start=1000 --out "$OUT/charlm-late"
+    k=$OUT/kinds-charlm/sweep.jsonl
+    compare "charlm perplexity, svgd alpha 0 minus none" "$k" "repulsion=none," "$OUT/charlm-alpha0/sweep.jsonl" "repulsion=svgd," perplexity
+    compare "charlm perplexity, svgd alpha 0 minus svgd alpha 1" "$k" "repulsion=svgd," "$OUT/charlm-alpha0/sweep.jsonl" "repulsion=svgd," perplexity
+    compare "charlm perplexity, spos from step 1000 minus none" "$k" "repulsion=none," "$OUT/charlm-late/sweep.jsonl" "repulsion_start=1000," perplexity
+    compare "charlm perplexity, spos from step 1000 minus spos from 0" "$k" "repulsion=spos," "$OUT/charlm-late/sweep.jsonl" "repulsion_start=1000," perplexity ;;
   *) echo "results.sh: unknown part '$part'" >&2; exit 2 ;;
   esac
 done

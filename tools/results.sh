@@ -8,9 +8,10 @@
 #
 # PART: kinds dropout heads ablate schedule charlm (default: all, in that
 # order; ablate needs heads).  Every run has one thread, one run at a time
-# (--jobs 1 --threads 1): about 40 minutes of one idle core of the AMD
-# EPYC (family 25 model 17) the figures were measured on; docs/results.md
-# says what the study took there.  OUT/compare-PART.txt holds the paired
+# (--jobs 1 --threads 1): 166 runs and 20 ablations, about 40 minutes of
+# one idle core of the AMD EPYC (family 25 model 17) the figures were
+# measured on, by its single runs' times (docs/results.md says what the
+# study took there under load).  OUT/compare-PART.txt holds the paired
 # differences between arms of different sweeps.  RAC names the rac to
 # use (default build/rac); `make` and `make data` first.
 set -euo pipefail
@@ -23,7 +24,6 @@ OUT=$1
 shift
 RAC=${RAC:-build/rac}
 PARTS=${*:-kinds dropout heads ablate schedule charlm}
-SEEDS=1..5
 sweep() { "$RAC" sweep "$@" --seeds "${SEEDS:-1..5}" --jobs 1 --threads 1; }
 
 # Mean and 95 % interval (Student's t, n - 1 degrees of freedom) of the

@@ -4,7 +4,8 @@
  *                [--threads N] [--seed N] [--jit] [--resume CKPT] [--allow-extern]
  *                [--log FILE.jsonl] [--quiet]
  *   rac check FILE | ir FILE [--grad] [--opt] [--plan] | params FILE
- *   rac eval FILE --ckpt CKPT [--split test] | predict FILE --ckpt CKPT [--input TEXT | --file F]
+ *   rac eval FILE --ckpt CKPT [--split test] [--ablate-heads [--out FILE.svg]] (cli/ablate.c)
+ *   rac predict FILE --ckpt CKPT [--input TEXT | --file F]
  *   rac bench FILE [--steps N]
  *   mpirun -np N rac run|eval|bench FILE ...  (data parallel: docs/distributed.md)
  *   rac sweep FILE --out DIR [axes]  (cli/sweep.c) | plot LOG... --out FILE.svg  (cli/plot.c)
@@ -25,6 +26,7 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include "ablate.h"
 #include "plot.h"
 #include "ra.h"
 #include "stdlib_dir.h"
@@ -39,6 +41,7 @@ static const char *usage_text =
     "  ir FILE       print the IR [--grad] [--opt] [--plan] [--model NAME]\n"
     "  params FILE   parameter paths, shapes and counts [--model NAME]\n"
     "  eval FILE     evaluate a checkpoint: --ckpt CKPT [--split train|valid|test]\n"
+    "                [--ablate-heads [--out FILE.svg]]: the metric with heads removed\n"
     "  predict FILE  predict with a checkpoint: --ckpt CKPT (--input TEXT | --file F)\n"
     "                a language model continues each line: [--tokens N] (200)\n"
     "                [--temperature T] (0.8) [--top-k K] (all) [--greedy]\n"
@@ -155,9 +158,9 @@ static int usage(const char *fmt, const char *arg) {
 }
 
 typedef struct Args {
-  const char *cmd, *file, *train, *model, *ckpt, *split, *input, *infile;
+  const char *cmd, *file, *train, *model, *ckpt, *split, *input, *infile, *out;
   long long steps;
-  int grad, opt, plan;
+  int grad, opt, plan, ablate;
 } Args;
 
 /* Lines from the library: a line led by '\r' redraws the progress bar;
@@ -192,7 +195,7 @@ static const char *const value_opts[] = {"--train",   "--model",   "--ckpt",    
                                          "--input",   "--file",    "--steps",     "--threads",
                                          "--seed",    "--repulsion", "--resume",  "--log",
                                          "--set",     "--tokens",  "--temperature", "--top-k",
-                                         "--mpi-bucket"};
+                                         "--mpi-bucket", "--out"};
 
 static int takes_value(const char *s) {
   for (size_t i = 0; i < sizeof value_opts / sizeof value_opts[0]; i++)
@@ -269,6 +272,8 @@ static int parse_args(ra_ctx *ctx, int argc, char **argv, Args *a) {
     else if (!strcmp(s, "--grad")) a->grad = 1;
     else if (!strcmp(s, "--opt")) a->opt = 1;
     else if (!strcmp(s, "--plan")) a->plan = 1;
+    else if (!strcmp(s, "--ablate-heads")) a->ablate = 1;
+    else if (!strcmp(s, "--out")) a->out = next;
     else if (!strcmp(s, "--quiet")) rc = set_opt(ctx, "quiet", "1");
     else if (!strcmp(s, "--allow-extern")) rc = set_opt(ctx, "allow_extern", "1");
     else if (!strcmp(s, "--jit")) rc = set_opt(ctx, "jit", "1");
@@ -292,6 +297,9 @@ static int parse_args(ra_ctx *ctx, int argc, char **argv, Args *a) {
     if (rc) return rc;
   }
   if (!a->file) return usage("'%s' needs a FILE", a->cmd);
+  if (a->ablate && strcmp(a->cmd, "eval"))
+    return usage("--ablate-heads is an option of eval, not of '%s'", a->cmd);
+  if (a->out && !a->ablate) return usage("--out goes with eval --ablate-heads%s", "");
   return 0;
 }
 
@@ -323,6 +331,7 @@ static int run_command(ra_ctx *ctx, const Args *a, int argc, char **argv) {
     }
   } else if (!strcmp(a->cmd, "eval")) {
     if (!a->ckpt) rc = usage("eval needs --ckpt CKPT%s", "");
+    else if (a->ablate) rc = cli_ablate(ctx, a->train, a->ckpt, a->split, a->out);
     else if (ra_eval(ctx, a->train, a->ckpt, a->split, &text) != 0) rc = fail(ctx);
     else if (ra_mpi_rank(ctx, NULL) <= 0) printf("%s\n", text);
   } else if (!strcmp(a->cmd, "predict")) {
@@ -379,7 +388,11 @@ static int rac_main(int argc, char **argv) {
   cli_find_stdlib(ctx);
   int bar = 0; /* a progress bar is showing */
   int rc = parse_args(ctx, argc, argv, &a);
-  if (rc == 0 && ra_load_file(ctx, a.file) != 0) rc = fail(ctx);
+  if (rc == 0 && ra_load_file(ctx, a.file) != 0) {
+    /* a --set that names neither a setting nor a const of the spec */
+    if (ra_errcode(ctx) == RA_EUSAGE) fputs("rac: ", stderr);
+    rc = fail(ctx);
+  }
   if (rc == 0) {
     const char *warn = ra_diagnostics(ctx);
     if (warn && *warn) fputs(warn, stderr);

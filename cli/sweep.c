@@ -340,8 +340,9 @@ static int make_dirs(const char *path) {
  * repulsion kind, seed and thread count is accepted, the train block exists
  * and every --set value is accepted (as rac run --set would check it). */
 /* A context with the spec loaded; NULL with the message printed and *rc
- * set. */
-static ra_ctx *load_spec(const Sweep *s, int *rc) {
+ * set.  round >= 0: the round-th values of the --set axes are set first
+ * (a const of the spec among them applies when the spec loads). */
+static ra_ctx *load_spec(const Sweep *s, int *rc, long round) {
   ra_ctx *ctx = ra_new();
   if (!ctx) {
     *rc = serr(1, "out of memory");
@@ -350,10 +351,25 @@ static ra_ctx *load_spec(const Sweep *s, int *rc) {
   ra_set_option(ctx, "color", "0");
   if (s->allow_extern) ra_set_option(ctx, "allow_extern", "1");
   cli_find_stdlib(ctx);
+  for (size_t a = 0; round >= 0 && a < s->naxes; a++) {
+    const Axis *ax = &s->axes[a];
+    if (!ax->is_set || (size_t)round >= ax->n) continue;
+    char *k = xasprintf("set.%s", ax->key);
+    int st = ra_set_option(ctx, k, ax->vals[round]);
+    free(k);
+    if (st != 0) {
+      *rc = susage("%s", ra_error(ctx)); /* "--set KEY=VALUE: ..." */
+      ra_free(ctx);
+      return NULL;
+    }
+  }
   if (ra_load_file(ctx, s->file) != 0) {
     const char *e = ra_error(ctx);
-    fprintf(stderr, "%s%s", e, *e && e[strlen(e) - 1] == '\n' ? "" : "\n");
-    *rc = ra_errcode(ctx) == RA_EUSAGE ? 2 : 1;
+    if (ra_errcode(ctx) == RA_EUSAGE) *rc = susage("%s", e);
+    else {
+      fprintf(stderr, "%s%s", e, *e && e[strlen(e) - 1] == '\n' ? "" : "\n");
+      *rc = 1;
+    }
     ra_free(ctx);
     return NULL;
   }
@@ -384,7 +400,7 @@ static int probe_train(const Sweep *s, ra_ctx *ctx) {
  * their own (a context holds a bounded number of settings). */
 static int validate(Sweep *s) {
   int rc = 0;
-  ra_ctx *ctx = load_spec(s, &rc);
+  ra_ctx *ctx = load_spec(s, &rc, -1);
   if (!ctx) return rc;
   size_t rounds = 0;
   for (size_t a = 0; rc == 0 && a < s->naxes; a++) {
@@ -410,17 +426,9 @@ static int validate(Sweep *s) {
   if (rc == 0 && rounds == 0) rc = probe_train(s, ctx);
   ra_free(ctx);
   for (size_t i = 0; rc == 0 && i < rounds; i++) {
-    ctx = load_spec(s, &rc);
+    ctx = load_spec(s, &rc, (long)i);
     if (!ctx) break;
-    for (size_t a = 0; rc == 0 && a < s->naxes; a++) {
-      Axis *ax = &s->axes[a];
-      if (!ax->is_set || i >= ax->n) continue;
-      char *k = xasprintf("set.%s", ax->key);
-      if (ra_set_option(ctx, k, ax->vals[i]) != 0)
-        rc = susage("%s", ra_error(ctx)); /* "--set KEY=VALUE: ..." */
-      free(k);
-    }
-    if (rc == 0) rc = probe_train(s, ctx);
+    rc = probe_train(s, ctx);
     ra_free(ctx);
   }
   return rc;

@@ -142,7 +142,11 @@ static int eval_const_item(Program *p, const AstItem *it, Span use, const Frame 
   Frame fr = {it, SPAN_NONE, chain};
   Num v = {0};
   int rc = -1;
-  if (it->expr) rc = eval(p, it->expr, NULL, &fr, true, &v);
+  const ConstOverride *ov = NULL;
+  for (int i = 0; i < p->noverrides; i++)
+    if (!strcmp(p->overrides[i].name, it->name)) ov = &p->overrides[i];
+  if (ov) v = (Num){true, ov->value, 0}, rc = 0; /* --set NAME=VALUE */
+  else if (it->expr) rc = eval(p, it->expr, NULL, &fr, true, &v);
   if (rc == 0 && !v.is_int) rc = -1;
   /* a cycle may have recorded this const while we were inside it */
   done = const_find_item(p, it);
@@ -153,6 +157,20 @@ static int eval_const_item(Program *p, const AstItem *it, Span use, const Frame 
   const_record(p, it, rc == 0 ? v.i : 0, rc != 0);
   *out = rc == 0 ? v.i : 0;
   return rc;
+}
+
+bool sema_has_const(const Program *p, const char *name, const char **suggest) {
+  const char *cands[256];
+  int k = 0;
+  *suggest = NULL;
+  if (const_item(p, name)) return true;
+  for (int f = 0; f < p->nfiles && k < 256; f++)
+    for (int i = 0; i < p->files[f]->nitems && k < 256; i++) {
+      const AstItem *it = p->files[f]->items[i];
+      if (it->kind == IT_CONST && it->name) cands[k++] = it->name;
+    }
+  *suggest = k ? diag_suggest(name, cands, k) : NULL;
+  return false;
 }
 
 static void unknown_name(Program *p, const AstExpr *e) {

@@ -170,6 +170,10 @@ typedef struct TrainDecl {
    * (stop 0: no end), when has_ */
   bool has_repulsion_start, has_repulsion_stop;
   int64_t repulsion_start, repulsion_stop;
+  /* --set repulsion_when=X (every layer's trigger becomes `when diversity
+   * < X`) and --set repulsion_alpha=X (every layer's alpha), when has_ */
+  bool has_repulsion_when, has_repulsion_alpha;
+  double repulsion_when, repulsion_alpha;
 } TrainDecl;
 
 /* ---- extern functions (language.md §9) ---- */
@@ -192,6 +196,13 @@ typedef struct ConstVal {
   bool failed;             /* its definition had an error: uses fail quietly */
 } ConstVal;
 
+/* `--set NAME=INT` for a const NAME of the spec: its value replaces the
+ * const's definition (language.md §3). */
+typedef struct ConstOverride {
+  const char *name;
+  int64_t value;
+} ConstOverride;
+
 /* ---- the whole program ---- */
 typedef struct Program {
   Arena *arena;
@@ -212,11 +223,15 @@ typedef struct Program {
   ConstVal *consts;
   int nconsts;
   bool no_fuse;             /* compile without pass_fuse (option "fuse" 0) */
+  const ConstOverride *overrides; /* CompileOptions' */
+  int noverrides;
 } Program;
 
 typedef struct CompileOptions {
   const char *stdlib_dir;   /* where `use "std/..."` looks first */
   const char *ra_path;      /* RA_PATH value (colon separated), or NULL */
+  const ConstOverride *overrides;
+  int noverrides;
 } CompileOptions;
 
 /* sema.c: parses file (already in src) and everything it uses, checks all
@@ -230,6 +245,9 @@ Program *sema_program(Arena *arena, SrcSet *src, DiagList *diags, int file,
 int sema_train_set(Program *p, TrainDecl *t, const char *key,
                    const char *value, char *err, size_t errlen);
 const AstItem *sema_find_model(const Program *p, const char *name);
+/* Whether the program (its files and modules) defines a const name; with
+ * none, *suggest is the nearest const name or NULL. */
+bool sema_has_const(const Program *p, const char *name, const char **suggest);
 
 /* lower.c: the model's forward IR for a batch size, with all metadata.
  * NULL on error (diagnostics in p->diags). */

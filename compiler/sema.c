@@ -666,6 +666,8 @@ Program *sema_program(Arena *arena, SrcSet *src, DiagList *diags, int file,
   p->arena = arena;
   p->src = src;
   p->diags = diags;
+  p->overrides = opt ? opt->overrides : NULL;
+  p->noverrides = opt ? opt->noverrides : 0;
   Sema s;
   memset(&s, 0, sizeof s);
   s.p = p;

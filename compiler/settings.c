@@ -378,6 +378,8 @@ int settings_apply(TrainDecl *t, Arena *a, const char *key, const char *value, b
   case SETK_NUM:
     if (setting_parse_num(s, value, &dv, msg, n)) return -1;
     if (check_opt && setting_check_optimizer(s, c.opt, msg, n)) return -1;
+    if (s == &TABLE[SET_repulsion_when]) c.has_repulsion_when = true;
+    if (s == &TABLE[SET_repulsion_alpha]) c.has_repulsion_alpha = true;
     memcpy(field, &dv, sizeof dv);
     break;
   case SETK_PATH: {

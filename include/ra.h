@@ -203,6 +203,32 @@ RA_API void ra_set_log(ra_ctx *ctx, void (*log)(void *ud, const char *line), voi
  * lacks is RA_EDATA naming the data file, the line and the checkpoint. */
 RA_API int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt,
                    const char *split, const char **summary);
+/* Heads removed from a checkpoint's attention layers (rac eval
+ * --ablate-heads).  Removing head h of a layer zeroes its rows of the
+ * layer's output projection wo (the bias stays), in a copy: the model's
+ * weights are unchanged afterwards.  The metric is the train block's:
+ * accuracy for a classifier whose metrics list it, else perplexity when
+ * listed, else loss.  First each head alone is removed (single), then heads
+ * are removed greedily, at each step the one whose removal hurts the metric
+ * least (ties to the earlier head), until none is left.  attnpool hops have
+ * no output projection and are not candidates; a model without a candidate
+ * is RA_EUSAGE.  Every array has n_heads entries, heads listed layer by
+ * layer; all of it is owned by ctx, valid until the next ra_ablate_heads, a
+ * load or ra_free. */
+typedef struct ra_ablation {
+  const char *metric;        /* "accuracy", "perplexity" or "loss" */
+  int higher_is_better;      /* 1 for accuracy */
+  double base;               /* nothing removed: the figure ra_eval reports */
+  int n_heads;
+  const char *const *layer;  /* head i's layer (as head_diversity names it) */
+  const int *head;           /* its index in the layer */
+  const double *single;      /* the metric with head i alone removed */
+  const int *order;          /* greedy: step k + 1 removed head order[k] */
+  const double *greedy;      /* the metric with order[0..k] removed
+                                (n_heads - k - 1 heads left) */
+} ra_ablation;
+RA_API int ra_ablate_heads(ra_ctx *ctx, const char *train_name, const char *ckpt,
+                           const char *split, const ra_ablation **out);
 /* Predicts for raw text or a file of lines, tokenized with the vocabulary and
  * labels stored in the checkpoint (no data file is read), or, for a
  * checkpoint without them, as the data set does. */

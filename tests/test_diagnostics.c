@@ -56,7 +56,7 @@ static void run_check(Run *r, const char *path) {
   cr_assert_not_null(r->text, "cannot read %s", path);
   int f = src_add(&r->src, path, r->text, len);
   cr_assert_geq(f, 0);
-  CompileOptions opt = {"stdlib", NULL};
+  CompileOptions opt = {.stdlib_dir = "stdlib"};
   r->p = sema_program(&r->arena, &r->src, &r->diags, f, &opt);
   cr_assert_not_null(r->p);
 }

@@ -214,6 +214,7 @@ typedef struct Train {
   const char *save, *resume;
   int64_t stop_at;      /* > 0: stop after that step */
   const char *start, *stop; /* --set repulsion_start / repulsion_stop */
+  const char *when, *alpha; /* --set repulsion_when / repulsion_alpha */
   char *err;            /* out, when given: the error (512 bytes) */
 } Train;
 
@@ -234,6 +235,8 @@ static int train(const Train *t) {
   if (t->resume) ra_set_option(c, "resume", t->resume);
   if (t->start) ra_set_option(c, "set.repulsion_start", t->start);
   if (t->stop) ra_set_option(c, "set.repulsion_stop", t->stop);
+  if (t->when) ra_set_option(c, "set.repulsion_when", t->when);
+  if (t->alpha) ra_set_option(c, "set.repulsion_alpha", t->alpha);
   int rc = ra_load_string(c, "rev.ra", t->spec);
   if (rc == 0)
     rc = ra_train(c, NULL, t->stop_at > 0 ? stop_at : NULL, (void *)&t->stop_at);
@@ -328,4 +331,31 @@ Test(repulsion_schedule, a_trigger_survives_resume, .timeout = 200) {
   cr_assert_eq(train(&(Train){.spec = spec, .steps = "40", .save = r, .resume = h}), 0);
   same_file(s, r);
   free(spec);
+}
+
+/* --set repulsion_when=X is the clause `when diversity < X` in every layer,
+ * and --set repulsion_alpha=X the clause `alpha X`: the same bits.  The
+ * first layer's diversity, checked every 5 steps, first falls below 0.91 at
+ * step 15 (see above), so the trigger fires mid-run: without it the run
+ * differs. */
+Test(repulsion_schedule, when_and_alpha_from_set_are_the_clauses, .timeout = 200) {
+  char *when = reverse_with(
+      "repulsion svgd { alpha 0.5  group joint  particles qk  when diversity < 0.91  every 5 }");
+  char *plain = reverse_with("repulsion svgd { alpha 0.05  group joint  particles qk  every 5 }");
+  const char *a = tu_tmp("when.safetensors"), *b = tu_tmp("set.safetensors");
+  const char *n = tu_tmp("nowhen.safetensors");
+  cr_assert_eq(train(&(Train){.spec = when, .steps = "30", .save = a}), 0);
+  cr_assert_eq(train(&(Train){.spec = plain, .steps = "30", .save = b, .when = "0.91",
+                              .alpha = "0.5"}),
+               0);
+  same_file(a, b);
+  cr_assert_eq(train(&(Train){.spec = plain, .steps = "30", .save = n, .alpha = "0.5"}), 0);
+  size_t la = 0, ln = 0;
+  char *fa = tu_read_file(a, &la), *fn = tu_read_file(n, &ln);
+  cr_assert(fa && fn);
+  cr_assert(la != ln || memcmp(fa, fn, la) != 0, "the trigger changed nothing");
+  free(fa);
+  free(fn);
+  free(when);
+  free(plain);
 }

@@ -22,7 +22,7 @@ static Program *compile(Fx *fx, const char *text) {
   src_init(&fx->src, &fx->a);
   diag_init(&fx->d, &fx->a, &fx->src);
   int f = src_add(&fx->src, "t.ra", text, strlen(text));
-  CompileOptions o = {"stdlib", NULL};
+  CompileOptions o = {.stdlib_dir = "stdlib"};
   fx->p = sema_program(&fx->a, &fx->src, &fx->d, f, &o);
   return fx->p;
 }

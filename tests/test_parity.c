@@ -83,7 +83,7 @@ static void rig_compile(Rig *r, const char *path, const char *text, size_t len,
   src_init(&r->src, &r->arena);
   diag_init(&r->diags, &r->arena, &r->src);
   int file = src_add(&r->src, path, text, len);
-  CompileOptions co = {"stdlib", NULL};
+  CompileOptions co = {.stdlib_dir = "stdlib"};
   r->prog = sema_program(&r->arena, &r->src, &r->diags, file, &co);
   cr_assert(r->prog != NULL && r->diags.nerrors == 0, "%s does not compile:\n%s", path,
             diag_render(&r->diags, 0));

@@ -33,7 +33,7 @@ static Ctx *check_opt(const char *path, const char *text, const CompileOptions *
   Ctx *c = ctx_new();
   int f = src_add(&c->src, path, text, strlen(text));
   cr_assert_geq(f, 0);
-  CompileOptions none = {NULL, NULL};
+  CompileOptions none = {.stdlib_dir = NULL};
   c->p = sema_program(&c->arena, &c->src, &c->diags, f, opt ? opt : &none);
   cr_assert_not_null(c->p);
   return c;
@@ -730,7 +730,7 @@ Test(use, search_order) {
   snprintf(lib, sizeof lib, "%s/lib", tmpdir);
   snprintf(extra, sizeof extra, "%s/extra", tmpdir);
   snprintf(path, sizeof path, "/nonexistent:%s", extra);
-  CompileOptions opt = {lib, path};
+  CompileOptions opt = {.stdlib_dir = lib, .ra_path = path};
   Ctx *c = check_file("proj/main.ra", &opt);
   expect_clean(c);
   cr_assert_eq(const_value(c, "x"), 14, "the stdlib folder comes first");
@@ -787,7 +787,7 @@ Test(use, cycle) {
 Test(use, missing_module) {
   make_tmpdir();
   mkfile("main.ra", "const a = 1\nuse \"std/encodr\"\n");
-  CompileOptions opt = {"/nonexistent/stdlib", NULL};
+  CompileOptions opt = {.stdlib_dir = "/nonexistent/stdlib"};
   Ctx *c = check_file("main.ra", &opt);
   expect_error(c, 2, "cannot find module \"std/encodr\"");
   cr_assert(has_note(c, "looked for /nonexistent/stdlib/std/encodr.ra", -1), "%s", rendered(c));

@@ -127,6 +127,7 @@ Test(settings, limits_agree_for_every_setting) {
     switch (s->lim.kind) {
     case LIM_MIN: snprintf(bad, sizeof bad, "%g", is_int ? lo - 1 : lo - 0.5); break;
     case LIM_GT: snprintf(bad, sizeof bad, "%g", lo); break;
+    case LIM_CLOSED: snprintf(bad, sizeof bad, "%g", is_int ? hi + 1 : hi + 0.5); break;
     default: snprintf(bad, sizeof bad, "%g", is_int ? hi + 1 : hi); break;
     }
     snprintf(good, sizeof good, "%g", lo == 0 && s->lim.kind == LIM_GT ? 0.5 : lo);
@@ -175,9 +176,11 @@ Test(settings, limits_agree_for_every_setting) {
 /* An unknown key gets "did you mean" from the table in every path. */
 Test(settings, unknown_keys_suggest) {
   char body[1024];
-  option_error("set.epoch", "3", body, sizeof body);
+  /* with an integer, an unknown key may be a const of the spec: it is
+   * checked when the spec loads (const_overrides_name_what_is_missing) */
+  option_error("set.epoch", "x", body, sizeof body);
   cr_assert_str_eq(body, "unknown setting 'epoch'; did you mean 'epochs'?");
-  option_error("set.wight_decay", "3", body, sizeof body);
+  option_error("set.wight_decay", "0.5", body, sizeof body);
   cr_assert_str_eq(body, "unknown setting 'wight_decay'; did you mean 'weight_decay'?");
   option_error("thread", "3", body, sizeof body);
   cr_assert_str_eq(body, "unknown option 'thread'; did you mean 'threads'?");
@@ -307,4 +310,62 @@ Test(settings, docs_table_matches) {
   }
   cr_assert_eq(id, SETTING_COUNT, "the docs list %d settings, the table %d", id, SETTING_COUNT);
   free(doc);
+}
+
+/* --set NAME=INT for a const of the spec replaces its value when the spec
+ * loads: every use of it (and every const built from it) follows; a name
+ * that is neither a setting nor a const is an error naming it. */
+Test(settings, const_overrides_name_what_is_missing) {
+  static const char *spec =
+      "const d = 8\nconst h = 2\nconst hidden = 2 * d\n"
+      "data syn = synthetic(task: copy, length: 6, vocab: 8, examples: 64)\n"
+      "model tiny {\n"
+      "  input  seq : int[6]\n"
+      "  target out : class(8)[6]\n"
+      "  x = embed(seq, vocab: 8, dim: d)\n"
+      "  a = attention(x) { heads h }\n"
+      "  logits = linear(ffn(x + a, hidden: hidden, act: gelu), out: 8)\n"
+      "  loss cross_entropy(logits, out)\n"
+      "}\n"
+      "train tiny on syn { batch 8  steps 1 }\n";
+  ra_ctx *c = ra_new();
+  cr_assert_eq(ra_set_option(c, "set.d", "12"), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_set_option(c, "set.h", "3"), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_load_string(c, "t.ra", spec), 0, "%s", ra_error(c));
+  const char *text = NULL;
+  cr_assert_eq(ra_dump(c, "tiny", "params", &text), 0, "%s", ra_error(c));
+  cr_assert(strstr(text, "tiny.a.wq") && strstr(text, "f32[12, 12]"), "%s", text);
+  cr_assert(strstr(text, "f32[12, 24]"), "hidden = 2 * d follows d: %s", text);
+  /* once loaded, a const cannot change any more: said so */
+  cr_assert_eq(ra_set_option(c, "set.h", "4"), RA_EUSAGE);
+  cr_assert(strstr(ra_error(c), "set it before ra_load_file"), "%s", ra_error(c));
+  ra_free(c);
+
+  /* heads that do not divide the dimension: the spec's located error */
+  c = ra_new();
+  cr_assert_eq(ra_set_option(c, "set.h", "3"), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_load_string(c, "t.ra", spec), RA_ESPEC);
+  cr_assert(strstr(ra_error(c), "t.ra:9:7: error: attention: dimension 8 is not divisible by 3 heads"),
+            "%s", ra_error(c));
+  ra_free(c);
+
+  /* a name near a const, and one near nothing */
+  c = ra_new();
+  cr_assert_eq(ra_set_option(c, "set.hh", "4"), 0, "%s", ra_error(c));
+  cr_assert_eq(ra_load_string(c, "t.ra", spec), RA_EUSAGE);
+  cr_assert_str_eq(ra_error(c), "--set hh=4: the spec has no const 'hh'; did you mean 'h'?");
+  ra_free(c);
+  TuRun r = tu_sh(20, "$RAC check examples/fortunes.ra --set zzzz=3");
+  cr_assert_eq(r.status, 2, "%s", r.err);
+  cr_assert(strstr(r.err, "rac: --set zzzz=3: unknown setting 'zzzz' (known: ") &&
+                strstr(r.err, "; nor is it a const of the spec\n"),
+            "%s", r.err);
+  tu_run_free(&r);
+  r = tu_sh(20, "$RAC check examples/fortunes.ra --set n_heads=2.5");
+  cr_assert_eq(r.status, 2, "%s", r.err);
+  cr_assert(strstr(r.err, "a const of the spec takes an integer"), "%s", r.err);
+  tu_run_free(&r);
+  r = tu_sh(20, "$RAC check examples/fortunes.ra --set n_heads=8 && $RAC params examples/fortunes.ra --set n_heads=1");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_run_free(&r);
 }

@@ -380,3 +380,70 @@ Test(sweep, resumed_run_matches_a_straight_one, .timeout = 200) {
   cr_assert(strstr(r.out, "same\n"), "the resumed sweep's figures differ:\n%s\n%s", r.out, r.err);
   tu_run_free(&r);
 }
+
+/* A const of the spec as an axis (examples/fortunes.ra's n_heads): each
+ * run has its heads, the tables and the final-n_heads plot have the arms,
+ * a checkpoint of the sweep ablates with its own heads; a const the spec
+ * does not have, and heads that do not divide the dimension, stop the
+ * sweep before any run. */
+Test(sweep, heads_from_a_const_and_their_ablation, .timeout = 200) {
+  char dir[] = "/tmp/ra-sweep-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  TuRun r = tu_sh(150, "$RAC sweep examples/fortunes.ra --set n_heads=1,2 --set steps=8 "
+                       "--seeds 1..2 --jobs 2 --out %s/h", dir);
+  cr_assert_eq(r.status, 0, "status %d\n%s", r.status, r.err);
+  tu_run_free(&r);
+  char path[600];
+  snprintf(path, sizeof path, "%s/h/sweep.jsonl", dir);
+  char *jsonl = tu_read_file(path, NULL);
+  cr_assert(jsonl);
+  int lines = 0;
+  for (char *line = jsonl, *nl; (nl = strchr(line, '\n')); line = nl + 1, lines++) {
+    *nl = 0;
+    json_t *o = json_loads(line, 0, NULL);
+    cr_assert(o);
+    long long h = json_integer_value(json_object_get(o, "n_heads"));
+    cr_assert_eq(h, lines < 2 ? 1 : 2, "%s", line);
+    /* effective heads lie in [1, heads] */
+    json_t *eff = json_object_get(json_object_get(json_object_get(o, "test"), "effective_heads"),
+                                  "topic.r0.a");
+    cr_assert(json_is_number(eff), "%s", line);
+    cr_assert(json_number_value(eff) >= 1 - 1e-9 && json_number_value(eff) <= (double)h + 1e-9,
+              "%s", line);
+    json_decref(o);
+  }
+  cr_assert_eq(lines, 4);
+  free(jsonl);
+  snprintf(path, sizeof path, "%s/h/sweep.md", dir);
+  char *md = tu_read_file(path, NULL);
+  cr_assert(md && strstr(md, "| n_heads=2, steps=8 | 2 |") && strstr(md, "## effective_heads topic.r1.a"),
+            "%s", md);
+  free(md);
+  snprintf(path, sizeof path, "%s/h/final-n_heads.svg", dir);
+  check_svg(path);
+
+  /* the ablation of an arm's checkpoint: 2 layers of 2 heads */
+  r = tu_sh(60, "$RAC eval examples/fortunes.ra --set n_heads=2 --ckpt '%s/h/runs/n_heads=2,steps=8,seed=1.safetensors' "
+                "--ablate-heads --quiet --out %s/h/abl.svg", dir, dir);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(strstr(r.out, "test accuracy with heads removed (4 heads; higher is better)"), "%s", r.out);
+  tu_run_free(&r);
+  snprintf(path, sizeof path, "%s/h/abl.svg", dir);
+  check_svg(path);
+
+  r = tu_sh(30, "$RAC sweep examples/fortunes.ra --set n_head=1,2 --out %s/bad", dir);
+  cr_assert_eq(r.status, 2, "%s", r.err);
+  cr_assert(strstr(r.err, "--set n_head=1: the spec has no const 'n_head'; did you mean 'n_heads'?"),
+            "%s", r.err);
+  tu_run_free(&r);
+  r = tu_sh(30, "$RAC sweep examples/fortunes.ra --set n_heads=2,3 --out %s/bad", dir);
+  cr_assert_eq(r.status, 1, "%s", r.err);
+  cr_assert(strstr(r.err, "examples/fortunes.ra:") && strstr(r.err, "not divisible by 3 heads"), "%s",
+            r.err);
+  tu_run_free(&r);
+  snprintf(path, sizeof path, "%s/bad/runs", dir);
+  struct stat st;
+  cr_assert(stat(path, &st) != 0 || rmdir(path) == 0, "runs were started");
+  r = tu_sh(30, "rm -rf %s", dir);
+  tu_run_free(&r);
+}

@@ -100,7 +100,17 @@ ra_ctx *ra_new(void) { return ra_new_with_alloc(NULL, NULL); }
 
 static void model_free(ra_model *m);
 
+static void ablation_drop(ra_ctx *ctx) {
+  if (ctx->ablation_layers)
+    ra_free_mem(&ctx->alloc, ctx->ablation_layers,
+                (size_t)ctx->ablation.nheads * sizeof *ctx->ablation_layers);
+  ctx->ablation_layers = NULL;
+  ablation_free(ctx->alloc, &ctx->ablation);
+  memset(&ctx->ablation_view, 0, sizeof ctx->ablation_view);
+}
+
 static void unload(ra_ctx *ctx) {
+  ablation_drop(ctx);
   ra_model *m = ctx->models;
   while (m) {
     ra_model *next = m->next;
@@ -124,6 +134,7 @@ void ra_free(ra_ctx *ctx) {
     api_strfree(ctx, ctx->sets[i].key);
     api_strfree(ctx, ctx->sets[i].value);
   }
+  for (int i = 0; i < ctx->ncsets; i++) api_strfree(ctx, (char *)ctx->csets[i].name);
   api_strfree(ctx, ctx->stdlib);
   api_strfree(ctx, ctx->ra_path);
   api_strfree(ctx, ctx->log_path);
@@ -220,10 +231,31 @@ static int parse_bool(const char *s, bool *out) {
   return -1;
 }
 
+/* An identifier of the language ([A-Za-z_][A-Za-z0-9_]*). */
+static bool is_name(const char *s) {
+  if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_')) return false;
+  for (s++; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          *s == '_'))
+      return false;
+  return true;
+}
+
+/* A whole decimal integer of 64 bits. */
+static int parse_i64(const char *s, long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (!*s || *end || errno) return -1;
+  *out = v;
+  return 0;
+}
+
 int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
   if (!ctx) return RA_EUSAGE;
   if (!key || !value) return api_fail(ctx, RA_EUSAGE, "ra_set_option: key and value must not be NULL");
   bool b;
+  long long ll;
   const Setting *st = setting_find(key, IN_OPTION);
   if (st) {
     /* a train setting of its own (settings.def): the table's limits and words */
@@ -308,6 +340,25 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
   } else if (!strcmp(key, "resume")) {
     api_strfree(ctx, ctx->resume);
     ctx->resume = value[0] ? api_strdup(ctx, value) : NULL;
+  } else if (!strncmp(key, "set.", 4) && key[4] && !setting_find(key + 4, IN_SET) &&
+             is_name(key + 4) && parse_i64(value, &ll) == 0) {
+    /* not a train setting: a const of the spec, applied when it loads */
+    if (ctx->prog)
+      return api_fail(ctx, RA_EUSAGE,
+                      "--set %s=%s: '%s' is not a train setting, and a const of the spec is "
+                      "overridden when the spec loads: set it before ra_load_file",
+                      key + 4, value, key + 4);
+    int i = 0;
+    while (i < ctx->ncsets && strcmp(ctx->csets[i].name, key + 4)) i++;
+    if (i == (int)(sizeof ctx->csets / sizeof ctx->csets[0]))
+      return api_fail(ctx, RA_EUSAGE, "too many const overrides (at most %d)", i);
+    if (i == ctx->ncsets) {
+      char *k = api_strdup(ctx, key + 4);
+      if (!k) return api_fail(ctx, RA_ENOMEM, "out of memory");
+      ctx->csets[i].name = k;
+      ctx->ncsets++;
+    }
+    ctx->csets[i].value = (int64_t)ll;
   } else if (!strncmp(key, "set.", 4) && key[4]) {
     /* checked now, applied to the train block when a run starts (where a
      * setting of the other optimizer is refused) */
@@ -315,7 +366,11 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
     char msg[FILE_MSG_MAX];
     memset(&scratch, 0, sizeof scratch);
     if (settings_apply(&scratch, NULL, key + 4, value, false, msg, sizeof msg))
-      return api_fail(ctx, RA_EUSAGE, "--set %s=%s: %s", key + 4, value, msg);
+      return api_fail(ctx, RA_EUSAGE, "--set %s=%s: %s%s", key + 4, value, msg,
+                      !setting_find(key + 4, IN_SET) && is_name(key + 4) &&
+                              !strstr(msg, "did you mean")
+                          ? "; a const of the spec takes an integer"
+                          : "");
     for (int i = 0; i < ctx->nsets; i++) {
       const char *why = settings_exclusive(ctx->sets[i].key, key + 4);
       if (why)
@@ -368,7 +423,7 @@ static int load_source(ra_ctx *ctx, const char *name, const char *text, size_t l
   diag_init(&ctx->diags, &ctx->arena, &ctx->src);
   int file = src_add(&ctx->src, name, text, len);
   CompileOptions co = {ctx->stdlib ? ctx->stdlib : RA_STDLIB_DIR,
-                       ctx->ra_path ? ctx->ra_path : getenv("RA_PATH")};
+                       ctx->ra_path ? ctx->ra_path : getenv("RA_PATH"), ctx->csets, ctx->ncsets};
   Program *p = sema_program(&ctx->arena, &ctx->src, &ctx->diags, file, &co);
   ctx->arena.oom_jmp = NULL;
   char *rendered = diag_render(&ctx->diags, ctx->color);
@@ -379,6 +434,20 @@ static int load_source(ra_ctx *ctx, const char *name, const char *text, size_t l
       return api_fail(ctx, RA_ENOMEM, "out of memory while compiling '%s'", name);
     int code = api_fail(ctx, RA_ESPEC, "%s", rendered && *rendered ? rendered : "the spec has errors\n");
     return code;
+  }
+  for (int i = 0; i < ctx->ncsets; i++) {
+    const char *sug = NULL;
+    if (sema_has_const(p, ctx->csets[i].name, &sug)) continue;
+    const ConstOverride *c = &ctx->csets[i];
+    char msg[FILE_MSG_MAX];
+    if (sug)
+      snprintf(msg, sizeof msg, "the spec has no const '%s'; did you mean '%s'?", c->name, sug);
+    else
+      setting_unknown(c->name, IN_SET, msg, sizeof msg);
+    bool near = sug || strstr(msg, "did you mean");
+    unload(ctx);
+    return api_fail(ctx, RA_EUSAGE, "--set %s=%lld: %s%s", c->name, (long long)c->value, msg,
+                    near ? "" : "; nor is it a const of the spec");
   }
   ctx->prog = p;
   p->no_fuse = ctx->no_fuse;
@@ -851,11 +920,15 @@ int ra_load(ra_model *m, const char *path) {
 
 /* ---- eval, bench ---- */
 
+static int split_of(const char *split) {
+  return !split || !strcmp(split, "test") ? SPLIT_TEST : !strcmp(split, "valid") ? SPLIT_VALID
+         : !strcmp(split, "train") ? SPLIT_TRAIN : -1;
+}
+
 int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *split,
             const char **summary) {
   if (!ctx) return RA_EUSAGE;
-  int sp = !split || !strcmp(split, "test") ? SPLIT_TEST : !strcmp(split, "valid") ? SPLIT_VALID
-           : !strcmp(split, "train") ? SPLIT_TRAIN : -1;
+  int sp = split_of(split);
   if (sp < 0) return api_fail(ctx, RA_EUSAGE, "unknown split '%s' (train, valid or test)", split);
   if (api_dist(ctx)) return ctx->code;
   TrainDecl t;
@@ -885,6 +958,44 @@ int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *s
   ra_free_mem(&ctx->alloc, buf, cap);
   if (!ctx->text) return api_fail(ctx, RA_ENOMEM, "ra_eval: out of memory for the summary");
   if (summary) *summary = text;
+  return api_ok(ctx);
+}
+
+int ra_ablate_heads(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *split,
+                    const ra_ablation **out) {
+  if (!ctx) return RA_EUSAGE;
+  if (out) *out = NULL;
+  ablation_drop(ctx);
+  if (!ckpt) return api_fail(ctx, RA_EUSAGE, "ra_ablate_heads: ckpt is NULL");
+  int sp = split_of(split);
+  if (sp < 0) return api_fail(ctx, RA_EUSAGE, "unknown split '%s' (train, valid or test)", split);
+  TrainDecl t;
+  ra_model *m = api_begin_run(ctx, "ra_ablate_heads", train_name, ckpt, &t);
+  if (!m) return ctx->code;
+  char err[FILE_MSG_MAX] = "";
+  RunOptions o;
+  api_run_options(ctx, &o);
+  Ablation *a = &ctx->ablation;
+  int rc = train_ablate(ctx->prog, &t, &m->ms, &o, sp, a, err, sizeof err);
+  if (rc) return api_fail(ctx, rc, "%s", err);
+  ctx->ablation_layers = ra_calloc(&ctx->alloc, (size_t)a->nheads, sizeof *ctx->ablation_layers);
+  if (!ctx->ablation_layers) {
+    ablation_drop(ctx);
+    return api_fail(ctx, RA_ENOMEM, "ra_ablate_heads: out of memory for the result");
+  }
+  for (int i = 0; i < a->nheads; i++) ctx->ablation_layers[i] = m->meta->groups[a->group[i]].path;
+  ra_ablation *v = &ctx->ablation_view;
+  v->metric = a->metric == MET_ACCURACY ? "accuracy" : a->metric == MET_PERPLEXITY ? "perplexity"
+                                                                                   : "loss";
+  v->higher_is_better = a->metric == MET_ACCURACY;
+  v->base = ablation_value(a, &a->base);
+  v->n_heads = a->nheads;
+  v->layer = ctx->ablation_layers;
+  v->head = a->head;
+  v->single = a->single;
+  v->order = a->order;
+  v->greedy = a->greedy;
+  if (out) *out = v;
   return api_ok(ctx);
 }
 

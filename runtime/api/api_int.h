@@ -85,6 +85,10 @@ struct ra_ctx {
   char *last_save;          /* what the last ra_train saved last, or NULL */
   struct { char *key, *value; } sets[64];
   int nsets;
+  /* set.NAME for a name that is no train setting: a const of the spec,
+   * applied when a spec loads (names owned by ctx) */
+  ConstOverride csets[64];
+  int ncsets;
   void (*log)(void *ud, const char *line);
   void *log_ud;
   /* the loaded spec */
@@ -102,6 +106,10 @@ struct ra_ctx {
   void *ffi_state;
   /* text handed to the caller */
   char *text;
+  /* the last ra_ablate_heads: its result and the public view of it */
+  Ablation ablation;
+  const char **ablation_layers;
+  ra_ablation ablation_view;
 };
 
 /* The processes of a run when rac was launched as several (ctx->dist),

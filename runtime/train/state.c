@@ -63,6 +63,17 @@ static bool json_strings(SBuf *b, char *const *s, int64_t n) {
 
 static const char *const tok_names[4] = {"none", "chars", "words", "bpe"};
 
+/* "layer:heads,layer:heads" of ms's attention layers, in a (NULL without
+ * any, or out of memory). */
+static const char *heads_meta(const ModelState *ms, Arena *a) {
+  if (!ms->ngroups) return NULL;
+  SBuf b;
+  sbuf_init(&b, a);
+  for (int g = 0; g < ms->ngroups; g++)
+    sbuf_printf(&b, "%s%s:%lld", g ? "," : "", ms->groups[g].path, (long long)ms->groups[g].heads);
+  return sbuf_str(&b);
+}
+
 /* The metadata of v ("tokenizer", "vocab", "labels") into meta, text in a;
  * labels that are not valid UTF-8 are left out.  The number of entries, or
  * -1 when out of memory. */
@@ -199,7 +210,7 @@ int mstate_save(const ModelState *ms, const char *path, char *err, size_t errlen
     snprintf(trig, sizeof trig, "%016" PRIx64, ms->rep_triggered);
     snprintf(step, sizeof step, "%" PRId64, ms->step);
     snprintf(epoch, sizeof epoch, "%" PRId64, ms->epoch);
-    CkptMeta meta[10] = {{"format", CKPT_FORMAT}, {"version", CKPT_VERSION},
+    CkptMeta meta[12] = {{"format", CKPT_FORMAT}, {"version", CKPT_VERSION},
                         {"model", ms->name},     {"spec_hash", hash},
                         {"step", step},          {"epoch", epoch}};
     Arena va;
@@ -211,6 +222,16 @@ int mstate_save(const ModelState *ms, const char *path, char *err, size_t errlen
     } else {
       /* the repulsion triggers that fired (bit g: head group g), to resume */
       if (ms->rep_triggered) meta[6 + nv++] = (CkptMeta){"repulsion_triggered", trig};
+      /* the heads of each attention layer, which the parameters' shapes do
+       * not show (a const such as n_heads set with --set) */
+      const char *heads = heads_meta(ms, &va);
+      if (ms->ngroups && !heads) nv = -1;
+      else if (heads) meta[6 + nv++] = (CkptMeta){"heads", heads};
+    }
+    if (nv < 0) {
+      snprintf(err, errlen, "out of memory saving '%s'", path);
+      rc = RA_ENOMEM;
+    } else {
       if (ckpt_write(path, t, k, meta, 6 + nv, err, errlen) != 0) rc = RA_EIO;
     }
     arena_free(&va);
@@ -524,6 +545,22 @@ int mstate_load(ModelState *ms, const char *path, bool need_optim, char *err, si
   if (rc == 0) rc = meta_count(c, path, "epoch", need_optim, &epoch, err, errlen);
   uint64_t triggered = 0;
   if (rc == 0) rc = meta_triggered(c, path, &triggered, err, errlen);
+  if (rc == 0 && ckpt_meta(c, "heads") && ms->ngroups) {
+    Arena ha;
+    arena_init(&ha, ms->alloc);
+    const char *want = heads_meta(ms, &ha), *got = ckpt_meta(c, "heads");
+    if (!want) {
+      snprintf(err, errlen, "out of memory loading '%s'", path);
+      rc = RA_ENOMEM;
+    } else if (strcmp(want, got) != 0) {
+      snprintf(err, errlen,
+               "%s: trained with heads %.200s, but the model has %.200s (give the run's "
+               "--set of the const that sets them)",
+               path, got, want);
+      rc = RA_ECKPT;
+    }
+    arena_free(&ha);
+  }
   int nsrc = ms->nparams * (need_optim ? 3 : 1);
   const float **src = NULL;
   if (rc == 0) {

@@ -66,6 +66,8 @@ int mstate_init(ModelState *ms, RaAlloc alloc, const Model *m, uint64_t seed) {
   ms->params = m->params;
   ms->nparams = m->nparams;
   ms->nweights = m->nweights;
+  ms->groups = m->groups;
+  ms->ngroups = m->ngroups;
   ms->w = ra_calloc(&alloc, (size_t)(m->nweights ? m->nweights : 1), sizeof(float));
   ms->offsets = ra_calloc(&alloc, (size_t)(m->nparams ? m->nparams : 1), sizeof(int64_t));
   if (!ms->w || !ms->offsets) {
@@ -696,12 +698,15 @@ static void loop_free(Loop *L) {
   pool_free(L->own_pool);
 }
 
-/* A layer's repulsion with --repulsion and --set repulsion_start/stop. */
+/* A layer's repulsion with --repulsion and --set repulsion_start, _stop,
+ * _when and _alpha. */
 static Repulsion group_rep(const Loop *L, const HeadGroup *hg) {
   Repulsion r = hg->rep;
   if (L->t->has_repulsion_override) r.kind = L->t->repulsion_override;
   if (L->t->has_repulsion_start) r.start = L->t->repulsion_start;
   if (L->t->has_repulsion_stop) r.stop = L->t->repulsion_stop;
+  if (L->t->has_repulsion_when) r.when = REP_WHEN_LT, r.threshold = L->t->repulsion_when;
+  if (L->t->has_repulsion_alpha) r.alpha = L->t->repulsion_alpha;
   return r;
 }
 
@@ -1379,6 +1384,120 @@ int train_eval(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions 
       rc = run_eval(&L.eval, L.ds, split, &L.kc, L.eval.m->ngroups, L.dist, o->stop, r, err,
                     errlen);
   }
+  loop_free(&L);
+  return rc;
+}
+
+/* ---- head ablation ---- */
+
+double ablation_value(const Ablation *a, const EvalResult *r) {
+  return a->metric == MET_ACCURACY ? r->accuracy : a->metric == MET_PERPLEXITY ? r->perplexity
+                                                                               : r->loss;
+}
+
+static bool ablation_better(const Ablation *a, double x, double y) {
+  return a->metric == MET_ACCURACY ? x > y : x < y;
+}
+
+void ablation_free(RaAlloc alloc, Ablation *a) {
+  size_t n = (size_t)(a->nheads > 0 ? a->nheads : 1);
+  ra_free_mem(&alloc, a->group, n * sizeof(int));
+  ra_free_mem(&alloc, a->head, n * sizeof(int));
+  ra_free_mem(&alloc, a->order, n * sizeof(int));
+  ra_free_mem(&alloc, a->single, n * sizeof(double));
+  ra_free_mem(&alloc, a->greedy, n * sizeof(double));
+  memset(a, 0, sizeof *a);
+}
+
+/* The candidates' rows of wo in w: the original's (orig), zero for the
+ * heads marked removed. */
+static void ablation_apply(const Model *m, const Ablation *a, const bool *removed, float *w,
+                           const float *orig) {
+  for (int i = 0; i < a->nheads; i++) {
+    const HeadGroup *hg = &m->groups[a->group[i]];
+    int64_t rows = hg->head_dim * hg->dim;
+    int64_t off = m->params[hg->wo].offset + (int64_t)a->head[i] * rows;
+    if (removed[i]) memset(w + off, 0, (size_t)rows * sizeof(float));
+    else memcpy(w + off, orig + off, (size_t)rows * sizeof(float));
+  }
+}
+
+int train_ablate(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, int split,
+                 Ablation *a, char *err, size_t errlen) {
+  memset(a, 0, sizeof *a);
+  RaAlloc al = ms->alloc;
+  Loop L;
+  int rc = loop_setup(&L, p, t, ms, o, LOOP_EVAL, err, errlen);
+  float *orig = NULL;
+  bool *removed = NULL;
+  size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
+  const Model *m = rc == 0 ? L.eval.m : NULL;
+  if (rc == 0 && L.ds->split_n[split] == 0)
+    rc = fail(err, errlen, RA_EDATA, "the %s split of '%s' is empty", split_name(split), t->data);
+  if (rc == 0) {
+    bool classifies = ir_find_output(L.eval.f, OUT_PRED, -1) && m->ntargets > 0;
+    a->metric = classifies && (t->metrics & MET_ACCURACY) ? MET_ACCURACY
+                : (t->metrics & MET_PERPLEXITY)           ? MET_PERPLEXITY
+                                                          : MET_LOSS;
+    for (int g = 0; g < m->ngroups; g++)
+      if (!m->groups[g].attnpool && m->groups[g].wo >= 0) a->nheads += (int)m->groups[g].heads;
+    if (a->nheads == 0)
+      rc = fail(err, errlen, RA_EUSAGE,
+                "model '%s' has no attention layer whose heads can be removed (the hops of "
+                "attnpool have no output projection)",
+                m->name);
+  }
+  if (rc == 0) {
+    size_t n = (size_t)a->nheads;
+    a->group = ra_calloc(&al, n, sizeof(int));
+    a->head = ra_calloc(&al, n, sizeof(int));
+    a->order = ra_calloc(&al, n, sizeof(int));
+    a->single = ra_calloc(&al, n, sizeof(double));
+    a->greedy = ra_calloc(&al, n, sizeof(double));
+    orig = ra_malloc(&al, nw * sizeof(float));
+    removed = ra_calloc(&al, n, sizeof(bool));
+    if (!a->group || !a->head || !a->order || !a->single || !a->greedy || !orig || !removed)
+      rc = fail(err, errlen, RA_ENOMEM, "out of memory for the head ablation");
+  }
+  if (rc == 0) {
+    memcpy(orig, ms->w, nw * sizeof(float));
+    int k = 0;
+    for (int g = 0; g < m->ngroups; g++) {
+      if (m->groups[g].attnpool || m->groups[g].wo < 0) continue;
+      for (int h = 0; h < m->groups[g].heads; h++) a->group[k] = g, a->head[k++] = h;
+    }
+    rc = run_eval(&L.eval, L.ds, split, &L.kc, m->ngroups, o->stop, &a->base, err, errlen);
+  }
+  for (int step = 0; rc == 0 && step < a->nheads; step++) {
+    int best = -1;
+    double bestv = 0;
+    for (int i = 0; i < a->nheads && rc == 0; i++) {
+      if (removed[i]) continue;
+      removed[i] = true;
+      ablation_apply(m, a, removed, ms->w, orig);
+      EvalResult r;
+      rc = run_eval(&L.eval, L.ds, split, &L.kc, m->ngroups, o->stop, &r, err, errlen);
+      removed[i] = false;
+      if (rc) break;
+      double v = ablation_value(a, &r);
+      if (step == 0) a->single[i] = v;
+      if (best < 0 || ablation_better(a, v, bestv)) best = i, bestv = v;
+    }
+    if (rc) break;
+    removed[best] = true;
+    a->order[step] = best;
+    a->greedy[step] = bestv;
+    if (!o->quiet)
+      emit(o, "removed %s head %d: %s %.4f, %d heads left", m->groups[a->group[best]].path,
+           a->head[best],
+           a->metric == MET_ACCURACY ? "accuracy" : a->metric == MET_PERPLEXITY ? "perplexity"
+                                                                                 : "loss",
+           bestv, a->nheads - step - 1);
+  }
+  if (orig) memcpy(ms->w, orig, nw * sizeof(float));
+  ra_free_mem(&al, orig, nw * sizeof(float));
+  if (removed) ra_free_mem(&al, removed, (size_t)a->nheads * sizeof(bool));
+  if (rc) ablation_free(al, a);
   loop_free(&L);
   return rc;
 }

@@ -33,6 +33,9 @@ typedef struct ModelState {
                                with (from the data or a checkpoint), or NULL */
   uint64_t spec_hash;       /* data_settings_hash of its training data, 0 unknown */
   uint64_t rep_triggered;   /* bit g: head group g's `when` trigger has fired */
+  const HeadGroup *groups;  /* the model's attention layers (their heads are
+                               checked against a checkpoint's "heads") */
+  int ngroups;
   char *from;               /* the checkpoint it was loaded from, or NULL */
 } ModelState;
 
@@ -104,6 +107,31 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
 /* Evaluates on a split; fills *r. */
 int train_eval(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
                int split, EvalResult *r, char *err, size_t errlen);
+/* Heads removed one at a time (rac eval --ablate-heads, ra_ablate_heads).
+ * Removing head h of an attention layer zeroes rows [h*hd, (h+1)*hd) of its
+ * output projection wo (the head's whole contribution to the layer output;
+ * the bias bo stays); attnpool hops have no such projection and are not
+ * candidates.  metric: MET_ACCURACY (higher is better), MET_PERPLEXITY or
+ * MET_LOSS (lower is better), chosen from the train block's metrics. */
+typedef struct Ablation {
+  int metric;
+  EvalResult base;          /* nothing removed: what train_eval gives */
+  int nheads;               /* the candidates, layer by layer */
+  int *group, *head;        /* [nheads] head i is head head[i] of group group[i] */
+  double *single;           /* [nheads] the metric with head i alone removed */
+  int *order;               /* [nheads] greedy: the head removed at step k + 1 */
+  double *greedy;           /* [nheads] the metric with order[0..k] removed */
+} Ablation;
+
+/* The metric of r that Ablation.metric names. */
+double ablation_value(const Ablation *a, const EvalResult *r);
+/* Evaluates with every head removed alone, then removes heads greedily (at
+ * each step the one whose removal hurts the metric least; ties to the
+ * earlier head) until none is left.  ms->w is as it was afterwards.  Free
+ * with ablation_free. */
+int train_ablate(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
+                 int split, Ablation *a, char *err, size_t errlen);
+void ablation_free(RaAlloc alloc, Ablation *a);
 /* Times `steps` training steps (after one warm-up step); fills a text report. */
 int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o,
                 int64_t steps, char *report, size_t replen, char *err, size_t errlen);

@@ -17,7 +17,7 @@ static void fuzz_one(const uint8_t *data, size_t size) {
   diag_init(&d, &a, &s);
   int id = src_add(&s, "fuzz.ra", (const char *)data, size);
   if (id >= 0) {
-    CompileOptions opt = {"stdlib", NULL};
+    CompileOptions opt = {.stdlib_dir = "stdlib"};
     Program *p = sema_program(&a, &s, &d, id, &opt);
     if (p && d.nerrors == 0) {
       for (int i = 0; i < p->nmodels; i++) {

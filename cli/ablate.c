@@ -80,9 +80,16 @@ int cli_ablate(ra_ctx *ctx, const char *train, const char *ckpt, const char *spl
     free(path);
     const char *e = ra_error(ctx);
     size_t n = strlen(e);
-    fputs(e, stderr);
-    if (n && e[n - 1] != '\n') fputc('\n', stderr);
+    /* a data-parallel run's errors are agreed by its ranks: rank 0 prints */
+    if (ra_mpi_rank(ctx, NULL) <= 0) {
+      fputs(e, stderr);
+      if (n && e[n - 1] != '\n') fputc('\n', stderr);
+    }
     return ra_errcode(ctx) == RA_EUSAGE ? 2 : 1;
+  }
+  if (ra_mpi_rank(ctx, NULL) > 0) { /* the evaluations were shared; rank 0 reports */
+    free(path);
+    return 0;
   }
   const char *sp = split ? split : "test";
   int n = a->n_heads;

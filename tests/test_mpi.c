@@ -328,3 +328,30 @@ Test(mpi, rank_zeros_failing_log_stops_every_rank, .timeout = 120) {
   cr_assert(!strstr(m + strlen(want), want), "printed more than once:\n%s", r.err);
   tu_run_free(&r);
 }
+
+/* rac eval --ablate-heads on 2 ranks shares each evaluation's batches and
+ * reports once: the same table as one process (the metric is a mean over
+ * the split, reduced exactly as eval's). */
+Test(mpi, ablation_on_two_ranks_is_one_process, .timeout = 300) {
+  need_mpi();
+  const char *log = tu_tmp("abl.jsonl"), *st = tu_tmp("abl.st");
+  const char *s1 = tu_tmp("abl1.svg"), *s2 = tu_tmp("abl2.svg");
+  TuRun a = train(1, log, st, "--set steps=5");
+  cr_assert_eq(a.status, 0, "%s", a.err);
+  TuRun one = tu_sh(120, "\"$RAC\" eval " SPEC " --ckpt %s --ablate-heads --out %s --threads 1", st, s1);
+  cr_assert_eq(one.status, 0, "%s", one.err);
+  TuRun two = tu_sh(200, MPIRUN " -np 2 \"$RAC\" eval " SPEC " --ckpt %s --ablate-heads --out %s --threads 1",
+                    st, s2);
+  cr_assert_eq(two.status, 0, "%s", two.err);
+  const char *cut1 = strstr(one.out, "\nplot: "), *cut2 = strstr(two.out, "\nplot: ");
+  cr_assert(cut1 && cut2, "one:\n%s\ntwo:\n%s", one.out, two.out);
+  cr_assert_eq(cut1 - one.out, cut2 - two.out, "one:\n%s\ntwo:\n%s", one.out, two.out);
+  cr_assert(!strncmp(one.out, two.out, (size_t)(cut1 - one.out)), "one:\n%s\ntwo:\n%s", one.out,
+            two.out);
+  cr_assert(strstr(one.err, "heads left") && strstr(two.err, "heads left"));
+  /* rank 0 alone reports its progress */
+  cr_assert_eq(strstr(strstr(two.err, "0 heads left") + 1, "0 heads left"), NULL, "%s", two.err);
+  tu_run_free(&a);
+  tu_run_free(&one);
+  tu_run_free(&two);
+}

@@ -969,9 +969,10 @@ int ra_ablate_heads(ra_ctx *ctx, const char *train_name, const char *ckpt, const
   if (!ckpt) return api_fail(ctx, RA_EUSAGE, "ra_ablate_heads: ckpt is NULL");
   int sp = split_of(split);
   if (sp < 0) return api_fail(ctx, RA_EUSAGE, "unknown split '%s' (train, valid or test)", split);
+  if (api_dist(ctx)) return ctx->code;
   TrainDecl t;
   ra_model *m = api_begin_run(ctx, "ra_ablate_heads", train_name, ckpt, &t);
-  if (!m) return ctx->code;
+  if (api_agree(ctx, m ? 0 : ctx->code)) return ctx->code;
   char err[FILE_MSG_MAX] = "";
   RunOptions o;
   api_run_options(ctx, &o);

@@ -1422,12 +1422,15 @@ static void ablation_apply(const Model *m, const Ablation *a, const bool *remove
   }
 }
 
-int train_ablate(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o, int split,
+int train_ablate(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *o0, int split,
                  Ablation *a, char *err, size_t errlen) {
   memset(a, 0, sizeof *a);
   RaAlloc al = ms->alloc;
+  RunOptions ro = rank_options(o0);
+  const RunOptions *o = &ro;
   Loop L;
   int rc = loop_setup(&L, p, t, ms, o, LOOP_EVAL, err, errlen);
+  if (o->dist) rc = dist_agree(o->dist, rc, err, errlen, NULL);
   float *orig = NULL;
   bool *removed = NULL;
   size_t nw = (size_t)(ms->nweights ? ms->nweights : 1);
@@ -1466,7 +1469,7 @@ int train_ablate(Program *p, const TrainDecl *t, ModelState *ms, const RunOption
       if (m->groups[g].attnpool || m->groups[g].wo < 0) continue;
       for (int h = 0; h < m->groups[g].heads; h++) a->group[k] = g, a->head[k++] = h;
     }
-    rc = run_eval(&L.eval, L.ds, split, &L.kc, m->ngroups, o->stop, &a->base, err, errlen);
+    rc = run_eval(&L.eval, L.ds, split, &L.kc, m->ngroups, L.dist, o->stop, &a->base, err, errlen);
   }
   for (int step = 0; rc == 0 && step < a->nheads; step++) {
     int best = -1;
@@ -1476,7 +1479,7 @@ int train_ablate(Program *p, const TrainDecl *t, ModelState *ms, const RunOption
       removed[i] = true;
       ablation_apply(m, a, removed, ms->w, orig);
       EvalResult r;
-      rc = run_eval(&L.eval, L.ds, split, &L.kc, m->ngroups, o->stop, &r, err, errlen);
+      rc = run_eval(&L.eval, L.ds, split, &L.kc, m->ngroups, L.dist, o->stop, &r, err, errlen);
       removed[i] = false;
       if (rc) break;
       double v = ablation_value(a, &r);

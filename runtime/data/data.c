@@ -38,8 +38,9 @@ typedef struct DataBox {
 struct DataText {
   const char *s;        /* the text (after a byte order mark) */
   size_t len;
-  int64_t *woff;        /* [n] */
+  int64_t *woff;        /* [n / WOFF_EVERY + 1]: every WOFF_EVERY-th window's byte offset */
   int64_t N;
+  int32_t ascii[128];   /* tokenize chars: the vocabulary id of each byte below 0x80 (<unk> if none) */
   TokKind kind;
 };
 
@@ -73,7 +74,7 @@ typedef struct Loader {
   const void *map;       /* the mapping (unmapped by the loader unless kept) */
   size_t map_len;
   Vec recs, cells;       /* tables */
-  bool *is_train;        /* per example */
+  uint8_t *split_of;     /* per example: 0 train, 1 valid, 2 test, 3 none */
   char *err;
   size_t errlen;
   const DataVocab *fixed; /* the vocabulary and labels to encode with, or NULL */
@@ -399,16 +400,51 @@ static int find_column(Loader *L, const char *name, int64_t *col) {
 
 /* ---- splits ---- */
 
-static int cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return (x > y) - (x < y);
+/* The Fisher-Yates permutation of [0, n) from the split stream of seed,
+ * giving each item the split of its position: lab[e] is 0, 1 or 2 (train,
+ * valid, test) or 3 (in none) for positions cut[s] .. cut[s+1].  The
+ * permutation is held only here, as uint32 while n allows (the same
+ * values).  0, or -1 when out of memory. */
+static int split_labels(Loader *L, int64_t n, const int64_t cut[4], uint8_t *lab) {
+  uint64_t seed = L->d->seed;
+  bool narrow = n <= (int64_t)UINT32_MAX;
+  size_t esz = narrow ? sizeof(uint32_t) : sizeof(int64_t);
+  size_t bytes = esz * (size_t)(n ? n : 1);
+  void *perm = ra_malloc(&L->alloc, bytes);
+  if (!perm) return -1;
+  if (narrow) {
+    uint32_t *p = perm;
+    for (int64_t i = 0; i < n; i++) p[i] = (uint32_t)i;
+    for (int64_t i = n - 1; i > 0; i--) {
+      int64_t j = (int64_t)rng_below(seed, RNG_STREAM_SPLIT, (uint64_t)i, (uint64_t)i + 1);
+      uint32_t t = p[i];
+      p[i] = p[j];
+      p[j] = t;
+    }
+    for (int s = 0; s < 4; s++)
+      for (int64_t i = cut[s]; i < (s < 3 ? cut[s + 1] : n); i++) lab[p[i]] = (uint8_t)s;
+  } else {
+    int64_t *p = perm;
+    for (int64_t i = 0; i < n; i++) p[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+      int64_t j = (int64_t)rng_below(seed, RNG_STREAM_SPLIT, (uint64_t)i, (uint64_t)i + 1);
+      int64_t t = p[i];
+      p[i] = p[j];
+      p[j] = t;
+    }
+    for (int s = 0; s < 4; s++)
+      for (int64_t i = cut[s]; i < (s < 3 ? cut[s + 1] : n); i++) lab[p[i]] = (uint8_t)s;
+  }
+  ra_free_mem(&L->alloc, perm, bytes);
+  return 0;
 }
 
 /* A split of n items (examples, or the lines of tokenize bpe) into idx[s]
  * and cnt[s], each sorted, in arena where; noun names the items in the
- * message of an empty split. */
+ * message of an empty split.  *lab_out (when given) gets each item's split
+ * (as split_labels), in L->tmp. */
 static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, int64_t *idx[3],
-                       int64_t cnt[3]) {
+                       int64_t cnt[3], uint8_t **lab_out) {
   const DataDecl *d = L->d;
   double f[3] = {d->split[0], d->split[1], d->split[2]};
   static const char *const names[3] = {"train", "valid", "test"};
@@ -422,15 +458,6 @@ static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, int
   if (sum == 0) {
     f[0] = 1;
     sum = 1;
-  }
-  int64_t *perm = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(n ? n : 1));
-  if (!perm) return oom(L);
-  for (int64_t i = 0; i < n; i++) perm[i] = i;
-  for (int64_t i = n - 1; i > 0; i--) {
-    int64_t j = (int64_t)rng_below(d->seed, RNG_STREAM_SPLIT, (uint64_t)i, (uint64_t)i + 1);
-    int64_t t = perm[i];
-    perm[i] = perm[j];
-    perm[j] = t;
   }
   int64_t cut[4];
   double acc = 0;
@@ -447,21 +474,27 @@ static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, int
       return fail(L, 0, "the %s split is empty (%lld %s, %s fraction %g); use more data or change the split",
                   names[s], (long long)n, noun, names[s], f[s]);
     cnt[s] = m;
-    idx[s] = arena_alloc(where, sizeof(int64_t) * (size_t)(m ? m : 1));
-    if (!idx[s]) return oom(L);
-    memcpy(idx[s], perm + cut[s], sizeof(int64_t) * (size_t)m);
-    qsort(idx[s], (size_t)m, sizeof(int64_t), cmp_i64);
   }
+  /* each split's items are the permutation's between its cuts, in
+   * ascending order: read off the labels */
+  uint8_t *lab = arena_alloc(&L->tmp, (size_t)(n ? n : 1));
+  if (!lab || split_labels(L, n, cut, lab)) return oom(L);
+  for (int s = 0; s < 3; s++) {
+    idx[s] = arena_alloc(where, sizeof(int64_t) * (size_t)(cnt[s] ? cnt[s] : 1));
+    if (!idx[s]) return oom(L);
+  }
+  int64_t k[4] = {0, 0, 0, 0};
+  for (int64_t e = 0; e < n; e++) {
+    int s = lab[e];
+    if (s < 3) idx[s][k[s]++] = e;
+  }
+  if (lab_out) *lab_out = lab;
   return 0;
 }
 
 static int make_split(Loader *L) {
   DataSet *ds = L->ds;
-  if (split_items(L, ds->n, "examples", L->keep, ds->split_idx, ds->split_n)) return -1;
-  L->is_train = arena_alloc(&L->tmp, sizeof(bool) * (size_t)(ds->n ? ds->n : 1));
-  if (!L->is_train) return oom(L);
-  for (int64_t i = 0; i < ds->split_n[0]; i++) L->is_train[ds->split_idx[0][i]] = true;
-  return 0;
+  return split_items(L, ds->n, "examples", L->keep, ds->split_idx, ds->split_n, &L->split_of);
 }
 
 /* ---- tokens ---- */
@@ -539,7 +572,7 @@ static int build_vocab(Loader *L, Vocab *full, TokSeq *seqs, int nseq, int64_t c
   for (int q = 0; q < nseq; q++) {
     const int32_t *ids = seqs[q].ids.p;
     for (int64_t i = 0; i < ds->n; i++) {
-      if (!L->is_train[i]) continue;
+      if (L->split_of[i] != 0) continue;
       for (int64_t k = seqs[q].off[i]; k < seqs[q].off[i + 1]; k++) counts[ids[k]]++;
     }
   }
@@ -992,7 +1025,7 @@ static int load_text_bpe(Loader *L) {
     if (i == 0 || L->buf[i - 1] == '\n') start[k++] = (int64_t)i;
   start[nlines] = (int64_t)L->len;
   int64_t *lidx[3], lcnt[3];
-  if (split_items(L, nlines, "lines", &L->tmp, lidx, lcnt)) return -1;
+  if (split_items(L, nlines, "lines", &L->tmp, lidx, lcnt, NULL)) return -1;
   /* the three texts, one after another in one buffer */
   char *text = ra_malloc(&L->alloc, L->len ? L->len : 1);
   if (!text) return oom(L);
@@ -1126,18 +1159,29 @@ static int text_split(TokKind kind, const char *s, size_t a, size_t b, TokEmitFn
   return 0;
 }
 
-/* Pass 1: every token into the full dictionary; the byte offset of every
- * N-th token (the windows' starts). */
+/* The byte offset of every WOFF_EVERY-th window is kept: window i is read
+ * from window i - i % WOFF_EVERY's offset, past (i % WOFF_EVERY) * N tokens
+ * (at most 63 windows' bytes scanned for one), so the index is 8 bytes per
+ * WOFF_EVERY windows. */
+enum { WOFF_EVERY = 64 };
+
+/* Pages a pass has read are given back every SCAN_CHUNK bytes, so that a
+ * pass over a large file holds little of it resident. */
+#define SCAN_CHUNK ((size_t)64 << 20)
+
+/* Pass 1: every token into the full dictionary; the byte offsets of every
+ * WOFF_EVERY-th window.  Pass 2: the train windows' token counts. */
 typedef struct TextScan {
   Loader *L;
   Vocab *full;
   int fold;
   int64_t N, ntok;
-  Vec woff;            /* int64 */
-  const int32_t *remap;  /* pass 2 */
-  const bool *train;
+  int64_t span, k;       /* pass 1: N * WOFF_EVERY tokens between kept offsets; k since the last */
+  Vec woff;              /* int64 */
+  const uint8_t *split_of; /* pass 2 */
   int64_t nwin;
   int64_t *counts;
+  int64_t w, cur, times; /* pass 2: the window of the token, whether it is train, how often the token counts */
   size_t dropped;        /* the mapping's pages before this are given back */
   int64_t ascii[128];    /* the full id of each one-byte token seen, or -1 */
 } TextScan;
@@ -1153,38 +1197,153 @@ static int64_t scan_id(TextScan *c, const char *tok, size_t len, bool intern) {
   return id;
 }
 
-/* Gives back the pages a pass has read (before the token at off), every
- * 64 MiB, so that a pass over a large file holds little of it resident. */
-static void scan_progress(TextScan *c, const char *tok) {
+/* Gives back the pages before byte off of the text once SCAN_CHUNK bytes
+ * have been read past the last time. */
+static void scan_progress(TextScan *c, size_t off) {
   Loader *L = c->L;
-  size_t off = (size_t)(tok - (const char *)L->map);
-  if (off - c->dropped < ((size_t)64 << 20)) return;
+  off += (size_t)(L->buf - (const char *)L->map);
+  if (off - c->dropped < SCAN_CHUNK) return;
   file_map_done(L->map, L->map_len, c->dropped, off - c->dropped);
   c->dropped = off;
 }
 
-static int scan_token(void *ud, const char *tok, size_t len) {
-  TextScan *c = ud;
-  scan_progress(c, tok);
-  int64_t id = scan_id(c, tok, len, true);
-  if (id < 0 || id > INT32_MAX) return 1;
-  if (c->ntok % c->N == 0) {
+/* One token of pass 1 at byte off of the text, its full id known. */
+static inline int scan_one(TextScan *c, size_t off) {
+  if (c->k == 0) {
     int64_t *slot = vec_push(c->L, &c->woff);
     if (!slot) return 1;
-    *slot = (int64_t)(tok - c->L->buf);
+    *slot = (int64_t)off;
   }
+  if (++c->k == c->span) c->k = 0;
   c->ntok++;
   return 0;
 }
 
-/* Pass 2: each train window's N + 1 tokens counted, as if the windows were
- * cut apart (a token between two train windows counts twice). */
+static int scan_token(void *ud, const char *tok, size_t len) {
+  TextScan *c = ud;
+  size_t off = (size_t)(tok - c->L->buf);
+  scan_progress(c, off);
+  int64_t id = scan_id(c, tok, len, true);
+  if (id < 0 || id > INT32_MAX) return 1;
+  return scan_one(c, off);
+}
+
+/* Pass 1 of tokenize chars, without a call per token: a byte below 0x80
+ * is a token through the table (a \r before \n is none), a longer code
+ * point through the dictionary.  As text_split: -1 with *bad at invalid
+ * UTF-8 or a NUL byte, 1 when out of memory. */
+static int scan_chars(TextScan *c, size_t *bad) {
+  const unsigned char *u = (const unsigned char *)c->L->buf;
+  size_t n = c->L->len, i = 0;
+  while (i < n) {
+    size_t end = n - i > SCAN_CHUNK ? i + SCAN_CHUNK : n;
+    while (i < end) {
+      unsigned ch = u[i];
+      size_t len = 1;
+      int64_t id;
+      if (ch - 1u < 127u) {
+        if (ch == '\r' && i + 1 < n && u[i + 1] == '\n') {
+          i++;
+          continue;
+        }
+        id = c->ascii[ch];
+        if (id < 0) id = scan_id(c, (const char *)u + i, 1, true);
+      } else {
+        len = ch ? (size_t)utf8_seq_len(u + i, n - i, NULL) : 0;
+        if (len == 0) {
+          *bad = i;
+          return -1;
+        }
+        id = vocab_intern(&c->L->tmp, c->full, (const char *)u + i, len, 0);
+      }
+      if (id < 0 || id > INT32_MAX) return 1;
+      if (c->k == 0 || c->k + 1 == c->span) { /* an offset to keep, or the span's end */
+        if (scan_one(c, i)) return 1;
+      } else {
+        c->k++;
+        c->ntok++;
+      }
+      i += len;
+    }
+    scan_progress(c, i);
+  }
+  return 0;
+}
+
+/* Pass 2 counts each train window's N + 1 tokens, as if the windows were
+ * cut apart (a token between two train windows counts twice): the token
+ * after each N-th counts for the window it ends and the one it starts. */
+static inline void count_step(TextScan *c) {
+  if (++c->k == c->N) {
+    c->k = 0;
+    c->w++;
+    int64_t prev = c->cur;
+    c->cur = c->w < c->nwin && c->split_of[c->w] == 0;
+    c->times = c->cur + prev;
+  } else if (c->k == 1) {
+    c->times = c->cur;
+  }
+}
+
+static void count_begin(TextScan *c) {
+  c->ntok = c->k = c->w = 0;
+  c->dropped = 0;
+  c->cur = c->times = c->nwin > 0 && c->split_of[0] == 0;
+}
+
 static int count_token(void *ud, const char *tok, size_t len) {
   TextScan *c = ud;
-  scan_progress(c, tok);
-  int64_t j = c->ntok++, w = j / c->N;
-  int64_t times = (w < c->nwin && c->train[w]) + (j % c->N == 0 && w >= 1 && w - 1 < c->nwin && c->train[w - 1]);
-  if (times) c->counts[scan_id(c, tok, len, false)] += times;
+  scan_progress(c, (size_t)(tok - c->L->buf));
+  if (c->w > c->nwin) return 2; /* no window past this */
+  if (c->times) {
+    int64_t id = scan_id(c, tok, len, false);
+    if (id < 0) return -1; /* the file changed since pass 1 */
+    c->counts[id] += c->times;
+  }
+  count_step(c);
+  return 0;
+}
+
+/* Pass 2 of tokenize chars, as scan_chars.  -1 with *bad when the file
+ * changed since pass 1. */
+static int count_chars(TextScan *c, size_t *bad) {
+  const unsigned char *u = (const unsigned char *)c->L->buf;
+  size_t n = c->L->len, i = 0;
+  int64_t byte[128] = {0};
+  while (i < n && c->w <= c->nwin) {
+    size_t end = n - i > SCAN_CHUNK ? i + SCAN_CHUNK : n;
+    while (i < end) {
+      unsigned ch = u[i];
+      size_t len = 1;
+      if (ch - 1u < 127u) {
+        if (ch == '\r' && i + 1 < n && u[i + 1] == '\n') {
+          i++;
+          continue;
+        }
+        byte[ch] += c->times;
+      } else {
+        len = ch ? (size_t)utf8_seq_len(u + i, n - i, NULL) : 0;
+        int64_t id = len ? vocab_lookup(c->full, (const char *)u + i, len, 0) : -1;
+        if (id < 0) {
+          *bad = i;
+          return -1;
+        }
+        c->counts[id] += c->times;
+      }
+      i += len;
+      count_step(c);
+      if (c->w > c->nwin) break;
+    }
+    scan_progress(c, i);
+  }
+  for (int b = 1; b < 128; b++) {
+    if (!byte[b]) continue;
+    if (c->ascii[b] < 0) {
+      *bad = 0;
+      return -1;
+    }
+    c->counts[c->ascii[b]] += byte[b];
+  }
   return 0;
 }
 
@@ -1197,6 +1356,7 @@ static int load_text(Loader *L) {
   const DataDecl *d = L->d;
   DataSet *ds = L->ds;
   if (d->window <= 0) return fail(L, 0, "the text loader needs a window above 0");
+  if (d->window > INT64_MAX / WOFF_EVERY) return fail(L, 0, "the window %lld is too large", (long long)d->window);
   if (read_file(L)) return -1;
   if (d->tokenize == TOK_BPE) return load_text_bpe(L);
   Vocab full;
@@ -1209,12 +1369,13 @@ static int load_text(Loader *L) {
   c.full = &full;
   c.fold = kind == TOK_WORDS;
   c.N = N;
+  c.span = N * WOFF_EVERY;
   c.woff.esz = sizeof(int64_t);
   for (int b = 0; b < 128; b++) c.ascii[b] = -1;
   /* pass 1 over the mapping: the dictionary and the windows' offsets */
   file_map_sequential(L->map, L->map_len);
   size_t bad = 0;
-  int r = text_split(kind, L->buf, 0, L->len, scan_token, &c, &bad);
+  int r = kind == TOK_CHARS ? scan_chars(&c, &bad) : text_split(kind, L->buf, 0, L->len, scan_token, &c, &bad);
   int rc = 0;
   if (r < 0) rc = text_error(L, bad);
   else if (r > 0) rc = oom(L);
@@ -1239,11 +1400,12 @@ static int load_text(Loader *L) {
     if (!c.counts || !remap) rc = oom(L);
   }
   if (rc == 0 && !(L->fixed && L->fixed->ntokens > 0)) {
-    c.ntok = 0;
-    c.dropped = 0;
-    c.train = L->is_train;
+    c.split_of = L->split_of;
     c.nwin = ds->n;
-    if (text_split(kind, L->buf, 0, L->len, count_token, &c, &bad)) rc = oom(L);
+    count_begin(&c);
+    r = kind == TOK_CHARS ? count_chars(&c, &bad) : text_split(kind, L->buf, 0, L->len, count_token, &c, &bad);
+    if (r == 1) rc = oom(L);
+    else if (r < 0) rc = fail(L, 0, "the file changed while it was read");
     if (rc == 0) rc = still_whole(L);
     file_map_done(L->map, L->map_len, 0, L->map_len);
   }
@@ -1263,6 +1425,11 @@ static int load_text(Loader *L) {
       t->woff = c.woff.p;
       t->N = N;
       t->kind = kind;
+      for (int b = 0; b < 128; b++) {
+        char ch = (char)b;
+        int64_t id = b ? vocab_lookup(&ds->vocab, &ch, 1, 0) : -1;
+        t->ascii[b] = id >= 0 ? (int32_t)id : 1;
+      }
       ds->text = t;
       ds->classes = ds->vocab.n;
       box->map = L->map;
@@ -1276,17 +1443,21 @@ static int load_text(Loader *L) {
   return rc;
 }
 
-/* A window's N + 1 tokens as ids of the vocabulary: the first N into in,
- * the last N into tg. */
+/* A window's N + 1 tokens as ids of the vocabulary, after skip tokens: the
+ * first N into in, the last N into tg. */
 typedef struct WinCtx {
   const DataSet *ds;
   int fold;
   int32_t *in, *tg;
-  int64_t k, N;
+  int64_t skip, k, N;
 } WinCtx;
 
 static int win_token(void *ud, const char *tok, size_t len) {
   WinCtx *c = ud;
+  if (c->skip > 0) {
+    c->skip--;
+    return 0;
+  }
   int64_t id = vocab_lookup(&c->ds->vocab, tok, len, c->fold);
   int32_t v = id >= 0 ? (int32_t)id : 1;
   if (c->k < c->N && c->in) c->in[c->k] = v;
@@ -1294,11 +1465,52 @@ static int win_token(void *ud, const char *tok, size_t len) {
   return ++c->k > c->N ? 2 : 0;
 }
 
+/* tokenize chars: skip tokens, then the window's, without a call per
+ * token (as win_token; stops at bytes that are not UTF-8, which pass 1
+ * saw none of, should the file have changed). */
+static void chars_window(const struct DataText *t, const Vocab *v, size_t i, int64_t skip,
+                         int32_t *in, int32_t *tg) {
+  const unsigned char *u = (const unsigned char *)t->s;
+  size_t n = t->len;
+  int64_t N = t->N, k = 0;
+  while (i < n && k <= N) {
+    unsigned ch = u[i];
+    size_t len = 1;
+    int32_t id;
+    if (ch - 1u < 127u) {
+      if (ch == '\r' && i + 1 < n && u[i + 1] == '\n') {
+        i++;
+        continue;
+      }
+      id = t->ascii[ch];
+    } else {
+      len = ch ? (size_t)utf8_seq_len(u + i, n - i, NULL) : 0;
+      if (len == 0) return;
+      int64_t x = skip ? 0 : vocab_lookup(v, (const char *)u + i, len, 0);
+      id = x >= 0 ? (int32_t)x : 1;
+    }
+    i += len;
+    if (skip) {
+      skip--;
+      continue;
+    }
+    if (k < N && in) in[k] = id;
+    if (k >= 1 && tg) tg[k - 1] = id;
+    k++;
+  }
+}
+
 static void text_window(const DataSet *ds, int64_t ex, int32_t *in, int32_t *tg) {
   const struct DataText *t = ds->text;
-  WinCtx c = {ds, t->kind == TOK_WORDS, in, tg, 0, t->N};
+  size_t at = (size_t)t->woff[ex / WOFF_EVERY];
+  int64_t skip = (ex % WOFF_EVERY) * t->N;
+  if (t->kind == TOK_CHARS) {
+    chars_window(t, &ds->vocab, at, skip, in, tg);
+    return;
+  }
+  WinCtx c = {ds, t->kind == TOK_WORDS, in, tg, skip, 0, t->N};
   size_t bad;
-  text_split(t->kind, t->s, (size_t)t->woff[ex], t->len, win_token, &c, &bad);
+  text_split(t->kind, t->s, at, t->len, win_token, &c, &bad);
 }
 
 /* ---- synthetic(task, length, vocab, examples) ---- */

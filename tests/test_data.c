@@ -536,10 +536,10 @@ Test(data, split_sizes_cover_and_determinism) {
       if (i) cr_assert(a->split_idx[s][i - 1] < e, "ascending");
     }
   for (int s = 0; s < 3; s++)
-    cr_assert(memcmp(a->split_idx[s], b->split_idx[s], sizeof(int64_t) * (size_t)a->split_n[s]) == 0);
+    cr_assert(memcmp(a->split_idx[s], b->split_idx[s], sizeof(uint32_t) * (size_t)a->split_n[s]) == 0);
   d.seed = 2;
   DataSet *c = load_ok(&d);
-  cr_assert(memcmp(a->split_idx[1], c->split_idx[1], sizeof(int64_t) * 20) != 0, "another seed, another split");
+  cr_assert(memcmp(a->split_idx[1], c->split_idx[1], sizeof(uint32_t) * 20) != 0, "another seed, another split");
   data_free(a);
   data_free(b);
   data_free(c);
@@ -550,7 +550,7 @@ Test(data, shuffle_is_a_deterministic_permutation) {
   DataSet *ds = load_ok(&d);
   int64_t n = ds->split_n[0];
   cr_assert_eq(n, 40);
-  int64_t o1[40], o2[40], o3[40];
+  uint32_t o1[40], o2[40], o3[40];
   data_shuffle(ds, 0, 9, 0, o1);
   data_shuffle(ds, 0, 9, 0, o2);
   data_shuffle(ds, 0, 9, 1, o3);
@@ -558,7 +558,7 @@ Test(data, shuffle_is_a_deterministic_permutation) {
   cr_assert(memcmp(o1, o3, sizeof o1) != 0, "epochs differ");
   char seen[40] = {0};
   for (int i = 0; i < 40; i++) {
-    cr_assert(o1[i] >= 0 && o1[i] < 40);
+    cr_assert(o1[i] < 40);
     cr_assert_eq(seen[o1[i]]++, 0);
   }
   data_free(ds);
@@ -567,7 +567,7 @@ Test(data, shuffle_is_a_deterministic_permutation) {
 Test(data, batches_pad_the_final_batch) {
   DataDecl d = syn(SYN_COPY, 1);
   DataSet *ds = load_ok(&d);
-  int64_t order[40];
+  uint32_t order[40];
   data_shuffle(ds, 0, 3, 0, order);
   int32_t in[16 * 9], tg[16 * 9];
   void *inputs[1] = {in};

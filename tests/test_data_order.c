@@ -24,6 +24,13 @@ static void fnv(Fnv *f, const void *p, size_t n) {
   for (size_t i = 0; i < n; i++) f->h = (f->h ^ u[i]) * 1099511628211ull;
 }
 
+static void fnv_idx(Fnv *f, const uint32_t *x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    int64_t v = x[i];
+    fnv(f, &v, sizeof v);
+  }
+}
+
 static int64_t numel(const IrType *t) {
   int64_t n = 1;
   for (int i = 0; i < t->rank; i++) n *= t->dim[i];
@@ -67,11 +74,13 @@ static void describe(const char *name, const char *path, const char *text, SBuf 
         data_example(ds, e, NULL, (int32_t *)one);
         fnv(&ex, one, (size_t)numel(&ds->tgt_type) * 4);
       }
-    for (int s = 0; s < 3; s++) fnv(&sp, ds->split_idx[s], sizeof(int64_t) * (size_t)ds->split_n[s]);
-    int64_t *order = malloc(sizeof(int64_t) * (size_t)(ds->split_n[0] + 1));
+    /* the indices' values as int64 (as they were recorded) */
+    for (int s = 0; s < 3; s++) fnv_idx(&sp, ds->split_idx[s], ds->split_n[s]);
+    uint32_t *order = malloc(sizeof(uint32_t) * (size_t)(ds->split_n[0] + 1));
+    cr_assert(order);
     for (int64_t e = 0; e < 2; e++) {
       data_shuffle(ds, 0, 1, e, order);
-      fnv(&sh, order, sizeof(int64_t) * (size_t)ds->split_n[0]);
+      fnv_idx(&sh, order, ds->split_n[0]);
     }
     sbuf_printf(out, "%s %s: %lld examples (%lld/%lld/%lld), vocab %lld, examples %016llx, splits %016llx, shuffles %016llx; first train examples",
                 name, p->data[i].name, (long long)ds->n, (long long)ds->split_n[0],

@@ -400,42 +400,26 @@ static int find_column(Loader *L, const char *name, int64_t *col) {
 
 /* ---- splits ---- */
 
-/* The Fisher-Yates permutation of [0, n) from the split stream of seed,
- * giving each item the split of its position: lab[e] is 0, 1 or 2 (train,
- * valid, test) or 3 (in none) for positions cut[s] .. cut[s+1].  The
- * permutation is held only here, as uint32 while n allows (the same
- * values).  0, or -1 when out of memory. */
+/* The Fisher-Yates permutation of [0, n) (n at most DATA_MAX_EXAMPLES)
+ * from the split stream of seed, giving each item the split of its
+ * position: lab[e] is 0, 1 or 2 (train, valid, test) or 3 (in none) for
+ * positions cut[s] .. cut[s+1].  The permutation is held only here.  0, or
+ * -1 when out of memory. */
 static int split_labels(Loader *L, int64_t n, const int64_t cut[4], uint8_t *lab) {
   uint64_t seed = L->d->seed;
-  bool narrow = n <= (int64_t)UINT32_MAX;
-  size_t esz = narrow ? sizeof(uint32_t) : sizeof(int64_t);
-  size_t bytes = esz * (size_t)(n ? n : 1);
-  void *perm = ra_malloc(&L->alloc, bytes);
-  if (!perm) return -1;
-  if (narrow) {
-    uint32_t *p = perm;
-    for (int64_t i = 0; i < n; i++) p[i] = (uint32_t)i;
-    for (int64_t i = n - 1; i > 0; i--) {
-      int64_t j = (int64_t)rng_below(seed, RNG_STREAM_SPLIT, (uint64_t)i, (uint64_t)i + 1);
-      uint32_t t = p[i];
-      p[i] = p[j];
-      p[j] = t;
-    }
-    for (int s = 0; s < 4; s++)
-      for (int64_t i = cut[s]; i < (s < 3 ? cut[s + 1] : n); i++) lab[p[i]] = (uint8_t)s;
-  } else {
-    int64_t *p = perm;
-    for (int64_t i = 0; i < n; i++) p[i] = i;
-    for (int64_t i = n - 1; i > 0; i--) {
-      int64_t j = (int64_t)rng_below(seed, RNG_STREAM_SPLIT, (uint64_t)i, (uint64_t)i + 1);
-      int64_t t = p[i];
-      p[i] = p[j];
-      p[j] = t;
-    }
-    for (int s = 0; s < 4; s++)
-      for (int64_t i = cut[s]; i < (s < 3 ? cut[s + 1] : n); i++) lab[p[i]] = (uint8_t)s;
+  size_t bytes = sizeof(uint32_t) * (size_t)(n ? n : 1);
+  uint32_t *p = ra_malloc(&L->alloc, bytes);
+  if (!p) return -1;
+  for (int64_t i = 0; i < n; i++) p[i] = (uint32_t)i;
+  for (int64_t i = n - 1; i > 0; i--) {
+    int64_t j = (int64_t)rng_below(seed, RNG_STREAM_SPLIT, (uint64_t)i, (uint64_t)i + 1);
+    uint32_t t = p[i];
+    p[i] = p[j];
+    p[j] = t;
   }
-  ra_free_mem(&L->alloc, perm, bytes);
+  for (int s = 0; s < 4; s++)
+    for (int64_t i = cut[s]; i < (s < 3 ? cut[s + 1] : n); i++) lab[p[i]] = (uint8_t)s;
+  ra_free_mem(&L->alloc, p, bytes);
   return 0;
 }
 
@@ -443,7 +427,7 @@ static int split_labels(Loader *L, int64_t n, const int64_t cut[4], uint8_t *lab
  * and cnt[s], each sorted, in arena where; noun names the items in the
  * message of an empty split.  *lab_out (when given) gets each item's split
  * (as split_labels), in L->tmp. */
-static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, int64_t *idx[3],
+static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, uint32_t *idx[3],
                        int64_t cnt[3], uint8_t **lab_out) {
   const DataDecl *d = L->d;
   double f[3] = {d->split[0], d->split[1], d->split[2]};
@@ -459,6 +443,9 @@ static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, int
     f[0] = 1;
     sum = 1;
   }
+  if (n > DATA_MAX_EXAMPLES)
+    return fail(L, 0, "%lld %s, more than the %lld a data set can have", (long long)n, noun,
+                (long long)DATA_MAX_EXAMPLES);
   int64_t cut[4];
   double acc = 0;
   cut[0] = 0;
@@ -480,13 +467,13 @@ static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, int
   uint8_t *lab = arena_alloc(&L->tmp, (size_t)(n ? n : 1));
   if (!lab || split_labels(L, n, cut, lab)) return oom(L);
   for (int s = 0; s < 3; s++) {
-    idx[s] = arena_alloc(where, sizeof(int64_t) * (size_t)(cnt[s] ? cnt[s] : 1));
+    idx[s] = arena_alloc(where, sizeof(uint32_t) * (size_t)(cnt[s] ? cnt[s] : 1));
     if (!idx[s]) return oom(L);
   }
   int64_t k[4] = {0, 0, 0, 0};
   for (int64_t e = 0; e < n; e++) {
     int s = lab[e];
-    if (s < 3) idx[s][k[s]++] = e;
+    if (s < 3) idx[s][k[s]++] = (uint32_t)e;
   }
   if (lab_out) *lab_out = lab;
   return 0;
@@ -1024,7 +1011,8 @@ static int load_text_bpe(Loader *L) {
   for (size_t i = 0, k = 0; i < L->len; i++)
     if (i == 0 || L->buf[i - 1] == '\n') start[k++] = (int64_t)i;
   start[nlines] = (int64_t)L->len;
-  int64_t *lidx[3], lcnt[3];
+  uint32_t *lidx[3];
+  int64_t lcnt[3];
   if (split_items(L, nlines, "lines", &L->tmp, lidx, lcnt, NULL)) return -1;
   /* the three texts, one after another in one buffer */
   char *text = ra_malloc(&L->alloc, L->len ? L->len : 1);
@@ -1071,11 +1059,14 @@ static int load_text_bpe(Loader *L) {
   int64_t total = 0;
   if (rc == 0) {
     ds->n = nwin[0] + nwin[1] + nwin[2];
+    if (ds->n > DATA_MAX_EXAMPLES)
+      rc = fail(L, 0, "%lld examples, more than the %lld a data set can have", (long long)ds->n,
+                (long long)DATA_MAX_EXAMPLES);
     ds->nin = 1;
     ds->in_type[0] = int_vec(N);
     ds->tgt_type = int_vec(N);
     ds->classes = ds->vocab.n;
-    if (!mul_ok(ds->n, N, &total)) rc = oom(L);
+    if (rc == 0 && !mul_ok(ds->n, N, &total)) rc = oom(L);
   }
   int32_t *in = NULL, *tg = NULL;
   if (rc == 0) {
@@ -1086,14 +1077,14 @@ static int load_text_bpe(Loader *L) {
   /* examples: the train windows, then the valid ones, then the test ones */
   for (int s = 0, e = 0; s < 3 && rc == 0; s++) {
     ds->split_n[s] = nwin[s];
-    ds->split_idx[s] = arena_alloc(L->keep, sizeof(int64_t) * (size_t)(nwin[s] ? nwin[s] : 1));
+    ds->split_idx[s] = arena_alloc(L->keep, sizeof(uint32_t) * (size_t)(nwin[s] ? nwin[s] : 1));
     if (!ds->split_idx[s]) {
       rc = oom(L);
       break;
     }
     const int32_t *x = ids[s].p;
     for (int64_t i = 0; i < nwin[s]; i++, e++) {
-      ds->split_idx[s][i] = e;
+      ds->split_idx[s][i] = (uint32_t)e;
       for (int64_t j = 0; j < N; j++) {
         in[e * N + j] = x[i * N + j];
         tg[e * N + j] = x[i * N + j + 1];
@@ -2005,13 +1996,13 @@ void data_example(const DataSet *ds, int64_t ex, void **in, int32_t *tg) {
   if (tg && ds->tgt_data) memcpy(tg, ds->tgt_data + ex * tn, sizeof(int32_t) * (size_t)tn);
 }
 
-int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t start,
+int64_t data_batch(const DataSet *ds, int split, const uint32_t *order, int64_t start,
                    int64_t bs, void **inputs, int32_t *targets) {
   if (!ds || split < 0 || split > 2 || bs <= 0 || start < 0) return 0;
   int64_t n = ds->split_n[split];
   int64_t real = n - start < bs ? n - start : bs;
   if (real <= 0) return 0;
-  const int64_t *idx = ds->split_idx[split];
+  const uint32_t *idx = ds->split_idx[split];
   int64_t tn = ds->tgt_data || ds->text ? numel(&ds->tgt_type) : 0;
   for (int64_t r = 0; r < bs; r++) {
     int64_t pos = start + (r < real ? r : r % real);
@@ -2024,14 +2015,14 @@ int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t s
   return real;
 }
 
-void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, int64_t *order) {
+void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, uint32_t *order) {
   if (!ds || split < 0 || split > 2 || !order) return;
   int64_t n = ds->split_n[split];
   uint64_t stream = (uint64_t)RNG_STREAM_SHUFFLE + (uint64_t)epoch;
-  for (int64_t i = 0; i < n; i++) order[i] = i;
+  for (int64_t i = 0; i < n; i++) order[i] = (uint32_t)i;
   for (int64_t i = n - 1; i > 0; i--) {
     int64_t j = (int64_t)rng_below(seed, stream, (uint64_t)i, (uint64_t)i + 1);
-    int64_t t = order[i];
+    uint32_t t = order[i];
     order[i] = order[j];
     order[j] = t;
   }

@@ -18,6 +18,10 @@ typedef struct Vocab {
 } Vocab;
 
 /* One example field: int tokens, float features, or a class / token target. */
+/* The most examples a data set has: its split indices and shuffle orders
+ * are uint32 (4 bytes an example; docs/data.md). */
+#define DATA_MAX_EXAMPLES ((int64_t)UINT32_MAX)
+
 typedef struct DataSet {
   RaAlloc alloc;
   const DataDecl *decl;
@@ -34,7 +38,8 @@ typedef struct DataSet {
   int32_t *tgt_data;      /* [n][numel(tgt_type)]: ids, or f32 bits when tgt_type is f32 */
   const struct DataText *text; /* text loader (chars, words): examples read from the
                                  * mapped file by data_batch (in_data, tgt_data NULL) */
-  int64_t *split_idx[3];  /* example indices of train / valid / test */
+  uint32_t *split_idx[3]; /* example indices of train / valid / test, ascending (a data set
+                           * has at most DATA_MAX_EXAMPLES examples) */
   int64_t split_n[3];
 } DataSet;
 
@@ -87,14 +92,14 @@ int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *ou
 /* Fills batch inputs/targets with examples order[start .. start+bs) of a
  * split (order from data_shuffle, or NULL for split order).  Short final
  * batches are padded by repeating examples; returns the real count. */
-int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t start,
+int64_t data_batch(const DataSet *ds, int split, const uint32_t *order, int64_t start,
                    int64_t bs, void **inputs, int32_t *targets);
 /* Example ex (in file order) into in[k] (numel(in_type[k]) values each, f32
  * or int32) and tg (numel(tgt_type)), either NULL to skip. */
 void data_example(const DataSet *ds, int64_t ex, void **in, int32_t *tg);
 /* A permutation of a split for an epoch, from (seed, epoch): order gets
  * split_n[split] positions within the split (0 .. split_n-1). */
-void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, int64_t *order);
+void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, uint32_t *order);
 
 /* ---- tokenize.c: tokenizers and vocabularies ----
  * chars: one token per Unicode code point.  words: runs of letters, digits,

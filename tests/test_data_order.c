@@ -76,20 +76,20 @@ static void describe(const char *name, const char *path, const char *text, SBuf 
       }
     /* the indices' values as int64 (as they were recorded) */
     for (int s = 0; s < 3; s++) fnv_idx(&sp, ds->split_idx[s], ds->split_n[s]);
-    uint32_t *order = malloc(sizeof(uint32_t) * (size_t)(ds->split_n[0] + 1));
-    cr_assert(order);
+    DataOrder o;
+    cr_assert(data_order_init(&o, ds, 0) == 0 && o.perm);
     for (int64_t e = 0; e < 2; e++) {
-      data_shuffle(ds, 0, 1, e, order);
-      fnv_idx(&sh, order, ds->split_n[0]);
+      data_shuffle(ds, 0, 1, e, &o);
+      fnv_idx(&sh, o.perm, ds->split_n[0]);
     }
     sbuf_printf(out, "%s %s: %lld examples (%lld/%lld/%lld), vocab %lld, examples %016llx, splits %016llx, shuffles %016llx; first train examples",
                 name, p->data[i].name, (long long)ds->n, (long long)ds->split_n[0],
                 (long long)ds->split_n[1], (long long)ds->split_n[2], (long long)ds->vocab.n,
                 (unsigned long long)ex.h, (unsigned long long)sp.h, (unsigned long long)sh.h);
     for (int64_t j = 0; j < 8 && j < ds->split_n[0]; j++)
-      sbuf_printf(out, " %lld", (long long)ds->split_idx[0][order[j]]);
+      sbuf_printf(out, " %lld", (long long)ds->split_idx[0][o.perm[j]]);
     sbuf_printf(out, "\n");
-    free(order);
+    data_order_free(&o);
     data_free(ds);
   }
   arena_free(&arena);

@@ -9,6 +9,7 @@
 
 #include "../../base/file.h"
 #include "../../base/utf8.h"
+#include "keyperm.h"
 #include "npy.h"
 
 #include <errno.h>
@@ -423,12 +424,10 @@ static int split_labels(Loader *L, int64_t n, const int64_t cut[4], uint8_t *lab
   return 0;
 }
 
-/* A split of n items (examples, or the lines of tokenize bpe) into idx[s]
- * and cnt[s], each sorted, in arena where; noun names the items in the
- * message of an empty split.  *lab_out (when given) gets each item's split
- * (as split_labels), in L->tmp. */
-static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, uint32_t *idx[3],
-                       int64_t cnt[3], uint8_t **lab_out) {
+/* The cuts of a split of n items by the fractions: positions cut[s] ..
+ * cut[s+1] of the permutation are split s (cnt[s] of them); noun names the
+ * items in the message of an empty split. */
+static int split_cuts(Loader *L, int64_t n, const char *noun, int64_t cut[4], int64_t cnt[3]) {
   const DataDecl *d = L->d;
   double f[3] = {d->split[0], d->split[1], d->split[2]};
   static const char *const names[3] = {"train", "valid", "test"};
@@ -446,7 +445,6 @@ static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, uin
   if (n > DATA_MAX_EXAMPLES)
     return fail(L, 0, "%lld %s, more than the %lld a data set can have", (long long)n, noun,
                 (long long)DATA_MAX_EXAMPLES);
-  int64_t cut[4];
   double acc = 0;
   cut[0] = 0;
   for (int s = 0; s < 3; s++) {
@@ -462,6 +460,16 @@ static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, uin
                   names[s], (long long)n, noun, names[s], f[s]);
     cnt[s] = m;
   }
+  return 0;
+}
+
+/* A stored split of n items (examples, or the lines of tokenize bpe) into
+ * idx[s] and cnt[s], each ascending, in arena where.  *lab_out (when
+ * given) gets each item's split (as split_labels), in L->tmp. */
+static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, uint32_t *idx[3],
+                       int64_t cnt[3], uint8_t **lab_out) {
+  int64_t cut[4];
+  if (split_cuts(L, n, noun, cut, cnt)) return -1;
   /* each split's items are the permutation's between its cuts, in
    * ascending order: read off the labels */
   uint8_t *lab = arena_alloc(&L->tmp, (size_t)(n ? n : 1));
@@ -479,9 +487,24 @@ static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, uin
   return 0;
 }
 
+/* The examples' split: stored below DATA_KEYED_MIN examples, keyed from
+ * it on (the same fractions and cuts; no array of n). */
 static int make_split(Loader *L) {
   DataSet *ds = L->ds;
-  return split_items(L, ds->n, "examples", L->keep, ds->split_idx, ds->split_n, &L->split_of);
+  if (ds->n < DATA_KEYED_MIN)
+    return split_items(L, ds->n, "examples", L->keep, ds->split_idx, ds->split_n, &L->split_of);
+  if (split_cuts(L, ds->n, "examples", ds->split_cut, ds->split_n)) return -1;
+  ds->split_keyed = true;
+  keyperm_init(&ds->split_key, (uint64_t)ds->n, L->d->seed, RNG_STREAM_SPLIT);
+  return 0;
+}
+
+/* The split of example e (0, 1, 2, or 3 for none). */
+static int split_of(const Loader *L, int64_t e) {
+  if (L->split_of) return L->split_of[e];
+  const DataSet *ds = L->ds;
+  int64_t i = (int64_t)keyperm_inv(&ds->split_key, (uint64_t)e);
+  return i < ds->split_cut[1] ? 0 : i < ds->split_cut[2] ? 1 : i < ds->split_cut[3] ? 2 : 3;
 }
 
 /* ---- tokens ---- */
@@ -559,7 +582,7 @@ static int build_vocab(Loader *L, Vocab *full, TokSeq *seqs, int nseq, int64_t c
   for (int q = 0; q < nseq; q++) {
     const int32_t *ids = seqs[q].ids.p;
     for (int64_t i = 0; i < ds->n; i++) {
-      if (L->split_of[i] != 0) continue;
+      if (split_of(L, i) != 0) continue;
       for (int64_t k = seqs[q].off[i]; k < seqs[q].off[i + 1]; k++) counts[ids[k]]++;
     }
   }
@@ -1169,7 +1192,6 @@ typedef struct TextScan {
   int64_t N, ntok;
   int64_t span, k;       /* pass 1: N * WOFF_EVERY tokens between kept offsets; k since the last */
   Vec woff;              /* int64 */
-  const uint8_t *split_of; /* pass 2 */
   int64_t nwin;
   int64_t *counts;
   int64_t w, cur, times; /* pass 2: the window of the token, whether it is train, how often the token counts */
@@ -1269,7 +1291,7 @@ static inline void count_step(TextScan *c) {
     c->k = 0;
     c->w++;
     int64_t prev = c->cur;
-    c->cur = c->w < c->nwin && c->split_of[c->w] == 0;
+    c->cur = c->w < c->nwin && split_of(c->L, c->w) == 0;
     c->times = c->cur + prev;
   } else if (c->k == 1) {
     c->times = c->cur;
@@ -1279,7 +1301,7 @@ static inline void count_step(TextScan *c) {
 static void count_begin(TextScan *c) {
   c->ntok = c->k = c->w = 0;
   c->dropped = 0;
-  c->cur = c->times = c->nwin > 0 && c->split_of[0] == 0;
+  c->cur = c->times = c->nwin > 0 && split_of(c->L, 0) == 0;
 }
 
 static int count_token(void *ud, const char *tok, size_t len) {
@@ -1391,7 +1413,6 @@ static int load_text(Loader *L) {
     if (!c.counts || !remap) rc = oom(L);
   }
   if (rc == 0 && !(L->fixed && L->fixed->ntokens > 0)) {
-    c.split_of = L->split_of;
     c.nwin = ds->n;
     count_begin(&c);
     r = kind == TOK_CHARS ? count_chars(&c, &bad) : text_split(kind, L->buf, 0, L->len, count_token, &c, &bad);
@@ -1996,17 +2017,22 @@ void data_example(const DataSet *ds, int64_t ex, void **in, int32_t *tg) {
   if (tg && ds->tgt_data) memcpy(tg, ds->tgt_data + ex * tn, sizeof(int32_t) * (size_t)tn);
 }
 
-int64_t data_batch(const DataSet *ds, int split, const uint32_t *order, int64_t start,
+int64_t data_split_example(const DataSet *ds, int split, int64_t j) {
+  if (ds->split_keyed) return (int64_t)keyperm_fwd(&ds->split_key, (uint64_t)(ds->split_cut[split] + j));
+  return ds->split_idx[split][j];
+}
+
+int64_t data_batch(const DataSet *ds, int split, const DataOrder *order, int64_t start,
                    int64_t bs, void **inputs, int32_t *targets) {
   if (!ds || split < 0 || split > 2 || bs <= 0 || start < 0) return 0;
   int64_t n = ds->split_n[split];
+  if (order && order->n != n) return 0;
   int64_t real = n - start < bs ? n - start : bs;
   if (real <= 0) return 0;
-  const uint32_t *idx = ds->split_idx[split];
   int64_t tn = ds->tgt_data || ds->text ? numel(&ds->tgt_type) : 0;
   for (int64_t r = 0; r < bs; r++) {
     int64_t pos = start + (r < real ? r : r % real);
-    int64_t ex = idx[order ? order[pos] : pos];
+    int64_t ex = data_split_example(ds, split, order ? data_order_at(order, pos) : pos);
     void *row[8] = {NULL};
     for (int k = 0; k < ds->nin && k < 8; k++)
       if (inputs && inputs[k]) row[k] = (char *)inputs[k] + (size_t)r * (size_t)numel(&ds->in_type[k]) * 4;
@@ -2015,10 +2041,34 @@ int64_t data_batch(const DataSet *ds, int split, const uint32_t *order, int64_t 
   return real;
 }
 
-void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, uint32_t *order) {
-  if (!ds || split < 0 || split > 2 || !order) return;
-  int64_t n = ds->split_n[split];
+int data_order_init(DataOrder *o, const DataSet *ds, int split) {
+  memset(o, 0, sizeof *o);
+  if (!ds || split < 0 || split > 2) return -1;
+  o->alloc = ds->alloc;
+  o->n = ds->split_n[split];
+  if (ds->n >= DATA_KEYED_MIN) return 0; /* keyed, as the data set's split */
+  o->perm = ra_malloc(&o->alloc, sizeof(uint32_t) * (size_t)(o->n ? o->n : 1));
+  if (!o->perm) return -1;
+  for (int64_t i = 0; i < o->n; i++) o->perm[i] = (uint32_t)i;
+  return 0;
+}
+
+void data_order_free(DataOrder *o) {
+  if (o && o->perm) ra_free_mem(&o->alloc, o->perm, sizeof(uint32_t) * (size_t)(o->n ? o->n : 1));
+  if (o) o->perm = NULL;
+}
+
+/* Fisher-Yates from the shuffle stream of the epoch, or (keyed) the
+ * bijection of that stream. */
+void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, DataOrder *o) {
+  if (!ds || split < 0 || split > 2 || !o || o->n != ds->split_n[split]) return;
+  int64_t n = o->n;
   uint64_t stream = (uint64_t)RNG_STREAM_SHUFFLE + (uint64_t)epoch;
+  if (!o->perm) {
+    if (n > 0) keyperm_init(&o->key, (uint64_t)n, seed, stream);
+    return;
+  }
+  uint32_t *order = o->perm;
   for (int64_t i = 0; i < n; i++) order[i] = (uint32_t)i;
   for (int64_t i = n - 1; i > 0; i--) {
     int64_t j = (int64_t)rng_below(seed, stream, (uint64_t)i, (uint64_t)i + 1);
@@ -2026,4 +2076,8 @@ void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, ui
     order[i] = order[j];
     order[j] = t;
   }
+}
+
+int64_t data_order_at(const DataOrder *o, int64_t pos) {
+  return o->perm ? o->perm[pos] : (int64_t)keyperm_fwd(&o->key, (uint64_t)pos);
 }

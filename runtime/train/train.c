@@ -186,7 +186,7 @@ static int bound_run(Bound *b, KernelCtx *kc, char *err, size_t errlen) {
 }
 
 /* Fills the bound inputs from a batch of the data set. */
-static int64_t bound_fill(Bound *b, const DataSet *ds, int split, const uint32_t *order,
+static int64_t bound_fill(Bound *b, const DataSet *ds, int split, const DataOrder *order,
                           int64_t start, int64_t bs) {
   void *ins[8] = {0};
   for (int k = 0; k < ds->nin && k < 8; k++) ins[k] = b->in[k];
@@ -1101,7 +1101,7 @@ static int run_checkpoint(Loop *L, int64_t epoch, int64_t step, int64_t total, b
 }
 
 /* Steps from the model's step to `total`, spe steps an epoch. */
-static int run_steps(Loop *L, int64_t total, int64_t spe, uint32_t *order, char *err,
+static int run_steps(Loop *L, int64_t total, int64_t spe, DataOrder *order, char *err,
                      size_t errlen) {
   const TrainDecl *t = L->t;
   const RunOptions *o = L->o;
@@ -1183,12 +1183,11 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
     if (L.p) loop_free(&L); /* loop_setup was reached */
     return rc;
   }
-  RaAlloc a = ms->alloc;
   int64_t ntrain = L.ds->split_n[SPLIT_TRAIN];
   int64_t spe = (ntrain + t->batch - 1) / t->batch;
   int64_t total = t->steps > 0 ? t->steps : t->epochs * spe;
-  uint32_t *order = ra_calloc(&a, (size_t)(ntrain ? ntrain : 1), sizeof(uint32_t));
-  if (!order) {
+  DataOrder order;
+  if (data_order_init(&order, L.ds, SPLIT_TRAIN) != 0) {
     loop_free(&L);
     return fail(err, errlen, RA_ENOMEM, "out of memory");
   }
@@ -1199,8 +1198,8 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
          (long long)L.ds->split_n[SPLIT_VALID], (long long)L.ds->split_n[SPLIT_TEST],
          (long long)total, (long long)t->batch, L.kc.threads);
   int64_t first_step = ms->step;
-  rc = run_steps(&L, total, spe, order, err, errlen);
-  ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(uint32_t));
+  rc = run_steps(&L, total, spe, &order, err, errlen);
+  data_order_free(&order);
   if (rc == 0 && first_step >= total && !o->quiet)
     emit(o, "nothing to train: the checkpoint is at step %lld and the run has %lld steps",
          (long long)first_step, (long long)total);
@@ -1258,17 +1257,17 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
     double opt_ms = 0;
     rc = loop_jit_optim(&L, &opt_ms, err, errlen);
     int64_t ntrain = L.ds->split_n[SPLIT_TRAIN];
-    uint32_t *order = ra_calloc(&a, (size_t)(ntrain ? ntrain : 1), sizeof(uint32_t));
-    if (!order) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
-    else data_shuffle(L.ds, SPLIT_TRAIN, L.seed, 0, order);
+    DataOrder order;
+    if (data_order_init(&order, L.ds, SPLIT_TRAIN) != 0) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
+    else data_shuffle(L.ds, SPLIT_TRAIN, L.seed, 0, &order);
     double loss = 0, t0 = 0;
     for (int64_t s = 0; s <= steps && rc == 0; s++) {
       if (s == 1) t0 = now_seconds(); /* step 0 warms up */
-      bound_fill(&L.step, L.ds, SPLIT_TRAIN, order, (s * t->batch) % (ntrain ? ntrain : 1),
+      bound_fill(&L.step, L.ds, SPLIT_TRAIN, &order, (s * t->batch) % (ntrain ? ntrain : 1),
                  t->batch);
       rc = loop_step(&L, s, steps + 1, &loss, err, errlen);
     }
-    ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(uint32_t));
+    data_order_free(&order);
     if (rc == 0) {
       double el = now_seconds() - t0;
       double sps = (double)steps / el;

@@ -1181,7 +1181,7 @@ enum { WOFF_EVERY = 64 };
 
 /* Pages a pass has read are given back every SCAN_CHUNK bytes, so that a
  * pass over a large file holds little of it resident. */
-#define SCAN_CHUNK ((size_t)64 << 20)
+#define SCAN_CHUNK ((size_t)16 << 20)
 
 /* Pass 1: every token into the full dictionary; the byte offsets of every
  * WOFF_EVERY-th window.  Pass 2: the train windows' token counts. */

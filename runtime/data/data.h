@@ -48,8 +48,9 @@ typedef struct DataSet {
   uint32_t *split_idx[3]; /* example indices of train / valid / test, ascending (a data set
                            * has at most DATA_MAX_EXAMPLES examples) */
   int64_t split_n[3];
-  /* n >= DATA_KEYED_MIN (split_idx NULL): split s is the images of
-   * positions split_cut[s] .. split_cut[s+1] under split_key, in that order */
+  /* n >= DATA_KEYED_MIN, but for tokenize bpe (split_idx NULL): split s is
+   * the images of positions split_cut[s] .. split_cut[s+1] under split_key,
+   * in that order (data_split_example reads either form) */
   bool split_keyed;
   KeyPerm split_key;
   int64_t split_cut[4];

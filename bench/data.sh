@@ -5,8 +5,9 @@
 # and data/corpus.txt:
 #   - `rac bench` of examples/charlm.ra on it for STEPS steps under
 #     /usr/bin/time -v: wall time and peak resident set (the data set reads
-#     its windows from the mapped file; what it holds is the vocabulary, the
-#     windows' byte offsets and the split and shuffle indices);
+#     its windows from the mapped file; what it holds is the vocabulary and
+#     every 64th window's byte offset; its split and shuffles are keyed
+#     bijections, docs/data.md);
 #   - bench/data/data_load (built here against BUILD/libra_int.a): the
 #     loader alone, both passes over the mapping (tokens and the windows'
 #     offsets, then the train windows' counts), as seconds per GiB;

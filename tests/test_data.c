@@ -1,5 +1,6 @@
 /* test_data.c - the data loaders (tsv, csv, text, synthetic), tokenizers,
  * vocabularies, splits, shuffles, batches and every malformed-input error. */
+#include <math.h>
 #include <signal.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -536,10 +537,10 @@ Test(data, split_sizes_cover_and_determinism) {
       if (i) cr_assert(a->split_idx[s][i - 1] < e, "ascending");
     }
   for (int s = 0; s < 3; s++)
-    cr_assert(memcmp(a->split_idx[s], b->split_idx[s], sizeof(int64_t) * (size_t)a->split_n[s]) == 0);
+    cr_assert(memcmp(a->split_idx[s], b->split_idx[s], sizeof(uint32_t) * (size_t)a->split_n[s]) == 0);
   d.seed = 2;
   DataSet *c = load_ok(&d);
-  cr_assert(memcmp(a->split_idx[1], c->split_idx[1], sizeof(int64_t) * 20) != 0, "another seed, another split");
+  cr_assert(memcmp(a->split_idx[1], c->split_idx[1], sizeof(uint32_t) * 20) != 0, "another seed, another split");
   data_free(a);
   data_free(b);
   data_free(c);
@@ -550,41 +551,51 @@ Test(data, shuffle_is_a_deterministic_permutation) {
   DataSet *ds = load_ok(&d);
   int64_t n = ds->split_n[0];
   cr_assert_eq(n, 40);
-  int64_t o1[40], o2[40], o3[40];
-  data_shuffle(ds, 0, 9, 0, o1);
-  data_shuffle(ds, 0, 9, 0, o2);
-  data_shuffle(ds, 0, 9, 1, o3);
-  cr_assert(memcmp(o1, o2, sizeof o1) == 0);
-  cr_assert(memcmp(o1, o3, sizeof o1) != 0, "epochs differ");
+  DataOrder o1, o2, o3;
+  cr_assert(data_order_init(&o1, ds, 0) == 0 && data_order_init(&o2, ds, 0) == 0 &&
+            data_order_init(&o3, ds, 0) == 0);
+  cr_assert(o1.perm, "a small split's order is stored");
+  data_shuffle(ds, 0, 9, 0, &o1);
+  data_shuffle(ds, 0, 9, 0, &o2);
+  data_shuffle(ds, 0, 9, 1, &o3);
+  cr_assert(memcmp(o1.perm, o2.perm, 40 * sizeof(uint32_t)) == 0);
+  cr_assert(memcmp(o1.perm, o3.perm, 40 * sizeof(uint32_t)) != 0, "epochs differ");
   char seen[40] = {0};
   for (int i = 0; i < 40; i++) {
-    cr_assert(o1[i] >= 0 && o1[i] < 40);
-    cr_assert_eq(seen[o1[i]]++, 0);
+    int64_t p = data_order_at(&o1, i);
+    cr_assert(p >= 0 && p < 40);
+    cr_assert_eq(seen[p]++, 0);
   }
+  data_order_free(&o1);
+  data_order_free(&o2);
+  data_order_free(&o3);
   data_free(ds);
 }
 
 Test(data, batches_pad_the_final_batch) {
   DataDecl d = syn(SYN_COPY, 1);
   DataSet *ds = load_ok(&d);
-  int64_t order[40];
-  data_shuffle(ds, 0, 3, 0, order);
+  DataOrder o;
+  cr_assert(data_order_init(&o, ds, 0) == 0);
+  data_shuffle(ds, 0, 3, 0, &o);
+  const uint32_t *order = o.perm;
   int32_t in[16 * 9], tg[16 * 9];
   void *inputs[1] = {in};
   /* 40 examples in batches of 16: 16, 16, then 8 real + 8 repeated */
-  cr_assert_eq(data_batch(ds, 0, order, 0, 16, inputs, tg), 16);
+  cr_assert_eq(data_batch(ds, 0, &o, 0, 16, inputs, tg), 16);
   const int32_t *x = ds->in_data[0];
   cr_assert(memcmp(in + 5 * 9, x + ds->split_idx[0][order[5]] * 9, 9 * 4) == 0);
-  cr_assert_eq(data_batch(ds, 0, order, 32, 16, inputs, tg), 8);
+  cr_assert_eq(data_batch(ds, 0, &o, 32, 16, inputs, tg), 8);
   for (int r = 0; r < 16; r++) {
     int64_t ex = ds->split_idx[0][order[32 + r % 8]];
     cr_assert(memcmp(in + r * 9, x + ex * 9, 9 * 4) == 0, "row %d", r);
     cr_assert(memcmp(tg + r * 9, ds->tgt_data + ex * 9, 9 * 4) == 0, "row %d", r);
   }
-  cr_assert_eq(data_batch(ds, 0, order, 40, 16, inputs, tg), 0);
+  cr_assert_eq(data_batch(ds, 0, &o, 40, 16, inputs, tg), 0);
   /* split order without a permutation */
   cr_assert_eq(data_batch(ds, 1, NULL, 0, 4, inputs, tg), 4);
   cr_assert(memcmp(in, x + ds->split_idx[1][0] * 9, 9 * 4) == 0);
+  data_order_free(&o);
   data_free(ds);
 }
 
@@ -913,5 +924,126 @@ Test(data, text_truncated_while_mapped_raises_sigbus, DIES_OF_SIGBUS) {
   cr_assert(truncate(path, 0) == 0);
   int32_t in[16 * 4], tg[16 * 4];
   data_batch(ds, 0, NULL, ds->split_n[0] - 4, 4, (void *[]){in}, tg);
+  data_free(ds);
+}
+
+/* ---- large data sets: keyed split and shuffles ---- */
+
+/* The keyed bijection is a permutation of [0, n) whose inverse undoes it,
+ * the same for the same key, another for another stream. */
+Test(data_keyed, keyperm_is_a_deterministic_permutation) {
+  static const uint64_t ns[] = {1, 2, 3, 4, 5, 17, 64, 255, 1000, 4097, 65537, 300001};
+  for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+    uint64_t n = ns[t];
+    KeyPerm a, b, c;
+    keyperm_init(&a, n, 5, RNG_STREAM_SHUFFLE);
+    keyperm_init(&b, n, 5, RNG_STREAM_SHUFFLE);
+    keyperm_init(&c, n, 5, RNG_STREAM_SHUFFLE + 1);
+    unsigned char *seen = calloc(n, 1);
+    cr_assert(seen);
+    uint64_t fixed = 0, same_c = 0;
+    for (uint64_t i = 0; i < n; i++) {
+      uint64_t x = keyperm_fwd(&a, i);
+      cr_assert(x < n, "n %llu: %llu -> %llu", (unsigned long long)n, (unsigned long long)i,
+                (unsigned long long)x);
+      cr_assert_eq(seen[x]++, 0, "n %llu: %llu twice", (unsigned long long)n, (unsigned long long)x);
+      cr_assert_eq(keyperm_inv(&a, x), i);
+      cr_assert_eq(keyperm_fwd(&b, i), x);
+      fixed += x == i;
+      same_c += keyperm_fwd(&c, i) == x;
+    }
+    if (n >= 1000) { /* shuffled: few fixed points, another key another order */
+      cr_assert_lt(fixed, n / 50, "n %llu: %llu fixed points", (unsigned long long)n, (unsigned long long)fixed);
+      cr_assert_lt(same_c, n / 50);
+    }
+    free(seen);
+  }
+}
+
+/* A text of 2^24 + 2 characters in windows of 1 has DATA_KEYED_MIN + 1
+ * examples: its split and its train split's shuffles are keyed (nothing
+ * of n stored), every example in exactly one split, every train position
+ * once in an epoch, the same on a second load; the windows are the file's
+ * characters. */
+Test(data_keyed, a_large_data_set_splits_and_shuffles_without_arrays, .timeout = 120) {
+  const char *path = tu_tmp("large.txt");
+  int64_t len = DATA_KEYED_MIN + 2;
+  char *text = malloc((size_t)len + 1);
+  cr_assert(text);
+  for (int64_t i = 0; i < len; i++) text[i] = (char)('a' + (int)(((uint64_t)i * (uint64_t)i >> 3) % 26));
+  text[len] = 0;
+  cr_assert(tu_write_file(path, text) == 0);
+  DataDecl d = decl(LOADER_TEXT, path);
+  d.tokenize = TOK_CHARS;
+  d.window = 1;
+  d.split[0] = 0.8;
+  d.split[1] = 0.1;
+  d.split[2] = 0.1;
+  DataSet *a = load_ok(&d), *b = load_ok(&d);
+  int64_t n = a->n;
+  cr_assert_eq(n, DATA_KEYED_MIN + 1);
+  cr_assert(a->split_keyed && !a->split_idx[0] && !a->split_idx[1] && !a->split_idx[2]);
+  cr_assert_eq(a->split_n[0] + a->split_n[1] + a->split_n[2], n);
+  cr_assert_eq(a->split_n[0], (int64_t)floor((double)n * 0.8 + 0.5));
+  bool letter[26] = {false};
+  int64_t letters = 0;
+  for (int64_t i = 0; i < len; i++) letter[text[i] - 'a'] = true;
+  for (int k = 0; k < 26; k++) letters += letter[k];
+  cr_assert_eq(a->vocab.n, 2 + letters);
+  unsigned char *seen = calloc((size_t)n, 1);
+  cr_assert(seen);
+  for (int s = 0; s < 3; s++)
+    for (int64_t j = 0; j < a->split_n[s]; j++) {
+      int64_t e = data_split_example(a, s, j);
+      cr_assert(e >= 0 && e < n);
+      cr_assert_eq(seen[e]++, 0, "example %lld twice", (long long)e);
+      if (j % 4099 == 0) {
+        cr_assert_eq(data_split_example(b, s, j), e);
+        int32_t in, tg;
+        data_example(a, e, (void *[]){&in}, &tg);
+        cr_assert(in >= 2 && tg >= 2 && in < a->vocab.n && tg < a->vocab.n);
+        cr_assert_eq(a->vocab.words[in][0], text[e]);
+        cr_assert_eq(a->vocab.words[tg][0], text[e + 1]);
+      }
+    }
+  DataOrder o, p;
+  cr_assert(data_order_init(&o, a, 0) == 0 && data_order_init(&p, b, 0) == 0);
+  cr_assert(!o.perm, "no stored order");
+  data_shuffle(a, 0, 11, 3, &o);
+  data_shuffle(b, 0, 11, 3, &p);
+  memset(seen, 0, (size_t)n);
+  int64_t in_place = 0;
+  for (int64_t i = 0; i < o.n; i++) {
+    int64_t q = data_order_at(&o, i);
+    cr_assert(q >= 0 && q < o.n);
+    cr_assert_eq(seen[q]++, 0, "position %lld twice", (long long)q);
+    in_place += q == i;
+    if (i % 4099 == 0) cr_assert_eq(data_order_at(&p, i), q);
+  }
+  cr_assert_lt(in_place, o.n / 100);
+  data_shuffle(a, 0, 11, 4, &p);
+  int64_t same = 0;
+  for (int64_t i = 0; i < 1000; i++) same += data_order_at(&p, i) == data_order_at(&o, i);
+  cr_assert_lt(same, 50, "another epoch, another order");
+  data_order_free(&o);
+  data_order_free(&p);
+  free(seen);
+  free(text);
+  data_free(a);
+  data_free(b);
+  unlink(path);
+}
+
+/* Below DATA_KEYED_MIN the split and shuffles are the stored Fisher-Yates
+ * ones (tests/golden/data_order.txt holds their values). */
+Test(data_keyed, below_the_threshold_orders_are_stored) {
+  DataDecl d = decl(LOADER_TEXT, "tests/data/tiny.txt");
+  d.tokenize = TOK_CHARS;
+  d.window = 4;
+  DataSet *ds = load_ok(&d);
+  cr_assert(!ds->split_keyed && ds->split_idx[0]);
+  DataOrder o;
+  cr_assert(data_order_init(&o, ds, 0) == 0 && o.perm);
+  data_order_free(&o);
   data_free(ds);
 }

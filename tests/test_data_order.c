@@ -24,6 +24,13 @@ static void fnv(Fnv *f, const void *p, size_t n) {
   for (size_t i = 0; i < n; i++) f->h = (f->h ^ u[i]) * 1099511628211ull;
 }
 
+static void fnv_idx(Fnv *f, const uint32_t *x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    int64_t v = x[i];
+    fnv(f, &v, sizeof v);
+  }
+}
+
 static int64_t numel(const IrType *t) {
   int64_t n = 1;
   for (int i = 0; i < t->rank; i++) n *= t->dim[i];
@@ -40,7 +47,7 @@ static void describe(const char *name, const char *path, const char *text, SBuf 
   diag_init(&diags, &arena, &src);
   int f = src_add(&src, path, text, strlen(text));
   cr_assert_geq(f, 0);
-  CompileOptions none = {NULL, NULL};
+  CompileOptions none = {0};
   Program *p = sema_program(&arena, &src, &diags, f, &none);
   cr_assert(p && diags.nerrors == 0, "%s:\n%s", name, diag_render(&diags, 0));
   for (int i = 0; i < p->ndata; i++) {
@@ -67,20 +74,22 @@ static void describe(const char *name, const char *path, const char *text, SBuf 
         data_example(ds, e, NULL, (int32_t *)one);
         fnv(&ex, one, (size_t)numel(&ds->tgt_type) * 4);
       }
-    for (int s = 0; s < 3; s++) fnv(&sp, ds->split_idx[s], sizeof(int64_t) * (size_t)ds->split_n[s]);
-    int64_t *order = malloc(sizeof(int64_t) * (size_t)(ds->split_n[0] + 1));
+    /* the indices' values as int64 (as they were recorded) */
+    for (int s = 0; s < 3; s++) fnv_idx(&sp, ds->split_idx[s], ds->split_n[s]);
+    DataOrder o;
+    cr_assert(data_order_init(&o, ds, 0) == 0 && o.perm);
     for (int64_t e = 0; e < 2; e++) {
-      data_shuffle(ds, 0, 1, e, order);
-      fnv(&sh, order, sizeof(int64_t) * (size_t)ds->split_n[0]);
+      data_shuffle(ds, 0, 1, e, &o);
+      fnv_idx(&sh, o.perm, ds->split_n[0]);
     }
     sbuf_printf(out, "%s %s: %lld examples (%lld/%lld/%lld), vocab %lld, examples %016llx, splits %016llx, shuffles %016llx; first train examples",
                 name, p->data[i].name, (long long)ds->n, (long long)ds->split_n[0],
                 (long long)ds->split_n[1], (long long)ds->split_n[2], (long long)ds->vocab.n,
                 (unsigned long long)ex.h, (unsigned long long)sp.h, (unsigned long long)sh.h);
     for (int64_t j = 0; j < 8 && j < ds->split_n[0]; j++)
-      sbuf_printf(out, " %lld", (long long)ds->split_idx[0][order[j]]);
+      sbuf_printf(out, " %lld", (long long)ds->split_idx[0][o.perm[j]]);
     sbuf_printf(out, "\n");
-    free(order);
+    data_order_free(&o);
     data_free(ds);
   }
   arena_free(&arena);

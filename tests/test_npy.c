@@ -75,7 +75,7 @@ Test(npy, same_values_as_csv) {
   cr_assert(memcmp(a->tgt_data, b->tgt_data, 200 * 4) == 0);
   for (int s = 0; s < 3; s++) {
     cr_assert_eq(a->split_n[s], b->split_n[s]);
-    cr_assert(memcmp(a->split_idx[s], b->split_idx[s], sizeof(int64_t) * (size_t)a->split_n[s]) == 0);
+    cr_assert(memcmp(a->split_idx[s], b->split_idx[s], sizeof(uint32_t) * (size_t)a->split_n[s]) == 0);
   }
   data_free(a);
   data_free(b);

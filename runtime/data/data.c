@@ -9,6 +9,7 @@
 
 #include "../../base/file.h"
 #include "../../base/utf8.h"
+#include "keyperm.h"
 #include "npy.h"
 
 #include <errno.h>
@@ -38,8 +39,9 @@ typedef struct DataBox {
 struct DataText {
   const char *s;        /* the text (after a byte order mark) */
   size_t len;
-  int64_t *woff;        /* [n] */
+  int64_t *woff;        /* [n / WOFF_EVERY + 1]: every WOFF_EVERY-th window's byte offset */
   int64_t N;
+  int32_t ascii[128];   /* tokenize chars: the vocabulary id of each byte below 0x80 (<unk> if none) */
   TokKind kind;
 };
 
@@ -73,7 +75,7 @@ typedef struct Loader {
   const void *map;       /* the mapping (unmapped by the loader unless kept) */
   size_t map_len;
   Vec recs, cells;       /* tables */
-  bool *is_train;        /* per example */
+  uint8_t *split_of;     /* per example: 0 train, 1 valid, 2 test, 3 none */
   char *err;
   size_t errlen;
   const DataVocab *fixed; /* the vocabulary and labels to encode with, or NULL */
@@ -399,16 +401,33 @@ static int find_column(Loader *L, const char *name, int64_t *col) {
 
 /* ---- splits ---- */
 
-static int cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return (x > y) - (x < y);
+/* The Fisher-Yates permutation of [0, n) (n at most DATA_MAX_EXAMPLES)
+ * from the split stream of seed, giving each item the split of its
+ * position: lab[e] is 0, 1 or 2 (train, valid, test) or 3 (in none) for
+ * positions cut[s] .. cut[s+1].  The permutation is held only here.  0, or
+ * -1 when out of memory. */
+static int split_labels(Loader *L, int64_t n, const int64_t cut[4], uint8_t *lab) {
+  uint64_t seed = L->d->seed;
+  size_t bytes = sizeof(uint32_t) * (size_t)(n ? n : 1);
+  uint32_t *p = ra_malloc(&L->alloc, bytes);
+  if (!p) return -1;
+  for (int64_t i = 0; i < n; i++) p[i] = (uint32_t)i;
+  for (int64_t i = n - 1; i > 0; i--) {
+    int64_t j = (int64_t)rng_below(seed, RNG_STREAM_SPLIT, (uint64_t)i, (uint64_t)i + 1);
+    uint32_t t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+  }
+  for (int s = 0; s < 4; s++)
+    for (int64_t i = cut[s]; i < (s < 3 ? cut[s + 1] : n); i++) lab[p[i]] = (uint8_t)s;
+  ra_free_mem(&L->alloc, p, bytes);
+  return 0;
 }
 
-/* A split of n items (examples, or the lines of tokenize bpe) into idx[s]
- * and cnt[s], each sorted, in arena where; noun names the items in the
- * message of an empty split. */
-static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, int64_t *idx[3],
-                       int64_t cnt[3]) {
+/* The cuts of a split of n items by the fractions: positions cut[s] ..
+ * cut[s+1] of the permutation are split s (cnt[s] of them); noun names the
+ * items in the message of an empty split. */
+static int split_cuts(Loader *L, int64_t n, const char *noun, int64_t cut[4], int64_t cnt[3]) {
   const DataDecl *d = L->d;
   double f[3] = {d->split[0], d->split[1], d->split[2]};
   static const char *const names[3] = {"train", "valid", "test"};
@@ -423,16 +442,9 @@ static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, int
     f[0] = 1;
     sum = 1;
   }
-  int64_t *perm = arena_alloc(&L->tmp, sizeof(int64_t) * (size_t)(n ? n : 1));
-  if (!perm) return oom(L);
-  for (int64_t i = 0; i < n; i++) perm[i] = i;
-  for (int64_t i = n - 1; i > 0; i--) {
-    int64_t j = (int64_t)rng_below(d->seed, RNG_STREAM_SPLIT, (uint64_t)i, (uint64_t)i + 1);
-    int64_t t = perm[i];
-    perm[i] = perm[j];
-    perm[j] = t;
-  }
-  int64_t cut[4];
+  if (n > DATA_MAX_EXAMPLES)
+    return fail(L, 0, "%lld %s, more than the %lld a data set can have", (long long)n, noun,
+                (long long)DATA_MAX_EXAMPLES);
   double acc = 0;
   cut[0] = 0;
   for (int s = 0; s < 3; s++) {
@@ -447,21 +459,52 @@ static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, int
       return fail(L, 0, "the %s split is empty (%lld %s, %s fraction %g); use more data or change the split",
                   names[s], (long long)n, noun, names[s], f[s]);
     cnt[s] = m;
-    idx[s] = arena_alloc(where, sizeof(int64_t) * (size_t)(m ? m : 1));
-    if (!idx[s]) return oom(L);
-    memcpy(idx[s], perm + cut[s], sizeof(int64_t) * (size_t)m);
-    qsort(idx[s], (size_t)m, sizeof(int64_t), cmp_i64);
   }
   return 0;
 }
 
+/* A stored split of n items (examples, or the lines of tokenize bpe) into
+ * idx[s] and cnt[s], each ascending, in arena where.  *lab_out (when
+ * given) gets each item's split (as split_labels), in L->tmp. */
+static int split_items(Loader *L, int64_t n, const char *noun, Arena *where, uint32_t *idx[3],
+                       int64_t cnt[3], uint8_t **lab_out) {
+  int64_t cut[4];
+  if (split_cuts(L, n, noun, cut, cnt)) return -1;
+  /* each split's items are the permutation's between its cuts, in
+   * ascending order: read off the labels */
+  uint8_t *lab = arena_alloc(&L->tmp, (size_t)(n ? n : 1));
+  if (!lab || split_labels(L, n, cut, lab)) return oom(L);
+  for (int s = 0; s < 3; s++) {
+    idx[s] = arena_alloc(where, sizeof(uint32_t) * (size_t)(cnt[s] ? cnt[s] : 1));
+    if (!idx[s]) return oom(L);
+  }
+  int64_t k[4] = {0, 0, 0, 0};
+  for (int64_t e = 0; e < n; e++) {
+    int s = lab[e];
+    if (s < 3) idx[s][k[s]++] = (uint32_t)e;
+  }
+  if (lab_out) *lab_out = lab;
+  return 0;
+}
+
+/* The examples' split: stored below DATA_KEYED_MIN examples, keyed from
+ * it on (the same fractions and cuts; no array of n). */
 static int make_split(Loader *L) {
   DataSet *ds = L->ds;
-  if (split_items(L, ds->n, "examples", L->keep, ds->split_idx, ds->split_n)) return -1;
-  L->is_train = arena_alloc(&L->tmp, sizeof(bool) * (size_t)(ds->n ? ds->n : 1));
-  if (!L->is_train) return oom(L);
-  for (int64_t i = 0; i < ds->split_n[0]; i++) L->is_train[ds->split_idx[0][i]] = true;
+  if (ds->n < DATA_KEYED_MIN)
+    return split_items(L, ds->n, "examples", L->keep, ds->split_idx, ds->split_n, &L->split_of);
+  if (split_cuts(L, ds->n, "examples", ds->split_cut, ds->split_n)) return -1;
+  ds->split_keyed = true;
+  keyperm_init(&ds->split_key, (uint64_t)ds->n, L->d->seed, RNG_STREAM_SPLIT);
   return 0;
+}
+
+/* The split of example e (0, 1, 2, or 3 for none). */
+static int split_of(const Loader *L, int64_t e) {
+  if (L->split_of) return L->split_of[e];
+  const DataSet *ds = L->ds;
+  int64_t i = (int64_t)keyperm_inv(&ds->split_key, (uint64_t)e);
+  return i < ds->split_cut[1] ? 0 : i < ds->split_cut[2] ? 1 : i < ds->split_cut[3] ? 2 : 3;
 }
 
 /* ---- tokens ---- */
@@ -539,7 +582,7 @@ static int build_vocab(Loader *L, Vocab *full, TokSeq *seqs, int nseq, int64_t c
   for (int q = 0; q < nseq; q++) {
     const int32_t *ids = seqs[q].ids.p;
     for (int64_t i = 0; i < ds->n; i++) {
-      if (!L->is_train[i]) continue;
+      if (split_of(L, i) != 0) continue;
       for (int64_t k = seqs[q].off[i]; k < seqs[q].off[i + 1]; k++) counts[ids[k]]++;
     }
   }
@@ -991,8 +1034,9 @@ static int load_text_bpe(Loader *L) {
   for (size_t i = 0, k = 0; i < L->len; i++)
     if (i == 0 || L->buf[i - 1] == '\n') start[k++] = (int64_t)i;
   start[nlines] = (int64_t)L->len;
-  int64_t *lidx[3], lcnt[3];
-  if (split_items(L, nlines, "lines", &L->tmp, lidx, lcnt)) return -1;
+  uint32_t *lidx[3];
+  int64_t lcnt[3];
+  if (split_items(L, nlines, "lines", &L->tmp, lidx, lcnt, NULL)) return -1;
   /* the three texts, one after another in one buffer */
   char *text = ra_malloc(&L->alloc, L->len ? L->len : 1);
   if (!text) return oom(L);
@@ -1038,11 +1082,14 @@ static int load_text_bpe(Loader *L) {
   int64_t total = 0;
   if (rc == 0) {
     ds->n = nwin[0] + nwin[1] + nwin[2];
+    if (ds->n > DATA_MAX_EXAMPLES)
+      rc = fail(L, 0, "%lld examples, more than the %lld a data set can have", (long long)ds->n,
+                (long long)DATA_MAX_EXAMPLES);
     ds->nin = 1;
     ds->in_type[0] = int_vec(N);
     ds->tgt_type = int_vec(N);
     ds->classes = ds->vocab.n;
-    if (!mul_ok(ds->n, N, &total)) rc = oom(L);
+    if (rc == 0 && !mul_ok(ds->n, N, &total)) rc = oom(L);
   }
   int32_t *in = NULL, *tg = NULL;
   if (rc == 0) {
@@ -1053,14 +1100,14 @@ static int load_text_bpe(Loader *L) {
   /* examples: the train windows, then the valid ones, then the test ones */
   for (int s = 0, e = 0; s < 3 && rc == 0; s++) {
     ds->split_n[s] = nwin[s];
-    ds->split_idx[s] = arena_alloc(L->keep, sizeof(int64_t) * (size_t)(nwin[s] ? nwin[s] : 1));
+    ds->split_idx[s] = arena_alloc(L->keep, sizeof(uint32_t) * (size_t)(nwin[s] ? nwin[s] : 1));
     if (!ds->split_idx[s]) {
       rc = oom(L);
       break;
     }
     const int32_t *x = ids[s].p;
     for (int64_t i = 0; i < nwin[s]; i++, e++) {
-      ds->split_idx[s][i] = e;
+      ds->split_idx[s][i] = (uint32_t)e;
       for (int64_t j = 0; j < N; j++) {
         in[e * N + j] = x[i * N + j];
         tg[e * N + j] = x[i * N + j + 1];
@@ -1126,18 +1173,28 @@ static int text_split(TokKind kind, const char *s, size_t a, size_t b, TokEmitFn
   return 0;
 }
 
-/* Pass 1: every token into the full dictionary; the byte offset of every
- * N-th token (the windows' starts). */
+/* The byte offset of every WOFF_EVERY-th window is kept: window i is read
+ * from window i - i % WOFF_EVERY's offset, past (i % WOFF_EVERY) * N tokens
+ * (at most 63 windows' bytes scanned for one), so the index is 8 bytes per
+ * WOFF_EVERY windows. */
+enum { WOFF_EVERY = 64 };
+
+/* Pages a pass has read are given back every SCAN_CHUNK bytes, so that a
+ * pass over a large file holds little of it resident. */
+#define SCAN_CHUNK ((size_t)16 << 20)
+
+/* Pass 1: every token into the full dictionary; the byte offsets of every
+ * WOFF_EVERY-th window.  Pass 2: the train windows' token counts. */
 typedef struct TextScan {
   Loader *L;
   Vocab *full;
   int fold;
   int64_t N, ntok;
-  Vec woff;            /* int64 */
-  const int32_t *remap;  /* pass 2 */
-  const bool *train;
+  int64_t span, k;       /* pass 1: N * WOFF_EVERY tokens between kept offsets; k since the last */
+  Vec woff;              /* int64 */
   int64_t nwin;
   int64_t *counts;
+  int64_t w, cur, times; /* pass 2: the window of the token, whether it is train, how often the token counts */
   size_t dropped;        /* the mapping's pages before this are given back */
   int64_t ascii[128];    /* the full id of each one-byte token seen, or -1 */
 } TextScan;
@@ -1153,38 +1210,153 @@ static int64_t scan_id(TextScan *c, const char *tok, size_t len, bool intern) {
   return id;
 }
 
-/* Gives back the pages a pass has read (before the token at off), every
- * 64 MiB, so that a pass over a large file holds little of it resident. */
-static void scan_progress(TextScan *c, const char *tok) {
+/* Gives back the pages before byte off of the text once SCAN_CHUNK bytes
+ * have been read past the last time. */
+static void scan_progress(TextScan *c, size_t off) {
   Loader *L = c->L;
-  size_t off = (size_t)(tok - (const char *)L->map);
-  if (off - c->dropped < ((size_t)64 << 20)) return;
+  off += (size_t)(L->buf - (const char *)L->map);
+  if (off - c->dropped < SCAN_CHUNK) return;
   file_map_done(L->map, L->map_len, c->dropped, off - c->dropped);
   c->dropped = off;
 }
 
-static int scan_token(void *ud, const char *tok, size_t len) {
-  TextScan *c = ud;
-  scan_progress(c, tok);
-  int64_t id = scan_id(c, tok, len, true);
-  if (id < 0 || id > INT32_MAX) return 1;
-  if (c->ntok % c->N == 0) {
+/* One token of pass 1 at byte off of the text, its full id known. */
+static inline int scan_one(TextScan *c, size_t off) {
+  if (c->k == 0) {
     int64_t *slot = vec_push(c->L, &c->woff);
     if (!slot) return 1;
-    *slot = (int64_t)(tok - c->L->buf);
+    *slot = (int64_t)off;
   }
+  if (++c->k == c->span) c->k = 0;
   c->ntok++;
   return 0;
 }
 
-/* Pass 2: each train window's N + 1 tokens counted, as if the windows were
- * cut apart (a token between two train windows counts twice). */
+static int scan_token(void *ud, const char *tok, size_t len) {
+  TextScan *c = ud;
+  size_t off = (size_t)(tok - c->L->buf);
+  scan_progress(c, off);
+  int64_t id = scan_id(c, tok, len, true);
+  if (id < 0 || id > INT32_MAX) return 1;
+  return scan_one(c, off);
+}
+
+/* Pass 1 of tokenize chars, without a call per token: a byte below 0x80
+ * is a token through the table (a \r before \n is none), a longer code
+ * point through the dictionary.  As text_split: -1 with *bad at invalid
+ * UTF-8 or a NUL byte, 1 when out of memory. */
+static int scan_chars(TextScan *c, size_t *bad) {
+  const unsigned char *u = (const unsigned char *)c->L->buf;
+  size_t n = c->L->len, i = 0;
+  while (i < n) {
+    size_t end = n - i > SCAN_CHUNK ? i + SCAN_CHUNK : n;
+    while (i < end) {
+      unsigned ch = u[i];
+      size_t len = 1;
+      int64_t id;
+      if (ch - 1u < 127u) {
+        if (ch == '\r' && i + 1 < n && u[i + 1] == '\n') {
+          i++;
+          continue;
+        }
+        id = c->ascii[ch];
+        if (id < 0) id = scan_id(c, (const char *)u + i, 1, true);
+      } else {
+        len = ch ? (size_t)utf8_seq_len(u + i, n - i, NULL) : 0;
+        if (len == 0) {
+          *bad = i;
+          return -1;
+        }
+        id = vocab_intern(&c->L->tmp, c->full, (const char *)u + i, len, 0);
+      }
+      if (id < 0 || id > INT32_MAX) return 1;
+      if (c->k == 0 || c->k + 1 == c->span) { /* an offset to keep, or the span's end */
+        if (scan_one(c, i)) return 1;
+      } else {
+        c->k++;
+        c->ntok++;
+      }
+      i += len;
+    }
+    scan_progress(c, i);
+  }
+  return 0;
+}
+
+/* Pass 2 counts each train window's N + 1 tokens, as if the windows were
+ * cut apart (a token between two train windows counts twice): the token
+ * after each N-th counts for the window it ends and the one it starts. */
+static inline void count_step(TextScan *c) {
+  if (++c->k == c->N) {
+    c->k = 0;
+    c->w++;
+    int64_t prev = c->cur;
+    c->cur = c->w < c->nwin && split_of(c->L, c->w) == 0;
+    c->times = c->cur + prev;
+  } else if (c->k == 1) {
+    c->times = c->cur;
+  }
+}
+
+static void count_begin(TextScan *c) {
+  c->ntok = c->k = c->w = 0;
+  c->dropped = 0;
+  c->cur = c->times = c->nwin > 0 && split_of(c->L, 0) == 0;
+}
+
 static int count_token(void *ud, const char *tok, size_t len) {
   TextScan *c = ud;
-  scan_progress(c, tok);
-  int64_t j = c->ntok++, w = j / c->N;
-  int64_t times = (w < c->nwin && c->train[w]) + (j % c->N == 0 && w >= 1 && w - 1 < c->nwin && c->train[w - 1]);
-  if (times) c->counts[scan_id(c, tok, len, false)] += times;
+  scan_progress(c, (size_t)(tok - c->L->buf));
+  if (c->w > c->nwin) return 2; /* no window past this */
+  if (c->times) {
+    int64_t id = scan_id(c, tok, len, false);
+    if (id < 0) return -1; /* the file changed since pass 1 */
+    c->counts[id] += c->times;
+  }
+  count_step(c);
+  return 0;
+}
+
+/* Pass 2 of tokenize chars, as scan_chars.  -1 with *bad when the file
+ * changed since pass 1. */
+static int count_chars(TextScan *c, size_t *bad) {
+  const unsigned char *u = (const unsigned char *)c->L->buf;
+  size_t n = c->L->len, i = 0;
+  int64_t byte[128] = {0};
+  while (i < n && c->w <= c->nwin) {
+    size_t end = n - i > SCAN_CHUNK ? i + SCAN_CHUNK : n;
+    while (i < end) {
+      unsigned ch = u[i];
+      size_t len = 1;
+      if (ch - 1u < 127u) {
+        if (ch == '\r' && i + 1 < n && u[i + 1] == '\n') {
+          i++;
+          continue;
+        }
+        byte[ch] += c->times;
+      } else {
+        len = ch ? (size_t)utf8_seq_len(u + i, n - i, NULL) : 0;
+        int64_t id = len ? vocab_lookup(c->full, (const char *)u + i, len, 0) : -1;
+        if (id < 0) {
+          *bad = i;
+          return -1;
+        }
+        c->counts[id] += c->times;
+      }
+      i += len;
+      count_step(c);
+      if (c->w > c->nwin) break;
+    }
+    scan_progress(c, i);
+  }
+  for (int b = 1; b < 128; b++) {
+    if (!byte[b]) continue;
+    if (c->ascii[b] < 0) {
+      *bad = 0;
+      return -1;
+    }
+    c->counts[c->ascii[b]] += byte[b];
+  }
   return 0;
 }
 
@@ -1197,6 +1369,7 @@ static int load_text(Loader *L) {
   const DataDecl *d = L->d;
   DataSet *ds = L->ds;
   if (d->window <= 0) return fail(L, 0, "the text loader needs a window above 0");
+  if (d->window > INT64_MAX / WOFF_EVERY) return fail(L, 0, "the window %lld is too large", (long long)d->window);
   if (read_file(L)) return -1;
   if (d->tokenize == TOK_BPE) return load_text_bpe(L);
   Vocab full;
@@ -1209,12 +1382,13 @@ static int load_text(Loader *L) {
   c.full = &full;
   c.fold = kind == TOK_WORDS;
   c.N = N;
+  c.span = N * WOFF_EVERY;
   c.woff.esz = sizeof(int64_t);
   for (int b = 0; b < 128; b++) c.ascii[b] = -1;
   /* pass 1 over the mapping: the dictionary and the windows' offsets */
   file_map_sequential(L->map, L->map_len);
   size_t bad = 0;
-  int r = text_split(kind, L->buf, 0, L->len, scan_token, &c, &bad);
+  int r = kind == TOK_CHARS ? scan_chars(&c, &bad) : text_split(kind, L->buf, 0, L->len, scan_token, &c, &bad);
   int rc = 0;
   if (r < 0) rc = text_error(L, bad);
   else if (r > 0) rc = oom(L);
@@ -1239,11 +1413,11 @@ static int load_text(Loader *L) {
     if (!c.counts || !remap) rc = oom(L);
   }
   if (rc == 0 && !(L->fixed && L->fixed->ntokens > 0)) {
-    c.ntok = 0;
-    c.dropped = 0;
-    c.train = L->is_train;
     c.nwin = ds->n;
-    if (text_split(kind, L->buf, 0, L->len, count_token, &c, &bad)) rc = oom(L);
+    count_begin(&c);
+    r = kind == TOK_CHARS ? count_chars(&c, &bad) : text_split(kind, L->buf, 0, L->len, count_token, &c, &bad);
+    if (r == 1) rc = oom(L);
+    else if (r < 0) rc = fail(L, 0, "the file changed while it was read");
     if (rc == 0) rc = still_whole(L);
     file_map_done(L->map, L->map_len, 0, L->map_len);
   }
@@ -1263,6 +1437,11 @@ static int load_text(Loader *L) {
       t->woff = c.woff.p;
       t->N = N;
       t->kind = kind;
+      for (int b = 0; b < 128; b++) {
+        char ch = (char)b;
+        int64_t id = b ? vocab_lookup(&ds->vocab, &ch, 1, 0) : -1;
+        t->ascii[b] = id >= 0 ? (int32_t)id : 1;
+      }
       ds->text = t;
       ds->classes = ds->vocab.n;
       box->map = L->map;
@@ -1276,17 +1455,21 @@ static int load_text(Loader *L) {
   return rc;
 }
 
-/* A window's N + 1 tokens as ids of the vocabulary: the first N into in,
- * the last N into tg. */
+/* A window's N + 1 tokens as ids of the vocabulary, after skip tokens: the
+ * first N into in, the last N into tg. */
 typedef struct WinCtx {
   const DataSet *ds;
   int fold;
   int32_t *in, *tg;
-  int64_t k, N;
+  int64_t skip, k, N;
 } WinCtx;
 
 static int win_token(void *ud, const char *tok, size_t len) {
   WinCtx *c = ud;
+  if (c->skip > 0) {
+    c->skip--;
+    return 0;
+  }
   int64_t id = vocab_lookup(&c->ds->vocab, tok, len, c->fold);
   int32_t v = id >= 0 ? (int32_t)id : 1;
   if (c->k < c->N && c->in) c->in[c->k] = v;
@@ -1294,11 +1477,52 @@ static int win_token(void *ud, const char *tok, size_t len) {
   return ++c->k > c->N ? 2 : 0;
 }
 
+/* tokenize chars: skip tokens, then the window's, without a call per
+ * token (as win_token; stops at bytes that are not UTF-8, which pass 1
+ * saw none of, should the file have changed). */
+static void chars_window(const struct DataText *t, const Vocab *v, size_t i, int64_t skip,
+                         int32_t *in, int32_t *tg) {
+  const unsigned char *u = (const unsigned char *)t->s;
+  size_t n = t->len;
+  int64_t N = t->N, k = 0;
+  while (i < n && k <= N) {
+    unsigned ch = u[i];
+    size_t len = 1;
+    int32_t id;
+    if (ch - 1u < 127u) {
+      if (ch == '\r' && i + 1 < n && u[i + 1] == '\n') {
+        i++;
+        continue;
+      }
+      id = t->ascii[ch];
+    } else {
+      len = ch ? (size_t)utf8_seq_len(u + i, n - i, NULL) : 0;
+      if (len == 0) return;
+      int64_t x = skip ? 0 : vocab_lookup(v, (const char *)u + i, len, 0);
+      id = x >= 0 ? (int32_t)x : 1;
+    }
+    i += len;
+    if (skip) {
+      skip--;
+      continue;
+    }
+    if (k < N && in) in[k] = id;
+    if (k >= 1 && tg) tg[k - 1] = id;
+    k++;
+  }
+}
+
 static void text_window(const DataSet *ds, int64_t ex, int32_t *in, int32_t *tg) {
   const struct DataText *t = ds->text;
-  WinCtx c = {ds, t->kind == TOK_WORDS, in, tg, 0, t->N};
+  size_t at = (size_t)t->woff[ex / WOFF_EVERY];
+  int64_t skip = (ex % WOFF_EVERY) * t->N;
+  if (t->kind == TOK_CHARS) {
+    chars_window(t, &ds->vocab, at, skip, in, tg);
+    return;
+  }
+  WinCtx c = {ds, t->kind == TOK_WORDS, in, tg, skip, 0, t->N};
   size_t bad;
-  text_split(t->kind, t->s, (size_t)t->woff[ex], t->len, win_token, &c, &bad);
+  text_split(t->kind, t->s, at, t->len, win_token, &c, &bad);
 }
 
 /* ---- synthetic(task, length, vocab, examples) ---- */
@@ -1793,23 +2017,28 @@ void data_example(const DataSet *ds, int64_t ex, void **in, int32_t *tg) {
   if (tg && ds->tgt_data) memcpy(tg, ds->tgt_data + ex * tn, sizeof(int32_t) * (size_t)tn);
 }
 
-int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t start,
+int64_t data_split_example(const DataSet *ds, int split, int64_t j) {
+  if (ds->split_keyed) return (int64_t)keyperm_fwd(&ds->split_key, (uint64_t)(ds->split_cut[split] + j));
+  return ds->split_idx[split][j];
+}
+
+int64_t data_batch(const DataSet *ds, int split, const DataOrder *order, int64_t start,
                    int64_t bs, void **inputs, int32_t *targets) {
   return data_batch_rows(ds, split, order, start, bs, 0, bs, inputs, targets);
 }
 
-int64_t data_batch_rows(const DataSet *ds, int split, const int64_t *order, int64_t start,
+int64_t data_batch_rows(const DataSet *ds, int split, const DataOrder *order, int64_t start,
                         int64_t bs, int64_t r0, int64_t rn, void **inputs, int32_t *targets) {
   if (!ds || split < 0 || split > 2 || bs <= 0 || start < 0 || r0 < 0 || rn < 0 || r0 + rn > bs)
     return 0;
   int64_t n = ds->split_n[split];
+  if (order && order->n != n) return 0;
   int64_t real = n - start < bs ? n - start : bs;
   if (real <= 0) return 0;
-  const int64_t *idx = ds->split_idx[split];
   int64_t tn = ds->tgt_data || ds->text ? numel(&ds->tgt_type) : 0;
   for (int64_t r = r0; r < r0 + rn; r++) {
     int64_t pos = start + (r < real ? r : r % real), o = r - r0;
-    int64_t ex = idx[order ? order[pos] : pos];
+    int64_t ex = data_split_example(ds, split, order ? data_order_at(order, pos) : pos);
     void *row[DATA_MAX_INPUTS] = {NULL};
     for (int k = 0; k < ds->nin; k++)
       if (inputs && inputs[k]) row[k] = (char *)inputs[k] + (size_t)o * (size_t)numel(&ds->in_type[k]) * 4;
@@ -1818,15 +2047,43 @@ int64_t data_batch_rows(const DataSet *ds, int split, const int64_t *order, int6
   return real;
 }
 
-void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, int64_t *order) {
-  if (!ds || split < 0 || split > 2 || !order) return;
-  int64_t n = ds->split_n[split];
+int data_order_init(DataOrder *o, const DataSet *ds, int split) {
+  memset(o, 0, sizeof *o);
+  if (!ds || split < 0 || split > 2) return -1;
+  o->alloc = ds->alloc;
+  o->n = ds->split_n[split];
+  if (ds->n >= DATA_KEYED_MIN) return 0; /* keyed, as the data set's split */
+  o->perm = ra_malloc(&o->alloc, sizeof(uint32_t) * (size_t)(o->n ? o->n : 1));
+  if (!o->perm) return -1;
+  for (int64_t i = 0; i < o->n; i++) o->perm[i] = (uint32_t)i;
+  return 0;
+}
+
+void data_order_free(DataOrder *o) {
+  if (o && o->perm) ra_free_mem(&o->alloc, o->perm, sizeof(uint32_t) * (size_t)(o->n ? o->n : 1));
+  if (o) o->perm = NULL;
+}
+
+/* Fisher-Yates from the shuffle stream of the epoch, or (keyed) the
+ * bijection of that stream. */
+void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, DataOrder *o) {
+  if (!ds || split < 0 || split > 2 || !o || o->n != ds->split_n[split]) return;
+  int64_t n = o->n;
   uint64_t stream = (uint64_t)RNG_STREAM_SHUFFLE + (uint64_t)epoch;
-  for (int64_t i = 0; i < n; i++) order[i] = i;
+  if (!o->perm) {
+    if (n > 0) keyperm_init(&o->key, (uint64_t)n, seed, stream);
+    return;
+  }
+  uint32_t *order = o->perm;
+  for (int64_t i = 0; i < n; i++) order[i] = (uint32_t)i;
   for (int64_t i = n - 1; i > 0; i--) {
     int64_t j = (int64_t)rng_below(seed, stream, (uint64_t)i, (uint64_t)i + 1);
-    int64_t t = order[i];
+    uint32_t t = order[i];
     order[i] = order[j];
     order[j] = t;
   }
+}
+
+int64_t data_order_at(const DataOrder *o, int64_t pos) {
+  return o->perm ? o->perm[pos] : (int64_t)keyperm_fwd(&o->key, (uint64_t)pos);
 }

@@ -4,10 +4,12 @@
 #ifndef RA_DATA_H
 #define RA_DATA_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../../compiler/program.h"
 #include "bpe.h"
+#include "keyperm.h"
 
 typedef struct Vocab {
   char **words;     /* id -> token (UTF-8); 0 "<pad>", 1 "<unk>" */
@@ -19,6 +21,16 @@ typedef struct Vocab {
 
 /* Inputs a data set may feed (npy arrays; the model may have fewer). */
 #define DATA_MAX_INPUTS 8
+
+/* The most examples a data set has: its split indices and shuffle orders
+ * are uint32 (4 bytes an example; docs/data.md). */
+#define DATA_MAX_EXAMPLES ((int64_t)UINT32_MAX)
+/* From this many examples on, a data set's split and a split's shuffles
+ * are keyed bijections computed per index (keyperm.h) instead of stored
+ * Fisher-Yates permutations, so that no array of n is held: far above
+ * every data set of the examples and tests, whose orders stay as they
+ * were recorded (docs/data.md, "Large data sets"). */
+#define DATA_KEYED_MIN ((int64_t)1 << 24)
 
 /* One example field: int tokens, float features, or a class / token target. */
 typedef struct DataSet {
@@ -37,9 +49,26 @@ typedef struct DataSet {
   int32_t *tgt_data;      /* [n][numel(tgt_type)]: ids, or f32 bits when tgt_type is f32 */
   const struct DataText *text; /* text loader (chars, words): examples read from the
                                  * mapped file by data_batch (in_data, tgt_data NULL) */
-  int64_t *split_idx[3];  /* example indices of train / valid / test */
+  uint32_t *split_idx[3]; /* example indices of train / valid / test, ascending (a data set
+                           * has at most DATA_MAX_EXAMPLES examples) */
   int64_t split_n[3];
+  /* n >= DATA_KEYED_MIN, but for tokenize bpe (split_idx NULL): split s is
+   * the images of positions split_cut[s] .. split_cut[s+1] under split_key,
+   * in that order (data_split_example reads either form) */
+  bool split_keyed;
+  KeyPerm split_key;
+  int64_t split_cut[4];
 } DataSet;
+
+/* An epoch's order of a split's examples (data_shuffle): a stored
+ * permutation of its positions, or a keyed bijection when the data set
+ * has DATA_KEYED_MIN examples or more. */
+typedef struct DataOrder {
+  int64_t n;              /* the split's examples */
+  uint32_t *perm;         /* [n], or NULL when keyed */
+  KeyPerm key;
+  RaAlloc alloc;
+} DataOrder;
 
 /* What a trained model knows of its data, so that predict and eval do not
  * depend on the data file (stored in checkpoints, docs/data.md): the
@@ -90,19 +119,26 @@ int data_encode_text(const DataSet *ds, int field, const char *text, int32_t *ou
 /* Fills batch inputs/targets with examples order[start .. start+bs) of a
  * split (order from data_shuffle, or NULL for split order).  Short final
  * batches are padded by repeating examples; returns the real count. */
-int64_t data_batch(const DataSet *ds, int split, const int64_t *order, int64_t start,
+int64_t data_batch(const DataSet *ds, int split, const DataOrder *order, int64_t start,
                    int64_t bs, void **inputs, int32_t *targets);
-/* Example ex (in file order) into in[k] (numel(in_type[k]) values each, f32
- * or int32) and tg (numel(tgt_type)), either NULL to skip. */
-void data_example(const DataSet *ds, int64_t ex, void **in, int32_t *tg);
 /* Rows [r0, r0 + rn) of that batch (a rank's share, docs/distributed.md)
  * into rows 0 .. rn of inputs/targets, padded as the whole batch is;
  * returns the real count of the whole batch. */
-int64_t data_batch_rows(const DataSet *ds, int split, const int64_t *order, int64_t start,
+int64_t data_batch_rows(const DataSet *ds, int split, const DataOrder *order, int64_t start,
                         int64_t bs, int64_t r0, int64_t rn, void **inputs, int32_t *targets);
-/* A permutation of a split for an epoch, from (seed, epoch): order gets
- * split_n[split] positions within the split (0 .. split_n-1). */
-void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, int64_t *order);
+/* Example ex (in file order) into in[k] (numel(in_type[k]) values each, f32
+ * or int32) and tg (numel(tgt_type)), either NULL to skip. */
+void data_example(const DataSet *ds, int64_t ex, void **in, int32_t *tg);
+/* Example j (0 .. split_n - 1) of a split, in split order. */
+int64_t data_split_example(const DataSet *ds, int split, int64_t j);
+/* An order for a split (its permutation's array allocated when stored);
+ * 0, or -1 when out of memory.  data_order_free frees it. */
+int data_order_init(DataOrder *o, const DataSet *ds, int split);
+void data_order_free(DataOrder *o);
+/* The order of a split for an epoch, from (seed, epoch), and the position
+ * within the split (0 .. split_n - 1) it puts at pos. */
+void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, DataOrder *o);
+int64_t data_order_at(const DataOrder *o, int64_t pos);
 
 /* ---- tokenize.c: tokenizers and vocabularies ----
  * chars: one token per Unicode code point.  words: runs of letters, digits,

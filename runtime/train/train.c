@@ -193,15 +193,15 @@ static int bound_run(Bound *b, KernelCtx *kc, char *err, size_t errlen) {
 
 /* Fills the bound inputs with rows [r0, r0 + rn) of a batch of the data
  * set (a rank's share of it; the whole batch is r0 0, rn bs). */
-static int64_t bound_fill_rows(Bound *b, const DataSet *ds, int split, const int64_t *order,
+static int64_t bound_fill_rows(Bound *b, const DataSet *ds, int split, const DataOrder *order,
                                int64_t start, int64_t bs, int64_t r0, int64_t rn) {
-  void *ins[8] = {0};
-  for (int k = 0; k < ds->nin && k < 8; k++) ins[k] = b->in[k];
+  void *ins[DATA_MAX_INPUTS] = {0};
+  for (int k = 0; k < ds->nin; k++) ins[k] = b->in[k];
   int32_t *tg = b->m->ntargets > 0 ? (int32_t *)b->in[b->m->ninputs] : NULL;
   return data_batch_rows(ds, split, order, start, bs, r0, rn, ins, tg);
 }
 
-static int64_t bound_fill(Bound *b, const DataSet *ds, int split, const int64_t *order,
+static int64_t bound_fill(Bound *b, const DataSet *ds, int split, const DataOrder *order,
                           int64_t start, int64_t bs) {
   return bound_fill_rows(b, ds, split, order, start, bs, 0, bs);
 }
@@ -1231,7 +1231,7 @@ static int run_checkpoint(Loop *L, int64_t epoch, int64_t step, int64_t total, b
 }
 
 /* Steps from the model's step to `total`, spe steps an epoch. */
-static int run_steps(Loop *L, int64_t total, int64_t spe, int64_t *order, char *err,
+static int run_steps(Loop *L, int64_t total, int64_t spe, DataOrder *order, char *err,
                      size_t errlen) {
   const TrainDecl *t = L->t;
   const RunOptions *o = L->o;
@@ -1332,14 +1332,15 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
   const RunOptions *o = &ro;
   Loop L;
   int rc = run_prepare(&L, p, t, ms, o, err, errlen);
-  RaAlloc a = ms->alloc;
   int64_t ntrain = rc ? 0 : L.ds->split_n[SPLIT_TRAIN];
-  int64_t *order = rc ? NULL : ra_calloc(&a, (size_t)(ntrain ? ntrain : 1), sizeof(int64_t));
-  if (rc == 0 && !order) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
+  DataOrder order;
+  memset(&order, 0, sizeof order);
+  if (rc == 0 && data_order_init(&order, L.ds, SPLIT_TRAIN) != 0)
+    rc = fail(err, errlen, RA_ENOMEM, "out of memory");
   /* every rank is ready, or none starts */
   if (o->dist) rc = dist_agree(o->dist, rc, err, errlen, NULL);
   if (rc) {
-    if (order) ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(int64_t));
+    data_order_free(&order);
     if (L.p) loop_free(&L); /* loop_setup was reached */
     return rc;
   }
@@ -1356,8 +1357,8 @@ int train_run(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions *
          (long long)L.ds->split_n[SPLIT_VALID], (long long)L.ds->split_n[SPLIT_TEST],
          (long long)total, (long long)t->batch, L.kc.threads, ranks);
   int64_t first_step = ms->step;
-  rc = run_steps(&L, total, spe, order, err, errlen);
-  ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(int64_t));
+  rc = run_steps(&L, total, spe, &order, err, errlen);
+  data_order_free(&order);
   if (rc == 0 && first_step >= total && !o->quiet)
     emit(o, "nothing to train: the checkpoint is at step %lld and the run has %lld steps",
          (long long)first_step, (long long)total);
@@ -1539,9 +1540,9 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
     double opt_ms = 0;
     rc = loop_jit_optim(&L, &opt_ms, err, errlen);
     int64_t ntrain = L.ds->split_n[SPLIT_TRAIN];
-    int64_t *order = ra_calloc(&a, (size_t)(ntrain ? ntrain : 1), sizeof(int64_t));
-    if (!order) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
-    else data_shuffle(L.ds, SPLIT_TRAIN, L.seed, 0, order);
+    DataOrder order;
+    if (data_order_init(&order, L.ds, SPLIT_TRAIN) != 0) rc = fail(err, errlen, RA_ENOMEM, "out of memory");
+    else data_shuffle(L.ds, SPLIT_TRAIN, L.seed, 0, &order);
     double loss = 0, t0 = 0, wait0 = 0, fin0 = 0;
     int64_t early0 = 0;
     if (o->dist) rc = dist_agree(o->dist, rc, err, errlen, NULL);
@@ -1552,11 +1553,11 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
         fin0 = L.gs.finish_s;
         early0 = L.gs.early_floats;
       }
-      bound_fill_rows(&L.step, L.ds, SPLIT_TRAIN, order, (s * t->batch) % (ntrain ? ntrain : 1),
+      bound_fill_rows(&L.step, L.ds, SPLIT_TRAIN, &order, (s * t->batch) % (ntrain ? ntrain : 1),
                       t->batch, (int64_t)L.rank * L.lbatch, L.lbatch);
       rc = loop_step(&L, s, steps + 1, &loss, err, errlen);
     }
-    ra_free_mem(&a, order, (size_t)(ntrain ? ntrain : 1) * sizeof(int64_t));
+    data_order_free(&order);
     if (rc == 0) {
       double el = now_seconds() - t0;
       double sps = (double)steps / el;

@@ -925,18 +925,33 @@ static int split_of(const char *split) {
          : !strcmp(split, "train") ? SPLIT_TRAIN : -1;
 }
 
+/* What an evaluation of a checkpoint needs first (ra_eval, ra_ablate_heads):
+ * the split, the processes of a data-parallel run, the model loaded from
+ * ckpt (every rank agreeing) and the run options; NULL with ctx's error. */
+static ra_model *api_begin_eval(ra_ctx *ctx, const char *fn, const char *train_name,
+                                const char *ckpt, const char *split, int *sp, TrainDecl *t,
+                                RunOptions *o) {
+  *sp = split_of(split);
+  if (*sp < 0) {
+    api_fail(ctx, RA_EUSAGE, "unknown split '%s' (train, valid or test)", split);
+    return NULL;
+  }
+  if (api_dist(ctx)) return NULL;
+  ra_model *m = api_begin_run(ctx, fn, train_name, ckpt, t);
+  if (api_agree(ctx, m ? 0 : ctx->code)) return NULL;
+  api_run_options(ctx, o);
+  return m;
+}
+
 int ra_eval(ra_ctx *ctx, const char *train_name, const char *ckpt, const char *split,
             const char **summary) {
   if (!ctx) return RA_EUSAGE;
-  int sp = split_of(split);
-  if (sp < 0) return api_fail(ctx, RA_EUSAGE, "unknown split '%s' (train, valid or test)", split);
-  if (api_dist(ctx)) return ctx->code;
+  int sp;
   TrainDecl t;
-  ra_model *m = api_begin_run(ctx, "ra_eval", train_name, ckpt, &t);
-  if (api_agree(ctx, m ? 0 : ctx->code)) return ctx->code;
-  char err[FILE_MSG_MAX] = "";
   RunOptions o;
-  api_run_options(ctx, &o);
+  ra_model *m = api_begin_eval(ctx, "ra_eval", train_name, ckpt, split, &sp, &t, &o);
+  if (!m) return ctx->code;
+  char err[FILE_MSG_MAX] = "";
   EvalResult r;
   int rc = train_eval(ctx->prog, &t, &m->ms, &o, sp, &r, err, sizeof err);
   if (rc) return api_fail(ctx, rc, "%s", err);
@@ -967,15 +982,12 @@ int ra_ablate_heads(ra_ctx *ctx, const char *train_name, const char *ckpt, const
   if (out) *out = NULL;
   ablation_drop(ctx);
   if (!ckpt) return api_fail(ctx, RA_EUSAGE, "ra_ablate_heads: ckpt is NULL");
-  int sp = split_of(split);
-  if (sp < 0) return api_fail(ctx, RA_EUSAGE, "unknown split '%s' (train, valid or test)", split);
-  if (api_dist(ctx)) return ctx->code;
+  int sp;
   TrainDecl t;
-  ra_model *m = api_begin_run(ctx, "ra_ablate_heads", train_name, ckpt, &t);
-  if (api_agree(ctx, m ? 0 : ctx->code)) return ctx->code;
-  char err[FILE_MSG_MAX] = "";
   RunOptions o;
-  api_run_options(ctx, &o);
+  ra_model *m = api_begin_eval(ctx, "ra_ablate_heads", train_name, ckpt, split, &sp, &t, &o);
+  if (!m) return ctx->code;
+  char err[FILE_MSG_MAX] = "";
   Ablation *a = &ctx->ablation;
   int rc = train_ablate(ctx->prog, &t, &m->ms, &o, sp, a, err, sizeof err);
   if (rc) return api_fail(ctx, rc, "%s", err);

@@ -17,14 +17,14 @@
  * libxsmm is column-major: the row-major C[m,n] = op(A) op(B) is computed
  * as the column-major C^T = op(B)^T op(A)^T, B's buffer first.  Its JIT has
  * no transposed first operand, so a transposed B (C = op(A) B^T) is copied
- * into a row-major panel of B^T on the stack, a few columns of C at a time
- * (whole columns of k: a product with k beyond PANEL / 16 goes to OpenBLAS).
+ * into a row-major panel of B^T on the stack, a few columns of C and at
+ * most PANEL_K of k at a time; the chunks of k after the first add to C.
  * Each element of C is then one chain of FMAs in k order, as it is without
- * the copy, so the bits do not depend on the panels nor on how k_gemm cuts
- * the product.
+ * the copy, so the bits do not depend on the panels, the chunks of k, nor on
+ * how k_gemm cuts the product.
  *
  * libxsmm's kernels do not pack: each column block of C re-reads the whole
- * operand that is reused (B, or A when B is transposed and copied), which
+ * operand that is reused (B, or A's chunk of k when B is transposed), which
  * pays while it sits in cache.  Measured on one Zen 4 core (bench/README.md),
  * libxsmm is ahead of OpenBLAS up to [1024,1024] operands and far behind
  * beyond (a [2048,2048] B: 21-30 GFLOP/s against 55; a [2048,4000] one: 19
@@ -33,9 +33,8 @@
  * products well below it.
  *
  * Declined (returns false): alpha other than 1, beta other than 0 or 1,
- * dimensions beyond int, a reused operand beyond JIT_MAX_OPERAND, a
- * transposed B with k beyond PANEL / 16, or a shape libxsmm does not
- * generate.
+ * dimensions beyond int, a reused operand beyond JIT_MAX_OPERAND, or a
+ * shape libxsmm does not generate.
  */
 #include <limits.h>
 #include <stddef.h>
@@ -49,8 +48,14 @@
 #include <pthread.h>
 #include <sched.h>
 
-/* Floats of a transposed panel of B (64 KiB of stack). */
+/* Floats of a transposed panel of B (64 KiB of stack), and the longest
+ * stretch of k one panel holds: at 256, panels are at least 64 columns
+ * wide, so each element of A the kernel broadcasts feeds four vectors of C
+ * (a [512,1024] x [1024,256]^T product, a 1024-wide layer's dX: 22 GFLOP/s
+ * in panels of the whole k, 16 columns wide, 106 in chunks of 256; 84 in
+ * chunks of 512; one Zen 4 core). */
 #define PANEL 16384
+#define PANEL_K 256
 
 /* Largest reused operand (floats, 4 MiB) the JIT takes. */
 #define JIT_MAX_OPERAND (1 << 20)
@@ -156,7 +161,8 @@ static bool jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
   if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(lda) || !fits_int(ldb) ||
       !fits_int(ldc))
     return false;
-  if ((tb ? m : n) * k > JIT_MAX_OPERAND) return false;
+  /* the operand each pass re-reads: B, or A's columns of one k chunk */
+  if ((tb ? m * (k < PANEL_K ? k : PANEL_K) : n * k) > JIT_MAX_OPERAND) return false;
   pthread_once(&xsmm_once, xsmm_init);
   bool beta1 = beta == 1.0f;
   if (!tb) {
@@ -167,23 +173,29 @@ static bool jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
     if (c) f(b, a, c);
     return true;
   }
-  /* B is [n,k] (row-major, ldb): panels of np columns of C, each copied
-   * into bt as the row-major [k, np] B^T of those columns. */
-  if (k > PANEL / 16) return false;
+  /* B is [n,k] (row-major, ldb): k in chunks of PANEL_K, and each chunk in
+   * panels of np columns of C, copied into bt as the row-major [kc, np]
+   * B^T of those columns; chunks after the first add to C (beta 1), which
+   * continues each element's chain of FMAs where the previous chunk left
+   * it. */
   float bt[PANEL];
-  int64_t np = n * k <= PANEL ? n : PANEL / k / 16 * 16;
-  /* Pass 0 makes (or finds) both kernels the panels need (full and tail),
-   * so that a shape libxsmm declines leaves C untouched for OpenBLAS; pass
-   * 1 computes. */
-  for (int pass = np == n && c; pass < (c ? 2 : 1); pass++)
-    for (int64_t j0 = 0; j0 < n; j0 += np) {
-      int64_t w = n - j0 < np ? n - j0 : np;
-      if (!pass && j0 > 0 && j0 + np < n) continue; /* the same kernel as the first */
-      libxsmm_smmfunction f = xsmm_kernel(w, m, k, w, lda, ldc, ta, beta1);
-      if (!f) return false;
-      if (!pass) continue;
-      panel(bt, b + j0 * ldb, ldb, w, k);
-      f(bt, a, c + j0);
+  /* Pass 0 makes (or finds) every kernel the panels need, so that a shape
+   * libxsmm declines leaves C untouched for OpenBLAS; pass 1 computes.  One
+   * panel of one chunk needs no pass 0. */
+  bool one = k <= PANEL_K && n * k <= PANEL;
+  for (int pass = one && c; pass < (c ? 2 : 1); pass++)
+    for (int64_t k0 = 0; k0 < k; k0 += PANEL_K) {
+      int64_t kc = k - k0 < PANEL_K ? k - k0 : PANEL_K;
+      int64_t np = n * kc <= PANEL ? n : PANEL / kc / 16 * 16;
+      const float *ak = ta ? a + k0 * lda : a + k0;
+      for (int64_t j0 = 0; j0 < n; j0 += np) {
+        int64_t w = n - j0 < np ? n - j0 : np;
+        libxsmm_smmfunction f = xsmm_kernel(w, m, kc, w, lda, ldc, ta, beta1 || k0 > 0);
+        if (!f) return false;
+        if (!pass) continue;
+        panel(bt, b + j0 * ldb + k0, ldb, w, kc);
+        f(bt, ak, c + j0);
+      }
     }
   return true;
 }

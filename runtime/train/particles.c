@@ -146,11 +146,59 @@ K_CLONES static void svgd_row(float *o, const float *ki, const float *theta, con
   }
 }
 
+/* The update's loops on the pool: each pair's distance and each
+ * particle's direction is computed whole by one worker, so the bits do not
+ * depend on the thread count. */
+typedef struct PartArg {
+  int64_t M, D;
+  const float *theta, *g, *xi;
+  float *dist, *kern, *out;
+  double h2, alpha, inv_m, s, beta, noise;
+  int spos;
+} PartArg;
+
+/* Pairs [lo, hi) of i < j, numbered row by row. */
+static void dist_pairs(void *arg, int64_t lo, int64_t hi, int worker) {
+  const PartArg *P = arg;
+  int64_t M = P->M, D = P->D, i = 0, first = 0; /* first: the number of row i's first pair */
+  while (first + (M - 1 - i) <= lo) first += M - 1 - i, i++;
+  for (int64_t q = lo; q < hi; q++) {
+    if (q - first >= M - 1 - i) first += M - 1 - i, i++;
+    int64_t j = i + 1 + (q - first);
+    const float *ti = P->theta + i * D, *tj = P->theta + j * D;
+    double s = 0.0;
+    for (int64_t d = 0; d < D; d++) {
+      double e = (double)ti[d] - (double)tj[d];
+      s += e * e;
+    }
+    P->dist[i * M + j] = P->dist[j * M + i] = (float)s;
+  }
+}
+
+static void direction_rows(void *arg, int64_t lo, int64_t hi, int worker) {
+  const PartArg *P = arg;
+  for (int64_t i = lo; i < hi; i++)
+    svgd_row(P->out + i * P->D, P->kern + i * P->M, P->theta, P->g, P->M, P->D, i, P->h2,
+             P->alpha, P->inv_m, P->s, P->beta, P->noise, P->xi ? P->xi + i * P->D : NULL,
+             P->spos);
+}
+
+typedef struct NoiseArg {
+  float *x;
+  uint64_t seed, stream, base;
+} NoiseArg;
+
+static void noise_fill(void *arg, int64_t lo, int64_t hi, int worker) {
+  const NoiseArg *N = arg;
+  for (int64_t k = lo; k < hi; k++) N->x[k] = rng_normal(N->seed, N->stream, N->base + (uint64_t)k);
+}
+
 /* Work layout (floats): dist [M*M] | kern [M*M] | out [M*D] | xi [M*D].
  * particles_update_noise uses the first three; particles_update puts the
  * Philox noise in the last. */
 int particles_update_noise(const Repulsion *rep, int64_t M, int64_t D, const float *theta,
-                           float *g, float *work, const float *xi, ParticleStats *stats) {
+                           float *g, float *work, const float *xi, ParticleStats *stats,
+                           Pool *pool) {
   if (stats) memset(stats, 0, sizeof *stats);
   if (particles_work_floats(M, D) == 0 || !rep_valid(rep) || !theta || !g || !work) return -1;
   if (rep->kind == REP_NONE) return 0;
@@ -159,19 +207,9 @@ int particles_update_noise(const Repulsion *rep, int64_t M, int64_t D, const flo
   float *dist = work, *kern = work + MM, *out = work + 2 * MM;
 
   /* 1. D_ij = sum_d (theta_id - theta_jd)^2, directly; D_ii = 0. */
-  for (int64_t i = 0; i < M; i++) {
-    dist[i * M + i] = 0.0f;
-    const float *ti = theta + i * D;
-    for (int64_t j = i + 1; j < M; j++) {
-      const float *tj = theta + j * D;
-      double s = 0.0;
-      for (int64_t d = 0; d < D; d++) {
-        double e = (double)ti[d] - (double)tj[d];
-        s += e * e;
-      }
-      dist[i * M + j] = dist[j * M + i] = (float)s;
-    }
-  }
+  for (int64_t i = 0; i < M; i++) dist[i * M + i] = 0.0f;
+  PartArg P = {.M = M, .D = D, .theta = theta, .g = g, .dist = dist, .kern = kern, .out = out};
+  pool_for(pool, M * (M - 1) / 2, 1, dist_pairs, &P);
 
   /* 2. Bandwidth. */
   double h2, med = 0.0;
@@ -203,9 +241,9 @@ int particles_update_noise(const Repulsion *rep, int64_t M, int64_t D, const flo
   const double s = rep->stepsize, alpha = rep->alpha, inv_m = 1.0 / (double)M;
   const double beta = spos ? rep->beta : 0.0;
   const double noise = spos ? sqrt(2.0 * beta / s) * med_g : 0.0;
-  for (int64_t i = 0; i < M; i++)
-    svgd_row(out + i * D, kern + i * M, theta, g, M, D, i, h2, alpha, inv_m, s, beta, noise,
-             xi ? xi + i * D : NULL, spos);
+  P.h2 = h2, P.alpha = alpha, P.inv_m = inv_m, P.s = s, P.beta = beta, P.noise = noise;
+  P.xi = xi, P.spos = spos;
+  pool_for(pool, M, 1, direction_rows, &P);
   memcpy(g, out, (size_t)MD * sizeof *g);
 
   if (stats) {
@@ -218,18 +256,18 @@ int particles_update_noise(const Repulsion *rep, int64_t M, int64_t D, const flo
 
 int particles_update(const Repulsion *rep, int64_t M, int64_t D, const float *theta,
                      float *g, float *work, uint64_t seed, uint64_t stream, int64_t step,
-                     ParticleStats *stats) {
+                     ParticleStats *stats, Pool *pool) {
   if (stats) memset(stats, 0, sizeof *stats);
   if (particles_work_floats(M, D) == 0 || !rep_valid(rep) || !work || step < 0) return -1;
   const float *xi = NULL;
   if (rep->kind == REP_SPOS) {
     /* xi_id = rng_normal(seed, stream, step*M*D + i*D + d) */
     float *x = work + 2 * M * M + M * D;
-    const uint64_t base = (uint64_t)step * (uint64_t)(M * D);
-    for (int64_t k = 0; k < M * D; k++) x[k] = rng_normal(seed, stream, base + (uint64_t)k);
+    NoiseArg N = {x, seed, stream, (uint64_t)step * (uint64_t)(M * D)};
+    pool_for(pool, M * D, 4096, noise_fill, &N);
     xi = x;
   }
-  return particles_update_noise(rep, M, D, theta, g, work, xi, stats);
+  return particles_update_noise(rep, M, D, theta, g, work, xi, stats, pool);
 }
 
 /* ---- particle layout ---- */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "../../compiler/program.h"
+#include "../exec/pool.h"
 
 typedef struct ParticleStats {
   double h2;        /* the bandwidth used, h^2 */
@@ -22,10 +23,11 @@ typedef struct ParticleStats {
 /* theta, g: [M][D].  g is overwritten with G.  work: scratch of at least
  * particles_work_floats(M, D) floats.  seed/stream/step pick the spos noise
  * (counter RNG: stream identifies the particle set, step the update).
- * Returns 0, or -1 if M < 1 or D < 1. */
+ * pool: the workers that share the loops (NULL: the caller alone; the
+ * bits are the same either way).  Returns 0, or -1 if M < 1 or D < 1. */
 int particles_update(const Repulsion *rep, int64_t M, int64_t D, const float *theta,
                      float *g, float *work, uint64_t seed, uint64_t stream, int64_t step,
-                     ParticleStats *stats);
+                     ParticleStats *stats, Pool *pool);
 int64_t particles_work_floats(int64_t M, int64_t D);
 /* The same update with the spos noise given explicitly: xi [M][D] standard
  * normal draws, or NULL for none (the noise-free part).  particles_update
@@ -33,7 +35,8 @@ int64_t particles_work_floats(int64_t M, int64_t D);
  * work as above.  Returns 0, or -1 if M < 1, D < 1 or a setting is invalid
  * (fixed bandwidth <= 0, spos with stepsize <= 0 or beta < 0). */
 int particles_update_noise(const Repulsion *rep, int64_t M, int64_t D, const float *theta,
-                           float *g, float *work, const float *xi, ParticleStats *stats);
+                           float *g, float *work, const float *xi, ParticleStats *stats,
+                           Pool *pool);
 
 /* Whether rep's particle update applies at step (0-based: the steps taken
  * before it, as ModelState.step): start <= step < stop (stop 0: no end) and

@@ -921,7 +921,7 @@ static int loop_particles(Loop *L, int64_t step, char *err, size_t errlen) {
       particles_gather(hg, m->params, s, L->ms->w, L->ptheta);
       particles_gather(hg, m->params, s, L->g, L->pgrad);
       if (particles_update(&rep, hg->heads, D, L->ptheta, L->pgrad, L->pwork, L->seed,
-                           RNG_STREAM_SPOS + (uint64_t)gi * 16 + (uint64_t)s, step, NULL) != 0)
+                           RNG_STREAM_SPOS + (uint64_t)gi * 16 + (uint64_t)s, step, NULL, L->kc.pool) != 0)
         return fail(err, errlen, RA_ESPEC,
                     "line %d: the repulsion settings of '%s' cannot be applied (stepsize %g, "
                     "beta %g, bandwidth %g)",

@@ -277,8 +277,12 @@ IrFunc *pass_fuse(Arena *arena, const IrFunc *f);
 /* causal.c: marks the matmuls of causal attention that may skip the
  * triangle above the diagonal (MATMUL's i[2], IR_MM_TRI_*). */
 IrFunc *pass_causal(Arena *arena, const IrFunc *f);
+/* Products A B^T with a large 2-D B: B^T made once by a transpose node,
+ * then A (B^T) (compiler/transb.c). */
+IrFunc *pass_transb(Arena *arena, const IrFunc *f);
 /* The pipeline from autodiff to the memory plan: pass_optimize, then
- * pass_fuse when fuse is true, then pass_causal (docs/ir.md, "Passes"). */
+ * pass_fuse when fuse is true, then pass_transb and pass_causal (docs/ir.md,
+ * "Passes"). */
 IrFunc *pass_compile(Arena *arena, const IrFunc *f, bool fuse);
 
 /* plan.c: where each value lives. */

@@ -702,6 +702,14 @@ Test(kernels, transpose_perms) {
     check_transpose(1, D(2, 3, 4, 5), perms[p]);
     check_transpose(2, D(8, 33, 8, 17), perms[p]);
   }
+  /* the last two swapped: matrices in 16x16 tiles, their edges, one matrix
+   * cut into blocks of rows */
+  const int64_t last2[4] = {0, 1, 3, 2};
+  for (int t = 1; t <= 3; t++) {
+    check_transpose(t, D(3, 2, 37, 50), last2);
+    check_transpose(t, D(1, 1, 130, 67), last2);
+    check_transpose(t, D(1, 1, 512, 128), last2);
+  }
 }
 
 Test(kernels, concat_slice_reshape) {

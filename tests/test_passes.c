@@ -267,3 +267,35 @@ Test(passes, impure_ops_are_never_merged_or_folded) {
   }
   cr_assert_geq(seen, 5);
 }
+
+/* pass_transb: a large A B^T with a 2-D B reads one transpose of B; small
+ * products, batched B, a transposed A and products cut by columns (m < n)
+ * are left alone; the outputs are remapped. */
+Test(passes, transb_transposes_a_large_weight_once) {
+  IrFunc *f = ir_func_new(&A, "f", 1);
+  IrBuilder B = tu_builder(f);
+  int32_t x = tu_input(&B, "x", 0, "f32[32, 64, 128]"), w = tu_input(&B, "w", 0, "f32[512, 128]");
+  int32_t xs = tu_input(&B, "xs", 0, "f32[4, 128]"), b3 = tu_input(&B, "b3", 0, "f32[32, 64, 128]");
+  int32_t xt = tu_input(&B, "xt", 0, "f32[128, 2048]"), wide = tu_input(&B, "wd", 0, "f32[4096, 128]");
+  out(f, ir_matmul(&B, x, w, false, true));     /* rewritten */
+  out(f, ir_matmul(&B, xs, w, false, true));    /* m 4 < n 512 */
+  out(f, ir_matmul(&B, x, b3, false, true));    /* batched B */
+  out(f, ir_matmul(&B, xt, w, true, true));     /* transposed A */
+  out(f, ir_matmul(&B, x, wide, false, true));  /* m 2048 < n 4096: cut by columns */
+  cr_assert(!B.failed, "%s", B.err);
+  IrFunc *g = pass_transb(&A, f);
+  cr_assert(g);
+  cr_assert_eq(g->n, f->n + 1, "one transpose node");
+  const IrNode *m = res(g, 0), *t = &g->nodes[m->in[1]];
+  cr_assert_eq(m->op, OP_MATMUL);
+  cr_assert_eq(m->attr.i[1], 0, "tb cleared");
+  cr_assert_eq(t->op, OP_TRANSPOSE);
+  cr_assert(t->attr.i[0] == 1 && t->attr.i[1] == 0);
+  cr_assert(t->type.dim[0] == 128 && t->type.dim[1] == 512);
+  cr_assert_str_eq(g->nodes[t->in[0]].name, "w");
+  cr_assert(m->type.rank == 3 && m->type.dim[2] == 512, "the product's type is kept");
+  for (int k = 1; k < 5; k++) {
+    cr_assert_eq(res(g, k)->attr.i[1], 1, "output %d left alone", k);
+    cr_assert_neq(g->nodes[res(g, k)->in[1]].op, OP_TRANSPOSE, "output %d", k);
+  }
+}

@@ -17,8 +17,10 @@
  * libxsmm is column-major: the row-major C[m,n] = op(A) op(B) is computed
  * as the column-major C^T = op(B)^T op(A)^T, B's buffer first.  Its JIT has
  * no transposed first operand, so a transposed B (C = op(A) B^T) is copied
- * into a row-major panel of B^T on the stack, a few columns of C and at
- * most PANEL_K of k at a time; the chunks of k after the first add to C.
+ * into a row-major panel of B^T on the stack (transpose2d: 16x16 tiles),
+ * a few columns of C and at most PANEL_K of k at a time; the chunks of k
+ * after the first add to C.  (A large product with a 2-D B gets a B^T
+ * made once per step by the compiler instead, compiler/transb.c.)
  * Each element of C is then one chain of FMAs in k order, as it is without
  * the copy, so the bits do not depend on the panels, the chunks of k, nor on
  * how k_gemm cuts the product.
@@ -42,6 +44,7 @@
 #include <stdint.h>
 
 #include "gemm_backend.h"
+#include "transpose.h"
 
 #ifdef RA_HAVE_LIBXSMM
 #include <libxsmm.h>
@@ -92,66 +95,10 @@ static libxsmm_smmfunction xsmm_kernel(int64_t M, int64_t N, int64_t K, int64_t 
 static bool fits_int(int64_t x) { return x >= 0 && x <= INT_MAX; }
 
 /* The panel: bt[l * w + j] = b[j * ldb + l] for j < w, l < k (rows of B
- * as columns of a row-major [k, w] panel).  A copy, so every way of doing
- * it gives the same bits: 16x16 tiles through AVX-512 registers where
- * cpuid has AVX-512F and B's rows are short (ldb <= 64 floats: the
- * attention's K and V, head dims up to 64), the scalar loop for the edges,
- * long rows and other CPUs.  Measured on one Zen 4 core (bench_kernels,
- * 3 alternating runs): the scores Q K^T and dP = dctx V^T at 82 GFLOP/s
- * against 70-71 with the scalar copy; a weight's dX (ldb 512) ran slower
- * in tiles (25 against 29-40 GFLOP/s: 16 rows 2 KiB apart fall into two
- * L1 sets), hence the limit. */
-static void panel_scalar(float *bt, const float *b, int64_t ldb, int64_t w, int64_t k,
-                         int64_t j0, int64_t l0) {
-  for (int64_t j = j0; j < w; j++)
-    for (int64_t l = (j < (w / 16) * 16 ? l0 : 0); l < k; l++) bt[l * w + j] = b[j * ldb + l];
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-
-__attribute__((target("avx512f"))) static void panel_avx512(float *bt, const float *b,
-                                                            int64_t ldb, int64_t w, int64_t k) {
-  for (int64_t j = 0; j + 16 <= w; j += 16)
-    for (int64_t l = 0; l + 16 <= k; l += 16) {
-      __m512 r[16], t[16];
-      for (int q = 0; q < 16; q++) r[q] = _mm512_loadu_ps(b + (j + q) * ldb + l);
-      for (int q = 0; q < 16; q += 2) {
-        t[q] = _mm512_unpacklo_ps(r[q], r[q + 1]);
-        t[q + 1] = _mm512_unpackhi_ps(r[q], r[q + 1]);
-      }
-      for (int q = 0; q < 16; q += 4) {
-        r[q] = _mm512_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        r[q + 1] = _mm512_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        r[q + 2] = _mm512_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[q + 3] = _mm512_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(3, 2, 3, 2));
-      }
-      for (int h = 0; h < 16; h += 8)
-        for (int q = 0; q < 4; q++) {
-          t[h + q] = _mm512_shuffle_f32x4(r[h + q], r[h + q + 4], 0x88);
-          t[h + q + 4] = _mm512_shuffle_f32x4(r[h + q], r[h + q + 4], 0xdd);
-        }
-      for (int q = 0; q < 8; q++) {
-        r[q] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0x88);
-        r[q + 8] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0xdd);
-      }
-      for (int q = 0; q < 16; q++) _mm512_storeu_ps(bt + (l + q) * w + j, r[q]);
-    }
-}
-
+ * as columns of a row-major [k, w] panel). */
 static void panel(float *bt, const float *b, int64_t ldb, int64_t w, int64_t k) {
-  if (w >= 16 && k >= 16 && ldb <= 64 && __builtin_cpu_supports("avx512f")) {
-    panel_avx512(bt, b, ldb, w, k);
-    panel_scalar(bt, b, ldb, w, k, 0, k / 16 * 16); /* the edges */
-    return;
-  }
-  panel_scalar(bt, b, ldb, w, k, 0, 0);
+  transpose2d((uint32_t *)bt, w, (const uint32_t *)b, ldb, w, k);
 }
-#else
-static void panel(float *bt, const float *b, int64_t ldb, int64_t w, int64_t k) {
-  panel_scalar(bt, b, ldb, w, k, 0, 0);
-}
-#endif
 
 /* gemm_jit, or with c NULL only the kernels it needs made (gemm_jit_ready). */
 static bool jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,

@@ -10,6 +10,7 @@
 #include <math.h>
 
 #include "kernels_int.h"
+#include "transpose.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -568,6 +569,17 @@ static void transpose_rows(void *arg, int64_t lo, int64_t hi, int worker) {
   }
 }
 
+/* Blocks [lo, hi) of 16 rows of the matrices of a transpose of the last
+ * two dims (R rows, C columns each). */
+static void transpose_mats(void *arg, int64_t lo, int64_t hi, int worker) {
+  const TransArg *A = arg;
+  int64_t R = A->L, C = A->sl, per = (R + 15) / 16;
+  for (int64_t t = lo; t < hi; t++) {
+    int64_t b = t / per, r0 = t % per * 16, r1 = r0 + 16 < R ? r0 + 16 : R;
+    transpose2d(A->y + b * R * C + r0, R, A->x + b * R * C + r0 * C, C, r1 - r0, C);
+  }
+}
+
 int k_transpose(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *const *in) {
   const IrType *X = k_in_type(f, n, 0), *Y = &n->type;
   int r = Y->rank;
@@ -602,6 +614,16 @@ int k_transpose(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void
   TransArg A = {y, x, Y, s, q, inner, 0, 0};
   if (inner > 1) {
     k_par(kc, nt, N / inner, transpose_blocks, &A);
+    return 0;
+  }
+  bool last_two = r >= 2 && n->attr.i[r - 1] == r - 2 && n->attr.i[r - 2] == r - 1;
+  for (int k = 0; k < r - 2 && last_two; k++) last_two = n->attr.i[k] == k;
+  if (last_two) {
+    /* matrices [R, C] -> [C, R], in tiles */
+    A.L = X->dim[r - 2];
+    A.sl = X->dim[r - 1];
+    int64_t mats = A.L * A.sl > 0 ? N / (A.L * A.sl) : 0;
+    k_par(kc, nt, mats * ((A.L + 15) / 16), transpose_mats, &A);
     return 0;
   }
   /* the last axis moves: rows of y's last dim gather with stride s[r-1] */

@@ -550,12 +550,26 @@ static int64_t trans_offset(const TransArg *A, int64_t b) {
   return off;
 }
 
-/* Blocks [lo, hi) of `inner` contiguous elements. */
+/* Blocks [lo, hi) of `inner` contiguous elements; the offset in x follows
+ * y's index like an odometer (a division per block cost more than a short
+ * block's copy). */
 static void transpose_blocks(void *arg, int64_t lo, int64_t hi, int worker) {
   const TransArg *A = arg;
-  int64_t inner = A->inner;
-  for (int64_t b = lo; b < hi; b++)
-    memcpy(A->y + b * inner, A->x + trans_offset(A, b), (size_t)inner * sizeof *A->y);
+  int64_t inner = A->inner, idx[IR_MAX_RANK], off = trans_offset(A, lo), rr = lo;
+  for (int j = A->q - 1; j >= 0; j--) idx[j] = rr % A->Y->dim[j], rr /= A->Y->dim[j];
+  for (int64_t b = lo; b < hi; b++) {
+    uint32_t *yb = A->y + b * inner;
+    const uint32_t *xb = A->x + off;
+    int64_t e = 0;
+    for (; e + 16 <= inner; e += 16) memcpy(yb + e, xb + e, 64); /* inlined: heads of 16, 32 */
+    if (e < inner) memcpy(yb + e, xb + e, (size_t)(inner - e) * sizeof *yb);
+    for (int j = A->q - 1; j >= 0; j--) {
+      off += A->s[j];
+      if (++idx[j] < A->Y->dim[j]) break;
+      off -= A->s[j] * A->Y->dim[j];
+      idx[j] = 0;
+    }
+  }
 }
 
 /* Rows [lo, hi) of y's last dim, gathered with stride sl. */

@@ -95,9 +95,10 @@ static libxsmm_smmfunction xsmm_kernel(int64_t M, int64_t N, int64_t K, int64_t 
 static bool fits_int(int64_t x) { return x >= 0 && x <= INT_MAX; }
 
 /* The panel: bt[l * w + j] = b[j * ldb + l] for j < w, l < k (rows of B
- * as columns of a row-major [k, w] panel). */
-static void panel(float *bt, const float *b, int64_t ldb, int64_t w, int64_t k) {
-  transpose2d((uint32_t *)bt, w, (const uint32_t *)b, ldb, w, k);
+ * as columns of a row-major [k, w] panel), moved as 4-byte words (the
+ * panel is only read by libxsmm's kernel). */
+static void panel(uint32_t *bt, const float *b, int64_t ldb, int64_t w, int64_t k) {
+  transpose2d(bt, w, (const uint32_t *)(const void *)b, ldb, w, k);
 }
 
 /* gemm_jit, or with c NULL only the kernels it needs made (gemm_jit_ready). */
@@ -125,7 +126,7 @@ static bool jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
    * B^T of those columns; chunks after the first add to C (beta 1), which
    * continues each element's chain of FMAs where the previous chunk left
    * it. */
-  float bt[PANEL];
+  uint32_t bt[PANEL];
   /* Pass 0 makes (or finds) every kernel the panels need, so that a shape
    * libxsmm declines leaves C untouched for OpenBLAS; pass 1 computes.  One
    * panel of one chunk needs no pass 0. */
@@ -141,7 +142,7 @@ static bool jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
         if (!f) return false;
         if (!pass) continue;
         panel(bt, b + j0 * ldb + k0, ldb, w, kc);
-        f(bt, ak, c + j0);
+        f((const float *)(const void *)bt, ak, c + j0);
       }
     }
   return true;

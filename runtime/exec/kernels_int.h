@@ -131,8 +131,14 @@ void k_bcast_plan(KBcast *p, const IrType *out, const IrType *a, const IrType *b
  * or clang the partials are one vector and the pairwise steps halves of
  * it (the same additions in the same order as the scalar steps below, which
  * ran as 15 scalar operations per row: a third of a 64-wide softmax row). */
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+/* 16 floats as one value (GCC's vector extension: one register with
+ * AVX-512, split into halves or quarters by the other clones), loaded
+ * with K_LOAD16 (a macro: a function returning a 64-byte vector changes
+ * the ABI between the clones, -Wpsabi). */
 typedef float KV16 __attribute__((vector_size(64)));
+#define K_LOAD16(v, x) memcpy(&(v), (x), sizeof(v))
+
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
 typedef float KV8 __attribute__((vector_size(32)));
 typedef float KV4 __attribute__((vector_size(16)));
 typedef float KV2 __attribute__((vector_size(8)));
@@ -166,9 +172,6 @@ static inline float k_pairwise_max(const KV16 *a) {
   return d[1] > d[0] ? d[1] : d[0];
 }
 
-/* (a macro: a function returning a 64-byte vector changes the ABI
- * between the clones, -Wpsabi) */
-#define K_LOAD16(v, x) memcpy(&(v), (x), sizeof(v))
 
 static inline float k_row_sum(const float *x, int64_t n) {
   KV16 acc = {0};

@@ -396,17 +396,15 @@ typedef struct SumToArg {
 /* y[c0, c1) = the column sums of [rows, C], rows added in order; 64
  * columns at a time in four vector registers (each column's additions are
  * the same, in the same order, as one row after the other through y). */
-typedef float SumV16 __attribute__((vector_size(64)));
-
 K_CLONES static void sum_cols(float *y, const float *x, int64_t rows, int64_t C, int64_t c0,
                               int64_t c1) {
   int64_t c = c0;
   for (; c + 64 <= c1; c += 64) {
-    SumV16 s[4];
-    memcpy(s, x + c, sizeof s);
+    KV16 s[4];
+    K_LOAD16(s, x + c);
     for (int64_t r = 1; r < rows; r++) {
-      SumV16 v[4];
-      memcpy(v, x + r * C + c, sizeof v);
+      KV16 v[4];
+      K_LOAD16(v, x + r * C + c);
       for (int q = 0; q < 4; q++) s[q] += v[q];
     }
     memcpy(y + c, s, sizeof s);

@@ -1241,6 +1241,18 @@ static int scan_token(void *ud, const char *tok, size_t len) {
   return scan_one(c, off);
 }
 
+/* The step of tokenize chars at u[i] (of n bytes), shared by its three
+ * loops (scan_chars, count_chars, chars_window): 1 for an ASCII byte, the
+ * length of a longer UTF-8 character, CHAR_CRLF for a \r before \n (no
+ * token: step over it), 0 at invalid UTF-8 or a NUL byte. */
+enum { CHAR_CRLF = -1 };
+
+static inline int char_step(const unsigned char *u, size_t i, size_t n) {
+  unsigned ch = u[i];
+  if (ch - 1u < 127u) return ch == '\r' && i + 1 < n && u[i + 1] == '\n' ? CHAR_CRLF : 1;
+  return ch ? utf8_seq_len(u + i, n - i, NULL) : 0;
+}
+
 /* Pass 1 of tokenize chars, without a call per token: a byte below 0x80
  * is a token through the table (a \r before \n is none), a longer code
  * point through the dictionary.  As text_split: -1 with *bad at invalid
@@ -1251,23 +1263,21 @@ static int scan_chars(TextScan *c, size_t *bad) {
   while (i < n) {
     size_t end = n - i > SCAN_CHUNK ? i + SCAN_CHUNK : n;
     while (i < end) {
-      unsigned ch = u[i];
-      size_t len = 1;
+      int len = char_step(u, i, n);
       int64_t id;
-      if (ch - 1u < 127u) {
-        if (ch == '\r' && i + 1 < n && u[i + 1] == '\n') {
-          i++;
-          continue;
-        }
-        id = c->ascii[ch];
+      if (len == CHAR_CRLF) {
+        i++;
+        continue;
+      }
+      if (len == 0) {
+        *bad = i;
+        return -1;
+      }
+      if (len == 1) {
+        id = c->ascii[u[i]];
         if (id < 0) id = scan_id(c, (const char *)u + i, 1, true);
       } else {
-        len = ch ? (size_t)utf8_seq_len(u + i, n - i, NULL) : 0;
-        if (len == 0) {
-          *bad = i;
-          return -1;
-        }
-        id = vocab_intern(&c->L->tmp, c->full, (const char *)u + i, len, 0);
+        id = vocab_intern(&c->L->tmp, c->full, (const char *)u + i, (size_t)len, 0);
       }
       if (id < 0 || id > INT32_MAX) return 1;
       if (c->k == 0 || c->k + 1 == c->span) { /* an offset to keep, or the span's end */
@@ -1276,7 +1286,7 @@ static int scan_chars(TextScan *c, size_t *bad) {
         c->k++;
         c->ntok++;
       }
-      i += len;
+      i += (size_t)len;
     }
     scan_progress(c, i);
   }
@@ -1326,24 +1336,22 @@ static int count_chars(TextScan *c, size_t *bad) {
   while (i < n && c->w <= c->nwin) {
     size_t end = n - i > SCAN_CHUNK ? i + SCAN_CHUNK : n;
     while (i < end) {
-      unsigned ch = u[i];
-      size_t len = 1;
-      if (ch - 1u < 127u) {
-        if (ch == '\r' && i + 1 < n && u[i + 1] == '\n') {
-          i++;
-          continue;
-        }
-        byte[ch] += c->times;
+      int len = char_step(u, i, n);
+      if (len == CHAR_CRLF) {
+        i++;
+        continue;
+      }
+      if (len == 1) {
+        byte[u[i]] += c->times;
       } else {
-        len = ch ? (size_t)utf8_seq_len(u + i, n - i, NULL) : 0;
-        int64_t id = len ? vocab_lookup(c->full, (const char *)u + i, len, 0) : -1;
+        int64_t id = len ? vocab_lookup(c->full, (const char *)u + i, (size_t)len, 0) : -1;
         if (id < 0) {
           *bad = i;
           return -1;
         }
         c->counts[id] += c->times;
       }
-      i += len;
+      i += (size_t)len;
       count_step(c);
       if (c->w > c->nwin) break;
     }
@@ -1486,22 +1494,20 @@ static void chars_window(const struct DataText *t, const Vocab *v, size_t i, int
   size_t n = t->len;
   int64_t N = t->N, k = 0;
   while (i < n && k <= N) {
-    unsigned ch = u[i];
-    size_t len = 1;
+    int len = char_step(u, i, n);
     int32_t id;
-    if (ch - 1u < 127u) {
-      if (ch == '\r' && i + 1 < n && u[i + 1] == '\n') {
-        i++;
-        continue;
-      }
-      id = t->ascii[ch];
+    if (len == CHAR_CRLF) {
+      i++;
+      continue;
+    }
+    if (len == 0) return;
+    if (len == 1) {
+      id = t->ascii[u[i]];
     } else {
-      len = ch ? (size_t)utf8_seq_len(u + i, n - i, NULL) : 0;
-      if (len == 0) return;
-      int64_t x = skip ? 0 : vocab_lookup(v, (const char *)u + i, len, 0);
+      int64_t x = skip ? 0 : vocab_lookup(v, (const char *)u + i, (size_t)len, 0);
       id = x >= 0 ? (int32_t)x : 1;
     }
-    i += len;
+    i += (size_t)len;
     if (skip) {
       skip--;
       continue;

@@ -140,25 +140,30 @@ Test(gemm, jit_sums_each_element_in_k_order) {
    * chunk and in several (PANEL_K, 256) with a shorter last one */
   const int64_t sh[][3] = {{64, 64, 16}, {64, 16, 64}, {33, 40, 48}, {37, 29, 131}, {512, 128, 128},
                            {40, 500, 1000}, {40, 50, 1100}, {3, 20, 2050}};
+  /* beta 1: the chain starts from C's value (and the chunks of k after the
+   * first continue it) */
   for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++)
-    for (int tr = 0; tr < 4; tr++) {
-      bool ta = tr & 1, tb = tr & 2;
+    for (int tr = 0; tr < 8; tr++) {
+      bool ta = tr & 1, tb = tr & 2, beta1 = tr & 4;
       int64_t m = sh[s][0], n = sh[s][1], k = sh[s][2];
       int64_t lda = ta ? m : k, ldb = tb ? k : n;
       float *a = matrix(ta ? k : m, lda, lda), *b = matrix(tb ? n : k, ldb, ldb);
-      float *c = calloc((size_t)(m * n), 4);
-      cr_assert(c);
-      cr_assert(gemm_jit(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n));
+      float *c = beta1 ? matrix(m, n, n) : calloc((size_t)(m * n), 4);
+      float *c0 = malloc((size_t)(m * n) * 4);
+      cr_assert(c && c0);
+      memcpy(c0, c, (size_t)(m * n) * 4);
+      cr_assert(gemm_jit(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta1 ? 1.0f : 0.0f, c, n));
       for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
-          float acc = 0;
+          float acc = c0[i * n + j];
           for (int64_t l = 0; l < k; l++)
             acc = fmaf(ta ? a[l * lda + i] : a[i * lda + l], tb ? b[j * ldb + l] : b[l * ldb + j],
                        acc);
-          cr_assert(acc == c[i * n + j], "[%ld,%ld,%ld] ta %d tb %d: C(%ld,%ld) %.9g, chain %.9g",
-                    (long)m, (long)n, (long)k, ta, tb, (long)i, (long)j, c[i * n + j], acc);
+          cr_assert(acc == c[i * n + j],
+                    "[%ld,%ld,%ld] ta %d tb %d beta %d: C(%ld,%ld) %.9g, chain %.9g", (long)m,
+                    (long)n, (long)k, ta, tb, beta1, (long)i, (long)j, c[i * n + j], acc);
         }
-      free(a), free(b), free(c);
+      free(a), free(b), free(c), free(c0);
     }
 }
 

@@ -164,21 +164,6 @@ Test(ablate, a_removed_head_is_its_wo_rows_zeroed) {
   }
 }
 
-static void check_svg(const char *path) {
-  char *text = tu_read_file(path, NULL);
-  cr_assert(text, "missing %s", path);
-  const char *bad = xml_check(text);
-  cr_assert(bad == NULL, "%s is not well formed: %s", path, bad);
-  cr_assert(strstr(text, "<svg xmlns=\"http://www.w3.org/2000/svg\""), "%s", path);
-  cr_assert(strstr(text, "heads remaining"), "%s has no curve against the heads left", path);
-  free(text);
-  if (system("command -v xmllint >/dev/null 2>&1") == 0) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "xmllint --noout '%s'", path);
-    cr_assert_eq(system(cmd), 0, "xmllint rejects %s", path);
-  }
-}
-
 /* The command: its table agrees with the API's figures and with plain
  * `rac eval`, the plot is written (where --out says, else beside the
  * checkpoint), and bad uses are clear errors. */
@@ -192,7 +177,7 @@ Test(ablate, command_table_plot_and_errors, .timeout = 200) {
   cr_assert(strstr(r.out, "test accuracy with heads removed (8 heads; higher is better)\n"), "%s",
             r.out);
   cr_assert(strstr(r.out, "\nremoved one by one, the least important first:\n"), "%s", r.out);
-  check_svg(svg);
+  xml_check_svg_file(svg, "heads remaining");
   /* the figure with all heads is plain eval's */
   TuRun e = tu_sh(60, "$RAC eval examples/reverse.ra --ckpt %s", ckpt);
   cr_assert_eq(e.status, 0, "%s", e.err);
@@ -214,7 +199,7 @@ Test(ablate, command_table_plot_and_errors, .timeout = 200) {
   cr_assert_eq(r.status, 0, "%s", r.err);
   char def[600];
   snprintf(def, sizeof def, "%.*s.ablation.svg", (int)(strlen(ckpt) - strlen(".safetensors")), ckpt);
-  check_svg(def);
+  xml_check_svg_file(def, "heads remaining");
   remove(def);
   tu_run_free(&r);
 

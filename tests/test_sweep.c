@@ -15,20 +15,6 @@ static double wall(void) {
   return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
 }
 
-static void check_svg(const char *path) {
-  char *text = tu_read_file(path, NULL);
-  cr_assert(text, "missing %s", path);
-  const char *bad = xml_check(text);
-  cr_assert(bad == NULL, "%s is not well formed: %s", path, bad);
-  cr_assert(strstr(text, "<svg xmlns=\"http://www.w3.org/2000/svg\""), "%s", path);
-  free(text);
-  if (system("command -v xmllint >/dev/null 2>&1") == 0) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "xmllint --noout '%s'", path);
-    cr_assert_eq(system(cmd), 0, "xmllint rejects %s", path);
-  }
-}
-
 /* The test evaluation at the end of a run's log, read line by line here
  * (not with the reader rac uses). */
 static json_t *last_test_eval(const char *path) {
@@ -159,7 +145,7 @@ Test(sweep, tiny_sweep_files_match_the_runs_and_rerun_skips, .timeout = 240) {
   const char *svgs[] = {"curves.svg", "diversity.svg"};
   for (size_t i = 0; i < 2; i++) {
     snprintf(path, sizeof path, "%s/s/%s", dir, svgs[i]);
-    check_svg(path);
+    xml_check_svg_file(path, NULL);
   }
   /* no final-epochs.svg: one value is no curve */
   snprintf(path, sizeof path, "%s/s/final-epochs.svg", dir);
@@ -191,7 +177,7 @@ Test(sweep, tiny_sweep_files_match_the_runs_and_rerun_skips, .timeout = 240) {
   cr_assert_eq(r.status, 0, "status %d\n%s", r.status, r.err);
   tu_run_free(&r);
   snprintf(path, sizeof path, "%s/two.svg", dir);
-  check_svg(path);
+  xml_check_svg_file(path, NULL);
   char *two = tu_read_file(path, NULL);
   cr_assert(strstr(two, names[0]) && strstr(two, names[2]), "legend lacks the runs' names");
   cr_assert(strstr(two, "head diversity, layer reverser.r1.a"));
@@ -420,7 +406,7 @@ Test(sweep, heads_from_a_const_and_their_ablation, .timeout = 200) {
             "%s", md);
   free(md);
   snprintf(path, sizeof path, "%s/h/final-n_heads.svg", dir);
-  check_svg(path);
+  xml_check_svg_file(path, NULL);
 
   /* the ablation of an arm's checkpoint: 2 layers of 2 heads */
   r = tu_sh(60, "$RAC eval examples/fortunes.ra --set n_heads=2 --ckpt '%s/h/runs/n_heads=2,steps=8,seed=1.safetensors' "
@@ -429,7 +415,7 @@ Test(sweep, heads_from_a_const_and_their_ablation, .timeout = 200) {
   cr_assert(strstr(r.out, "test accuracy with heads removed (4 heads; higher is better)"), "%s", r.out);
   tu_run_free(&r);
   snprintf(path, sizeof path, "%s/h/abl.svg", dir);
-  check_svg(path);
+  xml_check_svg_file(path, NULL);
 
   r = tu_sh(30, "$RAC sweep examples/fortunes.ra --set n_head=1,2 --out %s/bad", dir);
   cr_assert_eq(r.status, 2, "%s", r.err);

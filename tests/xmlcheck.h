@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "testutil.h"
+
 static inline int xc_entity(const char *p) {
   /* p at '&': &name; or &#digits; */
   const char *q = p + 1;
@@ -101,6 +103,23 @@ static inline const char *xml_check(const char *s) {
     return msg;
   }
   return roots == 1 ? NULL : "no root element";
+}
+
+/* The SVG file rac wrote at path is well formed (and xmllint, where it is
+ * installed, agrees); want: a text it must contain, or NULL. */
+static inline void xml_check_svg_file(const char *path, const char *want) {
+  char *text = tu_read_file(path, NULL);
+  cr_assert(text, "missing %s", path);
+  const char *bad = xml_check(text);
+  cr_assert(bad == NULL, "%s is not well formed: %s", path, bad);
+  cr_assert(strstr(text, "<svg xmlns=\"http://www.w3.org/2000/svg\""), "%s", path);
+  cr_assert(!want || strstr(text, want), "%s has no '%s'", path, want);
+  free(text);
+  if (system("command -v xmllint >/dev/null 2>&1") == 0) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "xmllint --noout '%s'", path);
+    cr_assert_eq(system(cmd), 0, "xmllint rejects %s", path);
+  }
 }
 
 #endif

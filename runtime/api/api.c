@@ -998,8 +998,7 @@ int ra_ablate_heads(ra_ctx *ctx, const char *train_name, const char *ckpt, const
   }
   for (int i = 0; i < a->nheads; i++) ctx->ablation_layers[i] = m->meta->groups[a->group[i]].path;
   ra_ablation *v = &ctx->ablation_view;
-  v->metric = a->metric == MET_ACCURACY ? "accuracy" : a->metric == MET_PERPLEXITY ? "perplexity"
-                                                                                   : "loss";
+  v->metric = ablation_metric_name(a);
   v->higher_is_better = a->metric == MET_ACCURACY;
   v->base = ablation_value(a, &a->base);
   v->n_heads = a->nheads;

@@ -401,6 +401,18 @@ static int find_column(Loader *L, const char *name, int64_t *col) {
 
 /* ---- splits ---- */
 
+/* p = 0 .. n-1 in the Fisher-Yates order of (seed, stream): the split's
+ * permutation and each epoch's shuffle below DATA_KEYED_MIN. */
+static void shuffled(uint32_t *p, int64_t n, uint64_t seed, uint64_t stream) {
+  for (int64_t i = 0; i < n; i++) p[i] = (uint32_t)i;
+  for (int64_t i = n - 1; i > 0; i--) {
+    int64_t j = (int64_t)rng_below(seed, stream, (uint64_t)i, (uint64_t)i + 1);
+    uint32_t t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+  }
+}
+
 /* The Fisher-Yates permutation of [0, n) (n at most DATA_MAX_EXAMPLES)
  * from the split stream of seed, giving each item the split of its
  * position: lab[e] is 0, 1 or 2 (train, valid, test) or 3 (in none) for
@@ -411,13 +423,7 @@ static int split_labels(Loader *L, int64_t n, const int64_t cut[4], uint8_t *lab
   size_t bytes = sizeof(uint32_t) * (size_t)(n ? n : 1);
   uint32_t *p = ra_malloc(&L->alloc, bytes);
   if (!p) return -1;
-  for (int64_t i = 0; i < n; i++) p[i] = (uint32_t)i;
-  for (int64_t i = n - 1; i > 0; i--) {
-    int64_t j = (int64_t)rng_below(seed, RNG_STREAM_SPLIT, (uint64_t)i, (uint64_t)i + 1);
-    uint32_t t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-  }
+  shuffled(p, n, seed, RNG_STREAM_SPLIT);
   for (int s = 0; s < 4; s++)
     for (int64_t i = cut[s]; i < (s < 3 ? cut[s + 1] : n); i++) lab[p[i]] = (uint8_t)s;
   ra_free_mem(&L->alloc, p, bytes);
@@ -2080,14 +2086,7 @@ void data_shuffle(const DataSet *ds, int split, uint64_t seed, int64_t epoch, Da
     if (n > 0) keyperm_init(&o->key, (uint64_t)n, seed, stream);
     return;
   }
-  uint32_t *order = o->perm;
-  for (int64_t i = 0; i < n; i++) order[i] = (uint32_t)i;
-  for (int64_t i = n - 1; i > 0; i--) {
-    int64_t j = (int64_t)rng_below(seed, stream, (uint64_t)i, (uint64_t)i + 1);
-    uint32_t t = order[i];
-    order[i] = order[j];
-    order[j] = t;
-  }
+  shuffled(o->perm, n, seed, stream);
 }
 
 int64_t data_order_at(const DataOrder *o, int64_t pos) {

@@ -553,8 +553,12 @@ static int64_t trans_offset(const TransArg *A, int64_t b) {
  * block's copy). */
 static void transpose_blocks(void *arg, int64_t lo, int64_t hi, int worker) {
   const TransArg *A = arg;
-  int64_t inner = A->inner, idx[IR_MAX_RANK], off = trans_offset(A, lo), rr = lo;
-  for (int j = A->q - 1; j >= 0; j--) idx[j] = rr % A->Y->dim[j], rr /= A->Y->dim[j];
+  int64_t inner = A->inner, idx[IR_MAX_RANK], off = 0, rr = lo;
+  for (int j = A->q - 1; j >= 0; j--) {
+    idx[j] = rr % A->Y->dim[j];
+    rr /= A->Y->dim[j];
+    off += idx[j] * A->s[j];
+  }
   for (int64_t b = lo; b < hi; b++) {
     uint32_t *yb = A->y + b * inner;
     const uint32_t *xb = A->x + off;

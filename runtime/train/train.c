@@ -1396,6 +1396,10 @@ double ablation_value(const Ablation *a, const EvalResult *r) {
                                                                                : r->loss;
 }
 
+const char *ablation_metric_name(const Ablation *a) {
+  return a->metric == MET_ACCURACY ? "accuracy" : a->metric == MET_PERPLEXITY ? "perplexity" : "loss";
+}
+
 static bool ablation_better(const Ablation *a, double x, double y) {
   return a->metric == MET_ACCURACY ? x > y : x < y;
 }
@@ -1493,10 +1497,7 @@ int train_ablate(Program *p, const TrainDecl *t, ModelState *ms, const RunOption
     a->greedy[step] = bestv;
     if (!o->quiet)
       emit(o, "removed %s head %d: %s %.4f, %d heads left", m->groups[a->group[best]].path,
-           a->head[best],
-           a->metric == MET_ACCURACY ? "accuracy" : a->metric == MET_PERPLEXITY ? "perplexity"
-                                                                                 : "loss",
-           bestv, a->nheads - step - 1);
+           a->head[best], ablation_metric_name(a), bestv, a->nheads - step - 1);
   }
   if (orig) memcpy(ms->w, orig, nw * sizeof(float));
   ra_free_mem(&al, orig, nw * sizeof(float));

@@ -123,8 +123,10 @@ typedef struct Ablation {
   double *greedy;           /* [nheads] the metric with order[0..k] removed */
 } Ablation;
 
-/* The metric of r that Ablation.metric names. */
+/* The metric of r that Ablation.metric names, and its name ("accuracy",
+ * "perplexity", "loss"). */
 double ablation_value(const Ablation *a, const EvalResult *r);
+const char *ablation_metric_name(const Ablation *a);
 /* Evaluates with every head removed alone, then removes heads greedily (at
  * each step the one whose removal hurts the metric least; ties to the
  * earlier head) until none is left.  ms->w is as it was afterwards.  Free

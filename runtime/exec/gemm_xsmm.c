@@ -136,8 +136,10 @@ static bool jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
       int64_t kc = k - k0 < PANEL_K ? k - k0 : PANEL_K;
       int64_t np = n * kc <= PANEL ? n : PANEL / kc / 16 * 16;
       const float *ak = ta ? a + k0 * lda : a + k0;
+      bool mid_k = k0 > PANEL_K && k0 + PANEL_K < k; /* kernels of the chunk at PANEL_K */
       for (int64_t j0 = 0; j0 < n; j0 += np) {
         int64_t w = n - j0 < np ? n - j0 : np;
+        if (!pass && (mid_k || (j0 > 0 && j0 + np < n))) continue; /* already made */
         libxsmm_smmfunction f = xsmm_kernel(w, m, kc, w, lda, ldc, ta, beta1 || k0 > 0);
         if (!f) return false;
         if (!pass) continue;

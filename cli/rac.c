@@ -6,7 +6,7 @@
  *   rac check FILE | ir FILE [--grad] [--opt] [--plan] | params FILE
  *   rac eval FILE --ckpt CKPT [--split test] [--ablate-heads [--out FILE.svg]] (cli/ablate.c)
  *   rac predict FILE --ckpt CKPT [--input TEXT | --file F]
- *   rac bench FILE [--steps N]
+ *   rac bench FILE [--steps N] [--profile]
  *   mpirun -np N rac run|eval|bench FILE ...  (data parallel: docs/distributed.md)
  *   rac sweep FILE --out DIR [axes]  (cli/sweep.c) | plot LOG... --out FILE.svg  (cli/plot.c)
  *
@@ -46,6 +46,7 @@ static const char *usage_text =
     "                a language model continues each line: [--tokens N] (200)\n"
     "                [--temperature T] (0.8) [--top-k K] (all) [--greedy]\n"
     "  bench FILE    time training steps [--steps N]: steps/s, samples/s, GFLOP/s, memory\n"
+    "                [--profile]: the step's time by node kind, the optimizer, the particles\n"
   "  sweep FILE    train every combination of the axes, then tables and plots:\n"
   "                --out DIR [--repulsion K1,K2,...] [--seeds A..B|A,B,...]\n"
   "                [--set KEY=V1,V2,...]... [--baseline VALUE] [--jobs N] [--threads T]\n"
@@ -160,7 +161,7 @@ static int usage(const char *fmt, const char *arg) {
 typedef struct Args {
   const char *cmd, *file, *train, *model, *ckpt, *split, *input, *infile, *out;
   long long steps;
-  int grad, opt, plan, ablate;
+  int grad, opt, plan, ablate, profile;
 } Args;
 
 /* Lines from the library: a line led by '\r' redraws the progress bar;
@@ -293,6 +294,10 @@ static int parse_args(ra_ctx *ctx, int argc, char **argv, Args *a) {
     else if (!strcmp(s, "--top-k")) rc = set_opt(ctx, "predict.top_k", next);
     else if (!strcmp(s, "--greedy")) rc = set_opt(ctx, "predict.greedy", "1");
     else if (!strcmp(s, "--mpi-bucket")) rc = set_opt(ctx, "mpi.bucket_bytes", next);
+    else if (!strcmp(s, "--profile")) {
+      a->profile = 1;
+      rc = set_opt(ctx, "bench.profile", "1");
+    }
     else rc = usage("unknown option '%s'", s);
     if (rc) return rc;
   }
@@ -300,6 +305,8 @@ static int parse_args(ra_ctx *ctx, int argc, char **argv, Args *a) {
   if (a->ablate && strcmp(a->cmd, "eval"))
     return usage("--ablate-heads is an option of eval, not of '%s'", a->cmd);
   if (a->out && !a->ablate) return usage("--out goes with eval --ablate-heads%s", "");
+  if (a->profile && strcmp(a->cmd, "bench"))
+    return usage("--profile is an option of bench, not of '%s'", a->cmd);
   return 0;
 }
 

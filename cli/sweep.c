@@ -11,6 +11,8 @@
 #define _GNU_SOURCE 1
 #include "sweep.h"
 
+#include "../base/clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -130,12 +132,6 @@ static char *xasprintf(const char *fmt, ...) {
     _exit(1);
   }
   return s;
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static void axes_free(Sweep *s) {
@@ -612,7 +608,7 @@ static int launch(Sweep *s, Run *r) {
   free(outp);
   r->pid = pid;
   r->running = 1;
-  r->t0 = now_s();
+  r->t0 = clock_seconds();
   return 0;
 }
 
@@ -690,7 +686,7 @@ static size_t run_all(Sweep *s, size_t todo) {
     r->running = 0;
     running--;
     done++;
-    double secs = now_s() - r->t0;
+    double secs = clock_seconds() - r->t0;
     char *outp = run_path(s, r, ".out");
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
       if (finish_run(s, r, secs, err, sizeof err) == 0) {

@@ -234,5 +234,10 @@ int ir_fused_check(const IrFunc *f, const IrNode *n, char *err, size_t errlen);
 /* Stable text form: one node per line, outputs at the end.  with_spans adds
  * "; line:col" comments. */
 char *ir_print(Arena *arena, const IrFunc *f, const SrcSet *src, bool with_spans);
+/* Node i as a kind, without value numbers: its op, micro-program and
+ * attributes, its operands' types and its type ("matmul [ta=0 tb=1] :
+ * f32[64, 16], f32[64, 16] -> f32[64, 64]"); nodes of one kind do the
+ * same work.  NULL when out of memory. */
+char *ir_node_kind(Arena *arena, const IrFunc *f, int32_t i);
 
 #endif

@@ -140,6 +140,21 @@ static const char *role_word(int role) {
   }
 }
 
+char *ir_node_kind(Arena *arena, const IrFunc *f, int32_t i) {
+  const IrNode *n = &f->nodes[i];
+  SBuf b;
+  sbuf_init(&b, arena);
+  sbuf_add(&b, n->op < OP_COUNT ? ir_op_info[n->op].name : "?");
+  if (n->op == OP_FUSED && n->fused) bfused(&b, n->fused);
+  battrs(&b, n);
+  char tb[128];
+  sbuf_add(&b, " :");
+  for (int k = 0; k < n->nin && !(ir_op_info[n->op].flags & OPF_LEAF); k++)
+    sbuf_printf(&b, k ? ", %s" : " %s", ir_type_str(&f->nodes[n->in[k]].type, tb, sizeof tb));
+  sbuf_printf(&b, " -> %s", ir_type_str(&n->type, tb, sizeof tb));
+  return sbuf_str(&b);
+}
+
 char *ir_print(Arena *arena, const IrFunc *f, const SrcSet *src, bool with_spans) {
   SBuf b;
   sbuf_init(&b, arena);

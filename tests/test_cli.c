@@ -139,3 +139,53 @@ Test(cli, bench_names_the_gemm_backend_and_rss, .timeout = 60) {
   cr_assert_gt(strtod(p + 9, NULL), 1.0, "%s", r.out);
   tu_run_free(&r);
 }
+
+/* rac bench --profile: the step's time by node kind, the parts outside the
+ * step function, and the rest, adding up to the timed steps. */
+Test(cli, bench_profile_accounts_for_the_step, .timeout = 90) {
+  TuRun r = tu_sh(80, "$RAC bench examples/reverse.ra --steps 3 --threads 1 --profile");
+  cr_assert_eq(r.status, 0, "status %d\n%s", r.status, r.err);
+  const char *p = strstr(r.out, "profile of 3 steps:");
+  cr_assert(p, "%s", r.out);
+  p = strchr(p, '\n');
+  double total = 0, kinds = 0, fn = -1;
+  int nlines = 0;
+  bool matmul = false, optim = false, particles = false;
+  while (p && p[1]) {
+    char line[512];
+    const char *end = strchr(p + 1, '\n');
+    size_t len = end ? (size_t)(end - p - 1) : strlen(p + 1);
+    snprintf(line, sizeof line, "%.*s", (int)len, p + 1);
+    p = end;
+    double share = -1, ms = -1;
+    cr_assert_eq(sscanf(line, " %lf%% %lf ms", &share, &ms), 2, "line: %.80s", line);
+    cr_assert(share >= 0 && ms >= 0, "line: %.80s", line);
+    nlines++;
+    if (fn < 0) {
+      cr_assert(strstr(line, "the step function's"), "line: %.80s", line);
+      fn = share;
+      total += share;
+      continue;
+    }
+    if (strstr(line, "gradient copies") || strstr(line, "the rest (") ||
+        strstr(line, "particle update") || strstr(line, "optimizer")) {
+      particles = particles || strstr(line, "particle update");
+      optim = optim || strstr(line, "optimizer");
+      total += share;
+    } else {
+      kinds += share;
+      if (strstr(line, "matmul [") && strstr(line, "GFLOP/s") && strstr(line, " -> f32["))
+        matmul = true;
+    }
+  }
+  cr_assert(matmul && optim && particles, "%s", r.out);
+  cr_assert_gt(nlines, 6, "%s", r.out);
+  cr_assert(fabs(total - 100.0) < 0.5, "the parts add up to %.1f%%:\n%s", total, r.out);
+  cr_assert(fabs(kinds - fn) < 0.1 * nlines + 0.5, "kinds %.1f%% of the function's %.1f%%:\n%s",
+            kinds, fn, r.out);
+  tu_run_free(&r);
+  r = tu_sh(20, "$RAC run examples/reverse.ra --profile");
+  cr_assert_eq(r.status, 2, "status %d\n%s", r.status, r.err);
+  cr_assert(strstr(r.err, "--profile is an option of bench, not of 'run'"), "%s", r.err);
+  tu_run_free(&r);
+}

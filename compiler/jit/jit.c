@@ -13,6 +13,7 @@
 #include "jit.h"
 
 #include "../opmath.h"
+#include "../../base/clock.h"
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
@@ -77,12 +78,6 @@ static int fail_llvm(char *err, size_t errlen, const char *what, LLVMErrorRef e)
   fail(err, errlen, what, m);
   LLVMDisposeErrorMessage(m);
   return -1;
-}
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
@@ -1131,7 +1126,7 @@ const JitFunc *jit_compile(Jit *j, const IrFunc *f, char *err, size_t errlen) {
       j->func[i].code->compile_ms = 0;
       return j->func[i].code;
     }
-  double t0 = now_ms();
+  double t0 = 1e3 * clock_seconds();
   if (j->nfunc == j->capfunc) {
     int cap = j->capfunc ? j->capfunc * 2 : 8;
     FuncEntry *nf = ra_realloc(&j->alloc, j->func, sizeof *nf * (size_t)j->capfunc, sizeof *nf * (size_t)cap);
@@ -1207,7 +1202,7 @@ const JitFunc *jit_compile(Jit *j, const IrFunc *f, char *err, size_t errlen) {
   code->n = f->n;
   code->node = nodes;
   code->nkernels = used;
-  code->compile_ms = now_ms() - t0;
+  code->compile_ms = 1e3 * clock_seconds() - t0;
   j->func[j->nfunc++] = (FuncEntry){code, nb};
   return code;
 }
@@ -1219,7 +1214,7 @@ JitLoopFn jit_optimizer(Jit *j, int kind, double *compile_ms, char *err, size_t 
     return NULL;
   }
   if (j->opt[kind]) return j->opt[kind];
-  double t0 = now_ms();
+  double t0 = 1e3 * clock_seconds();
   Key k;
   memset(&k, 0, sizeof k);
   k.tag = KEY_OPT;
@@ -1237,6 +1232,6 @@ JitLoopFn jit_optimizer(Jit *j, int kind, double *compile_ms, char *err, size_t 
     return NULL;
   }
   j->opt[kind] = kk->fn;
-  if (compile_ms) *compile_ms = now_ms() - t0;
+  if (compile_ms) *compile_ms = 1e3 * clock_seconds() - t0;
   return kk->fn;
 }

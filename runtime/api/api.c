@@ -315,6 +315,9 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
       return api_fail(ctx, RA_EUSAGE, "option mpi.bucket_bytes: expected bytes from 0 (one "
                       "reduction after the backward pass) to 4294967296, got '%s'", value);
     ctx->bucket_bytes = v;
+  } else if (!strcmp(key, "bench.profile")) {
+    if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option bench.profile (--profile): expected 0 or 1, got '%s'", value);
+    ctx->bench_profile = b;
   } else if (!strcmp(key, "fuse")) {
     if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option fuse: expected 0 or 1, got '%s'", value);
     ctx->no_fuse = !b;
@@ -390,7 +393,8 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
     ctx->nsets++;
   } else {
     static const char *const other[] = {"allow_extern", "jit", "stdlib", "ra_path", "color",
-                                        "progress", "quiet", "log", "resume", "mpi.bucket_bytes"};
+                                        "progress", "quiet", "log", "resume", "mpi.bucket_bytes",
+                                        "bench.profile"};
     enum { NOTHER = sizeof other / sizeof other[0] };
     const char *names[SETTING_COUNT + NOTHER];
     int n = setting_keys(IN_OPTION, names, NULL);
@@ -402,7 +406,7 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
                       key);
     return api_fail(ctx, RA_EUSAGE,
                     "unknown option '%s' (options: threads, seed, allow_extern, jit, fuse, repulsion, "
-                    "stdlib, ra_path, color, progress, quiet, log, resume, mpi.bucket_bytes, set.KEY)",
+                    "stdlib, ra_path, color, progress, quiet, log, resume, mpi.bucket_bytes, bench.profile, set.KEY)",
                     key);
   }
   return api_ok(ctx);
@@ -671,6 +675,7 @@ void api_run_options(ra_ctx *ctx, RunOptions *o) {
   o->jit = ctx->use_jit ? ctx->jit : NULL;
   o->dist = ctx->dist;
   o->bucket_bytes = ctx->bucket_bytes;
+  o->profile = ctx->bench_profile;
 }
 
 /* What every run-like call starts with: a loaded spec, the train block
@@ -1020,7 +1025,7 @@ int ra_bench(ra_ctx *ctx, const char *train_name, int64_t steps, const char **re
   if (api_agree(ctx, m ? 0 : ctx->code)) return ctx->code;
   RunOptions o;
   api_run_options(ctx, &o);
-  char err[FILE_MSG_MAX] = "", rep[2048] = "";
+  char err[FILE_MSG_MAX] = "", rep[16384] = "";
   int rc = train_bench(ctx->prog, &t, &m->ms, &o, steps, rep, sizeof rep, err, sizeof err);
   if (rc) return api_fail(ctx, rc, "%s", err);
   const char *text = api_set_text(ctx, rep);

@@ -76,6 +76,7 @@ struct ra_ctx {
    * it) by ra_free */
   Dist *dist;
   int64_t bucket_bytes;     /* option mpi.bucket_bytes; < 0: the default */
+  bool bench_profile;       /* option bench.profile: ra_bench's report has the profile */
   bool has_rep_override;
   RepKind rep_override;
   char *stdlib, *ra_path;

@@ -9,6 +9,8 @@
 
 #include "exec_jit.h"
 
+#include "../../base/clock.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -146,12 +148,14 @@ int exec_run(Exec *ex, KernelCtx *kc) {
     }
     void *out = exec_ptr(ex, i);
     if (!out) return run_fail(ex, kc, i, "the result has no storage");
+    double t0 = kc->node_s ? clock_seconds() : 0;
     if (!(ex->jit && exec_jit_node(ex, kc, i, out, in)) &&
         kernel_table[n->op](kc, f, n, out, in)) {
       ex->err_node = i;
       if (!kc->err[0]) run_fail(ex, kc, i, "kernel failed");
       return -1;
     }
+    if (kc->node_s) kc->node_s[i] += clock_seconds() - t0;
     if (kc->node_done) kc->node_done(kc->node_ud, i);
   }
   return 0;

@@ -30,6 +30,9 @@ typedef struct KernelCtx {
    * NULL: none */
   void (*node_done)(void *ud, int32_t node);
   void *node_ud;
+  /* when not NULL: exec_run adds each node's seconds to node_s[node]
+   * (`rac bench --profile`) */
+  double *node_s;
   bool training;        /* dropout active */
   ExternFn *const *externs;  /* by extern index (EXTERN, EXTERN_GRAD) */
   int nexterns;

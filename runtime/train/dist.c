@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../base/clock.h"
 #include "../../include/ra.h"
 
 #ifdef RA_HAVE_MPI
@@ -233,18 +234,12 @@ int dist_done(Dist *d) {
   return k;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int dist_wait(Dist *d, double *waited, char *err, size_t errlen) {
   if (!d || d->nreq == 0) return 0;
-  double t0 = now_s();
+  double t0 = clock_seconds();
   int e = MPI_Waitall(d->nreq, d->req, MPI_STATUSES_IGNORE);
   d->nreq = 0;
-  if (waited) *waited += now_s() - t0;
+  if (waited) *waited += clock_seconds() - t0;
   return e == MPI_SUCCESS ? 0 : mpi_fail(err, errlen, e, "MPI_Waitall (gradients)");
 }
 

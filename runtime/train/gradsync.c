@@ -7,13 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../base/clock.h"
 #include "../../include/ra.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* An MPI count is an int: no bucket is larger. */
 #define BUCKET_MAX_FLOATS ((int64_t)1 << 30)
@@ -107,7 +102,7 @@ void gradsync_node(void *ud, int32_t node) {
 }
 
 int gradsync_finish(GradSync *s, float *g, char *err, size_t errlen) {
-  double t0 = now_s();
+  double t0 = clock_seconds();
   /* the overlap: the buckets whose sums were complete before the wait */
   int done = s->rc ? 0 : dist_done(s->dist), b = 0;
   for (int i = 0; i < s->next && b < done; i++) {
@@ -136,6 +131,6 @@ int gradsync_finish(GradSync *s, float *g, char *err, size_t errlen) {
       for (int64_t k = 0; k < p->n; k++) dst[k] = src[k] * inv;
   }
   s->steps++;
-  s->finish_s += now_s() - t0;
+  s->finish_s += clock_seconds() - t0;
   return 0;
 }

@@ -5,6 +5,9 @@
  * thread count. */
 #include "train.h"
 
+#include "../../base/clock.h"
+#include "profile.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -39,12 +42,6 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
   vsnprintf(err, errlen, fmt, ap);
   va_end(ap);
   return code;
-}
-
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static void emit(const RunOptions *o, const char *fmt, ...) {
@@ -512,7 +509,7 @@ static int log_flush(LogFile *lg, char *err, size_t errlen) {
     off += (size_t)w;
   }
   lg->n = 0;
-  lg->last_flush = now_seconds();
+  lg->last_flush = clock_seconds();
   return 0;
 }
 
@@ -526,7 +523,7 @@ static int log_record(LogFile *lg, const char *line, size_t len, char *err, size
   if (len > sizeof lg->buf) return fail(err, errlen, RA_EIO, "a record of the log '%s' is too long", lg->path);
   memcpy(lg->buf + lg->n, line, len);
   lg->n += len;
-  if (lg->last_flush < 0 || now_seconds() - lg->last_flush >= LOG_FLUSH_SECONDS)
+  if (lg->last_flush < 0 || clock_seconds() - lg->last_flush >= LOG_FLUSH_SECONDS)
     return log_flush(lg, err, errlen);
   return 0;
 }
@@ -671,6 +668,7 @@ typedef struct Loop {
   int64_t lbatch;           /* rows of the batch this rank runs */
   GradSync gs;              /* the gradient reductions (nranks > 1) */
   bool have_gs, overlap;
+  StepProfile *prof;        /* `rac bench --profile`: the parts of each step; NULL */
 } Loop;
 
 /* The pool for a run on `threads` workers: the caller's (remade if its size
@@ -963,6 +961,7 @@ static int loop_step(Loop *L, int64_t step, int64_t total, double *loss, char *e
                 "the loss became %s at step %lld: lower the learning rate or add clip",
                 isnan(*loss) ? "NaN" : "infinite", (long long)step);
   const IrFunc *f = L->step.f;
+  double t0 = L->prof ? clock_seconds() : 0;
   for (int i = 0; i < f->nout && L->nranks == 1; i++) {
     const IrOutput *o = &f->outs[i];
     if (o->role != OUT_GRAD) continue;
@@ -970,10 +969,17 @@ static int loop_step(Loop *L, int64_t step, int64_t total, double *loss, char *e
     memcpy(L->g + pi->offset, exec_ptr(L->step.ex, o->value),
            (size_t)ir_numel(&pi->type) * sizeof(float));
   }
+  double t1 = L->prof ? clock_seconds() : 0;
   rc = loop_particles(L, step, err, errlen);
   if (rc) return rc;
+  double t2 = L->prof ? clock_seconds() : 0;
   if (L->t->clip > 0) clip_global_norm(L->g, L->ms->nweights, L->t->clip);
   optim_step(&L->opt, L->ms->w, L->g, sched_lr(L->t, step, total), NULL);
+  if (L->prof) {
+    L->prof->part_s[PROF_GRADS] += t1 - t0;
+    L->prof->part_s[PROF_PARTICLES] += t2 - t1;
+    L->prof->part_s[PROF_OPTIM] += clock_seconds() - t2;
+  }
   return 0;
 }
 
@@ -1236,7 +1242,7 @@ static int run_steps(Loop *L, int64_t total, int64_t spe, DataOrder *order, char
   const TrainDecl *t = L->t;
   const RunOptions *o = L->o;
   ModelState *ms = L->ms;
-  double t0 = now_seconds(), last_print = 0, loss_sum = 0;
+  double t0 = clock_seconds(), last_print = 0, loss_sum = 0;
   int64_t loss_n = 0, cur_epoch = -1, first_step = ms->step;
   for (int64_t step = first_step; step < total; step++) {
     int64_t epoch = step / spe, in_epoch = step % spe;
@@ -1259,7 +1265,7 @@ static int run_steps(Loop *L, int64_t total, int64_t spe, DataOrder *order, char
     int lrc = log_step(&L->log, step + 1, loss, sched_lr(t, step, total),
                        L->nranks > 1 ? lerr : err, L->nranks > 1 ? sizeof lerr : errlen);
     if (lrc && L->nranks == 1) return lrc;
-    double el = now_seconds() - t0;
+    double el = clock_seconds() - t0;
     double rate = (double)(step + 1 - first_step) / (el > 1e-9 ? el : 1e-9);
     if (o->progress && el - last_print > 0.1) {
       progress_line(L, step + 1, total, loss_sum / (double)loss_n, rate);
@@ -1546,21 +1552,30 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
     else data_shuffle(L.ds, SPLIT_TRAIN, L.seed, 0, &order);
     double loss = 0, t0 = 0, wait0 = 0, fin0 = 0;
     int64_t early0 = 0;
+    StepProfile prof = {0};
+    if (rc == 0 && o->profile && profile_init(&prof, a, L.step.f->n) != 0)
+      rc = fail(err, errlen, RA_ENOMEM, "out of memory");
     if (o->dist) rc = dist_agree(o->dist, rc, err, errlen, NULL);
     for (int64_t s = 0; s <= steps && rc == 0; s++) {
       if (s == 1) { /* step 0 warms up */
-        t0 = now_seconds();
+        t0 = clock_seconds();
         wait0 = L.gs.wait_s;
         fin0 = L.gs.finish_s;
         early0 = L.gs.early_floats;
+        if (prof.node_s) {
+          L.kc.node_s = prof.node_s;
+          L.prof = &prof;
+        }
       }
       bound_fill_rows(&L.step, L.ds, SPLIT_TRAIN, &order, (s * t->batch) % (ntrain ? ntrain : 1),
                       t->batch, (int64_t)L.rank * L.lbatch, L.lbatch);
       rc = loop_step(&L, s, steps + 1, &loss, err, errlen);
     }
     data_order_free(&order);
+    L.kc.node_s = NULL;
+    L.prof = NULL;
     if (rc == 0) {
-      double el = now_seconds() - t0;
+      double el = clock_seconds() - t0;
       double sps = (double)steps / el;
       double flops = step_flops(L.step.f);
       size_t peak = L.step.plan->arena_bytes + L.step.plan->const_bytes +
@@ -1585,9 +1600,9 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
         double alone = 0;
         for (int k = 0; k < 10 && rc == 0; k++) {
           rc = dist_agree(L.dist, 0, err, errlen, NULL);
-          double a0 = now_seconds();
+          double a0 = clock_seconds();
           if (rc == 0) rc = dist_reduce(L.dist, L.gs.buf, L.gs.nbuf, err, errlen);
-          alone += now_seconds() - a0;
+          alone += clock_seconds() - a0;
         }
         size_t k = strlen(report);
         double mib = (double)L.gs.nbuf * sizeof(float) / 1048576.0;
@@ -1610,7 +1625,9 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
                  "jit compile %.0f ms (%d of %d nodes, %d kernels, %s)\n", L.step.jit_ms + opt_ms,
                  L.step.ex->jit->ncompiled, L.step.f->n, L.step.ex->jit->nkernels, exec_jit_target(o->jit));
       }
+      if (prof.node_s) profile_report(&prof, L.step.f, steps, el, report, replen);
     }
+    profile_free(&prof);
   }
   ra_free_mem(&a, m1, nw * sizeof(float));
   ra_free_mem(&a, v1, nw * sizeof(float));

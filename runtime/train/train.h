@@ -65,6 +65,8 @@ typedef struct RunOptions {
    * (0: one reduction after the backward pass; < 0: the default) */
   struct Dist *dist;
   int64_t bucket_bytes;
+  bool profile;             /* train_bench: the report has the step's profile
+                               (profile.h) */
   /* sinks */
   void (*log)(void *ud, const char *line);   /* lines; '\r'-led = progress */
   void *log_ud;

@@ -1,0 +1,13 @@
+/* clock.h - seconds on the monotonic clock, for timings and reports. */
+#ifndef RA_CLOCK_H
+#define RA_CLOCK_H
+
+#include <time.h>
+
+static inline double clock_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+#endif

@@ -137,9 +137,10 @@ Test(gemm, jit_sums_each_element_in_k_order) {
   if (!__builtin_cpu_supports("fma")) cr_skip_test("no FMA on this CPU");
   /* with a transposed B: 16x16 tiles of its panel and their edges
    * (gemm_xsmm.c, panel), rows of 16 to 64 floats and longer, k in one
-   * chunk and in several (PANEL_K, 256) with a shorter last one */
+   * chunk and in several (PANEL_K, 256, with a transposed B, else K_CHUNK,
+   * 128) with a shorter last one or a whole one */
   const int64_t sh[][3] = {{64, 64, 16}, {64, 16, 64}, {33, 40, 48}, {37, 29, 131}, {512, 128, 128},
-                           {40, 500, 1000}, {40, 50, 1100}, {3, 20, 2050}};
+                           {24, 40, 256}, {40, 500, 1000}, {40, 50, 1100}, {3, 20, 2050}};
   /* beta 1: the chain starts from C's value (and the chunks of k after the
    * first continue it) */
   for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++)

@@ -27,7 +27,9 @@
  *
  * libxsmm's kernels do not pack: each column block of C re-reads the whole
  * operand that is reused (B, or A's chunk of k when B is transposed), which
- * pays while it sits in cache.  Measured on one Zen 4 core (bench/README.md),
+ * pays while it sits in cache.  Without a transposed B, k is taken in
+ * chunks of K_CHUNK as well (beta 1 after the first, the same chains of
+ * FMAs), so that the rows of B a chunk re-reads stay in L2.  Measured on one Zen 4 core (bench/README.md),
  * libxsmm is ahead of OpenBLAS up to [1024,1024] operands and far behind
  * beyond (a [2048,2048] B: 21-30 GFLOP/s against 55; a [2048,4000] one: 19
  * against 92), so operands of more than JIT_MAX_OPERAND floats go to
@@ -59,6 +61,14 @@
  * chunks of 512; one Zen 4 core). */
 #define PANEL 16384
 #define PANEL_K 256
+
+/* The stretch of k of one kernel call without a transposed B.  The weight
+ * gradients XᵀdY of a layer have k = batch x sequence: with k whole
+ * (2048), a [2048,256]ᵀ x [2048,1024] product ran at 72-94 GFLOP/s in the
+ * training step, 101-108 in chunks of 128 (64: about the same, 512:
+ * between); the forward products (k up to 1024) do not differ (one Zen 4
+ * core, operands cold, bench/medium.ra). */
+#define K_CHUNK 128
 
 /* Largest reused operand (floats, 4 MiB) the JIT takes. */
 #define JIT_MAX_OPERAND (1 << 20)
@@ -116,9 +126,15 @@ static bool jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
   if (!tb) {
     /* C^T[n,m] = B'[n,k] op(A)'[k,m]: A transposed is the second operand's
      * transpose, which the JIT has. */
-    libxsmm_smmfunction f = xsmm_kernel(n, m, k, ldb, lda, ldc, ta, beta1);
-    if (!f) return false;
-    if (c) f(b, a, c);
+    /* k in chunks of K_CHUNK, the last one shorter: at most three kernels */
+    int64_t kc = k < K_CHUNK ? k : K_CHUNK, kl = k - (k - 1) / kc * kc;
+    libxsmm_smmfunction f0 = xsmm_kernel(n, m, kc, ldb, lda, ldc, ta, beta1);
+    libxsmm_smmfunction f1 = k > kc ? xsmm_kernel(n, m, kc, ldb, lda, ldc, ta, true) : f0;
+    libxsmm_smmfunction fl = k > kc ? xsmm_kernel(n, m, kl, ldb, lda, ldc, ta, true) : f0;
+    if (!f0 || !f1 || !fl) return false;
+    if (c)
+      for (int64_t k0 = 0; k0 < k; k0 += kc)
+        (k0 == 0 ? f0 : k0 + kc < k ? f1 : fl)(b + k0 * ldb, ta ? a + k0 * lda : a + k0, c);
     return true;
   }
   /* B is [n,k] (row-major, ldb): k in chunks of PANEL_K, and each chunk in

@@ -26,10 +26,18 @@
 #include <math.h>
 #include <stdint.h>
 
+/* Inlined into every loop, multi-versioned ones too (base/simd.h: a call
+ * out of a clone would run the baseline code, fmaf a library call). */
+#if defined(__GNUC__)
+#define KM_INLINE static inline __attribute__((always_inline))
+#else
+#define KM_INLINE static inline
+#endif
+
 /* e^x: Cody-Waite reduction by ln 2 and a degree-7 Taylor polynomial on
  * [-ln2/2, ln2/2] (about 1 ulp).  x below -87.3 gives 0 (so -inf masks vanish
  * exactly); x above 88.3 is clamped. */
-static inline float km_exp(float x) {
+KM_INLINE float km_exp(float x) {
   float xc = x < -87.3f ? -87.3f : x;
   xc = xc > 88.3f ? 88.3f : xc;
   float r = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  /* round */
@@ -45,45 +53,64 @@ static inline float km_exp(float x) {
   return x < -87.3f ? 0.0f : v;
 }
 
-/* The standard normal cdf Phi(x) = erfc(-x / sqrt 2) / 2, with the
- * Chebyshev-fitted erfc of Numerical Recipes (relative error < 1.2e-7):
- * accurate in both tails (no 1 + erf cancellation). */
-static inline float km_cdf(float x) {
+/* The standard normal cdf Phi(x) = erfc(-x / sqrt 2) / 2, and in *e the
+ * e^(-x^2 / 2) it used.  erfc(z) = t e^(-z^2) Q(t) with t = 1 / (1 + z/2)
+ * in (0, 1] and Q a degree-10 polynomial fitted to erfcx(z) / t (relative
+ * error 1.1e-8; tools/fit_cdf.py gives the coefficients and the errors in
+ * float): accurate in both tails (no 1 + erf cancellation), Horner's rule
+ * in fmaf.  GELU's derivative reuses e for the pdf. */
+KM_INLINE float km_cdf_e(float x, float *e) {
   float z = fabsf(x) * 0.70710678118654752f;
-  float t = 1.0f / (1.0f + 0.5f * z);
-  float poly = -z * z - 1.26551223f +
-               t * (1.00002368f + t * (0.37409196f + t * (0.09678418f + t * (-0.18628806f +
-               t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
-               t * (-0.82215223f + t * 0.17087277f))))))));
-  float half_erfc = 0.5f * t * km_exp(poly);
+  float t = 1.0f / fmaf(0.5f, z, 1.0f);
+  float q = 0.0423909761f;
+  q = fmaf(q, t, -0.231024578f);
+  q = fmaf(q, t, 0.486483783f);
+  q = fmaf(q, t, -0.447281837f);
+  q = fmaf(q, t, 0.127270505f);
+  q = fmaf(q, t, -0.0572981238f);
+  q = fmaf(q, t, 0.0930148438f);
+  q = fmaf(q, t, 0.175375074f);
+  q = fmaf(q, t, 0.246880695f);
+  q = fmaf(q, t, 0.282093853f);
+  q = fmaf(q, t, 0.282094806f);
+  float ez = km_exp(-(z * z));
+  float half_erfc = 0.5f * (t * ez) * q;
   float up = 1.0f - half_erfc;
+  *e = ez;
   return x >= 0 ? up : half_erfc;
 }
 
-static inline float km_gelu(float x) { return x * km_cdf(x); }
-
-static inline float km_gelu_d(float x) {
-  float pdf = 0.39894228040143268f * km_exp(-0.5f * x * x);
-  return km_cdf(x) + x * pdf;
+KM_INLINE float km_cdf(float x) {
+  float e;
+  return km_cdf_e(x, &e);
 }
 
-static inline float km_sigmoid(float x) {
+KM_INLINE float km_gelu(float x) { return x * km_cdf(x); }
+
+/* Phi(x) + x pdf(x), pdf(x) = e^(-x^2/2) / sqrt(2 pi) */
+KM_INLINE float km_gelu_d(float x) {
+  float e;
+  float c = km_cdf_e(x, &e);
+  return c + x * (0.39894228040143268f * e);
+}
+
+KM_INLINE float km_sigmoid(float x) {
   float e = km_exp(-fabsf(x));
   float d = 1.0f / (1.0f + e);
   float ed = e * d;
   return x >= 0 ? d : ed;
 }
 
-static inline float km_silu(float x) { return x * km_sigmoid(x); }
+KM_INLINE float km_silu(float x) { return x * km_sigmoid(x); }
 
 /* silu'(x) = s + x s (1 - s), s = sigmoid(x) */
-static inline float km_silu_d(float x) {
+KM_INLINE float km_silu_d(float x) {
   float s = km_sigmoid(x);
   return s * (1.0f + x * (1.0f - s));
 }
 
 /* tanh: Taylor to x^13 below 0.4, else (1 - e^-2z) / (1 + e^-2z). */
-static inline float km_tanh(float x) {
+KM_INLINE float km_tanh(float x) {
   float z = fabsf(x);
   float x2 = x * x;
   float small = x * (1.0f + x2 * (-0.33333333f + x2 * (0.13333333f + x2 * (-0.053968254f +

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "../compiler/ir.h"
+#include "../compiler/opmath.h"
 #include "irutil.h"
 #include "../runtime/exec/exec.h"
 #include "../runtime/exec/externfn.h"
@@ -230,6 +231,32 @@ Test(kernels, unary) {
   for (int k = 0; k < 8; k++) {
     check_unary(ops[k], -6, 6, 1001, 1);
     check_unary(ops[k], -30, 30, 100003, 2);
+  }
+}
+
+/* Phi in both tails (opmath.h, km_cdf_e): relative error against erfc for
+ * x < 0 down to where e^(-x^2/2) underflows, absolute error for x >= 0;
+ * e is e^(-x^2/2). */
+Test(kernels, normal_cdf_in_both_tails) {
+  double worst_rel = 0, worst_abs = 0, worst_e = 0;
+  for (int i = 0; i <= 260000; i++) {
+    float x = -13.0f + (float)i * 1e-4f * 0.8f;
+    float e;
+    double c = km_cdf_e(x, &e), want = 0.5 * erfc(-(double)x / sqrt(2.0));
+    double ew = exp(-0.5 * (double)x * (double)x);
+    if (x < 0) worst_rel = fmax(worst_rel, fabs(c - want) / want);
+    else worst_abs = fmax(worst_abs, fabs(c - want));
+    if (ew > 1e-30) worst_e = fmax(worst_e, fabs(e - ew) / ew);
+  }
+  /* the tails' error grows with x^2 (the rounding of -z^2 before e^): at
+   * x = -13, 1.5e-5 */
+  cr_assert_lt(worst_rel, 2e-5, "relative error %.3g for x < 0", worst_rel);
+  cr_assert_lt(worst_abs, 2.5e-7, "absolute error %.3g for x >= 0", worst_abs);
+  cr_assert_lt(worst_e, 2e-5, "e^(-x^2/2): relative error %.3g", worst_e);
+  for (float x = -5.0f; x < 0; x += 0.001f) {
+    float e;
+    double c = km_cdf_e(x, &e), want = 0.5 * erfc(-(double)x / sqrt(2.0));
+    cr_assert_lt(fabs(c - want) / want, 2.5e-6, "Phi(%g) = %.9g, want %.9g", x, c, want);
   }
 }
 

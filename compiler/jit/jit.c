@@ -225,6 +225,20 @@ static LLVMValueRef call2(E *e, const char *name, LLVMValueRef x, LLVMValueRef y
   return LLVMBuildCall2(e->B, fty, f, a, 2, "");
 }
 
+static LLVMValueRef call3(E *e, const char *name, LLVMValueRef x, LLVMValueRef y,
+                          LLVMValueRef z) {
+  LLVMTypeRef ty = LLVMTypeOf(x);
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(e->M, id, &ty, 1);
+  LLVMTypeRef fty = LLVMIntrinsicGetType(e->C, id, &ty, 1);
+  LLVMValueRef a[3] = {x, y, z};
+  return LLVMBuildCall2(e->B, fty, f, a, 3, "");
+}
+
+/* fmaf(a, b, c): one rounding, as the C loop's */
+/* fmaf(a, b, c): one rounding, as the C code's */
+#define FMA(a, b, c) call3(e, "llvm.fma", a, b, c)
+
 #define ADD(a, b) LLVMBuildFAdd(e->B, a, b, "")
 #define SUB(a, b) LLVMBuildFSub(e->B, a, b, "")
 #define MUL(a, b) LLVMBuildFMul(e->B, a, b, "")
@@ -259,16 +273,18 @@ static LLVMValueRef em_exp(E *e, LLVMValueRef x) {
   return SEL(lo, K(0.0f), v);
 }
 
-static LLVMValueRef em_cdf(E *e, LLVMValueRef x) {
+/* km_cdf_e of opmath.h: Phi(x), and e^(-x^2/2) in *ez. */
+static LLVMValueRef em_cdf_e(E *e, LLVMValueRef x, LLVMValueRef *ez) {
   LLVMTypeRef ty = LLVMTypeOf(x);
   LLVMValueRef z = MUL(call1(e, "llvm.fabs", x), K(0.70710678118654752f));
-  LLVMValueRef t = DIV(K(1.0f), ADD(K(1.0f), MUL(K(0.5f), z)));
-  static const float c[] = {-0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f,
-                            -0.18628806f, 0.09678418f, 0.37409196f, 1.00002368f};
-  LLVMValueRef h = K(0.17087277f);
-  for (int i = 0; i < 8; i++) h = ADD(K(c[i]), MUL(t, h));
-  LLVMValueRef poly = ADD(SUB(MUL(NEG(z), z), K(1.26551223f)), MUL(t, h));
-  LLVMValueRef half_erfc = MUL(MUL(K(0.5f), t), em_exp(e, poly));
+  LLVMValueRef t = DIV(K(1.0f), FMA(K(0.5f), z, K(1.0f)));
+  static const float c[] = {-0.231024578f, 0.486483783f, -0.447281837f, 0.127270505f,
+                            -0.0572981238f, 0.0930148438f, 0.175375074f, 0.246880695f,
+                            0.282093853f, 0.282094806f};
+  LLVMValueRef q = K(0.0423909761f);
+  for (int i = 0; i < 10; i++) q = FMA(q, t, K(c[i]));
+  *ez = em_exp(e, NEG(MUL(z, z)));
+  LLVMValueRef half_erfc = MUL(MUL(K(0.5f), MUL(t, *ez)), q);
   LLVMValueRef up = SUB(K(1.0f), half_erfc);
   return SEL(CMP(LLVMRealOGE, x, K(0.0f)), up, half_erfc);
 }
@@ -310,15 +326,18 @@ static LLVMValueRef em_micro(E *e, const JitMicro *m, LLVMValueRef a, LLVMValueR
   case OP_SCALE: return MUL(a, K(m->s));
   case OP_SQUARE: return MUL(a, a);
   case OP_RELU: return SEL(CMP(LLVMRealOGT, a, K(0.0f)), a, K(0.0f));
-  case OP_GELU: return MUL(a, em_cdf(e, a));
+  case OP_GELU: {
+    LLVMValueRef ez;
+    return MUL(a, em_cdf_e(e, a, &ez));
+  }
   case OP_TANH: return em_tanh(e, a);
   case OP_SIGMOID: return em_sigmoid(e, a);
   case OP_SILU: return MUL(a, em_sigmoid(e, a));
   /* (a, dy) */
   case OP_RELU_GRAD: return SEL(CMP(LLVMRealOGT, a, K(0.0f)), b, K(0.0f));
   case OP_GELU_GRAD: {
-    LLVMValueRef pdf = MUL(K(0.39894228040143268f), em_exp(e, MUL(MUL(K(-0.5f), a), a)));
-    return MUL(b, ADD(em_cdf(e, a), MUL(a, pdf)));
+    LLVMValueRef ez, c = em_cdf_e(e, a, &ez);
+    return MUL(b, ADD(c, MUL(a, MUL(K(0.39894228040143268f), ez))));
   }
   case OP_TANH_GRAD: return MUL(b, SUB(K(1.0f), MUL(a, a)));
   case OP_SIGMOID_GRAD: return MUL(MUL(b, a), SUB(K(1.0f), a));
@@ -765,18 +784,6 @@ static int emit_rows(E *e, const char *name, int op) {
 
 /* ---- the optimizer (optim.c, opt_range: float arithmetic) ---- */
 
-static LLVMValueRef call3(E *e, const char *name, LLVMValueRef x, LLVMValueRef y,
-                          LLVMValueRef z) {
-  LLVMTypeRef ty = LLVMTypeOf(x);
-  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-  LLVMValueRef f = LLVMGetIntrinsicDeclaration(e->M, id, &ty, 1);
-  LLVMTypeRef fty = LLVMIntrinsicGetType(e->C, id, &ty, 1);
-  LLVMValueRef a[3] = {x, y, z};
-  return LLVMBuildCall2(e->B, fty, f, a, 3, "");
-}
-
-/* fmaf(a, b, c): one rounding, as the C loop's */
-#define FMA(a, b, c) call3(e, "llvm.fma", a, b, c)
 
 static int emit_opt(E *e, const char *name, int kind) {
   new_fn(e, name);

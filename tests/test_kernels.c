@@ -234,6 +234,21 @@ Test(kernels, unary) {
   }
 }
 
+/* km_exp: a few ulp over its whole range, 0 below -87.3, NaN for NaN. */
+Test(kernels, exp_over_its_range) {
+  double worst = 0;
+  for (int i = 0; i <= 1000000; i++) {
+    float x = -87.0f + (float)i * 175e-6f;
+    double want = exp((double)x);
+    worst = fmax(worst, fabs(km_exp(x) - want) / want);
+  }
+  cr_assert_lt(worst, 2.5e-7, "relative error %.3g", worst);
+  cr_assert_eq(km_exp(-88.0f), 0.0f);
+  cr_assert_eq(km_exp(-INFINITY), 0.0f);
+  cr_assert_eq(km_exp(0.0f), 1.0f);
+  cr_assert(isnan(km_exp(NAN)));
+}
+
 /* Phi in both tails (opmath.h, km_cdf_e): relative error against erfc for
  * x < 0 down to where e^(-x^2/2) underflows, absolute error for x >= 0;
  * e is e^(-x^2/2). */

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""fit_cdf.py - the polynomial of km_cdf_e (compiler/opmath.h).
+"""fit_cdf.py - the polynomials of km_cdf_e and km_exp (compiler/opmath.h).
 
 erfc(z) = t e^(-z^2) Q(t), t = 1 / (1 + z/2): Q(t) = erfcx(z) / t is smooth
 on t in (0, 1] (Q(0) = 1 / (2 sqrt(pi)), Q(1) = 1).  This fits Q with a
@@ -9,8 +9,12 @@ checks Phi(x) = erfc(-x / sqrt 2) / 2 evaluated as opmath.h does it in
 float (fmaf Horner's rule, km_exp) against scipy's ndtr, beside the
 formula used before it (Numerical Recipes' erfcc).
 
-    /usr/bin/python3 tools/fit_cdf.py
+With --exp: the degree-6 polynomial of km_exp, fitted to e^f on
+[-ln2/2, ln2/2] the same way.
+
+    /usr/bin/python3 tools/fit_cdf.py [--exp]
 """
+import sys
 import numpy as np
 from scipy.special import erfcx, ndtr
 
@@ -18,14 +22,18 @@ DEG = 10
 f32 = np.float32
 
 
-def fit(deg, npts=4000):
+def fit(deg, npts=4000, lo=0.0, hi=1.0, target=None, iters=30):
+    """Coefficients (constant first) and relative error of a polynomial
+    fitted to target on Chebyshev nodes of [lo, hi] (default: Q(t))."""
     k = np.arange(npts)
-    t = 0.5 - 0.5 * np.cos(np.pi * (k + 0.5) / npts)
-    z = 2 * (1 / t - 1)
-    q = erfcx(z) / t
+    t = lo + (hi - lo) * (0.5 - 0.5 * np.cos(np.pi * (k + 0.5) / npts))
+    if target is None:
+        q = erfcx(2 * (1 / t - 1)) / t
+    else:
+        q = target(t)
     w = 1 / q
     V = np.vander(t, deg + 1, increasing=True)
-    for _ in range(30):
+    for _ in range(iters):
         c, *_ = np.linalg.lstsq(V * w[:, None], q * w, rcond=None)
         r = (V @ c - q) / q
         w = w * (1 + 50 * np.abs(r) / np.abs(r).max())
@@ -39,12 +47,12 @@ def fma(a, b, c):
 def km_exp(x):
     x = f32(x)
     xc = np.minimum(np.maximum(x, f32(-87.3)), f32(88.3))
-    r = (xc * f32(1.44269504088896341) + f32(12582912.0)) - f32(12582912.0)
-    fr = xc - r * f32(0.693145751953125)
-    fr = fr - r * f32(1.428606765330187045e-06)
-    p = f32(0.0001984127)
-    for cc in [0.0013888889, 0.008333334, 0.041666668, 0.16666667, 0.5, 1.0, 1.0]:
-        p = f32(cc) + fr * p
+    r = fma(xc, f32(1.44269504088896341), f32(12582912.0)) - f32(12582912.0)
+    fr = fma(r, f32(-0.693145751953125), xc)
+    fr = fma(r, f32(-1.428606765330187045e-06), fr)
+    p = f32(0.00138377224)
+    for cc in [0.00837482698, 0.0416682102, 0.166664198, 0.499999911, 1.0, 1.0]:
+        p = fma(p, fr, f32(cc))
     u = ((r.astype(np.int32) + 127) << 23).astype(np.int32).view(np.float32)
     return np.where(x < f32(-87.3), f32(0), p * u)
 
@@ -72,6 +80,12 @@ def cdf_nr(x):
 
 
 def main():
+    if "--exp" in sys.argv[1:]:
+        h = 0.3466  # ln 2 / 2, rounded up
+        c, err = fit(6, lo=-h, hi=h, target=np.exp, iters=40)
+        print("km_exp: degree 6, relative error %.3g" % err)
+        print("coefficients, f^0 first:", ", ".join("%.9g" % v for v in c.astype(np.float32)))
+        return
     c, err = fit(DEG)
     c32 = c.astype(np.float32)
     print("degree %d, relative error of Q %.3g" % (DEG, err))

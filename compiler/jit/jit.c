@@ -254,16 +254,12 @@ static LLVMValueRef em_exp(E *e, LLVMValueRef x) {
   LLVMValueRef lo = CMP(LLVMRealOLT, x, K(-87.3f));
   LLVMValueRef xc = SEL(lo, K(-87.3f), x);
   xc = SEL(CMP(LLVMRealOGT, xc, K(88.3f)), K(88.3f), xc);
-  LLVMValueRef r = SUB(ADD(MUL(xc, K(1.44269504088896341f)), K(12582912.0f)), K(12582912.0f));
-  LLVMValueRef f = SUB(xc, MUL(r, K(0.693145751953125f)));
-  f = SUB(f, MUL(r, K(1.428606765330187045e-06f)));
-  LLVMValueRef p = ADD(K(0.0013888889f), MUL(f, K(0.0001984127f)));
-  p = ADD(K(0.008333334f), MUL(f, p));
-  p = ADD(K(0.041666668f), MUL(f, p));
-  p = ADD(K(0.16666667f), MUL(f, p));
-  p = ADD(K(0.5f), MUL(f, p));
-  p = ADD(K(1.0f), MUL(f, p));
-  p = ADD(K(1.0f), MUL(f, p));
+  LLVMValueRef r = SUB(FMA(xc, K(1.44269504088896341f), K(12582912.0f)), K(12582912.0f));
+  LLVMValueRef f = FMA(r, K(-0.693145751953125f), xc);
+  f = FMA(r, K(-1.428606765330187045e-06f), f);
+  static const float c[] = {0.00837482698f, 0.0416682102f, 0.166664198f, 0.499999911f, 1.0f, 1.0f};
+  LLVMValueRef p = K(0.00138377224f);
+  for (int i = 0; i < 6; i++) p = FMA(p, f, K(c[i]));
   LLVMTypeRef ity = int_of(e, ty);
   LLVMValueRef rn = SEL(CMP(LLVMRealOEQ, r, r), r, K(0.0f)); /* no fptosi of NaN */
   LLVMValueRef ir = LLVMBuildFPToSI(e->B, rn, ity, "");

@@ -1186,6 +1186,52 @@ Test(kernels, gemm_bits_independent_of_threads) {
   pool_free(pools[2]);
 }
 
+/* Batched products too small for k_gemm to cut (m*n*k under 4 x 262144:
+ * attention's [128,128]x[128,32] and the like) are shared out over the
+ * batch: each product has the bits of k_gemm alone, on 1, 2 and 3 threads,
+ * with every transpose. */
+Test(kernels, batched_products_shared_out_keep_the_bits) {
+  const int64_t shapes[][4] = {{6, 128, 32, 128}, {5, 128, 128, 32}, {7, 64, 96, 80}};
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+    for (int tr = 0; tr < 4; tr++) {
+      int64_t nb = shapes[si][0], m = shapes[si][1], n = shapes[si][2], k = shapes[si][3];
+      bool ta = tr & 1, tb = tr & 2;
+      float *out[3] = {NULL, NULL, NULL};
+      for (int t = 1; t <= 3; t++) {
+        KH h;
+        kh_init(&h, t);
+        int32_t a = kh_leaf(&h, 3, ta ? D(nb, k, m) : D(nb, m, k), -1, 1);
+        int32_t b = kh_leaf(&h, 3, tb ? D(nb, n, k) : D(nb, k, n), -1, 1);
+        IrNode nd = {.op = OP_MATMUL, .nin = 2, .in = {a, b}};
+        nd.attr.i[0] = ta;
+        nd.attr.i[1] = tb;
+        int32_t y = ir_op(&h.B, nd);
+        kh_run_ok(&h, y);
+        out[t - 1] = malloc((size_t)(nb * m * n) * 4);
+        cr_assert(out[t - 1]);
+        memcpy(out[t - 1], kh_f(&h, y), (size_t)(nb * m * n) * 4);
+        if (t == 1) {
+          float *c = malloc((size_t)(m * n) * 4);
+          cr_assert(c);
+          for (int64_t i = 0; i < nb; i++) {
+            k_gemm(NULL, ta, tb, m, n, k, 1.0f, kh_f(&h, a) + i * m * k, ta ? m : k,
+                   kh_f(&h, b) + i * k * n, tb ? k : n, 0.0f, c, n);
+            cr_assert(memcmp(c, out[0] + i * m * n, (size_t)(m * n) * 4) == 0,
+                      "[%ld] x [%ld,%ld,%ld] ta %d tb %d: product %ld differs from k_gemm",
+                      (long)nb, (long)m, (long)n, (long)k, ta, tb, (long)i);
+          }
+          free(c);
+        }
+        kh_free(&h);
+      }
+      for (int t = 1; t < 3; t++)
+        cr_assert(memcmp(out[0], out[t], (size_t)(nb * m * n) * 4) == 0,
+                  "[%ld] x [%ld,%ld,%ld] ta %d tb %d: 1 and %d threads differ", (long)nb, (long)m,
+                  (long)n, (long)k, ta, tb, t + 1);
+      for (int t = 0; t < 3; t++) free(out[t]);
+    }
+}
+
 /* every sum across rows uses a partition fixed by the shape, and GEMMs are
  * cut into blocks fixed by the shape: 1 and 2 threads agree bit for bit */
 Test(kernels, results_independent_of_threads) {

@@ -104,13 +104,18 @@ static void gemm_blocks(void *arg, int64_t lo_t, int64_t hi_t, int worker) {
   }
 }
 
+/* A product k_gemm runs whole, on one thread: too small to cut. */
+static bool gemm_whole(int64_t m, int64_t n, int64_t k) {
+  return m * n * k < 4 * K_SMALL_GEMM || (m >= n ? m : n) < 2 * GEMM_ALIGN;
+}
+
 void k_gemm(Pool *pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
             int64_t ldc) {
   blas_single();
   bool by_rows = m >= n;
   int64_t len = by_rows ? m : n;
-  if (m * n * k < 4 * K_SMALL_GEMM || len < 2 * GEMM_ALIGN) {
+  if (gemm_whole(m, n, k)) {
     gemm_raw(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
@@ -280,9 +285,10 @@ int k_matmul(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *c
   batch_strides(Y, R, A, m * k, M.sa);
   batch_strides(Y, R, B, k * nn, M.sb);
   int64_t mnk = m * nn * k;
-  /* triangular products: the batch shared out, whatever their size (a
-   * single one runs whole, below) */
-  if ((mnk <= K_SMALL_GEMM || tri) && nb > 1) {
+  /* products k_gemm would run whole, and triangular ones whatever their
+   * size (a single one runs whole, below): the batch shared out, each
+   * product as k_gemm computes it */
+  if ((gemm_whole(m, nn, k) || tri) && nb > 1) {
     blas_single();
     /* the kernels before the workers */
     if (tri) tri_gemm(tri, ta, tb, m, nn, k, NULL, lda, NULL, ldb, NULL, nn, true);

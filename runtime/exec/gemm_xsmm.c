@@ -23,7 +23,10 @@
  * made once per step by the compiler instead, compiler/transb.c.)
  * Each element of C is then one chain of FMAs in k order, as it is without
  * the copy, so the bits do not depend on the panels, the chunks of k, nor on
- * how k_gemm cuts the product.
+ * how k_gemm cuts the product - for most widths: libxsmm sums some columns
+ * of a few widths in another order (tests/test_gemm.c,
+ * jit_sums_each_element_in_k_order).  Every cut is a function of the shape
+ * alone, so the bits never depend on the thread count.
  *
  * libxsmm's kernels do not pack: each column block of C re-reads the whole
  * operand that is reused (B, or A's chunk of k when B is transposed), which
@@ -69,6 +72,12 @@
  * between); the forward products (k up to 1024) do not differ (one Zen 4
  * core, operands cold, bench/medium.ra). */
 #define K_CHUNK 128
+
+/* The widest stretch of columns of C those chunks cover: a [512,1024] block
+ * of a [2048,256] x [256,1024] product (medium's ffn) re-read C from L3 for
+ * its second chunk of k; in panels of 512 columns, 10.45 -> 9.96 ms cold
+ * (256: 10.0, 128: 10.1), the other encoder products unchanged. */
+#define N_PANEL 512
 
 /* Largest reused operand (floats, 4 MiB) the JIT takes. */
 #define JIT_MAX_OPERAND (1 << 20)
@@ -126,15 +135,20 @@ static bool jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
   if (!tb) {
     /* C^T[n,m] = B'[n,k] op(A)'[k,m]: A transposed is the second operand's
      * transpose, which the JIT has. */
-    /* k in chunks of K_CHUNK, the last one shorter: at most three kernels */
+    /* columns in panels of N_PANEL, each panel's k in chunks of K_CHUNK
+     * (the last one shorter): at most six kernels */
     int64_t kc = k < K_CHUNK ? k : K_CHUNK, kl = k - (k - 1) / kc * kc;
-    libxsmm_smmfunction f0 = xsmm_kernel(n, m, kc, ldb, lda, ldc, ta, beta1);
-    libxsmm_smmfunction f1 = k > kc ? xsmm_kernel(n, m, kc, ldb, lda, ldc, ta, true) : f0;
-    libxsmm_smmfunction fl = k > kc ? xsmm_kernel(n, m, kl, ldb, lda, ldc, ta, true) : f0;
-    if (!f0 || !f1 || !fl) return false;
-    if (c)
-      for (int64_t k0 = 0; k0 < k; k0 += kc)
-        (k0 == 0 ? f0 : k0 + kc < k ? f1 : fl)(b + k0 * ldb, ta ? a + k0 * lda : a + k0, c);
+    int64_t nw = n < N_PANEL ? n : N_PANEL;
+    for (int64_t j0 = 0; j0 < n; j0 += nw) {
+      int64_t w = n - j0 < nw ? n - j0 : nw;
+      libxsmm_smmfunction f0 = xsmm_kernel(w, m, kc, ldb, lda, ldc, ta, beta1);
+      libxsmm_smmfunction f1 = k > kc ? xsmm_kernel(w, m, kc, ldb, lda, ldc, ta, true) : f0;
+      libxsmm_smmfunction fl = k > kc ? xsmm_kernel(w, m, kl, ldb, lda, ldc, ta, true) : f0;
+      if (!f0 || !f1 || !fl) return false;
+      if (c)
+        for (int64_t k0 = 0; k0 < k; k0 += kc)
+          (k0 == 0 ? f0 : k0 + kc < k ? f1 : fl)(b + k0 * ldb + j0, ta ? a + k0 * lda : a + k0, c + j0);
+    }
     return true;
   }
   /* B is [n,k] (row-major, ldb): k in chunks of PANEL_K, and each chunk in

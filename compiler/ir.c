@@ -222,6 +222,13 @@ int64_t ir_numel(const IrType *t) {
 
 size_t ir_bytes(const IrType *t) { return (size_t)ir_numel(t) * 4; /* f32 and i32 */ }
 
+double ir_matmul_flops(const IrFunc *f, const IrNode *n) {
+  if (n->op != OP_MATMUL) return 0;
+  const IrType *a = &f->nodes[n->in[0]].type;
+  int64_t k = n->attr.i[0] ? a->dim[a->rank - 2] : a->dim[a->rank - 1];
+  return 2.0 * (double)ir_numel(&n->type) * (double)k;
+}
+
 /* Element type, rank and dims; the batched flag is not compared. */
 bool ir_type_eq(const IrType *a, const IrType *b) {
   if (a->dtype != b->dtype || a->rank != b->rank) return false;

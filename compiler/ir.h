@@ -211,6 +211,8 @@ const IrOutput *ir_find_output(const IrFunc *f, IrOutRole role, int32_t index);
  * byte sizes cannot overflow); ir_emit checks every result with it. */
 int ir_type_check_size(const IrType *t, char *err, size_t errlen);
 int64_t ir_numel(const IrType *t);
+/* 2 m n k of a matmul node (its multiply-adds, twice), 0 for other ops. */
+double ir_matmul_flops(const IrFunc *f, const IrNode *n);
 size_t ir_bytes(const IrType *t);
 bool ir_type_eq(const IrType *a, const IrType *b);
 /* "f32[32, 48, 64]" into buf */

@@ -38,14 +38,6 @@ static int by_time(const void *a, const void *b) {
   return x < y ? 1 : x > y ? -1 : strcmp(((const Kind *)a)->text, ((const Kind *)b)->text);
 }
 
-/* The multiply-adds of a matmul node, times 2. */
-static double node_flops(const IrFunc *f, const IrNode *n) {
-  if (n->op != OP_MATMUL) return 0;
-  const IrType *a = &f->nodes[n->in[0]].type;
-  int64_t k = n->attr.i[0] ? a->dim[a->rank - 2] : a->dim[a->rank - 1];
-  return 2.0 * (double)ir_numel(&n->type) * (double)k;
-}
-
 typedef struct Out {
   char *buf;
   size_t cap, len;
@@ -93,7 +85,7 @@ void profile_report(const StepProfile *p, const IrFunc *f, int64_t steps, double
     const IrNode *n = &f->nodes[i];
     if (ir_op_info[n->op].flags & OPF_LEAF) continue;
     const char *t = ir_node_kind(&ar, f, i);
-    k[nk++] = (Kind){t ? t : "?", p->node_s[i], node_flops(f, n), 1};
+    k[nk++] = (Kind){t ? t : "?", p->node_s[i], ir_matmul_flops(f, n), 1};
   }
   if (!k) {
     out_printf(&o, "profile: out of memory\n");

@@ -1515,13 +1515,7 @@ int train_ablate(Program *p, const TrainDecl *t, ModelState *ms, const RunOption
 
 static double step_flops(const IrFunc *f) {
   double fl = 0;
-  for (int i = 0; i < f->n; i++) {
-    const IrNode *n = &f->nodes[i];
-    if (n->op != OP_MATMUL) continue;
-    const IrType *a = &f->nodes[n->in[0]].type;
-    int64_t k = n->attr.i[0] ? a->dim[a->rank - 2] : a->dim[a->rank - 1];
-    fl += 2.0 * (double)ir_numel(&n->type) * (double)k;
-  }
+  for (int i = 0; i < f->n; i++) fl += ir_matmul_flops(f, &f->nodes[i]);
   return fl;
 }
 

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 
 #include "../compiler/autodiff.h"
+#include "../runtime/exec/exec.h"
 #include "irutil.h"
 
 #define ty tu_type
@@ -204,4 +205,41 @@ Test(plan, print) {
   cr_assert_not_null(text);
   tu_golden("tests/golden/ir/plan_small.txt", text);
   cr_assert_not_null(strstr(text, "peak 128 bytes (0.00 MiB), naive 128 bytes"));
+}
+
+/* exec_redirect: an output computed into the caller's buffer, views of it
+ * read there; anything else refused. */
+Test(plan, redirected_outputs) {
+  IrFunc *f = ir_func_new(&A, "redirect", 1);
+  IrBuilder B = tu_builder(f);
+  int32_t x = ir_op(&B, (IrNode){.op = OP_INPUT, .name = "x", .type = ty("f32[2, 3]")});
+  int32_t a = ir_unary(&B, OP_NEG, x);
+  int32_t y = ir_unary(&B, OP_SQUARE, a);
+  int32_t v = tu_reshape(&B, y, "f32[6]");
+  int32_t z = ir_binary(&B, OP_ADD, v, v);
+  ir_add_output(f, "y", y, OUT_OUTPUT, 0);
+  ir_add_output(f, "z", z, OUT_OUTPUT, 1);
+  MemPlan *p = plan_memory(&A, f);
+  cr_assert(p);
+  Exec *ex = exec_new(ra_alloc_default(), f, p, NULL, NULL, 1);
+  cr_assert(ex);
+  float in[6] = {1, -2, 3, -4, 5, -6}, mine[6] = {0};
+  ex->inputs[0] = in;
+  cr_assert_eq(exec_redirect(ex, x, mine), -1, "an input");
+  cr_assert_eq(exec_redirect(ex, a, mine), -1, "a value that dies inside the function");
+  cr_assert_eq(exec_redirect(ex, v, mine), -1, "a view");
+  cr_assert_eq(exec_redirect(ex, y, NULL), -1);
+  cr_assert_eq(exec_redirect(ex, y, mine), 0);
+  KernelCtx kc;
+  memset(&kc, 0, sizeof kc);
+  kc.threads = 1;
+  cr_assert_eq(exec_run(ex, &kc), 0, "%s", kc.err);
+  cr_assert_eq(exec_ptr(ex, y), (void *)mine);
+  cr_assert_eq(exec_ptr(ex, v), (void *)mine, "a view of it reads the caller's buffer");
+  const float *zz = exec_ptr(ex, z);
+  for (int i = 0; i < 6; i++) {
+    cr_assert_eq(mine[i], in[i] * in[i]);
+    cr_assert_eq(zz[i], 2 * in[i] * in[i]);
+  }
+  exec_free(ex);
 }

@@ -25,6 +25,7 @@ typedef struct ExecOwned {
   size_t consts_raw_bytes;
   void **inputs_own;
   size_t inputs_bytes;
+  size_t redirect_bytes;
 } ExecOwned;
 
 static void *aligned_block(RaAlloc *a, size_t bytes, void **raw, size_t *raw_bytes) {
@@ -76,6 +77,7 @@ void exec_free(Exec *ex) {
   ra_free_mem(&a, o->arena_raw, o->arena_raw_bytes);
   ra_free_mem(&a, o->consts_raw, o->consts_raw_bytes);
   ra_free_mem(&a, o->inputs_own, o->inputs_bytes);
+  if (ex->redirect) ra_free_mem(&a, ex->redirect, o->redirect_bytes);
   ra_free_mem(&a, o, sizeof *o);
 }
 
@@ -86,7 +88,7 @@ void *exec_ptr(const Exec *ex, int32_t v) {
     const IrNode *n = &ex->f->nodes[v];
     switch (p->kind[v]) {
     case STORE_ARENA:
-      return ex->arena + p->offset[v];
+      return ex->redirect && ex->redirect[v] ? ex->redirect[v] : ex->arena + p->offset[v];
     case STORE_CONST:
       return ex->consts + p->offset[v];
     case STORE_PARAM: {
@@ -107,6 +109,20 @@ void *exec_ptr(const Exec *ex, int32_t v) {
     }
   }
   return NULL;  /* a cycle of views */
+}
+
+int exec_redirect(Exec *ex, int32_t v, void *ptr) {
+  if (!ex || !ptr || v < 0 || v >= ex->f->n || ex->plan->kind[v] != STORE_ARENA ||
+      ex->plan->last_use[v] < ex->f->n)
+    return -1;
+  if (!ex->redirect) {
+    ExecOwned *o = (ExecOwned *)ex;
+    o->redirect_bytes = sizeof *ex->redirect * (size_t)ex->f->n;
+    ex->redirect = ra_calloc(&ex->alloc, 1, o->redirect_bytes);
+    if (!ex->redirect) return -1;
+  }
+  ex->redirect[v] = ptr;
+  return 0;
 }
 
 static int run_fail(Exec *ex, KernelCtx *kc, int32_t i, const char *what) {

@@ -23,6 +23,7 @@ typedef struct Exec {
   int ninputs;
   int32_t err_node;     /* the node whose kernel failed in the last run, or -1 */
   const struct JitFunc *jit; /* compiled loops by node (exec_jit.h), or NULL */
+  void **redirect;      /* by value: the caller's storage for it (exec_redirect), or NULL */
 } Exec;
 
 /* NULL when out of memory. */
@@ -33,5 +34,11 @@ void exec_free(Exec *ex);
 int exec_run(Exec *ex, KernelCtx *kc);
 /* Where value v lives after a run. */
 void *exec_ptr(const Exec *ex, int32_t v);
+/* Value v is computed into ptr (ir_bytes of its type) instead of its range
+ * of the arena, which then stays unused: the training loop has the
+ * gradients written where the optimizer reads them.  Only for an arena
+ * value that lives to the end of the function (an output); 0, or -1 for
+ * any other value. */
+int exec_redirect(Exec *ex, int32_t v, void *ptr);
 
 #endif

@@ -669,6 +669,9 @@ typedef struct Loop {
   GradSync gs;              /* the gradient reductions (nranks > 1) */
   bool have_gs, overlap;
   StepProfile *prof;        /* `rac bench --profile`: the parts of each step; NULL */
+  bool *grad_copy;          /* by output of the step: a gradient copied after it
+                               (the others are computed in g: exec_redirect) */
+  int grad_copy_n;
 } Loop;
 
 /* The pool for a run on `threads` workers: the caller's (remade if its size
@@ -687,6 +690,7 @@ static void loop_free(Loop *L) {
   if (L->ds) data_free(L->ds);
   size_t nw = (size_t)(L->ms->nweights ? L->ms->nweights : 1) * sizeof(float);
   ra_free_mem(&a, L->g, nw);
+  if (L->grad_copy) ra_free_mem(&a, L->grad_copy, (size_t)L->grad_copy_n * sizeof(bool));
   ra_free_mem(&a, L->pwork, (size_t)L->pwork_n * sizeof(float));
   ra_free_mem(&a, L->ptheta, (size_t)L->pbuf_n * sizeof(float));
   ra_free_mem(&a, L->pgrad, (size_t)L->pbuf_n * sizeof(float));
@@ -804,6 +808,24 @@ static int loop_setup(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
   size_t nw = (size_t)(L->ms->nweights ? L->ms->nweights : 1);
   L->g = ra_calloc(&a, nw, sizeof(float));
   if (!L->g) return fail(err, errlen, RA_ENOMEM, "out of memory for gradients");
+  /* one process: each gradient computed where the optimizer reads it (a
+   * value that is two parameters' gradients, or no arena value, is copied
+   * after the step) */
+  if (L->nranks == 1) {
+    const IrFunc *f = L->step.f;
+    L->grad_copy_n = f->nout > 0 ? f->nout : 1;
+    L->grad_copy = ra_calloc(&a, (size_t)L->grad_copy_n, sizeof(bool));
+    if (!L->grad_copy) return fail(err, errlen, RA_ENOMEM, "out of memory for gradients");
+    for (int i = 0; i < f->nout; i++) {
+      const IrOutput *o = &f->outs[i];
+      if (o->role != OUT_GRAD) continue;
+      const ParamInfo *pi = &L->ms->params[o->index];
+      bool shared = false;
+      for (int j = 0; j < i; j++) shared = shared || f->outs[j].value == o->value;
+      L->grad_copy[i] = shared || ir_numel(&f->nodes[o->value].type) != ir_numel(&pi->type) ||
+                        exec_redirect(L->step.ex, o->value, L->g + pi->offset) != 0;
+    }
+  }
   if (L->nranks > 1) {
     int64_t bucket = o->bucket_bytes < 0 ? TRAIN_BUCKET_BYTES_DEFAULT : o->bucket_bytes;
     rc = gradsync_init(&L->gs, a, L->dist, L->step.f, L->ms->params, L->step.ex, bucket, err,
@@ -964,7 +986,7 @@ static int loop_step(Loop *L, int64_t step, int64_t total, double *loss, char *e
   double t0 = L->prof ? clock_seconds() : 0;
   for (int i = 0; i < f->nout && L->nranks == 1; i++) {
     const IrOutput *o = &f->outs[i];
-    if (o->role != OUT_GRAD) continue;
+    if (o->role != OUT_GRAD || !L->grad_copy[i]) continue;
     const ParamInfo *pi = &L->ms->params[o->index];
     memcpy(L->g + pi->offset, exec_ptr(L->step.ex, o->value),
            (size_t)ir_numel(&pi->type) * sizeof(float));

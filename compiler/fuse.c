@@ -388,5 +388,6 @@ IrFunc *pass_compile(Arena *arena, const IrFunc *f, bool fuse) {
   IrFunc *g = pass_optimize(arena, f);
   if (g && fuse) g = pass_fuse(arena, g);
   if (g) g = pass_transb(arena, g);
-  return g ? pass_causal(arena, g) : NULL;
+  if (g) g = pass_causal(arena, g);
+  return g ? pass_bias(arena, g) : NULL;
 }

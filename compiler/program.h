@@ -280,9 +280,12 @@ IrFunc *pass_causal(Arena *arena, const IrFunc *f);
 /* Products A B^T with a large 2-D B: B^T made once by a transpose node,
  * then A (B^T) (compiler/transb.c). */
 IrFunc *pass_transb(Arena *arena, const IrFunc *f);
+/* add(bias, matmul) as the product's third input, added by the GEMM
+ * (compiler/bias.c). */
+IrFunc *pass_bias(Arena *arena, const IrFunc *f);
 /* The pipeline from autodiff to the memory plan: pass_optimize, then
- * pass_fuse when fuse is true, then pass_transb and pass_causal (docs/ir.md,
- * "Passes"). */
+ * pass_fuse when fuse is true, then pass_transb, pass_causal and pass_bias
+ * (docs/ir.md, "Passes"). */
 IrFunc *pass_compile(Arena *arena, const IrFunc *f, bool fuse);
 
 /* plan.c: where each value lives. */

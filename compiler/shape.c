@@ -228,6 +228,9 @@ static int shape_layernorm_grad(const IrFunc *f, IrNode *n, char *err, size_t er
 /* ---- contractions ---- */
 
 static int shape_matmul(const IrFunc *f, IrNode *n, char *err, size_t errlen) {
+  if (n->nin != 2 && n->nin != 3)
+    return fail(err, errlen, "matmul: expects 2 inputs, or 3 with a bias, got %u",
+                (unsigned)n->nin);
   const IrType *a = IN(0), *b = IN(1);
   if (need_f32(n, a, "left operand", err, errlen) || need_f32(n, b, "right operand", err, errlen))
     return -1;
@@ -269,6 +272,14 @@ static int shape_matmul(const IrFunc *f, IrNode *n, char *err, size_t errlen) {
     t.batched = (uint8_t)((ra == r && a->batched) || (rb == r && b->batched));
   else
     t.batched = (uint8_t)(a->batched && !ta);
+  if (n->nin == 3) {
+    const IrType *c = IN(2);
+    if (c->dtype != IR_F32 || c->rank != 1 || c->dim[0] != nn) {
+      char b1[96];
+      return fail(err, errlen, "matmul: the bias must be f32[%lld], got %s", (long long)nn,
+                  TS(c, b1));
+    }
+  }
   n->type = t;
   return 0;
 }

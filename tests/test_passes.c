@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #include "../compiler/autodiff.h"
+#include "../runtime/exec/exec.h"
 #include "../runtime/exec/kernels.h"
 #include "irutil.h"
 
@@ -298,4 +299,73 @@ Test(passes, transb_transposes_a_large_weight_once) {
     cr_assert_eq(res(g, k)->attr.i[1], 1, "output %d left alone", k);
     cr_assert_neq(g->nodes[res(g, k)->in[1]].op, OP_TRANSPOSE, "output %d", k);
   }
+}
+
+/* pass_bias: a linear layer's add becomes the product's third input, and
+ * the step computes the same bits with it as without (at 1 and 3 threads,
+ * a product large enough to be cut into blocks by rows and by columns). */
+Test(passes, bias_added_by_the_product) {
+  IrFunc *f = ir_func_new(&A, "f", 1);
+  IrBuilder B = tu_builder(f);
+  int32_t x = tu_input(&B, "x", 0, "f32[16, 130, 96]"), w = tu_input(&B, "w", 1, "f32[96, 200]");
+  int32_t b = tu_input(&B, "b", 2, "f32[200]"), xt = tu_input(&B, "xt", 3, "f32[96, 40]");
+  int32_t wide = tu_input(&B, "wd", 4, "f32[96, 3000]"), bw = tu_input(&B, "bw", 5, "f32[3000]");
+  int32_t x2 = tu_input(&B, "x2", 6, "f32[40, 96]");
+  int32_t kept = ir_matmul(&B, x, w, false, false);
+  out(f, ir_binary(&B, OP_ADD, b, kept));                                  /* rewritten */
+  out(f, ir_binary(&B, OP_ADD, ir_matmul(&B, x2, wide, false, false), bw)); /* by columns */
+  int32_t twice = ir_matmul(&B, x, w, false, false);
+  out(f, ir_binary(&B, OP_ADD, b, twice));
+  out(f, twice);                                                        /* an output: kept */
+  out(f, ir_binary(&B, OP_ADD, ir_matmul(&B, xt, w, true, false), b));  /* transposed A */
+  cr_assert(!B.failed, "%s", B.err);
+  IrFunc *g = pass_bias(&A, f);
+  cr_assert(g);
+  cr_assert_eq(res(g, 0)->op, OP_MATMUL);
+  cr_assert_eq(res(g, 0)->nin, 3);
+  cr_assert_str_eq(g->nodes[res(g, 0)->in[2]].name, "b");
+  cr_assert(res(g, 0)->type.rank == 3 && res(g, 0)->type.dim[2] == 200);
+  cr_assert_eq(res(g, 1)->op, OP_MATMUL);
+  cr_assert_eq(res(g, 1)->nin, 3);
+  cr_assert_eq(res(g, 2)->op, OP_ADD, "the product is an output too");
+  cr_assert_eq(res(g, 4)->op, OP_ADD, "a transposed A is left alone");
+  /* same bits */
+  float *in[7];
+  for (int k = 0; k < 7; k++) {
+    const IrType *t = &f->nodes[(int32_t[]){x, w, b, xt, wide, bw, x2}[k]].type;
+    int64_t nel = ir_numel(t);
+    in[k] = malloc((size_t)nel * 4);
+    for (int64_t i = 0; i < nel; i++) in[k][i] = (float)((i * 7919 + k * 104729) % 2003) / 1001.0f - 1.0f;
+  }
+  for (int threads = 1; threads <= 3; threads += 2) {
+    Pool *pool = threads > 1 ? pool_new(ra_alloc_default(), threads) : NULL;
+    const IrFunc *fs[2] = {f, g};
+    float *res0[5] = {0};
+    for (int v = 0; v < 2; v++) {
+      MemPlan *p = plan_memory(&A, fs[v]);
+      Exec *ex = exec_new(ra_alloc_default(), fs[v], p, NULL, NULL, 7);
+      cr_assert(p && ex);
+      for (int k = 0; k < 7; k++) ex->inputs[k] = in[k];
+      KernelCtx kc;
+      memset(&kc, 0, sizeof kc);
+      kc.pool = pool;
+      kc.threads = threads;
+      cr_assert_eq(exec_run(ex, &kc), 0, "%s", kc.err);
+      for (int o = 0; o < 5; o++) {
+        const IrOutput *oo = &fs[v]->outs[o];
+        size_t bytes = ir_bytes(&fs[v]->nodes[oo->value].type);
+        if (!v) {
+          res0[o] = malloc(bytes);
+          memcpy(res0[o], exec_ptr(ex, oo->value), bytes);
+        } else {
+          cr_assert(memcmp(res0[o], exec_ptr(ex, oo->value), bytes) == 0,
+                    "output %d differs with the bias in the product (%d threads)", o, threads);
+          free(res0[o]);
+        }
+      }
+      exec_free(ex);
+    }
+    pool_free(pool);
+  }
+  for (int k = 0; k < 7; k++) free(in[k]);
 }

@@ -54,6 +54,11 @@ extern const KernelFn kernel_table[OP_COUNT];
 void k_gemm(Pool *pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
             float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
             float beta, float *c, int64_t ldc);
+/* k_gemm, then C[i, j] = bias[j] + C[i, j] (bias NULL: none), each block
+ * right after its product, while it is in the worker's cache. */
+void k_gemm_bias(Pool *pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                 int64_t ldc, const float *bias);
 
 /* The library k_gemm's products go to ("libxsmm" or "openblas") and, in
  * *kernels when not NULL, the kernel set it chose on this CPU (libxsmm's

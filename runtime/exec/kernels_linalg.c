@@ -82,7 +82,19 @@ typedef struct GemmArg {
   const float *a, *b;
   int64_t lda, ldb, ldc;
   float *c;
+  const float *bias;  /* added to every row of C after the product, or NULL */
 } GemmArg;
+
+/* C[r, j] += bias[j] over rows x cols (the block of C a worker just made,
+ * still in its cache): the sum the add node computed after the product. */
+K_CLONES static void add_bias_rows(float *c, int64_t ldc, int64_t rows, int64_t cols,
+                                   const float *bias) {
+  for (int64_t r = 0; r < rows; r++) {
+    float *cr = c + r * ldc;
+#pragma omp simd
+    for (int64_t j = 0; j < cols; j++) cr[j] = bias[j] + cr[j];
+  }
+}
 
 /* Blocks [lo_t, hi_t) of parts. */
 static void gemm_blocks(void *arg, int64_t lo_t, int64_t hi_t, int worker) {
@@ -96,10 +108,12 @@ static void gemm_blocks(void *arg, int64_t lo_t, int64_t hi_t, int worker) {
       const float *ab = G->ta ? G->a + lo : G->a + lo * G->lda;
       gemm_raw(G->ta, G->tb, hi - lo, G->n, G->k, G->alpha, ab, G->lda, G->b, G->ldb, G->beta,
                G->c + lo * G->ldc, G->ldc);
+      if (G->bias) add_bias_rows(G->c + lo * G->ldc, G->ldc, hi - lo, G->n, G->bias);
     } else {
       const float *bb = G->tb ? G->b + lo * G->ldb : G->b + lo;
       gemm_raw(G->ta, G->tb, G->m, hi - lo, G->k, G->alpha, G->a, G->lda, bb, G->ldb, G->beta,
                G->c + lo, G->ldc);
+      if (G->bias) add_bias_rows(G->c + lo, G->ldc, G->m, hi - lo, G->bias + lo);
     }
   }
 }
@@ -112,17 +126,24 @@ static bool gemm_whole(int64_t m, int64_t n, int64_t k) {
 void k_gemm(Pool *pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
             int64_t ldc) {
+  k_gemm_bias(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL);
+}
+
+void k_gemm_bias(Pool *pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                 int64_t ldc, const float *bias) {
   blas_single();
   bool by_rows = m >= n;
   int64_t len = by_rows ? m : n;
   if (gemm_whole(m, n, k)) {
     gemm_raw(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (bias) add_bias_rows(c, ldc, m, n, bias);
     return;
   }
   int64_t parts = (len + GEMM_BLOCK - 1) / GEMM_BLOCK;
   if (parts < 2) parts = 2;
   if (parts > GEMM_MAX_BLOCKS) parts = GEMM_MAX_BLOCKS;
-  GemmArg G = {ta, tb, by_rows, m, n, k, len, parts, alpha, beta, a, b, lda, ldb, ldc, c};
+  GemmArg G = {ta, tb, by_rows, m, n, k, len, parts, alpha, beta, a, b, lda, ldb, ldc, c, bias};
   /* The blocks' JIT kernels are made here, before the workers look them up. */
   if (pool)
     for (int64_t t = 0; t < parts; t++) {
@@ -274,10 +295,18 @@ int k_matmul(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *c
   int tri = tri_mode(n->attr.i[2], ta, m, nn, k);
 
   /* [..., m, k] x [k, n]: one GEMM over all the rows. */
+  const float *bias = n->nin > 2 ? in[2] : NULL;
   if (b_mats == 1 && !ta && a_mats == nb && !tri) {
     if (nb * m > INT_MAX / 2) return k_fail(kc, n, "too many rows for one GEMM");
-    k_gemm(k_threads(kc, nb * m * nn * k) > 1 ? kc->pool : NULL, false, tb, nb * m, nn, k, 1.0f,
-           a, lda, b, ldb, 0.0f, y, nn);
+    k_gemm_bias(k_threads(kc, nb * m * nn * k) > 1 ? kc->pool : NULL, false, tb, nb * m, nn, k,
+                1.0f, a, lda, b, ldb, 0.0f, y, nn, bias);
+    return 0;
+  }
+  if (bias) { /* pass_bias makes only the product above; any other adds after */
+    IrNode plain = *n;
+    plain.nin = 2;
+    if (k_matmul(kc, f, &plain, out, in)) return -1;
+    add_bias_rows(y, nn, nb * m, nn, bias);
     return 0;
   }
 

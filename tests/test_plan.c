@@ -76,6 +76,18 @@ static size_t check_plan(const IrFunc *f, const MemPlan *p) {
   return naive;
 }
 
+/* The most arena bytes live at any one node: no placement does better. */
+static size_t max_live(const IrFunc *f, const MemPlan *p) {
+  size_t best = 0;
+  for (int t = 0; t < f->n; t++) {
+    size_t live = 0;
+    for (int i = 0; i <= t; i++)
+      if (p->kind[i] == STORE_ARENA && p->last_use[i] >= t) live += al(ir_bytes(&f->nodes[i].type));
+    if (live > best) best = live;
+  }
+  return best;
+}
+
 Test(plan, chain_reuses_memory) {
   IrFunc *f = ir_func_new(&A, "chain", 1);
   IrBuilder B = tu_builder(f);
@@ -165,6 +177,12 @@ Test(plan, attention_step_exhaustive) {
     cr_assert_not_null(p);
     size_t naive = check_plan(f, p);
     cr_assert_lt(p->arena_bytes, naive, "reuse happens");
+    /* largest first: 5% above the bound on this small function (placing in
+     * node order, best fit, was 13% above); on the benchmark models and the
+     * examples it reaches the bound (rac ir --grad --plan, the goldens) */
+    size_t live = max_live(f, p);
+    cr_assert_leq(p->arena_bytes * 100, live * 106, "peak %zu, %zu bytes live at most",
+                  p->arena_bytes, live);
   }
 }
 

@@ -132,9 +132,11 @@ void profile_report(const StepProfile *p, const IrFunc *f, int64_t steps, double
     snprintf(t, sizeof t, "%d more kinds, under %.1f%% each", nrest, 100.0 * PROF_MIN_SHARE);
     line(&o, rest, step_s, steps, 0, 0, t);
   }
-  static const char *const part[PROF_NPARTS] = {"gradient copies out of the arena",
-                                                "particle update (repulsion)", "optimizer"};
-  for (int i = 0; i < PROF_NPARTS; i++) line(&o, p->part_s[i], step_s, steps, 0, 0, part[i]);
+  static const char *const part[PROF_NPARTS] = {
+      "gradient copies out of the arena", "particle update (repulsion)", "optimizer",
+      "gradient reductions over the ranks (the wait after the backward pass)"};
+  for (int i = 0; i < PROF_NPARTS; i++)
+    if (i != PROF_REDUCE || p->part_s[i] > 0) line(&o, p->part_s[i], step_s, steps, 0, 0, part[i]);
   double other = elapsed_s - nodes_s - parts_s;
   line(&o, other > 0 ? other : 0, step_s, steps, 0, 0, "the rest (batches, the loop)");
   ra_free_mem(&a, k, (size_t)(f->n > 0 ? f->n : 1) * sizeof(Kind));

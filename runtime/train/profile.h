@@ -3,7 +3,9 @@
  *
  * The interpreter adds each node's seconds to node_s (KernelCtx.node_s);
  * the training loop adds the parts of a step outside the step function
- * (the gradient copies, the particle update, the optimizer) to part_s.
+ * (the gradient copies, the particle update, the optimizer, and under MPI
+ * the wait for the gradient reductions and the agreement of the ranks) to
+ * part_s.
  * The report groups the nodes by kind (ir_node_kind: the same op,
  * micro-program, attributes and shapes), largest first.
  */
@@ -16,7 +18,7 @@
 #include "../../base/arena.h"
 #include "../../compiler/ir.h"
 
-enum { PROF_GRADS, PROF_PARTICLES, PROF_OPTIM, PROF_NPARTS };
+enum { PROF_GRADS, PROF_PARTICLES, PROF_OPTIM, PROF_REDUCE, PROF_NPARTS };
 
 typedef struct StepProfile {
   RaAlloc alloc;

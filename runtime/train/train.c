@@ -963,6 +963,7 @@ static int loop_step(Loop *L, int64_t step, int64_t total, double *loss, char *e
   L->kc.node_done = NULL;
   const IrOutput *lo = ir_find_output(L->step.f, OUT_LOSS, -1);
   if (L->nranks > 1) {
+    double r0 = L->prof ? clock_seconds() : 0;
     /* every rank reduces the same buckets, even after its own failure;
      * then all agree on the first failure, and the loss is the mean of the
      * ranks' means (equal shares: the global batch's mean) */
@@ -974,6 +975,7 @@ static int loop_step(Loop *L, int64_t step, int64_t total, double *loss, char *e
     rc = dist_sum(L->dist, &v, 1, err, errlen);
     if (rc) return rc;
     *loss = v / (double)L->nranks;
+    if (L->prof) L->prof->part_s[PROF_REDUCE] += clock_seconds() - r0;
   } else {
     if (rc) return rc;
     *loss = *(const float *)exec_ptr(L->step.ex, lo->value);

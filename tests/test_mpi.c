@@ -355,3 +355,17 @@ Test(mpi, ablation_on_two_ranks_is_one_process, .timeout = 300) {
   tu_run_free(&one);
   tu_run_free(&two);
 }
+
+/* rac bench --profile on two ranks: rank 0 prints one profile, with the
+ * wait for the gradient reductions as a part of its own. */
+Test(mpi, bench_profile_has_the_reductions, .timeout = 180) {
+  need_mpi();
+  TuRun r = tu_sh(170, MPIRUN " -np 2 \"$RAC\" bench " SPEC " --threads 1 --steps 3 --profile");
+  cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
+  const char *p = strstr(r.out, "profile of 3 steps:");
+  cr_assert(p, "%s", r.out);
+  cr_assert(!strstr(p + 1, "profile of 3 steps:"), "printed by more than one rank:\n%s", r.out);
+  const char *red = strstr(p, "gradient reductions over the ranks");
+  cr_assert(red, "%s", r.out);
+  tu_run_free(&r);
+}

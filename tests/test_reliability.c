@@ -64,17 +64,25 @@ Test(reliability, sigterm_without_save_writes_the_default) {
 }
 
 /* A second signal does not wait for the step and the checkpoint: rac dies
- * of it (the shell reports 128 + SIGINT, not the 143 of a clean stop). */
+ * of it, without the clean stop's checkpoint and message.  Which of the
+ * two is the second is the kernel's: when both are pending before rac
+ * runs (a loaded machine), it delivers SIGINT first (the lower number),
+ * and rac dies of SIGTERM (143); otherwise of SIGINT (130).  Steps of a
+ * batch of 2048 (about 0.1 s) leave the clean stop no time to end between
+ * the two. */
 Test(reliability, second_signal_exits_at_once) {
   TuRun r = tu_sh(180,
                   "set -m; d=$(mktemp -d); trap 'rm -rf $d' EXIT\n"
-                  REVERSE " --set save=$d/run.safetensors --log $d/l.jsonl 2>$d/err & pid=$!\n"
+                  REVERSE " --set batch=2048 --set save=$d/run.safetensors --log $d/l.jsonl "
+                  "2>$d/err & pid=$!\n"
                   "for i in $(seq 400); do [ -s $d/l.jsonl ] && break; sleep 0.05; done\n"
                   "kill -TERM $pid; kill -INT $pid; wait $pid; echo \"status $?\"\n"
                   "cat $d/err >&2\n");
   cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
-  cr_assert(strstr(r.out, "status 130"), "killed by the second signal:\n%s\n%s", r.out, r.err);
-  cr_assert(!strstr(r.err, "to resume"), "%s", r.err);
+  cr_assert(strstr(r.out, "status 130") || strstr(r.out, "status 143"),
+            "killed by the second signal:\n%s\n%s", r.out, r.err);
+  cr_assert(!strstr(r.err, "to resume") && !strstr(r.err, "saved to"),
+            "the clean stop ran to its end:\n%s\n%s", r.out, r.err);
   tu_run_free(&r);
 }
 

@@ -185,19 +185,6 @@ static inline float k_row_sum(const float *x, int64_t n) {
   return k_pairwise_sum(&acc);
 }
 
-static inline float k_row_dot(const float *x, const float *y, int64_t n) {
-  KV16 acc = {0};
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    KV16 u, v;
-    K_LOAD16(u, x + j);
-    K_LOAD16(v, y + j);
-    acc += u * v;
-  }
-  for (int l = 0; j + l < n; l++) acc[l] += x[j + l] * y[j + l];
-  return k_pairwise_sum(&acc);
-}
-
 /* sum of d[j] * (x[j] - c); with d == x, the sum of squared deviations. */
 static inline float k_row_dot_c(const float *d, const float *x, float c, int64_t n) {
   KV16 acc = {0};
@@ -236,17 +223,6 @@ static inline float k_row_sum(const float *x, int64_t n) {
   return acc[0];
 }
 
-static inline float k_row_dot(const float *x, const float *y, int64_t n) {
-  float acc[16] = {0};
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16)
-    for (int l = 0; l < 16; l++) acc[l] += x[j + l] * y[j + l];
-  for (int l = 0; j + l < n; l++) acc[l] += x[j + l] * y[j + l];
-  for (int w = 8; w > 0; w /= 2)
-    for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-  return acc[0];
-}
-
 /* sum of d[j] * (x[j] - c); with d == x, the sum of squared deviations. */
 static inline float k_row_dot_c(const float *d, const float *x, float c, int64_t n) {
   float acc[16] = {0};
@@ -271,6 +247,11 @@ static inline float k_row_max(const float *x, int64_t n) {
   return acc[0];
 }
 #endif
+
+/* sum of x[j] y[j]: k_row_dot_c with c 0 (x - 0 is x, bit for bit) */
+static inline float k_row_dot(const float *x, const float *y, int64_t n) {
+  return k_row_dot_c(x, y, 0.0f, n);
+}
 
 /* Philox4x32-10 inlined (the same rounds as rng_philox) so that dropout's
  * blocks are generated several at a time in vectors: the words of block c

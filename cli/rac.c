@@ -1,7 +1,8 @@
 /* rac.c - the command line, over ra.h only: argument parsing and printing.
  *
  *   rac run FILE [--train NAME] [--set key=value]... [--repulsion none|svgd|spos|penalty]
- *                [--threads N] [--seed N] [--jit] [--resume CKPT] [--allow-extern]
+ *                [--threads N] [--seed N] [--jit] [--no-fuse] [--no-chains]
+ *                [--resume CKPT] [--allow-extern]
  *                [--log FILE.jsonl] [--quiet]
  *   rac check FILE | ir FILE [--grad] [--opt] [--plan] | params FILE
  *   rac eval FILE --ckpt CKPT [--split test] [--ablate-heads [--out FILE.svg]] (cli/ablate.c)
@@ -63,6 +64,8 @@ static const char *usage_text =
     "  --log FILE.jsonl      write metrics as JSON Lines\n"
     "  --quiet               print only the final result\n"
     "  --jit                 use the LLVM JIT (when built with it)\n"
+    "  --no-fuse, --no-chains  compile without fused nodes, run without chains\n"
+    "                        (the same bits, slower: for comparing)\n"
     "  --mpi-bucket BYTES    under mpirun: gradient buckets reduced during the backward\n"
     "                        pass (default 262144; 0: one reduction after it)\n"
     "\n"
@@ -278,6 +281,8 @@ static int parse_args(ra_ctx *ctx, int argc, char **argv, Args *a) {
     else if (!strcmp(s, "--quiet")) rc = set_opt(ctx, "quiet", "1");
     else if (!strcmp(s, "--allow-extern")) rc = set_opt(ctx, "allow_extern", "1");
     else if (!strcmp(s, "--jit")) rc = set_opt(ctx, "jit", "1");
+    else if (!strcmp(s, "--no-fuse")) rc = set_opt(ctx, "fuse", "0");
+    else if (!strcmp(s, "--no-chains")) rc = set_opt(ctx, "chains", "0");
     else if (!strcmp(s, "--steps")) {
       char *end;
       errno = 0;

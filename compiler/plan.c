@@ -43,7 +43,20 @@ static int by_offset(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-MemPlan *plan_memory(Arena *arena, const IrFunc *f) {
+/* Chain c's values read only inside it go to the scratch of a slice. */
+static void chain_scratch(const IrFunc *f, MemPlan *p, Chain *c) {
+  size_t off = 0;
+  for (int32_t v = c->first; v <= c->last; v++) {
+    if (p->kind[v] != STORE_ARENA || p->last_use[v] > c->last) continue;
+    p->kind[v] = STORE_SCRATCH;
+    p->offset[v] = (int64_t)off;
+    off += align_up(chain_slice_bytes(c, &f->nodes[v].type));
+  }
+  c->scratch = off;
+  if (off > p->scratch_bytes) p->scratch_bytes = off;
+}
+
+static MemPlan *plan(Arena *arena, const IrFunc *f, bool chains) {
   int n = f->n, cnt = n > 0 ? n : 1;
   MemPlan *p = arena_alloc(arena, sizeof *p);
   if (!p) return NULL;
@@ -93,12 +106,29 @@ MemPlan *plan_memory(Arena *arena, const IrFunc *f) {
     if (p->last_use[root] < p->last_use[i]) p->last_use[root] = p->last_use[i];
   }
 
+  p->chains = NULL;
+  p->nchains = 0;
+  p->scratch_bytes = 0;
+  if (chains) {
+    p->nchains = chain_find(arena, f, &p->chains);
+    if (p->nchains < 0) return NULL;
+    for (int c = 0; c < p->nchains; c++) chain_scratch(f, p, &p->chains[c]);
+  }
+
   /* Arena placement, largest first: the lowest offset clear of every
-   * range already placed whose lifetime meets this one's. */
+   * range already placed whose lifetime meets this one's.  A chain's
+   * slices run one after another through all its nodes, so a value made
+   * or last read inside a chain lives from its start or to its end. */
   int nl = 0;
   for (int i = 0; i < n; i++)
     if (p->kind[i] == STORE_ARENA)
       life[nl++] = (Life){i, i, p->last_use[i], (int64_t)align_up(ir_bytes(&f->nodes[i].type))};
+  for (int c = 0; c < p->nchains; c++)
+    for (int l = 0; l < nl; l++) {
+      const Chain *ch = &p->chains[c];
+      if (life[l].from >= ch->first && life[l].from <= ch->last) life[l].from = ch->first;
+      if (life[l].to >= ch->first && life[l].to <= ch->last) life[l].to = ch->last;
+    }
   qsort(life, (size_t)nl, sizeof *life, by_size);
   int64_t peak = 0;
   for (int a = 0; a < nl; a++) {
@@ -120,7 +150,21 @@ MemPlan *plan_memory(Arena *arena, const IrFunc *f) {
   return p;
 }
 
+MemPlan *plan_memory_chains(Arena *arena, const IrFunc *f, bool chains) {
+  return plan(arena, f, chains);
+}
+
+MemPlan *plan_memory(Arena *arena, const IrFunc *f) { return plan(arena, f, true); }
+
 /* ---- text form ---- */
+
+/* One slice's bytes of scratch value v. */
+static size_t chain_of_bytes(const IrFunc *f, const MemPlan *p, int32_t v) {
+  for (int c = 0; c < p->nchains; c++)
+    if (v >= p->chains[c].first && v <= p->chains[c].last)
+      return chain_slice_bytes(&p->chains[c], &f->nodes[v].type);
+  return 0;
+}
 
 char *plan_print(Arena *arena, const IrFunc *f, const MemPlan *p) {
   SBuf o;
@@ -145,6 +189,10 @@ char *plan_print(Arena *arena, const IrFunc *f, const MemPlan *p) {
     case STORE_VIEW:
       sbuf_printf(&o, "  %%%d %s view of %%%lld : %s\n", i, op, (long long)p->offset[i], tb);
       break;
+    case STORE_SCRATCH:
+      sbuf_printf(&o, "  %%%d %s scratch %lld +%zu until %d : %s\n", i, op,
+                  (long long)p->offset[i], chain_of_bytes(f, p, i), (int)p->last_use[i], tb);
+      break;
     case STORE_PARAM:
       sbuf_printf(&o, "  %%%d %s params : %s\n", i, op, tb);
       break;
@@ -153,7 +201,15 @@ char *plan_print(Arena *arena, const IrFunc *f, const MemPlan *p) {
       break;
     }
   }
+  for (int c = 0; c < p->nchains; c++) {
+    const Chain *ch = &p->chains[c];
+    ir_type_str(&f->nodes[ch->first].type, tb, sizeof tb);
+    sbuf_printf(&o, "chain %%%d..%%%d over %d dims of %s: %lld items, %lld per slice, scratch %zu bytes\n",
+                (int)ch->first, (int)ch->last, ch->lead, tb, (long long)ch->items,
+                (long long)ch->per, ch->scratch);
+  }
   sbuf_printf(&o, "consts %zu bytes\n", p->const_bytes);
+  if (p->nchains) sbuf_printf(&o, "scratch %zu bytes a worker\n", p->scratch_bytes);
   sbuf_printf(&o, "peak %zu bytes (%.2f MiB), naive %zu bytes\n", p->arena_bytes,
           (double)p->arena_bytes / (1024.0 * 1024.0), naive);
   return sbuf_str(&o);

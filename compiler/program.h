@@ -223,6 +223,7 @@ typedef struct Program {
   ConstVal *consts;
   int nconsts;
   bool no_fuse;             /* compile without pass_fuse (option "fuse" 0) */
+  bool no_chains;           /* plan without chains (option "chains" 0) */
   const ConstOverride *overrides; /* CompileOptions' */
   int noverrides;
 } Program;
@@ -288,18 +289,50 @@ IrFunc *pass_bias(Arena *arena, const IrFunc *f);
  * (docs/ir.md, "Passes"). */
 IrFunc *pass_compile(Arena *arena, const IrFunc *f, bool fuse);
 
-/* plan.c: where each value lives. */
-typedef enum { STORE_ARENA, STORE_PARAM, STORE_INPUT, STORE_CONST, STORE_VIEW } StoreKind;
+/* chain.c: runs of nodes executed slice of items by slice (docs/ir.md,
+ * "Chains"). */
+#define CHAIN_MAX 32          /* nodes per chain */
+typedef struct Chain {
+  int32_t first, last;        /* the chain's nodes [first, last] */
+  int lead;                   /* its values' leading dims that are sliced */
+  int64_t items;              /* their product */
+  int64_t per, slices;        /* items per slice (dividing dim lead - 1); items / per */
+  /* the nodes cut to one slice: leaves 0..next-1 stand for the operands
+   * from outside the chain (ext[k], sliced when ext_sliced[k], else whole),
+   * then the chain's nodes in order */
+  const IrFunc *slice;
+  const int32_t *ext;
+  const uint8_t *ext_sliced;
+  int next;
+  size_t scratch;             /* bytes of one slice of its STORE_SCRATCH values */
+} Chain;
+/* The chains of f, in node order, in *out; their count, or -1 when out of
+ * memory. */
+int chain_find(Arena *a, const IrFunc *f, Chain **out);
+/* Bytes of one slice of a value of type t in chain c. */
+size_t chain_slice_bytes(const Chain *c, const IrType *t);
+
+/* plan.c: where each value lives.  STORE_SCRATCH: a value read only inside
+ * its chain, one slice at a time in a worker's scratch. */
+typedef enum { STORE_ARENA, STORE_PARAM, STORE_INPUT, STORE_CONST, STORE_VIEW,
+               STORE_SCRATCH } StoreKind;
 typedef struct MemPlan {
   uint8_t *kind;        /* StoreKind per value */
   int64_t *offset;      /* bytes in the arena (ARENA), or in the const
-                           buffer (CONST); VIEW: the value whose storage it
+                           buffer (CONST), or in a worker's scratch
+                           (SCRATCH); VIEW: the value whose storage it
                            shares */
   int32_t *last_use;    /* node index of the last reader (or n: output) */
   size_t arena_bytes;   /* peak: the size of the one arena */
   size_t const_bytes;
+  Chain *chains;        /* chain.c, in node order */
+  int nchains;
+  size_t scratch_bytes; /* a worker's scratch: the largest chain's */
 } MemPlan;
 
+/* The plan, with the function's chains when chains is true (option
+ * "chains"); plan_memory: with them. */
+MemPlan *plan_memory_chains(Arena *arena, const IrFunc *f, bool chains);
 MemPlan *plan_memory(Arena *arena, const IrFunc *f);
 /* The plan as text (`rac ir --plan`): one line per value (storage and byte
  * range, or the value it views), then "peak N bytes (X MiB), naive M

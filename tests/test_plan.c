@@ -38,6 +38,31 @@ static size_t check_plan(const IrFunc *f, const MemPlan *p) {
       if (end[root[nd->in[k]]] < i) end[root[nd->in[k]]] = i;
   }
   for (int i = 0; i < f->nout; i++) end[root[f->outs[i].value]] = n;
+  /* a chain runs slice by slice through all its nodes: what is made or
+   * last read inside it lives from its start or to its end */
+  int32_t *from = calloc((size_t)n, sizeof *from), *read = calloc((size_t)n, sizeof *read);
+  for (int i = 0; i < n; i++) {
+    from[i] = i;
+    read[i] = end[i];
+    for (int c = 0; c < p->nchains; c++) {
+      const Chain *ch = &p->chains[c];
+      if (i >= ch->first && i <= ch->last) from[i] = ch->first;
+      if (end[i] >= ch->first && end[i] <= ch->last) {
+        if (i >= ch->first && p->kind[i] == STORE_SCRATCH) {
+          cr_assert_leq(p->offset[i] + (int64_t)chain_slice_bytes(ch, &f->nodes[i].type),
+                        (int64_t)ch->scratch, "%%%d fits its chain's scratch", i);
+          int64_t a0 = p->offset[i], a1 = a0 + (int64_t)chain_slice_bytes(ch, &f->nodes[i].type);
+          for (int j = ch->first; j < i; j++) {
+            if (p->kind[j] != STORE_SCRATCH) continue;
+            int64_t b0 = p->offset[j], b1 = b0 + (int64_t)chain_slice_bytes(ch, &f->nodes[j].type);
+            cr_assert(a1 <= b0 || b1 <= a0, "scratch %%%d and %%%d overlap", j, i);
+          }
+        }
+        end[i] = ch->last;
+      }
+    }
+    cr_assert(p->kind[i] != STORE_SCRATCH || end[i] < n, "%%%d: an output in scratch", i);
+  }
   size_t naive = 0;
   for (int i = 0; i < n; i++) {
     const IrNode *nd = &f->nodes[i];
@@ -46,6 +71,13 @@ static size_t check_plan(const IrFunc *f, const MemPlan *p) {
                      : nd->op == OP_CONST ? STORE_CONST
                      : nd->op == OP_RESHAPE ? STORE_VIEW
                                             : STORE_ARENA;
+    if (want == STORE_ARENA && p->kind[i] == STORE_SCRATCH) {
+      const Chain *ch = NULL;
+      for (int c = 0; c < p->nchains; c++)
+        if (i >= p->chains[c].first && i <= p->chains[c].last) ch = &p->chains[c];
+      cr_assert(ch && end[i] <= ch->last, "%%%d in scratch is read after its chain", i);
+      continue;
+    }
     cr_assert_eq(p->kind[i], want, "%%%d kind", i);
     if (want == STORE_CONST) {
       cr_assert_eq(p->offset[i] % 64, 0);
@@ -59,10 +91,10 @@ static size_t check_plan(const IrFunc *f, const MemPlan *p) {
     naive += al(ir_bytes(&nd->type));
     cr_assert_eq(p->offset[i] % 64, 0, "%%%d aligned", i);
     cr_assert_leq((size_t)p->offset[i] + ir_bytes(&nd->type), p->arena_bytes, "%%%d fits", i);
-    cr_assert_geq(p->last_use[i], end[i], "%%%d lives long enough", i);
+    cr_assert_geq(p->last_use[i], read[i], "%%%d lives long enough", i);
     for (int j = 0; j < i; j++) {
       if (p->kind[j] != STORE_ARENA) continue;
-      bool live_together = end[j] >= i; /* j still needed when i is written */
+      bool live_together = end[j] >= from[i]; /* j still needed when i is written */
       if (!live_together) continue;
       int64_t a0 = p->offset[i], a1 = a0 + (int64_t)ir_bytes(&nd->type);
       int64_t b0 = p->offset[j], b1 = b0 + (int64_t)ir_bytes(&f->nodes[j].type);
@@ -73,6 +105,8 @@ static size_t check_plan(const IrFunc *f, const MemPlan *p) {
   cr_assert_leq(p->arena_bytes, naive, "peak <= naive");
   free(root);
   free(end);
+  free(from);
+  free(read);
   return naive;
 }
 

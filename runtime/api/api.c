@@ -322,6 +322,10 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
     if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option fuse: expected 0 or 1, got '%s'", value);
     ctx->no_fuse = !b;
     if (ctx->prog) ctx->prog->no_fuse = !b;
+  } else if (!strcmp(key, "chains")) {
+    if (parse_bool(value, &b)) return api_fail(ctx, RA_EUSAGE, "option chains: expected 0 or 1, got '%s'", value);
+    ctx->no_chains = !b;
+    if (ctx->prog) ctx->prog->no_chains = !b;
   } else if (!strcmp(key, "stdlib") || !strcmp(key, "ra_path")) {
     char **slot = !strcmp(key, "stdlib") ? &ctx->stdlib : &ctx->ra_path;
     char *s = api_strdup(ctx, value);
@@ -394,7 +398,7 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
   } else {
     static const char *const other[] = {"allow_extern", "jit", "stdlib", "ra_path", "color",
                                         "progress", "quiet", "log", "resume", "mpi.bucket_bytes",
-                                        "bench.profile"};
+                                        "bench.profile", "fuse", "chains"};
     enum { NOTHER = sizeof other / sizeof other[0] };
     const char *names[SETTING_COUNT + NOTHER];
     int n = setting_keys(IN_OPTION, names, NULL);
@@ -405,7 +409,7 @@ int ra_set_option(ra_ctx *ctx, const char *key, const char *value) {
       return api_fail(ctx, RA_EUSAGE, "unknown option '%s'; the train setting is 'set.%s'", key,
                       key);
     return api_fail(ctx, RA_EUSAGE,
-                    "unknown option '%s' (options: threads, seed, allow_extern, jit, fuse, repulsion, "
+                    "unknown option '%s' (options: threads, seed, allow_extern, jit, fuse, chains, repulsion, "
                     "stdlib, ra_path, color, progress, quiet, log, resume, mpi.bucket_bytes, bench.profile, set.KEY)",
                     key);
   }
@@ -455,6 +459,7 @@ static int load_source(ra_ctx *ctx, const char *name, const char *text, size_t l
   }
   ctx->prog = p;
   p->no_fuse = ctx->no_fuse;
+  p->no_chains = ctx->no_chains;
   return api_ok(ctx);
 }
 
@@ -755,7 +760,7 @@ static int fwd_prepare(ra_model *m, int64_t batch) {
   view.outs = outs;
   view.nout = view.outcap = k;
   IrFunc *f = pass_compile(ctx->prog->arena, &view, !ctx->prog->no_fuse);
-  MemPlan *plan = f ? plan_memory(ctx->prog->arena, f) : NULL;
+  MemPlan *plan = f ? plan_memory_chains(ctx->prog->arena, f, !ctx->prog->no_chains) : NULL;
   if (!plan) return api_fail(ctx, RA_ENOMEM, "out of memory preparing '%s'", m->name);
   int nin = lm->ninputs + lm->ntargets;
   RunOptions o;

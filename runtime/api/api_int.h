@@ -70,6 +70,7 @@ struct ra_ctx {
   Jit *jit;                 /* made when the option is first set, freed by
                                ra_free; its code cache lives as long */
   bool no_fuse;             /* option "fuse" 0: compile without pass_fuse */
+  bool no_chains;           /* option "chains" 0: plan without chains */
   /* data-parallel runs (docs/distributed.md): the processes, made by the
    * first ra_train/ra_eval/ra_bench launched by mpirun or srun, or by
    * ra_set_mpi_comm; freed (and MPI finalised, when this context started

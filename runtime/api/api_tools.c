@@ -82,7 +82,7 @@ int ra_dump(ra_ctx *ctx, const char *model_name, const char *what, const char **
   if (opt || plan) f = pass_compile(ctx->prog->arena, f, !ctx->prog->no_fuse);
   if (!f) return api_fail(ctx, RA_ENOMEM, "out of memory");
   if (plan) {
-    MemPlan *mp = plan_memory(ctx->prog->arena, f);
+    MemPlan *mp = plan_memory_chains(ctx->prog->arena, f, !ctx->prog->no_chains);
     if (!mp) return api_fail(ctx, RA_ENOMEM, "out of memory");
     return dump_out(ctx, plan_print(ctx->prog->arena, f, mp), text);
   }

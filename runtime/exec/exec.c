@@ -26,6 +26,9 @@ typedef struct ExecOwned {
   void **inputs_own;
   size_t inputs_bytes;
   size_t redirect_bytes;
+  char *scratch;        /* the chains' scratch, one block a worker */
+  size_t scratch_bytes; /* all of it */
+  int scratch_workers;
 } ExecOwned;
 
 static void *aligned_block(RaAlloc *a, size_t bytes, void **raw, size_t *raw_bytes) {
@@ -78,6 +81,7 @@ void exec_free(Exec *ex) {
   ra_free_mem(&a, o->consts_raw, o->consts_raw_bytes);
   ra_free_mem(&a, o->inputs_own, o->inputs_bytes);
   if (ex->redirect) ra_free_mem(&a, ex->redirect, o->redirect_bytes);
+  if (o->scratch) ra_free_mem(&a, o->scratch, o->scratch_bytes);
   ra_free_mem(&a, o, sizeof *o);
 }
 
@@ -104,6 +108,7 @@ void *exec_ptr(const Exec *ex, int32_t v) {
     case STORE_VIEW:
       v = (int32_t)p->offset[v];
       break;
+    case STORE_SCRATCH: /* one slice at a time, inside its chain's run */
     default:
       return NULL;
     }
@@ -132,13 +137,156 @@ static int run_fail(Exec *ex, KernelCtx *kc, int32_t i, const char *what) {
   return -1;
 }
 
+/* ---- chains (compiler/chain.c): slice by slice through their nodes ---- */
+
+/* A worker's block: the chain's scratch values, then the seconds spent in
+ * each of its nodes when profiling. */
+static size_t scratch_block(const MemPlan *p) {
+  return (p->scratch_bytes + CHAIN_MAX * sizeof(double) + EXEC_ALIGN - 1) &
+         ~(size_t)(EXEC_ALIGN - 1);
+}
+
+/* Scratch for the pool's workers (made on the first run that needs it). */
+static char *scratch_for(Exec *ex, int workers) {
+  ExecOwned *o = (ExecOwned *)ex;
+  if (o->scratch && o->scratch_workers >= workers) return o->scratch;
+  if (o->scratch) ra_free_mem(&ex->alloc, o->scratch, o->scratch_bytes);
+  o->scratch_bytes = scratch_block(ex->plan) * (size_t)workers + EXEC_ALIGN;
+  o->scratch = ra_malloc(&ex->alloc, o->scratch_bytes);
+  o->scratch_workers = o->scratch ? workers : 0;
+  return o->scratch;
+}
+
+/* Where a chain's value lives: its whole tensor (step: a slice's bytes;
+ * 0 for an operand every slice reads whole), or a worker's scratch. */
+typedef struct ChainVal {
+  char *base;
+  size_t step;
+  size_t at;            /* scratch: the offset in the worker's block */
+  bool scratch;
+} ChainVal;
+
+typedef struct ChainRun {
+  Exec *ex;
+  const KernelCtx *kc;
+  const Chain *c;
+  char *scratch;        /* aligned; worker w's block at w * block */
+  size_t block;
+  bool timed;
+  ChainVal val[CHAIN_MAX * (IR_MAX_IN + 1)]; /* by slice-function node */
+  int failed;           /* a slice's kernel failed: its node, + 1 */
+  char err[512];
+} ChainRun;
+
+static void chain_slices(void *arg, int64_t lo, int64_t hi, int worker) {
+  ChainRun *R = arg;
+  const Chain *c = R->c;
+  const IrFunc *sf = c->slice;
+  KernelCtx kc = *R->kc;  /* every kernel on this thread */
+  kc.pool = NULL;
+  kc.threads = 1;
+  kc.node_s = NULL;
+  kc.node_done = NULL;
+  char *scr = R->scratch + (size_t)worker * R->block;
+  double *secs = (double *)(scr + R->ex->plan->scratch_bytes);
+  int len = c->last - c->first + 1;
+  for (int64_t s = lo; s < hi && !R->failed; s++)
+    for (int j = 0; j < len; j++) {
+      int32_t q = c->next + j;
+      const IrNode *n = &sf->nodes[q];
+      void *in[IR_MAX_IN];
+      for (int k = 0; k < n->nin; k++) {
+        const ChainVal *v = &R->val[n->in[k]];
+        in[k] = v->scratch ? scr + v->at : v->base + v->step * (size_t)s;
+      }
+      const ChainVal *v = &R->val[q];
+      void *out = v->scratch ? scr + v->at : v->base + v->step * (size_t)s;
+      double t0 = R->timed ? clock_seconds() : 0;
+      if (kernel_table[n->op](&kc, sf, n, out, in)) {
+        if (!R->failed) {
+          R->failed = j + 1;
+          snprintf(R->err, sizeof R->err, "%s", kc.err);
+        }
+        return;
+      }
+      if (R->timed) secs[j] += clock_seconds() - t0;
+    }
+}
+
+static int run_chain(Exec *ex, KernelCtx *kc, const Chain *c) {
+  const MemPlan *p = ex->plan;
+  int workers = pool_workers(kc->pool, c->slices, 1);
+  char *raw = scratch_for(ex, workers);
+  if (!raw) {
+    ex->err_node = c->first;
+    snprintf(kc->err, sizeof kc->err, "out of memory for %d workers' scratch of %zu bytes",
+             workers, p->scratch_bytes);
+    return -1;
+  }
+  ChainRun *R = &(ChainRun){.ex = ex, .kc = kc, .c = c, .block = scratch_block(p),
+                            .timed = kc->node_s != NULL};
+  R->scratch = (char *)(((uintptr_t)raw + EXEC_ALIGN - 1) & ~(uintptr_t)(EXEC_ALIGN - 1));
+  int len = c->last - c->first + 1;
+  for (int q = 0; q < c->next + len; q++) {
+    int32_t v = q < c->next ? c->ext[q] : c->first + (q - c->next);
+    bool whole = q < c->next && !c->ext_sliced[q];
+    ChainVal *cv = &R->val[q];
+    if (p->kind[v] == STORE_SCRATCH) {
+      cv->scratch = true;
+      cv->at = (size_t)p->offset[v];
+      continue;
+    }
+    cv->base = exec_ptr(ex, v);
+    if (!cv->base) {
+      ex->err_node = v;
+      snprintf(kc->err, sizeof kc->err, "%s %%%d: a value of a chain has no storage",
+               ir_op_info[ex->f->nodes[v].op].name, (int)v);
+      return -1;
+    }
+    cv->step = whole ? 0 : chain_slice_bytes(c, &ex->f->nodes[v].type);
+  }
+  if (R->timed)
+    for (int w = 0; w < workers; w++)
+      memset(R->scratch + (size_t)w * R->block + p->scratch_bytes, 0, CHAIN_MAX * sizeof(double));
+  double t0 = R->timed ? clock_seconds() : 0;
+  pool_for(kc->pool, c->slices, 1, chain_slices, R);
+  if (R->failed) {
+    ex->err_node = c->first + R->failed - 1;
+    snprintf(kc->err, sizeof kc->err, "%s %%%d: %.400s",
+             ir_op_info[ex->f->nodes[ex->err_node].op].name, (int)ex->err_node, R->err);
+    return -1;
+  }
+  if (R->timed) {
+    /* the chain's time shared among its nodes as the workers spent it */
+    double wall = clock_seconds() - t0, sum = 0;
+    for (int w = 0; w < workers; w++)
+      for (int j = 0; j < len; j++) sum += ((double *)(R->scratch + (size_t)w * R->block + p->scratch_bytes))[j];
+    for (int j = 0; j < len; j++) {
+      double sj = 0;
+      for (int w = 0; w < workers; w++)
+        sj += ((double *)(R->scratch + (size_t)w * R->block + p->scratch_bytes))[j];
+      kc->node_s[c->first + j] += sum > 0 ? wall * sj / sum : wall / len;
+    }
+  }
+  if (kc->node_done)
+    for (int32_t i = c->first; i <= c->last; i++) kc->node_done(kc->node_ud, i);
+  return 0;
+}
+
 int exec_run(Exec *ex, KernelCtx *kc) {
   const IrFunc *f = ex->f;
   const MemPlan *p = ex->plan;
   ex->err_node = -1;
   kc->err[0] = 0;
+  int next_chain = 0;
   for (int32_t i = 0; i < f->n; i++) {
     const IrNode *n = &f->nodes[i];
+    if (next_chain < p->nchains && p->chains[next_chain].first == i) {
+      const Chain *c = &p->chains[next_chain++];
+      if (run_chain(ex, kc, c)) return -1;
+      i = c->last;
+      continue;
+    }
     if (n->op >= OP_COUNT) return run_fail(ex, kc, i, "unknown op");
     if (ir_op_info[n->op].flags & OPF_LEAF) {
       if (n->op == OP_CONST && p->kind[i] != STORE_CONST) {

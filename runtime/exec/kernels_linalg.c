@@ -315,9 +315,9 @@ int k_matmul(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *c
   batch_strides(Y, R, B, k * nn, M.sb);
   int64_t mnk = m * nn * k;
   /* products k_gemm would run whole, and triangular ones whatever their
-   * size (a single one runs whole, below): the batch shared out, each
-   * product as k_gemm computes it */
-  if ((gemm_whole(m, nn, k) || tri) && nb > 1) {
+   * size (a single one on several threads runs whole, below, cut by
+   * k_gemm): the batch shared out, each product as k_gemm computes it */
+  if ((gemm_whole(m, nn, k) || tri) && (nb > 1 || (tri && k_threads(kc, mnk) == 1))) {
     blas_single();
     /* the kernels before the workers */
     if (tri) tri_gemm(tri, ta, tb, m, nn, k, NULL, lda, NULL, ldb, NULL, nn, true);

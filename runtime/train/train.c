@@ -146,7 +146,7 @@ static int bound_make(Bound *b, RaAlloc alloc, Program *p, const AstItem *item, 
   }
   b->f = pass_compile(p->arena, f, !p->no_fuse);
   if (!b->f) return fail(err, errlen, RA_ENOMEM, "out of memory optimizing '%s'", item->name);
-  b->plan = plan_memory(p->arena, b->f);
+  b->plan = plan_memory_chains(p->arena, b->f, !p->no_chains);
   if (!b->plan) return fail(err, errlen, RA_ENOMEM, "out of memory planning '%s'", item->name);
   b->nin = b->m->ninputs + b->m->ntargets;
   if (b->nin > 16) return fail(err, errlen, RA_ESPEC, "model '%s' has more than 16 inputs", item->name);

@@ -189,3 +189,27 @@ Test(cli, bench_profile_accounts_for_the_step, .timeout = 90) {
   cr_assert(strstr(r.err, "--profile is an option of bench, not of 'run'"), "%s", r.err);
   tu_run_free(&r);
 }
+
+/* --no-chains: the plan prints its chains and scratch without it and none
+ * with it; training gives the same loss either way. */
+Test(cli, no_chains_plans_without_them, .timeout = 90) {
+  TuRun r = tu_sh(30, "$RAC ir --plan examples/fortunes.ra");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(strstr(r.out, "\nchain %") && strstr(r.out, " scratch 0 +") &&
+                strstr(r.out, "\nscratch "),
+            "%s", r.out);
+  tu_run_free(&r);
+  r = tu_sh(30, "$RAC ir --plan --no-chains examples/fortunes.ra");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(!strstr(r.out, "chain") && !strstr(r.out, "scratch"), "%s", r.out);
+  tu_run_free(&r);
+  TuRun a = tu_sh(80, "$RAC bench examples/fortunes.ra --steps 3 --threads 2");
+  TuRun b = tu_sh(80, "$RAC bench examples/fortunes.ra --steps 3 --threads 2 --no-chains --no-fuse");
+  cr_assert_eq(a.status, 0, "%s", a.err);
+  cr_assert_eq(b.status, 0, "%s", b.err);
+  const char *la = strstr(a.out, "\nloss "), *lb = strstr(b.out, "\nloss ");
+  cr_assert(la && lb, "%s\n%s", a.out, b.out);
+  cr_assert(strncmp(la, lb, 16) == 0, "%s\n%s", a.out, b.out);
+  tu_run_free(&a);
+  tu_run_free(&b);
+}

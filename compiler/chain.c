@@ -68,9 +68,12 @@ static bool same_for_items(const IrType *t, int R, int r) {
   return true;
 }
 
-/* The lowest rank an op's types must keep beyond the sliced dims. */
-static int kept_dims(int op) {
-  return op == OP_MATMUL || op == OP_CAUSAL_MASK ? 2 : 1;
+/* The dims an op's types must keep beyond the sliced ones: a product's
+ * matrices, and the [T, T] matrices of causal masks and of softmax rows
+ * over causal prefixes (whose row index in its matrix counts). */
+static int kept_dims(int op, const IrAttr *a) {
+  bool causal = (op == OP_SOFTMAX || op == OP_SOFTMAX_GRAD) && a->i[0];
+  return op == OP_MATMUL || op == OP_CAUSAL_MASK || causal ? 2 : 1;
 }
 
 /* Node i computes item b (of the first r dims of d) from item b of its
@@ -78,7 +81,7 @@ static int kept_dims(int op) {
 static bool sliceable(const IrFunc *f, int32_t i, int r, const IrType *d) {
   const IrNode *n = &f->nodes[i];
   if (r < 1 || (!item_op(n->op) && n->op != OP_FUSED)) return false;
-  if (n->type.rank < r + kept_dims(n->op) || !same_lead(&n->type, d, r)) return false;
+  if (n->type.rank < r + kept_dims(n->op, &n->attr) || !same_lead(&n->type, d, r)) return false;
   bool bcast = (ir_op_info[n->op].flags & OPF_BCAST) || n->op == OP_FUSED;
   if (n->op == OP_FUSED) {
     const IrFused *p = n->fused;
@@ -86,7 +89,7 @@ static bool sliceable(const IrFunc *f, int32_t i, int r, const IrType *d) {
     for (int k = 0; k < p->n; k++) {
       const IrMicro *m = &p->ops[k];
       if (m->op == OP_SUM_TO || !item_op(m->op)) return false;
-      if (m->type.rank < r + kept_dims(m->op) || !same_lead(&m->type, d, r)) return false;
+      if (m->type.rank < r + kept_dims(m->op, &m->attr) || !same_lead(&m->type, d, r)) return false;
     }
   }
   for (int k = 0; k < n->nin; k++) {

@@ -233,6 +233,130 @@ Test(jit, softmax_and_layernorm_rows_bit_for_bit) {
   exec_jit_free(j);
 }
 
+/* ---- fused nodes with a row op ---- */
+
+/* One fused node over [B, L, L] (a causal program) or [B * L, L] rows:
+ * ops[] of nm micro-ops with the row op at ro, inputs of the region's
+ * shape except those marked in vec (one row of L), values from
+ * fill_values' ordinary range and -inf in some rows. */
+static void check_fused(Jit *j, const IrMicro *ops, int nm, int ro, int nin, unsigned vec,
+                        int64_t B, int64_t L, int threads, const char *what) {
+  bool ninf = ops[ro].op == OP_SOFTMAX; /* masked entries and whole rows */
+  Arena ar;
+  arena_init(&ar, ra_alloc_default());
+  IrFunc *f = ir_func_new(&ar, "t", 1);
+  IrBuilder b = tu_builder(f);
+  char ts[64], vs[64];
+  snprintf(ts, sizeof ts, "f32[%lld, %lld, %lld]", (long long)B, (long long)L, (long long)L);
+  snprintf(vs, sizeof vs, "f32[%lld]", (long long)L);
+  IrType T = tu_type(ts);
+  int32_t x[4];
+  float *in[4];
+  for (int q = 0; q < nin; q++) {
+    bool v1 = vec >> q & 1;
+    x[q] = tu_input(&b, "x", q, v1 ? vs : ts);
+    int64_t N = v1 ? L : ir_numel(&T);
+    in[q] = malloc((size_t)N * 4);
+    rng_state = 91 + (uint64_t)(L * 7 + q);
+    for (int64_t i = 0; i < N; i++) in[q][i] = (urand() * 2 - 1) * (q == 0 ? 4 : 1);
+    if (q == 0 && ninf)
+      for (int64_t i = 0; i < N; i++)
+        if (i % (5 * L) == 0 || (i / L) % 7 == 3) in[q][i] = -INFINITY;
+  }
+  IrMicro *m = arena_alloc(&ar, (size_t)nm * sizeof *m);
+  IrFused *fz = arena_alloc(&ar, sizeof *fz);
+  for (int k = 0; k < nm; k++) {
+    m[k] = ops[k];
+    m[k].type = T;
+  }
+  *fz = (IrFused){.n = nm, .rowop = ro, .ops = m};
+  IrNode n = {.op = OP_FUSED, .nin = (uint8_t)nin, .type = T, .fused = fz};
+  for (int q = 0; q < nin; q++) n.in[q] = x[q];
+  int32_t v = ir_append(f, &n);
+  ir_add_output(f, "out", v, OUT_OUTPUT, 0);
+  char w[160];
+  snprintf(w, sizeof w, "fused %s over %s", what, ts);
+  run_both(j, f, in, nin, v, threads, w);
+  for (int q = 0; q < nin; q++) free(in[q]);
+  arena_free(&ar);
+}
+
+#define MICRO(o, k, a, b, f0, i0) \
+  (IrMicro) { .op = (o), .nin = (k), .in = {(a), (b)}, .attr = {.i = {(i0)}, .f = {(f0)}} }
+#define X(j) IR_FUSED_EXT(j)
+
+Test(jit, fused_rows_bit_for_bit) {
+  Jit *j = jit_or_skip();
+  /* bench/charlm.ra's and medium's programs */
+  IrMicro scale_softmax[] = {MICRO(OP_SCALE, 1, X(0), 0, 0.25, 0), MICRO(OP_SOFTMAX, 1, 0, 0, 0, 0)};
+  IrMicro causal_softmax[] = {MICRO(OP_SCALE, 1, X(0), 0, 0.25, 0),
+                              MICRO(OP_CAUSAL_MASK, 1, 0, 0, -INFINITY, 0),
+                              MICRO(OP_SOFTMAX, 1, 1, 0, 0, 1)};
+  IrMicro causal_grad[] = {MICRO(OP_SOFTMAX_GRAD, 2, X(0), X(1), 0, 1),
+                           MICRO(OP_CAUSAL_MASK, 1, 0, 0, 0, 0), MICRO(OP_SCALE, 1, 1, 0, 0.25, 0)};
+  IrMicro norm_grad[] = {MICRO(OP_MUL, 2, X(0), X(1), 0, 0),
+                         MICRO(OP_LAYERNORM_GRAD, 2, X(2), 0, 1e-5, 0),
+                         MICRO(OP_ADD, 2, X(3), 1, 0, 0)};
+  IrMicro norm_affine[] = {MICRO(OP_LAYERNORM, 1, X(0), 0, 1e-5, 0), MICRO(OP_MUL, 2, 0, X(1), 0, 0),
+                           MICRO(OP_ADD, 2, 1, X(2), 0, 0), MICRO(OP_GELU, 1, 2, 0, 0, 0)};
+  IrMicro grad_of_sum[] = {MICRO(OP_ADD, 2, X(0), X(1), 0, 0),
+                           MICRO(OP_SOFTMAX_GRAD, 2, 0, X(2), 0, 0),
+                           MICRO(OP_TANH, 1, 1, 0, 0, 0)};
+  static const int64_t lens[] = {1, 3, 16, 17, 48, 64, 129};
+  for (size_t l = 0; l < sizeof lens / sizeof *lens; l++) {
+    int64_t L = lens[l];
+    check_fused(j, scale_softmax, 2, 1, 1, 0, 3, L, 1, "scale; softmax");
+    check_fused(j, causal_softmax, 3, 2, 1, 0, 3, L, 1, "scale; causal_mask; softmax [causal]");
+    check_fused(j, causal_grad, 3, 0, 2, 0, 3, L, 1, "softmax_grad [causal]; causal_mask; scale");
+    check_fused(j, norm_grad, 3, 1, 4, 1, 3, L, 1, "mul; layernorm_grad; add");
+    check_fused(j, norm_affine, 4, 0, 3, 6, 3, L, 1, "layernorm; mul; add; gelu");
+    check_fused(j, grad_of_sum, 3, 1, 3, 0, 3, L, 1, "add; softmax_grad; tanh");
+  }
+  check_fused(j, causal_softmax, 3, 2, 1, 0, 64, 64, 3, "scale; causal_mask; softmax [causal]");
+  check_fused(j, norm_grad, 3, 1, 4, 1, 16, 128, 2, "mul; layernorm_grad; add");
+  exec_jit_free(j);
+}
+
+/* causal softmax rows (pass_causal's prefixes) compile as plain nodes too */
+static void check_causal_rows(Jit *j, IrOp op, int64_t L) {
+  Arena ar;
+  arena_init(&ar, ra_alloc_default());
+  IrFunc *f = ir_func_new(&ar, "t", 1);
+  IrBuilder b = tu_builder(f);
+  char ts[64];
+  snprintf(ts, sizeof ts, "f32[5, %lld, %lld]", (long long)L, (long long)L);
+  IrType T = tu_type(ts);
+  int two = op == OP_SOFTMAX_GRAD;
+  int32_t x = tu_input(&b, "x", 0, ts), d = two ? tu_input(&b, "d", 1, ts) : -1;
+  int32_t v = ir_op(&b, (IrNode){.op = op, .nin = (uint8_t)(1 + two), .in = {x, d}, .attr.i = {1}});
+  ir_add_output(f, "out", v, OUT_OUTPUT, 0);
+  int64_t N = ir_numel(&T);
+  float *in[2] = {malloc((size_t)N * 4), malloc((size_t)N * 4)};
+  rng_state = 5 + (uint64_t)L;
+  for (int64_t i = 0; i < N; i++) {
+    in[0][i] = (urand() * 2 - 1) * 4;
+    in[1][i] = urand() * 2 - 1;
+  }
+  char what[128];
+  snprintf(what, sizeof what, "%s [causal] %s", ir_op_info[op].name, ts);
+  run_both(j, f, in, 1 + two, v, 1, what);
+  free(in[0]);
+  free(in[1]);
+  arena_free(&ar);
+}
+
+Test(jit, causal_rows_bit_for_bit) {
+  Jit *j = jit_or_skip();
+  for (int64_t L = 1; L <= 40; L += 13) {
+    check_causal_rows(j, OP_SOFTMAX, L);
+    check_causal_rows(j, OP_SOFTMAX_GRAD, L);
+  }
+  exec_jit_free(j);
+}
+
+#undef MICRO
+#undef X
+
 /* ---- the optimizer ---- */
 
 static void check_optim(Jit *j, OptKind kind, double momentum, double wd, int threads) {

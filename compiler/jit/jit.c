@@ -690,9 +690,6 @@ static LLVMValueRef map_scale(E *e, LLVMTypeRef ty, LLVMValueRef j, void *ud) {
   RowCtx *r = ud;
   return MUL(vload(e, ty, fptr(e, e->f32, r->y, j)), bcast(e, ty, r->a));
 }
-static LLVMValueRef map_zero(E *e, LLVMTypeRef ty, LLVMValueRef j, void *ud) {
-  return cf(e, ty, 0.0f);
-}
 static LLVMValueRef map_softmax_grad(E *e, LLVMTypeRef ty, LLVMValueRef j, void *ud) {
   RowCtx *r = ud;
   LLVMValueRef yv = vload(e, ty, fptr(e, e->f32, r->x, j)), dv = vload(e, ty, fptr(e, e->f32, r->d, j));
@@ -720,7 +717,74 @@ static void em_stats(E *e, LLVMValueRef x, LLVMValueRef L, LLVMValueRef eps, LLV
   *rs = DIV(LLVMConstReal(e->f32, 1.0), sq);
 }
 
-static int emit_rows(E *e, const char *name, int op) {
+/* out[j] = 0 for j in [from, to) */
+static void row_zero(E *e, LLVMValueRef out, LLVMValueRef from, LLVMValueRef to) {
+  LLVMValueRef jv = var(e, e->i64, from);
+  for (int pass = 0; pass < 2; pass++) {
+    Loop l = loop_begin(e, jv, to, pass == 0 ? VW : 1);
+    LLVMTypeRef ty = pass == 0 ? e->v16 : e->f32;
+    vstore(e, cf(e, ty, 0.0f), fptr(e, e->f32, out, ld(e, e->i64, jv)));
+    loop_end(e, &l);
+  }
+}
+
+/* Row op op of one row into y from the rows x (and d), as its kernel in
+ * kernels_nn.c: softmax and its gradient over the first n of L entries,
+ * the rest 0 (k_softmax_row: a causal prefix, or n = L); layernorm and its
+ * gradient over all L.  y may be x or d (each entry is read before it is
+ * written). */
+static int em_rowop(E *e, int op, LLVMValueRef y, LLVMValueRef x, LLVMValueRef d,
+                    LLVMValueRef n, LLVMValueRef L, LLVMValueRef eps) {
+  RowCtx r = {y, x, d, NULL, NULL, NULL};
+  switch (op) {
+  case OP_SOFTMAX: {
+    LLVMValueRef mx = em_reduce(e, RED_MAX, T_X, r.x, NULL, n, NULL);
+    LLVMBasicBlockRef masked = block(e, "masked"), live = block(e, "live"), done = block(e, "done");
+    LLVMBuildCondBr(e->B, CMP(LLVMRealOEQ, mx, LLVMConstReal(e->f32, -INFINITY)), masked, live);
+    LLVMPositionBuilderAtEnd(e->B, masked);
+    row_zero(e, r.y, c64(e, 0), n);
+    LLVMBuildBr(e->B, done);
+    LLVMPositionBuilderAtEnd(e->B, live);
+    r.a = mx;
+    row_map(e, r.y, n, map_exp, &r);
+    LLVMValueRef s = em_reduce(e, RED_SUM, T_X, r.y, NULL, n, NULL);
+    r.a = DIV(LLVMConstReal(e->f32, 1.0), s);
+    row_map(e, r.y, n, map_scale, &r);
+    LLVMBuildBr(e->B, done);
+    LLVMPositionBuilderAtEnd(e->B, done);
+    row_zero(e, r.y, n, L);
+    return 0;
+  }
+  case OP_SOFTMAX_GRAD:
+    r.a = em_reduce(e, RED_SUM, T_XY, r.x, r.d, n, NULL);
+    row_map(e, r.y, n, map_softmax_grad, &r);
+    row_zero(e, r.y, n, L);
+    return 0;
+  case OP_LAYERNORM:
+    em_stats(e, r.x, L, eps, &r.a, &r.b);
+    row_map(e, r.y, L, map_norm, &r);
+    return 0;
+  case OP_LAYERNORM_GRAD: {
+    em_stats(e, r.x, L, eps, &r.a, &r.b);
+    LLVMValueRef Lf = LLVMBuildSIToFP(e->B, L, e->f32, "");
+    r.c = DIV(em_reduce(e, RED_SUM, T_X, r.d, NULL, L, NULL), Lf);
+    LLVMValueRef dot = em_reduce(e, RED_SUM, T_DXC, r.d, r.x, L, r.a);
+    LLVMValueRef out = r.y;
+    r.y = DIV(MUL(dot, r.b), Lf);
+    row_map(e, out, L, map_norm_grad, &r);
+    return 0;
+  }
+  default:
+    return -1;
+  }
+}
+
+/* Row r's prefix for a causal row op (k_row_prefix): r % L + 1. */
+static LLVMValueRef prefix(E *e, LLVMValueRef r, LLVMValueRef L) {
+  return LLVMBuildAdd(e->B, LLVMBuildSRem(e->B, r, L, ""), c64(e, 1), "");
+}
+
+static int emit_rows(E *e, const char *name, int op, bool causal) {
   new_fn(e, name);
   LLVMValueRef args = LLVMGetParam(e->fn, 0), lo = LLVMGetParam(e->fn, 1),
                hi = LLVMGetParam(e->fn, 2);
@@ -731,48 +795,108 @@ static int emit_rows(E *e, const char *name, int op) {
   LLVMValueRef eps = arg_at(e, args, OFF(JitRowArgs, eps), e->f32);
   LLVMValueRef rv = var(e, e->i64, lo);
   Loop lr = loop_begin(e, rv, hi, 1);
-  LLVMValueRef off = LLVMBuildMul(e->B, ld(e, e->i64, rv), L, "");
-  RowCtx r = {fptr(e, e->f32, Y, off), fptr(e, e->f32, X, off), NULL, NULL, NULL, NULL};
-  if (op == OP_SOFTMAX_GRAD || op == OP_LAYERNORM_GRAD) r.d = fptr(e, e->f32, D, off);
-  switch (op) {
-  case OP_SOFTMAX: {
-    LLVMValueRef mx = em_reduce(e, RED_MAX, T_X, r.x, NULL, L, NULL);
-    LLVMBasicBlockRef masked = block(e, "masked"), live = block(e, "live"), done = block(e, "done");
-    LLVMBuildCondBr(e->B, CMP(LLVMRealOEQ, mx, LLVMConstReal(e->f32, -INFINITY)), masked, live);
-    LLVMPositionBuilderAtEnd(e->B, masked);
-    row_map(e, r.y, L, map_zero, &r);
-    LLVMBuildBr(e->B, done);
-    LLVMPositionBuilderAtEnd(e->B, live);
-    r.a = mx;
-    row_map(e, r.y, L, map_exp, &r);
-    LLVMValueRef s = em_reduce(e, RED_SUM, T_X, r.y, NULL, L, NULL);
-    r.a = DIV(LLVMConstReal(e->f32, 1.0), s);
-    row_map(e, r.y, L, map_scale, &r);
-    LLVMBuildBr(e->B, done);
-    LLVMPositionBuilderAtEnd(e->B, done);
-    break;
-  }
-  case OP_SOFTMAX_GRAD:
-    r.a = em_reduce(e, RED_SUM, T_XY, r.x, r.d, L, NULL);
-    row_map(e, r.y, L, map_softmax_grad, &r);
-    break;
-  case OP_LAYERNORM:
-    em_stats(e, r.x, L, eps, &r.a, &r.b);
-    row_map(e, r.y, L, map_norm, &r);
-    break;
-  case OP_LAYERNORM_GRAD: {
-    em_stats(e, r.x, L, eps, &r.a, &r.b);
-    LLVMValueRef Lf = LLVMBuildSIToFP(e->B, L, e->f32, "");
-    r.c = DIV(em_reduce(e, RED_SUM, T_X, r.d, NULL, L, NULL), Lf);
-    LLVMValueRef dot = em_reduce(e, RED_SUM, T_DXC, r.d, r.x, L, r.a);
-    LLVMValueRef out = r.y;
-    r.y = DIV(MUL(dot, r.b), Lf);
-    row_map(e, out, L, map_norm_grad, &r);
-    break;
-  }
-  default:
+  LLVMValueRef row = ld(e, e->i64, rv), off = LLVMBuildMul(e->B, row, L, "");
+  LLVMValueRef d = op == OP_SOFTMAX_GRAD || op == OP_LAYERNORM_GRAD ? fptr(e, e->f32, D, off) : NULL;
+  if (em_rowop(e, op, fptr(e, e->f32, Y, off), fptr(e, e->f32, X, off), d,
+               causal ? prefix(e, row, L) : L, L, eps))
     return -1;
+  loop_end(e, &lr);
+  LLVMBuildRetVoid(e->B);
+  return 0;
+}
+
+/* ---- fused nodes with a row op ---- */
+
+/* A fused node's program as the generated code runs it: every micro-op in
+ * order (the row op among them, s 0: eps is a run-time argument; a causal
+ * mask's s its fill), where the row op is, whether it takes a causal
+ * prefix, and which inputs are one row read by every row. */
+typedef struct FRowKey {
+  JitProg prog;
+  int32_t rowop;
+  uint8_t causal;
+  uint8_t vec[IR_MAX_IN];
+} FRowKey;
+
+/* causal_mask of entry j of a row whose index in its [T, T] matrix is rr
+ * (T = L): a where j <= rr, else fill (kernels_fused.c). */
+static LLVMValueRef em_mask(E *e, LLVMTypeRef ty, LLVMValueRef a, LLVMValueRef j,
+                            LLVMValueRef rr, float fill) {
+  LLVMValueRef keep;
+  if (LLVMGetTypeKind(ty) == LLVMVectorTypeKind) {
+    LLVMTypeRef vi = LLVMVectorType(e->i64, VW);
+    LLVMValueRef lane[VW];
+    for (int i = 0; i < VW; i++) lane[i] = c64(e, i);
+    LLVMValueRef jj = bcast(e, vi, j), rv = bcast(e, vi, rr);
+    keep = LLVMBuildICmp(e->B, LLVMIntSLE, LLVMBuildAdd(e->B, jj, LLVMConstVector(lane, VW), ""),
+                         rv, "");
+  } else {
+    keep = LLVMBuildICmp(e->B, LLVMIntSLE, j, rr, "");
   }
+  return SEL(keep, a, cf(e, ty, fill));
+}
+
+/* Micro-ops [k0, k1) over entries [0, len) of a row, the last one's value
+ * stored at dst[j]: inputs from their rows inrow, micro-op have (the row
+ * op, or -1) read at have_at; -1 when a micro-op reads a value the span
+ * does not have. */
+static int em_span(E *e, const FRowKey *k, int k0, int k1, LLVMValueRef dst, LLVMValueRef *inrow,
+                   LLVMValueRef rr, LLVMValueRef len, int have, LLVMValueRef have_at) {
+  const JitProg *p = &k->prog;
+  LLVMValueRef jv = var(e, e->i64, c64(e, 0));
+  for (int pass = 0; pass < 2; pass++) {
+    Loop l = loop_begin(e, jv, len, pass == 0 ? VW : 1);
+    LLVMValueRef j = ld(e, e->i64, jv);
+    LLVMTypeRef ty = pass == 0 ? e->v16 : e->f32;
+    LLVMValueRef v[IR_MAX_IN + JIT_MAX_MICRO] = {NULL};
+    LLVMValueRef r = NULL;
+    for (int m = k0; m < k1; m++) {
+      const JitMicro *mi = &p->op[m];
+      LLVMValueRef a[2] = {NULL, NULL};
+      for (int t = 0; t < mi->nin; t++) {
+        int ref = mi->in[t];
+        if (!v[ref] && ref < p->nin) v[ref] = vload(e, ty, fptr(e, e->f32, inrow[ref], j));
+        if (!v[ref] && ref - p->nin == have) v[ref] = vload(e, ty, fptr(e, e->f32, have_at, j));
+        if (!v[ref]) return -1;
+        a[t] = v[ref];
+      }
+      r = mi->op == OP_CAUSAL_MASK ? em_mask(e, ty, a[0], j, rr, mi->s) : em_micro(e, mi, a[0], a[1]);
+      if (!r) return -1;
+      v[p->nin + m] = r;
+    }
+    vstore(e, r, fptr(e, e->f32, dst, j));
+    loop_end(e, &l);
+  }
+  return 0;
+}
+
+static int emit_frows(E *e, const char *name, const FRowKey *k) {
+  const JitProg *p = &k->prog;
+  int ro = k->rowop;
+  const JitMicro *rm = &p->op[ro];
+  new_fn(e, name);
+  LLVMValueRef args = LLVMGetParam(e->fn, 0), lo = LLVMGetParam(e->fn, 1),
+               hi = LLVMGetParam(e->fn, 2);
+  LLVMValueRef Y = arg_at(e, args, OFF(JitFRowArgs, y), e->ptr);
+  LLVMValueRef L = arg_at(e, args, OFF(JitFRowArgs, L), e->i64);
+  LLVMValueRef eps = arg_at(e, args, OFF(JitFRowArgs, eps), e->f32);
+  LLVMValueRef IN[IR_MAX_IN];
+  for (int q = 0; q < p->nin; q++)
+    IN[q] = arg_at(e, args, OFF(JitFRowArgs, in) + (size_t)q * sizeof(void *), e->ptr);
+  LLVMValueRef rv = var(e, e->i64, lo);
+  Loop lr = loop_begin(e, rv, hi, 1);
+  LLVMValueRef row = ld(e, e->i64, rv), off = LLVMBuildMul(e->B, row, L, "");
+  LLVMValueRef y = fptr(e, e->f32, Y, off), inrow[IR_MAX_IN];
+  for (int q = 0; q < p->nin; q++) inrow[q] = k->vec[q] ? IN[q] : fptr(e, e->f32, IN[q], off);
+  LLVMValueRef rr = LLVMBuildSRem(e->B, row, L, "");
+  LLVMValueRef n = k->causal ? prefix(e, row, L) : L;
+  /* the prologue: the row op's operand (its entries past a causal prefix
+   * are never read) */
+  if (ro > 0 && em_span(e, k, 0, ro, y, inrow, rr, n, -1, NULL)) return -1;
+  LLVMValueRef a[2] = {NULL, NULL};
+  for (int t = 0; t < rm->nin; t++) a[t] = rm->in[t] < p->nin ? inrow[rm->in[t]] : y;
+  if (em_rowop(e, rm->op, y, a[0], a[1], n, L, eps)) return -1;
+  if (ro + 1 < p->n && em_span(e, k, ro + 1, p->n, y, inrow, rr, L, ro, y)) return -1;
   loop_end(e, &lr);
   LLVMBuildRetVoid(e->B);
   return 0;
@@ -926,13 +1050,15 @@ static int ew_plan(const IrFunc *f, const IrNode *n, int nin, const bool *bc, Ji
 
 /* ---- kernel keys and the cache ---- */
 
-enum { KEY_EW = 1, KEY_ROWS, KEY_OPT };
+enum { KEY_EW = 1, KEY_ROWS, KEY_OPT, KEY_FROWS };
 
 typedef struct Key {
   uint8_t tag;
-  uint8_t pad[3];
+  uint8_t causal;   /* rows: over causal prefixes */
+  uint8_t pad[2];
   int32_t op;       /* rows: the op; opt: the kind */
   EwKey ew;
+  FRowKey fr;
 } Key;
 
 static uint64_t key_hash(const Key *k) { return fnv(FNV0, k, sizeof *k); }
@@ -988,7 +1114,8 @@ static int build(Jit *j, const int *pend, int np, char *err, size_t errlen) {
     memcpy(&k, j->kern[pend[i]].key, sizeof k);
     snprintf(names[i], sizeof names[i], "rk%llu", (unsigned long long)j->next_sym++);
     if (k.tag == KEY_EW) rc = emit_ew(&e, names[i], &k.ew);
-    else if (k.tag == KEY_ROWS) rc = emit_rows(&e, names[i], k.op);
+    else if (k.tag == KEY_ROWS) rc = emit_rows(&e, names[i], k.op, k.causal);
+    else if (k.tag == KEY_FROWS) rc = emit_frows(&e, names[i], &k.fr);
     else rc = emit_opt(&e, names[i], k.op);
     if (rc) fail(err, errlen, "an op without code generation", NULL);
   }
@@ -1067,10 +1194,91 @@ static uint64_t ir_hash(const IrFunc *f) {
   return h;
 }
 
+static bool is_row_op(int op) {
+  return op == OP_SOFTMAX || op == OP_SOFTMAX_GRAD || op == OP_LAYERNORM ||
+         op == OP_LAYERNORM_GRAD;
+}
+
+/* Softmax rows of t that take causal prefixes (k_row_prefix). */
+static bool causal_rows(int op, const IrAttr *a, const IrType *t) {
+  return (op == OP_SOFTMAX || op == OP_SOFTMAX_GRAD) && a->i[0] && t->rank >= 2 &&
+         t->dim[t->rank - 2] == t->dim[t->rank - 1];
+}
+
+#ifdef IR_FUSED_MAX
+/* A fused node with a row op (softmax, layernorm or their gradients) whose
+ * micro-ops all have code, with causal masks on square [L, L] matrices,
+ * and inputs each read flat or as one row of L by every row; 0 for any
+ * other (the interpreter runs it). */
+static int frow_plan(const IrFunc *f, const IrNode *n, JitNode *jn, Key *k) {
+  const IrFused *fz = n->fused;
+  int ro = fz->rowop;
+  if (fz->n > JIT_MAX_MICRO || n->nin > IR_MAX_IN || n->type.dtype != IR_F32) return 0;
+  const IrMicro *rm = &fz->ops[ro];
+  const IrType *R = &rm->type;
+  if (!is_row_op(rm->op) || R->rank < 1) return 0;
+  int64_t L = R->dim[R->rank - 1], N = ir_numel(R);
+  if (L < 1 || ir_numel(&n->type) != N) return 0;
+  FRowKey *fr = &k->fr;
+  JitProg *p = &fr->prog;
+  p->nin = n->nin;
+  p->n = fz->n;
+  fr->rowop = ro;
+  fr->causal = causal_rows(rm->op, &rm->attr, R);
+  int64_t cost = 0;
+  for (int j = 0; j < fz->n; j++) {
+    const IrMicro *m = &fz->ops[j];
+    if (m->nin < 1 || m->nin > 2) return 0;
+    if (j != ro && m->op == OP_CAUSAL_MASK) {
+      const IrType *t = &m->type;
+      if (t->rank < 2 || t->dim[t->rank - 1] != L || t->dim[t->rank - 2] != L) return 0;
+    } else if (j != ro && !jit_op_compiles(m->op)) {
+      return 0;
+    }
+    JitMicro *q = &p->op[j];
+    q->op = m->op;
+    q->nin = m->nin;
+    q->s = j == ro ? 0.0f : (float)m->attr.f[0];
+    for (int t = 0; t < m->nin; t++) {
+      int32_t r = m->in[t];
+      if (r < 0) {
+        if (-1 - r >= n->nin) return 0;
+        q->in[t] = (uint8_t)(-1 - r);
+        continue;
+      }
+      /* the row op reads the last of the prologue; the prologue its own
+       * values; the epilogue the row op's and its own */
+      bool ok = j == ro ? r == ro - 1 : j < ro ? r < j : r >= ro && r < j;
+      if (!ok) return 0;
+      q->in[t] = (uint8_t)(n->nin + r);
+    }
+    cost += j == ro ? 8 : op_cost(m->op);
+  }
+  for (int q = 0; q < n->nin; q++) {
+    const IrType *t = &f->nodes[n->in[q]].type;
+    if (t->dtype != IR_F32) return 0;
+    if (ir_numel(t) == N) continue;
+    if (ir_numel(t) != L || t->rank < 1 || t->dim[t->rank - 1] != L) return 0;
+    fr->vec[q] = 1;
+  }
+  k->tag = KEY_FROWS;
+  jn->kind = JIT_FROWS;
+  jn->units = N / L;
+  jn->frow.L = L;
+  jn->frow.eps = (float)rm->attr.f[0];
+  jn->work = N * cost;
+  return 1;
+}
+#endif
+
 /* The kernel key and static arguments of node i, or 0 when it stays on the
  * interpreter. */
 static int node_plan(const IrFunc *f, const IrNode *n, JitNode *jn, Key *k) {
   memset(k, 0, sizeof *k);
+#ifdef IR_FUSED_MAX
+  if (n->op == OP_FUSED && n->fused && n->fused->rowop >= 0) return frow_plan(f, n, jn, k);
+#endif
+
   unsigned fl = ir_op_info[n->op].flags;
   bool ew = (fl & OPF_EW) && jit_op_compiles(n->op);
   bool bc[IR_MAX_IN] = {false}, flat[IR_MAX_IN] = {false};
@@ -1099,11 +1307,9 @@ static int node_plan(const IrFunc *f, const IrNode *n, JitNode *jn, Key *k) {
     jn->work = N * cost;
     return 1;
   }
-  if (n->op == OP_SOFTMAX || n->op == OP_SOFTMAX_GRAD || n->op == OP_LAYERNORM ||
-      n->op == OP_LAYERNORM_GRAD) {
+  if (is_row_op(n->op)) {
     if (n->type.dtype != IR_F32 || n->type.rank < 1) return 0;
-    /* causal rows (prefixes, pass_causal) run on the interpreter's kernel */
-    if ((n->op == OP_SOFTMAX || n->op == OP_SOFTMAX_GRAD) && n->attr.i[0]) return 0;
+    k->causal = causal_rows(n->op, &n->attr, &n->type);
     int64_t N = ir_numel(&n->type), L = n->type.dim[n->type.rank - 1];
     for (int q = 0; q < n->nin; q++) {
       const IrType *t = &f->nodes[n->in[q]].type;

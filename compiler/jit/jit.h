@@ -4,8 +4,10 @@
  * What compiles: every elementwise op (OPF_EW, but extern, extern_grad,
  * dropout and dropout_grad, which stay on the interpreter), taken as a
  * micro-program (JitProg: a one-op program for a plain node, several ops for
- * a fused node), softmax, softmax_grad, layernorm and layernorm_grad rows,
- * and the optimizer update (sgd, adam, adamw).  The code does the float
+ * a fused node), softmax, softmax_grad, layernorm and layernorm_grad rows
+ * (causal prefixes included), fused nodes with one of those as their row
+ * op (their prologue and epilogue of such micro-ops and causal masks), and
+ * the optimizer update (sgd, adam, adamw).  The code does the float
  * operations of compiler/opmath.h and of the kernels in the same order, so
  * its results have the interpreter's bits (docs/ir.md, "JIT").
  *
@@ -82,6 +84,17 @@ typedef struct JitRowArgs {
   float eps;
 } JitRowArgs;
 
+/* A fused node with a row op (ir.h, IrFused), row by row: the prologue's
+ * micro-ops into the output row, the row op on it in place, the epilogue's
+ * over the row.  in[q] is external input q: the whole tensor (row r at
+ * r L) or, for an input the same for every row, one row of L. */
+typedef struct JitFRowArgs {
+  float *y;
+  const float *in[IR_MAX_IN];
+  int64_t L;
+  float eps;
+} JitFRowArgs;
+
 /* The optimizer update over elements [lo, hi) (runtime/train/optim.c has
  * the formulas): the step's scalars, each rounded once to float there, so
  * that the compiled loop and the C loop compute with the same numbers. */
@@ -100,7 +113,7 @@ typedef struct JitOptArgs {
   float mu;         /* sgd: momentum */
 } JitOptArgs;
 
-enum { JIT_NONE = 0, JIT_EW, JIT_ROWS };
+enum { JIT_NONE = 0, JIT_EW, JIT_ROWS, JIT_FROWS };
 
 /* What runs node i of a compiled function. */
 typedef struct JitNode {
@@ -110,6 +123,7 @@ typedef struct JitNode {
   int64_t work;     /* elements times cost: the thread decision */
   JitEwArgs ew;     /* shapes (pointers are set at run time) */
   JitRowArgs row;
+  JitFRowArgs frow;
 } JitNode;
 
 typedef struct JitFunc {

@@ -202,7 +202,8 @@ static void chain_slices(void *arg, int64_t lo, int64_t hi, int worker) {
       const ChainVal *v = &R->val[q];
       void *out = v->scratch ? scr + v->at : v->base + v->step * (size_t)s;
       double t0 = R->timed ? clock_seconds() : 0;
-      if (kernel_table[n->op](&kc, sf, n, out, in)) {
+      if (!(R->ex->jit && exec_jit_slice(R->ex, c->first + j, c->slices, out, in)) &&
+          kernel_table[n->op](&kc, sf, n, out, in)) {
         if (!R->failed) {
           R->failed = j + 1;
           snprintf(R->err, sizeof R->err, "%s", kc.err);

@@ -40,6 +40,14 @@ int exec_jit_node(Exec *ex, KernelCtx *kc, int32_t i, void *out, void *const *in
     exec_jit_loop(kc->pool, nt, jn->fn, &a, jn->units);
     return 1;
   }
+  if (jn->kind == JIT_FROWS) {
+    JitFRowArgs a = jn->frow;
+    a.y = out;
+    const IrNode *n = &ex->f->nodes[i];
+    for (int k = 0; k < n->nin; k++) a.in[k] = in[k];
+    exec_jit_loop(kc->pool, nt, jn->fn, &a, jn->units);
+    return 1;
+  }
   if (jn->kind == JIT_ROWS) {
     JitRowArgs a = jn->row;
     a.y = out;
@@ -49,6 +57,27 @@ int exec_jit_node(Exec *ex, KernelCtx *kc, int32_t i, void *out, void *const *in
     return 1;
   }
   return 0;
+}
+
+int exec_jit_slice(const Exec *ex, int32_t i, int64_t slices, void *out, void *const *in) {
+  const JitFunc *code = ex->jit;
+  if (!code || i >= code->n || slices < 1) return 0;
+  const JitNode *jn = &code->node[i];
+  if (!jn->fn || (jn->kind != JIT_ROWS && jn->kind != JIT_FROWS) || jn->units % slices) return 0;
+  const IrNode *n = &ex->f->nodes[i];
+  if (jn->kind == JIT_FROWS) {
+    JitFRowArgs a = jn->frow;
+    a.y = out;
+    for (int k = 0; k < n->nin; k++) a.in[k] = in[k];
+    jn->fn(&a, 0, jn->units / slices);
+  } else {
+    JitRowArgs a = jn->row;
+    a.y = out;
+    a.x = in[0];
+    a.d = n->nin > 1 ? in[1] : NULL;
+    jn->fn(&a, 0, jn->units / slices);
+  }
+  return 1;
 }
 
 #ifdef RA_HAVE_JIT

@@ -27,6 +27,10 @@ int exec_jit_attach(Exec *ex, Jit *j, char *err, size_t errlen);
 /* Runs node i if it has code: 1 when it ran, 0 when the interpreter must
  * run it. */
 int exec_jit_node(Exec *ex, KernelCtx *kc, int32_t i, void *out, void *const *in);
+/* Runs node i's compiled rows (a row op, or a fused node with one) for one
+ * slice of a chain, on this thread: the first units / slices rows of the
+ * slice's out and in.  1 when it ran, 0 when the node has no row code. */
+int exec_jit_slice(const Exec *ex, int32_t i, int64_t slices, void *out, void *const *in);
 /* The optimizer loop of a kind (JIT_OPT_*), NULL with a message. */
 JitLoopFn exec_jit_optimizer(Jit *j, int kind, double *compile_ms, char *err, size_t errlen);
 /* jit_compile and jit_op_compiles (jit.h), for the tests; NULL and false

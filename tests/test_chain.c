@@ -13,6 +13,7 @@
 #include "../runtime/exec/pool.h"
 #include "irutil.h"
 #include "ra.h"
+#include "trainutil.h"
 
 #define ty tu_type
 
@@ -230,58 +231,18 @@ Test(chain, causal_gradients_keep_the_bits) {
 
 /* ---- every example, with and without chains ---- */
 
-#define STEPS 3
-
-typedef struct Run {
-  const char *spec, *ckpt, *chains, *threads;
-  double loss[STEPS];
-  int n, rc;
-  char err[512];
-} Run;
-
-static int record(void *ud, int64_t step, double loss) {
-  Run *r = ud;
-  if (r->n < STEPS) r->loss[r->n++] = loss;
-  (void)step;
-  return 0;
-}
-
-static void train(Run *r) {
-  ra_ctx *c = ra_new();
-  ra_set_option(c, "quiet", "1");
-  ra_set_option(c, "stdlib", "stdlib");
-  ra_set_option(c, "threads", r->threads);
-  ra_set_option(c, "seed", "5");
-  cr_assert_eq(ra_set_option(c, "chains", r->chains), 0, "%s", ra_error(c));
-  ra_set_option(c, "set.steps", "3");
-  ra_set_option(c, "set.save", r->ckpt);
-  r->rc = ra_load_file(c, r->spec);
-  if (r->rc == 0) r->rc = ra_train(c, NULL, record, r);
-  snprintf(r->err, sizeof r->err, "%s", ra_error(c));
-  ra_free(c);
-}
-
+/* 3 steps of spec without chains on one thread and with them on threads */
 static void example_bits(const char *spec, const char *threads) {
-  char ca[128], cb[128];
-  snprintf(ca, sizeof ca, "/tmp/rac_chain_%d_a.safetensors", (int)getpid());
-  snprintf(cb, sizeof cb, "/tmp/rac_chain_%d_b.safetensors", (int)getpid());
-  Run a = {.spec = spec, .ckpt = ca, .chains = "0", .threads = "1"};
-  Run b = {.spec = spec, .ckpt = cb, .chains = "1", .threads = threads};
-  train(&a);
-  train(&b);
-  cr_assert_eq(a.rc, 0, "%s: %s", spec, a.err);
-  cr_assert_eq(b.rc, 0, "%s: %s", spec, b.err);
-  cr_assert_eq(b.n, STEPS);
-  cr_assert(memcmp(a.loss, b.loss, sizeof a.loss) == 0, "%s: losses differ in chains", spec);
-  size_t la = 0, lb = 0;
-  char *fa = tu_read_file(a.ckpt, &la), *fb = tu_read_file(b.ckpt, &lb);
-  cr_assert(fa && fb, "checkpoints missing");
-  cr_assert(la == lb && memcmp(fa, fb, la) == 0, "%s: checkpoints differ in chains (%s threads)",
-            spec, threads);
-  free(fa);
-  free(fb);
-  remove(ca);
-  remove(cb);
+  TuTrain a = {.spec = spec, .ckpt = tu_tmp("rac_chain_a.safetensors"), .steps = "3",
+               .opt = {{"threads", "1"}, {"seed", "5"}, {"chains", "0"}}};
+  TuTrain b = {.spec = spec, .ckpt = tu_tmp("rac_chain_b.safetensors"), .steps = "3",
+               .opt = {{"threads", threads}, {"seed", "5"}, {"chains", "1"}}};
+  tu_train(&a);
+  tu_train(&b);
+  cr_assert_eq(b.n, 3, "%s", spec);
+  char what[256];
+  snprintf(what, sizeof what, "%s without chains on 1 thread, with them on %s", spec, threads);
+  tu_same_bits(&a, &b, what);
 }
 
 Test(chain, every_example_trains_to_the_same_bits, .timeout = 300) {

@@ -6,70 +6,35 @@
 
 #include "ra.h"
 #include "testutil.h"
+#include "trainutil.h"
 
-#define STEPS 25
-
-typedef struct Run {
-  const char *seed, *ckpt, *rep;
-  const char *threads, *spec; /* default "2" and examples/reverse.ra */
-  double loss[STEPS];
-  int n, rc;
-  char err[512];
-} Run;
-
-static int record(void *ud, int64_t step, double loss) {
-  Run *r = ud;
-  if (r->n < STEPS) r->loss[r->n++] = loss;
-  (void)step;
-  return 0;
+/* 25 steps of spec (default examples/reverse.ra) with a seed, a repulsion
+ * and a thread count (default 2), saved to ckpt. */
+static TuTrain det(const char *seed, const char *rep, const char *threads, const char *spec,
+                   const char *ckpt) {
+  return (TuTrain){.spec = spec ? spec : "examples/reverse.ra", .ckpt = ckpt, .steps = "25",
+                   .opt = {{"seed", seed}, {"repulsion", rep}, {"threads", threads ? threads : "2"}}};
 }
 
 static void *run(void *arg) {
-  Run *r = arg;
-  ra_ctx *c = ra_new();
-  ra_set_option(c, "quiet", "1");
-  ra_set_option(c, "threads", r->threads ? r->threads : "2");
-  ra_set_option(c, "seed", r->seed);
-  ra_set_option(c, "repulsion", r->rep);
-  ra_set_option(c, "set.steps", "25");
-  ra_set_option(c, "set.save", r->ckpt);
-  r->rc = ra_load_file(c, r->spec ? r->spec : "examples/reverse.ra");
-  if (r->rc == 0) r->rc = ra_train(c, NULL, record, r);
-  snprintf(r->err, sizeof r->err, "%s", ra_error(c));
-  ra_free(c);
+  tu_train(arg);
   return NULL;
 }
 
-static void same(Run *a, Run *b) {
-  cr_assert_eq(a->rc, 0, "%s", a->err);
-  cr_assert_eq(b->rc, 0, "%s", b->err);
-  cr_assert_eq(a->n, STEPS);
-  cr_assert_eq(b->n, STEPS);
-  cr_assert(memcmp(a->loss, b->loss, sizeof a->loss) == 0, "loss trajectories differ");
-  size_t la = 0, lb = 0;
-  char *fa = tu_read_file(a->ckpt, &la), *fb = tu_read_file(b->ckpt, &lb);
-  cr_assert(fa && fb, "checkpoints missing");
-  cr_assert(la == lb && memcmp(fa, fb, la) == 0, "checkpoints differ");
-  free(fa);
-  free(fb);
-  remove(a->ckpt);
-  remove(b->ckpt);
-}
-
 Test(determinism, same_seed_same_bits_svgd, .timeout = 120) {
-  Run a = {.seed = "7", .ckpt = tu_tmp("rac_det_a.safetensors"), .rep = "svgd"};
-  Run b = {.seed = "7", .ckpt = tu_tmp("rac_det_b.safetensors"), .rep = "svgd"};
-  run(&a);
-  run(&b);
-  same(&a, &b);
+  TuTrain a = det("7", "svgd", NULL, NULL, tu_tmp("rac_det_a.safetensors"));
+  TuTrain b = det("7", "svgd", NULL, NULL, tu_tmp("rac_det_b.safetensors"));
+  tu_train(&a);
+  tu_train(&b);
+  tu_same_bits(&a, &b, "two runs");
 }
 
 Test(determinism, same_seed_same_bits_spos, .timeout = 120) {
-  Run a = {.seed = "7", .ckpt = tu_tmp("rac_det_c.safetensors"), .rep = "spos"};
-  Run b = {.seed = "7", .ckpt = tu_tmp("rac_det_d.safetensors"), .rep = "spos"};
-  run(&a);
-  run(&b);
-  same(&a, &b);
+  TuTrain a = det("7", "spos", NULL, NULL, tu_tmp("rac_det_c.safetensors"));
+  TuTrain b = det("7", "spos", NULL, NULL, tu_tmp("rac_det_d.safetensors"));
+  tu_train(&a);
+  tu_train(&b);
+  tu_same_bits(&a, &b, "two runs");
 }
 
 /* The guarantee across thread counts (docs/notes.md): 1, 2 and 3 threads
@@ -78,47 +43,43 @@ Test(determinism, same_seed_same_bits_spos, .timeout = 120) {
 Test(determinism, thread_count_does_not_change_bits, .timeout = 300) {
   const char *specs[] = {"examples/reverse.ra", "bench/encoder.ra"};
   for (int i = 0; i < 2; i++) {
-    Run a = {.seed = "5", .ckpt = tu_tmp("rac_det_t1.safetensors"), .rep = "svgd", .threads = "1",
-             .spec = specs[i]};
-    Run b = {.seed = "5", .ckpt = tu_tmp("rac_det_t2.safetensors"), .rep = "svgd", .threads = "2",
-             .spec = specs[i]};
-    Run c = {.seed = "5", .ckpt = tu_tmp("rac_det_t3.safetensors"), .rep = "spos", .threads = "3",
-             .spec = specs[i]};
-    Run c1 = {.seed = "5", .ckpt = tu_tmp("rac_det_t4.safetensors"), .rep = "spos", .threads = "1",
-              .spec = specs[i]};
-    run(&a);
-    run(&b);
-    same(&a, &b);
-    run(&c);
-    run(&c1);
-    same(&c, &c1);
+    TuTrain a = det("5", "svgd", "1", specs[i], tu_tmp("rac_det_t1.safetensors"));
+    TuTrain b = det("5", "svgd", "2", specs[i], tu_tmp("rac_det_t2.safetensors"));
+    TuTrain c = det("5", "spos", "3", specs[i], tu_tmp("rac_det_t3.safetensors"));
+    TuTrain c1 = det("5", "spos", "1", specs[i], tu_tmp("rac_det_t4.safetensors"));
+    tu_train(&a);
+    tu_train(&b);
+    tu_same_bits(&a, &b, "1 and 2 threads");
+    tu_train(&c);
+    tu_train(&c1);
+    tu_same_bits(&c, &c1, "3 threads and 1");
   }
 }
 
 Test(determinism, other_seed_other_run, .timeout = 120) {
-  Run a = {.seed = "7", .ckpt = tu_tmp("rac_det_e.safetensors"), .rep = "svgd"};
-  Run b = {.seed = "8", .ckpt = tu_tmp("rac_det_f.safetensors"), .rep = "svgd"};
-  run(&a);
-  run(&b);
+  TuTrain a = det("7", "svgd", NULL, NULL, tu_tmp("rac_det_e.safetensors"));
+  TuTrain b = det("8", "svgd", NULL, NULL, tu_tmp("rac_det_f.safetensors"));
+  tu_train(&a);
+  tu_train(&b);
   cr_assert_eq(a.rc, 0, "%s", a.err);
   cr_assert_eq(b.rc, 0, "%s", b.err);
   cr_assert(memcmp(a.loss, b.loss, sizeof a.loss) != 0, "different seeds gave the same losses");
 }
 
 Test(determinism, two_threads_two_contexts, .timeout = 180) {
-  Run s1 = {.seed = "3", .ckpt = tu_tmp("rac_det_s1.safetensors"), .rep = "svgd"};
-  Run s2 = {.seed = "4", .ckpt = tu_tmp("rac_det_s2.safetensors"), .rep = "spos"};
-  run(&s1);
-  run(&s2);
-  Run p1 = {.seed = "3", .ckpt = tu_tmp("rac_det_p1.safetensors"), .rep = "svgd"};
-  Run p2 = {.seed = "4", .ckpt = tu_tmp("rac_det_p2.safetensors"), .rep = "spos"};
+  TuTrain s1 = det("3", "svgd", NULL, NULL, tu_tmp("rac_det_s1.safetensors"));
+  TuTrain s2 = det("4", "spos", NULL, NULL, tu_tmp("rac_det_s2.safetensors"));
+  tu_train(&s1);
+  tu_train(&s2);
+  TuTrain p1 = det("3", "svgd", NULL, NULL, tu_tmp("rac_det_p1.safetensors"));
+  TuTrain p2 = det("4", "spos", NULL, NULL, tu_tmp("rac_det_p2.safetensors"));
   pthread_t t1, t2;
   pthread_create(&t1, NULL, run, &p1);
   pthread_create(&t2, NULL, run, &p2);
   pthread_join(t1, NULL);
   pthread_join(t2, NULL);
-  same(&s1, &p1);
-  same(&s2, &p2);
+  tu_same_bits(&s1, &p1, "serial and in a thread");
+  tu_same_bits(&s2, &p2, "serial and in a thread");
 }
 
 /* Stops after the first epoch (100 steps of examples/reverse.ra). */

@@ -13,6 +13,7 @@
 #include "../runtime/exec/pool.h"
 #include "irutil.h"
 #include "ra.h"
+#include "trainutil.h"
 
 static Arena A;
 static void setup(void) { arena_init(&A, ra_alloc_default()); }
@@ -311,59 +312,20 @@ Test(fuse, bad_programs_are_refused) {
 
 /* ---- every example's training steps, fused and unfused ---- */
 
-#define STEPS 3
-
-typedef struct Run {
-  const char *spec, *source, *ckpt, *fuse, *threads;
-  double loss[STEPS];
-  int n, rc;
-  char err[512];
-} Run;
-
-static int record(void *ud, int64_t step, double loss) {
-  Run *r = ud;
-  if (r->n < STEPS) r->loss[r->n++] = loss;
-  (void)step;
-  return 0;
-}
-
-static void train(Run *r) {
-  ra_ctx *c = ra_new();
-  ra_set_option(c, "quiet", "1");
-  ra_set_option(c, "stdlib", "stdlib");
-  ra_set_option(c, "threads", r->threads);
-  ra_set_option(c, "seed", "11");
-  cr_assert_eq(ra_set_option(c, "fuse", r->fuse), 0, "%s", ra_error(c));
-  ra_set_option(c, "set.steps", "3");
-  ra_set_option(c, "set.save", r->ckpt);
-  r->rc = r->source ? ra_load_string(c, r->spec, r->source) : ra_load_file(c, r->spec);
-  if (r->rc == 0) r->rc = ra_train(c, NULL, record, r);
-  snprintf(r->err, sizeof r->err, "%s", ra_error(c));
-  ra_free(c);
-}
-
-/* tag: the checkpoints' names, one per test (the tests run in parallel) */
+/* 3 steps of spec (source: its text, or NULL) fused and unfused; tag
+ * names the checkpoints, one per test (the tests run in parallel) */
 static void same_bits(const char *spec, const char *source, const char *threads, const char *tag) {
   char ca[128], cb[128];
-  snprintf(ca, sizeof ca, "/tmp/rac_fuse_%s_%d_a.safetensors", tag, (int)getpid());
-  snprintf(cb, sizeof cb, "/tmp/rac_fuse_%s_%d_b.safetensors", tag, (int)getpid());
-  Run a = {.spec = spec, .source = source, .ckpt = ca, .fuse = "0", .threads = threads};
-  Run b = {.spec = spec, .source = source, .ckpt = cb, .fuse = "1", .threads = threads};
-  train(&a);
-  train(&b);
-  cr_assert_eq(a.rc, 0, "%s: %s", spec, a.err);
-  cr_assert_eq(b.rc, 0, "%s: %s", spec, b.err);
-  cr_assert_eq(a.n, STEPS);
-  cr_assert_eq(b.n, STEPS);
-  cr_assert(memcmp(a.loss, b.loss, sizeof a.loss) == 0, "%s: losses differ fused", spec);
-  size_t la = 0, lb = 0;
-  char *fa = tu_read_file(a.ckpt, &la), *fb = tu_read_file(b.ckpt, &lb);
-  cr_assert(fa && fb, "checkpoints missing");
-  cr_assert(la == lb && memcmp(fa, fb, la) == 0, "%s: checkpoints differ fused", spec);
-  free(fa);
-  free(fb);
-  remove(ca);
-  remove(cb);
+  snprintf(ca, sizeof ca, "rac_fuse_%s_a.safetensors", tag);
+  snprintf(cb, sizeof cb, "rac_fuse_%s_b.safetensors", tag);
+  TuTrain a = {.spec = spec, .source = source, .ckpt = tu_tmp(ca), .steps = "3",
+               .opt = {{"threads", threads}, {"seed", "11"}, {"fuse", "0"}}};
+  TuTrain b = {.spec = spec, .source = source, .ckpt = tu_tmp(cb), .steps = "3",
+               .opt = {{"threads", threads}, {"seed", "11"}, {"fuse", "1"}}};
+  tu_train(&a);
+  tu_train(&b);
+  cr_assert_eq(a.n, 3, "%s", spec);
+  tu_same_bits(&a, &b, spec);
 }
 
 Test(fuse, every_example_trains_to_the_same_bits) {

@@ -26,37 +26,47 @@ void exec_jit_loop(Pool *p, int nt, JitLoopFn fn, const void *args, int64_t n) {
   }
 }
 
+/* The arguments of node n's compiled loop: its static part and this run's
+ * pointers. */
+typedef union JitArgs {
+  JitEwArgs ew;
+  JitRowArgs row;
+  JitFRowArgs frow;
+} JitArgs;
+
+static const void *args_of(const JitNode *jn, const IrNode *n, void *out, void *const *in,
+                           JitArgs *a) {
+  switch (jn->kind) {
+  case JIT_EW:
+    a->ew = jn->ew;
+    a->ew.out = out;
+    for (int k = 0; k < n->nin; k++) a->ew.in[k] = in[k];
+    return &a->ew;
+  case JIT_ROWS:
+    a->row = jn->row;
+    a->row.y = out;
+    a->row.x = in[0];
+    a->row.d = n->nin > 1 ? in[1] : NULL;
+    return &a->row;
+  case JIT_FROWS:
+    a->frow = jn->frow;
+    a->frow.y = out;
+    for (int k = 0; k < n->nin; k++) a->frow.in[k] = in[k];
+    return &a->frow;
+  default:
+    return NULL;
+  }
+}
+
 int exec_jit_node(Exec *ex, KernelCtx *kc, int32_t i, void *out, void *const *in) {
   const JitFunc *code = ex->jit;
-  if (!code || i >= code->n) return 0;
+  if (!code || i >= code->n || !code->node[i].fn) return 0;
   const JitNode *jn = &code->node[i];
-  if (!jn->fn) return 0;
-  int nt = k_threads(kc, jn->work);
-  if (jn->kind == JIT_EW) {
-    JitEwArgs a = jn->ew;
-    a.out = out;
-    const IrNode *n = &ex->f->nodes[i];
-    for (int k = 0; k < n->nin; k++) a.in[k] = in[k];
-    exec_jit_loop(kc->pool, nt, jn->fn, &a, jn->units);
-    return 1;
-  }
-  if (jn->kind == JIT_FROWS) {
-    JitFRowArgs a = jn->frow;
-    a.y = out;
-    const IrNode *n = &ex->f->nodes[i];
-    for (int k = 0; k < n->nin; k++) a.in[k] = in[k];
-    exec_jit_loop(kc->pool, nt, jn->fn, &a, jn->units);
-    return 1;
-  }
-  if (jn->kind == JIT_ROWS) {
-    JitRowArgs a = jn->row;
-    a.y = out;
-    a.x = in[0];
-    a.d = ex->f->nodes[i].nin > 1 ? in[1] : NULL;
-    exec_jit_loop(kc->pool, nt, jn->fn, &a, jn->units);
-    return 1;
-  }
-  return 0;
+  JitArgs a;
+  const void *args = args_of(jn, &ex->f->nodes[i], out, in, &a);
+  if (!args) return 0;
+  exec_jit_loop(kc->pool, k_threads(kc, jn->work), jn->fn, args, jn->units);
+  return 1;
 }
 
 int exec_jit_slice(const Exec *ex, int32_t i, int64_t slices, void *out, void *const *in) {
@@ -64,19 +74,8 @@ int exec_jit_slice(const Exec *ex, int32_t i, int64_t slices, void *out, void *c
   if (!code || i >= code->n || slices < 1) return 0;
   const JitNode *jn = &code->node[i];
   if (!jn->fn || (jn->kind != JIT_ROWS && jn->kind != JIT_FROWS) || jn->units % slices) return 0;
-  const IrNode *n = &ex->f->nodes[i];
-  if (jn->kind == JIT_FROWS) {
-    JitFRowArgs a = jn->frow;
-    a.y = out;
-    for (int k = 0; k < n->nin; k++) a.in[k] = in[k];
-    jn->fn(&a, 0, jn->units / slices);
-  } else {
-    JitRowArgs a = jn->row;
-    a.y = out;
-    a.x = in[0];
-    a.d = n->nin > 1 ? in[1] : NULL;
-    jn->fn(&a, 0, jn->units / slices);
-  }
+  JitArgs a;
+  jn->fn(args_of(jn, &ex->f->nodes[i], out, in, &a), 0, jn->units / slices);
   return 1;
 }
 

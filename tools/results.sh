@@ -8,7 +8,7 @@
 #
 # PART: kinds dropout heads ablate schedule charlm (default: all, in that
 # order; ablate needs heads).  Every run has one thread, one run at a time
-# (--jobs 1 --threads 1): 166 runs and 20 ablations, about 40 minutes of
+# (--jobs 1 --threads 1): 166 runs and 20 ablations, about 25 minutes of
 # one idle core of the AMD EPYC (family 25 model 17) the figures were
 # measured on, by its single runs' times (docs/results.md says what the
 # study took there under load).  OUT/compare-PART.txt holds the paired

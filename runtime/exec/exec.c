@@ -139,11 +139,18 @@ static int run_fail(Exec *ex, KernelCtx *kc, int32_t i, const char *what) {
 
 /* ---- chains (compiler/chain.c): slice by slice through their nodes ---- */
 
-/* A worker's block: the chain's scratch values, then the seconds spent in
- * each of its nodes when profiling. */
+/* What a worker records of a chain's run, after its scratch values in its
+ * block: the seconds spent in each node when profiling, and its first
+ * failure (the node + 1, or 0). */
+typedef struct ChainWorker {
+  double secs[CHAIN_MAX];
+  int failed;
+  char err[400];
+} ChainWorker;
+
+/* A worker's block: the chain's scratch values, then its ChainWorker. */
 static size_t scratch_block(const MemPlan *p) {
-  return (p->scratch_bytes + CHAIN_MAX * sizeof(double) + EXEC_ALIGN - 1) &
-         ~(size_t)(EXEC_ALIGN - 1);
+  return (p->scratch_bytes + sizeof(ChainWorker) + EXEC_ALIGN - 1) & ~(size_t)(EXEC_ALIGN - 1);
 }
 
 /* Scratch for the pool's workers (made on the first run that needs it). */
@@ -174,9 +181,11 @@ typedef struct ChainRun {
   size_t block;
   bool timed;
   ChainVal val[CHAIN_MAX * (IR_MAX_IN + 1)]; /* by slice-function node */
-  int failed;           /* a slice's kernel failed: its node, + 1 */
-  char err[512];
 } ChainRun;
+
+static ChainWorker *chain_worker(const ChainRun *R, int w) {
+  return (ChainWorker *)(void *)(R->scratch + (size_t)w * R->block + R->ex->plan->scratch_bytes);
+}
 
 static void chain_slices(void *arg, int64_t lo, int64_t hi, int worker) {
   ChainRun *R = arg;
@@ -188,9 +197,9 @@ static void chain_slices(void *arg, int64_t lo, int64_t hi, int worker) {
   kc.node_s = NULL;
   kc.node_done = NULL;
   char *scr = R->scratch + (size_t)worker * R->block;
-  double *secs = (double *)(scr + R->ex->plan->scratch_bytes);
+  ChainWorker *cw = chain_worker(R, worker);
   int len = c->last - c->first + 1;
-  for (int64_t s = lo; s < hi && !R->failed; s++)
+  for (int64_t s = lo; s < hi; s++)
     for (int j = 0; j < len; j++) {
       int32_t q = c->next + j;
       const IrNode *n = &sf->nodes[q];
@@ -204,13 +213,11 @@ static void chain_slices(void *arg, int64_t lo, int64_t hi, int worker) {
       double t0 = R->timed ? clock_seconds() : 0;
       if (!(R->ex->jit && exec_jit_slice(R->ex, c->first + j, c->slices, out, in)) &&
           kernel_table[n->op](&kc, sf, n, out, in)) {
-        if (!R->failed) {
-          R->failed = j + 1;
-          snprintf(R->err, sizeof R->err, "%s", kc.err);
-        }
+        cw->failed = j + 1;
+        memcpy(cw->err, kc.err, sizeof cw->err - 1); /* cut at 399 bytes */
         return;
       }
-      if (R->timed) secs[j] += clock_seconds() - t0;
+      if (R->timed) cw->secs[j] += clock_seconds() - t0;
     }
 }
 
@@ -246,28 +253,24 @@ static int run_chain(Exec *ex, KernelCtx *kc, const Chain *c) {
     }
     cv->step = whole ? 0 : chain_slice_bytes(c, &ex->f->nodes[v].type);
   }
-  if (R->timed)
-    for (int w = 0; w < workers; w++)
-      memset(R->scratch + (size_t)w * R->block + p->scratch_bytes, 0, CHAIN_MAX * sizeof(double));
+  for (int w = 0; w < workers; w++) memset(chain_worker(R, w), 0, sizeof(ChainWorker));
   double t0 = R->timed ? clock_seconds() : 0;
   pool_for(kc->pool, c->slices, 1, chain_slices, R);
-  if (R->failed) {
-    ex->err_node = c->first + R->failed - 1;
-    snprintf(kc->err, sizeof kc->err, "%s %%%d: %.400s",
-             ir_op_info[ex->f->nodes[ex->err_node].op].name, (int)ex->err_node, R->err);
+  for (int w = 0; w < workers; w++) {
+    const ChainWorker *cw = chain_worker(R, w);
+    if (!cw->failed) continue;
+    ex->err_node = c->first + cw->failed - 1;
+    snprintf(kc->err, sizeof kc->err, "%s %%%d: %s",
+             ir_op_info[ex->f->nodes[ex->err_node].op].name, (int)ex->err_node, cw->err);
     return -1;
   }
   if (R->timed) {
     /* the chain's time shared among its nodes as the workers spent it */
-    double wall = clock_seconds() - t0, sum = 0;
+    double wall = clock_seconds() - t0, sum = 0, sj[CHAIN_MAX] = {0};
     for (int w = 0; w < workers; w++)
-      for (int j = 0; j < len; j++) sum += ((double *)(R->scratch + (size_t)w * R->block + p->scratch_bytes))[j];
-    for (int j = 0; j < len; j++) {
-      double sj = 0;
-      for (int w = 0; w < workers; w++)
-        sj += ((double *)(R->scratch + (size_t)w * R->block + p->scratch_bytes))[j];
-      kc->node_s[c->first + j] += sum > 0 ? wall * sj / sum : wall / len;
-    }
+      for (int j = 0; j < len; j++) sj[j] += chain_worker(R, w)->secs[j];
+    for (int j = 0; j < len; j++) sum += sj[j];
+    for (int j = 0; j < len; j++) kc->node_s[c->first + j] += sum > 0 ? wall * sj[j] / sum : wall / len;
   }
   if (kc->node_done)
     for (int32_t i = c->first; i <= c->last; i++) kc->node_done(kc->node_ud, i);

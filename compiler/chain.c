@@ -96,8 +96,12 @@ static bool sliceable(const IrFunc *f, int32_t i, int r, const IrType *d) {
     const IrType *t = &f->nodes[n->in[k]].type;
     if (n->op == OP_MATMUL) {
       if (k > 1 || t->rank != n->type.rank || !same_lead(t, d, r)) return false;
-    } else if (!same_lead(t, d, r) && !(bcast && same_for_items(t, n->type.rank, r))) {
-      return false;
+    } else if (!same_lead(t, d, r)) {
+      /* read whole by every slice: a broadcast operand smaller than the
+       * result (a fused node reads one of the result's size flat, which
+       * an operand of another shape would not be per item) */
+      if (!bcast || ir_numel(t) == ir_numel(&n->type) || !same_for_items(t, n->type.rank, r))
+        return false;
     }
   }
   return true;

@@ -114,6 +114,25 @@ Test(chain, what_stays_out) {
   pl = plan_memory(&A, h);
   cr_assert_eq(pl->nchains, 1);
   cr_assert(chain_of(pl, s) && chain_of(pl, o));
+
+  /* a fused node reads an operand of its result's size flat: one of
+   * another shape is not per item (here [6, 64] against [2, 3, 8, 8]) */
+  IrFunc *fl = ir_func_new(&A, "flat", 2);
+  IrBuilder G = tu_builder(fl);
+  q = tu_input(&G, "q", 0, "f32[2, 3, 8, 4]");
+  int32_t other = tu_input(&G, "o", 1, "f32[6, 64]");
+  s = mm(&G, q, q, false, true);
+  IrMicro *m = arena_alloc(&A, sizeof *m);
+  *m = (IrMicro){.op = OP_ADD, .nin = 2, .in = {IR_FUSED_EXT(0), IR_FUSED_EXT(1)},
+                 .type = fl->nodes[s].type};
+  IrFused *fz = arena_alloc(&A, sizeof *fz);
+  *fz = (IrFused){.n = 1, .rowop = -1, .ops = m};
+  int32_t fa = ir_append(fl, &(IrNode){.op = OP_FUSED, .nin = 2, .in = {s, other},
+                                      .type = fl->nodes[s].type, .fused = fz});
+  o = mm(&G, fa, q, false, false);
+  ir_add_output(fl, "o", o, OUT_OUTPUT, 0);
+  pl = plan_memory(&A, fl);
+  cr_assert(!chain_of(pl, fa), "the fused node is not per item");
 }
 
 /* ---- an attention step's gradients, with and without chains ---- */

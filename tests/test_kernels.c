@@ -1260,7 +1260,8 @@ Test(exec, runs_a_plan_with_every_storage_kind) {
   uint8_t kind[6] = {STORE_PARAM, STORE_INPUT, STORE_CONST, STORE_ARENA, STORE_VIEW, STORE_ARENA};
   int64_t off[6] = {0, 0, 0, 64, 3 /* s */, 128};
   int32_t last[6] = {6, 6, 6, 6, 6, 6};
-  MemPlan plan = {kind, off, last, 128 + 24, 4};
+  MemPlan plan = {.kind = kind, .offset = off, .last_use = last,
+                  .arena_bytes = 128 + 24, .const_bytes = 4};
   float params[8] = {9, 9, 1, 2, 3, 9, 9, 9};
   int64_t poff[2] = {0, 2};
   Exec *ex = exec_new(ra_alloc_default(), f, &plan, params, poff, 1);
@@ -1297,7 +1298,8 @@ Test(exec, reports_the_failing_node) {
   uint8_t kind[3] = {STORE_PARAM, STORE_INPUT, STORE_ARENA};
   int64_t off[3] = {0, 0, 0};
   int32_t last[3] = {3, 3, 3};
-  MemPlan plan = {kind, off, last, 24, 0};
+  MemPlan plan = {.kind = kind, .offset = off, .last_use = last,
+                  .arena_bytes = 24, .const_bytes = 0};
   float params[20] = {0};
   int64_t poff[1] = {0};
   Exec *ex = exec_new(ra_alloc_default(), f, &plan, params, poff, 1);
@@ -1333,7 +1335,8 @@ Test(exec, out_of_memory_is_clean) {
   uint8_t kind[1] = {STORE_CONST};
   int64_t off[1] = {0};
   int32_t last[1] = {1};
-  MemPlan plan = {kind, off, last, 0, 16};
+  MemPlan plan = {.kind = kind, .offset = off, .last_use = last,
+                  .arena_bytes = 0, .const_bytes = 16};
   for (int budget = 0; budget < 4; budget++) {
     int left = budget;
     RaAlloc a = {failing_alloc, &left};

@@ -10,6 +10,8 @@ shift || true
 only=""
 if [ "${1:-}" = "--only" ]; then shift; only=" $* "; skip=""; else skip=" $* "; fi
 cd "$(dirname "$0")/.." || exit 1
+# under ASan: Criterion's own leaks are not ours (tests/lsan.supp)
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$PWD/tests/lsan.supp"
 serial=" test_examples test_determinism test_sweep test_mpi "
 pass=0; fail=0; failed=()
 for t in "$B"/tests/test_*; do

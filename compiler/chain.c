@@ -229,7 +229,7 @@ static int finish(Arena *a, const IrFunc *f, Chain *c) {
   }
   c->slice = s;
   c->ext = ext;
-  c->next = ne;
+  c->nouter = ne;
   return 0;
 }
 

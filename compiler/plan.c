@@ -56,7 +56,7 @@ static void chain_scratch(const IrFunc *f, MemPlan *p, Chain *c) {
   if (off > p->scratch_bytes) p->scratch_bytes = off;
 }
 
-static MemPlan *plan(Arena *arena, const IrFunc *f, bool chains) {
+MemPlan *plan_memory_chains(Arena *arena, const IrFunc *f, bool chains) {
   int n = f->n, cnt = n > 0 ? n : 1;
   MemPlan *p = arena_alloc(arena, sizeof *p);
   if (!p) return NULL;
@@ -150,11 +150,7 @@ static MemPlan *plan(Arena *arena, const IrFunc *f, bool chains) {
   return p;
 }
 
-MemPlan *plan_memory_chains(Arena *arena, const IrFunc *f, bool chains) {
-  return plan(arena, f, chains);
-}
-
-MemPlan *plan_memory(Arena *arena, const IrFunc *f) { return plan(arena, f, true); }
+MemPlan *plan_memory(Arena *arena, const IrFunc *f) { return plan_memory_chains(arena, f, true); }
 
 /* ---- text form ---- */
 
@@ -204,7 +200,9 @@ char *plan_print(Arena *arena, const IrFunc *f, const MemPlan *p) {
   for (int c = 0; c < p->nchains; c++) {
     const Chain *ch = &p->chains[c];
     ir_type_str(&f->nodes[ch->first].type, tb, sizeof tb);
-    sbuf_printf(&o, "chain %%%d..%%%d over %d dims of %s: %lld items, %lld per slice, scratch %zu bytes\n",
+    sbuf_printf(&o,
+                "chain %%%d..%%%d over %d dims of %s: %lld items, %lld per slice, "
+                "scratch %zu bytes\n",
                 (int)ch->first, (int)ch->last, ch->lead, tb, (long long)ch->items,
                 (long long)ch->per, ch->scratch);
   }

@@ -297,13 +297,13 @@ typedef struct Chain {
   int lead;                   /* its values' leading dims that are sliced */
   int64_t items;              /* their product */
   int64_t per, slices;        /* items per slice (dividing dim lead - 1); items / per */
-  /* the nodes cut to one slice: leaves 0..next-1 stand for the operands
+  /* the nodes cut to one slice: leaves 0..nouter-1 stand for the operands
    * from outside the chain (ext[k], sliced when ext_sliced[k], else whole),
    * then the chain's nodes in order */
   const IrFunc *slice;
   const int32_t *ext;
   const uint8_t *ext_sliced;
-  int next;
+  int nouter;
   size_t scratch;             /* bytes of one slice of its STORE_SCRATCH values */
 } Chain;
 /* The chains of f, in node order, in *out; their count, or -1 when out of

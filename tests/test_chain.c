@@ -67,11 +67,11 @@ Test(chain, attention_is_one_chain) {
   cr_assert_eq(c->scratch, 3 * 8 * 8 * 4 + 3 * 8 * 4 * 4);
   cr_assert_eq(pl->scratch_bytes, c->scratch);
   /* the slice function: operands q, k, v, b as leaves, the bias whole */
-  cr_assert_eq(c->next, 4);
+  cr_assert_eq(c->nouter, 4);
   cr_assert_eq(c->slice->n, 8);
-  cr_assert_eq(c->slice->nodes[c->next].type.dim[0], 1);
-  cr_assert_eq(c->slice->nodes[c->next].type.dim[1], 3);
-  for (int e = 0; e < c->next; e++)
+  cr_assert_eq(c->slice->nodes[c->nouter].type.dim[0], 1);
+  cr_assert_eq(c->slice->nodes[c->nouter].type.dim[1], 3);
+  for (int e = 0; e < c->nouter; e++)
     cr_assert_eq(c->ext_sliced[e], c->ext[e] != bias, "operand %d", e);
   /* without chains: none, and no scratch */
   MemPlan *flat = plan_memory_chains(&A, f, false);

@@ -186,18 +186,24 @@ Test(jit, broadcasting_bit_for_bit) {
 
 /* ---- rows ---- */
 
-static void check_rows(Jit *j, IrOp op, int64_t rows, int64_t L, bool masked, int threads) {
+/* rows of L, or with causal (softmax rows over pass_causal's prefixes)
+ * rows matrices of [L, L] */
+static void check_rows(Jit *j, IrOp op, int64_t rows, int64_t L, bool masked, bool causal,
+                       int threads) {
   Arena ar;
   arena_init(&ar, ra_alloc_default());
   IrFunc *f = ir_func_new(&ar, "t", 1);
   IrBuilder b = tu_builder(f);
   char ts[64];
-  snprintf(ts, sizeof ts, "f32[%lld, %lld]", (long long)rows, (long long)L);
+  if (causal)
+    snprintf(ts, sizeof ts, "f32[%lld, %lld, %lld]", (long long)rows, (long long)L, (long long)L);
+  else
+    snprintf(ts, sizeof ts, "f32[%lld, %lld]", (long long)rows, (long long)L);
   IrType T = tu_type(ts);
   int two = op == OP_SOFTMAX_GRAD || op == OP_LAYERNORM_GRAD;
   int32_t x = tu_input(&b, "x", 0, ts);
   int32_t d = two ? tu_input(&b, "d", 1, ts) : -1;
-  IrNode n = {.op = op, .nin = (uint8_t)(two ? 2 : 1), .in = {x, d}};
+  IrNode n = {.op = op, .nin = (uint8_t)(two ? 2 : 1), .in = {x, d}, .attr.i = {causal}};
   n.attr.f[0] = 1e-5;
   int32_t v = ir_op(&b, n);
   ir_add_output(f, "out", v, OUT_OUTPUT, 0);
@@ -213,7 +219,8 @@ static void check_rows(Jit *j, IrOp op, int64_t rows, int64_t L, bool masked, in
       for (int64_t c = 0; c < L; c++)
         if (c > r % L || r % 5 == 4) in[0][r * L + c] = -INFINITY; /* causal, and whole rows */
   char what[128];
-  snprintf(what, sizeof what, "%s %s%s", ir_op_info[op].name, ts, masked ? " masked" : "");
+  snprintf(what, sizeof what, "%s%s %s%s", ir_op_info[op].name, causal ? " [causal]" : "", ts,
+           masked ? " masked" : "");
   run_both(j, f, in, two ? 2 : 1, v, threads, what);
   free(in[0]);
   free(in[1]);
@@ -226,10 +233,10 @@ Test(jit, softmax_and_layernorm_rows_bit_for_bit) {
   static const IrOp ops[] = {OP_SOFTMAX, OP_SOFTMAX_GRAD, OP_LAYERNORM, OP_LAYERNORM_GRAD};
   for (size_t o = 0; o < 4; o++)
     for (size_t l = 0; l < sizeof lens / sizeof *lens; l++)
-      check_rows(j, ops[o], 7, lens[l], false, 1);
-  check_rows(j, OP_SOFTMAX, 40, 12, true, 1);
-  check_rows(j, OP_SOFTMAX, 2048, 64, true, 3);
-  check_rows(j, OP_LAYERNORM_GRAD, 2048, 128, false, 2);
+      check_rows(j, ops[o], 7, lens[l], false, false, 1);
+  check_rows(j, OP_SOFTMAX, 40, 12, true, false, 1);
+  check_rows(j, OP_SOFTMAX, 2048, 64, true, false, 3);
+  check_rows(j, OP_LAYERNORM_GRAD, 2048, 128, false, false, 2);
   exec_jit_free(j);
 }
 
@@ -288,7 +295,8 @@ static void check_fused(Jit *j, const IrMicro *ops, int nm, int ro, int nin, uns
 Test(jit, fused_rows_bit_for_bit) {
   Jit *j = jit_or_skip();
   /* bench/charlm.ra's and medium's programs */
-  IrMicro scale_softmax[] = {MICRO(OP_SCALE, 1, X(0), 0, 0.25, 0), MICRO(OP_SOFTMAX, 1, 0, 0, 0, 0)};
+  IrMicro scale_softmax[] = {MICRO(OP_SCALE, 1, X(0), 0, 0.25, 0),
+                             MICRO(OP_SOFTMAX, 1, 0, 0, 0, 0)};
   IrMicro causal_softmax[] = {MICRO(OP_SCALE, 1, X(0), 0, 0.25, 0),
                               MICRO(OP_CAUSAL_MASK, 1, 0, 0, -INFINITY, 0),
                               MICRO(OP_SOFTMAX, 1, 1, 0, 0, 1)};
@@ -297,7 +305,8 @@ Test(jit, fused_rows_bit_for_bit) {
   IrMicro norm_grad[] = {MICRO(OP_MUL, 2, X(0), X(1), 0, 0),
                          MICRO(OP_LAYERNORM_GRAD, 2, X(2), 0, 1e-5, 0),
                          MICRO(OP_ADD, 2, X(3), 1, 0, 0)};
-  IrMicro norm_affine[] = {MICRO(OP_LAYERNORM, 1, X(0), 0, 1e-5, 0), MICRO(OP_MUL, 2, 0, X(1), 0, 0),
+  IrMicro norm_affine[] = {MICRO(OP_LAYERNORM, 1, X(0), 0, 1e-5, 0),
+                           MICRO(OP_MUL, 2, 0, X(1), 0, 0),
                            MICRO(OP_ADD, 2, 1, X(2), 0, 0), MICRO(OP_GELU, 1, 2, 0, 0, 0)};
   IrMicro grad_of_sum[] = {MICRO(OP_ADD, 2, X(0), X(1), 0, 0),
                            MICRO(OP_SOFTMAX_GRAD, 2, 0, X(2), 0, 0),
@@ -318,38 +327,11 @@ Test(jit, fused_rows_bit_for_bit) {
 }
 
 /* causal softmax rows (pass_causal's prefixes) compile as plain nodes too */
-static void check_causal_rows(Jit *j, IrOp op, int64_t L) {
-  Arena ar;
-  arena_init(&ar, ra_alloc_default());
-  IrFunc *f = ir_func_new(&ar, "t", 1);
-  IrBuilder b = tu_builder(f);
-  char ts[64];
-  snprintf(ts, sizeof ts, "f32[5, %lld, %lld]", (long long)L, (long long)L);
-  IrType T = tu_type(ts);
-  int two = op == OP_SOFTMAX_GRAD;
-  int32_t x = tu_input(&b, "x", 0, ts), d = two ? tu_input(&b, "d", 1, ts) : -1;
-  int32_t v = ir_op(&b, (IrNode){.op = op, .nin = (uint8_t)(1 + two), .in = {x, d}, .attr.i = {1}});
-  ir_add_output(f, "out", v, OUT_OUTPUT, 0);
-  int64_t N = ir_numel(&T);
-  float *in[2] = {malloc((size_t)N * 4), malloc((size_t)N * 4)};
-  rng_state = 5 + (uint64_t)L;
-  for (int64_t i = 0; i < N; i++) {
-    in[0][i] = (urand() * 2 - 1) * 4;
-    in[1][i] = urand() * 2 - 1;
-  }
-  char what[128];
-  snprintf(what, sizeof what, "%s [causal] %s", ir_op_info[op].name, ts);
-  run_both(j, f, in, 1 + two, v, 1, what);
-  free(in[0]);
-  free(in[1]);
-  arena_free(&ar);
-}
-
 Test(jit, causal_rows_bit_for_bit) {
   Jit *j = jit_or_skip();
   for (int64_t L = 1; L <= 40; L += 13) {
-    check_causal_rows(j, OP_SOFTMAX, L);
-    check_causal_rows(j, OP_SOFTMAX_GRAD, L);
+    check_rows(j, OP_SOFTMAX, 5, L, false, true, 1);
+    check_rows(j, OP_SOFTMAX_GRAD, 5, L, false, true, 1);
   }
   exec_jit_free(j);
 }

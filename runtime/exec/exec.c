@@ -201,7 +201,7 @@ static void chain_slices(void *arg, int64_t lo, int64_t hi, int worker) {
   int len = c->last - c->first + 1;
   for (int64_t s = lo; s < hi; s++)
     for (int j = 0; j < len; j++) {
-      int32_t q = c->next + j;
+      int32_t q = c->nouter + j;
       const IrNode *n = &sf->nodes[q];
       void *in[IR_MAX_IN];
       for (int k = 0; k < n->nin; k++) {
@@ -235,9 +235,9 @@ static int run_chain(Exec *ex, KernelCtx *kc, const Chain *c) {
                             .timed = kc->node_s != NULL};
   R->scratch = (char *)(((uintptr_t)raw + EXEC_ALIGN - 1) & ~(uintptr_t)(EXEC_ALIGN - 1));
   int len = c->last - c->first + 1;
-  for (int q = 0; q < c->next + len; q++) {
-    int32_t v = q < c->next ? c->ext[q] : c->first + (q - c->next);
-    bool whole = q < c->next && !c->ext_sliced[q];
+  for (int q = 0; q < c->nouter + len; q++) {
+    int32_t v = q < c->nouter ? c->ext[q] : c->first + (q - c->nouter);
+    bool whole = q < c->nouter && !c->ext_sliced[q];
     ChainVal *cv = &R->val[q];
     if (p->kind[v] == STORE_SCRATCH) {
       cv->scratch = true;

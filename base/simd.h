@@ -17,4 +17,12 @@
 #define K_CLONES
 #endif
 
+/* Inlined into every loop that calls it, the clones' too (a call out of a
+ * clone would run the baseline code, fmaf a library call). */
+#if defined(__GNUC__)
+#define K_INLINE static inline __attribute__((always_inline))
+#else
+#define K_INLINE static inline
+#endif
+
 #endif

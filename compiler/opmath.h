@@ -26,13 +26,9 @@
 #include <math.h>
 #include <stdint.h>
 
-/* Inlined into every loop, multi-versioned ones too (base/simd.h: a call
- * out of a clone would run the baseline code, fmaf a library call). */
-#if defined(__GNUC__)
-#define KM_INLINE static inline __attribute__((always_inline))
-#else
-#define KM_INLINE static inline
-#endif
+#include "../base/simd.h"
+
+#define KM_INLINE K_INLINE
 
 /* e^x: Cody-Waite reduction by ln 2 and a degree-6 polynomial on
  * [-ln2/2, ln2/2] fitted to e^f (relative error 1.9e-9; tools/fit_cdf.py

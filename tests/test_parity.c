@@ -267,12 +267,12 @@ static int rig_particles(Rig *r) {
       float *g = calloc((size_t)(M * D), sizeof(float));
       float *work = calloc((size_t)particles_work_floats(M, D) + 1, sizeof(float));
       cr_assert(theta && g && work);
-      particles_gather(hg, m->params, s, r->w, theta);
-      particles_gather(hg, m->params, s, r->g, g);
+      particles_gather(hg, m->params, s, r->w, theta, NULL);
+      particles_gather(hg, m->params, s, r->g, g, NULL);
       ParticleStats st;
       int rc = particles_update_noise(&hg->rep, M, D, theta, g, work, NULL, &st, NULL);
       cr_assert_eq(rc, 0, "particles_update_noise failed on set %d of %s", s, hg->path);
-      particles_scatter(hg, m->params, s, g, r->g);
+      particles_scatter(hg, m->params, s, g, r->g, NULL);
       free(theta);
       free(g);
       free(work);

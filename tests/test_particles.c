@@ -363,6 +363,52 @@ Test(particles, same_bits_on_a_pool) {
   }
 }
 
+/* Every coordinate's direction is the formula in double, bit for bit:
+ * the sums over j in index order, then G = (kg - alpha r / h^2) / M
+ * (+ beta g_i - noise xi_i for spos), times s.  5 particles (a group of
+ * four and one alone) of 1003 coordinates (vectors of eight and a tail of
+ * three), on 1 and 3 threads. */
+Test(particles, direction_by_formula) {
+  enum { M = 5, D = 1003 };
+  static float theta[M * D], g0[M * D], xi[M * D], got[M * D];
+  static float work[2 * M * M + 2 * M * D];
+  for (int k = 0; k < M * D; k++) {
+    theta[k] = rng_normal(4, 1, (uint64_t)k);
+    g0[k] = rng_normal(4, 2, (uint64_t)k);
+    xi[k] = rng_normal(4, 3, (uint64_t)k);
+  }
+  for (int kind = 0; kind < 2; kind++)
+    for (int t = 1; t <= 3; t += 2) {
+      Repulsion rep = rep_make(kind ? REP_SPOS : REP_SVGD, 0.7, 0.3, 0.2, 0);
+      Pool *pool = t > 1 ? pool_new(ra_alloc_default(), t) : NULL;
+      memcpy(got, g0, sizeof got);
+      ParticleStats st;
+      cr_assert_eq(particles_update_noise(&rep, M, D, theta, got, work, kind ? xi : NULL, &st,
+                                          pool), 0);
+      const float *K = work + M * M;
+      double noise = kind ? sqrt(2.0 * rep.beta / rep.stepsize) * st.med_abs_g : 0.0;
+      for (int i = 0; i < M; i++)
+        for (int d = 0; d < D; d++) {
+          double kg = 0.0, r = 0.0, ti = (double)theta[i * D + d];
+          for (int j = 0; j < M; j++) {
+            double kij = K[i * M + j];
+            kg += kij * (double)g0[j * D + d];
+            r += kij * (ti - (double)theta[j * D + d]);
+          }
+          double G = (kg - rep.alpha * (r / st.h2)) * (1.0 / M);
+          if (kind) {
+            G += rep.beta * (double)g0[i * D + d];
+            G -= noise * (double)xi[i * D + d];
+          }
+          float want = (float)(rep.stepsize * G);
+          cr_assert(memcmp(&want, &got[i * D + d], sizeof want) == 0,
+                    "kind %d, %d threads: particle %d coordinate %d: %.9g, want %.9g", kind, t, i,
+                    d, got[i * D + d], want);
+        }
+      pool_free(pool);
+    }
+}
+
 /* ---- layout ---- */
 
 /* The attention layer of layout.txt: dim 3, 2 heads of 2; the buffer holds
@@ -414,12 +460,12 @@ static void check_gather(const Layer *L, int set, const Gold *gd, const char *re
   cr_assert_eq(particles_dim(&L->hg, L->params, set), D, "%s: dim", rec);
   float *want = gold_floats(gd, rec, 2 * D);
   float *got = calloc((size_t)(2 * D), sizeof *got);
-  particles_gather(&L->hg, L->params, set, buf, got);
+  particles_gather(&L->hg, L->params, set, buf, got, NULL);
   tu_allclose(got, want, 2 * D, 0, 0, rec);
   /* scatter puts exactly those values back, and touches nothing else */
   float *back = malloc((size_t)nbuf * sizeof *back);
   for (long k = 0; k < nbuf; k++) back[k] = -1;
-  particles_scatter(&L->hg, L->params, set, got, back);
+  particles_scatter(&L->hg, L->params, set, got, back, NULL);
   long placed = 0;
   for (long k = 0; k < nbuf; k++) {
     if (back[k] == -1) continue;
@@ -497,14 +543,62 @@ Test(particles, layout_attnpool) {
   float buf[64], got[64], back[64];
   cr_assert(nbuf <= 64);
   for (long k = 0; k < nbuf; k++) buf[k] = (float)k;
-  particles_gather(&hg, params, 0, buf, got);
+  particles_gather(&hg, params, 0, buf, got, NULL);
   float *want = gold_floats(&gd, "pool", 2 * hidden);
   tu_allclose(got, want, (long)(2 * hidden), 0, 0, "attnpool particles");
   memset(back, 0, sizeof back);
-  particles_scatter(&hg, params, 0, got, back);
+  particles_scatter(&hg, params, 0, got, back, NULL);
   for (long k = 0; k < nbuf; k++) cr_assert_eq(back[k], k < off ? 0.0f : buf[k]);
   free(want);
   gold_free(&gd);
+}
+
+/* A layer big enough for the rows to be shared among workers (dim 96, 3
+ * heads of 8, every matrix chosen, joint): gather puts each head's values
+ * where the layout says, on 1-3 threads, and scatter puts them back. */
+Test(particles, layout_on_a_pool) {
+  enum { DIM = 96, H = 3, HD = 8, IN = H * HD };
+  Layer L;
+  const double off[8] = {0, DIM * IN, DIM * IN + IN, 2 * DIM * IN + IN, 2 * DIM * IN + 2 * IN,
+                         3 * DIM * IN + 2 * IN, 3 * DIM * IN + 3 * IN, 4 * DIM * IN + 3 * IN};
+  layer_make(&L, off, GROUP_JOINT, PART_Q | PART_K | PART_V | PART_O);
+  L.hg.heads = H, L.hg.head_dim = HD, L.hg.dim = DIM;
+  for (int p = 0; p < 8; p += 2) L.params[p].type = p == 6 ? ty2(IN, DIM) : ty2(DIM, IN);
+  for (int p = 1; p < 8; p += 2) L.params[p].type.dim[0] = p == 7 ? DIM : IN;
+  const long nbuf = 4 * DIM * IN + 3 * IN + DIM, D = 4 * DIM * HD;
+  cr_assert_eq(particles_dim(&L.hg, L.params, 0), D);
+  float *buf = malloc((size_t)nbuf * sizeof *buf), *back = malloc((size_t)nbuf * sizeof *back);
+  float *got = malloc((size_t)(H * D) * sizeof *got);
+  for (long k = 0; k < nbuf; k++) buf[k] = (float)k;
+  for (int t = 1; t <= 3; t++) {
+    Pool *pool = t > 1 ? pool_new(ra_alloc_default(), t) : NULL;
+    memset(got, 0, (size_t)(H * D) * sizeof *got);
+    particles_gather(&L.hg, L.params, 0, buf, got, pool);
+    for (int i = 0; i < H; i++)
+      for (int m = 0; m < 4; m++)
+        for (int r = 0; r < DIM; r++)
+          for (int c = 0; c < HD; c++) {
+            /* wq, wk, wv: row r, column i*HD + c; wo: row i*HD + c, column r */
+            long at = m < 3 ? (long)off[2 * m] + r * IN + i * HD + c
+                            : (long)off[6] + (i * HD + c) * DIM + r;
+            long slot = m < 3 ? r * HD + c : c * DIM + r;
+            cr_assert_eq(got[i * D + m * DIM * HD + slot], buf[at],
+                         "%d threads: head %d matrix %d row %d column %d", t, i, m, r, c);
+          }
+    for (long k = 0; k < nbuf; k++) back[k] = -1;
+    particles_scatter(&L.hg, L.params, 0, got, back, pool);
+    long placed = 0;
+    for (long k = 0; k < nbuf; k++)
+      if (back[k] != -1) {
+        cr_assert_eq(back[k], buf[k], "%d threads: scatter wrote %g at %ld", t, back[k], k);
+        placed++;
+      }
+    cr_assert_eq(placed, H * D, "%d threads: scatter placed %ld values", t, placed);
+    pool_free(pool);
+  }
+  free(buf);
+  free(back);
+  free(got);
 }
 
 /* The whole flow over a layer: gather theta and g per set, update, scatter
@@ -514,11 +608,11 @@ static void group_apply(const Layer *L, const float *params, float *grads) {
     int64_t M = L->hg.heads, D = particles_dim(&L->hg, L->params, s);
     float *th = malloc((size_t)(M * D) * sizeof *th), *g = malloc((size_t)(M * D) * sizeof *g);
     float *work = malloc((size_t)particles_work_floats(M, D) * sizeof *work);
-    particles_gather(&L->hg, L->params, s, params, th);
-    particles_gather(&L->hg, L->params, s, grads, g);
+    particles_gather(&L->hg, L->params, s, params, th, NULL);
+    particles_gather(&L->hg, L->params, s, grads, g, NULL);
     cr_assert_eq(particles_update(&L->hg.rep, M, D, th, g, work, 1, RNG_STREAM_SPOS + (uint64_t)s,
                                   0, NULL, NULL), 0);
-    particles_scatter(&L->hg, L->params, s, g, grads);
+    particles_scatter(&L->hg, L->params, s, g, grads, NULL);
     free(th);
     free(g);
     free(work);

@@ -110,52 +110,121 @@ static int rep_valid(const Repulsion *rep) {
   return 1;
 }
 
-/* Particle i's direction, o[d] = s G_id: the sums over j in index order,
- * in double, for DB coordinates at a time, so that the loop over d is
- * contiguous and vectorises (each coordinate's sums are the same
- * additions in the same order as one coordinate after the other). */
-enum { DB = 256 };
-
-K_CLONES static void svgd_row(float *o, const float *ki, const float *theta, const float *g,
-                              int64_t M, int64_t D, int64_t i, double h2, double alpha,
-                              double inv_m, double s, double beta, double noise, const float *xi,
-                              int spos) {
-  const float *ti = theta + i * D, *gi = g + i * D;
-  for (int64_t d0 = 0; d0 < D; d0 += DB) {
-    int64_t nd = D - d0 < DB ? D - d0 : DB;
-    double kg[DB], r[DB];
-    for (int64_t d = 0; d < nd; d++) kg[d] = 0.0, r[d] = 0.0;
-    for (int64_t j = 0; j < M; j++) {
-      double kij = ki[j];
-      const float *gj = g + j * D + d0, *tj = theta + j * D + d0;
-#pragma omp simd
-      for (int64_t d = 0; d < nd; d++) {
-        kg[d] += kij * (double)gj[d];
-        r[d] += kij * ((double)ti[d0 + d] - (double)tj[d]);
-      }
-    }
-#pragma omp simd
-    for (int64_t d = 0; d < nd; d++) {
-      double G = (kg[d] - alpha * (r[d] / h2)) * inv_m;
-      if (spos) {
-        G += beta * (double)gi[d0 + d];
-        if (xi) G -= noise * (double)xi[d0 + d];
-      }
-      o[d0 + d] = (float)(s * G);
-    }
-  }
-}
-
-/* The update's loops on the pool: each pair's distance and each
- * particle's direction is computed whole by one worker, so the bits do not
- * depend on the thread count. */
+/* The update's loops on the pool: each pair's distance is computed whole
+ * by one worker, and each block of DB coordinates of every particle's
+ * direction too, so the bits do not depend on the thread count. */
 typedef struct PartArg {
   int64_t M, D;
-  const float *theta, *g, *xi;
-  float *dist, *kern, *out;
+  const float *theta, *xi;
+  float *g, *dist, *kern, *out;
   double h2, alpha, inv_m, s, beta, noise;
   int spos;
 } PartArg;
+
+/* Particle i's direction at coordinate d from the sums kg = sum_j K_ij
+ * g_jd and r = sum_j K_ij (theta_id - theta_jd). */
+K_INLINE float direction(const PartArg *P, int64_t i, int64_t d, double kg, double r) {
+  double G = (kg - P->alpha * (r / P->h2)) * P->inv_m;
+  if (P->spos) {
+    G += P->beta * (double)P->g[i * P->D + d];
+    if (P->xi) G -= P->noise * (double)P->xi[i * P->D + d];
+  }
+  return (float)(P->s * G);
+}
+
+/* One coordinate of one particle: the sums over j in index order, in
+ * double. */
+static void svgd_one(const PartArg *P, int64_t i, int64_t d) {
+  const int64_t M = P->M, D = P->D;
+  double kg = 0.0, r = 0.0, ti = (double)P->theta[i * D + d];
+  for (int64_t j = 0; j < M; j++) {
+    double kij = P->kern[i * M + j];
+    kg += kij * (double)P->g[j * D + d];
+    r += kij * (ti - (double)P->theta[j * D + d]);
+  }
+  P->out[i * D + d] = direction(P, i, d, kg, r);
+}
+
+/* The same sums for eight coordinates [d, d + 8) of four particles i0 ..
+ * i0 + 3 (rows past M - 1 repeat the last and are not stored), in vectors
+ * of doubles: each coordinate's additions are svgd_one's, in its order,
+ * and the four particles share each load and conversion of theta_j and
+ * g_j.  (Macros, not functions: a 64-byte vector argument changes the
+ * ABI between the clones.) */
+typedef double PD8 __attribute__((vector_size(64)));
+typedef float PF8 __attribute__((vector_size(32)));
+#define LOAD_PD8(v, x)                 \
+  do {                                 \
+    PF8 f_;                            \
+    memcpy(&f_, (x), sizeof f_);       \
+    (v) = __builtin_convertvector(f_, PD8); \
+  } while (0)
+enum { IG = 4 };
+
+K_INLINE void svgd_eight(const PartArg *P, int64_t i0, int64_t d) {
+  const int64_t M = P->M, D = P->D;
+  PD8 ti[IG], kg[IG], r[IG];
+  const float *kq[IG];
+#pragma GCC unroll 4
+  for (int q = 0; q < IG; q++) {
+    int64_t i = i0 + q < M ? i0 + q : M - 1;
+    kq[q] = P->kern + i * M;
+    LOAD_PD8(ti[q], P->theta + i * D + d);
+    kg[q] = (PD8){0};
+    r[q] = (PD8){0};
+  }
+  for (int64_t j = 0; j < M; j++) {
+    PD8 gj, tj;
+    LOAD_PD8(gj, P->g + j * D + d);
+    LOAD_PD8(tj, P->theta + j * D + d);
+#pragma GCC unroll 4
+    for (int q = 0; q < IG; q++) {
+      double kij = kq[q][j];
+      kg[q] += kij * gj;
+      r[q] += kij * (ti[q] - tj);
+    }
+  }
+  /* direction(), lane by lane */
+  for (int q = 0; q < IG && i0 + q < M; q++) {
+    int64_t o = (i0 + q) * D + d;
+    PD8 G = (kg[q] - P->alpha * (r[q] / P->h2)) * P->inv_m;
+    if (P->spos) {
+      PD8 gi;
+      LOAD_PD8(gi, P->g + o);
+      G += P->beta * gi;
+      if (P->xi) {
+        PD8 xi;
+        LOAD_PD8(xi, P->xi + o);
+        G -= P->noise * xi;
+      }
+    }
+    PF8 out = __builtin_convertvector(P->s * G, PF8);
+    memcpy(P->out + o, &out, sizeof out);
+  }
+}
+
+/* Every particle's direction for coordinates [d0, d1), in out. */
+K_CLONES static void svgd_block(const PartArg *P, int64_t d0, int64_t d1) {
+  int64_t d8 = d0 + (d1 - d0) / 8 * 8;
+  for (int64_t i0 = 0; i0 < P->M; i0 += IG)
+    for (int64_t d = d0; d < d8; d += 8) svgd_eight(P, i0, d);
+  for (int64_t i = 0; i < P->M; i++)
+    for (int64_t d = d8; d < d1; d++) svgd_one(P, i, d);
+}
+
+enum { DB = 256 };
+
+/* Blocks [lo, hi) of DB coordinates: every particle's direction there, in
+ * out, then copied over g (only this block's worker reads g's block). */
+static void direction_blocks(void *arg, int64_t lo, int64_t hi, int worker) {
+  const PartArg *P = arg;
+  for (int64_t b = lo; b < hi; b++) {
+    int64_t d0 = b * DB, d1 = d0 + DB < P->D ? d0 + DB : P->D;
+    svgd_block(P, d0, d1);
+    for (int64_t i = 0; i < P->M; i++)
+      memcpy(P->g + i * P->D + d0, P->out + i * P->D + d0, (size_t)(d1 - d0) * sizeof *P->g);
+  }
+}
 
 /* |a - b|^2 over D coordinates in double: eight interleaved partial sums
  * (coordinate d in lane d % 8, so the loop vectorises), combined
@@ -187,14 +256,6 @@ static void dist_pairs(void *arg, int64_t lo, int64_t hi, int worker) {
     float s = (float)sq_dist(P->theta + i * D, P->theta + j * D, D);
     P->dist[i * M + j] = P->dist[j * M + i] = s;
   }
-}
-
-static void direction_rows(void *arg, int64_t lo, int64_t hi, int worker) {
-  const PartArg *P = arg;
-  for (int64_t i = lo; i < hi; i++)
-    svgd_row(P->out + i * P->D, P->kern + i * P->M, P->theta, P->g, P->M, P->D, i, P->h2,
-             P->alpha, P->inv_m, P->s, P->beta, P->noise, P->xi ? P->xi + i * P->D : NULL,
-             P->spos);
 }
 
 typedef struct NoiseArg {
@@ -257,8 +318,7 @@ int particles_update_noise(const Repulsion *rep, int64_t M, int64_t D, const flo
   const double noise = spos ? sqrt(2.0 * beta / s) * med_g : 0.0;
   P.h2 = h2, P.alpha = alpha, P.inv_m = inv_m, P.s = s, P.beta = beta, P.noise = noise;
   P.xi = xi, P.spos = spos;
-  pool_for(pool, M, 1, direction_rows, &P);
-  memcpy(g, out, (size_t)MD * sizeof *g);
+  pool_for(pool, (D + DB - 1) / DB, 1, direction_blocks, &P);
 
   if (stats) {
     stats->h2 = h2;
@@ -349,31 +409,49 @@ typedef struct Xfer {
   float *part_out;
 } Xfer;
 
+/* n floats; the 64-byte copies are inlined (heads of 16, 32, 64), where a
+ * call per row of a head cost more than the copy. */
 static inline void xcopy(float *dst, const float *src, int64_t n) {
-  memcpy(dst, src, (size_t)n * sizeof *dst);
+  int64_t e = 0;
+  for (; e + 16 <= n; e += 16) memcpy(dst + e, src + e, 64);
+  if (e < n) memcpy(dst + e, src + e, (size_t)(n - e) * sizeof *dst);
 }
 
-static void slice_copy(const HeadGroup *g, const ParamInfo *p, int letter, int64_t head,
-                       const Xfer *x, int64_t part_off) {
-  int64_t rows, cols, hd = g->head_dim;
+/* Every head's slice of one matrix: its parameter offset w0 and row
+ * length cols, hd (head_dim), the slice's offset part_off in a particle of
+ * D floats; units are heads (wo, by_head) or rows (wq, wk, wv). */
+typedef struct Slices {
+  const Xfer *x;
+  int64_t w0, cols, hd, heads, part_off, D;
+  bool by_head;
+} Slices;
+
+/* Units [lo, hi): wo [H*hd, cols] holds head i in rows [i*hd, (i+1)*hd),
+ * contiguous; wq/wk/wv [rows, H*hd] hold it in columns [i*hd, (i+1)*hd)
+ * of every row, each row's heads copied in turn. */
+static void slice_units(void *arg, int64_t lo, int64_t hi, int worker) {
+  const Slices *S = arg;
+  const Xfer *x = S->x;
+  int64_t hd = S->hd, cols = S->cols;
+  for (int64_t u = lo; u < hi; u++) {
+    int64_t nrow = S->by_head ? 1 : S->heads, n = S->by_head ? hd * cols : hd;
+    for (int64_t i = 0; i < nrow; i++) {
+      int64_t w = S->by_head ? S->w0 + u * hd * cols : S->w0 + u * cols + i * hd;
+      int64_t o = S->by_head ? u * S->D + S->part_off : i * S->D + S->part_off + u * hd;
+      if (x->part_out)
+        xcopy(x->part_out + o, x->buf_in + w, n);
+      else
+        xcopy(x->buf_out + w, x->part_in + o, n);
+    }
+  }
+}
+
+static void slice_copy(const HeadGroup *g, const ParamInfo *p, int letter, const Xfer *x,
+                       int64_t part_off, int64_t D, Pool *pool) {
+  int64_t rows, cols;
   mat_shape(g, p, letter, &rows, &cols);
-  if (letter == MAT_O) {
-    /* wo [H*hd, cols]: rows [head*hd, (head+1)*hd), contiguous */
-    int64_t w = p->offset + head * hd * cols;
-    if (x->part_out)
-      xcopy(x->part_out + part_off, x->buf_in + w, hd * cols);
-    else
-      xcopy(x->buf_out + w, x->part_in + part_off, hd * cols);
-    return;
-  }
-  /* wq/wk/wv [rows, H*hd]: columns [head*hd, (head+1)*hd) of every row */
-  for (int64_t r = 0; r < rows; r++) {
-    int64_t w = p->offset + r * cols + head * hd;
-    if (x->part_out)
-      xcopy(x->part_out + part_off + r * hd, x->buf_in + w, hd);
-    else
-      xcopy(x->buf_out + w, x->part_in + part_off + r * hd, hd);
-  }
+  Slices S = {x, p->offset, cols, g->head_dim, g->heads, part_off, D, letter == MAT_O};
+  pool_for(pool, S.by_head ? g->heads : rows, 16, slice_units, &S);
 }
 
 /* The matrices of set `set`: fills letter/index, returns their count (0 for
@@ -401,7 +479,8 @@ int64_t particles_dim(const HeadGroup *g, const ParamInfo *params, int set) {
   return d;
 }
 
-static void move(const HeadGroup *g, const ParamInfo *params, int set, const Xfer *x) {
+static void move(const HeadGroup *g, const ParamInfo *params, int set, const Xfer *x,
+                 Pool *pool) {
   const int64_t H = g->heads;
   if (g->attnpool) {
     /* w2 [hidden, H]: particle i is column i */
@@ -422,26 +501,24 @@ static void move(const HeadGroup *g, const ParamInfo *params, int set, const Xfe
   int32_t index[4];
   int n = set_mats(g, set, letter, index);
   const int64_t D = particles_dim(g, params, set);
-  for (int64_t i = 0; i < H; i++) {
-    int64_t off = i * D;
-    for (int m = 0; m < n; m++) {
-      const ParamInfo *p = &params[index[m]];
-      slice_copy(g, p, letter[m], i, x, off);
-      off += slice_size(g, p, letter[m]);
-    }
+  int64_t off = 0;
+  for (int m = 0; m < n; m++) {
+    const ParamInfo *p = &params[index[m]];
+    slice_copy(g, p, letter[m], x, off, D, pool);
+    off += slice_size(g, p, letter[m]);
   }
 }
 
 void particles_gather(const HeadGroup *g, const ParamInfo *params, int set,
-                      const float *buf, float *out) {
+                      const float *buf, float *out, Pool *pool) {
   if (!g || !params || !buf || !out || set < 0 || set >= particles_nsets(g)) return;
   Xfer x = {buf, NULL, NULL, out};
-  move(g, params, set, &x);
+  move(g, params, set, &x, pool);
 }
 
 void particles_scatter(const HeadGroup *g, const ParamInfo *params, int set,
-                       const float *in, float *buf) {
+                       const float *in, float *buf, Pool *pool) {
   if (!g || !params || !buf || !in || set < 0 || set >= particles_nsets(g)) return;
   Xfer x = {NULL, buf, in, NULL};
-  move(g, params, set, &x);
+  move(g, params, set, &x, pool);
 }

@@ -52,10 +52,11 @@ bool repulsion_applies(const Repulsion *rep, int64_t step, bool *triggered,
 int particles_nsets(const HeadGroup *g);
 int64_t particles_dim(const HeadGroup *g, const ParamInfo *params, int set);
 /* Copies head slices of the set's matrices from buf (params or grads, laid
- * out by ParamInfo.offset) into out [M][D], or back (scatter). */
+ * out by ParamInfo.offset) into out [M][D], or back (scatter), with the
+ * rows shared among pool's workers (NULL: the caller alone). */
 void particles_gather(const HeadGroup *g, const ParamInfo *params, int set,
-                      const float *buf, float *out);
+                      const float *buf, float *out, Pool *pool);
 void particles_scatter(const HeadGroup *g, const ParamInfo *params, int set,
-                       const float *in, float *buf);
+                       const float *in, float *buf, Pool *pool);
 
 #endif

@@ -938,15 +938,15 @@ static int loop_particles(Loop *L, int64_t step, char *err, size_t errlen) {
     }
     for (int s = 0; s < particles_nsets(hg); s++) {
       int64_t D = particles_dim(hg, m->params, s);
-      particles_gather(hg, m->params, s, L->ms->w, L->ptheta);
-      particles_gather(hg, m->params, s, L->g, L->pgrad);
+      particles_gather(hg, m->params, s, L->ms->w, L->ptheta, L->kc.pool);
+      particles_gather(hg, m->params, s, L->g, L->pgrad, L->kc.pool);
       if (particles_update(&rep, hg->heads, D, L->ptheta, L->pgrad, L->pwork, L->seed,
                            RNG_STREAM_SPOS + (uint64_t)gi * 16 + (uint64_t)s, step, NULL, L->kc.pool) != 0)
         return fail(err, errlen, RA_ESPEC,
                     "line %d: the repulsion settings of '%s' cannot be applied (stepsize %g, "
                     "beta %g, bandwidth %g)",
                     hg->span.line, hg->path, rep.stepsize, rep.beta, rep.bandwidth);
-      particles_scatter(hg, m->params, s, L->pgrad, L->g);
+      particles_scatter(hg, m->params, s, L->pgrad, L->g, L->kc.pool);
     }
   }
   return 0;

@@ -393,28 +393,39 @@ typedef struct SumToArg {
   int64_t rows, C, chunks;
 } SumToArg;
 
-/* y[c0, c1) = the column sums of [rows, C], rows added in order; 64
- * columns at a time in four vector registers (each column's additions are
- * the same, in the same order, as one row after the other through y). */
+/* y[c0, c1) = the column sums of [rows, C], rows added in order: SUM_CB
+ * columns at a time in vector registers, over blocks of SUM_RB rows, each
+ * block starting from the sums so far in y (each column's additions are
+ * the same, in the same order, as one row after the other through y).
+ * Measured on one Zen 4 core (bench_kernels, sum_to [2048,512] -> [512]):
+ * 124 us with 64 columns down all rows, 112 so; in medium's step at 2
+ * threads the [2048,1024] bias gradients 1.48 -> 1.06-1.28 ms. */
+enum { SUM_RB = 128, SUM_CB = 128 };
+
 K_CLONES static void sum_cols(float *y, const float *x, int64_t rows, int64_t C, int64_t c0,
                               int64_t c1) {
-  int64_t c = c0;
-  for (; c + 64 <= c1; c += 64) {
-    KV16 s[4];
-    K_LOAD16(s, x + c);
-    for (int64_t r = 1; r < rows; r++) {
-      KV16 v[4];
-      K_LOAD16(v, x + r * C + c);
-      for (int q = 0; q < 4; q++) s[q] += v[q];
+  int64_t c64 = c0 + (c1 - c0) / SUM_CB * SUM_CB;
+  for (int64_t r0 = 0; r0 < rows; r0 += SUM_RB) {
+    int64_t r1 = r0 + SUM_RB < rows ? r0 + SUM_RB : rows, rs = r0 ? r0 : 1;
+    const float *from = r0 ? y : x; /* the sums so far, or row 0 */
+    for (int64_t c = c0; c < c64; c += SUM_CB) {
+      KV16 s[SUM_CB / 16];
+      K_LOAD16(s, from + c);
+      for (int64_t r = rs; r < r1; r++) {
+        KV16 v[SUM_CB / 16];
+        K_LOAD16(v, x + r * C + c);
+        for (int q = 0; q < SUM_CB / 16; q++) s[q] += v[q];
+      }
+      memcpy(y + c, s, sizeof s);
     }
-    memcpy(y + c, s, sizeof s);
-  }
-  if (c == c1) return;
-  for (int64_t j = c; j < c1; j++) y[j] = x[j];
-  for (int64_t r = 1; r < rows; r++) {
-    const float *xr = x + r * C;
+    if (c64 == c1) continue;
+    if (!r0)
+      for (int64_t j = c64; j < c1; j++) y[j] = x[j];
+    for (int64_t r = rs; r < r1; r++) {
+      const float *xr = x + r * C;
 #pragma omp simd
-    for (int64_t j = c; j < c1; j++) y[j] += xr[j];
+      for (int64_t j = c64; j < c1; j++) y[j] += xr[j];
+    }
   }
 }
 

@@ -46,7 +46,7 @@ static void check(bool jit, Pool *pool, bool ta, bool tb, int64_t m, int64_t n, 
   cr_assert(c0);
   memcpy(c0, c, (size_t)(m * ldc) * sizeof *c);
   if (jit) {
-    bool took = gemm_jit(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    bool took = gemm_jit(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL);
     cr_assert(took, "gemm_jit declined [%ld,%ld,%ld] ta %d tb %d ld +%ld beta %g", (long)m,
               (long)n, (long)k, ta, tb, (long)pad, beta);
   } else {
@@ -119,8 +119,8 @@ Test(gemm, k_gemm_general_alpha_beta) {
     check(false, NULL, tr & 1, tr & 2, 19, 23, 29, 2, 1.0f, -2.0f);
   }
   float a[4] = {1, 2, 3, 4}, b[4] = {1, 0, 0, 1}, c[4] = {7, 7, 7, 7};
-  cr_assert(!gemm_jit(false, false, 2, 2, 2, 2.0f, a, 2, b, 2, 0.0f, c, 2));
-  cr_assert(!gemm_jit(false, false, 2, 2, 2, 1.0f, a, 2, b, 2, 0.5f, c, 2));
+  cr_assert(!gemm_jit(false, false, 2, 2, 2, 2.0f, a, 2, b, 2, 0.0f, c, 2, NULL));
+  cr_assert(!gemm_jit(false, false, 2, 2, 2, 1.0f, a, 2, b, 2, 0.5f, c, 2, NULL));
   for (int i = 0; i < 4; i++) cr_assert_eq(c[i], 7.0f, "a declined call wrote C");
 }
 
@@ -144,34 +144,39 @@ Test(gemm, jit_sums_each_element_in_k_order) {
    * (gemm_xsmm.c, panel), rows of 16 to 64 floats and longer, k in one
    * chunk and in several (PANEL_K, 256, with a transposed B, else K_CHUNK,
    * 128) with a shorter last one or a whole one, and without a transposed
-   * B columns in panels of N_PANEL (512) and a narrower last one */
+   * B columns in panels of N_PANEL (512) and a narrower last one, in
+   * passes of M_ROWS (128) rows where a panel of B is small enough, with a
+   * shorter last pass; with a bias, added to each element after its
+   * chain */
   const int64_t sh[][3] = {{64, 64, 16}, {64, 16, 64}, {33, 40, 48}, {37, 29, 131}, {512, 128, 128},
                            {24, 40, 256}, {40, 500, 1000}, {40, 50, 1100}, {3, 20, 2050},
-                           {20, 1040, 300}};
+                           {20, 1040, 300}, {300, 640, 256}};
   /* beta 1: the chain starts from C's value (and the chunks of k after the
    * first continue it) */
   for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++)
-    for (int tr = 0; tr < 8; tr++) {
-      bool ta = tr & 1, tb = tr & 2, beta1 = tr & 4;
+    for (int tr = 0; tr < 16; tr++) {
+      bool ta = tr & 1, tb = tr & 2, beta1 = tr & 4, with_bias = tr & 8;
       int64_t m = sh[s][0], n = sh[s][1], k = sh[s][2];
       int64_t lda = ta ? m : k, ldb = tb ? k : n;
       float *a = matrix(ta ? k : m, lda, lda), *b = matrix(tb ? n : k, ldb, ldb);
       float *c = beta1 ? matrix(m, n, n) : calloc((size_t)(m * n), 4);
-      float *c0 = malloc((size_t)(m * n) * 4);
+      float *c0 = malloc((size_t)(m * n) * 4), *bias = with_bias ? matrix(1, n, n) : NULL;
       cr_assert(c && c0);
       memcpy(c0, c, (size_t)(m * n) * 4);
-      cr_assert(gemm_jit(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta1 ? 1.0f : 0.0f, c, n));
+      cr_assert(gemm_jit(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta1 ? 1.0f : 0.0f, c, n, bias));
       for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
           float acc = c0[i * n + j];
           for (int64_t l = 0; l < k; l++)
             acc = fmaf(ta ? a[l * lda + i] : a[i * lda + l], tb ? b[j * ldb + l] : b[l * ldb + j],
                        acc);
+          if (bias) acc = bias[j] + acc;
           cr_assert(acc == c[i * n + j],
-                    "[%ld,%ld,%ld] ta %d tb %d beta %d: C(%ld,%ld) %.9g, chain %.9g", (long)m,
-                    (long)n, (long)k, ta, tb, beta1, (long)i, (long)j, c[i * n + j], acc);
+                    "[%ld,%ld,%ld] ta %d tb %d beta %d bias %d: C(%ld,%ld) %.9g, chain %.9g",
+                    (long)m, (long)n, (long)k, ta, tb, beta1, with_bias, (long)i, (long)j,
+                    c[i * n + j], acc);
         }
-      free(a), free(b), free(c), free(c0);
+      free(a), free(b), free(c), free(c0), free(bias);
     }
 }
 
@@ -183,13 +188,13 @@ Test(gemm, jit_declines_operands_beyond_its_limit) {
   float *a = calloc((size_t)(4097 * k), 4), *b = calloc((size_t)(1025 * k), 4);
   float *c = calloc((size_t)(4097 * 1025), 4);
   cr_assert(a && b && c);
-  cr_assert(gemm_jit(false, false, 2, 1024, k, 1.0f, a, k, b, 1024, 0.0f, c, 1024));
-  cr_assert(!gemm_jit(false, false, 2, 1025, k, 1.0f, a, k, b, 1025, 0.0f, c, 1025));
-  cr_assert(gemm_jit(false, true, 4096, 2, k, 1.0f, a, k, b, k, 0.0f, c, 2));
-  cr_assert(!gemm_jit(false, true, 4097, 2, k, 1.0f, a, k, b, k, 0.0f, c, 2));
+  cr_assert(gemm_jit(false, false, 2, 1024, k, 1.0f, a, k, b, 1024, 0.0f, c, 1024, NULL));
+  cr_assert(!gemm_jit(false, false, 2, 1025, k, 1.0f, a, k, b, 1025, 0.0f, c, 1025, NULL));
+  cr_assert(gemm_jit(false, true, 4096, 2, k, 1.0f, a, k, b, k, 0.0f, c, 2, NULL));
+  cr_assert(!gemm_jit(false, true, 4097, 2, k, 1.0f, a, k, b, k, 0.0f, c, 2, NULL));
   /* a transposed B's k has no limit of its own (it is taken in chunks) */
-  cr_assert(gemm_jit(false, true, 2, 2, 4099, 1.0f, a, 4099, b, 4099, 0.0f, c, 2));
-  cr_assert(gemm_jit(false, false, 2, 2, 1025, 1.0f, a, 1025, b, 2, 0.0f, c, 2));
+  cr_assert(gemm_jit(false, true, 2, 2, 4099, 1.0f, a, 4099, b, 4099, 0.0f, c, 2, NULL));
+  cr_assert(gemm_jit(false, false, 2, 2, 1025, 1.0f, a, 1025, b, 2, 0.0f, c, 2, NULL));
   free(a), free(b), free(c);
 }
 
@@ -206,7 +211,7 @@ Test(gemm, k_gemm_goes_through_the_jit) {
       float *c1 = calloc((size_t)(m * n), 4), *c2 = calloc((size_t)(m * n), 4);
       cr_assert(c1 && c2);
       k_gemm(NULL, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c1, n);
-      cr_assert(gemm_jit(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c2, n));
+      cr_assert(gemm_jit(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c2, n, NULL));
       cr_assert(memcmp(c1, c2, (size_t)(m * n) * 4) == 0,
                 "[%ld,%ld,%ld] ta %d tb %d: k_gemm is not the JIT's product", (long)m, (long)n,
                 (long)k, ta, tb);
@@ -246,7 +251,7 @@ Test(gemm, backend_is_openblas_without_libxsmm) {
   cr_assert(kernels && !strcmp(kernels, openblas_get_corename()));
   cr_assert_null(gemm_jit_target());
   float a = 2, b = 3, c = 0;
-  cr_assert(!gemm_jit(false, false, 1, 1, 1, 1.0f, &a, 1, &b, 1, 0.0f, &c, 1));
+  cr_assert(!gemm_jit(false, false, 1, 1, 1, 1.0f, &a, 1, &b, 1, 0.0f, &c, 1, NULL));
 }
 
 #endif

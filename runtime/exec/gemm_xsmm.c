@@ -32,7 +32,8 @@
  * operand that is reused (B, or A's chunk of k when B is transposed), which
  * pays while it sits in cache.  Without a transposed B, k is taken in
  * chunks of K_CHUNK as well (beta 1 after the first, the same chains of
- * FMAs), so that the rows of B a chunk re-reads stay in L2.  Measured on one Zen 4 core (bench/README.md),
+ * FMAs), so that the rows of B a chunk re-reads stay in L2, and rows of C
+ * in passes of M_ROWS where B's panel is small.  Measured on one Zen 4 core (bench/README.md),
  * libxsmm is ahead of OpenBLAS up to [1024,1024] operands and far behind
  * beyond (a [2048,2048] B: 21-30 GFLOP/s against 55; a [2048,4000] one: 19
  * against 92), so operands of more than JIT_MAX_OPERAND floats go to
@@ -79,6 +80,15 @@
  * (256: 10.0, 128: 10.1), the other encoder products unchanged. */
 #define N_PANEL 512
 
+/* Rows of C per pass over a panel's chunks of k, when the panel of B
+ * (k x the panel's columns) is at most B_PANEL_FLOATS (512 KiB): the pass's
+ * rows of C (256 KiB at most) and the panel then both stay in L2 from one
+ * chunk of k to the next, where a block of 512 rows re-read its 1 MiB of
+ * C from L3 for each; a bias is added to those rows while they are there.
+ * The rows of a pass do not change any element's chain of FMAs. */
+#define M_ROWS 128
+#define B_PANEL_FLOATS (1 << 17)
+
 /* Largest reused operand (floats, 4 MiB) the JIT takes. */
 #define JIT_MAX_OPERAND (1 << 20)
 
@@ -122,7 +132,8 @@ static void panel(uint32_t *bt, const float *b, int64_t ldb, int64_t w, int64_t 
 
 /* gemm_jit, or with c NULL only the kernels it needs made (gemm_jit_ready). */
 static bool jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+                int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc,
+                const float *bias) {
   if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f)) return false;
   if (m <= 0 || n <= 0 || k <= 0) return false;
   if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(lda) || !fits_int(ldb) ||
@@ -139,15 +150,23 @@ static bool jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
      * (the last one shorter): at most six kernels */
     int64_t kc = k < K_CHUNK ? k : K_CHUNK, kl = k - (k - 1) / kc * kc;
     int64_t nw = n < N_PANEL ? n : N_PANEL;
+    int64_t mr = nw * k <= B_PANEL_FLOATS && m > M_ROWS ? M_ROWS : m;
     for (int64_t j0 = 0; j0 < n; j0 += nw) {
       int64_t w = n - j0 < nw ? n - j0 : nw;
-      libxsmm_smmfunction f0 = xsmm_kernel(w, m, kc, ldb, lda, ldc, ta, beta1);
-      libxsmm_smmfunction f1 = k > kc ? xsmm_kernel(w, m, kc, ldb, lda, ldc, ta, true) : f0;
-      libxsmm_smmfunction fl = k > kc ? xsmm_kernel(w, m, kl, ldb, lda, ldc, ta, true) : f0;
-      if (!f0 || !f1 || !fl) return false;
-      if (c)
+      for (int64_t i0 = 0; i0 < m; i0 += mr) {
+        int64_t h = m - i0 < mr ? m - i0 : mr;
+        if (!c && i0 > 0 && i0 + mr < m) continue; /* the same kernels as the first */
+        libxsmm_smmfunction f0 = xsmm_kernel(w, h, kc, ldb, lda, ldc, ta, beta1);
+        libxsmm_smmfunction f1 = k > kc ? xsmm_kernel(w, h, kc, ldb, lda, ldc, ta, true) : f0;
+        libxsmm_smmfunction fl = k > kc ? xsmm_kernel(w, h, kl, ldb, lda, ldc, ta, true) : f0;
+        if (!f0 || !f1 || !fl) return false;
+        if (!c) continue;
+        const float *ai = ta ? a + i0 : a + i0 * lda;
+        float *ci = c + i0 * ldc + j0;
         for (int64_t k0 = 0; k0 < k; k0 += kc)
-          (k0 == 0 ? f0 : k0 + kc < k ? f1 : fl)(b + k0 * ldb + j0, ta ? a + k0 * lda : a + k0, c + j0);
+          (k0 == 0 ? f0 : k0 + kc < k ? f1 : fl)(b + k0 * ldb + j0, ta ? ai + k0 * lda : ai + k0, ci);
+        if (bias) gemm_add_bias(ci, ldc, h, w, bias + j0);
+      }
     }
     return true;
   }
@@ -177,17 +196,19 @@ static bool jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
         f((const float *)(const void *)bt, ak, c + j0);
       }
     }
+  if (c && bias) gemm_add_bias(c, ldc, m, n, bias);
   return true;
 }
 
 bool gemm_jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-              int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-  return c && jit(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+              int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc,
+              const float *bias) {
+  return c && jit(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
 }
 
 bool gemm_jit_ready(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, int64_t lda,
                     int64_t ldb, float beta, int64_t ldc) {
-  return jit(ta, tb, m, n, k, alpha, NULL, lda, NULL, ldb, beta, NULL, ldc);
+  return jit(ta, tb, m, n, k, alpha, NULL, lda, NULL, ldb, beta, NULL, ldc, NULL);
 }
 
 const char *gemm_jit_target(void) {
@@ -198,7 +219,8 @@ const char *gemm_jit_target(void) {
 #else
 
 bool gemm_jit(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-              int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+              int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc,
+              const float *bias) {
   return false;
 }
 

@@ -33,18 +33,21 @@ char *openblas_get_corename(void);
  * products are better parallelised across the batch. */
 #define K_SMALL_GEMM 262144
 
+/* C = alpha op(A) op(B) + beta C, then + bias on every row when bias is
+ * not NULL. */
 static void gemm_raw(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-                     float *c, int64_t ldc) {
+                     float *c, int64_t ldc, const float *bias) {
   if (m <= 0 || n <= 0) return;
+  if (k > 0 && gemm_jit(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias)) return;
   if (k <= 0) {
     for (int64_t i = 0; i < m; i++)
       for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0.0f : beta * c[i * ldc + j];
-    return;
+  } else {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
   }
-  if (gemm_jit(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+  if (bias) gemm_add_bias(c, ldc, m, n, bias);
 }
 
 const char *k_gemm_backend(const char **kernels) {
@@ -85,8 +88,6 @@ typedef struct GemmArg {
   const float *bias;  /* added to every row of C after the product, or NULL */
 } GemmArg;
 
-/* C[r, j] += bias[j] over rows x cols (the block of C a worker just made,
- * still in its cache): the sum the add node computed after the product. */
 K_CLONES static void add_bias_rows(float *c, int64_t ldc, int64_t rows, int64_t cols,
                                    const float *bias) {
   for (int64_t r = 0; r < rows; r++) {
@@ -94,6 +95,12 @@ K_CLONES static void add_bias_rows(float *c, int64_t ldc, int64_t rows, int64_t 
 #pragma omp simd
     for (int64_t j = 0; j < cols; j++) cr[j] = bias[j] + cr[j];
   }
+}
+
+/* (a plain function: a multi-versioned global's resolver would be a global
+ * symbol of the library too) */
+void gemm_add_bias(float *c, int64_t ldc, int64_t rows, int64_t cols, const float *bias) {
+  add_bias_rows(c, ldc, rows, cols, bias);
 }
 
 /* Blocks [lo_t, hi_t) of parts. */
@@ -107,13 +114,11 @@ static void gemm_blocks(void *arg, int64_t lo_t, int64_t hi_t, int worker) {
     if (G->by_rows) {
       const float *ab = G->ta ? G->a + lo : G->a + lo * G->lda;
       gemm_raw(G->ta, G->tb, hi - lo, G->n, G->k, G->alpha, ab, G->lda, G->b, G->ldb, G->beta,
-               G->c + lo * G->ldc, G->ldc);
-      if (G->bias) add_bias_rows(G->c + lo * G->ldc, G->ldc, hi - lo, G->n, G->bias);
+               G->c + lo * G->ldc, G->ldc, G->bias);
     } else {
       const float *bb = G->tb ? G->b + lo * G->ldb : G->b + lo;
       gemm_raw(G->ta, G->tb, G->m, hi - lo, G->k, G->alpha, G->a, G->lda, bb, G->ldb, G->beta,
-               G->c + lo, G->ldc);
-      if (G->bias) add_bias_rows(G->c + lo, G->ldc, G->m, hi - lo, G->bias + lo);
+               G->c + lo, G->ldc, G->bias ? G->bias + lo : NULL);
     }
   }
 }
@@ -136,8 +141,7 @@ void k_gemm_bias(Pool *pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, 
   bool by_rows = m >= n;
   int64_t len = by_rows ? m : n;
   if (gemm_whole(m, n, k)) {
-    gemm_raw(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    if (bias) add_bias_rows(c, ldc, m, n, bias);
+    gemm_raw(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
     return;
   }
   int64_t parts = (len + GEMM_BLOCK - 1) / GEMM_BLOCK;
@@ -247,7 +251,7 @@ static void tri_gemm(int mode, bool ta, bool tb, int64_t m, int64_t nn, int64_t 
       gemm_jit_ready(ta, tb, rows, cols, kk, 1.0f, lda, ldb, 0.0f, ldy);
       continue;
     }
-    gemm_raw(ta, tb, rows, cols, kk, 1.0f, ab, lda, bb, ldb, 0.0f, y + r0 * ldy, ldy);
+    gemm_raw(ta, tb, rows, cols, kk, 1.0f, ab, lda, bb, ldb, 0.0f, y + r0 * ldy, ldy, NULL);
     if (cols < nn)
       for (int64_t r = r0; r < r1; r++)
         memset(y + r * ldy + cols, 0, (size_t)(nn - cols) * sizeof *y);
@@ -266,7 +270,7 @@ static void mat_batch(void *arg, int64_t lo, int64_t hi, int worker) {
                M->y + i * M->m * M->nn, M->nn, false);
     else
       gemm_raw(M->ta, M->tb, M->m, M->nn, M->k, 1.0f, M->a + oa, M->lda, M->b + ob, M->ldb,
-               0.0f, M->y + i * M->m * M->nn, M->nn);
+               0.0f, M->y + i * M->m * M->nn, M->nn, NULL);
   }
 }
 
@@ -306,7 +310,7 @@ int k_matmul(KernelCtx *kc, const IrFunc *f, const IrNode *n, void *out, void *c
     IrNode plain = *n;
     plain.nin = 2;
     if (k_matmul(kc, f, &plain, out, in)) return -1;
-    add_bias_rows(y, nn, nb * m, nn, bias);
+    gemm_add_bias(y, nn, nb * m, nn, bias);
     return 0;
   }
 

@@ -383,9 +383,17 @@ int settings_apply(TrainDecl *t, Arena *a, const char *key, const char *value, b
     memcpy(field, &dv, sizeof dv);
     break;
   case SETK_PATH: {
-    if (!*value) return fail(msg, n, "missing value after '%s' (expected a path)", s->key);
-    const char *v = value;
-    if (a && !(v = arena_strdup(a, value))) return fail(msg, n, "%s: out of memory", s->key);
+    /* written as in the spec (save "runs/x.st") or bare (save=runs/x.st) */
+    size_t len = strlen(value);
+    const char *from = value;
+    if (len && value[0] == '"') {
+      if (len < 2 || value[len - 1] != '"')
+        return fail(msg, n, "%s: the path %s has no closing '\"'", s->key, value);
+      from++, len -= 2;
+    }
+    if (!len) return fail(msg, n, "missing value after '%s' (expected a path)", s->key);
+    const char *v = from;
+    if (a && !(v = arena_strndup(a, from, len))) return fail(msg, n, "%s: out of memory", s->key);
     if (!a) v = NULL; /* checked only */
     if (v) memcpy(field, &v, sizeof v);
     break;

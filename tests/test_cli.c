@@ -82,6 +82,23 @@ Test(cli, predict_file_is_a_directory) {
   tu_run_free(&r);
 }
 
+/* A path setting takes the spec's quoted form too (--set save="x" as in
+ * `save "x"`): the file is x, not a name with quotes in it; an opening
+ * quote without its closing one is a usage error. */
+Test(cli, set_path_in_quotes) {
+  TuRun r = tu_sh(120,
+                  "set -e; d=$(mktemp -d); trap 'rm -rf $d' EXIT; cd $d\n"
+                  "$RAC run $OLDPWD/examples/reverse.ra --quiet --set steps=1 "
+                  "--set 'save=\"ck.safetensors\"' >/dev/null\n"
+                  "ls; set +e\n"
+                  "$RAC run $OLDPWD/examples/reverse.ra --quiet --set steps=1 "
+                  "--set 'save=\"ck2.safetensors'; echo \"status $?\"\n");
+  cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
+  cr_assert(!strncmp(r.out, "ck.safetensors\nstatus 2\n", 25), "%s\n%s", r.out, r.err);
+  cr_assert(strstr(r.err, "save: the path \"ck2.safetensors has no closing '\"'"), "%s", r.err);
+  tu_run_free(&r);
+}
+
 /* --set with a long key: the message names the whole key. */
 Test(cli, set_long_key_is_not_cut) {
   char key[301];

@@ -184,7 +184,7 @@ K_INLINE void svgd_eight(const PartArg *P, int64_t i0, int64_t d) {
       r[q] += kij * (ti[q] - tj);
     }
   }
-  /* direction(), lane by lane */
+  /* direction(), on the eight lanes at once */
   for (int q = 0; q < IG && i0 + q < M; q++) {
     int64_t o = (i0 + q) * D + d;
     PD8 G = (kg[q] - P->alpha * (r[q] / P->h2)) * P->inv_m;

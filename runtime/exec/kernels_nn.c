@@ -404,11 +404,11 @@ enum { SUM_RB = 128, SUM_CB = 128 };
 
 K_CLONES static void sum_cols(float *y, const float *x, int64_t rows, int64_t C, int64_t c0,
                               int64_t c1) {
-  int64_t c64 = c0 + (c1 - c0) / SUM_CB * SUM_CB;
+  int64_t ce = c0 + (c1 - c0) / SUM_CB * SUM_CB;
   for (int64_t r0 = 0; r0 < rows; r0 += SUM_RB) {
     int64_t r1 = r0 + SUM_RB < rows ? r0 + SUM_RB : rows, rs = r0 ? r0 : 1;
     const float *from = r0 ? y : x; /* the sums so far, or row 0 */
-    for (int64_t c = c0; c < c64; c += SUM_CB) {
+    for (int64_t c = c0; c < ce; c += SUM_CB) {
       KV16 s[SUM_CB / 16];
       K_LOAD16(s, from + c);
       for (int64_t r = rs; r < r1; r++) {
@@ -418,13 +418,13 @@ K_CLONES static void sum_cols(float *y, const float *x, int64_t rows, int64_t C,
       }
       memcpy(y + c, s, sizeof s);
     }
-    if (c64 == c1) continue;
+    if (ce == c1) continue;
     if (!r0)
-      for (int64_t j = c64; j < c1; j++) y[j] = x[j];
+      for (int64_t j = ce; j < c1; j++) y[j] = x[j];
     for (int64_t r = rs; r < r1; r++) {
       const float *xr = x + r * C;
 #pragma omp simd
-      for (int64_t j = c64; j < c1; j++) y[j] += xr[j];
+      for (int64_t j = ce; j < c1; j++) y[j] += xr[j];
     }
   }
 }

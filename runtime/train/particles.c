@@ -426,23 +426,27 @@ typedef struct Slices {
   bool by_head;
 } Slices;
 
-/* Units [lo, hi): wo [H*hd, cols] holds head i in rows [i*hd, (i+1)*hd),
- * contiguous; wq/wk/wv [rows, H*hd] hold it in columns [i*hd, (i+1)*hd)
- * of every row, each row's heads copied in turn. */
+/* n floats between buf at w and the particles at o, the way x goes. */
+static void xmove(const Xfer *x, int64_t w, int64_t o, int64_t n) {
+  if (x->part_out)
+    xcopy(x->part_out + o, x->buf_in + w, n);
+  else
+    xcopy(x->buf_out + w, x->part_in + o, n);
+}
+
+/* Units [lo, hi): wo [H*hd, cols] holds head u in rows [u*hd, (u+1)*hd),
+ * contiguous; wq/wk/wv [rows, H*hd] hold head i in columns [i*hd,
+ * (i+1)*hd) of every row u, each row's heads copied in turn. */
 static void slice_units(void *arg, int64_t lo, int64_t hi, int worker) {
   const Slices *S = arg;
-  const Xfer *x = S->x;
   int64_t hd = S->hd, cols = S->cols;
   for (int64_t u = lo; u < hi; u++) {
-    int64_t nrow = S->by_head ? 1 : S->heads, n = S->by_head ? hd * cols : hd;
-    for (int64_t i = 0; i < nrow; i++) {
-      int64_t w = S->by_head ? S->w0 + u * hd * cols : S->w0 + u * cols + i * hd;
-      int64_t o = S->by_head ? u * S->D + S->part_off : i * S->D + S->part_off + u * hd;
-      if (x->part_out)
-        xcopy(x->part_out + o, x->buf_in + w, n);
-      else
-        xcopy(x->buf_out + w, x->part_in + o, n);
+    if (S->by_head) {
+      xmove(S->x, S->w0 + u * hd * cols, u * S->D + S->part_off, hd * cols);
+      continue;
     }
+    for (int64_t i = 0; i < S->heads; i++)
+      xmove(S->x, S->w0 + u * cols + i * hd, i * S->D + S->part_off + u * hd, hd);
   }
 }
 
@@ -488,13 +492,7 @@ static void move(const HeadGroup *g, const ParamInfo *params, int set, const Xfe
     int64_t rows = p->type.rank == 2 ? p->type.dim[0] : g->dim;
     int64_t cols = p->type.rank == 2 ? p->type.dim[1] : H;
     for (int64_t i = 0; i < H; i++)
-      for (int64_t r = 0; r < rows; r++) {
-        int64_t w = p->offset + r * cols + i;
-        if (x->part_out)
-          x->part_out[i * rows + r] = x->buf_in[w];
-        else
-          x->buf_out[w] = x->part_in[i * rows + r];
-      }
+      for (int64_t r = 0; r < rows; r++) xmove(x, p->offset + r * cols + i, i * rows + r, 1);
     return;
   }
   int letter[4];

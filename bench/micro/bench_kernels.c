@@ -1,8 +1,10 @@
 /* bench_kernels.c - micro-benchmarks of the kernels at the sizes of the
  * reference model (a 2-layer Transformer encoder classifier: d=128, 8 heads,
  * sequence 64, batch 32, ffn 512), forward and backward shapes, with 1 and 2
- * threads.  Prints one line per kernel: median time and, for products,
- * GFLOP/s.  Compare with torch_kernels.py (same shapes, same thread counts).
+ * threads, and a few of the medium model's (bench/medium.ra: its weight
+ * gradients, the heads' split and merge).  Prints one line per kernel:
+ * median time and, for products, GFLOP/s.  Compare with torch_kernels.py
+ * (the reference model's shapes, same thread counts).
  *
  *   make -C bench/micro run      (or build/bench/bench_kernels [threads...])
  */
@@ -182,6 +184,17 @@ int main(int argc, char **argv) {
     };
     for (size_t i = 0; i < sizeof mm / sizeof *mm; i++)
       report(mm[i].name, time_node(&b, mm[i].v, th), mm[i].fl);
+    /* the medium model's weight gradients X^T dY (k = batch x sequence =
+     * 2048), and the same with X^T made first (ta = 0) */
+    {
+      int32_t X = leaf(&b, 2, D(2048, 256)), XT = leaf(&b, 2, D(256, 2048));
+      int32_t G = leaf(&b, 2, D(2048, 1024)), G2 = leaf(&b, 2, D(2048, 256));
+      double f1 = 2.0 * 2048 * 256 * 1024, f2 = 2.0 * 2048 * 256 * 256;
+      report("medium dW1 = x^T[256,2048] dy", time_node(&b, matmul(&b, X, G, 1, 0), th), f1);
+      report("  the same, x^T made first", time_node(&b, matmul(&b, XT, G, 0, 0), th), f1);
+      report("medium dWq = x^T dy[2048,256]", time_node(&b, matmul(&b, X, G2, 1, 0), th), f2);
+      report("  the same, x^T made first", time_node(&b, matmul(&b, XT, G2, 0, 0), th), f2);
+    }
     /* attention products: 256 small GEMMs */
     int32_t q = leaf(&b, 4, D(Bn, H, T, hd)), k = leaf(&b, 4, D(Bn, H, T, hd));
     int32_t p = leaf(&b, 4, D(Bn, H, T, T));
@@ -211,6 +224,12 @@ int main(int argc, char **argv) {
     IrNode tp = {.op = OP_TRANSPOSE, .nin = 1, .in = {x4}};
     tp.attr.i[0] = 0, tp.attr.i[1] = 2, tp.attr.i[2] = 1, tp.attr.i[3] = 3;
     report("transpose [B,T,H,16] (0,2,1,3)", time_node(&b, node(&b, tp), th), 0);
+    /* the heads' split and merge at the medium model's size (2 MiB) */
+    int32_t xs = leaf(&b, 4, D(16, 128, 8, 32)), xm = leaf(&b, 4, D(16, 8, 128, 32));
+    tp.in[0] = xs;
+    report("split [16,128,8,32] (0,2,1,3)", time_node(&b, node(&b, tp), th), 0);
+    tp.in[0] = xm;
+    report("merge [16,8,128,32] (0,2,1,3)", time_node(&b, node(&b, tp), th), 0);
     /* fused chains (compiler/fuse.c) against their nodes one by one */
     {
       IrType th_ = b.f->nodes[h].type, tp_ = b.f->nodes[p].type, tx_ = b.f->nodes[x].type;

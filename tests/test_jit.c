@@ -14,6 +14,7 @@
 #include "../runtime/exec/exec.h"
 #include "../runtime/exec/exec_jit.h"
 #include "../runtime/train/optim.h"
+#include "../runtime/train/particles.h"
 #include "irutil.h"
 
 /* ---- helpers ---- */
@@ -387,6 +388,64 @@ Test(jit, optimizers_bit_for_bit) {
   check_optim(j, OPT_ADAM, 0, 0.1, 1);
   check_optim(j, OPT_SGD, 0, 0, 1);
   check_optim(j, OPT_SGD, 0.9, 0.01, 2);
+  exec_jit_free(j);
+}
+
+/* ---- the particle update's direction ---- */
+
+/* The update of M particles of D coordinates, svgd or spos (with noise
+ * xi or without), through the C loops and the compiled direction: the same
+ * bits, on one thread and on a pool.  D runs past a block and is not a
+ * multiple of eight, M past a group of four; the median and a fixed
+ * bandwidth. */
+static void check_particles(Jit *j, int M, int64_t D, RepKind kind, bool noise, bool median,
+                            Pool *pool) {
+  Repulsion rep = {.kind = kind, .alpha = 0.7, .stepsize = 0.05, .beta = 0.3,
+                   .bw_median = median, .bandwidth = 1.5};
+  int64_t n = (int64_t)M * D;
+  float *theta = malloc((size_t)n * 4), *xi = malloc((size_t)n * 4), *g[2];
+  float *work = malloc((size_t)particles_work_floats(M, D) * 4);
+  rng_state = 7 + (uint64_t)M * 131 + (uint64_t)D;
+  for (int64_t i = 0; i < n; i++) theta[i] = urand() * 2 - 1, xi[i] = urand() * 2 - 1;
+  for (int s = 0; s < 2; s++) {
+    g[s] = malloc((size_t)n * 4);
+    rng_state = 11 + (uint64_t)D;
+    for (int64_t i = 0; i < n; i++) g[s][i] = (urand() * 2 - 1) * (i % 7 == 0 ? 1e-4f : 0.5f);
+    JitLoopFn dir = NULL;
+    if (s == 1) {
+      char err[512];
+      dir = exec_jit_particles(j, kind == REP_SPOS, noise, NULL, err, sizeof err);
+      cr_assert(dir != NULL, "%s", err);
+    }
+    cr_assert_eq(particles_update_noise(&rep, M, D, theta, g[s], work, noise ? xi : NULL, NULL,
+                                        pool, dir), 0);
+  }
+  for (int64_t i = 0; i < n; i++)
+    cr_assert(!memcmp(&g[0][i], &g[1][i], 4),
+              "M %d D %lld kind %d noise %d: particle %lld coordinate %lld: %.9g against %.9g",
+              M, (long long)D, kind, noise, (long long)(i / D), (long long)(i % D), g[0][i],
+              g[1][i]);
+  free(theta);
+  free(xi);
+  free(work);
+  free(g[0]);
+  free(g[1]);
+}
+
+Test(jit, particle_directions_bit_for_bit) {
+  Jit *j = jit_or_skip();
+  Pool *pool = pool_new(ra_alloc_default(), 3);
+  const int ms[] = {1, 2, 3, 4, 5, 8, 9};
+  const int64_t ds[] = {1, 7, 8, 300, 1029};
+  for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+    for (size_t b = 0; b < sizeof ds / sizeof *ds; b++) {
+      check_particles(j, ms[a], ds[b], REP_SVGD, false, true, NULL);
+      check_particles(j, ms[a], ds[b], REP_SPOS, true, b % 2 == 0, a % 2 ? pool : NULL);
+      check_particles(j, ms[a], ds[b], REP_SPOS, false, true, NULL);
+    }
+  check_particles(j, 8, 4096, REP_SVGD, false, false, pool);
+  check_particles(j, 70, 300, REP_SPOS, true, true, pool);
+  pool_free(pool);
   exec_jit_free(j);
 }
 

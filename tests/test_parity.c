@@ -270,7 +270,7 @@ static int rig_particles(Rig *r) {
       particles_gather(hg, m->params, s, r->w, theta, NULL);
       particles_gather(hg, m->params, s, r->g, g, NULL);
       ParticleStats st;
-      int rc = particles_update_noise(&hg->rep, M, D, theta, g, work, NULL, &st, NULL);
+      int rc = particles_update_noise(&hg->rep, M, D, theta, g, work, NULL, &st, NULL, NULL);
       cr_assert_eq(rc, 0, "particles_update_noise failed on set %d of %s", s, hg->path);
       particles_scatter(hg, m->params, s, g, r->g, NULL);
       free(theta);

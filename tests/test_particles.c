@@ -80,7 +80,8 @@ static void run_case(const char *file) {
   cr_assert(work != NULL);
 
   ParticleStats st;
-  cr_assert_eq(particles_update_noise(&rep, M, D, theta, g, work, xi, &st, NULL), 0, "%s", file);
+  cr_assert_eq(particles_update_noise(&rep, M, D, theta, g, work, xi, &st, NULL, NULL), 0, "%s",
+               file);
   char what[96];
   snprintf(what, sizeof what, "%s: G", file);
   tu_allclose(g, G, (long)(M * D), RTOL, ATOL, what);
@@ -95,7 +96,7 @@ static void run_case(const char *file) {
   /* R: svgd, alpha 1, s 1, g = 0 gives G = -R / M */
   Repulsion rr = rep_make(REP_SVGD, 1.0, 1.0, 1.0, bw);
   memset(g, 0, (size_t)(M * D) * sizeof *g);
-  cr_assert_eq(particles_update_noise(&rr, M, D, theta, g, work, NULL, NULL, NULL), 0);
+  cr_assert_eq(particles_update_noise(&rr, M, D, theta, g, work, NULL, NULL, NULL, NULL), 0);
   for (int64_t k = 0; k < M * D; k++) g[k] *= -(float)M;
   double rmax = 0;
   for (int64_t k = 0; k < M * D; k++) rmax = fmax(rmax, fabs(R[k]));
@@ -126,7 +127,7 @@ Test(particles, worked_example_by_hand) {
   Repulsion rep = rep_make(REP_SVGD, 1, 1, 1, 0);
   ParticleStats st;
   cr_assert_eq(particles_work_floats(3, 2), 30);
-  cr_assert_eq(particles_update(&rep, 3, 2, theta, g, work, 1, 2, 3, &st, NULL), 0);
+  cr_assert_eq(particles_update(&rep, 3, 2, theta, g, work, 1, 2, 3, &st, NULL, NULL), 0);
   const double ln2 = log(2.0), ln4 = log(4.0);
   close_to(st.med, 1.0, "med");
   close_to(st.h2, 0.5 / ln4, "h2");
@@ -175,7 +176,7 @@ Test(particles, single_particle) {
   float work[8];
   Repulsion rep = rep_make(REP_SVGD, 7, 0.25, 1, 0);
   ParticleStats st;
-  cr_assert_eq(particles_update_noise(&rep, 1, 3, theta, g, work, NULL, &st, NULL), 0);
+  cr_assert_eq(particles_update_noise(&rep, 1, 3, theta, g, work, NULL, &st, NULL, NULL), 0);
   cr_assert_float_eq(st.h2, 1.0, 0);
   cr_assert_eq(g[0], 0.125f);
   cr_assert_eq(g[1], -0.5f);
@@ -183,7 +184,7 @@ Test(particles, single_particle) {
 
   float g2[3] = {0.5f, -2, 1}, xi[3] = {1, 0, -2};
   Repulsion sp = rep_make(REP_SPOS, 1, 0.5, 1, 0);
-  cr_assert_eq(particles_update_noise(&sp, 1, 3, theta, g2, work, xi, &st, NULL), 0);
+  cr_assert_eq(particles_update_noise(&sp, 1, 3, theta, g2, work, xi, &st, NULL, NULL), 0);
   cr_assert_float_eq(st.med_abs_g, 1.0, 0); /* |g| = 0.5 2 1 */
   /* s = 0.5, beta = 1: G = 0.5 (2 g - 2 xi) = g - xi */
   const float want[3] = {-0.5f, -2, 3};
@@ -198,7 +199,7 @@ Test(particles, identical_particles) {
   float work[2 * 16 + 2 * 8];
   Repulsion rep = rep_make(REP_SVGD, 1, 2, 1, 0);
   ParticleStats st;
-  cr_assert_eq(particles_update_noise(&rep, 4, 2, theta, g, work, NULL, &st, NULL), 0);
+  cr_assert_eq(particles_update_noise(&rep, 4, 2, theta, g, work, NULL, &st, NULL, NULL), 0);
   cr_assert_eq(st.med, 0.0);
   cr_assert_eq(st.h2, 1.0);
   cr_assert(all_finite(g, 8));
@@ -215,7 +216,7 @@ Test(particles, huge_distances) {
   float g[6] = {1, 2, 3, 4, 5, 6};
   float work[2 * 9 + 2 * 6];
   Repulsion rep = rep_make(REP_SVGD, 1, 1, 1, 0);
-  cr_assert_eq(particles_update_noise(&rep, 3, 2, theta, g, work, NULL, NULL, NULL), 0);
+  cr_assert_eq(particles_update_noise(&rep, 3, 2, theta, g, work, NULL, NULL, NULL, NULL), 0);
   cr_assert(all_finite(g, 6));
   cr_assert_eq(work[9 + 2], 0.0f); /* K_13 */
   cr_assert_eq(work[9 + 5], 0.0f); /* K_23 */
@@ -225,7 +226,7 @@ Test(particles, huge_distances) {
   /* a tiny fixed bandwidth: K is the identity, G = s g / M, R = 0 */
   float g2[6] = {1, 2, 3, 4, 5, 6};
   Repulsion fx = rep_make(REP_SVGD, 1, 3, 1, 1e-5);
-  cr_assert_eq(particles_update_noise(&fx, 3, 2, theta, g2, work, NULL, NULL, NULL), 0);
+  cr_assert_eq(particles_update_noise(&fx, 3, 2, theta, g2, work, NULL, NULL, NULL, NULL), 0);
   for (int k = 0; k < 6; k++) cr_assert_float_eq(g2[k], (float)(k + 1), 1e-6);
 }
 
@@ -234,23 +235,23 @@ Test(particles, none_and_errors) {
   float g[4] = {1, 2, 3, 4};
   float work[64];
   Repulsion none = rep_make(REP_NONE, 1, 1, 1, 0);
-  cr_assert_eq(particles_update(&none, 2, 2, theta, g, work, 1, 1, 0, NULL, NULL), 0);
+  cr_assert_eq(particles_update(&none, 2, 2, theta, g, work, 1, 1, 0, NULL, NULL, NULL), 0);
   for (int k = 0; k < 4; k++) cr_assert_eq(g[k], (float)(k + 1));
 
   Repulsion sv = rep_make(REP_SVGD, 1, 1, 1, 0);
-  cr_assert_eq(particles_update(&sv, 0, 2, theta, g, work, 1, 1, 0, NULL, NULL), -1);
-  cr_assert_eq(particles_update(&sv, 2, 0, theta, g, work, 1, 1, 0, NULL, NULL), -1);
-  cr_assert_eq(particles_update(NULL, 2, 2, theta, g, work, 1, 1, 0, NULL, NULL), -1);
+  cr_assert_eq(particles_update(&sv, 0, 2, theta, g, work, 1, 1, 0, NULL, NULL, NULL), -1);
+  cr_assert_eq(particles_update(&sv, 2, 0, theta, g, work, 1, 1, 0, NULL, NULL, NULL), -1);
+  cr_assert_eq(particles_update(NULL, 2, 2, theta, g, work, 1, 1, 0, NULL, NULL, NULL), -1);
   cr_assert_eq(particles_work_floats(0, 3), 0);
   Repulsion bw = rep_make(REP_SVGD, 1, 1, 1, 0);
   bw.bw_median = false;
   bw.bandwidth = 0;
-  cr_assert_eq(particles_update(&bw, 2, 2, theta, g, work, 1, 1, 0, NULL, NULL), -1);
+  cr_assert_eq(particles_update(&bw, 2, 2, theta, g, work, 1, 1, 0, NULL, NULL, NULL), -1);
   Repulsion sp = rep_make(REP_SPOS, 1, 0, 1, 0);
-  cr_assert_eq(particles_update(&sp, 2, 2, theta, g, work, 1, 1, 0, NULL, NULL), -1);
+  cr_assert_eq(particles_update(&sp, 2, 2, theta, g, work, 1, 1, 0, NULL, NULL, NULL), -1);
   sp.stepsize = 1;
   sp.beta = -1;
-  cr_assert_eq(particles_update(&sp, 2, 2, theta, g, work, 1, 1, 0, NULL, NULL), -1);
+  cr_assert_eq(particles_update(&sp, 2, 2, theta, g, work, 1, 1, 0, NULL, NULL, NULL), -1);
   for (int k = 0; k < 4; k++) cr_assert_eq(g[k], (float)(k + 1), "failed calls leave g");
 }
 
@@ -266,14 +267,14 @@ Test(particles, noise_free_paths_agree) {
   Repulsion sv = rep_make(REP_SVGD, 0.5, 0.3, 1, 0);
   memcpy(a, g0, sizeof a);
   memcpy(b, g0, sizeof b);
-  cr_assert_eq(particles_update(&sv, M, D, theta, a, work, 9, 9, 9, NULL, NULL), 0);
-  cr_assert_eq(particles_update_noise(&sv, M, D, theta, b, work, NULL, NULL, NULL), 0);
+  cr_assert_eq(particles_update(&sv, M, D, theta, a, work, 9, 9, 9, NULL, NULL, NULL), 0);
+  cr_assert_eq(particles_update_noise(&sv, M, D, theta, b, work, NULL, NULL, NULL, NULL), 0);
   cr_assert_eq(memcmp(a, b, sizeof a), 0);
   Repulsion sp = rep_make(REP_SPOS, 0.5, 0.3, 0.7, 0);
   memcpy(a, g0, sizeof a);
   memcpy(b, g0, sizeof b);
-  cr_assert_eq(particles_update_noise(&sp, M, D, theta, a, work, zeros, NULL, NULL), 0);
-  cr_assert_eq(particles_update_noise(&sp, M, D, theta, b, work, NULL, NULL, NULL), 0);
+  cr_assert_eq(particles_update_noise(&sp, M, D, theta, a, work, zeros, NULL, NULL, NULL), 0);
+  cr_assert_eq(particles_update_noise(&sp, M, D, theta, b, work, NULL, NULL, NULL, NULL), 0);
   cr_assert_eq(memcmp(a, b, sizeof a), 0);
 }
 
@@ -291,7 +292,7 @@ Test(particles, spos_noise) {
   }
   Repulsion sp = rep_make(REP_SPOS, 0, s, beta, 0);
   memcpy(det, g0, sizeof det);
-  cr_assert_eq(particles_update_noise(&sp, M, D, theta, det, work, NULL, NULL, NULL), 0);
+  cr_assert_eq(particles_update_noise(&sp, M, D, theta, det, work, NULL, NULL, NULL, NULL), 0);
   const double amp = s * sqrt(2 * beta / s) * medg; /* std of the noise term */
   double sum = 0, sum2 = 0;
   long n = 0;
@@ -299,7 +300,8 @@ Test(particles, spos_noise) {
   for (int64_t step = 0; step < STEPS; step++) {
     memcpy(a, g0, sizeof a);
     ParticleStats st;
-    cr_assert_eq(particles_update(&sp, M, D, theta, a, work, seed, stream, step, &st, NULL), 0);
+    cr_assert_eq(
+        particles_update(&sp, M, D, theta, a, work, seed, stream, step, &st, NULL, NULL), 0);
     cr_assert_float_eq(st.med_abs_g, medg, 0);
     for (int i = 0; i < M; i++)
       for (int d = 0; d < D; d++) {
@@ -322,15 +324,15 @@ Test(particles, spos_noise) {
   /* same (seed, stream, step): identical; another step/stream/seed: not */
   memcpy(a, g0, sizeof a);
   memcpy(b, g0, sizeof b);
-  particles_update(&sp, M, D, theta, a, work, seed, stream, 7, NULL, NULL);
-  particles_update(&sp, M, D, theta, b, work, seed, stream, 7, NULL, NULL);
+  particles_update(&sp, M, D, theta, a, work, seed, stream, 7, NULL, NULL, NULL);
+  particles_update(&sp, M, D, theta, b, work, seed, stream, 7, NULL, NULL, NULL);
   cr_assert_eq(memcmp(a, b, sizeof a), 0);
   const struct { uint64_t seed, stream; int64_t step; } other[3] = {
       {seed, stream, 8}, {seed, stream + 1, 7}, {seed + 1, stream, 7}};
   for (int o = 0; o < 3; o++) {
     memcpy(b, g0, sizeof b);
     particles_update(&sp, M, D, theta, b, work, other[o].seed, other[o].stream, other[o].step,
-                     NULL, NULL);
+                     NULL, NULL, NULL);
     int differ = 0;
     for (int k = 0; k < M * D; k++) differ += a[k] != b[k];
     cr_assert(differ > M * D / 2, "variant %d: only %d of %d values differ", o, differ, M * D);
@@ -351,12 +353,12 @@ Test(particles, same_bits_on_a_pool) {
   for (int kind = 0; kind < 2; kind++) {
     Repulsion rep = rep_make(kind ? REP_SPOS : REP_SVGD, 0.5, 0.3, 0.2, 0);
     memcpy(one, g0, sizeof one);
-    cr_assert_eq(particles_update(&rep, M, D, theta, one, work, 7, 5, 3, NULL, NULL), 0);
+    cr_assert_eq(particles_update(&rep, M, D, theta, one, work, 7, 5, 3, NULL, NULL, NULL), 0);
     for (int t = 2; t <= 3; t++) {
       Pool *pool = pool_new(ra_alloc_default(), t);
       cr_assert(pool && pool_size(pool) == t);
       memcpy(many, g0, sizeof many);
-      cr_assert_eq(particles_update(&rep, M, D, theta, many, work, 7, 5, 3, NULL, pool), 0);
+      cr_assert_eq(particles_update(&rep, M, D, theta, many, work, 7, 5, 3, NULL, pool, NULL), 0);
       cr_assert_eq(memcmp(one, many, sizeof one), 0, "kind %d on %d threads", kind, t);
       pool_free(pool);
     }
@@ -384,7 +386,7 @@ Test(particles, direction_by_formula) {
       memcpy(got, g0, sizeof got);
       ParticleStats st;
       cr_assert_eq(particles_update_noise(&rep, M, D, theta, got, work, kind ? xi : NULL, &st,
-                                          pool), 0);
+                                          pool, NULL), 0);
       const float *K = work + M * M;
       double noise = kind ? sqrt(2.0 * rep.beta / rep.stepsize) * st.med_abs_g : 0.0;
       for (int i = 0; i < M; i++)
@@ -611,7 +613,7 @@ static void group_apply(const Layer *L, const float *params, float *grads) {
     particles_gather(&L->hg, L->params, s, params, th, NULL);
     particles_gather(&L->hg, L->params, s, grads, g, NULL);
     cr_assert_eq(particles_update(&L->hg.rep, M, D, th, g, work, 1, RNG_STREAM_SPOS + (uint64_t)s,
-                                  0, NULL, NULL), 0);
+                                  0, NULL, NULL, NULL), 0);
     particles_scatter(&L->hg, L->params, s, g, grads, NULL);
     free(th);
     free(g);

@@ -54,7 +54,6 @@ struct Jit {
   int nkern, capkern;
   FuncEntry *func;
   int nfunc, capfunc;
-  JitLoopFn opt[JIT_OPT_COUNT];
   uint64_t next_sym;
 };
 
@@ -952,6 +951,143 @@ static int emit_opt(E *e, const char *name, int kind) {
   return 0;
 }
 
+/* ---- the particle update's direction (particles.c: svgd_eight, svgd_one,
+ * direction) ----
+ * For each block of coordinates: particles in groups of four, eight
+ * coordinates at a time in vectors of doubles (rows past M - 1 repeat the
+ * last and are not stored), the coordinates past the last multiple of
+ * eight one by one, then the block copied from out over g.  Each sum over
+ * the particles is the C code's chain of double multiplies and adds in
+ * index order.  M is a run-time argument: the code does not grow with it. */
+
+enum { PART_IG = 4 };
+
+typedef struct PartE {
+  LLVMValueRef theta, kern, xi, g, out, D, M;
+  LLVMValueRef h2, alpha, inv_m, s, beta, noise; /* double scalars */
+  bool spos, noise_on;
+} PartE;
+
+/* Element (i, d) of an [M][D] array. */
+static LLVMValueRef part_at(E *e, const PartE *P, LLVMValueRef base, LLVMValueRef i,
+                            LLVMValueRef d) {
+  return fptr(e, e->f32, base, LLVMBuildAdd(e->B, LLVMBuildMul(e->B, i, P->D, ""), d, ""));
+}
+
+/* The floats at p as doubles of type ty (double or a vector of them). */
+static LLVMValueRef part_load(E *e, LLVMTypeRef ty, LLVMValueRef p) {
+  bool vec = LLVMGetTypeKind(ty) == LLVMVectorTypeKind;
+  LLVMTypeRef fty = vec ? LLVMVectorType(e->f32, LLVMGetVectorSize(ty)) : e->f32;
+  return LLVMBuildFPExt(e->B, vload(e, fty, p), ty, "");
+}
+
+/* direction(): G from the sums kg and r of particle i, stored at (i, d). */
+static void part_store(E *e, const PartE *P, LLVMTypeRef ty, LLVMValueRef i, LLVMValueRef d,
+                       LLVMValueRef kg, LLVMValueRef r) {
+#define S(x) bcast(e, ty, x)
+  LLVMValueRef G = MUL(SUB(kg, MUL(S(P->alpha), DIV(r, S(P->h2)))), S(P->inv_m));
+  if (P->spos) {
+    G = ADD(G, MUL(S(P->beta), part_load(e, ty, part_at(e, P, P->g, i, d))));
+    if (P->noise_on) G = SUB(G, MUL(S(P->noise), part_load(e, ty, part_at(e, P, P->xi, i, d))));
+  }
+  bool vec = LLVMGetTypeKind(ty) == LLVMVectorTypeKind;
+  LLVMTypeRef fty = vec ? LLVMVectorType(e->f32, LLVMGetVectorSize(ty)) : e->f32;
+  vstore(e, LLVMBuildFPTrunc(e->B, MUL(S(P->s), G), fty, ""), part_at(e, P, P->out, i, d));
+#undef S
+}
+
+/* Particles i0 .. i0 + n - 1 (n of them; rows past M - 1 repeat the last,
+ * only those below M are stored) at coordinates d, ty wide: the sums over
+ * j in a loop. */
+static void part_sums(E *e, const PartE *P, LLVMTypeRef ty, LLVMValueRef i0, int n,
+                      LLVMValueRef d) {
+  LLVMValueRef row[PART_IG], ti[PART_IG], kg[PART_IG], r[PART_IG];
+  LLVMValueRef last = LLVMBuildSub(e->B, P->M, c64(e, 1), "");
+  for (int q = 0; q < n; q++) {
+    LLVMValueRef i = LLVMBuildAdd(e->B, i0, c64(e, q), "");
+    row[q] = LLVMBuildSelect(e->B, LLVMBuildICmp(e->B, LLVMIntSLT, i, P->M, ""), i, last, "");
+    ti[q] = part_load(e, ty, part_at(e, P, P->theta, row[q], d));
+    kg[q] = var(e, ty, LLVMConstNull(ty));
+    r[q] = var(e, ty, LLVMConstNull(ty));
+  }
+  LLVMValueRef jv = var(e, e->i64, c64(e, 0));
+  Loop lj = loop_begin(e, jv, P->M, 1);
+  LLVMValueRef j = ld(e, e->i64, jv);
+  LLVMValueRef gj = part_load(e, ty, part_at(e, P, P->g, j, d));
+  LLVMValueRef tj = part_load(e, ty, part_at(e, P, P->theta, j, d));
+  for (int q = 0; q < n; q++) {
+    LLVMValueRef kp = fptr(e, e->f32, P->kern, LLVMBuildAdd(e->B, LLVMBuildMul(e->B, row[q], P->M, ""), j, ""));
+    LLVMValueRef kij = bcast(e, ty, LLVMBuildFPExt(e->B, ld(e, e->f32, kp), e->f64, ""));
+    LLVMBuildStore(e->B, ADD(ld(e, ty, kg[q]), MUL(kij, gj)), kg[q]);
+    LLVMBuildStore(e->B, ADD(ld(e, ty, r[q]), MUL(kij, SUB(ti[q], tj))), r[q]);
+  }
+  loop_end(e, &lj);
+  for (int q = 0; q < n; q++) {
+    LLVMValueRef i = LLVMBuildAdd(e->B, i0, c64(e, q), "");
+    LLVMBasicBlockRef yes = block(e, "store"), next = block(e, "next");
+    LLVMBuildCondBr(e->B, LLVMBuildICmp(e->B, LLVMIntSLT, i, P->M, ""), yes, next);
+    LLVMPositionBuilderAtEnd(e->B, yes);
+    part_store(e, P, ty, i, d, ld(e, ty, kg[q]), ld(e, ty, r[q]));
+    LLVMBuildBr(e->B, next);
+    LLVMPositionBuilderAtEnd(e->B, next);
+  }
+}
+
+static int emit_part(E *e, const char *name, bool spos, bool noise) {
+  new_fn(e, name);
+  LLVMValueRef args = LLVMGetParam(e->fn, 0), lo = LLVMGetParam(e->fn, 1),
+               hi = LLVMGetParam(e->fn, 2);
+  PartE P = {.spos = spos, .noise_on = spos && noise};
+#define F(f, t) arg_at(e, args, OFF(JitPartArgs, f), t)
+  P.theta = F(theta, e->ptr), P.kern = F(kern, e->ptr), P.xi = F(xi, e->ptr);
+  P.g = F(g, e->ptr), P.out = F(out, e->ptr), P.D = F(D, e->i64), P.M = F(M, e->i64);
+  P.h2 = F(h2, e->f64), P.alpha = F(alpha, e->f64), P.inv_m = F(inv_m, e->f64);
+  P.s = F(s, e->f64), P.beta = F(beta, e->f64), P.noise = F(noise, e->f64);
+#undef F
+  LLVMTypeRef v8 = LLVMVectorType(e->f64, 8);
+  LLVMValueRef groups = LLVMBuildSDiv(e->B, LLVMBuildAdd(e->B, P.M, c64(e, PART_IG - 1), ""),
+                                      c64(e, PART_IG), "");
+  LLVMValueRef bv = var(e, e->i64, lo), gv = var(e, e->i64, NULL), iv = var(e, e->i64, NULL),
+               dv = var(e, e->i64, NULL);
+  Loop lb = loop_begin(e, bv, hi, 1);
+  LLVMValueRef b = ld(e, e->i64, bv);
+  LLVMValueRef d0 = LLVMBuildMul(e->B, b, c64(e, JIT_PART_BLOCK), "");
+  LLVMValueRef end = LLVMBuildAdd(e->B, d0, c64(e, JIT_PART_BLOCK), "");
+  LLVMValueRef short_end = LLVMBuildICmp(e->B, LLVMIntSLT, end, P.D, "");
+  LLVMValueRef d1 = LLVMBuildSelect(e->B, short_end, end, P.D, "");
+  LLVMValueRef w = LLVMBuildSub(e->B, d1, d0, "");
+  LLVMValueRef w8 = LLVMBuildMul(e->B, LLVMBuildSDiv(e->B, w, c64(e, 8), ""), c64(e, 8), "");
+  LLVMValueRef d8 = LLVMBuildAdd(e->B, d0, w8, "");
+  /* groups of four particles, eight coordinates at a time */
+  LLVMBuildStore(e->B, c64(e, 0), gv);
+  Loop lg = loop_begin(e, gv, groups, 1);
+  LLVMValueRef i0 = LLVMBuildMul(e->B, ld(e, e->i64, gv), c64(e, PART_IG), "");
+  LLVMBuildStore(e->B, d0, dv);
+  Loop l8 = loop_begin(e, dv, d8, 8);
+  part_sums(e, &P, v8, i0, PART_IG, ld(e, e->i64, dv));
+  loop_end(e, &l8);
+  loop_end(e, &lg);
+  /* the rest of the block, one particle and coordinate at a time */
+  LLVMBuildStore(e->B, c64(e, 0), iv);
+  Loop li = loop_begin(e, iv, P.M, 1);
+  LLVMValueRef i = ld(e, e->i64, iv);
+  LLVMBuildStore(e->B, d8, dv);
+  Loop l1 = loop_begin(e, dv, d1, 1);
+  part_sums(e, &P, e->f64, i, 1, ld(e, e->i64, dv));
+  loop_end(e, &l1);
+  loop_end(e, &li);
+  /* the block's directions over g */
+  LLVMValueRef bytes = LLVMBuildMul(e->B, w, c64(e, (int64_t)sizeof(float)), "");
+  LLVMBuildStore(e->B, c64(e, 0), iv);
+  Loop lc = loop_begin(e, iv, P.M, 1);
+  i = ld(e, e->i64, iv);
+  LLVMBuildMemCpy(e->B, part_at(e, &P, P.g, i, d0), 4, part_at(e, &P, P.out, i, d0), 4, bytes);
+  loop_end(e, &lc);
+  loop_end(e, &lb);
+  LLVMBuildRetVoid(e->B);
+  return 0;
+}
+
 /* ---- plans of nodes ---- */
 
 /* The op's cost per element, as the kernels weigh it (opmath.h). */
@@ -1050,11 +1186,11 @@ static int ew_plan(const IrFunc *f, const IrNode *n, int nin, const bool *bc, Ji
 
 /* ---- kernel keys and the cache ---- */
 
-enum { KEY_EW = 1, KEY_ROWS, KEY_OPT, KEY_FROWS };
+enum { KEY_EW = 1, KEY_ROWS, KEY_OPT, KEY_FROWS, KEY_PART };
 
 typedef struct Key {
   uint8_t tag;
-  uint8_t causal;   /* rows: over causal prefixes */
+  uint8_t causal;   /* rows: over causal prefixes; particles: spos | noise << 1 */
   uint8_t pad[2];
   int32_t op;       /* rows: the op; opt: the kind */
   EwKey ew;
@@ -1116,6 +1252,7 @@ static int build(Jit *j, const int *pend, int np, char *err, size_t errlen) {
     if (k.tag == KEY_EW) rc = emit_ew(&e, names[i], &k.ew);
     else if (k.tag == KEY_ROWS) rc = emit_rows(&e, names[i], k.op, k.causal);
     else if (k.tag == KEY_FROWS) rc = emit_frows(&e, names[i], &k.fr);
+    else if (k.tag == KEY_PART) rc = emit_part(&e, names[i], k.causal & 1, k.causal & 2);
     else rc = emit_opt(&e, names[i], k.op);
     if (rc) fail(err, errlen, "an op without code generation", NULL);
   }
@@ -1416,21 +1553,15 @@ const JitFunc *jit_compile(Jit *j, const IrFunc *f, char *err, size_t errlen) {
   return code;
 }
 
-JitLoopFn jit_optimizer(Jit *j, int kind, double *compile_ms, char *err, size_t errlen) {
+/* The loop of key k: from the cache, or compiled now (its time in
+ * *compile_ms); NULL with a message. */
+static JitLoopFn one_kernel(Jit *j, const Key *k, double *compile_ms, char *err, size_t errlen) {
   if (compile_ms) *compile_ms = 0;
-  if (kind < 0 || kind >= JIT_OPT_COUNT) {
-    fail(err, errlen, "unknown optimizer", NULL);
-    return NULL;
-  }
-  if (j->opt[kind]) return j->opt[kind];
+  uint64_t h = key_hash(k);
+  Kern *kk = kern_find(j, k, h);
+  if (kk && kk->fn) return kk->fn;
   double t0 = 1e3 * clock_seconds();
-  Key k;
-  memset(&k, 0, sizeof k);
-  k.tag = KEY_OPT;
-  k.op = kind;
-  uint64_t h = key_hash(&k);
-  Kern *kk = kern_add(j, &k, h);
-  if (!kk) {
+  if (!kk && !(kk = kern_add(j, k, h))) {
     fail(err, errlen, "out of memory", NULL);
     return NULL;
   }
@@ -1440,7 +1571,28 @@ JitLoopFn jit_optimizer(Jit *j, int kind, double *compile_ms, char *err, size_t 
     j->nkern--;
     return NULL;
   }
-  j->opt[kind] = kk->fn;
   if (compile_ms) *compile_ms = 1e3 * clock_seconds() - t0;
   return kk->fn;
+}
+
+JitLoopFn jit_optimizer(Jit *j, int kind, double *compile_ms, char *err, size_t errlen) {
+  if (compile_ms) *compile_ms = 0;
+  if (kind < 0 || kind >= JIT_OPT_COUNT) {
+    fail(err, errlen, "unknown optimizer", NULL);
+    return NULL;
+  }
+  Key k;
+  memset(&k, 0, sizeof k);
+  k.tag = KEY_OPT;
+  k.op = kind;
+  return one_kernel(j, &k, compile_ms, err, errlen);
+}
+
+JitLoopFn jit_particles(Jit *j, bool spos, bool noise, double *compile_ms, char *err,
+                        size_t errlen) {
+  Key k;
+  memset(&k, 0, sizeof k);
+  k.tag = KEY_PART;
+  k.causal = (uint8_t)((spos ? 1 : 0) | (spos && noise ? 2 : 0));
+  return one_kernel(j, &k, compile_ms, err, errlen);
 }

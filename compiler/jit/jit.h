@@ -6,8 +6,9 @@
  * micro-program (JitProg: a one-op program for a plain node, several ops for
  * a fused node), softmax, softmax_grad, layernorm and layernorm_grad rows
  * (causal prefixes included), fused nodes with one of those as their row
- * op (their prologue and epilogue of such micro-ops and causal masks), and
- * the optimizer update (sgd, adam, adamw).  The code does the float
+ * op (their prologue and epilogue of such micro-ops and causal masks), the
+ * optimizer update (sgd, adam, adamw) and the particle update's direction
+ * (svgd, spos).  The code does the float
  * operations of compiler/opmath.h and of the kernels in the same order, so
  * its results have the interpreter's bits (docs/ir.md, "JIT").
  *
@@ -113,6 +114,20 @@ typedef struct JitOptArgs {
   float mu;         /* sgd: momentum */
 } JitOptArgs;
 
+/* The particle update's direction (runtime/train/particles.c, svgd_block
+ * and direction()) for a set of M particles [M][D], over blocks [lo, hi)
+ * of JIT_PART_BLOCK coordinates: each block's direction of every particle
+ * into out, then copied over g.  kern is the [M, M] kernel matrix; xi the
+ * spos noise [M][D] (when the code was made for it).  The sums run over
+ * the particles in index order in double, as the C code's. */
+#define JIT_PART_BLOCK 256
+typedef struct JitPartArgs {
+  const float *theta, *kern, *xi;
+  float *g, *out;
+  int64_t M, D;
+  double h2, alpha, inv_m, s, beta, noise;
+} JitPartArgs;
+
 enum { JIT_NONE = 0, JIT_EW, JIT_ROWS, JIT_FROWS };
 
 /* What runs node i of a compiled function. */
@@ -146,6 +161,10 @@ const JitFunc *jit_compile(Jit *j, const IrFunc *f, char *err, size_t errlen);
 /* The optimizer update of one kind (JIT_OPT_*), over elements [lo, hi) of
  * a JitOptArgs; NULL with a message. */
 JitLoopFn jit_optimizer(Jit *j, int kind, double *compile_ms, char *err, size_t errlen);
+/* The particle direction, spos or svgd, with or without the noise xi,
+ * over blocks [lo, hi) of a JitPartArgs; NULL with a message. */
+JitLoopFn jit_particles(Jit *j, bool spos, bool noise, double *compile_ms, char *err,
+                        size_t errlen);
 /* The host CPU and its vector width, for reports ("znver4, 16 floats"). */
 const char *jit_target(const Jit *j);
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../../base/simd.h"
+#include "../exec/exec_jit.h"
 #include "../exec/rng.h"
 
 /* Sizes beyond these are refused, so M*M and M*D never overflow. */
@@ -212,7 +213,7 @@ K_CLONES static void svgd_block(const PartArg *P, int64_t d0, int64_t d1) {
     for (int64_t d = d8; d < d1; d++) svgd_one(P, i, d);
 }
 
-enum { DB = 256 };
+enum { DB = JIT_PART_BLOCK };
 
 /* Blocks [lo, hi) of DB coordinates: every particle's direction there, in
  * out, then copied over g (only this block's worker reads g's block). */
@@ -273,7 +274,7 @@ static void noise_fill(void *arg, int64_t lo, int64_t hi, int worker) {
  * Philox noise in the last. */
 int particles_update_noise(const Repulsion *rep, int64_t M, int64_t D, const float *theta,
                            float *g, float *work, const float *xi, ParticleStats *stats,
-                           Pool *pool) {
+                           Pool *pool, JitLoopFn dir) {
   if (stats) memset(stats, 0, sizeof *stats);
   if (particles_work_floats(M, D) == 0 || !rep_valid(rep) || !theta || !g || !work) return -1;
   if (rep->kind == REP_NONE) return 0;
@@ -318,7 +319,12 @@ int particles_update_noise(const Repulsion *rep, int64_t M, int64_t D, const flo
   const double noise = spos ? sqrt(2.0 * beta / s) * med_g : 0.0;
   P.h2 = h2, P.alpha = alpha, P.inv_m = inv_m, P.s = s, P.beta = beta, P.noise = noise;
   P.xi = xi, P.spos = spos;
-  pool_for(pool, (D + DB - 1) / DB, 1, direction_blocks, &P);
+  if (dir) {
+    JitPartArgs A = {theta, kern, xi, g, out, M, D, h2, alpha, inv_m, s, beta, noise};
+    exec_jit_loop(pool, pool_size(pool), dir, &A, (D + DB - 1) / DB);
+  } else {
+    pool_for(pool, (D + DB - 1) / DB, 1, direction_blocks, &P);
+  }
 
   if (stats) {
     stats->h2 = h2;
@@ -330,7 +336,7 @@ int particles_update_noise(const Repulsion *rep, int64_t M, int64_t D, const flo
 
 int particles_update(const Repulsion *rep, int64_t M, int64_t D, const float *theta,
                      float *g, float *work, uint64_t seed, uint64_t stream, int64_t step,
-                     ParticleStats *stats, Pool *pool) {
+                     ParticleStats *stats, Pool *pool, JitLoopFn dir) {
   if (stats) memset(stats, 0, sizeof *stats);
   if (particles_work_floats(M, D) == 0 || !rep_valid(rep) || !work || step < 0) return -1;
   const float *xi = NULL;
@@ -341,7 +347,7 @@ int particles_update(const Repulsion *rep, int64_t M, int64_t D, const float *th
     pool_for(pool, M * D, 4096, noise_fill, &N);
     xi = x;
   }
-  return particles_update_noise(rep, M, D, theta, g, work, xi, stats, pool);
+  return particles_update_noise(rep, M, D, theta, g, work, xi, stats, pool, dir);
 }
 
 /* ---- particle layout ---- */

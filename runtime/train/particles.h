@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "../../compiler/program.h"
+#include "../../compiler/jit/jit.h"
 #include "../exec/pool.h"
 
 typedef struct ParticleStats {
@@ -24,10 +25,13 @@ typedef struct ParticleStats {
  * particles_work_floats(M, D) floats.  seed/stream/step pick the spos noise
  * (counter RNG: stream identifies the particle set, step the update).
  * pool: the workers that share the loops (NULL: the caller alone; the
- * bits are the same either way).  Returns 0, or -1 if M < 1 or D < 1. */
+ * bits are the same either way).  dir: the direction's compiled loop for
+ * this kind (exec_jit_particles: spos, with noise for particles_update and
+ * for particles_update_noise given xi), or NULL for the C loops; the bits
+ * are the same.  Returns 0, or -1 if M < 1 or D < 1. */
 int particles_update(const Repulsion *rep, int64_t M, int64_t D, const float *theta,
                      float *g, float *work, uint64_t seed, uint64_t stream, int64_t step,
-                     ParticleStats *stats, Pool *pool);
+                     ParticleStats *stats, Pool *pool, JitLoopFn dir);
 int64_t particles_work_floats(int64_t M, int64_t D);
 /* The same update with the spos noise given explicitly: xi [M][D] standard
  * normal draws, or NULL for none (the noise-free part).  particles_update
@@ -36,7 +40,7 @@ int64_t particles_work_floats(int64_t M, int64_t D);
  * (fixed bandwidth <= 0, spos with stepsize <= 0 or beta < 0). */
 int particles_update_noise(const Repulsion *rep, int64_t M, int64_t D, const float *theta,
                            float *g, float *work, const float *xi, ParticleStats *stats,
-                           Pool *pool);
+                           Pool *pool, JitLoopFn dir);
 
 /* Whether rep's particle update applies at step (0-based: the steps taken
  * before it, as ModelState.step): start <= step < stop (stop 0: no end) and

@@ -921,6 +921,20 @@ static int log_trigger(LogFile *lg, int64_t step, const char *layer, double div,
   return log_record(lg, line, (size_t)n, err, errlen);
 }
 
+/* With a JIT, the compiled direction of a particle update rep (the Jit's
+ * cache holds it after loop_jit_update), or NULL for the C loops: no JIT,
+ * or no particle update (none, or a penalty in the loss). */
+static int particle_code(const Loop *L, const Repulsion *rep, JitLoopFn *dir, double *ms,
+                         char *err, size_t errlen) {
+  *dir = NULL;
+  if (ms) *ms = 0;
+  bool moves = rep->kind == REP_SVGD || rep->kind == REP_SPOS; /* not none, not a penalty */
+  if (!L->o->jit || !moves) return 0;
+  char why[512];
+  *dir = exec_jit_particles(L->o->jit, rep->kind == REP_SPOS, true, ms, why, sizeof why);
+  return *dir ? 0 : fail(err, errlen, RA_ERUNTIME, "%s", why);
+}
+
 /* Repulsive particle updates on the gradient buffer (language.md §6). */
 static int loop_particles(Loop *L, int64_t step, char *err, size_t errlen) {
   const Model *m = L->step.m;
@@ -936,12 +950,16 @@ static int loop_particles(Loop *L, int64_t step, char *err, size_t errlen) {
       int rc = log_trigger(&L->log, step + 1, hg->path, mu.last, err, errlen);
       if (rc) return rc;
     }
+    JitLoopFn dir;
+    int rc = particle_code(L, &rep, &dir, NULL, err, errlen);
+    if (rc) return rc;
     for (int s = 0; s < particles_nsets(hg); s++) {
       int64_t D = particles_dim(hg, m->params, s);
       particles_gather(hg, m->params, s, L->ms->w, L->ptheta, L->kc.pool);
       particles_gather(hg, m->params, s, L->g, L->pgrad, L->kc.pool);
       if (particles_update(&rep, hg->heads, D, L->ptheta, L->pgrad, L->pwork, L->seed,
-                           RNG_STREAM_SPOS + (uint64_t)gi * 16 + (uint64_t)s, step, NULL, L->kc.pool) != 0)
+                           RNG_STREAM_SPOS + (uint64_t)gi * 16 + (uint64_t)s, step, NULL,
+                           L->kc.pool, dir) != 0)
         return fail(err, errlen, RA_ESPEC,
                     "line %d: the repulsion settings of '%s' cannot be applied (stepsize %g, "
                     "beta %g, bandwidth %g)",
@@ -1178,19 +1196,31 @@ static int loop_stop(Loop *L, int64_t total, bool by_callback, char *err, size_t
               how, step, (long long)total, path);
 }
 
-/* With a JIT, the optimizer's update compiled (L->opt set up first); its
- * compile time goes to *ms. */
-static int loop_jit_optim(Loop *L, double *ms, char *err, size_t errlen) {
+/* With a JIT, the optimizer's update (L->opt set up first) and the head
+ * groups' particle directions compiled; their compile time goes to *ms. */
+static int loop_jit_update(Loop *L, double *ms, char *err, size_t errlen) {
   *ms = 0;
   if (!L->o->jit) return 0;
+  const Model *m = L->step.m;
+  for (int gi = 0; gi < m->ngroups; gi++) {
+    const HeadGroup *hg = &m->groups[gi];
+    Repulsion rep = group_rep(L, hg);
+    JitLoopFn dir;
+    double pms;
+    int rc = particle_code(L, &rep, &dir, &pms, err, errlen);
+    if (rc) return rc;
+    *ms += pms;
+  }
   const TrainDecl *t = L->t;
   int kind = t->opt == OPT_ADAM    ? JIT_OPT_ADAM
              : t->opt == OPT_ADAMW ? JIT_OPT_ADAMW
              : t->momentum != 0    ? JIT_OPT_SGD_MOMENTUM
                                    : JIT_OPT_SGD;
   char why[512];
-  L->opt.jit = exec_jit_optimizer(L->o->jit, kind, ms, why, sizeof why);
+  double oms;
+  L->opt.jit = exec_jit_optimizer(L->o->jit, kind, &oms, why, sizeof why);
   if (!L->opt.jit) return fail(err, errlen, RA_ERUNTIME, "%s", why);
+  *ms += oms;
   return 0;
 }
 
@@ -1223,7 +1253,7 @@ static int run_prepare(Loop *L, Program *p, const TrainDecl *t, ModelState *ms,
                    .n = ms->nweights, .m = ms->opt_m, .v = ms->opt_v, .t = ms->step,
                    .pool = L->kc.pool};
   double jms;
-  rc = loop_jit_optim(L, &jms, err, errlen);
+  rc = loop_jit_update(L, &jms, err, errlen);
   if (rc) return rc;
   if (log_path) return log_open(&L->log, log_path, o->resume ? ms->step : -1, err, errlen);
   return 0;
@@ -1563,7 +1593,7 @@ int train_bench(Program *p, const TrainDecl *t, ModelState *ms, const RunOptions
                     .beta2 = t->beta2, .eps = t->eps, .weight_decay = t->weight_decay,
                     .n = ms->nweights, .m = m1, .v = v1, .pool = L.kc.pool};
     double opt_ms = 0;
-    rc = loop_jit_optim(&L, &opt_ms, err, errlen);
+    rc = loop_jit_update(&L, &opt_ms, err, errlen);
     int64_t ntrain = L.ds->split_n[SPLIT_TRAIN];
     DataOrder order;
     if (data_order_init(&order, L.ds, SPLIT_TRAIN) != 0) rc = fail(err, errlen, RA_ENOMEM, "out of memory");

@@ -974,11 +974,15 @@ static LLVMValueRef part_at(E *e, const PartE *P, LLVMValueRef base, LLVMValueRe
   return fptr(e, e->f32, base, LLVMBuildAdd(e->B, LLVMBuildMul(e->B, i, P->D, ""), d, ""));
 }
 
+/* float, or a vector of floats as wide as the double vector ty */
+static LLVMTypeRef floats_of(E *e, LLVMTypeRef ty) {
+  bool vec = LLVMGetTypeKind(ty) == LLVMVectorTypeKind;
+  return vec ? LLVMVectorType(e->f32, LLVMGetVectorSize(ty)) : e->f32;
+}
+
 /* The floats at p as doubles of type ty (double or a vector of them). */
 static LLVMValueRef part_load(E *e, LLVMTypeRef ty, LLVMValueRef p) {
-  bool vec = LLVMGetTypeKind(ty) == LLVMVectorTypeKind;
-  LLVMTypeRef fty = vec ? LLVMVectorType(e->f32, LLVMGetVectorSize(ty)) : e->f32;
-  return LLVMBuildFPExt(e->B, vload(e, fty, p), ty, "");
+  return LLVMBuildFPExt(e->B, vload(e, floats_of(e, ty), p), ty, "");
 }
 
 /* direction(): G from the sums kg and r of particle i, stored at (i, d). */
@@ -990,9 +994,8 @@ static void part_store(E *e, const PartE *P, LLVMTypeRef ty, LLVMValueRef i, LLV
     G = ADD(G, MUL(S(P->beta), part_load(e, ty, part_at(e, P, P->g, i, d))));
     if (P->noise_on) G = SUB(G, MUL(S(P->noise), part_load(e, ty, part_at(e, P, P->xi, i, d))));
   }
-  bool vec = LLVMGetTypeKind(ty) == LLVMVectorTypeKind;
-  LLVMTypeRef fty = vec ? LLVMVectorType(e->f32, LLVMGetVectorSize(ty)) : e->f32;
-  vstore(e, LLVMBuildFPTrunc(e->B, MUL(S(P->s), G), fty, ""), part_at(e, P, P->out, i, d));
+  vstore(e, LLVMBuildFPTrunc(e->B, MUL(S(P->s), G), floats_of(e, ty), ""),
+         part_at(e, P, P->out, i, d));
 #undef S
 }
 
@@ -1016,7 +1019,8 @@ static void part_sums(E *e, const PartE *P, LLVMTypeRef ty, LLVMValueRef i0, int
   LLVMValueRef gj = part_load(e, ty, part_at(e, P, P->g, j, d));
   LLVMValueRef tj = part_load(e, ty, part_at(e, P, P->theta, j, d));
   for (int q = 0; q < n; q++) {
-    LLVMValueRef kp = fptr(e, e->f32, P->kern, LLVMBuildAdd(e->B, LLVMBuildMul(e->B, row[q], P->M, ""), j, ""));
+    LLVMValueRef kij_at = LLVMBuildAdd(e->B, LLVMBuildMul(e->B, row[q], P->M, ""), j, "");
+    LLVMValueRef kp = fptr(e, e->f32, P->kern, kij_at);
     LLVMValueRef kij = bcast(e, ty, LLVMBuildFPExt(e->B, ld(e, e->f32, kp), e->f64, ""));
     LLVMBuildStore(e->B, ADD(ld(e, ty, kg[q]), MUL(kij, gj)), kg[q]);
     LLVMBuildStore(e->B, ADD(ld(e, ty, r[q]), MUL(kij, SUB(ti[q], tj))), r[q]);

@@ -414,7 +414,7 @@ static void check_particles(Jit *j, int M, int64_t D, RepKind kind, bool noise, 
     JitLoopFn dir = NULL;
     if (s == 1) {
       char err[512];
-      dir = exec_jit_particles(j, kind == REP_SPOS, noise, NULL, err, sizeof err);
+      dir = exec_jit_particles(j, NULL, err, sizeof err);
       cr_assert(dir != NULL, "%s", err);
     }
     cr_assert_eq(particles_update_noise(&rep, M, D, theta, g[s], work, noise ? xi : NULL, NULL,

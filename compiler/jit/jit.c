@@ -958,14 +958,14 @@ static int emit_opt(E *e, const char *name, int kind) {
  * last and are not stored), the coordinates past the last multiple of
  * eight one by one, then the block copied from out over g.  Each sum over
  * the particles is the C code's chain of double multiplies and adds in
- * index order.  M is a run-time argument: the code does not grow with it. */
+ * index order.  M, spos and the noise are run-time arguments: one loop
+ * serves every particle set, and its code does not grow with M. */
 
 enum { PART_IG = 4 };
 
 typedef struct PartE {
-  LLVMValueRef theta, kern, xi, g, out, D, M;
+  LLVMValueRef theta, kern, xi, g, out, D, M, spos;
   LLVMValueRef h2, alpha, inv_m, s, beta, noise; /* double scalars */
-  bool spos, noise_on;
 } PartE;
 
 /* Element (i, d) of an [M][D] array. */
@@ -985,16 +985,36 @@ static LLVMValueRef part_load(E *e, LLVMTypeRef ty, LLVMValueRef p) {
   return LLVMBuildFPExt(e->B, vload(e, floats_of(e, ty), p), ty, "");
 }
 
-/* direction(): G from the sums kg and r of particle i, stored at (i, d). */
+/* Continues in a new block when cond holds, else skips it; returns the
+ * block after (part_if_end). */
+static LLVMBasicBlockRef part_if(E *e, LLVMValueRef cond) {
+  LLVMBasicBlockRef yes = block(e, "then"), next = block(e, "next");
+  LLVMBuildCondBr(e->B, cond, yes, next);
+  LLVMPositionBuilderAtEnd(e->B, yes);
+  return next;
+}
+
+static void part_if_end(E *e, LLVMBasicBlockRef next) {
+  LLVMBuildBr(e->B, next);
+  LLVMPositionBuilderAtEnd(e->B, next);
+}
+
+/* direction(): G from the sums kg and r of particle i, stored at (i, d);
+ * spos (a run-time flag) adds beta g_i and, when xi is not NULL, takes
+ * off the noise. */
 static void part_store(E *e, const PartE *P, LLVMTypeRef ty, LLVMValueRef i, LLVMValueRef d,
                        LLVMValueRef kg, LLVMValueRef r) {
 #define S(x) bcast(e, ty, x)
-  LLVMValueRef G = MUL(SUB(kg, MUL(S(P->alpha), DIV(r, S(P->h2)))), S(P->inv_m));
-  if (P->spos) {
-    G = ADD(G, MUL(S(P->beta), part_load(e, ty, part_at(e, P, P->g, i, d))));
-    if (P->noise_on) G = SUB(G, MUL(S(P->noise), part_load(e, ty, part_at(e, P, P->xi, i, d))));
-  }
-  vstore(e, LLVMBuildFPTrunc(e->B, MUL(S(P->s), G), floats_of(e, ty), ""),
+  LLVMValueRef G = var(e, ty, MUL(SUB(kg, MUL(S(P->alpha), DIV(r, S(P->h2)))), S(P->inv_m)));
+  LLVMBasicBlockRef after = part_if(e, LLVMBuildICmp(e->B, LLVMIntNE, P->spos, c64(e, 0), ""));
+  LLVMValueRef gi = part_load(e, ty, part_at(e, P, P->g, i, d));
+  LLVMBuildStore(e->B, ADD(ld(e, ty, G), MUL(S(P->beta), gi)), G);
+  LLVMBasicBlockRef no_noise = part_if(e, LLVMBuildIsNotNull(e->B, P->xi, ""));
+  LLVMValueRef xi = part_load(e, ty, part_at(e, P, P->xi, i, d));
+  LLVMBuildStore(e->B, SUB(ld(e, ty, G), MUL(S(P->noise), xi)), G);
+  part_if_end(e, no_noise);
+  part_if_end(e, after);
+  vstore(e, LLVMBuildFPTrunc(e->B, MUL(S(P->s), ld(e, ty, G)), floats_of(e, ty), ""),
          part_at(e, P, P->out, i, d));
 #undef S
 }
@@ -1028,23 +1048,21 @@ static void part_sums(E *e, const PartE *P, LLVMTypeRef ty, LLVMValueRef i0, int
   loop_end(e, &lj);
   for (int q = 0; q < n; q++) {
     LLVMValueRef i = LLVMBuildAdd(e->B, i0, c64(e, q), "");
-    LLVMBasicBlockRef yes = block(e, "store"), next = block(e, "next");
-    LLVMBuildCondBr(e->B, LLVMBuildICmp(e->B, LLVMIntSLT, i, P->M, ""), yes, next);
-    LLVMPositionBuilderAtEnd(e->B, yes);
+    LLVMBasicBlockRef next = part_if(e, LLVMBuildICmp(e->B, LLVMIntSLT, i, P->M, ""));
     part_store(e, P, ty, i, d, ld(e, ty, kg[q]), ld(e, ty, r[q]));
-    LLVMBuildBr(e->B, next);
-    LLVMPositionBuilderAtEnd(e->B, next);
+    part_if_end(e, next);
   }
 }
 
-static int emit_part(E *e, const char *name, bool spos, bool noise) {
+static int emit_part(E *e, const char *name) {
   new_fn(e, name);
   LLVMValueRef args = LLVMGetParam(e->fn, 0), lo = LLVMGetParam(e->fn, 1),
                hi = LLVMGetParam(e->fn, 2);
-  PartE P = {.spos = spos, .noise_on = spos && noise};
+  PartE P;
 #define F(f, t) arg_at(e, args, OFF(JitPartArgs, f), t)
   P.theta = F(theta, e->ptr), P.kern = F(kern, e->ptr), P.xi = F(xi, e->ptr);
   P.g = F(g, e->ptr), P.out = F(out, e->ptr), P.D = F(D, e->i64), P.M = F(M, e->i64);
+  P.spos = F(spos, e->i64);
   P.h2 = F(h2, e->f64), P.alpha = F(alpha, e->f64), P.inv_m = F(inv_m, e->f64);
   P.s = F(s, e->f64), P.beta = F(beta, e->f64), P.noise = F(noise, e->f64);
 #undef F
@@ -1194,7 +1212,7 @@ enum { KEY_EW = 1, KEY_ROWS, KEY_OPT, KEY_FROWS, KEY_PART };
 
 typedef struct Key {
   uint8_t tag;
-  uint8_t causal;   /* rows: over causal prefixes; particles: spos | noise << 1 */
+  uint8_t causal;   /* rows: over causal prefixes */
   uint8_t pad[2];
   int32_t op;       /* rows: the op; opt: the kind */
   EwKey ew;
@@ -1256,7 +1274,7 @@ static int build(Jit *j, const int *pend, int np, char *err, size_t errlen) {
     if (k.tag == KEY_EW) rc = emit_ew(&e, names[i], &k.ew);
     else if (k.tag == KEY_ROWS) rc = emit_rows(&e, names[i], k.op, k.causal);
     else if (k.tag == KEY_FROWS) rc = emit_frows(&e, names[i], &k.fr);
-    else if (k.tag == KEY_PART) rc = emit_part(&e, names[i], k.causal & 1, k.causal & 2);
+    else if (k.tag == KEY_PART) rc = emit_part(&e, names[i]);
     else rc = emit_opt(&e, names[i], k.op);
     if (rc) fail(err, errlen, "an op without code generation", NULL);
   }
@@ -1592,11 +1610,9 @@ JitLoopFn jit_optimizer(Jit *j, int kind, double *compile_ms, char *err, size_t 
   return one_kernel(j, &k, compile_ms, err, errlen);
 }
 
-JitLoopFn jit_particles(Jit *j, bool spos, bool noise, double *compile_ms, char *err,
-                        size_t errlen) {
+JitLoopFn jit_particles(Jit *j, double *compile_ms, char *err, size_t errlen) {
   Key k;
   memset(&k, 0, sizeof k);
   k.tag = KEY_PART;
-  k.causal = (uint8_t)((spos ? 1 : 0) | (spos && noise ? 2 : 0));
   return one_kernel(j, &k, compile_ms, err, errlen);
 }

@@ -117,14 +117,15 @@ typedef struct JitOptArgs {
 /* The particle update's direction (runtime/train/particles.c, svgd_block
  * and direction()) for a set of M particles [M][D], over blocks [lo, hi)
  * of JIT_PART_BLOCK coordinates: each block's direction of every particle
- * into out, then copied over g.  kern is the [M, M] kernel matrix; xi the
- * spos noise [M][D] (when the code was made for it).  The sums run over
- * the particles in index order in double, as the C code's. */
+ * into out, then copied over g.  kern is the [M, M] kernel matrix; spos
+ * not 0 adds beta g_i and, with xi [M][D] not NULL, takes off noise xi_i.
+ * The sums run over the particles in index order in double, as the C
+ * code's. */
 #define JIT_PART_BLOCK 256
 typedef struct JitPartArgs {
   const float *theta, *kern, *xi;
   float *g, *out;
-  int64_t M, D;
+  int64_t M, D, spos;
   double h2, alpha, inv_m, s, beta, noise;
 } JitPartArgs;
 
@@ -161,10 +162,9 @@ const JitFunc *jit_compile(Jit *j, const IrFunc *f, char *err, size_t errlen);
 /* The optimizer update of one kind (JIT_OPT_*), over elements [lo, hi) of
  * a JitOptArgs; NULL with a message. */
 JitLoopFn jit_optimizer(Jit *j, int kind, double *compile_ms, char *err, size_t errlen);
-/* The particle direction, spos or svgd, with or without the noise xi,
- * over blocks [lo, hi) of a JitPartArgs; NULL with a message. */
-JitLoopFn jit_particles(Jit *j, bool spos, bool noise, double *compile_ms, char *err,
-                        size_t errlen);
+/* The particle direction (svgd, spos) over blocks [lo, hi) of a
+ * JitPartArgs; NULL with a message. */
+JitLoopFn jit_particles(Jit *j, double *compile_ms, char *err, size_t errlen);
 /* The host CPU and its vector width, for reports ("znver4, 16 floats"). */
 const char *jit_target(const Jit *j);
 

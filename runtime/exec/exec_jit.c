@@ -106,9 +106,8 @@ JitLoopFn exec_jit_optimizer(Jit *j, int kind, double *compile_ms, char *err, si
   return jit_optimizer(j, kind, compile_ms, err, errlen);
 }
 
-JitLoopFn exec_jit_particles(Jit *j, bool spos, bool noise, double *compile_ms, char *err,
-                             size_t errlen) {
-  return jit_particles(j, spos, noise, compile_ms, err, errlen);
+JitLoopFn exec_jit_particles(Jit *j, double *compile_ms, char *err, size_t errlen) {
+  return jit_particles(j, compile_ms, err, errlen);
 }
 
 #else
@@ -141,8 +140,7 @@ JitLoopFn exec_jit_optimizer(Jit *j, int kind, double *compile_ms, char *err, si
   return NULL;
 }
 
-JitLoopFn exec_jit_particles(Jit *j, bool spos, bool noise, double *compile_ms, char *err,
-                             size_t errlen) {
+JitLoopFn exec_jit_particles(Jit *j, double *compile_ms, char *err, size_t errlen) {
   snprintf(err, errlen, "%s", EXEC_NO_JIT_MSG);
   return NULL;
 }

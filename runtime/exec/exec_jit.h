@@ -34,8 +34,7 @@ int exec_jit_slice(const Exec *ex, int32_t i, int64_t slices, void *out, void *c
 /* The optimizer loop of a kind (JIT_OPT_*), NULL with a message. */
 JitLoopFn exec_jit_optimizer(Jit *j, int kind, double *compile_ms, char *err, size_t errlen);
 /* The particle direction's loop (jit_particles), NULL with a message. */
-JitLoopFn exec_jit_particles(Jit *j, bool spos, bool noise, double *compile_ms, char *err,
-                             size_t errlen);
+JitLoopFn exec_jit_particles(Jit *j, double *compile_ms, char *err, size_t errlen);
 /* jit_compile and jit_op_compiles (jit.h), for the tests; NULL and false
  * without LLVM. */
 const JitFunc *exec_jit_compile(Jit *j, const IrFunc *f, char *err, size_t errlen);

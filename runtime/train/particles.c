@@ -320,7 +320,9 @@ int particles_update_noise(const Repulsion *rep, int64_t M, int64_t D, const flo
   P.h2 = h2, P.alpha = alpha, P.inv_m = inv_m, P.s = s, P.beta = beta, P.noise = noise;
   P.xi = xi, P.spos = spos;
   if (dir) {
-    JitPartArgs A = {theta, kern, xi, g, out, M, D, h2, alpha, inv_m, s, beta, noise};
+    JitPartArgs A = {.theta = theta, .kern = kern, .xi = xi, .g = g, .out = out, .M = M,
+                     .D = D, .spos = spos, .h2 = h2, .alpha = alpha, .inv_m = inv_m, .s = s,
+                     .beta = beta, .noise = noise};
     exec_jit_loop(pool, pool_size(pool), dir, &A, (D + DB - 1) / DB);
   } else {
     pool_for(pool, (D + DB - 1) / DB, 1, direction_blocks, &P);

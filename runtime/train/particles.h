@@ -25,10 +25,8 @@ typedef struct ParticleStats {
  * particles_work_floats(M, D) floats.  seed/stream/step pick the spos noise
  * (counter RNG: stream identifies the particle set, step the update).
  * pool: the workers that share the loops (NULL: the caller alone; the
- * bits are the same either way).  dir: the direction's compiled loop for
- * this kind (exec_jit_particles: spos, with noise for particles_update and
- * for particles_update_noise given xi), or NULL for the C loops; the bits
- * are the same.  Returns 0, or -1 if M < 1 or D < 1. */
+ * bits are the same either way).  dir: the direction's compiled loop
+ * (exec_jit_particles), or NULL for the C loops; the bits are the same.  Returns 0, or -1 if M < 1 or D < 1. */
 int particles_update(const Repulsion *rep, int64_t M, int64_t D, const float *theta,
                      float *g, float *work, uint64_t seed, uint64_t stream, int64_t step,
                      ParticleStats *stats, Pool *pool, JitLoopFn dir);

@@ -658,6 +658,7 @@ typedef struct Loop {
   float *dscratch;          /* heads_measure's, for `when` triggers */
   int64_t dscratch_n;
   Optim opt;
+  JitLoopFn pdir;           /* the particle direction's compiled loop, or NULL */
   Pool *own_pool;           /* when the caller gave no pool */
   LogFile log;
   uint64_t seed;
@@ -921,20 +922,6 @@ static int log_trigger(LogFile *lg, int64_t step, const char *layer, double div,
   return log_record(lg, line, (size_t)n, err, errlen);
 }
 
-/* With a JIT, the compiled direction of a particle update rep (the Jit's
- * cache holds it after loop_jit_update), or NULL for the C loops: no JIT,
- * or no particle update (none, or a penalty in the loss). */
-static int particle_code(const Loop *L, const Repulsion *rep, JitLoopFn *dir, double *ms,
-                         char *err, size_t errlen) {
-  *dir = NULL;
-  if (ms) *ms = 0;
-  bool moves = rep->kind == REP_SVGD || rep->kind == REP_SPOS; /* not none, not a penalty */
-  if (!L->o->jit || !moves) return 0;
-  char why[512];
-  *dir = exec_jit_particles(L->o->jit, rep->kind == REP_SPOS, true, ms, why, sizeof why);
-  return *dir ? 0 : fail(err, errlen, RA_ERUNTIME, "%s", why);
-}
-
 /* Repulsive particle updates on the gradient buffer (language.md §6). */
 static int loop_particles(Loop *L, int64_t step, char *err, size_t errlen) {
   const Model *m = L->step.m;
@@ -950,16 +937,13 @@ static int loop_particles(Loop *L, int64_t step, char *err, size_t errlen) {
       int rc = log_trigger(&L->log, step + 1, hg->path, mu.last, err, errlen);
       if (rc) return rc;
     }
-    JitLoopFn dir;
-    int rc = particle_code(L, &rep, &dir, NULL, err, errlen);
-    if (rc) return rc;
     for (int s = 0; s < particles_nsets(hg); s++) {
       int64_t D = particles_dim(hg, m->params, s);
       particles_gather(hg, m->params, s, L->ms->w, L->ptheta, L->kc.pool);
       particles_gather(hg, m->params, s, L->g, L->pgrad, L->kc.pool);
       if (particles_update(&rep, hg->heads, D, L->ptheta, L->pgrad, L->pwork, L->seed,
                            RNG_STREAM_SPOS + (uint64_t)gi * 16 + (uint64_t)s, step, NULL,
-                           L->kc.pool, dir) != 0)
+                           L->kc.pool, L->pdir) != 0)
         return fail(err, errlen, RA_ESPEC,
                     "line %d: the repulsion settings of '%s' cannot be applied (stepsize %g, "
                     "beta %g, bandwidth %g)",
@@ -1196,27 +1180,26 @@ static int loop_stop(Loop *L, int64_t total, bool by_callback, char *err, size_t
               how, step, (long long)total, path);
 }
 
-/* With a JIT, the optimizer's update (L->opt set up first) and the head
- * groups' particle directions compiled; their compile time goes to *ms. */
+/* With a JIT, the optimizer's update (L->opt set up first) and, when a
+ * head group moves its particles (svgd, spos), their direction compiled;
+ * the compile time goes to *ms. */
 static int loop_jit_update(Loop *L, double *ms, char *err, size_t errlen) {
   *ms = 0;
+  L->pdir = NULL;
   if (!L->o->jit) return 0;
+  char why[512];
   const Model *m = L->step.m;
-  for (int gi = 0; gi < m->ngroups; gi++) {
-    const HeadGroup *hg = &m->groups[gi];
-    Repulsion rep = group_rep(L, hg);
-    JitLoopFn dir;
-    double pms;
-    int rc = particle_code(L, &rep, &dir, &pms, err, errlen);
-    if (rc) return rc;
-    *ms += pms;
+  for (int gi = 0; gi < m->ngroups && !L->pdir; gi++) {
+    Repulsion rep = group_rep(L, &m->groups[gi]);
+    if (rep.kind != REP_SVGD && rep.kind != REP_SPOS) continue; /* none, or a penalty */
+    if (!(L->pdir = exec_jit_particles(L->o->jit, ms, why, sizeof why)))
+      return fail(err, errlen, RA_ERUNTIME, "%s", why);
   }
   const TrainDecl *t = L->t;
   int kind = t->opt == OPT_ADAM    ? JIT_OPT_ADAM
              : t->opt == OPT_ADAMW ? JIT_OPT_ADAMW
              : t->momentum != 0    ? JIT_OPT_SGD_MOMENTUM
                                    : JIT_OPT_SGD;
-  char why[512];
   double oms;
   L->opt.jit = exec_jit_optimizer(L->o->jit, kind, &oms, why, sizeof why);
   if (!L->opt.jit) return fail(err, errlen, RA_ERUNTIME, "%s", why);
